@@ -1,0 +1,55 @@
+//! Flags shared by several subcommands: where ONNX Runtime comes from and where it runs, and which
+//! tensor of the model is the feature representation.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Where ONNX Runtime is loaded from and which execution provider runs it.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Path to the ONNX Runtime shared library (libonnxruntime.so.1.31.1). Otherwise: ORT_DYLIB_PATH,
+    /// then the project's .ort/ folder, then an installed Python `onnxruntime` package.
+    #[arg(long, value_name = "PATH", global = true)]
+    pub ort_lib: Option<PathBuf>,
+    /// Execution provider: cpu, cuda (an error if CUDA is unusable), or auto (CUDA if usable, else
+    /// CPU, and says so).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
+    pub device: DeviceArg,
+    /// Intra-op threads for ONNX Runtime (0: ONNX Runtime's default, one per core).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub threads: usize,
+}
+
+/// The `--device` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    /// CPU execution provider.
+    Cpu,
+    /// CUDA execution provider; an error if it cannot be registered.
+    Cuda,
+    /// CUDA when usable, otherwise CPU (with a notice).
+    Auto,
+}
+
+/// Which tensor is the feature representation.
+#[derive(Debug, Clone, Args)]
+pub struct FeatureArgs {
+    /// Which layer gives the features: the last convolutional block's output before the pooling or
+    /// Flatten that feeds the classifier head (as the AEGIS authors took it), or the input of the
+    /// final Gemm/MatMul.
+    #[arg(long, value_enum, default_value_t = FeatureLayerArg::LastConv)]
+    pub feature_layer: FeatureLayerArg,
+    /// Name of the tensor to use as features; overrides --feature-layer.
+    #[arg(long, value_name = "NAME")]
+    pub feature_tensor: Option<String>,
+}
+
+/// The `--feature-layer` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeatureLayerArg {
+    /// Output of the last convolutional block, before pooling/Flatten.
+    LastConv,
+    /// Input of the final Gemm/MatMul.
+    Penultimate,
+}
