@@ -6,7 +6,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/setup.sh
 export ORT_DYLIB_PATH="$root/.ort/libonnxruntime.so.1.31.1"
-cargo test --all-targets 2>&1
+cargo test 2>&1
 if [ -d plugins/torch/tests ]; then
   .venv/bin/python -m pytest -q plugins/torch/tests 2>&1
 fi
