@@ -9,7 +9,7 @@ mod pgd;
 
 pub use model::{GradOutput, GradientModel};
 pub use onnx_model::{OnnxGradModel, GRAD_OUTPUTS};
-pub use pgd::{Goal, Norm, Pgd, PgdParams, PgdResult};
+pub use pgd::{argmax_rows, Goal, Norm, Pgd, PgdParams, PgdResult};
 
 use thiserror::Error;
 

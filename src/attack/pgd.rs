@@ -184,6 +184,11 @@ impl Pgd {
     }
 }
 
+/// The arg-max of each row of a row-major `rows × k` matrix.
+pub fn argmax_rows(values: &[f32], k: usize) -> Vec<usize> {
+    values.chunks(k.max(1)).map(argmax).collect()
+}
+
 /// Index of the largest value (the first one on ties).
 pub(crate) fn argmax(v: &[f32]) -> usize {
     let mut best = 0;
