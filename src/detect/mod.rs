@@ -2,6 +2,7 @@
 //! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
 
 pub mod precondition;
+pub mod translate;
 
 use thiserror::Error;
 
