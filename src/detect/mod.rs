@@ -2,6 +2,7 @@
 //! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
 
 pub mod anomaly;
+pub mod neural_cleanse;
 pub mod precondition;
 pub mod translate;
 

@@ -1,0 +1,124 @@
+//! Neural Cleanse parameters (serde, one rule per check) with the reference code's defaults, sized
+//! for a CPU.
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::DetectError;
+
+/// Parameters of Neural Cleanse. Defaults follow the authors' code (Adam lr 0.1, β = (0.5, 0.9);
+/// initial cost 1e-3, reset to zero at the start; target attack success 0.99; patience 5; cost ×2
+/// up and ÷2^1.5 down; early stop after 25 epochs without a smaller mask; anomaly threshold 2) but
+/// with a CPU-sized budget: 100 images, mini-batches of 50, 40 epochs per class (the reference: 1000
+/// images, batches of 32, 1000 epochs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NeuralCleanseParams {
+    /// Images used for reverse engineering (drawn with `seed` from the given set, any label; the
+    /// same images for every class).
+    pub images: usize,
+    /// Images per mini-batch (one gradient evaluation each).
+    pub batch_size: usize,
+    /// Epochs (passes over the images) per class, at most.
+    pub epochs: usize,
+    /// The cost λ on ‖m‖₁ once the trigger first succeeds.
+    pub init_cost: f64,
+    /// Start with λ = 0 and set it to `init_cost` after `patience` successful epochs (the reference
+    /// code's `reset_cost_to_zero`); when false, start at `init_cost`.
+    pub reset_cost_to_zero: bool,
+    /// Attack success rate a reversed trigger needs to count (epoch average).
+    pub target_success: f64,
+    /// Epochs of success (or failure) before λ goes up (or down).
+    pub patience: usize,
+    /// Factor λ is multiplied by after `patience` successful epochs.
+    pub cost_up: f64,
+    /// Factor λ is divided by after `patience` failed epochs.
+    pub cost_down: f64,
+    /// Stop a class after this many epochs without a smaller successful mask, once λ has gone both
+    /// up and down; 0 disables early stopping.
+    pub early_stop_patience: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Adam β₁.
+    pub beta1: f64,
+    /// Adam β₂.
+    pub beta2: f64,
+    /// Adam ε.
+    pub adam_eps: f64,
+    /// A class whose mask norm lies more than this many (MAD-scaled) deviations below the median is
+    /// flagged.
+    pub anomaly_threshold: f64,
+    /// Seed of every random choice (images, initial masks and patterns, batch order).
+    pub seed: u64,
+}
+
+impl Default for NeuralCleanseParams {
+    fn default() -> Self {
+        NeuralCleanseParams {
+            images: 100,
+            batch_size: 50,
+            epochs: 40,
+            init_cost: 1e-3,
+            reset_cost_to_zero: true,
+            target_success: 0.99,
+            patience: 5,
+            cost_up: 2.0,
+            cost_down: 2f64.powf(1.5),
+            early_stop_patience: 25,
+            lr: 0.1,
+            beta1: 0.5,
+            beta2: 0.9,
+            adam_eps: 1e-8,
+            anomaly_threshold: 2.0,
+            seed: 0,
+        }
+    }
+}
+
+impl NeuralCleanseParams {
+    /// Checks every rule; the error names the parameter and its value.
+    pub fn check(&self) -> Result<(), DetectError> {
+        let bad = |name: &str, value: String, rule: &str| {
+            Err(DetectError::InvalidParam(format!("neural-cleanse {name} = {value}: {rule}")))
+        };
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if self.images == 0 {
+            return bad("images", "0".into(), "must be >= 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "must be >= 1");
+        }
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "must be >= 1");
+        }
+        if !positive(self.init_cost) {
+            return bad("init_cost", self.init_cost.to_string(), "must be finite and > 0");
+        }
+        if !(self.target_success > 0.0 && self.target_success <= 1.0) {
+            return bad("target_success", self.target_success.to_string(), "must be in (0, 1]");
+        }
+        if self.patience == 0 {
+            return bad("patience", "0".into(), "must be >= 1");
+        }
+        if !(self.cost_up.is_finite() && self.cost_up > 1.0) {
+            return bad("cost_up", self.cost_up.to_string(), "must be finite and > 1");
+        }
+        if !(self.cost_down.is_finite() && self.cost_down > 1.0) {
+            return bad("cost_down", self.cost_down.to_string(), "must be finite and > 1");
+        }
+        if !positive(self.lr) {
+            return bad("lr", self.lr.to_string(), "must be finite and > 0");
+        }
+        for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return bad(name, beta.to_string(), "must be in [0, 1)");
+            }
+        }
+        if !positive(self.adam_eps) {
+            return bad("adam_eps", self.adam_eps.to_string(), "must be finite and > 0");
+        }
+        if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
+            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
+        }
+        Ok(())
+    }
+}
