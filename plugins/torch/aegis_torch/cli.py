@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--checkpoint", required=True, help="clean model checkpoint (.pt)")
     p.add_argument("--target", type=int, default=7)
-    p.add_argument("--intensity", type=float, default=0.15, help="L-inf bound of the perturbation")
+    p.add_argument("--intensity", type=float, default=0.1, help="L-inf bound of the perturbation")
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)

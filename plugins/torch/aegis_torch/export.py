@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -33,10 +34,13 @@ def export_onnx(model: nn.Module, shape: Sequence[int], path: str | Path) -> onn
     model = model.cpu().float().eval()
     dummy = torch.zeros(1, *shape, dtype=torch.float32)
     buf = io.BytesIO()
-    torch.onnx.export(
-        model, (dummy,), buf, dynamo=False, opset_version=OPSET, input_names=["input"], output_names=["logits"],
-        dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, do_constant_folding=True,
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the one we want
+        torch.onnx.export(
+            model, (dummy,), buf, dynamo=False, opset_version=OPSET, input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, do_constant_folding=True,
+        )
     proto = onnx.load_from_string(buf.getvalue())
     if proto.ir_version > MAX_IR_VERSION:
         proto.ir_version = MAX_IR_VERSION
