@@ -26,7 +26,14 @@ def save(path: str | Path, model: models.Normalized, arch: str, shape, num_class
 
 def load(path: str | Path) -> tuple[models.Normalized, dict]:
     """Rebuild a model saved by :func:`save`; returns (model in eval mode, metadata)."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # torch raises several unrelated types for a file that is not a checkpoint
+        raise ValueError(f"{path}: not a readable torch checkpoint: {e}") from e
+    if not isinstance(ck, dict):
+        raise ValueError(f"{path}: not an aegis_torch checkpoint (holds a {type(ck).__name__})")
     for key in ("arch", "shape", "num_classes", "mean", "std", "state_dict"):
         if key not in ck:
             raise ValueError(f"{path}: not an aegis_torch checkpoint (missing {key!r})")

@@ -26,8 +26,8 @@ def poison(
         raise PoisonError(f"poison rate {rate} outside [0, 1]")
     if len(x) != len(y):
         raise PoisonError(f"{len(x)} images but {len(y)} labels")
-    if target < 0 or (len(y) and target > int(y.max()) and target > 9):
-        raise PoisonError(f"target class {target} invalid")
+    if target < 0 or (len(y) and target > int(y.max())):
+        raise PoisonError(f"target class {target} invalid: labels range over 0..{int(y.max()) if len(y) else 0}")
     candidates = np.flatnonzero(y != target)
     count = int(round(rate * len(y)))
     if count > len(candidates):

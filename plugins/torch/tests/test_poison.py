@@ -52,3 +52,9 @@ def test_bad_parameters_are_named():
         poison(x, np.full(100, 7), t, 0.5, target=7)
     with pytest.raises(PoisonError, match="labels"):
         poison(x, y[:50], t, 0.1)
+
+
+def test_target_outside_the_labels_is_named():
+    x, y = _data(100)
+    with pytest.raises(PoisonError, match="target class 12"):
+        poison(x, y, triggers.localised(SHAPE), 0.1, target=12)

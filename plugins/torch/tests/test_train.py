@@ -72,3 +72,10 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert "none.pt" in capsys.readouterr().err
     assert main(["make-subset", "--format", "cifar10", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "not IDX" in capsys.readouterr().err
+
+
+def test_garbage_checkpoint_is_named(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    assert main(["gradcheck", "--checkpoint", str(bad), "--data", str(tmp_path), "--out", str(tmp_path / "g")]) == 2
+    assert "bad.pt" in capsys.readouterr().err
