@@ -116,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
+    p = sub.add_parser("zoo-table", help="markdown table of the model cards in a folder, next to the paper")
+    p.add_argument("folder", nargs="?", default="fixtures/zoo")
     return ap
 
 

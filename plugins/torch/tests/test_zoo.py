@@ -99,3 +99,16 @@ def test_gradcheck_fixture(fixtures, name):
             lp = torch.nn.functional.cross_entropy(m(torch.from_numpy(xp)), torch.from_numpy(y[i : i + 1]))
             lm = torch.nn.functional.cross_entropy(m(torch.from_numpy(xm)), torch.from_numpy(y[i : i + 1]))
         assert abs((lp - lm).item() / (2 * h) - gr[(i, *j)]) <= 1e-4 * max(1.0, abs(gr[(i, *j)]))
+
+
+def test_zoo_table_lists_every_card(fixtures, tmp_path, capsys):
+    from aegis_torch.cli import main
+
+    cards = sorted((fixtures / "zoo").glob("*.card.yaml"))
+    if not cards:
+        pytest.skip("no zoo models yet")
+    assert main(["zoo-table", str(fixtures / "zoo")]) == 0
+    out = capsys.readouterr().out
+    for p in cards:
+        assert f"| {p.name.removesuffix('.card.yaml')} |" in out
+    assert main(["zoo-table", str(tmp_path)]) == 2
