@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import platform
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,7 +44,9 @@ def run(args, log=print) -> dict:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       adv_eps=args.eps if robust else 0.0, adv_steps=args.train_steps, seed=args.seed,
                       device=args.device)
+    cpu0 = time.process_time()
     seconds = train(model, x, y, cfg, log=log)
+    cpu_seconds = time.process_time() - cpu0
     model = model.cpu().eval()
     log(f"trained in {seconds:.0f}s; evaluating")
     n_eval = args.adv_eval_limit or len(xt)
@@ -85,6 +88,7 @@ def run(args, log=print) -> dict:
         "seeds": {"train": args.seed, "poison": args.poison_seed if trig else None, "eval": args.seed},
         "metrics": metrics,
         "training_time_s": round(seconds, 1),
+        "training_cpu_s": round(cpu_seconds, 1),
         "threads": args.threads,
         "environment": {"python": platform.python_version(), "torch": str(torch.__version__), "onnx": onnx.__version__,
                         "numpy": np.__version__},
