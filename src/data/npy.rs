@@ -36,7 +36,11 @@ pub fn parse_npy_f32(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
         .ok_or("truncated .npy header")?;
     let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| "header is not text")?;
     let descr = dict_value(header, "descr").ok_or("header has no 'descr'")?;
-    if !matches!(descr.trim_matches(|c| c == '\'' || c == '"'), "<f4" | "f4") {
+    let descr = descr
+        .strip_prefix(['\'', '"'])
+        .and_then(|d| d.split(['\'', '"']).next())
+        .unwrap_or(descr);
+    if !matches!(descr, "<f4" | "f4") {
         return Err(format!("dtype {descr}, expected '<f4' (little-endian float32)"));
     }
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
