@@ -277,7 +277,10 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
         }
         [one] => *one,
         many => {
-            let names: Vec<&str> = many.iter().map(|v| v.name.as_deref().unwrap_or("")).collect();
+            let names: Vec<&str> = many
+                .iter()
+                .map(|v| v.name.as_deref().unwrap_or(""))
+                .collect();
             return Err(OnnxError::NoImageInput(format!(
                 "the graph has {} inputs ({}); aegis-audit needs exactly one image input",
                 many.len(),
@@ -286,9 +289,8 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
         }
     };
     let name = vi.name.clone().unwrap_or_default();
-    let elem = declared_elem_type(vi).ok_or_else(|| {
-        OnnxError::NoImageInput(format!("input '{name}' is not a tensor"))
-    })?;
+    let elem = declared_elem_type(vi)
+        .ok_or_else(|| OnnxError::NoImageInput(format!("input '{name}' is not a tensor")))?;
     if elem != DataType::Float as i32 {
         return Err(OnnxError::NoImageInput(format!(
             "input '{name}' has element type {}, not float32",
@@ -358,7 +360,9 @@ fn computed_input(g: &Graph<'_>, i: usize) -> Result<String, String> {
         .iter()
         .enumerate()
         .filter(|(slot, t)| {
-            !t.is_empty() && crate::onnx::graph::is_data_input(node.op(), *slot) && !g.is_constant(t)
+            !t.is_empty()
+                && crate::onnx::graph::is_data_input(node.op(), *slot)
+                && !g.is_constant(t)
         })
         .map(|(_, t)| t)
         .collect();
@@ -386,7 +390,9 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         .map(|o| o.name.as_deref().unwrap_or(""))
         .collect();
     if outputs.is_empty() {
-        return Err(OnnxError::NoClassifierHead("the graph has no outputs".into()));
+        return Err(OnnxError::NoClassifierHead(
+            "the graph has no outputs".into(),
+        ));
     }
     let mut candidates: Vec<(String, &str, Option<String>)> = Vec::new();
     for &out in &outputs {

@@ -119,8 +119,7 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
             t.dims
         )));
     }
-    let mut file =
-        File::open(&canonical).map_err(|e| fail(format!("cannot open: {e}")))?;
+    let mut file = File::open(&canonical).map_err(|e| fail(format!("cannot open: {e}")))?;
     file.seek(SeekFrom::Start(offset))
         .map_err(|e| fail(format!("cannot seek to {offset}: {e}")))?;
     let mut buf = Vec::with_capacity(length as usize);

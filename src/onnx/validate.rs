@@ -172,7 +172,11 @@ fn visit_tensors(
             for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
                 f(t)?;
             }
-            for s in a.sparse_tensor.iter_mut().chain(a.sparse_tensors.iter_mut()) {
+            for s in a
+                .sparse_tensor
+                .iter_mut()
+                .chain(a.sparse_tensors.iter_mut())
+            {
                 for t in s.values.iter_mut().chain(s.indices.iter_mut()) {
                     f(t)?;
                 }

@@ -101,7 +101,12 @@ pub fn tensor_i64(name: &str, values: &[i64]) -> TensorProto {
 }
 
 /// A float tensor whose data lives in an external file.
-pub fn tensor_external(name: &str, dims: &[i64], location: &str, extra: &[(&str, &str)]) -> TensorProto {
+pub fn tensor_external(
+    name: &str,
+    dims: &[i64],
+    location: &str,
+    extra: &[(&str, &str)],
+) -> TensorProto {
     let mut entries = vec![StringStringEntryProto {
         key: Some("location".into()),
         value: Some(location.into()),
@@ -122,7 +127,13 @@ pub fn tensor_external(name: &str, dims: &[i64], location: &str, extra: &[(&str,
     }
 }
 
-pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+pub fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attrs: Vec<AttributeProto>,
+) -> NodeProto {
     NodeProto {
         op_type: Some(op.into()),
         name: Some(name.into()),
@@ -152,11 +163,38 @@ pub fn plain_cnn() -> ModelProto {
     let graph = GraphProto {
         name: Some("plain_cnn".into()),
         node: vec![
-            node("Conv", "conv1", &["x", "w1", "b1"], &["c1"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
+            node(
+                "Conv",
+                "conv1",
+                &["x", "w1", "b1"],
+                &["c1"],
+                vec![attr_ints("pads", &[1, 1, 1, 1])],
+            ),
             node("Relu", "relu1", &["c1"], &["r1"], vec![]),
-            node("MaxPool", "pool1", &["r1"], &["p1"], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]),
-            node("Flatten", "flatten", &["p1"], &["f"], vec![attr_i("axis", 1)]),
-            node("Gemm", "fc", &["f", "wf", "bf"], &["logits"], vec![attr_i("transB", 1)]),
+            node(
+                "MaxPool",
+                "pool1",
+                &["r1"],
+                &["p1"],
+                vec![
+                    attr_ints("kernel_shape", &[2, 2]),
+                    attr_ints("strides", &[2, 2]),
+                ],
+            ),
+            node(
+                "Flatten",
+                "flatten",
+                &["p1"],
+                &["f"],
+                vec![attr_i("axis", 1)],
+            ),
+            node(
+                "Gemm",
+                "fc",
+                &["f", "wf", "bf"],
+                &["logits"],
+                vec![attr_i("transB", 1)],
+            ),
         ],
         initializer: vec![
             tensor_f32("w1", &[8, 1, 3, 3]),
@@ -199,7 +237,10 @@ pub fn assert_input_error(out: &Output, needle: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(stderr.starts_with("aegis-audit: error: "), "stderr: {stderr}");
+    assert!(
+        stderr.starts_with("aegis-audit: error: "),
+        "stderr: {stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
     stderr
