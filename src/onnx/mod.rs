@@ -1,5 +1,6 @@
 //! Reading, validating, writing and analysing ONNX models: the vendored protobuf types, safe loading (limits, external data confined to the model's directory, no custom-op domains), graph topology, and finding the image input, logits and feature tensors.
 
+pub mod builder;
 pub mod proto;
 
 use thiserror::Error;
