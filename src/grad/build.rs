@@ -28,6 +28,13 @@ const CHANGED_AT_13: &[&str] = &[
     "Unsqueeze",
 ];
 
+/// Ops whose outputs carry no gradient (integer or boolean results such as a tensor's shape):
+/// dependence on the image input stops there, so `Shape(x) → Concat → Reshape` is fine.
+const NON_DIFFERENTIABLE: &[&str] = &[
+    "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "Equal", "Greater", "GreaterOrEqual", "Less",
+    "LessOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf",
+];
+
 /// Names of the tensors that define the gradient graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradSpec {
@@ -471,6 +478,9 @@ impl Plan {
         let mut on_path = vec![false; nodes.len()];
         for &i in &order {
             let n = &nodes[i];
+            if NON_DIFFERENTIABLE.contains(&n.op_type.as_deref().unwrap_or("")) {
+                continue;
+            }
             if n.input.iter().any(|t| from_x.contains(t)) {
                 for o in n.output.iter().filter(|o| !o.is_empty()) {
                     from_x.insert(o.clone());

@@ -7,7 +7,22 @@ mod rules;
 pub mod shapes;
 
 pub use build::{add_initializer_shapes, build, shape_probe_tensors, GradSpec, MIN_OUTPUT_OPSET};
-pub use shapes::{ShapeMap, ShapeProbe, TensorShape};
+pub use shapes::{RuntimeProbe, ShapeMap, ShapeProbe, TensorShape};
+
+use crate::onnx::proto::ModelProto;
+
+/// Probes the shapes `build` needs with `probe` (ONNX Runtime in practice: [`RuntimeProbe`]) and
+/// builds the gradient graph of `model` (see [`build`]).
+pub fn build_probed(
+    model: &ModelProto,
+    spec: &GradSpec,
+    probe: &mut dyn ShapeProbe,
+) -> Result<ModelProto, GradError> {
+    let tensors = shape_probe_tensors(model, spec)?;
+    let mut shapes = shapes::probe(model, &spec.input, &tensors, probe)?;
+    add_initializer_shapes(model, &mut shapes);
+    build(model, spec, &shapes)
+}
 
 
 /// ONNX op types (default domain) that the gradient builder can differentiate through.

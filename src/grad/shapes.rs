@@ -11,6 +11,7 @@ use crate::onnx::builder::value_info;
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::type_proto;
 use crate::onnx::proto::ModelProto;
+use crate::runtime::{Session, SessionConfig, TensorData};
 
 /// The shape of one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +171,29 @@ pub fn probe(
         runs.push(map);
     }
     ShapeMap::from_probes(&runs[0], &runs[1])
+}
+
+/// A [`ShapeProbe`] over an ONNX Runtime session (the runtime must be initialised first, see
+/// [`crate::runtime::init`]).
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeProbe {
+    /// Session settings for the probe runs.
+    pub config: SessionConfig,
+}
+
+impl ShapeProbe for RuntimeProbe {
+    fn output_shapes(
+        &mut self,
+        model: &[u8],
+        input: &str,
+        input_shape: &[i64],
+    ) -> Result<Vec<(String, Vec<i64>)>, String> {
+        let mut session = Session::from_bytes(model, &self.config).map_err(|e| e.to_string())?;
+        let n: i64 = input_shape.iter().product();
+        let x = TensorData::f32(input_shape.to_vec(), vec![0.0; n.max(0) as usize]);
+        let outs = session.run(&[(input, x)]).map_err(|e| e.to_string())?;
+        Ok(outs.into_iter().map(|(name, t)| (name, t.shape)).collect())
+    }
 }
 
 /// The dimensions of a tensor value: `Some(n)` where static, `None` where symbolic or absent.

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use aegis_audit::onnx::proto::tensor_proto::DataType;
 use aegis_audit::onnx::proto::{ModelProto, NodeProto, TensorProto};
-use ndarray::{concatenate, ArrayD, Axis, IxDyn, Zip};
+use ndarray::{concatenate, ArrayD, Axis, IxDyn};
 
 type T = ArrayD<f64>;
 
@@ -202,7 +202,7 @@ fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
     assert_eq!(c, cg * g);
     let mg = m / g;
     let mut y = ArrayD::zeros(IxDyn(&[nb, m, ho, wo]));
-    Zip::indexed(&mut y).for_each(|idx, o| {
+    for (idx, o) in y.indexed_iter_mut() {
         let (b, oc, i, j) = (idx[0], idx[1], idx[2], idx[3]);
         let grp = oc / mg;
         let mut acc = bias.as_ref().map(|bb| bb[oc]).unwrap_or(0.0);
@@ -218,7 +218,7 @@ fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
             }
         }
         *o = acc;
-    });
+    }
     y
 }
 
@@ -250,7 +250,7 @@ fn pool(n: &NodeProto, x: &T) -> T {
     let ho = pool_out(h, kh, sh, p[0], p[2], d[0] as usize, ceil);
     let wo = pool_out(w, kw, sw, p[1], p[3], d[1] as usize, ceil);
     let mut y = ArrayD::zeros(IxDyn(&[nb, c, ho, wo]));
-    Zip::indexed(&mut y).for_each(|idx, o| {
+    for (idx, o) in y.indexed_iter_mut() {
         let (b, ch, i, j) = (idx[0], idx[1], idx[2], idx[3]);
         let (mut best, mut sum, mut cnt) = (f64::MIN, 0.0, 0usize);
         let y0 = (i * sh) as i64 - p[0] as i64;
@@ -276,6 +276,6 @@ fn pool(n: &NodeProto, x: &T) -> T {
         } else {
             sum / cnt as f64
         };
-    });
+    }
     y
 }
