@@ -97,7 +97,7 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             let ax = attr_i(n, "axis", 1) as usize;
             let d0: usize = x.shape()[..ax].iter().product();
             let d1: usize = x.shape()[ax..].iter().product();
-            x.into_shape_with_order(IxDyn(&[d0, d1])).unwrap()
+            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&[d0, d1])).unwrap()
         }
         "Reshape" => {
             let x = a();
