@@ -1,6 +1,7 @@
 //! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and
 //! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
 
+pub mod anomaly;
 pub mod precondition;
 pub mod translate;
 
