@@ -314,8 +314,17 @@ pub fn build(
     }
     b.input("x", DataType::Float, &plan.x_dims);
     b.input("y", DataType::Int64, &[Dim::Param("N".into())]);
-    b.output("logits", DataType::Float, None);
-    b.output("features", DataType::Float, None);
+    let out_dims = |t: &str| {
+        shapes.get(t).map(|s| {
+            s.dims
+                .iter()
+                .zip(&s.batch)
+                .map(|(&d, &b)| if b { Dim::Param("N".into()) } else { Dim::Fixed(d) })
+                .collect::<Vec<_>>()
+        })
+    };
+    b.output("logits", DataType::Float, out_dims(&spec.logits).as_deref());
+    b.output("features", DataType::Float, out_dims(&spec.features).as_deref());
     b.output("loss", DataType::Float, Some(&[Dim::Param("N".into())]));
     b.output("grad", DataType::Float, Some(&plan.x_dims));
 
@@ -364,8 +373,10 @@ pub fn shape_probe_tensors(model: &ModelProto, spec: &GradSpec) -> Result<Vec<St
             }
         }
     }
-    if seen.insert(spec.logits.clone()) {
-        out.push(spec.logits.clone());
+    for t in [&spec.logits, &spec.features] {
+        if !inits.contains(t.as_str()) && seen.insert(t.clone()) {
+            out.push(t.clone());
+        }
     }
     Ok(out)
 }
