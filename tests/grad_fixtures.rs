@@ -4,7 +4,9 @@
 //! `*.gradcheck.json` under `fixtures/grad/` and `fixtures/zoo/` (keys `model`, `shape`, `x`, `y`,
 //! `logits`, `loss`, `grad`; written by `scripts/gen_grad_fixtures.py` and the model zoo).
 //!
-//! Bounds: relative error of grad < 1e-3, of logits and loss < 1e-4.
+//! Bounds: relative error of grad < 1e-3, of logits < 1e-4; loss ‖Δ‖ / max(‖loss‖, 1) < 1e-4 (a
+//! confidently classified example has a cross-entropy near 1e-4, below float32 log-softmax's
+//! absolute resolution at logits of size ~10, so the loss is compared with a mixed tolerance).
 
 mod common;
 
@@ -80,7 +82,8 @@ fn gradients_match_pytorch_autograd_on_every_fixture() {
         let (eg, el, es) = (
             rel_err(&to64(&out.grad), &chk.grad),
             rel_err(&to64(&out.logits), &chk.logits),
-            rel_err(&to64(&out.loss), &chk.loss),
+            rel_err(&to64(&out.loss), &chk.loss)
+                * chk.loss.iter().map(|v| v * v).sum::<f64>().sqrt().min(1.0),
         );
         eprintln!("{}: grad {eg:.2e}, logits {el:.2e}, loss {es:.2e}", f.display());
         assert_eq!(out.grad_shape, chk.shape, "{}", f.display());
