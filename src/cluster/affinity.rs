@@ -124,7 +124,9 @@ impl AffinityPropagationParams {
         check_input(x)?;
         let n = x.nrows();
         let mut s = Array2::from_shape_fn((n, n), |(i, j)| -sq_dist(x.row(i), x.row(j)));
-        let preference = self.preference.unwrap_or_else(|| median(s.iter().copied().collect()));
+        let preference = self
+            .preference
+            .unwrap_or_else(|| median(s.iter().copied().collect()));
         if n == 1 {
             return Ok(AffinityPropagationFit {
                 labels: vec![0],
@@ -174,14 +176,22 @@ impl AffinityPropagationParams {
                     }
                 }
                 for j in 0..n {
-                    let new = if j == best_j { s[[i, j]] - second } else { s[[i, j]] - best };
+                    let new = if j == best_j {
+                        s[[i, j]] - second
+                    } else {
+                        s[[i, j]] - best
+                    };
                     r[[i, j]] = d * r[[i, j]] + (1.0 - d) * new;
                 }
             }
             // Availabilities.
             for i in 0..n {
                 for j in 0..n {
-                    tmp[[i, j]] = if i == j { r[[i, j]] } else { r[[i, j]].max(0.0) };
+                    tmp[[i, j]] = if i == j {
+                        r[[i, j]]
+                    } else {
+                        r[[i, j]].max(0.0)
+                    };
                 }
             }
             let col_sums: Array1<f64> = tmp.sum_axis(Axis(0));
@@ -200,7 +210,9 @@ impl AffinityPropagationParams {
                 k += usize::from(exemplar[i]);
             }
             if it >= self.convergence_iter {
-                let stable = history.iter().all(|h| h.iter().all(|&e| e) || h.iter().all(|&e| !e));
+                let stable = history
+                    .iter()
+                    .all(|h| h.iter().all(|&e| e) || h.iter().all(|&e| !e));
                 if stable && k > 0 {
                     converged = true;
                     n_iter = it + 1;
@@ -218,7 +230,9 @@ impl AffinityPropagationParams {
             });
         }
         let assign = |centers: &[usize]| -> Vec<usize> {
-            let mut c: Vec<usize> = (0..n).map(|i| argmax(centers.iter().map(|&e| s[[i, e]]))).collect();
+            let mut c: Vec<usize> = (0..n)
+                .map(|i| argmax(centers.iter().map(|&e| s[[i, e]])))
+                .collect();
             for (k, &e) in centers.iter().enumerate() {
                 c[e] = k;
             }
@@ -227,7 +241,11 @@ impl AffinityPropagationParams {
         let c = assign(&centers);
         for (k, center) in centers.iter_mut().enumerate() {
             let members: Vec<usize> = (0..n).filter(|&i| c[i] == k).collect();
-            let j = argmax(members.iter().map(|&col| members.iter().map(|&row| s[[row, col]]).sum::<f64>()));
+            let j = argmax(
+                members
+                    .iter()
+                    .map(|&col| members.iter().map(|&row| s[[row, col]]).sum::<f64>()),
+            );
             *center = members[j];
         }
         let c = assign(&centers);

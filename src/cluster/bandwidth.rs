@@ -24,7 +24,12 @@ use super::{check_input, ClusterError, Result};
 /// let bw = estimate_bandwidth(&x, 0.5, None, 0).unwrap();
 /// assert!((bw - (1.0 + 1.0 + 2.0 + 3.0) / 4.0).abs() < 1e-12);
 /// ```
-pub fn estimate_bandwidth(x: &Array2<f64>, quantile: f64, n_samples: Option<usize>, seed: u64) -> Result<f64> {
+pub fn estimate_bandwidth(
+    x: &Array2<f64>,
+    quantile: f64,
+    n_samples: Option<usize>,
+    seed: u64,
+) -> Result<f64> {
     check_input(x)?;
     if !(0.0..=1.0).contains(&quantile) {
         return Err(ClusterError::InvalidParam {

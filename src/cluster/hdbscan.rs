@@ -113,7 +113,8 @@ fn single_linkage(x: &Array2<f64>, min_samples: usize) -> Vec<Merge> {
             for (j, r) in row.iter_mut().enumerate() {
                 *r = dist(x.row(i), x.row(j));
             }
-            *row.select_nth_unstable_by(min_samples - 1, |a, b| a.total_cmp(b)).1
+            *row.select_nth_unstable_by(min_samples - 1, |a, b| a.total_cmp(b))
+                .1
         })
         .collect();
     // Prim's algorithm on the dense mutual-reachability graph.
@@ -129,7 +130,9 @@ fn single_linkage(x: &Array2<f64>, min_samples: usize) -> Vec<Merge> {
             if in_tree[j] {
                 continue;
             }
-            let mr = dist(x.row(current), x.row(j)).max(core[current]).max(core[j]);
+            let mr = dist(x.row(current), x.row(j))
+                .max(core[current])
+                .max(core[j]);
             if mr < best[j] {
                 best[j] = mr;
                 source[j] = current;
@@ -197,7 +200,7 @@ fn condense(hierarchy: &[Merge], n: usize, min_cluster_size: usize) -> Vec<Conde
         let lambda = if d > 0.0 { 1.0 / d } else { f64::INFINITY };
         let (lc, rc) = (count(left), count(right));
         let parent = relabel[node];
-        let mut fall_out = |sub_root: usize, out: &mut Vec<Condensed>, ignore: &mut [bool]| {
+        let fall_out = |sub_root: usize, out: &mut Vec<Condensed>, ignore: &mut [bool]| {
             for sub in bfs(hierarchy, n, sub_root) {
                 if sub < n {
                     out.push((parent, sub, lambda, 1));
@@ -250,7 +253,10 @@ fn select_eom(tree: &[Condensed], n: usize) -> Vec<usize> {
     let mut is_cluster: HashMap<usize, bool> = nodes.iter().map(|&c| (c, true)).collect();
     for &node in &nodes {
         let kids = children.get(&node).map(Vec::as_slice).unwrap_or(&[]);
-        let subtree: f64 = kids.iter().map(|c| stability.get(c).copied().unwrap_or(0.0)).sum();
+        let subtree: f64 = kids
+            .iter()
+            .map(|c| stability.get(c).copied().unwrap_or(0.0))
+            .sum();
         if subtree > stability[&node] {
             is_cluster.insert(node, false);
             stability.insert(node, subtree);
@@ -264,7 +270,11 @@ fn select_eom(tree: &[Condensed], n: usize) -> Vec<usize> {
             }
         }
     }
-    let mut selected: Vec<usize> = is_cluster.into_iter().filter(|&(_, v)| v).map(|(c, _)| c).collect();
+    let mut selected: Vec<usize> = is_cluster
+        .into_iter()
+        .filter(|&(_, v)| v)
+        .map(|(c, _)| c)
+        .collect();
     selected.sort_unstable();
     selected
 }
@@ -274,7 +284,11 @@ fn label(tree: &[Condensed], n: usize, selected: &[usize]) -> HdbscanFit {
     for &(parent, child, _, _) in tree {
         parent_of.insert(child, parent);
     }
-    let index: HashMap<usize, i64> = selected.iter().enumerate().map(|(k, &c)| (c, k as i64)).collect();
+    let index: HashMap<usize, i64> = selected
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| (c, k as i64))
+        .collect();
     let labels = (0..n)
         .map(|p| {
             let mut c = parent_of.get(&p).copied().unwrap_or(n);

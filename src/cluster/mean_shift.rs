@@ -101,7 +101,7 @@ impl MeanShiftParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if let Some(b) = self.bandwidth {
-            if !(b > 0.0 && b.is_finite()) {
+            if b.is_nan() || b <= 0.0 || b.is_infinite() {
                 return Err(ClusterError::InvalidParam {
                     name: "bandwidth",
                     value: b,
@@ -225,7 +225,12 @@ impl MeanShiftParams {
 
 /// scikit-learn's `_mean_shift_single_seed`: the final mean, the number of points within the
 /// bandwidth of the previous mean, and the iterations completed.
-fn shift_seed(x: &Array2<f64>, seed: usize, bandwidth: f64, max_iter: usize) -> (Array1<f64>, usize, usize) {
+fn shift_seed(
+    x: &Array2<f64>,
+    seed: usize,
+    bandwidth: f64,
+    max_iter: usize,
+) -> (Array1<f64>, usize, usize) {
     let bw2 = bandwidth * bandwidth;
     let stop = 1e-3 * bandwidth;
     let mut mean = x.row(seed).to_owned();

@@ -20,13 +20,24 @@ pub fn read_features(path: &Path) -> Result<Array2<f64>, DataError> {
     let x = match ext.as_str() {
         "npy" => read_npy(path)?,
         "csv" => read_csv(path)?,
-        _ => return Err(bad(path, format!("unknown extension {ext:?}: expected .npy or .csv"))),
+        _ => {
+            return Err(bad(
+                path,
+                format!("unknown extension {ext:?}: expected .npy or .csv"),
+            ))
+        }
     };
     if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(bad(path, format!("empty matrix ({} x {})", x.nrows(), x.ncols())));
+        return Err(bad(
+            path,
+            format!("empty matrix ({} x {})", x.nrows(), x.ncols()),
+        ));
     }
     if let Some(((r, c), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(bad(path, format!("non-finite value {v} at row {r}, column {c}")));
+        return Err(bad(
+            path,
+            format!("non-finite value {v} at row {r}, column {c}"),
+        ));
     }
     Ok(x)
 }
@@ -72,16 +83,24 @@ fn parse_npy(bytes: &[u8]) -> Result<Array2<f64>, String> {
     let width = match descr {
         "<f4" => 4,
         "<f8" => 8,
-        other => return Err(format!("dtype {other} is not supported: expected float32 (<f4) or float64 (<f8)")),
+        other => {
+            return Err(format!(
+                "dtype {other} is not supported: expected float32 (<f4) or float64 (<f8)"
+            ))
+        }
     };
-    let fortran = dict_value(header, "fortran_order").ok_or("NPY header has no 'fortran_order'")? == "True";
+    let fortran =
+        dict_value(header, "fortran_order").ok_or("NPY header has no 'fortran_order'")? == "True";
     let shape_text = dict_value(header, "shape").ok_or("NPY header has no 'shape'")?;
     let shape: Vec<usize> = shape_text
         .trim_matches(|c| c == '(' || c == ')')
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape {shape_text}")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape {shape_text}"))
+        })
         .collect::<Result<_, _>>()?;
     if shape.len() != 2 {
         return Err(format!(
@@ -108,7 +127,8 @@ fn parse_npy(bytes: &[u8]) -> Result<Array2<f64>, String> {
             .collect()
     };
     let arr = if fortran {
-        Array2::from_shape_vec((cols, rows), values).map(|a| a.reversed_axes().as_standard_layout().to_owned())
+        Array2::from_shape_vec((cols, rows), values)
+            .map(|a| a.reversed_axes().as_standard_layout().to_owned())
     } else {
         Array2::from_shape_vec((rows, cols), values)
     };
@@ -118,7 +138,10 @@ fn parse_npy(bytes: &[u8]) -> Result<Array2<f64>, String> {
 /// The raw text of `key`'s value in a Python dict literal (NPY header).
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let pos = header.find(&format!("'{key}'"))?;
-    let rest = header[pos + key.len() + 2..].trim_start().strip_prefix(':')?.trim_start();
+    let rest = header[pos + key.len() + 2..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')')? + 1
     } else {
@@ -148,8 +171,14 @@ pub fn read_csv(path: &Path) -> Result<Array2<f64>, DataError> {
             Ok(row) => row,
             Err(_) if line == 0 => continue,
             Err(_) => {
-                let field = record.iter().find(|f| f.parse::<f64>().is_err()).unwrap_or("");
-                return Err(bad(path, format!("line {}: {field:?} is not a number", line + 1)));
+                let field = record
+                    .iter()
+                    .find(|f| f.parse::<f64>().is_err())
+                    .unwrap_or("");
+                return Err(bad(
+                    path,
+                    format!("line {}: {field:?} is not a number", line + 1),
+                ));
             }
         };
         match cols {
@@ -198,7 +227,8 @@ mod tests {
     use super::*;
 
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
+        let header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}\n");
         let mut v = b"\x93NUMPY\x01\x00".to_vec();
         v.extend_from_slice(&(header.len() as u16).to_le_bytes());
         v.extend_from_slice(header.as_bytes());
@@ -208,7 +238,10 @@ mod tests {
 
     #[test]
     fn parses_f4_and_rejects_bad_dtype_and_shape() {
-        let data: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let data: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let x = parse_npy(&npy("<f4", "(2, 2)", &data)).unwrap();
         assert_eq!(x[[1, 0]], 3.0);
         let err = parse_npy(&npy("<i4", "(2, 2)", &data)).unwrap_err();
@@ -233,11 +266,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.csv");
         fs::write(&p, "a,b\n1,2\n3,4\n").unwrap();
-        assert_eq!(read_features(&p).unwrap(), ndarray::array![[1.0, 2.0], [3.0, 4.0]]);
+        assert_eq!(
+            read_features(&p).unwrap(),
+            ndarray::array![[1.0, 2.0], [3.0, 4.0]]
+        );
         fs::write(&p, "1,2\n3\n").unwrap();
-        assert!(read_features(&p).unwrap_err().to_string().contains("line 2"));
+        assert!(read_features(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("line 2"));
         fs::write(&p, "1,2\nNaN,4\n").unwrap();
-        assert!(read_features(&p).unwrap_err().to_string().contains("non-finite"));
+        assert!(read_features(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("non-finite"));
         fs::write(&p, "").unwrap();
         assert!(read_features(&p).unwrap_err().to_string().contains("empty"));
     }

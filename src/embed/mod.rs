@@ -102,7 +102,10 @@ impl Reducer {
             Reducer::Tsne => {
                 let pca = Pca::params(150).fit(x)?;
                 let reduced = pca.transform(x)?;
-                let emb = Tsne::params().perplexity(perplexity).seed(seed).fit(&reduced)?;
+                let emb = Tsne::params()
+                    .perplexity(perplexity)
+                    .seed(seed)
+                    .fit(&reduced)?;
                 Ok(Reduced {
                     points: emb.points,
                     kl_divergence: Some(emb.kl_divergence),

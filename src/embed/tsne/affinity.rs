@@ -44,9 +44,12 @@ pub(crate) fn knn_squared(x: &Array2<f64>, k: usize, threads: usize) -> Vec<Vec<
                     for (r, grow) in g.rows().into_iter().enumerate() {
                         let i = start + b0 + r;
                         buf.clear();
-                        buf.extend(grow.iter().enumerate().filter(|(j, _)| *j != i).map(
-                            |(j, &dot)| (j, (norms[i] + norms[j] - 2.0 * dot).max(0.0)),
-                        ));
+                        buf.extend(
+                            grow.iter()
+                                .enumerate()
+                                .filter(|(j, _)| *j != i)
+                                .map(|(j, &dot)| (j, (norms[i] + norms[j] - 2.0 * dot).max(0.0))),
+                        );
                         let k = k.min(buf.len());
                         if k < buf.len() {
                             buf.select_nth_unstable_by(k, |a, b| a.1.total_cmp(&b.1));
@@ -63,7 +66,10 @@ pub(crate) fn knn_squared(x: &Array2<f64>, k: usize, threads: usize) -> Vec<Vec<
 }
 
 /// Conditional probabilities `p(j|i)` over each row's neighbours for the target perplexity.
-pub(crate) fn binary_search_perplexity(neighbours: &[Vec<(usize, f64)>], perplexity: f64) -> Vec<Vec<f64>> {
+pub(crate) fn binary_search_perplexity(
+    neighbours: &[Vec<(usize, f64)>],
+    perplexity: f64,
+) -> Vec<Vec<f64>> {
     let desired_entropy = perplexity.ln();
     neighbours
         .iter()
@@ -93,10 +99,18 @@ pub(crate) fn binary_search_perplexity(neighbours: &[Vec<(usize, f64)>], perplex
                 }
                 if diff > 0.0 {
                     beta_min = beta;
-                    beta = if beta_max == f64::INFINITY { beta * 2.0 } else { (beta + beta_max) / 2.0 };
+                    beta = if beta_max == f64::INFINITY {
+                        beta * 2.0
+                    } else {
+                        (beta + beta_max) / 2.0
+                    };
                 } else {
                     beta_max = beta;
-                    beta = if beta_min == f64::NEG_INFINITY { beta / 2.0 } else { (beta + beta_min) / 2.0 };
+                    beta = if beta_min == f64::NEG_INFINITY {
+                        beta / 2.0
+                    } else {
+                        (beta + beta_min) / 2.0
+                    };
                 }
             }
             p
@@ -105,7 +119,10 @@ pub(crate) fn binary_search_perplexity(neighbours: &[Vec<(usize, f64)>], perplex
 }
 
 /// `P = (P + P^T) / max(sum, eps)` as sparse rows with sorted columns.
-pub(crate) fn joint_probabilities(neighbours: &[Vec<(usize, f64)>], conditional: &[Vec<f64>]) -> SparseP {
+pub(crate) fn joint_probabilities(
+    neighbours: &[Vec<(usize, f64)>],
+    conditional: &[Vec<f64>],
+) -> SparseP {
     let n = neighbours.len();
     let mut rows: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
     for (i, (nb, p)) in neighbours.iter().zip(conditional).enumerate() {

@@ -119,14 +119,18 @@ impl TsneParams {
     /// Checks the parameters (one error per rule).
     pub fn check(&self) -> Result<()> {
         let bad = |name, value, rule| Err(EmbedError::InvalidParam { name, value, rule });
-        if !(self.perplexity > 0.0) || !self.perplexity.is_finite() {
+        if self.perplexity.is_nan() || self.perplexity <= 0.0 || self.perplexity.is_infinite() {
             return bad("perplexity", self.perplexity, "must be positive");
         }
-        if !(self.early_exaggeration >= 1.0) {
-            return bad("early_exaggeration", self.early_exaggeration, "must be at least 1");
+        if self.early_exaggeration.is_nan() || self.early_exaggeration < 1.0 {
+            return bad(
+                "early_exaggeration",
+                self.early_exaggeration,
+                "must be at least 1",
+            );
         }
         if let Some(lr) = self.learning_rate {
-            if !(lr > 0.0) {
+            if lr.is_nan() || lr <= 0.0 {
                 return bad("learning_rate", lr, "must be positive");
             }
         }
@@ -180,7 +184,13 @@ impl TsneParams {
         opt.scale_p(1.0 / self.early_exaggeration);
         let (mut err, mut it) = (err, it);
         if it < EXPLORATION_ITER - 1 || self.max_iter > EXPLORATION_ITER {
-            (err, it) = opt.descend(&mut y, it + 1, self.max_iter, 0.8, self.n_iter_without_progress);
+            (err, it) = opt.descend(
+                &mut y,
+                it + 1,
+                self.max_iter,
+                0.8,
+                self.n_iter_without_progress,
+            );
         }
         let points = Array2::from_shape_fn((n, 2), |(i, a)| y[i][a]);
         Ok(TsneEmbedding {
@@ -298,7 +308,11 @@ impl Optimiser {
                         let mut stack = Vec::with_capacity(64);
                         let mut partial = 0.0;
                         for (r, g) in out.iter_mut().enumerate() {
-                            let (f, q) = tree.negative_force(y[t * chunk + r], self.squared_theta, &mut stack);
+                            let (f, q) = tree.negative_force(
+                                y[t * chunk + r],
+                                self.squared_theta,
+                                &mut stack,
+                            );
                             *g = f;
                             partial += q;
                         }

@@ -45,7 +45,13 @@ impl QuadTree {
         tree
     }
 
-    fn build_cell(&mut self, points: &[[f64; 2]], idx: &mut [u32], min: [f64; 2], max: [f64; 2]) -> u32 {
+    fn build_cell(
+        &mut self,
+        points: &[[f64; 2]],
+        idx: &mut [u32],
+        min: [f64; 2],
+        max: [f64; 2],
+    ) -> u32 {
         let id = self.cells.len() as u32;
         let mut bary = [0.0; 2];
         for &i in idx.iter() {
@@ -80,7 +86,11 @@ impl QuadTree {
         idx.sort_unstable_by_key(|&i| quadrant(i));
         let mut start = 0;
         for q in 0..4 {
-            let end = start + idx[start..].iter().take_while(|&&i| quadrant(i) == q).count();
+            let end = start
+                + idx[start..]
+                    .iter()
+                    .take_while(|&&i| quadrant(i) == q)
+                    .count();
             if end > start {
                 let cmin = [
                     if q >= 2 { center[0] } else { min[0] },
@@ -100,7 +110,12 @@ impl QuadTree {
 
     /// Repulsive force on `point` (unnormalised, `sum size * q^2 * delta`) and its share of
     /// `Z = sum q`, for Student-t with one degree of freedom.
-    pub fn negative_force(&self, point: [f64; 2], squared_theta: f64, stack: &mut Vec<u32>) -> ([f64; 2], f64) {
+    pub fn negative_force(
+        &self,
+        point: [f64; 2],
+        squared_theta: f64,
+        stack: &mut Vec<u32>,
+    ) -> ([f64; 2], f64) {
         let mut force = [0.0; 2];
         let mut sum_q = 0.0;
         stack.clear();
