@@ -1,9 +1,11 @@
 //! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and
 //! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
 
+pub mod aegis;
 pub mod anomaly;
 pub mod neural_cleanse;
 pub mod precondition;
+pub mod preset;
 pub mod translate;
 
 use thiserror::Error;
