@@ -137,7 +137,7 @@ fn trigger_application_is_a_convex_blend() {
 
 /// Mask norms 40, 42, 38, 45, 41, 39, 44, 43, 40, 10: sorted 10 38 39 40 40 41 42 43 44 45, median
 /// (40 + 41) / 2 = 40.5; deviations .5 1.5 2.5 4.5 .5 1.5 3.5 2.5 .5 30.5, sorted .5 .5 .5 1.5 1.5
-/// 2.5 2.5 3.5 4.5 30.5, MAD (1.5 + 2.5) / 2 = 2; index of 10 = 30.5 / (1.4826 · 2) = 10.2860...,
+/// 2.5 2.5 3.5 4.5 30.5, MAD (1.5 + 2.5) / 2 = 2; index of 10 = 30.5 / (1.4826 · 2) = 10.28598...,
 /// of 45 = 4.5 / 2.9652 = 1.5176..., of 38 = 2.5 / 2.9652 = 0.8431...
 #[test]
 fn hand_worked_anomaly_indices_and_flags() {
@@ -145,7 +145,7 @@ fn hand_worked_anomaly_indices_and_flags() {
     let (a, flagged) = flag_outliers(&norms, 2.0).unwrap();
     assert_eq!(a.median, 40.5);
     assert_eq!(a.mad, 2.0);
-    assert!((a.indices[9] - 10.286_3).abs() < 1e-4, "{}", a.indices[9]);
+    assert!((a.indices[9] - 10.285_98).abs() < 1e-4, "{}", a.indices[9]);
     assert!((a.indices[3] - 1.517_6).abs() < 1e-4, "{}", a.indices[3]);
     assert!((a.indices[2] - 0.843_1).abs() < 1e-4, "{}", a.indices[2]);
     assert_eq!(flagged, vec![9]);
@@ -155,14 +155,14 @@ fn hand_worked_anomaly_indices_and_flags() {
     assert_eq!((a.median, a.mad), (40.5, 2.0));
     assert!((a.indices[3] - 16.693_6).abs() < 1e-4);
     assert_eq!(flagged, vec![9]);
-    // 35 is (40.5 − 35) / 2.9652 = 1.855 below: under the threshold 2, above 1.8.
+    // 35: deviations .5 1.5 2.5 4.5 .5 1.5 3.5 2.5 .5 5.5, sorted .5 .5 .5 1.5 1.5 2.5 2.5 3.5 4.5
+    // 5.5, MAD 2; index 5.5 / 2.9652 = 1.8549: flagged at threshold 1.8, not at 2.
     let mild = [40.0, 42.0, 38.0, 45.0, 41.0, 39.0, 44.0, 43.0, 40.0, 35.0];
-    let (a, _) = flag_outliers(&mild, 2.0).unwrap();
-    assert_eq!((a.median, a.mad), (40.5, 1.5));
-    // With this MAD (deviations .5 1.5 2.5 4.5 .5 1.5 3.5 2.5 .5 5.5 → 1.5), 35 sits at 5.5 / 2.2239.
-    assert!((a.indices[9] - 5.5 / (1.4826 * 1.5)).abs() < 1e-12);
-    assert_eq!(flag_outliers(&mild, 2.0).unwrap().1, vec![9]);
-    assert!(flag_outliers(&mild, 2.5).unwrap().1.is_empty());
+    let (a, flagged) = flag_outliers(&mild, 2.0).unwrap();
+    assert_eq!((a.median, a.mad), (40.5, 2.0));
+    assert!((a.indices[9] - 1.854_87).abs() < 1e-4, "{}", a.indices[9]);
+    assert!(flagged.is_empty());
+    assert_eq!(flag_outliers(&mild, 1.8).unwrap().1, vec![9]);
     assert!(flag_outliers(&[1.0, f64::NAN], 2.0).is_err());
 }
 
@@ -177,8 +177,9 @@ fn cost_schedule_follows_the_reference_rules() {
     }
     assert_eq!(s.update(0.995), 1e-3);
     assert!(!s.up_flag && !s.down_flag);
-    // Four more successes: unchanged; the fifth doubles it.
-    for _ in 0..4 {
+    // The epoch that set λ counts as the first success at λ = 1e-3: three more leave it unchanged,
+    // the fourth (five in a row) doubles it.
+    for _ in 0..3 {
         assert_eq!(s.update(1.0), 1e-3);
     }
     assert_eq!(s.update(1.0), 2e-3);
@@ -225,32 +226,28 @@ fn early_stop_waits_for_both_directions_and_patience() {
     assert!(!EarlyStop::new(0).update(1.0, &s));
 }
 
-/// 10 classes on 1×8×8 images; class c's template is pixels 6c..6c+6 (weight 3 there), and class 3
-/// also reads pixel 63 with weight 25: one pixel set to 1 sends any image to class 3.
+/// 10 classes on 1×8×8 images; class c reads pixels 6c..6c+6 with weight 2 + 0.2c (so the classes'
+/// smallest triggers differ in size, as real classes' do), and class 3 also reads pixel 63 with
+/// weight 25: one pixel set to 1 sends any image to class 3.
 fn backdoored_model() -> Linear {
     let (k, d) = (10, 64);
     let mut w = vec![0.0; k * d];
     for c in 0..k {
         for j in 6 * c..6 * c + 6 {
-            w[c * d + j] = 3.0;
+            w[c * d + j] = 2.0 + 0.2 * c as f64;
         }
     }
     w[3 * d + 63] = 25.0;
     Linear { shape: (1, 8, 8), k, w, b: vec![0.0; k] }
 }
 
-/// Images of class i % 10: dim noise in [0, 0.3) plus their class template at 0.9, pixel 63 at 0.
-fn templated_images(n: usize) -> (Vec<f32>, Vec<i64>) {
-    let mut x = images(n, 64, 11).into_iter().map(|v| 0.3 * v).collect::<Vec<_>>();
-    let labels = (0..n as i64).map(|i| i % 10).collect::<Vec<_>>();
+/// Uniform noise images with pixel 63 at 0; labels i % 10 (only their count matters).
+fn noise_images(n: usize) -> (Vec<f32>, Vec<i64>) {
+    let mut x = images(n, 64, 11);
     for i in 0..n {
-        let c = labels[i] as usize;
-        for j in 6 * c..6 * c + 6 {
-            x[i * 64 + j] = 0.9;
-        }
         x[i * 64 + 63] = 0.0;
     }
-    (x, labels)
+    (x, (0..n as i64).map(|i| i % 10).collect())
 }
 
 fn small_params() -> NeuralCleanseParams {
@@ -260,7 +257,7 @@ fn small_params() -> NeuralCleanseParams {
 #[test]
 fn planted_one_pixel_backdoor_is_flagged() {
     let mut model = backdoored_model();
-    let (x, y) = templated_images(60);
+    let (x, y) = noise_images(60);
     let mut epochs = 0;
     let r = run_neural_cleanse(&mut model, &x, &y, &small_params(), |_, _| epochs += 1).unwrap();
     for t in &r.classes {
@@ -270,7 +267,10 @@ fn planted_one_pixel_backdoor_is_flagged() {
         );
     }
     assert_eq!(r.flagged, vec![3], "median {} mad {}", r.median_l1, r.mad_l1);
-    assert!(r.classes.iter().all(|t| t.reached_target && t.success_rate >= 0.9));
+    // The kept trigger is the mask after an epoch whose average success reached the target (the
+    // reference code's rule), so its own success can be lower where λ oscillates at the boundary.
+    assert!(r.classes.iter().all(|t| t.reached_target && t.success_rate >= 0.7));
+    assert!(r.classes[3].success_rate >= 0.99);
     assert!(r.classes[3].mask_l1 < 0.5 * r.median_l1);
     assert!(r.classes[3].anomaly_index > 2.0);
     assert_eq!(r.images_used, 40);
@@ -293,8 +293,8 @@ fn planted_one_pixel_backdoor_is_flagged() {
 fn clean_model_flags_nothing_and_runs_are_deterministic() {
     let mut model = backdoored_model();
     model.w[3 * 64 + 63] = 0.0;
-    let (x, y) = templated_images(60);
-    let p = NeuralCleanseParams { epochs: 30, ..small_params() };
+    let (x, y) = noise_images(60);
+    let p = small_params();
     let a = run_neural_cleanse(&mut model, &x, &y, &p, |_, _| {}).unwrap();
     assert!(a.flagged.is_empty(), "{:?}", a.classes.iter().map(|t| t.mask_l1).collect::<Vec<_>>());
     let b = run_neural_cleanse(&mut model, &x, &y, &p, |_, _| {}).unwrap();
@@ -306,7 +306,7 @@ fn clean_model_flags_nothing_and_runs_are_deterministic() {
 #[test]
 fn bad_input_and_parameters_are_errors() {
     let mut model = backdoored_model();
-    let (x, y) = templated_images(10);
+    let (x, y) = noise_images(10);
     let p = small_params();
     let err = run_neural_cleanse(&mut model, &x[..100], &y, &p, |_, _| {}).unwrap_err();
     assert!(matches!(err, DetectError::NoData(_)) && err.to_string().contains("100 image values"), "{err}");
