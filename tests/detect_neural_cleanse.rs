@@ -226,7 +226,7 @@ fn early_stop_waits_for_both_directions_and_patience() {
     assert!(!EarlyStop::new(0).update(1.0, &s));
 }
 
-/// 10 classes on 1×8×8 images; class c reads pixels 6c..6c+6 with weight 2 + 0.2c (so the classes'
+/// 10 classes on 1×8×8 images; class c reads pixels 6c..6c+6 with weight 2 + 0.1c (so the classes'
 /// smallest triggers differ in size, as real classes' do), and class 3 also reads pixel 63 with
 /// weight 25: one pixel set to 1 sends any image to class 3.
 fn backdoored_model() -> Linear {
@@ -234,7 +234,7 @@ fn backdoored_model() -> Linear {
     let mut w = vec![0.0; k * d];
     for c in 0..k {
         for j in 6 * c..6 * c + 6 {
-            w[c * d + j] = 2.0 + 0.2 * c as f64;
+            w[c * d + j] = 2.0 + 0.1 * c as f64;
         }
     }
     w[3 * d + 63] = 25.0;
