@@ -93,7 +93,9 @@ pub fn run_neural_cleanse(
     }
     let k = model.num_classes();
     if k < 2 {
-        return Err(DetectError::NoData(format!("model has {k} classes; Neural Cleanse needs at least 2")));
+        return Err(DetectError::NoData(format!(
+            "model has {k} classes; Neural Cleanse needs at least 2"
+        )));
     }
     let used = params.images.min(n);
     let mut chosen = sample(&mut class_rng(params.seed, 0, PURPOSE_IMAGES), n, used).into_vec();
@@ -125,9 +127,15 @@ pub fn run_neural_cleanse(
 /// Neural Cleanse's rule on per-class mask norms: the MAD anomaly indices
 /// `|norm − median| / (1.4826 · MAD)` and the classes below the median whose index exceeds
 /// `threshold`. An error when a norm is NaN or there are none.
-pub fn flag_outliers(norms: &[f64], threshold: f64) -> Result<(AnomalyIndex, Vec<usize>), DetectError> {
-    let stats = AnomalyIndex::of(norms)
-        .ok_or_else(|| DetectError::InvalidParam(format!("mask norms are empty or not all numbers: {norms:?}")))?;
+pub fn flag_outliers(
+    norms: &[f64],
+    threshold: f64,
+) -> Result<(AnomalyIndex, Vec<usize>), DetectError> {
+    let stats = AnomalyIndex::of(norms).ok_or_else(|| {
+        DetectError::InvalidParam(format!(
+            "mask norms are empty or not all numbers: {norms:?}"
+        ))
+    })?;
     let flagged = stats.low_outliers(norms, threshold);
     Ok((stats, flagged))
 }
@@ -210,7 +218,14 @@ fn success_rate(
     let mut hits = 0.0;
     for start in (0..n).step_by(batch_size) {
         let end = (start + batch_size).min(n);
-        let step = trigger_gradient(model, trigger, &x[start * dim..end * dim], end - start, class, 0.0)?;
+        let step = trigger_gradient(
+            model,
+            trigger,
+            &x[start * dim..end * dim],
+            end - start,
+            class,
+            0.0,
+        )?;
         *evals += 1;
         hits += step.success * (end - start) as f64;
     }

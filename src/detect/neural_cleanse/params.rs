@@ -8,8 +8,9 @@ use crate::detect::DetectError;
 /// Parameters of Neural Cleanse. Defaults follow the authors' code (Adam lr 0.1, β = (0.5, 0.9);
 /// initial cost 1e-3, reset to zero at the start; target attack success 0.99; patience 5; cost ×2
 /// up and ÷2^1.5 down; early stop after 25 epochs without a smaller mask; anomaly threshold 2) but
-/// with a CPU-sized budget: 100 images, mini-batches of 50, 40 epochs per class (the reference: 1000
-/// images, batches of 32, 1000 epochs).
+/// with a CPU-sized budget: 200 images, mini-batches of 50, at most 100 epochs per class (the
+/// reference: 1000 images, batches of 32, 1000 epochs). On a 28×28 MNIST CNN this is about 3,800
+/// gradient evaluations and 20 s on one shared CPU core.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NeuralCleanseParams {
@@ -54,9 +55,9 @@ pub struct NeuralCleanseParams {
 impl Default for NeuralCleanseParams {
     fn default() -> Self {
         NeuralCleanseParams {
-            images: 100,
+            images: 200,
             batch_size: 50,
-            epochs: 40,
+            epochs: 100,
             init_cost: 1e-3,
             reset_cost_to_zero: true,
             target_success: 0.99,
@@ -78,7 +79,9 @@ impl NeuralCleanseParams {
     /// Checks every rule; the error names the parameter and its value.
     pub fn check(&self) -> Result<(), DetectError> {
         let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!("neural-cleanse {name} = {value}: {rule}")))
+            Err(DetectError::InvalidParam(format!(
+                "neural-cleanse {name} = {value}: {rule}"
+            )))
         };
         let positive = |v: f64| v.is_finite() && v > 0.0;
         if self.images == 0 {
@@ -91,19 +94,35 @@ impl NeuralCleanseParams {
             return bad("epochs", "0".into(), "must be >= 1");
         }
         if !positive(self.init_cost) {
-            return bad("init_cost", self.init_cost.to_string(), "must be finite and > 0");
+            return bad(
+                "init_cost",
+                self.init_cost.to_string(),
+                "must be finite and > 0",
+            );
         }
         if !(self.target_success > 0.0 && self.target_success <= 1.0) {
-            return bad("target_success", self.target_success.to_string(), "must be in (0, 1]");
+            return bad(
+                "target_success",
+                self.target_success.to_string(),
+                "must be in (0, 1]",
+            );
         }
         if self.patience == 0 {
             return bad("patience", "0".into(), "must be >= 1");
         }
         if !(self.cost_up.is_finite() && self.cost_up > 1.0) {
-            return bad("cost_up", self.cost_up.to_string(), "must be finite and > 1");
+            return bad(
+                "cost_up",
+                self.cost_up.to_string(),
+                "must be finite and > 1",
+            );
         }
         if !(self.cost_down.is_finite() && self.cost_down > 1.0) {
-            return bad("cost_down", self.cost_down.to_string(), "must be finite and > 1");
+            return bad(
+                "cost_down",
+                self.cost_down.to_string(),
+                "must be finite and > 1",
+            );
         }
         if !positive(self.lr) {
             return bad("lr", self.lr.to_string(), "must be finite and > 0");
@@ -114,10 +133,18 @@ impl NeuralCleanseParams {
             }
         }
         if !positive(self.adam_eps) {
-            return bad("adam_eps", self.adam_eps.to_string(), "must be finite and > 0");
+            return bad(
+                "adam_eps",
+                self.adam_eps.to_string(),
+                "must be finite and > 0",
+            );
         }
         if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
-            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
+            return bad(
+                "anomaly_threshold",
+                self.anomaly_threshold.to_string(),
+                "must be finite and >= 0",
+            );
         }
         Ok(())
     }
