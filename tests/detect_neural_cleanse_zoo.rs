@@ -1,9 +1,12 @@
 //! Neural Cleanse on the zoo models (`fixtures/zoo/NAME.onnx`) with images from
 //! `fixtures/mnist-subset/` (test split): prints per-class mask norms, anomaly indices, attack
-//! success, the flagged classes and the wall time. Ignored by default (minutes of CPU); run with
-//! `NC_MODELS=standard_clean,standard_localised NC_EPOCHS=20 NC_IMAGES=100 \
-//!  cargo test --test detect_neural_cleanse_zoo -- --ignored --nocapture`.
-//! With `standard_localised` among the models, asserts that its trigger's target class 7 is flagged.
+//! success, the flagged classes and the wall time. Ignored by default (about 20 s of CPU per model
+//! with the default parameters); run with
+//! `cargo test --test detect_neural_cleanse_zoo -- --ignored --nocapture`, choosing models with
+//! `NC_MODELS=a,b` (default `standard_clean,standard_localised`) and overriding parameters with
+//! `NC_EPOCHS`, `NC_IMAGES`, `NC_BATCH`, `NC_SEED`, `NC_THREADS`.
+//! Asserts the claims: `standard_localised` gets its trigger's target class 7 flagged and
+//! `standard_clean` gets nothing flagged.
 
 use std::path::Path;
 use std::time::Instant;
