@@ -8,6 +8,7 @@
 
 pub mod analyze;
 pub mod attr;
+pub mod builder;
 mod error;
 pub mod external;
 pub mod graph;
