@@ -265,10 +265,7 @@ pub fn build(
         let node = fwd_by_index[&i];
         let mut dy = Vec::with_capacity(node.output.len());
         for o in &node.output {
-            dy.push(match grads.remove(o) {
-                Some(list) => Some(sum(&mut b, list)),
-                None => None,
-            });
+            dy.push(grads.remove(o).map(|list| sum(&mut b, list)));
         }
         if dy.iter().all(Option::is_none) {
             continue;
