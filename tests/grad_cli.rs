@@ -11,7 +11,10 @@ use aegis_audit::runtime::Session;
 fn export_grad_writes_a_model_onnx_runtime_opens() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.grad.onnx");
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/grad/resnet_block.onnx");
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/grad/resnet_block.onnx"
+    );
     let st = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
         .args(["export-grad", model, "-o"])
         .arg(&out)
