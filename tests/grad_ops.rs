@@ -442,3 +442,33 @@ fn softmax_and_log_softmax_inside() {
         c.op("Add", &[&s, &l], vec![])
     });
 }
+
+#[test]
+fn conv_auto_pad_same_upper_and_lower() {
+    check("conv_auto_pad", S, 20, |c, x| {
+        let a = conv(
+            c,
+            x,
+            3,
+            2,
+            4,
+            vec![
+                attr_string("auto_pad", "SAME_UPPER"),
+                attr_ints("strides", &[2, 2]),
+            ],
+            1,
+        );
+        let b = conv(
+            c,
+            x,
+            3,
+            2,
+            2,
+            vec![attr_string("auto_pad", "SAME_LOWER")],
+            1,
+        );
+        let a = c.op("Flatten", &[&a], vec![]);
+        let b = c.op("Flatten", &[&b], vec![]);
+        c.op("Concat", &[&a, &b], vec![attr_int("axis", 1)])
+    });
+}

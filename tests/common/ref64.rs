@@ -260,10 +260,32 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
 fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
     let s = attr_is(n, "strides").unwrap_or(vec![1, 1]);
     let d = attr_is(n, "dilations").unwrap_or(vec![1, 1]);
-    let p = pads2(n);
+    let mut p = pads2(n);
     let g = attr_i(n, "group", 1) as usize;
     let (nb, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let (m, cg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
+    let auto = n
+        .attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some("auto_pad"));
+    if let Some(mode) = auto.and_then(|a| a.s.clone()) {
+        if mode.starts_with(b"SAME") {
+            // Output = ceil(in / stride); the odd pad goes at the end (UPPER) or the begin (LOWER).
+            for (ax, (inp, k)) in [(h, kh), (wd, kw)].into_iter().enumerate() {
+                let (st, di) = (s[ax] as usize, d[ax] as usize);
+                let out = inp.div_ceil(st);
+                let total = ((out - 1) * st + di * (k - 1) + 1).saturating_sub(inp);
+                let small = total / 2;
+                let (b, e) = if mode == b"SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                p[ax] = b;
+                p[ax + 2] = e;
+            }
+        }
+    }
     let ho = (h + p[0] + p[2] - (d[0] as usize * (kh - 1) + 1)) / s[0] as usize + 1;
     let wo = (wd + p[1] + p[3] - (d[1] as usize * (kw - 1) + 1)) / s[1] as usize + 1;
     assert_eq!(c, cg * g);
