@@ -57,7 +57,10 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
     };
     let g = grad::build_probed(&model, &spec, &mut RuntimeProbe { config })
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
-    let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&args.model));
     std::fs::write(&out, g.encode_to_vec())
         .with_context(|| format!("writing {}", out.display()))?;
     eprintln!(
@@ -77,10 +80,7 @@ fn default_output(model: &Path) -> PathBuf {
 /// The tensor names from the flags, falling back to a minimal reading of the graph.
 // TODO(lead): replace the fallbacks with `onnx::analyze` once the `onnx` branch lands.
 fn spec(model: &ModelProto, args: &ExportGradArgs) -> anyhow::Result<GradSpec> {
-    let g = model
-        .graph
-        .as_ref()
-        .context("the model has no graph")?;
+    let g = model.graph.as_ref().context("the model has no graph")?;
     let inits: Vec<&str> = g
         .initializer
         .iter()
@@ -97,7 +97,9 @@ fn spec(model: &ModelProto, args: &ExportGradArgs) -> anyhow::Result<GradSpec> {
                 .collect();
             match cands.as_slice() {
                 [one] => one.to_string(),
-                _ => anyhow::bail!("the model has inputs {cands:?}: name the image input with --input"),
+                _ => anyhow::bail!(
+                    "the model has inputs {cands:?}: name the image input with --input"
+                ),
             }
         }
     };
