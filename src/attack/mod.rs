@@ -1,4 +1,15 @@
-//! Batched projected gradient descent (PGD) over a gradient model: targeted and untargeted, L2 and L-infinity.
+//! Batched projected gradient descent (PGD) over a gradient model: targeted (minimise the loss toward
+//! a class: the translation AEGIS uses) and untargeted (maximise the loss of the true class: the
+//! robustness check), L2 with per-example normalised steps or L-infinity with sign steps, projection
+//! onto the ε-ball around the start, clamping to [0, 1].
+
+mod model;
+mod onnx_model;
+mod pgd;
+
+pub use model::{GradOutput, GradientModel};
+pub use onnx_model::{OnnxGradModel, GRAD_OUTPUTS};
+pub use pgd::{argmax_rows, Goal, Norm, Pgd, PgdParams, PgdResult};
 
 use thiserror::Error;
 
@@ -6,7 +17,28 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum AttackError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
+    /// A PGD parameter is out of range.
+    #[error("invalid PGD parameter {name} = {value}: {rule}")]
+    InvalidParam {
+        /// Parameter name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// Images and labels disagree, or images do not match the model's input shape.
+    #[error("PGD input mismatch: {0}")]
+    Shape(String),
+    /// The gradient model failed.
+    #[error("gradient model failed: {0}")]
+    Model(String),
+    /// The model returned NaN or infinite gradients.
+    #[error("gradient model returned a non-finite gradient at step {step} (example {example})")]
+    NonFinite {
+        /// PGD step.
+        step: usize,
+        /// Example index in the whole input.
+        example: usize,
+    },
 }

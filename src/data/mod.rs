@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod features;
+
 use thiserror::Error;
 
 mod cifar;
@@ -68,6 +70,23 @@ pub enum DataError {
         path: PathBuf,
         /// What is wrong.
         problem: String,
+    },
+    /// A feature matrix file is malformed (format, dtype, shape, values).
+    #[error("feature file {path}: {reason}")]
+    FeatureFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with values.
+        reason: String,
+    },
+    /// A feature matrix file could not be read or written.
+    #[error("feature file {path}: {source}")]
+    FeatureIo {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
 }
 

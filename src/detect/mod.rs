@@ -1,4 +1,11 @@
-//! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and Neural Cleanse, and the robustness precondition.
+//! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and
+//! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
+
+pub mod aegis;
+pub mod anomaly;
+pub mod precondition;
+pub mod preset;
+pub mod translate;
 
 use thiserror::Error;
 
@@ -6,7 +13,19 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DetectError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
+    /// Not enough data to run a detector.
+    #[error("not enough data: {0}")]
+    NoData(String),
+    /// A detector parameter is invalid.
+    #[error("invalid detector parameter: {0}")]
+    InvalidParam(String),
+    /// The attack underneath failed.
+    #[error(transparent)]
+    Attack(#[from] crate::attack::AttackError),
+    /// Embedding failed.
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    /// Clustering failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }

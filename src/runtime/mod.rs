@@ -1,4 +1,14 @@
-//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, project folder, Python package), execution providers (CPU, CUDA) and sessions that evaluate the gradient graph.
+//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the project's
+//! `.ort/` folder, an installed Python `onnxruntime` package), execution providers (CPU, CUDA) and
+//! sessions that evaluate graphs built by aegis-audit. No custom-operator library is ever registered.
+
+mod library;
+mod session;
+
+pub use library::{find_library, init, LibrarySource};
+pub use session::{Device, Session, SessionConfig, TensorData, Values};
+
+use std::path::PathBuf;
 
 use thiserror::Error;
 
@@ -6,7 +16,51 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum RuntimeError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
+    /// No ONNX Runtime shared library was found anywhere aegis-audit looks.
+    #[error(
+        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `bash scripts/setup.sh` \
+         (or `pip install onnxruntime==1.31.1`), or pass --ort-lib PATH / set ORT_DYLIB_PATH to \
+         libonnxruntime.so.1.31.1"
+    )]
+    LibraryNotFound {
+        /// Where it looked, in order.
+        searched: String,
+    },
+    /// The library given explicitly does not exist.
+    #[error("ONNX Runtime library {path} ({source_name}) does not exist")]
+    LibraryMissing {
+        /// The path given.
+        path: PathBuf,
+        /// Where the path came from (`--ort-lib`, `ORT_DYLIB_PATH`).
+        source_name: &'static str,
+    },
+    /// The library could not be loaded or has the wrong version.
+    #[error("cannot use ONNX Runtime library {path}: {reason}")]
+    LibraryUnusable {
+        /// The library path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The CUDA execution provider was requested but cannot be used.
+    #[error("--device cuda: the CUDA execution provider is not usable: {0} (install onnxruntime-gpu==1.31.1 with `AEGIS_GPU=1 bash scripts/setup.sh`, or use --device cpu|auto)")]
+    CudaUnavailable(String),
+    /// ONNX Runtime rejected the model while creating a session.
+    #[error("ONNX Runtime could not create a session: {0}")]
+    Session(String),
+    /// A run failed or returned something unexpected.
+    #[error("ONNX Runtime run failed: {0}")]
+    Run(String),
+    /// An input tensor's data does not match its shape.
+    #[error("input '{name}': shape {shape:?} needs {expected} values, got {got}")]
+    InputShape {
+        /// Input name.
+        name: String,
+        /// The declared shape.
+        shape: Vec<i64>,
+        /// Product of the shape.
+        expected: usize,
+        /// Values supplied.
+        got: usize,
+    },
 }

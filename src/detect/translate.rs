@@ -1,0 +1,136 @@
+//! AEGIS step 1–2: translate random training images toward a class with targeted L2 PGD and collect
+//! the feature vectors of the translated images and of clean training images of that class.
+
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::DetectError;
+use crate::attack::{Goal, GradientModel, Norm, PgdParams};
+
+/// How images are translated toward a class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranslationParams {
+    /// Seed images per class (S), drawn from the whole training set, any label.
+    pub seeds_per_class: usize,
+    /// L2 radius of the translation (the paper: 100 for MNIST, 500 for CIFAR-10).
+    pub eps: f32,
+    /// L2 step size (the paper: 0.25).
+    pub step: f32,
+    /// PGD iterations (the paper: 50–150).
+    pub steps: usize,
+}
+
+/// The translated and clean samples of one class.
+#[derive(Debug, Clone)]
+pub struct ClassSamples {
+    /// The class.
+    pub class: usize,
+    /// Training-set indices of the seed images.
+    pub seed_indices: Vec<usize>,
+    /// Translated images (NCHW, one per seed).
+    pub translated_images: Vec<f32>,
+    /// Features of the translated images (`seeds × feature_dim`).
+    pub translated_features: Vec<f32>,
+    /// Fraction of translated images the model assigns to the class.
+    pub reached: f64,
+    /// Training-set indices of the clean images of the class.
+    pub clean_indices: Vec<usize>,
+    /// Features of the clean images (`clean × feature_dim`).
+    pub clean_features: Vec<f32>,
+}
+
+/// A seeded RNG for one (seed, class, purpose) triple, so classes are independent of run order.
+pub fn class_rng(seed: u64, class: usize, purpose: u64) -> ChaCha8Rng {
+    let mix = seed
+        ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    ChaCha8Rng::seed_from_u64(mix)
+}
+
+/// Translates `params.seeds_per_class` random training images toward `class` and extracts the
+/// features of the results and of as many clean training images of `class` (all of them if fewer).
+#[allow(clippy::too_many_arguments)]
+pub fn translate_class(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    class: usize,
+    params: &TranslationParams,
+    batch_size: usize,
+    seed: u64,
+    progress: impl FnMut(usize),
+) -> Result<ClassSamples, DetectError> {
+    let (c, h, w) = model.image_shape();
+    let dim = c * h * w;
+    let n = labels.len();
+    if n == 0 || images.len() != n * dim {
+        return Err(DetectError::NoData(format!("{} training values for {n} labels of {c}×{h}×{w} images", images.len())));
+    }
+    let s = params.seeds_per_class.min(n);
+    let mut rng = class_rng(seed, class, 1);
+    let mut seed_indices = sample(&mut rng, n, s).into_vec();
+    seed_indices.sort_unstable();
+    let x0 = gather(images, dim, &seed_indices);
+    let targets = vec![class as i64; s];
+    let pgd = PgdParams {
+        norm: Norm::L2,
+        eps: params.eps,
+        step: params.step,
+        steps: params.steps,
+        goal: Goal::Targeted,
+        batch_size,
+    }
+    .check()?;
+    let result = pgd.run(model, &x0, &targets, progress)?;
+    let reached = result.success.iter().filter(|s| **s).count() as f64 / s.max(1) as f64;
+
+    let of_class: Vec<usize> = (0..n).filter(|&i| labels[i] == class as i64).collect();
+    if of_class.is_empty() {
+        return Err(DetectError::NoData(format!("no training images of class {class}")));
+    }
+    let mut rng = class_rng(seed, class, 2);
+    let mut clean_indices: Vec<usize> =
+        sample(&mut rng, of_class.len(), s.min(of_class.len())).into_iter().map(|i| of_class[i]).collect();
+    clean_indices.sort_unstable();
+    let clean_features = features_of(model, &gather(images, dim, &clean_indices), class, batch_size)?;
+    Ok(ClassSamples {
+        class,
+        seed_indices,
+        translated_images: result.images,
+        translated_features: result.features,
+        reached,
+        clean_indices,
+        clean_features,
+    })
+}
+
+/// Features of `x` (NCHW) in batches; `label` only feeds the loss, which is ignored.
+pub fn features_of(
+    model: &mut dyn GradientModel,
+    x: &[f32],
+    label: usize,
+    batch_size: usize,
+) -> Result<Vec<f32>, DetectError> {
+    let (c, h, w) = model.image_shape();
+    let dim = c * h * w;
+    let n = x.len() / dim;
+    let mut out = Vec::with_capacity(n * model.feature_dim());
+    for start in (0..n).step_by(batch_size.max(1)) {
+        let end = (start + batch_size.max(1)).min(n);
+        let y = vec![label as i64; end - start];
+        out.extend_from_slice(&model.eval(&x[start * dim..end * dim], end - start, &y)?.features);
+    }
+    Ok(out)
+}
+
+/// Copies the images at `indices` (each `dim` values) into one buffer.
+pub fn gather(images: &[f32], dim: usize, indices: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(indices.len() * dim);
+    for &i in indices {
+        out.extend_from_slice(&images[i * dim..(i + 1) * dim]);
+    }
+    out
+}
