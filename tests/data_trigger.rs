@@ -34,16 +34,28 @@ fn patch_trigger_sets_the_rectangle() {
         }
     }
     let err = spec.apply(&mut images, 2, 3, 4, 4).unwrap_err().to_string();
-    assert!(err.contains("[1, 4, 4]") && err.contains("[3, 4, 4]"), "{err}");
-    let err = spec.apply(&mut images[..20], 2, 1, 4, 4).unwrap_err().to_string();
+    assert!(
+        err.contains("[1, 4, 4]") && err.contains("[3, 4, 4]"),
+        "{err}"
+    );
+    let err = spec
+        .apply(&mut images[..20], 2, 1, 4, 4)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("20 values"), "{err}");
 }
 
 #[test]
 fn pattern_is_added_clamped_then_patched() {
     let dir = tempfile::tempdir().unwrap();
-    let pattern: Vec<f32> = (0..2 * 2 * 2).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }).collect();
-    std::fs::write(dir.path().join("p.npy"), npy_f32_bytes(&[2, 2, 2], &pattern)).unwrap();
+    let pattern: Vec<f32> = (0..2 * 2 * 2)
+        .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
+        .collect();
+    std::fs::write(
+        dir.path().join("p.npy"),
+        npy_f32_bytes(&[2, 2, 2], &pattern),
+    )
+    .unwrap();
     let yaml = "version: 1
 name: blend
 kind: invisible-static
@@ -65,32 +77,70 @@ patches:
 #[test]
 fn bad_specs_are_rejected_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.npy"), npy_f32_bytes(&[1, 4, 4], &[0.1; 16])).unwrap();
-    std::fs::write(dir.path().join("small.npy"), npy_f32_bytes(&[1, 2, 2], &[0.1; 4])).unwrap();
+    std::fs::write(
+        dir.path().join("p.npy"),
+        npy_f32_bytes(&[1, 4, 4], &[0.1; 16]),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("small.npy"),
+        npy_f32_bytes(&[1, 2, 2], &[0.1; 4]),
+    )
+    .unwrap();
     let cases = [
-        (LOCALISED.replace("kind: visible-localised", "kind: glitter"), "glitter"),
+        (
+            LOCALISED.replace("kind: visible-localised", "kind: glitter"),
+            "glitter",
+        ),
         (format!("{LOCALISED}colour: red\n"), "colour"),
         (LOCALISED.replace("version: 1", "version: 2"), "version 2"),
         (LOCALISED.replace("row: 2", "row: 3"), "does not fit"),
-        (LOCALISED.replace("value: 1.0", "value: 3.0"), "outside [0, 1]"),
+        (
+            LOCALISED.replace("value: 1.0", "value: 3.0"),
+            "outside [0, 1]",
+        ),
         (LOCALISED.replace("[1, 4, 4]", "[0, 4, 4]"), "not a valid"),
-        (format!("{LOCALISED}pattern: {{file: ../p.npy, intensity: 1.0}}\n"), "inside the spec's folder"),
-        (format!("{LOCALISED}pattern: {{file: /etc/p.npy, intensity: 1.0}}\n"), "inside the spec's folder"),
-        (format!("{LOCALISED}pattern: {{file: small.npy, intensity: 1.0}}\n"), "shape [1, 2, 2]"),
-        (format!("{LOCALISED}pattern: {{file: none.npy, intensity: 1.0}}\n"), "none.npy"),
-        (format!("{LOCALISED}pattern: {{file: p.npy, intensity: 1.0, blur: 2}}\n"), "blur"),
+        (
+            format!("{LOCALISED}pattern: {{file: ../p.npy, intensity: 1.0}}\n"),
+            "inside the spec's folder",
+        ),
+        (
+            format!("{LOCALISED}pattern: {{file: /etc/p.npy, intensity: 1.0}}\n"),
+            "inside the spec's folder",
+        ),
+        (
+            format!("{LOCALISED}pattern: {{file: small.npy, intensity: 1.0}}\n"),
+            "shape [1, 2, 2]",
+        ),
+        (
+            format!("{LOCALISED}pattern: {{file: none.npy, intensity: 1.0}}\n"),
+            "none.npy",
+        ),
+        (
+            format!("{LOCALISED}pattern: {{file: p.npy, intensity: 1.0, blur: 2}}\n"),
+            "blur",
+        ),
         ("version: 1\nname: x\n".to_string(), "kind"),
     ];
     for (i, (yaml, expect)) in cases.iter().enumerate() {
         let path = write(dir.path(), &format!("bad{i}.yaml"), yaml);
         let err = TriggerSpec::load(&path).unwrap_err().to_string();
-        assert!(err.contains(expect) && err.contains(&format!("bad{i}.yaml")), "case {i}: {err}");
+        assert!(
+            err.contains(expect) && err.contains(&format!("bad{i}.yaml")),
+            "case {i}: {err}"
+        );
     }
     // A pattern reached through a symbolic link leading outside is refused too.
     let outside = tempfile::tempdir().unwrap();
-    std::fs::write(outside.path().join("p.npy"), npy_f32_bytes(&[1, 4, 4], &[0.1; 16])).unwrap();
+    std::fs::write(
+        outside.path().join("p.npy"),
+        npy_f32_bytes(&[1, 4, 4], &[0.1; 16]),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(outside.path().join("p.npy"), dir.path().join("link.npy")).unwrap();
     let yaml = format!("{LOCALISED}pattern: {{file: link.npy, intensity: 1.0}}\n");
-    let err = TriggerSpec::load(&write(dir.path(), "link.yaml", &yaml)).unwrap_err().to_string();
+    let err = TriggerSpec::load(&write(dir.path(), "link.yaml", &yaml))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("leads outside"), "{err}");
 }
