@@ -15,9 +15,10 @@ use aegis_audit::detect::aegis::{AegisParams, BandwidthRule};
 use aegis_audit::detect::preset::PresetFile;
 use aegis_audit::embed::Reducer;
 use aegis_audit::onnx::LoadLimits;
-use aegis_audit::report::{self, sarif, table};
+use aegis_audit::report::{self, sarif, table, Verdict};
 
 use super::common::{FeatureArgs, RuntimeArgs};
+use super::{EXIT_CLEAN, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED};
 
 /// Audit MODEL for backdoors.
 #[derive(Debug, Clone, Args)]
@@ -288,7 +289,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         FormatArg::Json => println!("{json_text}"),
         FormatArg::Sarif => println!("{sarif_text}"),
     }
-    Ok(ExitCode::from(report.verdict.exit_code()))
+    Ok(ExitCode::from(match report.verdict {
+        Verdict::Clean => EXIT_CLEAN,
+        Verdict::Suspected => EXIT_SUSPECTED,
+        Verdict::NotApplicable => EXIT_NOT_APPLICABLE,
+    }))
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
