@@ -57,6 +57,9 @@ pub struct AuditArgs {
     /// Reduction before clustering.
     #[arg(long, value_enum)]
     pub reducer: Option<ReducerArg>,
+    /// PCA dimensions before t-SNE.
+    #[arg(long)]
+    pub pca_dims: Option<usize>,
     /// t-SNE perplexity.
     #[arg(long)]
     pub perplexity: Option<f64>,
@@ -217,6 +220,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             Some(ReducerArg::None) => Reducer::None,
             _ => Reducer::Tsne,
         },
+        pca_dims: args.pca_dims.unwrap_or(preset.embedding.pca_dims),
         perplexity: args.perplexity.unwrap_or(preset.embedding.perplexity),
         clusterer: match args.clusterer {
             Some(ClustererArg::Hdbscan) => Clusterer::Hdbscan,
@@ -241,7 +245,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ("method", json!(format!("{:?}", args.method).to_lowercase())),
         ("translation", json!(aegis.translation)),
         ("reducer", json!(format!("{:?}", aegis.reducer).to_lowercase())),
-        ("pca_dims", json!(preset.embedding.pca_dims)),
+        ("pca_dims", json!(aegis.pca_dims)),
         ("perplexity", json!(aegis.perplexity)),
         ("clusterer", json!(format!("{:?}", aegis.clusterer).to_lowercase())),
         ("bandwidth", json!(aegis.bandwidth)),
