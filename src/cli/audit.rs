@@ -15,9 +15,10 @@ use aegis_audit::detect::aegis::{AegisParams, BandwidthRule};
 use aegis_audit::detect::preset::PresetFile;
 use aegis_audit::embed::Reducer;
 use aegis_audit::onnx::LoadLimits;
-use aegis_audit::report::{self, sarif, table};
+use aegis_audit::report::{self, sarif, table, Verdict};
 
 use super::common::{FeatureArgs, RuntimeArgs};
+use super::{EXIT_CLEAN, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED};
 
 /// Audit MODEL for backdoors.
 #[derive(Debug, Clone, Args)]
@@ -56,6 +57,9 @@ pub struct AuditArgs {
     /// Reduction before clustering.
     #[arg(long, value_enum)]
     pub reducer: Option<ReducerArg>,
+    /// PCA dimensions before t-SNE.
+    #[arg(long)]
+    pub pca_dims: Option<usize>,
     /// t-SNE perplexity.
     #[arg(long)]
     pub perplexity: Option<f64>,
@@ -216,6 +220,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             Some(ReducerArg::None) => Reducer::None,
             _ => Reducer::Tsne,
         },
+        pca_dims: args.pca_dims.unwrap_or(preset.embedding.pca_dims),
         perplexity: args.perplexity.unwrap_or(preset.embedding.perplexity),
         clusterer: match args.clusterer {
             Some(ClustererArg::Hdbscan) => Clusterer::Hdbscan,
@@ -240,7 +245,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ("method", json!(format!("{:?}", args.method).to_lowercase())),
         ("translation", json!(aegis.translation)),
         ("reducer", json!(format!("{:?}", aegis.reducer).to_lowercase())),
-        ("pca_dims", json!(preset.embedding.pca_dims)),
+        ("pca_dims", json!(aegis.pca_dims)),
         ("perplexity", json!(aegis.perplexity)),
         ("clusterer", json!(format!("{:?}", aegis.clusterer).to_lowercase())),
         ("bandwidth", json!(aegis.bandwidth)),
@@ -288,7 +293,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         FormatArg::Json => println!("{json_text}"),
         FormatArg::Sarif => println!("{sarif_text}"),
     }
-    Ok(ExitCode::from(report.verdict.exit_code()))
+    Ok(ExitCode::from(match report.verdict {
+        Verdict::Clean => EXIT_CLEAN,
+        Verdict::Suspected => EXIT_SUSPECTED,
+        Verdict::NotApplicable => EXIT_NOT_APPLICABLE,
+    }))
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -32,6 +32,7 @@ Exit codes:
 #[command(
     name = "aegis-audit",
     version,
+    override_usage = "aegis-audit [audit] MODEL --data DIR [OPTIONS]\n       aegis-audit <COMMAND> [ARGS]",
     about,
     after_help = EXIT_CODES_HELP,
 )]

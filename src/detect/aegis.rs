@@ -65,6 +65,8 @@ pub struct AegisParams {
     pub translation: TranslationParams,
     /// Dimensionality reduction before clustering.
     pub reducer: Reducer,
+    /// PCA dimensions before t-SNE (the paper: 150).
+    pub pca_dims: usize,
     /// t-SNE perplexity.
     pub perplexity: f64,
     /// The clustering algorithm.
@@ -139,7 +141,7 @@ pub fn aegis_class(
     for (i, v) in samples.clean_features.iter().chain(&samples.translated_features).enumerate() {
         x[[i / fdim, i % fdim]] = *v as f64;
     }
-    let reduced = params.reducer.reduce(&x, params.perplexity, params.seed)?;
+    let reduced = params.reducer.reduce_with(&x, params.pca_dims, params.perplexity, params.seed)?;
     let bandwidth = match params.clusterer {
         Clusterer::MeanShift => Some(params.bandwidth.bandwidth(&reduced.points, params.seed)?),
         _ => None,

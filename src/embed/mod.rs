@@ -84,6 +84,11 @@ pub enum Reducer {
 impl Reducer {
     /// Reduces `x` as this choice says, with t-SNE's `perplexity` and `seed` where they apply.
     pub fn reduce(self, x: &Array2<f64>, perplexity: f64, seed: u64) -> Result<Reduced> {
+        self.reduce_with(x, 150, perplexity, seed)
+    }
+
+    /// As [`Reducer::reduce`], with `pca_dims` dimensions (fewer when the data has fewer) before t-SNE.
+    pub fn reduce_with(self, x: &Array2<f64>, pca_dims: usize, perplexity: f64, seed: u64) -> Result<Reduced> {
         match self {
             Reducer::None => {
                 check_finite(x)?;
@@ -100,7 +105,7 @@ impl Reducer {
                 })
             }
             Reducer::Tsne => {
-                let pca = Pca::params(150).fit(x)?;
+                let pca = Pca::params(pca_dims).fit(x)?;
                 let reduced = pca.transform(x)?;
                 let emb = Tsne::params()
                     .perplexity(perplexity)
