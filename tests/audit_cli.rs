@@ -71,9 +71,9 @@ fn robust_model_gives_verdict_sarif_json_and_evidence() {
 }
 
 #[test]
-fn standard_model_fails_the_precondition_with_exit_3() {
+fn aegis_on_a_standard_model_fails_the_precondition_with_exit_3() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, stdout, stderr) = audit("standard_clean", &[], dir.path());
+    let (code, stdout, stderr) = audit("standard_clean", &["--method", "aegis"], dir.path());
     assert_eq!(code, 3, "{stdout}\n{stderr}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["verdict"], "not-applicable");
@@ -81,6 +81,28 @@ fn standard_model_fails_the_precondition_with_exit_3() {
     assert!(json["classes"].as_array().unwrap().is_empty());
     let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
     assert_schema_valid(&sarif);
+}
+
+#[test]
+fn auto_runs_neural_cleanse_on_a_standard_model_and_finds_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("evidence");
+    let (code, stdout, stderr) = audit(
+        "standard_localised",
+        &["--nc-images", "100", "--nc-epochs", "40", "--evidence", ev.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["method"]["method"], "neural-cleanse");
+    assert!(json["method"]["reason"].as_str().unwrap().contains("not robust"), "{}", json["method"]);
+    let flagged: Vec<i64> =
+        json["classes"].as_array().unwrap().iter().filter(|c| c["flagged"] == true).map(|c| c["class"].as_i64().unwrap()).collect();
+    assert_eq!(flagged, vec![7], "the trigger's target");
+    assert!(ev.join("class-7-nc-mask.png").is_file());
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    assert_schema_valid(&sarif);
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "AEGIS001");
 }
 
 #[test]

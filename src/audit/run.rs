@@ -13,6 +13,7 @@ use super::PreparedModel;
 use crate::attack::GradientModel;
 use crate::data::{sample_indices, ImageSet};
 use crate::detect::aegis::{aegis_class, AegisClass, AegisParams};
+use crate::detect::neural_cleanse::{run_neural_cleanse, NeuralCleanseParams};
 use crate::detect::precondition::{check_robustness, PreconditionParams, PreconditionResult};
 use crate::detect::translate::gather;
 use crate::report::{
@@ -24,11 +25,12 @@ use crate::Result;
 /// Which detector the audit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodChoice {
-    /// The robustness precondition decides: AEGIS on a robust model; otherwise the report says
-    /// the method does not apply.
+    /// The robustness precondition decides: AEGIS on a robust model, Neural Cleanse otherwise.
     Auto,
     /// AEGIS, after the precondition unless it is skipped.
     Aegis,
+    /// Neural Cleanse (for standard, non-robust models); no precondition.
+    NeuralCleanse,
 }
 
 /// Everything an audit run needs besides the model and the data.
@@ -40,6 +42,8 @@ pub struct AuditPlan {
     pub method: MethodChoice,
     /// AEGIS parameters (seed included).
     pub aegis: AegisParams,
+    /// Neural Cleanse parameters.
+    pub neural_cleanse: NeuralCleanseParams,
     /// Independent AEGIS runs (seeds `seed`, `seed + 1`, …); a class is flagged by majority.
     pub runs: usize,
     /// Classes to examine (all when `None`).
@@ -98,9 +102,10 @@ pub fn run_audit(
     parameters.insert("preset".into(), json!(plan.preset));
     parameters.insert("feature_tensor".into(), json!(prepared.analysis.feature.name));
 
-    let precondition = match &plan.precondition {
-        Some(p) => Some(run_precondition(plan, p, &mut prepared.model, test)?),
-        None => {
+    let precondition = match (&plan.precondition, plan.method) {
+        (_, MethodChoice::NeuralCleanse) => None,
+        (Some(p), _) => Some(run_precondition(plan, p, &mut prepared.model, test)?),
+        (None, _) => {
             notifications.push(Notification {
                 level: Level::Warning,
                 message: "robustness precondition skipped (--skip-precondition): AEGIS is only valid for \
@@ -112,33 +117,52 @@ pub fn run_audit(
         }
     };
     let robust = precondition.as_ref().is_none_or(|p| p.passed);
-    let method = MethodInfo {
-        method: Method::Aegis,
-        reason: match (plan.method, &precondition) {
-            (MethodChoice::Aegis, _) => "--method aegis".to_string(),
-            (MethodChoice::Auto, Some(p)) if p.passed => format!(
-                "--method auto: adversarial accuracy {:.3} ≥ {:.3} at L2 ε = {}: the model counts as robust",
-                p.adv_accuracy, p.params.min_adv_accuracy, p.params.eps
-            ),
-            (MethodChoice::Auto, Some(p)) => format!(
-                "--method auto: adversarial accuracy {:.3} < {:.3} at L2 ε = {}: the model is not robust, so \
-                 AEGIS does not apply",
-                p.adv_accuracy, p.params.min_adv_accuracy, p.params.eps
-            ),
-            (MethodChoice::Auto, None) => "--method auto with --skip-precondition".to_string(),
-        },
+    let describe = |p: &PreconditionResult, verb: &str| {
+        format!(
+            "adversarial accuracy {:.3} {verb} {:.3} at L2 ε = {}",
+            p.adv_accuracy, p.params.min_adv_accuracy, p.params.eps
+        )
     };
-
+    let (method, reason) = match (plan.method, &precondition) {
+        (MethodChoice::NeuralCleanse, _) => (Method::NeuralCleanse, "--method neural-cleanse".to_string()),
+        (MethodChoice::Aegis, Some(p)) if !p.passed => (
+            Method::Aegis,
+            format!("--method aegis, but {}: the model is not robust, so AEGIS does not apply", describe(p, "<")),
+        ),
+        (MethodChoice::Aegis, _) => (Method::Aegis, "--method aegis".to_string()),
+        (MethodChoice::Auto, Some(p)) if p.passed => (
+            Method::Aegis,
+            format!("--method auto: {}: the model counts as robust, so AEGIS applies", describe(p, "≥")),
+        ),
+        (MethodChoice::Auto, Some(p)) => (
+            Method::NeuralCleanse,
+            format!(
+                "--method auto: {}: the model is not robust, so Neural Cleanse (which targets standard models) runs",
+                describe(p, "<")
+            ),
+        ),
+        (MethodChoice::Auto, None) => (Method::Aegis, "--method auto with --skip-precondition".to_string()),
+    };
+    let not_applicable = method == Method::Aegis && !robust;
     let mut classes = Vec::new();
     let mut evidence_files = Vec::new();
-    if robust {
-        let selected: Vec<usize> = plan.classes.clone().unwrap_or_else(|| (0..k).collect());
-        for &class in &selected {
-            let (result, files) = aegis_votes(plan, prepared, train, class)?;
-            evidence_files.extend(files.iter().cloned());
-            classes.push(result);
+    let selected: Vec<usize> = plan.classes.clone().unwrap_or_else(|| (0..k).collect());
+    match method {
+        Method::Aegis if !not_applicable => {
+            for &class in &selected {
+                let (result, files) = aegis_votes(plan, prepared, train, class)?;
+                evidence_files.extend(files.iter().cloned());
+                classes.push(result);
+            }
         }
+        Method::NeuralCleanse => {
+            let (results, files) = neural_cleanse(plan, prepared, test, &selected)?;
+            evidence_files.extend(files);
+            classes = results;
+        }
+        _ => {}
     }
+    let method = MethodInfo { method, reason };
     let mut report = AuditReport {
         tool: ToolInfo::default(),
         command_line: plan.command_line.clone(),
@@ -161,7 +185,13 @@ pub fn run_audit(
         evidence: None,
         notifications,
     };
-    report.verdict = report.derived_verdict();
+    report.verdict = if not_applicable {
+        Verdict::NotApplicable
+    } else if report.classes.iter().any(|c| c.flagged) {
+        Verdict::Suspected
+    } else {
+        Verdict::Clean
+    };
     report.wall_time_s = start.elapsed().as_secs_f64();
     if let Some(dir) = &plan.evidence_dir {
         report.evidence = Some(evidence::finish(dir, &report, evidence_files)?);
@@ -235,4 +265,59 @@ fn aegis_votes(
         None => Vec::new(),
     };
     Ok((ClassResult { class: class as i64, name, flagged, summary, details, evidence: files.clone() }, files))
+}
+
+/// Runs Neural Cleanse on held-out images and keeps the selected classes' results.
+fn neural_cleanse(
+    plan: &AuditPlan,
+    prepared: &mut PreparedModel,
+    test: &ImageSet,
+    selected: &[usize],
+) -> Result<(Vec<ClassResult>, Vec<crate::report::EvidenceFile>)> {
+    let k = prepared.model.num_classes();
+    let pb = bar(k * plan.neural_cleanse.epochs, "Neural Cleanse (epochs)".into(), plan.progress);
+    let mut done = vec![0usize; k];
+    let r = run_neural_cleanse(&mut prepared.model, &test.pixels, &test.labels, &plan.neural_cleanse, |class, epochs| {
+        if class < k {
+            done[class] = epochs;
+        }
+        pb.set_position(done.iter().sum::<usize>() as u64);
+    })?;
+    pb.finish_and_clear();
+    let (c, h, w) = r.image_shape;
+    let mut out = Vec::new();
+    let mut all_files = Vec::new();
+    for t in r.classes.iter().filter(|t| selected.contains(&t.class)) {
+        let flagged = r.flagged.contains(&t.class);
+        let mut files = Vec::new();
+        if let Some(dir) = &plan.evidence_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| crate::report::ReportError::Io { path: dir.clone(), source })?;
+            let name = format!("class-{}-nc-mask.png", t.class);
+            crate::report::evidence::mask_png(&dir.join(&name), &t.mask, &t.pattern, c, h, w, 4)?;
+            files.push(crate::report::EvidenceFile {
+                kind: crate::report::EvidenceKind::Mask,
+                path: name,
+                caption: format!("Class {}: reversed mask and mask⊙pattern (‖m‖₁ = {:.2})", t.class, t.mask_l1),
+            });
+        }
+        all_files.extend(files.iter().cloned());
+        out.push(ClassResult {
+            class: t.class as i64,
+            name: test.class_names.get(t.class).cloned(),
+            flagged,
+            summary: format!(
+                "class {}: smallest reversed trigger ‖m‖₁ = {:.2} (median {:.2}), anomaly index {:.2}{}; reversed trigger success {:.3}",
+                t.class,
+                t.mask_l1,
+                r.median_l1,
+                t.anomaly_index,
+                if flagged { format!(" > {} on the small side: backdoor suspected", plan.neural_cleanse.anomaly_threshold) } else { String::new() },
+                t.success_rate
+            ),
+            details: ClassDetails::NeuralCleanse { mask_l1: t.mask_l1, anomaly_index: t.anomaly_index },
+            evidence: files,
+        });
+    }
+    Ok((out, all_files))
 }

@@ -101,6 +101,24 @@ pub struct AuditArgs {
     /// Minimum adversarial accuracy for the model to count as robust.
     #[arg(long)]
     pub min_adv_accuracy: Option<f64>,
+    /// Neural Cleanse: images the triggers are reverse-engineered on.
+    #[arg(long)]
+    pub nc_images: Option<usize>,
+    /// Neural Cleanse: mini-batch size.
+    #[arg(long)]
+    pub nc_batch: Option<usize>,
+    /// Neural Cleanse: maximum epochs per class.
+    #[arg(long)]
+    pub nc_epochs: Option<usize>,
+    /// Neural Cleanse: initial cost λ on ‖m‖₁.
+    #[arg(long)]
+    pub nc_init_cost: Option<f64>,
+    /// Neural Cleanse: attack success the reversed trigger must reach.
+    #[arg(long)]
+    pub nc_target_success: Option<f64>,
+    /// Neural Cleanse: anomaly-index threshold (small side).
+    #[arg(long)]
+    pub nc_anomaly_threshold: Option<f64>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -127,10 +145,12 @@ pub struct AuditArgs {
 /// `--method` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
-    /// Robustness precondition, then AEGIS on a robust model.
+    /// Robustness precondition, then AEGIS on a robust model and Neural Cleanse on a standard one.
     Auto,
-    /// AEGIS.
+    /// AEGIS (after the robustness precondition unless --skip-precondition).
     Aegis,
+    /// Neural Cleanse (for standard models; no precondition).
+    NeuralCleanse,
 }
 
 /// `--reducer` choices.
@@ -241,6 +261,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         p.min_adv_accuracy = args.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
         p
     });
+    let mut neural_cleanse = preset.neural_cleanse.clone();
+    neural_cleanse.images = args.nc_images.unwrap_or(neural_cleanse.images);
+    neural_cleanse.batch_size = args.nc_batch.unwrap_or(neural_cleanse.batch_size);
+    neural_cleanse.epochs = args.nc_epochs.unwrap_or(neural_cleanse.epochs);
+    neural_cleanse.init_cost = args.nc_init_cost.unwrap_or(neural_cleanse.init_cost);
+    neural_cleanse.target_success = args.nc_target_success.unwrap_or(neural_cleanse.target_success);
+    neural_cleanse.anomaly_threshold = args.nc_anomaly_threshold.unwrap_or(neural_cleanse.anomaly_threshold);
+    neural_cleanse.seed = args.seed;
+    neural_cleanse.check()?;
     let parameters = [
         ("method", json!(format!("{:?}", args.method).to_lowercase())),
         ("translation", json!(aegis.translation)),
@@ -256,6 +285,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ("seed", json!(args.seed)),
         ("batch_size", json!(aegis.batch_size)),
         ("precondition", json!(precondition)),
+        ("neural_cleanse", json!(neural_cleanse)),
         ("classes", json!(args.classes)),
         ("device", json!(format!("{:?}", prepared.model.device()).to_lowercase())),
         ("threads", json!(args.runtime.threads)),
@@ -268,8 +298,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         method: match args.method {
             MethodArg::Auto => MethodChoice::Auto,
             MethodArg::Aegis => MethodChoice::Aegis,
+            MethodArg::NeuralCleanse => MethodChoice::NeuralCleanse,
         },
         aegis,
+        neural_cleanse,
         runs: args.runs,
         classes: args.classes.clone(),
         precondition,

@@ -77,6 +77,9 @@ pub struct Preset {
     pub paper_bandwidth: f64,
     /// The robustness precondition.
     pub precondition: PreconditionParams,
+    /// Neural Cleanse (standard models); defaults when absent.
+    #[serde(default)]
+    pub neural_cleanse: super::neural_cleanse::NeuralCleanseParams,
 }
 
 impl PresetFile {
