@@ -3,6 +3,7 @@
 
 pub mod anomaly;
 pub mod precondition;
+pub mod reach;
 pub mod translate;
 
 use thiserror::Error;
