@@ -41,9 +41,10 @@ pub struct Cli {
     /// A subcommand; without one, aegis-audit audits MODEL.
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// The audit's arguments (the default command).
+    /// The audit's arguments (the default command). `Option` so that a subcommand parses
+    /// without them (a plain flatten makes clap demand MODEL even after `inspect`).
     #[command(flatten)]
-    pub audit: audit::AuditArgs,
+    pub audit: Option<audit::AuditArgs>,
 }
 
 /// The subcommands.
@@ -62,7 +63,10 @@ pub enum Command {
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => audit::run(cli.audit),
+        None => match cli.audit {
+            Some(args) => audit::run(args),
+            None => anyhow::bail!("no MODEL given (see --help)"),
+        },
         Some(Command::Audit(args)) => audit::run(args),
         Some(Command::Inspect(args)) => inspect::run(args),
         Some(Command::ExportGrad(args)) => export_grad::run(args),

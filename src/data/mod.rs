@@ -1,12 +1,303 @@
-//! Reading datasets (IDX, CIFAR-10 binary batches, ImageFolder) into model-ready images, and feature matrices (NPY, CSV).
+//! Reading datasets (IDX, CIFAR-10 binary batches, ImageFolder) into model-ready images, seeded sampling of
+//! seed images and per-class clean samples, trigger specifications, and feature matrices (NPY, CSV).
+//!
+//! Every reader returns an [`ImageSet`]: NCHW `f32` pixels in `[0, 1]` whose channel count and size are
+//! checked against what the model expects; nothing is resized. Every bad input (truncated file, wrong magic,
+//! absurd header dimensions, wrong channels or size, empty folder, missing file) is a [`DataError`] naming the
+//! file and the problem.
+
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+mod cifar;
+mod folder;
+mod idx;
+pub mod npy;
+mod sample;
+pub mod trigger;
+
+pub use sample::{per_class_sample, sample_indices, sample_other_classes};
+
+/// Largest number of `f32` values a dataset may hold (4 GiB of pixels), a bound on header-driven sizes.
+pub const MAX_DATASET_VALUES: usize = 1 << 30;
 
 /// Errors of the `data` module.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DataError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
+    /// A file or folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file's content is malformed (bad magic, truncated, inconsistent header...).
+    #[error("{path}: {problem}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the values involved.
+        problem: String,
+    },
+    /// The data does not fit the model's input (channels or size).
+    #[error("{path}: {problem}")]
+    ShapeMismatch {
+        /// The file or dataset.
+        path: PathBuf,
+        /// The mismatch, with both shapes.
+        problem: String,
+    },
+    /// No known dataset layout was found at a path.
+    #[error("{path}: {problem}")]
+    UnknownLayout {
+        /// The path given.
+        path: PathBuf,
+        /// What was looked for.
+        problem: String,
+    },
+    /// A sampling request cannot be met (too few images).
+    #[error("cannot sample: {0}")]
+    Sampling(String),
+    /// A trigger specification is invalid.
+    #[error("trigger spec {path}: {problem}")]
+    Trigger {
+        /// The YAML file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl DataError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn malformed(path: &Path, problem: impl Into<String>) -> Self {
+        DataError::Malformed {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn shape(path: &Path, problem: impl Into<String>) -> Self {
+        DataError::ShapeMismatch {
+            path: path.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Which part of a dataset to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The training part (`train-*` IDX files, `data_batch_*.bin`, an ImageFolder's `train/`).
+    Train,
+    /// The test part (`t10k-*` IDX files, `test_batch.bin`, an ImageFolder's `test/`).
+    Test,
+}
+
+impl Split {
+    /// The split's lower-case name (`train` or `test`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The on-disk format a dataset was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetFormat {
+    /// MNIST-style IDX files (raw or gzip).
+    Idx,
+    /// CIFAR-10 binary batches.
+    Cifar10,
+    /// Class sub-folders of PNG/JPEG images.
+    ImageFolder,
+}
+
+/// The shape the model expects for one image: channels, height, width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageShape {
+    /// Channels (1 or 3).
+    pub c: usize,
+    /// Height in pixels.
+    pub h: usize,
+    /// Width in pixels.
+    pub w: usize,
+}
+
+impl ImageShape {
+    /// A shape from channels, height, width.
+    pub fn new(c: usize, h: usize, w: usize) -> Self {
+        ImageShape { c, h, w }
+    }
+
+    /// Values in one image (`c * h * w`).
+    pub fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// True when the shape holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {}, {}]", self.c, self.h, self.w)
+    }
+}
+
+/// A batch of labelled images ready for the model: NCHW `f32` in `[0, 1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageSet {
+    /// Number of images.
+    pub n: usize,
+    /// Channels per image.
+    pub c: usize,
+    /// Height.
+    pub h: usize,
+    /// Width.
+    pub w: usize,
+    /// Pixels, NCHW, `n * c * h * w` values in `[0, 1]`.
+    pub pixels: Vec<f32>,
+    /// One label per image (class index).
+    pub labels: Vec<i64>,
+    /// Class names by label index where the format has them (ImageFolder folder names, CIFAR-10 meta).
+    pub class_names: Vec<String>,
+    /// Where the images came from (path and format), for reports.
+    pub source: String,
+    /// The format read.
+    pub format: DatasetFormat,
+}
+
+impl ImageSet {
+    /// The shape of one image.
+    pub fn shape(&self) -> ImageShape {
+        ImageShape::new(self.c, self.h, self.w)
+    }
+
+    /// The pixels of image `i` (`c * h * w` values), or `None` when `i >= n`.
+    pub fn image(&self, i: usize) -> Option<&[f32]> {
+        let len = self.shape().len();
+        self.pixels.get(i * len..(i + 1) * len)
+    }
+
+    /// Number of classes: the largest label + 1 (0 when empty), or the number of class names if larger.
+    pub fn num_classes(&self) -> usize {
+        let from_labels = self
+            .labels
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |m| usize::try_from(m).unwrap_or(0) + 1);
+        from_labels.max(self.class_names.len())
+    }
+
+    /// The images at `indices`, in that order (pixels, labels); errors on an index out of range.
+    pub fn subset(&self, indices: &[usize]) -> Result<ImageSet, DataError> {
+        let len = self.shape().len();
+        let mut pixels = Vec::with_capacity(indices.len().saturating_mul(len).min(MAX_DATASET_VALUES));
+        let mut labels = Vec::with_capacity(indices.len().min(self.n));
+        for &i in indices {
+            let img = self.image(i).ok_or_else(|| {
+                DataError::Sampling(format!("index {i} out of range for {} images of {}", self.n, self.source))
+            })?;
+            pixels.extend_from_slice(img);
+            labels.push(self.labels[i]);
+        }
+        Ok(ImageSet {
+            n: indices.len(),
+            pixels,
+            labels,
+            class_names: self.class_names.clone(),
+            source: self.source.clone(),
+            ..*self
+        })
+    }
+
+    /// A one-line description for reports: format, source, count, shape, classes.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} images {} from {} ({:?}), {} classes",
+            self.n,
+            self.shape(),
+            self.source,
+            self.format,
+            self.num_classes()
+        )
+    }
+}
+
+/// Reads the `split` of the dataset at `path`, checking every image against `expected`.
+///
+/// The format is detected from what `path` holds:
+/// - IDX: a folder with `train-images-idx3-ubyte` / `t10k-images-idx3-ubyte` (optionally `.gz`) and the
+///   matching `*-labels-idx1-ubyte` file, or one images file (the labels file is found next to it);
+/// - CIFAR-10: a folder (or its `cifar-10-batches-bin/` sub-folder) with `data_batch_1.bin`..`data_batch_5.bin`
+///   / `test_batch.bin`, or one `.bin` batch file (the split is then ignored);
+/// - ImageFolder: a folder of class sub-folders holding PNG/JPEG files (class names sorted → labels), or a
+///   folder with `train/` and `test/` sub-folders of that layout.
+///
+/// IDX and CIFAR-10 images must match `expected` exactly. ImageFolder images must have its size; a grayscale
+/// image is replicated into 3 channels and an RGB image whose channels are all equal becomes 1 channel, any
+/// other channel difference is an error.
+pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<ImageSet, DataError> {
+    if !path.exists() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "dataset path does not exist"),
+        ));
+    }
+    if path.is_file() {
+        let name = file_name(path);
+        if name.contains("idx3-ubyte") {
+            return idx::load_files(path, &idx::labels_path_for(path)?, expected);
+        }
+        if name.ends_with(".bin") {
+            return cifar::load_files(&[path.to_path_buf()], path, expected);
+        }
+        return Err(DataError::UnknownLayout {
+            path: path.to_path_buf(),
+            problem: "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)".into(),
+        });
+    }
+    if let Some((images, labels)) = idx::find_in_dir(path, split) {
+        return idx::load_files(&images, &labels, expected);
+    }
+    if let Some(files) = cifar::find_in_dir(path, split)? {
+        return cifar::load_files(&files, path, expected);
+    }
+    folder::load(path, split, expected)
+}
+
+/// The file name of `path` as a string (empty when it has none).
+pub(crate) fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Checks that `n` images of `shape` fit [`MAX_DATASET_VALUES`], returning the value count.
+pub(crate) fn checked_values(path: &Path, n: usize, shape: ImageShape) -> Result<usize, DataError> {
+    n.checked_mul(shape.len())
+        .filter(|&v| v <= MAX_DATASET_VALUES)
+        .ok_or_else(|| {
+            DataError::malformed(
+                path,
+                format!("{n} images of {shape} exceed the limit of {MAX_DATASET_VALUES} values"),
+            )
+        })
 }

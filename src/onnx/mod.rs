@@ -1,14 +1,24 @@
-//! Reading, validating, writing and analysing ONNX models: the vendored protobuf types, safe loading (limits, external data confined to the model's directory, no custom-op domains), graph topology, and finding the image input, logits and feature tensors.
+//! Reading, validating, writing and analysing ONNX models: the vendored protobuf types, safe
+//! loading (limits, external data confined to the model's directory, no custom-op domains), graph
+//! topology, and finding the image input, logits and feature tensors.
+//!
+//! Entry points: [`load_model`] (with [`LoadLimits`]) gives a validated [`Model`] whose tensors
+//! are all inline; [`analyze`] finds what `inspect` prints; [`graph::Graph`] and
+//! [`attr::NodeExt`] are the topology and attribute helpers the gradient builder uses.
 
+pub mod analyze;
+pub mod attr;
+pub mod builder;
+mod error;
+pub mod external;
+pub mod graph;
+mod limits;
+mod load;
 pub mod proto;
+pub mod tensor;
+pub mod validate;
 
-use thiserror::Error;
-
-/// Errors of the `onnx` module.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum OnnxError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
-}
+pub use analyze::{analyze, Analysis, Dim, Feature, FeatureChoice, ImageInput, Logits};
+pub use error::OnnxError;
+pub use limits::LoadLimits;
+pub use load::{decode, encode, load_model, Model};

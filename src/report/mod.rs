@@ -1,12 +1,88 @@
-//! Audit reports: SARIF 2.1.0, JSON, the readable table, and visual evidence (PNG plots, image grids, index.html).
+//! Audit reports: the [`AuditReport`] model, SARIF 2.1.0, JSON, the readable table, visual evidence (PNG
+//! plots, image grids, index.html), and atomic writing so that no partial report is ever left behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+pub mod evidence;
+pub mod html;
+mod model;
+pub mod sarif;
+pub mod table;
+mod uri;
+
+pub use model::{
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
+    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+};
+pub use uri::relative_uri;
 
 /// Errors of the `report` module.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ReportError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The report cannot be serialised.
+    #[error("cannot serialise the report: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// Plot or image input is inconsistent (lengths, channels, sizes).
+    #[error("{what}: {problem}")]
+    InvalidInput {
+        /// The output being made (file name).
+        what: String,
+        /// What is wrong, with values.
+        problem: String,
+    },
+    /// Drawing a plot failed.
+    #[error("drawing {path}: {problem}")]
+    Plot {
+        /// The output file.
+        path: PathBuf,
+        /// The backend's message.
+        problem: String,
+    },
+    /// An evidence path is unusable in a link (absolute or with `..`).
+    #[error("evidence path '{0}' must be relative to the evidence folder, without '..'")]
+    UnsafePath(String),
+}
+
+/// The report as pretty-printed JSON (`--format json`), with a trailing newline.
+pub fn to_json(report: &AuditReport) -> Result<String, ReportError> {
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and synced, then
+/// renamed over `path`. On any failure `path` is untouched and the temporary file is removed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let io = |e: std::io::Error| ReportError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(())
 }

@@ -1,0 +1,120 @@
+//! CIFAR-10 binary batches: records of one label byte then 3×32×32 bytes (R, G, B planes).
+
+use std::path::{Path, PathBuf};
+
+use super::{checked_values, file_name, DataError, DatasetFormat, ImageSet, ImageShape, Split};
+
+/// Shape of one CIFAR-10 image.
+const SHAPE: ImageShape = ImageShape { c: 3, h: 32, w: 32 };
+/// Bytes per record: the label byte and the pixels.
+const RECORD: usize = 1 + 3 * 32 * 32;
+/// Number of CIFAR-10 classes (labels must be below it).
+const CLASSES: u8 = 10;
+
+/// The batch files of `split` in `dir` (or in its `cifar-10-batches-bin/`), `None` when `dir` holds no
+/// CIFAR-10 batch at all.
+pub(super) fn find_in_dir(dir: &Path, split: Split) -> Result<Option<Vec<PathBuf>>, DataError> {
+    let nested = dir.join("cifar-10-batches-bin");
+    let dir = if nested.is_dir() { nested } else { dir.to_path_buf() };
+    let is_cifar = dir.join("test_batch.bin").is_file() || dir.join("data_batch_1.bin").is_file();
+    if !is_cifar {
+        return Ok(None);
+    }
+    let files: Vec<PathBuf> = match split {
+        Split::Test => vec![dir.join("test_batch.bin")],
+        Split::Train => {
+            let mut batches: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+                .map_err(|e| DataError::io(&dir, e))?
+                .filter_map(|entry| {
+                    let path = entry.ok()?.path();
+                    let name = file_name(&path);
+                    let k = name.strip_prefix("data_batch_")?.strip_suffix(".bin")?.parse().ok()?;
+                    Some((k, path))
+                })
+                .collect();
+            batches.sort();
+            batches.into_iter().map(|(_, p)| p).collect()
+        }
+    };
+    if files.is_empty() || !files.iter().all(|f| f.is_file()) {
+        return Err(DataError::UnknownLayout {
+            path: dir,
+            problem: format!(
+                "CIFAR-10 folder without its {} batch ({})",
+                split.name(),
+                match split {
+                    Split::Train => "data_batch_*.bin",
+                    Split::Test => "test_batch.bin",
+                }
+            ),
+        });
+    }
+    Ok(Some(files))
+}
+
+/// Class names from `batches.meta.txt` next to the first batch, when it is there and lists 10 names.
+fn class_names(first: &Path) -> Vec<String> {
+    let meta = first.with_file_name("batches.meta.txt");
+    let Ok(text) = std::fs::read_to_string(meta) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if names.len() == usize::from(CLASSES) {
+        names
+    } else {
+        Vec::new()
+    }
+}
+
+/// Reads CIFAR-10 batch files into an [`ImageSet`] checked against `expected`.
+pub(super) fn load_files(files: &[PathBuf], source: &Path, expected: ImageShape) -> Result<ImageSet, DataError> {
+    if expected != SHAPE {
+        return Err(DataError::shape(
+            source,
+            format!("CIFAR-10 images are {SHAPE} (RGB), the model expects {expected}"),
+        ));
+    }
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    for file in files {
+        let len = std::fs::metadata(file).map_err(|e| DataError::io(file, e))?.len();
+        let len = usize::try_from(len).map_err(|_| DataError::malformed(file, "file too large"))?;
+        if len == 0 || len % RECORD != 0 {
+            return Err(DataError::malformed(
+                file,
+                format!("size {len} bytes is not a positive multiple of the {RECORD}-byte CIFAR-10 record"),
+            ));
+        }
+        checked_values(file, labels.len() + len / RECORD, SHAPE)?;
+        let bytes = std::fs::read(file).map_err(|e| DataError::io(file, e))?;
+        if bytes.len() != len {
+            return Err(DataError::malformed(file, "file changed while being read"));
+        }
+        for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
+            if record[0] >= CLASSES {
+                return Err(DataError::malformed(
+                    file,
+                    format!("record {i}: label {} is not a CIFAR-10 class (0..=9)", record[0]),
+                ));
+            }
+            labels.push(i64::from(record[0]));
+            pixels.extend(record[1..].iter().map(|&b| f32::from(b) / 255.0));
+        }
+    }
+    Ok(ImageSet {
+        n: labels.len(),
+        c: SHAPE.c,
+        h: SHAPE.h,
+        w: SHAPE.w,
+        pixels,
+        labels,
+        class_names: class_names(&files[0]),
+        source: source.display().to_string(),
+        format: DatasetFormat::Cifar10,
+    })
+}

@@ -1,0 +1,167 @@
+//! ImageFolder datasets: one sub-folder per class (sorted names → label indices) of PNG/JPEG files,
+//! optionally under `train/` and `test/`.
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageReader};
+
+use super::{checked_values, file_name, DataError, DatasetFormat, ImageSet, ImageShape, Split};
+
+/// File extensions read as images (compared case-insensitively).
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Visible sub-folders of `dir`, sorted by name.
+fn sub_dirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DataError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && !file_name(p).starts_with('.'))
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Image files of a class folder, sorted by name.
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DataError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && !file_name(p).starts_with('.')
+                && p.extension()
+                    .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                    .is_some_and(|e| EXTENSIONS.contains(&e.as_str()))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The folder holding the class sub-folders for `split`: `root/<split>` when `root` is split into
+/// `train/`/`test/` (optionally `val/`) folders only, `root` otherwise.
+fn split_root(root: &Path, split: Split) -> Result<PathBuf, DataError> {
+    let subs = sub_dirs(root)?;
+    let is_split_name = |p: &PathBuf| matches!(file_name(p).as_str(), "train" | "test" | "val");
+    if !subs.is_empty() && subs.iter().all(is_split_name) {
+        let dir = root.join(split.name());
+        if !dir.is_dir() {
+            return Err(DataError::UnknownLayout {
+                path: root.to_path_buf(),
+                problem: format!("split into train/test folders but has no '{}' folder", split.name()),
+            });
+        }
+        return Ok(dir);
+    }
+    Ok(root.to_path_buf())
+}
+
+/// Reads the ImageFolder dataset at `root` (see [`super::load_dataset`] for the channel rules).
+pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<ImageSet, DataError> {
+    if expected.c != 1 && expected.c != 3 {
+        return Err(DataError::shape(
+            root,
+            format!("the model expects {expected}: ImageFolder images give 1 or 3 channels"),
+        ));
+    }
+    let dir = split_root(root, split)?;
+    let classes = sub_dirs(&dir)?;
+    if classes.is_empty() {
+        return Err(DataError::UnknownLayout {
+            path: dir,
+            problem: "no dataset found: no IDX files (train-images-idx3-ubyte...), no CIFAR-10 batches \
+                      (data_batch_*.bin, test_batch.bin), and no class sub-folders (ImageFolder)"
+                .into(),
+        });
+    }
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
+    let mut class_names = Vec::with_capacity(classes.len());
+    for (label, class_dir) in classes.iter().enumerate() {
+        let files = image_files(class_dir)?;
+        if files.is_empty() {
+            return Err(DataError::malformed(class_dir, "class folder holds no PNG or JPEG image"));
+        }
+        checked_values(class_dir, labels.len() + files.len(), expected)?;
+        for file in &files {
+            pixels.extend(read_image(file, expected)?);
+            labels.push(label as i64);
+        }
+        class_names.push(file_name(class_dir));
+    }
+    Ok(ImageSet {
+        n: labels.len(),
+        c: expected.c,
+        h: expected.h,
+        w: expected.w,
+        pixels,
+        labels,
+        class_names,
+        source: dir.display().to_string(),
+        format: DatasetFormat::ImageFolder,
+    })
+}
+
+/// Opens an image file with its format guessed from content.
+fn reader(file: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
+    ImageReader::open(file)
+        .map_err(|e| DataError::io(file, e))?
+        .with_guessed_format()
+        .map_err(|e| DataError::io(file, e))
+}
+
+/// Decodes one image into CHW `f32` values in `[0, 1]` of shape `expected`.
+pub(crate) fn read_image(file: &Path, expected: ImageShape) -> Result<Vec<f32>, DataError> {
+    // Check the size from the header before decoding (no allocation sized by an unchecked header).
+    let (w, h) = reader(file)?
+        .into_dimensions()
+        .map_err(|e| DataError::malformed(file, format!("not a readable PNG/JPEG image: {e}")))?;
+    if (h as usize, w as usize) != (expected.h, expected.w) {
+        return Err(DataError::shape(
+            file,
+            format!(
+                "image is {h}×{w} (H×W), the model expects {}×{}; resize the dataset first",
+                expected.h, expected.w
+            ),
+        ));
+    }
+    let img = reader(file)?
+        .decode()
+        .map_err(|e| DataError::malformed(file, format!("cannot decode image: {e}")))?;
+    to_chw(&img, file, expected.c)
+}
+
+/// Converts a decoded image to CHW `f32` with `c` channels, refusing ambiguous conversions.
+fn to_chw(img: &DynamicImage, file: &Path, c: usize) -> Result<Vec<f32>, DataError> {
+    let color = img.color();
+    if color.has_alpha() && img.to_rgba32f().pixels().any(|p| p.0[3] < 1.0) {
+        return Err(DataError::shape(
+            file,
+            "image has transparent pixels: cannot map them to the model's input unambiguously",
+        ));
+    }
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let plane = w * h;
+    if c == 1 {
+        if !color.has_color() {
+            return Ok(img.to_luma32f().into_raw());
+        }
+        let rgb = img.to_rgb32f();
+        if rgb.pixels().any(|p| p.0[0] != p.0[1] || p.0[1] != p.0[2]) {
+            return Err(DataError::shape(
+                file,
+                "colour image but the model expects 1 channel (grayscale); convert the dataset first",
+            ));
+        }
+        return Ok(rgb.pixels().map(|p| p.0[0]).collect());
+    }
+    // c == 3: grayscale is replicated, colour is kept.
+    let rgb = img.to_rgb32f();
+    let mut out = vec![0.0f32; 3 * plane];
+    for (i, p) in rgb.pixels().enumerate() {
+        for ch in 0..3 {
+            out[ch * plane + i] = p.0[ch].clamp(0.0, 1.0);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,588 @@
+//! The gradient-graph driver: prunes the forward graph to what logits and features need, renames the
+//! image input to `x`, appends the per-example cross-entropy and its seed, then walks the
+//! input→logits path in reverse topological order applying each op's backward rule.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::grad::rules::{registry, Consts, Ctx};
+use crate::grad::shapes::ShapeMap;
+use crate::grad::GradError;
+use crate::onnx::builder::{attr_int, Dim, GraphBuilder};
+use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::proto::tensor_shape_proto::dimension;
+use crate::onnx::proto::{type_proto, ModelProto, NodeProto};
+
+/// The default-domain opset the gradient graph imports at least (ScatterElements with
+/// `reduction` needs 16; 17 is what PyTorch exports by default).
+pub const MIN_OUTPUT_OPSET: i64 = 17;
+
+/// Ops whose semantics or signature changed at opset 13; a model importing opset 11 or 12 that uses
+/// one of them (among the kept nodes) cannot have its import raised and is rejected.
+const CHANGED_AT_13: &[&str] = &[
+    "Softmax",
+    "LogSoftmax",
+    "Hardmax",
+    "ReduceSum",
+    "Split",
+    "Squeeze",
+    "Unsqueeze",
+];
+
+/// Ops whose outputs carry no gradient (integer or boolean results such as a tensor's shape):
+/// dependence on the image input stops there, so `Shape(x) → Concat → Reshape` is fine.
+const NON_DIFFERENTIABLE: &[&str] = &[
+    "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "Equal", "Greater", "GreaterOrEqual", "Less",
+    "LessOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf",
+];
+
+/// Names of the tensors that define the gradient graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GradSpec {
+    /// The image input (a graph input, float32 [N, C, H, W]).
+    pub input: String,
+    /// The logits tensor ([N, K]); nodes after it (such as a final Softmax) are dropped.
+    pub logits: String,
+    /// The feature tensor, exported as the `features` output.
+    pub features: String,
+}
+
+/// Names of the exported graph's inputs and outputs.
+const FIXED_NAMES: [&str; 6] = ["x", "y", "logits", "features", "loss", "grad"];
+
+fn node_label(n: &NodeProto, i: usize) -> String {
+    n.name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("#{i}"))
+}
+
+/// Kahn's topological order of `nodes` (indices); an error names a node on a cycle.
+fn topo_order(nodes: &[NodeProto]) -> Result<Vec<usize>, GradError> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            producer.insert(o, i);
+        }
+    }
+    let mut indeg = vec![0usize; nodes.len()];
+    let mut users: Vec<Vec<usize>> = vec![vec![]; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let deps: HashSet<usize> = n
+            .input
+            .iter()
+            .filter_map(|t| producer.get(t.as_str()).copied())
+            .filter(|&p| p != i)
+            .collect();
+        indeg[i] = deps.len();
+        for p in deps {
+            users[p].push(i);
+        }
+    }
+    let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indeg[i] == 0).collect();
+    let mut order = Vec::with_capacity(nodes.len());
+    while let Some(i) = queue.pop_front() {
+        order.push(i);
+        for &u in &users[i] {
+            indeg[u] -= 1;
+            if indeg[u] == 0 {
+                queue.push_back(u);
+            }
+        }
+    }
+    if order.len() != nodes.len() {
+        let stuck = (0..nodes.len()).find(|i| !order.contains(i)).unwrap_or(0);
+        return Err(GradError::BadModel(format!(
+            "the graph has a cycle through node '{}'",
+            node_label(&nodes[stuck], stuck)
+        )));
+    }
+    Ok(order)
+}
+
+/// The default-domain opset of `model` and the opset the gradient graph will import.
+fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), GradError> {
+    let v = model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+        .and_then(|o| o.version)
+        .ok_or_else(|| GradError::Opset("the model imports no default-domain ONNX opset".into()))?;
+    if v < 11 {
+        return Err(GradError::Opset(format!(
+            "the model imports ONNX opset {v}; opset 11 or later is required (Clip and Pad take \
+             their bounds as inputs from 11): re-export the model with a newer opset"
+        )));
+    }
+    if v < 13 {
+        if let Some(n) = kept.iter().find(|n| {
+            n.domain.as_deref().unwrap_or("").is_empty()
+                && CHANGED_AT_13.contains(&n.op_type.as_deref().unwrap_or(""))
+        }) {
+            return Err(GradError::Opset(format!(
+                "the model imports ONNX opset {v} and node '{}' ({}) changed meaning at opset 13, \
+                 so the import cannot be raised to {MIN_OUTPUT_OPSET}: re-export with opset ≥ 13",
+                n.name.as_deref().unwrap_or(""),
+                n.op_type.as_deref().unwrap_or("")
+            )));
+        }
+    }
+    Ok((v, v.max(MIN_OUTPUT_OPSET)))
+}
+
+/// Builds the gradient graph of `model`: inputs `x` (the image input, renamed) and `y` (int64 [N]
+/// labels); outputs `logits`, `features`, `loss` (per-example cross-entropy, [N]) and `grad`
+/// (dloss/dx, shaped like `x`). `shapes` must hold the probed shapes of the tensors on the
+/// input→logits path and of their inputs (see [`crate::grad::shapes::probe`] and
+/// [`shape_probe_tensors`]).
+///
+/// Opsets: a model importing opset 13 or later has its import raised to at least
+/// [`MIN_OUTPUT_OPSET`] (every op the rules emit and every supported op keeps its meaning between
+/// 13 and 17); opset 11–12 is raised too unless a kept node is one of the ops that changed at 13
+/// (Softmax, LogSoftmax, Hardmax, ReduceSum, Split, Squeeze, Unsqueeze); older opsets are rejected.
+pub fn build(
+    model: &ModelProto,
+    spec: &GradSpec,
+    shapes: &ShapeMap,
+) -> Result<ModelProto, GradError> {
+    let (renamed, spec, shapes) = rename_fixed(model, spec, shapes)?;
+    let model = &renamed;
+    let spec = &spec;
+    let shapes = &shapes;
+    let plan = Plan::new(model, spec)?;
+    let graph = model.graph.as_ref().expect("checked by Plan::new");
+    let kept: Vec<&NodeProto> = (0..graph.node.len())
+        .filter(|&i| plan.kept[i])
+        .map(|i| &graph.node[i])
+        .collect();
+    let (_, opset) = output_opset(model, &kept)?;
+
+    let mut b = GraphBuilder::new();
+    for n in &FIXED_NAMES {
+        b.reserve(n);
+    }
+    for n in &graph.node {
+        for t in n.input.iter().chain(&n.output) {
+            b.reserve(t);
+        }
+    }
+    for t in &graph.initializer {
+        b.reserve(t.name.as_deref().unwrap_or(""));
+    }
+    for v in &graph.input {
+        b.reserve(v.name.as_deref().unwrap_or(""));
+    }
+
+    // Forward nodes, in topological order; MaxPool nodes on the path also output their Indices.
+    let mut forward: Vec<NodeProto> = Vec::new();
+    for &i in &plan.order {
+        if !plan.kept[i] {
+            continue;
+        }
+        let mut n = graph.node[i].clone();
+        if plan.on_path[i] && n.op_type.as_deref() == Some("MaxPool") {
+            if n.output.len() < 2 {
+                n.output.resize(2, String::new());
+            }
+            if n.output[1].is_empty() {
+                n.output[1] = b.fresh("maxpool_indices");
+            }
+        }
+        forward.push(n);
+    }
+
+    let consts = Consts {
+        tensors: graph
+            .initializer
+            .iter()
+            .map(|t| (t.name.as_deref().unwrap_or(""), t))
+            .chain(forward.iter().filter_map(|n| {
+                (n.op_type.as_deref() == Some("Constant"))
+                    .then(|| {
+                        n.attribute
+                            .iter()
+                            .find(|a| a.name.as_deref() == Some("value"))
+                            .and_then(|a| a.t.as_ref())
+                            .map(|t| (n.output[0].as_str(), t))
+                    })
+                    .flatten()
+            }))
+            .collect(),
+    };
+
+    for n in &forward {
+        b.push_node(n.clone());
+    }
+
+    // Loss and seed: ls = LogSoftmax(logits); g = ls[y]; loss = −g;
+    // seed = Softmax(logits) − OneHot(y) = ScatterElements(Exp(ls), y, Exp(g) − 1).
+    let logits = spec.logits.as_str();
+    let y_col_shape = b.const_i64("y_col", &[2], &[-1, 1]);
+    let y_col = b.op("Reshape", &["y", &y_col_shape], vec![]);
+    let ls = b.op("LogSoftmax", &[logits], vec![attr_int("axis", 1)]);
+    let g = b.op("GatherElements", &[&ls, &y_col], vec![attr_int("axis", 1)]);
+    let flat = b.const_i64("flat", &[1], &[-1]);
+    let g_flat = b.op("Reshape", &[&g, &flat], vec![]);
+    b.op_named("Neg", &[&g_flat], &["loss"], vec![]);
+    let p = b.op("Exp", &[&ls], vec![]);
+    let pg = b.op("Exp", &[&g], vec![]);
+    let one = b.const_f32("one", &[], &[1.0]);
+    let upd = b.op("Sub", &[&pg, &one], vec![]);
+    let seed = b.op(
+        "ScatterElements",
+        &[&p, &y_col, &upd],
+        vec![attr_int("axis", 1)],
+    );
+
+    // Backward pass.
+    let rules = registry();
+    let mut grads: HashMap<String, Vec<String>> = HashMap::new();
+    grads.insert(spec.logits.clone(), vec![seed]);
+    let fwd_by_index: HashMap<usize, &NodeProto> = plan
+        .order
+        .iter()
+        .filter(|&&i| plan.kept[i])
+        .zip(&forward)
+        .map(|(&i, n)| (i, n))
+        .collect();
+    for &i in plan.order.iter().rev() {
+        if !plan.on_path[i] {
+            continue;
+        }
+        let node = fwd_by_index[&i];
+        let mut dy = Vec::with_capacity(node.output.len());
+        for o in &node.output {
+            dy.push(match grads.remove(o) {
+                Some(list) => Some(sum(&mut b, list)),
+                None => None,
+            });
+        }
+        if dy.iter().all(Option::is_none) {
+            continue;
+        }
+        let op = node.op_type.clone().unwrap_or_default();
+        let rule = rules.get(op.as_str()).ok_or_else(|| GradError::UnsupportedOp {
+            node: node_label(node, i),
+            op: op.clone(),
+        })?;
+        let needs = node
+            .input
+            .iter()
+            .map(|t| !t.is_empty() && plan.from_x.contains(t.as_str()))
+            .collect();
+        let mut ctx = Ctx {
+            node,
+            dy,
+            needs,
+            shapes,
+            consts: &consts,
+            b: &mut b,
+        };
+        let dx = rule(&mut ctx)?;
+        for (t, g) in node.input.iter().zip(dx) {
+            if let Some(g) = g {
+                if plan.from_x.contains(t.as_str()) {
+                    grads.entry(t.clone()).or_default().push(g);
+                }
+            }
+        }
+    }
+    let gx = grads.remove(&spec.input).ok_or_else(|| {
+        GradError::BadModel(format!(
+            "the logits '{}' do not depend on the input '{}'",
+            spec.logits, spec.input
+        ))
+    })?;
+    let gx = sum(&mut b, gx);
+    b.op_named("Identity", &[&gx], &["grad"], vec![]);
+    b.op_named("Identity", &[logits], &["logits"], vec![]);
+    b.op_named("Identity", &[&spec.features], &["features"], vec![]);
+
+    // Inputs, outputs, initializers of the kept nodes; the image input becomes `x`.
+    let used: HashSet<&str> = b
+        .nodes
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
+    let initializers: Vec<_> = graph
+        .initializer
+        .iter()
+        .filter(|t| used.contains(t.name.as_deref().unwrap_or("")))
+        .cloned()
+        .collect();
+    for t in initializers {
+        b.initializer(t);
+    }
+    b.input("x", DataType::Float, &plan.x_dims);
+    b.input("y", DataType::Int64, &[Dim::Param("N".into())]);
+    let out_dims = |t: &str| {
+        shapes.get(t).map(|s| {
+            s.dims
+                .iter()
+                .zip(&s.batch)
+                .map(|(&d, &b)| if b { Dim::Param("N".into()) } else { Dim::Fixed(d) })
+                .collect::<Vec<_>>()
+        })
+    };
+    b.output("logits", DataType::Float, out_dims(&spec.logits).as_deref());
+    b.output("features", DataType::Float, out_dims(&spec.features).as_deref());
+    b.output("loss", DataType::Float, Some(&[Dim::Param("N".into())]));
+    b.output("grad", DataType::Float, Some(&plan.x_dims));
+
+    let ir = model.ir_version.unwrap_or(8).max(8);
+    let mut out = b.into_model("aegis_grad", opset, ir);
+    // Keep the model's other domain imports (nodes outside the path may use them).
+    out.opset_import.extend(
+        model
+            .opset_import
+            .iter()
+            .filter(|o| !matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+            .cloned(),
+    );
+    Ok(out)
+}
+
+/// The sum of gradient contributions (one `Sum` node when there are several).
+fn sum(b: &mut GraphBuilder, mut list: Vec<String>) -> String {
+    if list.len() == 1 {
+        return list.remove(0);
+    }
+    let refs: Vec<&str> = list.iter().map(String::as_str).collect();
+    b.op("Sum", &refs, vec![])
+}
+
+/// The tensors whose shapes [`build`] needs: inputs and outputs of every node on the input→logits
+/// path, minus initializers (whose shapes are read from the model).
+pub fn shape_probe_tensors(model: &ModelProto, spec: &GradSpec) -> Result<Vec<String>, GradError> {
+    let plan = Plan::new(model, spec)?;
+    let graph = model.graph.as_ref().expect("checked by Plan::new");
+    let inits: HashSet<&str> = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for &i in &plan.order {
+        if !plan.on_path[i] {
+            continue;
+        }
+        let n = &graph.node[i];
+        for t in n.input.iter().chain(&n.output) {
+            if !t.is_empty() && !inits.contains(t.as_str()) && seen.insert(t.clone()) {
+                out.push(t.clone());
+            }
+        }
+    }
+    for t in [&spec.logits, &spec.features] {
+        if !inits.contains(t.as_str()) && seen.insert(t.clone()) {
+            out.push(t.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Adds the initializers' shapes (fixed) to a probed map.
+pub fn add_initializer_shapes(model: &ModelProto, shapes: &mut ShapeMap) {
+    if let Some(g) = &model.graph {
+        for t in &g.initializer {
+            if let Some(n) = &t.name {
+                shapes.insert(n, crate::grad::shapes::TensorShape::fixed(&t.dims));
+            }
+        }
+    }
+}
+
+/// Which nodes are kept, which are on the input→logits path, and in what order.
+struct Plan {
+    order: Vec<usize>,
+    kept: Vec<bool>,
+    on_path: Vec<bool>,
+    from_x: HashSet<String>,
+    x_dims: Vec<Dim>,
+}
+
+impl Plan {
+    fn new(model: &ModelProto, spec: &GradSpec) -> Result<Plan, GradError> {
+        let graph = model
+            .graph
+            .as_ref()
+            .ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+        let nodes = &graph.node;
+        let order = topo_order(nodes)?;
+        let xin = graph
+            .input
+            .iter()
+            .find(|v| v.name.as_deref() == Some(spec.input.as_str()))
+            .ok_or_else(|| GradError::MissingTensor {
+                name: spec.input.clone(),
+                role: "image input",
+            })?;
+        let tt = match xin.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => t,
+            _ => {
+                return Err(GradError::BadModel(format!(
+                    "input '{}' is not a tensor",
+                    spec.input
+                )))
+            }
+        };
+        if tt.elem_type != Some(DataType::Float as i32) {
+            return Err(GradError::BadModel(format!(
+                "input '{}' has element type {:?}; float32 is required",
+                spec.input, tt.elem_type
+            )));
+        }
+        let x_dims: Vec<Dim> = tt
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| match (&d.value, i) {
+                        (_, 0) => Dim::Param("N".into()),
+                        (Some(dimension::Value::DimValue(v)), _) => Dim::Fixed(*v),
+                        (Some(dimension::Value::DimParam(p)), _) => Dim::Param(p.clone()),
+                        (None, _) => Dim::Param(format!("d{i}")),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let mut producer: HashMap<&str, usize> = HashMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            for o in n.output.iter().filter(|o| !o.is_empty()) {
+                producer.insert(o, i);
+            }
+        }
+        for (name, role) in [(&spec.logits, "logits"), (&spec.features, "features")] {
+            if !producer.contains_key(name.as_str()) {
+                return Err(GradError::MissingTensor {
+                    name: name.clone(),
+                    role,
+                });
+            }
+        }
+        // Ancestors of logits and of features.
+        let ancestors = |root: &str| {
+            let mut seen = vec![false; nodes.len()];
+            let mut stack: Vec<usize> = producer.get(root).copied().into_iter().collect();
+            while let Some(i) = stack.pop() {
+                if std::mem::replace(&mut seen[i], true) {
+                    continue;
+                }
+                for t in &nodes[i].input {
+                    if let Some(&p) = producer.get(t.as_str()) {
+                        stack.push(p);
+                    }
+                }
+            }
+            seen
+        };
+        let to_logits = ancestors(&spec.logits);
+        let to_features = ancestors(&spec.features);
+        let kept: Vec<bool> = (0..nodes.len())
+            .map(|i| to_logits[i] || to_features[i])
+            .collect();
+        // Tensors depending on x, forward in topological order.
+        let mut from_x: HashSet<String> = HashSet::from([spec.input.clone()]);
+        let mut on_path = vec![false; nodes.len()];
+        for &i in &order {
+            let n = &nodes[i];
+            if NON_DIFFERENTIABLE.contains(&n.op_type.as_deref().unwrap_or("")) {
+                continue;
+            }
+            if n.input.iter().any(|t| from_x.contains(t)) {
+                for o in n.output.iter().filter(|o| !o.is_empty()) {
+                    from_x.insert(o.clone());
+                }
+                on_path[i] = to_logits[i];
+            }
+        }
+        for &i in &order {
+            let n = &nodes[i];
+            if on_path[i] && !n.domain.as_deref().unwrap_or("").is_empty() {
+                return Err(GradError::UnsupportedOp {
+                    node: node_label(n, i),
+                    op: format!(
+                        "{}:{}",
+                        n.domain.as_deref().unwrap_or(""),
+                        n.op_type.as_deref().unwrap_or("")
+                    ),
+                });
+            }
+        }
+        Ok(Plan {
+            order,
+            kept,
+            on_path,
+            from_x,
+            x_dims,
+        })
+    }
+}
+
+/// A copy of the model, spec and shapes where the image input is named `x` and no other tensor
+/// carries one of the exported graph's fixed names.
+fn rename_fixed(
+    model: &ModelProto,
+    spec: &GradSpec,
+    shapes: &ShapeMap,
+) -> Result<(ModelProto, GradSpec, ShapeMap), GradError> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+    let mut names: HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().chain(&n.output).cloned())
+        .chain(graph.initializer.iter().filter_map(|t| t.name.clone()))
+        .chain(graph.input.iter().filter_map(|v| v.name.clone()))
+        .chain(graph.output.iter().filter_map(|v| v.name.clone()))
+        .collect();
+    let mut map: HashMap<String, String> = HashMap::new();
+    for fixed in FIXED_NAMES {
+        if names.contains(fixed) && spec.input != fixed {
+            let mut k = 0;
+            let fresh = loop {
+                let c = format!("{fixed}__orig{k}");
+                if !names.contains(&c) {
+                    break c;
+                }
+                k += 1;
+            };
+            names.insert(fresh.clone());
+            map.insert(fixed.to_string(), fresh);
+        }
+    }
+    if spec.input != "x" {
+        map.insert(spec.input.clone(), "x".to_string());
+    }
+    let rn = |t: &str| map.get(t).cloned().unwrap_or_else(|| t.to_string());
+    let mut m = model.clone();
+    let g = m.graph.as_mut().expect("checked above");
+    for n in &mut g.node {
+        for t in n.input.iter_mut().chain(n.output.iter_mut()) {
+            *t = rn(t);
+        }
+    }
+    for t in &mut g.initializer {
+        t.name = t.name.as_deref().map(rn);
+    }
+    for v in g.input.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
+        v.name = v.name.as_deref().map(rn);
+    }
+    let spec2 = GradSpec {
+        input: rn(&spec.input),
+        logits: rn(&spec.logits),
+        features: rn(&spec.features),
+    };
+    let mut shapes2 = shapes.clone();
+    for (from, to) in &map {
+        if let Some(s) = shapes.get(from) {
+            shapes2.insert(to, s.clone());
+        }
+    }
+    Ok((m, spec2, shapes2))
+}

@@ -1,0 +1,39 @@
+//! Backward rules of Softmax and LogSoftmax along one axis (opset ≥ 13 semantics).
+
+use std::collections::HashMap;
+
+use crate::grad::rules::{Ctx, Rule};
+use crate::grad::GradError;
+use crate::onnx::builder::attr_int;
+
+pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
+    map.insert("Softmax", softmax);
+    map.insert("LogSoftmax", log_softmax);
+}
+
+fn axis_const(c: &mut Ctx) -> Result<String, GradError> {
+    let axis = c.int_attr("axis", -1)?;
+    Ok(c.b.const_i64("axis", &[1], &[axis]))
+}
+
+/// dX = Y·(dY − ReduceSum(dY·Y, axis)).
+fn softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    let dy = c.dy0()?;
+    let y = c.output(0).to_string();
+    let axis = axis_const(c)?;
+    let gy = c.b.op("Mul", &[&dy, &y], vec![]);
+    let s = c.b.op("ReduceSum", &[&gy, &axis], vec![attr_int("keepdims", 1)]);
+    let d = c.b.op("Sub", &[&dy, &s], vec![]);
+    Ok(vec![Some(c.b.op("Mul", &[&y, &d], vec![]))])
+}
+
+/// dX = dY − Exp(Y)·ReduceSum(dY, axis).
+fn log_softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    let dy = c.dy0()?;
+    let y = c.output(0).to_string();
+    let axis = axis_const(c)?;
+    let s = c.b.op("ReduceSum", &[&dy, &axis], vec![attr_int("keepdims", 1)]);
+    let p = c.b.op("Exp", &[&y], vec![]);
+    let t = c.b.op("Mul", &[&p, &s], vec![]);
+    Ok(vec![Some(c.b.op("Sub", &[&dy, &t], vec![]))])
+}

@@ -1,0 +1,276 @@
+//! Graph topology over a [`GraphProto`]: producers and consumers of tensors, topological order
+//! (with the cycle named), constants (initializers and Constant nodes), and the set of nodes on the
+//! data path between two tensors. Shared by `analyze` and the gradient builder.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
+use crate::onnx::OnnxError;
+
+/// A node's name, or `#index` (with its op) when the node is unnamed.
+pub fn node_label(node: &NodeProto, index: usize) -> String {
+    match node.name.as_deref() {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => format!("#{index} {}", node.op_type.as_deref().unwrap_or("?")),
+    }
+}
+
+/// Whether input `slot` of an `op` node carries data that gradients flow through, as opposed to a
+/// shape, index, axis or other control value (e.g. Reshape's `shape`, Gather's `indices`).
+/// Ops whose outputs are not differentiable at all (Shape, ArgMax, comparisons...) have none.
+pub fn is_data_input(op: &str, slot: usize) -> bool {
+    match op {
+        "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "Equal" | "Less" | "Greater"
+        | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And" | "Or" | "Xor" | "ConstantOfShape"
+        | "Range" | "OneHot" | "EyeLike" | "RandomNormalLike" | "RandomUniformLike"
+        | "Bernoulli" | "IsNaN" | "IsInf" | "Sign" | "Round" | "Floor" | "Ceil" | "Multinomial" => {
+            false
+        }
+        "Reshape" | "Expand" | "Tile" | "Slice" | "Pad" | "Squeeze" | "Unsqueeze" | "Resize"
+        | "Upsample" | "Gather" | "GatherElements" | "GatherND" | "Clip" | "Dropout" | "TopK"
+        | "Split" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
+        | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare"
+        | "CenterCropPad" => slot == 0,
+        "ScatterElements" | "ScatterND" => slot == 0 || slot == 2,
+        "Where" => slot != 0,
+        _ => true,
+    }
+}
+
+/// An index over one graph's nodes and tensors. Node indices are positions in `GraphProto::node`.
+#[derive(Debug, Clone)]
+pub struct Graph<'a> {
+    /// The graph indexed.
+    pub proto: &'a GraphProto,
+    producer: HashMap<&'a str, usize>,
+    consumers: HashMap<&'a str, Vec<usize>>,
+    initializers: HashMap<&'a str, &'a TensorProto>,
+}
+
+impl<'a> Graph<'a> {
+    /// Indexes `proto` (no validation; see [`load_model`](crate::onnx::load_model)).
+    pub fn new(proto: &'a GraphProto) -> Self {
+        let mut producer = HashMap::new();
+        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, node) in proto.node.iter().enumerate() {
+            for out in node.output.iter().filter(|o| !o.is_empty()) {
+                producer.insert(out.as_str(), i);
+            }
+            for input in node.input.iter().filter(|s| !s.is_empty()) {
+                consumers.entry(input.as_str()).or_default().push(i);
+            }
+        }
+        let initializers = proto
+            .initializer
+            .iter()
+            .filter_map(|t| Some((t.name.as_deref()?, t)))
+            .collect();
+        Graph {
+            proto,
+            producer,
+            consumers,
+            initializers,
+        }
+    }
+
+    /// The node at `index`.
+    pub fn node(&self, index: usize) -> &'a NodeProto {
+        &self.proto.node[index]
+    }
+
+    /// The node's name or `#index op` for messages.
+    pub fn label(&self, index: usize) -> String {
+        node_label(self.node(index), index)
+    }
+
+    /// The index of the node producing `tensor`, if a node does.
+    pub fn producer(&self, tensor: &str) -> Option<usize> {
+        self.producer.get(tensor).copied()
+    }
+
+    /// The indices of nodes reading `tensor` (a node reading it twice appears twice).
+    pub fn consumers(&self, tensor: &str) -> &[usize] {
+        self.consumers.get(tensor).map_or(&[], Vec::as_slice)
+    }
+
+    /// The initializer named `name`.
+    pub fn initializer(&self, name: &str) -> Option<&'a TensorProto> {
+        self.initializers.get(name).copied()
+    }
+
+    /// The value of `name` when it is an initializer or the output of a Constant node
+    /// (`value`, `value_float(s)` or `value_int(s)` attribute).
+    pub fn constant(&self, name: &str) -> Option<Cow<'a, TensorProto>> {
+        if let Some(t) = self.initializer(name) {
+            return Some(Cow::Borrowed(t));
+        }
+        let node = self.node(self.producer(name)?);
+        if node.op_type.as_deref() != Some("Constant") {
+            return None;
+        }
+        for a in &node.attribute {
+            let tensor = |dt: DataType, dims: Vec<i64>| TensorProto {
+                dims,
+                data_type: Some(dt as i32),
+                name: Some(name.to_string()),
+                ..Default::default()
+            };
+            match a.name.as_deref() {
+                Some("value") => return a.t.as_ref().map(Cow::Borrowed),
+                Some("value_float") => {
+                    let mut t = tensor(DataType::Float, vec![]);
+                    t.float_data = vec![a.f?];
+                    return Some(Cow::Owned(t));
+                }
+                Some("value_floats") => {
+                    let mut t = tensor(DataType::Float, vec![a.floats.len() as i64]);
+                    t.float_data = a.floats.clone();
+                    return Some(Cow::Owned(t));
+                }
+                Some("value_int") => {
+                    let mut t = tensor(DataType::Int64, vec![]);
+                    t.int64_data = vec![a.i?];
+                    return Some(Cow::Owned(t));
+                }
+                Some("value_ints") => {
+                    let mut t = tensor(DataType::Int64, vec![a.ints.len() as i64]);
+                    t.int64_data = a.ints.clone();
+                    return Some(Cow::Owned(t));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Whether `name` is an initializer or a Constant node's output.
+    pub fn is_constant(&self, name: &str) -> bool {
+        self.initializers.contains_key(name)
+            || self
+                .producer(name)
+                .is_some_and(|i| self.node(i).op_type.as_deref() == Some("Constant"))
+    }
+
+    /// Graph inputs that are not initializers (the values a caller must feed).
+    pub fn runtime_inputs(&self) -> Vec<&'a ValueInfoProto> {
+        self.proto
+            .input
+            .iter()
+            .filter(|vi| {
+                !self
+                    .initializers
+                    .contains_key(vi.name.as_deref().unwrap_or(""))
+            })
+            .collect()
+    }
+
+    /// The declared type of `name` (graph input, output or value_info), if any.
+    pub fn value_info(&self, name: &str) -> Option<&'a ValueInfoProto> {
+        self.proto
+            .input
+            .iter()
+            .chain(&self.proto.output)
+            .chain(&self.proto.value_info)
+            .find(|vi| vi.name.as_deref() == Some(name))
+    }
+
+    /// Node indices in an order where every node comes after the producers of its inputs.
+    /// Errors with a node that lies on a cycle when there is one.
+    pub fn topo_order(&self) -> Result<Vec<usize>, OnnxError> {
+        let n = self.proto.node.len();
+        let mut indegree = vec![0usize; n];
+        for (i, node) in self.proto.node.iter().enumerate() {
+            indegree[i] = node
+                .input
+                .iter()
+                .filter(|s| !s.is_empty() && self.producer.contains_key(s.as_str()))
+                .count();
+        }
+        let mut ready: Vec<usize> = (0..n).rev().filter(|&i| indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop() {
+            order.push(i);
+            for out in self.node(i).output.iter().filter(|o| !o.is_empty()) {
+                for &c in self.consumers(out) {
+                    indegree[c] -= 1;
+                    if indegree[c] == 0 {
+                        ready.push(c);
+                    }
+                }
+            }
+        }
+        if order.len() == n {
+            return Ok(order);
+        }
+        // Walk back through unfinished producers until a node repeats: that node is on a cycle.
+        let mut seen = HashSet::new();
+        let mut cur = (0..n).find(|&i| indegree[i] > 0).expect("a node is left");
+        while seen.insert(cur) {
+            cur = self
+                .node(cur)
+                .input
+                .iter()
+                .filter_map(|s| self.producer(s))
+                .find(|&p| indegree[p] > 0)
+                .expect("an unfinished node has an unfinished producer");
+        }
+        let node = self.node(cur);
+        Err(OnnxError::Cycle {
+            node: node_label(node, cur),
+            op: node.op_type.clone().unwrap_or_default(),
+        })
+    }
+
+    /// Nodes whose outputs depend on `from` (a tensor) through data inputs and that `to` depends
+    /// on through data inputs ([`is_data_input`]): the nodes gradients flow through from `from`
+    /// to `to`. Empty when `to` does not depend on `from`.
+    pub fn path_nodes(&self, from: &str, to: &str) -> BTreeSet<usize> {
+        // Backward from `to` along data inputs.
+        let mut ancestors = BTreeSet::new();
+        let mut stack: Vec<&str> = vec![to];
+        let mut seen_tensors: HashSet<&str> = HashSet::new();
+        while let Some(t) = stack.pop() {
+            if !seen_tensors.insert(t) {
+                continue;
+            }
+            let Some(p) = self.producer(t) else { continue };
+            if ancestors.insert(p) {
+                let node = self.node(p);
+                let op = node.op_type.as_deref().unwrap_or("");
+                for (slot, input) in node.input.iter().enumerate() {
+                    if !input.is_empty() && is_data_input(op, slot) {
+                        stack.push(input);
+                    }
+                }
+            }
+        }
+        // Forward from `from` along data inputs, restricted to the ancestors.
+        let mut on_path = BTreeSet::new();
+        let mut stack: Vec<&str> = vec![from];
+        let mut seen_tensors: HashSet<&str> = HashSet::new();
+        while let Some(t) = stack.pop() {
+            if !seen_tensors.insert(t) {
+                continue;
+            }
+            for &c in self.consumers(t) {
+                if !ancestors.contains(&c) || on_path.contains(&c) {
+                    continue;
+                }
+                let node = self.node(c);
+                let op = node.op_type.as_deref().unwrap_or("");
+                let via_data = node
+                    .input
+                    .iter()
+                    .enumerate()
+                    .any(|(slot, i)| i == t && is_data_input(op, slot));
+                if via_data {
+                    on_path.insert(c);
+                    stack.extend(node.output.iter().map(String::as_str));
+                }
+            }
+        }
+        on_path
+    }
+}

@@ -1,0 +1,283 @@
+//! SARIF 2.1.0 output, shaped for GitHub code scanning: rules with help text and `security-severity`, one
+//! location per result (the model file, relative URI, `startLine: 1`), stable `partialFingerprints`, the model's
+//! SHA-256 in `artifacts[].hashes`, the invocation with every parameter and seed, and notifications.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::model::{AuditReport, ClassResult, Level, Verdict};
+use super::relative_uri;
+
+/// SARIF schema URI written in `$schema`.
+pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+/// Rule: a class looks like a backdoor target.
+pub const RULE_SUSPECTED: &str = "AEGIS001";
+/// Rule: the method's precondition failed, nothing was concluded.
+pub const RULE_NOT_APPLICABLE: &str = "AEGIS002";
+/// Rule: a class was analysed and found clean (only with [`SarifOptions::include_passes`]).
+pub const RULE_CLASS_CLEAN: &str = "AEGIS003";
+/// Key of the partial fingerprint.
+pub const FINGERPRINT_KEY: &str = "aegisFinding/v1";
+
+/// How to write the SARIF log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SarifOptions {
+    /// Folder URIs are made relative to (the SARIF file's folder or the working directory).
+    pub base: PathBuf,
+    /// Also write a `kind: "pass"` result for each clean class (off by default: GitHub shows every result).
+    pub include_passes: bool,
+}
+
+impl SarifOptions {
+    /// URIs relative to the working directory, no pass results.
+    pub fn from_cwd() -> Self {
+        SarifOptions {
+            base: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            include_passes: false,
+        }
+    }
+}
+
+/// The report as a SARIF 2.1.0 log, URIs relative to the working directory (see [`to_sarif_with`]).
+pub fn to_sarif(report: &AuditReport) -> Value {
+    to_sarif_with(report, &SarifOptions::from_cwd())
+}
+
+/// The report as a SARIF 2.1.0 log.
+pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
+    let model_uri = relative_uri(Path::new(&report.model.path), &opts.base);
+    let mut results = Vec::new();
+    if report.verdict == Verdict::NotApplicable {
+        results.push(not_applicable_result(report, &model_uri));
+    }
+    for class in &report.classes {
+        if class.flagged {
+            results.push(class_result(report, opts, &model_uri, class, RULE_SUSPECTED));
+        } else if opts.include_passes {
+            results.push(class_result(report, opts, &model_uri, class, RULE_CLASS_CLEAN));
+        }
+    }
+    json!({
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": { "driver": {
+                "name": report.tool.name,
+                "version": report.tool.version,
+                "semanticVersion": report.tool.version,
+                "rules": rules(),
+            }},
+            "automationDetails": { "id": format!("{}/{model_uri}/", report.tool.name) },
+            "invocations": [invocation(report)],
+            "artifacts": [{
+                "location": { "uri": model_uri },
+                "length": report.model.size_bytes,
+                "hashes": { "sha-256": report.model.sha256 },
+                "roles": ["analysisTarget"],
+            }],
+            "results": results,
+            "properties": run_properties(report, opts),
+        }],
+    })
+}
+
+/// The three rules, in index order.
+fn rules() -> Value {
+    json!([
+        {
+            "id": RULE_SUSPECTED,
+            "name": "backdoor-suspected",
+            "shortDescription": { "text": "Backdoor (trojan) suspected in an image classifier" },
+            "fullDescription": { "text": "The model behaves as if a hidden trigger maps inputs to this class: \
+                the detector's per-class measurement is anomalous (AEGIS: translated images form more clusters \
+                than clean ones; reach: anomalous targeted success rate; Neural Cleanse: anomalously small \
+                trigger mask)." },
+            "help": { "text": "Do not deploy this model. Inspect the evidence (t-SNE scatter and the image \
+                grid per cluster, where a trigger often becomes visible), retrain from trusted data or prune \
+                and fine-tune, and audit the training pipeline for poisoned samples." },
+            "defaultConfiguration": { "level": "error" },
+            "properties": {
+                "security-severity": "9.0",
+                "tags": ["security", "backdoor", "machine-learning"],
+                "precision": "medium",
+                "problem.severity": "error",
+            },
+        },
+        {
+            "id": RULE_NOT_APPLICABLE,
+            "name": "method-not-applicable",
+            "shortDescription": { "text": "Backdoor scan method does not apply to this model" },
+            "fullDescription": { "text": "The method's precondition failed (AEGIS needs an adversarially \
+                robust model: untargeted L2 PGD must leave at least the threshold accuracy), so nothing was \
+                concluded about backdoors." },
+            "help": { "text": "The model was not verified. Run a method that applies to non-robust models \
+                (e.g. --method neural-cleanse or reach), or adversarially train the model before auditing." },
+            "defaultConfiguration": { "level": "warning" },
+            "properties": {
+                "security-severity": "5.0",
+                "tags": ["security", "precondition"],
+                "precision": "high",
+                "problem.severity": "warning",
+            },
+        },
+        {
+            "id": RULE_CLASS_CLEAN,
+            "name": "class-clean",
+            "shortDescription": { "text": "No backdoor found for this class" },
+            "fullDescription": { "text": "The class's measurement is within the normal range." },
+            "help": { "text": "Nothing to do." },
+            "defaultConfiguration": { "level": "none" },
+            "properties": { "tags": ["backdoor"], "precision": "medium" },
+        },
+    ])
+}
+
+/// Index of a rule in [`rules`].
+fn rule_index(rule: &str) -> usize {
+    match rule {
+        RULE_SUSPECTED => 0,
+        RULE_NOT_APPLICABLE => 1,
+        _ => 2,
+    }
+}
+
+/// The single location every result has: the model file, line 1.
+fn model_location(model_uri: &str) -> Value {
+    json!([{
+        "physicalLocation": {
+            "artifactLocation": { "uri": model_uri, "index": 0 },
+            "region": { "startLine": 1 },
+        },
+    }])
+}
+
+/// A stable fingerprint: SHA-256 of model hash, rule, method and class.
+fn fingerprint(report: &AuditReport, rule: &str, class: &str) -> Value {
+    let key = format!("{}/{rule}/{:?}/{class}", report.model.sha256, report.method.method);
+    let digest = Sha256::digest(key.as_bytes());
+    json!({ FINGERPRINT_KEY: format!("{digest:x}") })
+}
+
+/// The result for one class (flagged or pass).
+fn class_result(report: &AuditReport, opts: &SarifOptions, model_uri: &str, class: &ClassResult, rule: &str) -> Value {
+    let (level, kind, what) = if rule == RULE_SUSPECTED {
+        ("error", "fail", "backdoor suspected")
+    } else {
+        ("none", "pass", "no backdoor found")
+    };
+    let evidence: Vec<String> = match &report.evidence {
+        Some(ev) => class
+            .evidence
+            .iter()
+            .map(|f| relative_uri(&Path::new(&ev.dir).join(&f.path), &opts.base))
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut props = Map::new();
+    props.insert("class".into(), json!(class.class));
+    if let Some(name) = &class.name {
+        props.insert("className".into(), json!(name));
+    }
+    props.insert("method".into(), json!(report.method.method));
+    props.insert("details".into(), json!(class.details));
+    props.insert("evidence".into(), json!(evidence));
+    json!({
+        "ruleId": rule,
+        "ruleIndex": rule_index(rule),
+        "kind": kind,
+        "level": level,
+        "message": { "text": format!("Class {}: {what} ({}). {}", class.label(), report.method.method.name(), class.summary) },
+        "locations": model_location(model_uri),
+        "partialFingerprints": fingerprint(report, rule, &class.class.to_string()),
+        "properties": props,
+    })
+}
+
+/// The result saying the method does not apply.
+fn not_applicable_result(report: &AuditReport, model_uri: &str) -> Value {
+    let text = match &report.precondition {
+        Some(p) => format!(
+            "{} does not apply: robustness precondition failed (adversarial accuracy {:.3} < threshold {:.3} \
+             under L2 PGD ε={} with {} steps; clean accuracy {:.3}). No backdoor verdict was reached.",
+            report.method.method.name(),
+            p.adversarial_accuracy,
+            p.threshold,
+            p.epsilon,
+            p.steps,
+            p.clean_accuracy
+        ),
+        None => format!("{} does not apply to this model: {}", report.method.method.name(), report.method.reason),
+    };
+    json!({
+        "ruleId": RULE_NOT_APPLICABLE,
+        "ruleIndex": rule_index(RULE_NOT_APPLICABLE),
+        "kind": "fail",
+        "level": "warning",
+        "message": { "text": text },
+        "locations": model_location(model_uri),
+        "partialFingerprints": fingerprint(report, RULE_NOT_APPLICABLE, "model"),
+        "properties": { "precondition": report.precondition },
+    })
+}
+
+/// `invocations[0]`: command line, arguments, success, every parameter and seed, notifications.
+fn invocation(report: &AuditReport) -> Value {
+    let notifications: Vec<Value> = report
+        .notifications
+        .iter()
+        .map(|n| {
+            let mut v = json!({
+                "level": match n.level { Level::Error => "error", Level::Warning => "warning", Level::Note => "note" },
+                "message": { "text": n.message },
+            });
+            if let Some(c) = n.class {
+                v["properties"] = json!({ "class": c });
+            }
+            v
+        })
+        .collect();
+    let arguments: Vec<&String> = report.command_line.iter().skip(1).collect();
+    json!({
+        "commandLine": report.command_line.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+        "arguments": arguments,
+        "executionSuccessful": report.execution_successful(),
+        "toolExecutionNotifications": notifications,
+        "properties": {
+            "parameters": report.parameters,
+            "method": report.method,
+            "dataset": report.dataset,
+            "precondition": report.precondition,
+            "wallTimeSeconds": report.wall_time_s,
+        },
+    })
+}
+
+/// Run-level properties: the verdict, its exit code, and every class's details (flagged or not).
+fn run_properties(report: &AuditReport, opts: &SarifOptions) -> Value {
+    let index = report
+        .evidence
+        .as_ref()
+        .map(|ev| relative_uri(&Path::new(&ev.dir).join(&ev.index), &opts.base));
+    json!({
+        "verdict": report.verdict,
+        "exitCode": report.verdict.exit_code(),
+        "modelSha256": report.model.sha256,
+        "classes": report.classes,
+        "evidenceIndex": index,
+    })
+}
+
+/// Quotes an argument for a POSIX shell when it needs it.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}

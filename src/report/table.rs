@@ -1,0 +1,96 @@
+//! The readable summary printed on stdout: header lines, one row per class, and the verdict.
+
+use std::fmt::Write;
+
+use super::model::{AuditReport, ClassDetails, Level};
+
+/// Replaces control characters (terminal escapes in untrusted class names) with `?`.
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// The details column for one class.
+fn details(d: &ClassDetails) -> String {
+    match d {
+        ClassDetails::Aegis {
+            clusters,
+            cluster_sizes,
+            translated_per_cluster,
+            bandwidth,
+            ..
+        } => format!(
+            "{clusters} clusters, sizes {cluster_sizes:?}, translated {translated_per_cluster:?}, bandwidth {bandwidth:.3}"
+        ),
+        ClassDetails::Reach {
+            success_rate,
+            anomaly_index,
+            epsilon,
+        } => format!("success {:.1}%, anomaly index {anomaly_index:.2}, ε {epsilon}", success_rate * 100.0),
+        ClassDetails::NeuralCleanse { mask_l1, anomaly_index } => {
+            format!("mask L1 {mask_l1:.2}, anomaly index {anomaly_index:.2}")
+        }
+    }
+}
+
+/// Renders the report as a plain-text table for a terminal.
+pub fn render(report: &AuditReport) -> String {
+    let mut out = String::new();
+    let m = &report.model;
+    let _ = writeln!(out, "{} {}", report.tool.name, report.tool.version);
+    let _ = writeln!(out, "model    {} ({} bytes, sha256 {})", clean(&m.path), m.size_bytes, m.sha256);
+    let d = &report.dataset;
+    let _ = writeln!(
+        out,
+        "data     {} ({}, {} split, {} images {:?}, {} classes)",
+        clean(&d.path),
+        d.format,
+        d.split,
+        d.images,
+        d.image_shape,
+        d.classes
+    );
+    let _ = writeln!(out, "method   {} ({})", report.method.method.name(), clean(&report.method.reason));
+    if let Some(p) = &report.precondition {
+        let _ = writeln!(
+            out,
+            "robust   {}: adversarial accuracy {:.3} vs threshold {:.3} (clean {:.3}; L2 PGD ε={}, {} steps, {} images)",
+            if p.passed { "passed" } else { "FAILED" },
+            p.adversarial_accuracy,
+            p.threshold,
+            p.clean_accuracy,
+            p.epsilon,
+            p.steps,
+            p.samples
+        );
+    }
+    if !report.classes.is_empty() {
+        let labels: Vec<String> = report.classes.iter().map(|c| clean(&c.label())).collect();
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0).max(5);
+        let _ = writeln!(out, "\n{:<width$}  {:<8}  details", "class", "status");
+        for (c, label) in report.classes.iter().zip(&labels) {
+            let status = if c.flagged { "SUSPECT" } else { "ok" };
+            let _ = writeln!(out, "{label:<width$}  {status:<8}  {}", details(&c.details));
+        }
+    }
+    for n in &report.notifications {
+        let level = match n.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Note => "note",
+        };
+        let _ = writeln!(out, "{level}: {}", clean(&n.message));
+    }
+    if let Some(ev) = &report.evidence {
+        let _ = writeln!(out, "\nevidence {}/{}", clean(&ev.dir), clean(&ev.index));
+    }
+    let flagged: Vec<String> = report.flagged().map(|c| c.class.to_string()).collect();
+    let suffix = if flagged.is_empty() { String::new() } else { format!(" (classes {})", flagged.join(", ")) };
+    let _ = writeln!(
+        out,
+        "\nverdict  {}{suffix}, exit code {}, {:.1} s",
+        report.verdict.word(),
+        report.verdict.exit_code(),
+        report.wall_time_s
+    );
+    out
+}

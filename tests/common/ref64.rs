@@ -1,0 +1,281 @@
+//! An independent float64 evaluator of the forward ops the gradient builder supports (ONNX
+//! Runtime's CPU kernels lack double Conv, ConvTranspose and AveragePool), used as the reference
+//! for central finite differences. 2-D spatial ops only; written for clarity, not speed.
+
+use std::collections::HashMap;
+
+use aegis_audit::onnx::proto::tensor_proto::DataType;
+use aegis_audit::onnx::proto::{ModelProto, NodeProto, TensorProto};
+use ndarray::{concatenate, ArrayD, Axis, IxDyn};
+
+type T = ArrayD<f64>;
+
+/// Float64 values of a tensor (float32, float64 or int64 data; raw or typed fields).
+pub fn tensor_values(t: &TensorProto) -> T {
+    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    let raw = t.raw_data.as_deref().unwrap_or_default();
+    let v: Vec<f64> = match DataType::try_from(t.data_type.unwrap_or(0)).unwrap() {
+        DataType::Float if !raw.is_empty() => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        DataType::Float => t.float_data.iter().map(|&v| v as f64).collect(),
+        DataType::Double if !raw.is_empty() => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect(),
+        DataType::Double => t.double_data.clone(),
+        DataType::Int64 if !raw.is_empty() => raw
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect(),
+        DataType::Int64 => t.int64_data.iter().map(|&v| v as f64).collect(),
+        other => panic!("ref64: tensor type {other:?}"),
+    };
+    ArrayD::from_shape_vec(IxDyn(&dims), v).unwrap()
+}
+
+fn attr_i(n: &NodeProto, name: &str, d: i64) -> i64 {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.i).unwrap_or(d)
+}
+fn attr_f(n: &NodeProto, name: &str, d: f64) -> f64 {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.f).map(|v| v as f64).unwrap_or(d)
+}
+fn attr_is(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).map(|a| a.ints.clone())
+}
+
+/// Evaluates `model` on `x` (its first graph input) and returns the tensor `output`.
+pub fn eval(model: &ModelProto, x: &T, output: &str) -> T {
+    let g = model.graph.as_ref().unwrap();
+    let mut env: HashMap<String, T> = HashMap::new();
+    for t in &g.initializer {
+        env.insert(t.name.clone().unwrap(), tensor_values(t));
+    }
+    env.insert(g.input[0].name.clone().unwrap(), x.clone());
+    for n in &g.node {
+        let ins: Vec<Option<T>> = n
+            .input
+            .iter()
+            .map(|i| if i.is_empty() { None } else { Some(env[i].clone()) })
+            .collect();
+        let y = op(n, &ins);
+        env.insert(n.output[0].clone(), y);
+    }
+    env.remove(output).unwrap_or_else(|| panic!("ref64: no tensor {output}"))
+}
+
+fn pads2(n: &NodeProto) -> [usize; 4] {
+    let p = attr_is(n, "pads").unwrap_or(vec![0; 4]);
+    [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+}
+
+fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
+    let a = || ins[0].clone().unwrap();
+    let b = || ins[1].clone().unwrap();
+    match n.op_type.as_deref().unwrap() {
+        "Identity" | "Dropout" => a(),
+        "Constant" => tensor_values(n.attribute[0].t.as_ref().unwrap()),
+        "Relu" => a().mapv(|v| v.max(0.0)),
+        "LeakyRelu" => {
+            let al = attr_f(n, "alpha", 0.01);
+            a().mapv(|v| if v > 0.0 { v } else { al * v })
+        }
+        "Sigmoid" => a().mapv(|v| 1.0 / (1.0 + (-v).exp())),
+        "Tanh" => a().mapv(f64::tanh),
+        "Clip" => {
+            let lo = ins.get(1).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(f64::MIN);
+            let hi = ins.get(2).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(f64::MAX);
+            a().mapv(|v| v.clamp(lo, hi))
+        }
+        "Add" => &a() + &b(),
+        "Sub" => &a() - &b(),
+        "Mul" => &a() * &b(),
+        "Div" => &a() / &b(),
+        "Flatten" => {
+            let x = a();
+            let ax = attr_i(n, "axis", 1) as usize;
+            let d0: usize = x.shape()[..ax].iter().product();
+            let d1: usize = x.shape()[ax..].iter().product();
+            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&[d0, d1])).unwrap()
+        }
+        "Reshape" => {
+            let x = a();
+            let s: Vec<i64> = b().iter().map(|&v| v as i64).collect();
+            let mut dims: Vec<usize> = s.iter().enumerate().map(|(i, &d)| if d == 0 { x.shape()[i] } else { d.max(1) as usize }).collect();
+            if let Some(k) = s.iter().position(|&d| d == -1) {
+                let rest: usize = dims.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, d)| d).product();
+                dims[k] = x.len() / rest;
+            }
+            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&dims)).unwrap()
+        }
+        "Transpose" => {
+            let x = a();
+            let perm: Vec<usize> = attr_is(n, "perm")
+                .map(|p| p.iter().map(|&v| v as usize).collect())
+                .unwrap_or_else(|| (0..x.ndim()).rev().collect());
+            x.permuted_axes(IxDyn(&perm)).as_standard_layout().to_owned()
+        }
+        "Concat" => {
+            let xs: Vec<T> = ins.iter().map(|t| t.clone().unwrap()).collect();
+            let r = xs[0].ndim() as i64;
+            let ax = attr_i(n, "axis", 1);
+            let ax = if ax < 0 { ax + r } else { ax } as usize;
+            let views: Vec<_> = xs.iter().map(|t| t.view()).collect();
+            concatenate(Axis(ax), &views).unwrap()
+        }
+        "Pad" => {
+            let x = a();
+            let p: Vec<usize> = b().iter().map(|&v| v as usize).collect();
+            let val = ins.get(2).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(0.0);
+            let r = x.ndim();
+            let dims: Vec<usize> = (0..r).map(|i| x.shape()[i] + p[i] + p[i + r]).collect();
+            let mut out = ArrayD::from_elem(IxDyn(&dims), val);
+            for (idx, v) in x.indexed_iter() {
+                let j: Vec<usize> = (0..r).map(|i| idx[i] + p[i]).collect();
+                out[IxDyn(&j)] = *v;
+            }
+            out
+        }
+        "Gemm" => {
+            let mut a2 = a().into_dimensionality::<ndarray::Ix2>().unwrap();
+            let mut b2 = b().into_dimensionality::<ndarray::Ix2>().unwrap();
+            if attr_i(n, "transA", 0) != 0 { a2 = a2.reversed_axes(); }
+            if attr_i(n, "transB", 0) != 0 { b2 = b2.reversed_axes(); }
+            let mut y = a2.dot(&b2).into_dyn() * attr_f(n, "alpha", 1.0);
+            if let Some(Some(c)) = ins.get(2) {
+                y = &y + &(c * attr_f(n, "beta", 1.0));
+            }
+            y
+        }
+        "MatMul" => {
+            let a2 = a().into_dimensionality::<ndarray::Ix2>().unwrap();
+            let b2 = b().into_dimensionality::<ndarray::Ix2>().unwrap();
+            a2.dot(&b2).into_dyn()
+        }
+        "Softmax" | "LogSoftmax" => {
+            let x = a();
+            let r = x.ndim() as i64;
+            let ax = attr_i(n, "axis", -1);
+            let ax = Axis(if ax < 0 { ax + r } else { ax } as usize);
+            let m = x.map_axis(ax, |l| l.fold(f64::MIN, |a, &b| a.max(b))).insert_axis(ax);
+            let e = (&x - &m).mapv(f64::exp);
+            let s = e.sum_axis(ax).insert_axis(ax);
+            if n.op_type.as_deref() == Some("Softmax") { &e / &s } else { &(&x - &m) - &s.mapv(f64::ln) }
+        }
+        "BatchNormalization" => {
+            let x = a();
+            let [s, bb, m, v] = [1, 2, 3, 4].map(|i| ins[i].clone().unwrap());
+            let eps = attr_f(n, "epsilon", 1e-5);
+            let mut y = x.clone();
+            for (idx, o) in y.indexed_iter_mut() {
+                let c = idx[1];
+                *o = (x[&idx] - m[c]) / (v[c] + eps).sqrt() * s[c] + bb[c];
+            }
+            y
+        }
+        "GlobalAveragePool" => {
+            let x = a();
+            let (nn, c) = (x.shape()[0], x.shape()[1]);
+            let hw = (x.shape()[2] * x.shape()[3]) as f64;
+            let mut y = ArrayD::zeros(IxDyn(&[nn, c, 1, 1]));
+            for (idx, v) in x.indexed_iter() {
+                y[IxDyn(&[idx[0], idx[1], 0, 0])] += v / hw;
+            }
+            y
+        }
+        "Conv" => conv(n, &a(), &b(), ins.get(2).cloned().flatten()),
+        "MaxPool" | "AveragePool" => pool(n, &a()),
+        other => panic!("ref64: op {other}"),
+    }
+}
+
+fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
+    let s = attr_is(n, "strides").unwrap_or(vec![1, 1]);
+    let d = attr_is(n, "dilations").unwrap_or(vec![1, 1]);
+    let p = pads2(n);
+    let g = attr_i(n, "group", 1) as usize;
+    let (nb, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
+    let (m, cg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
+    let ho = (h + p[0] + p[2] - (d[0] as usize * (kh - 1) + 1)) / s[0] as usize + 1;
+    let wo = (wd + p[1] + p[3] - (d[1] as usize * (kw - 1) + 1)) / s[1] as usize + 1;
+    assert_eq!(c, cg * g);
+    let mg = m / g;
+    let mut y = ArrayD::zeros(IxDyn(&[nb, m, ho, wo]));
+    for (idx, o) in y.indexed_iter_mut() {
+        let (b, oc, i, j) = (idx[0], idx[1], idx[2], idx[3]);
+        let grp = oc / mg;
+        let mut acc = bias.as_ref().map(|bb| bb[oc]).unwrap_or(0.0);
+        for ic in 0..cg {
+            for u in 0..kh {
+                for v in 0..kw {
+                    let yy = (i * s[0] as usize + u * d[0] as usize) as i64 - p[0] as i64;
+                    let xx = (j * s[1] as usize + v * d[1] as usize) as i64 - p[1] as i64;
+                    if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
+                        acc += x[IxDyn(&[b, grp * cg + ic, yy as usize, xx as usize])] * w[IxDyn(&[oc, ic, u, v])];
+                    }
+                }
+            }
+        }
+        *o = acc;
+    }
+    y
+}
+
+/// Output size of a pooling axis, with ONNX's ceil_mode rule (the last window must start inside
+/// the input or its begin pad).
+fn pool_out(inp: usize, k: usize, s: usize, pb: usize, pe: usize, dil: usize, ceil: bool) -> usize {
+    let span = inp + pb + pe - (dil * (k - 1) + 1);
+    if ceil {
+        let mut o = span.div_ceil(s) + 1;
+        if (o - 1) * s >= inp + pb {
+            o -= 1;
+        }
+        o
+    } else {
+        span / s + 1
+    }
+}
+
+fn pool(n: &NodeProto, x: &T) -> T {
+    let is_max = n.op_type.as_deref() == Some("MaxPool");
+    let k = attr_is(n, "kernel_shape").unwrap();
+    let s = attr_is(n, "strides").unwrap_or(vec![1, 1]);
+    let d = attr_is(n, "dilations").unwrap_or(vec![1, 1]);
+    let p = pads2(n);
+    let ceil = attr_i(n, "ceil_mode", 0) != 0;
+    let incl = attr_i(n, "count_include_pad", 0) != 0;
+    let (nb, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
+    let (kh, kw, sh, sw) = (k[0] as usize, k[1] as usize, s[0] as usize, s[1] as usize);
+    let ho = pool_out(h, kh, sh, p[0], p[2], d[0] as usize, ceil);
+    let wo = pool_out(w, kw, sw, p[1], p[3], d[1] as usize, ceil);
+    let mut y = ArrayD::zeros(IxDyn(&[nb, c, ho, wo]));
+    for (idx, o) in y.indexed_iter_mut() {
+        let (b, ch, i, j) = (idx[0], idx[1], idx[2], idx[3]);
+        let (mut best, mut sum, mut cnt) = (f64::MIN, 0.0, 0usize);
+        let y0 = (i * sh) as i64 - p[0] as i64;
+        let x0 = (j * sw) as i64 - p[1] as i64;
+        for u in 0..kh {
+            for v in 0..kw {
+                let yy = y0 + (u * d[0] as usize) as i64;
+                let xx = x0 + (v * d[1] as usize) as i64;
+                if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < w {
+                    let val = x[IxDyn(&[b, ch, yy as usize, xx as usize])];
+                    best = best.max(val);
+                    sum += val;
+                    cnt += 1;
+                }
+            }
+        }
+        *o = if is_max {
+            best
+        } else if incl {
+            let ye = (y0 + kh as i64).min((h + p[2]) as i64);
+            let xe = (x0 + kw as i64).min((w + p[3]) as i64);
+            sum / ((ye - y0) * (xe - x0)) as f64
+        } else {
+            sum / cnt as f64
+        };
+    }
+    y
+}

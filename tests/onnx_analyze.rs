@@ -1,0 +1,388 @@
+//! `load_model` and `analyze` on small well-formed classifiers: plain CNN, Softmax output,
+//! residual block with GlobalAveragePool, in-graph normalisation, torch-style dynamic Reshape,
+//! external data inside the model's directory, and the graph/attribute helpers.
+
+mod onnx_common;
+
+use aegis_audit::onnx::attr::NodeExt;
+use aegis_audit::onnx::graph::Graph;
+use aegis_audit::onnx::proto::{GraphProto, ModelProto};
+use aegis_audit::onnx::{
+    analyze, decode, encode, load_model, Analysis, FeatureChoice, LoadLimits, OnnxError,
+};
+use onnx_common::{
+    attr_i, attr_ints, attr_t, model, node, plain_cnn, tempdir, tensor_external, tensor_f32,
+    tensor_i64, value_info, write_model, D,
+};
+
+fn load(m: &ModelProto) -> aegis_audit::onnx::Model {
+    let dir = tempdir();
+    let path = write_model(dir.path(), "model.onnx", m);
+    load_model(&path, &LoadLimits::default()).expect("load")
+}
+
+fn run(m: &ModelProto, choice: FeatureChoice) -> Result<Analysis, OnnxError> {
+    analyze(&load(m), &choice)
+}
+
+#[test]
+fn plain_cnn_analysis() {
+    let a = run(&plain_cnn(), FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.image_input.name, "x");
+    assert_eq!(a.image_input.layout, "NCHW");
+    assert_eq!(
+        (
+            a.image_input.channels,
+            a.image_input.height,
+            a.image_input.width
+        ),
+        (1, 8, 8)
+    );
+    assert_eq!(a.logits.name, "logits");
+    assert_eq!(a.logits.head_op, "Gemm");
+    assert_eq!(a.logits.softmax, None);
+    assert_eq!(a.num_classes, 10);
+    assert_eq!(a.feature.name, "r1", "input of the MaxPool/Flatten chain");
+    assert_eq!(a.feature.producer_op.as_deref(), Some("Relu"));
+    assert_eq!(a.op_histogram.get("Conv"), Some(&1));
+    assert_eq!(a.op_histogram.values().sum::<usize>(), 5);
+    assert_eq!(a.path_ops.values().sum::<usize>(), 5);
+    assert!(a.differentiable);
+    assert!(a.unsupported_ops.is_empty());
+    assert_eq!(a.model.opset, 17);
+    assert_eq!(a.model.initializer_bytes, 4 * (72 + 8 + 1280 + 10));
+}
+
+#[test]
+fn penultimate_and_named_features() {
+    let a = run(&plain_cnn(), FeatureChoice::Penultimate).unwrap();
+    assert_eq!(a.feature.name, "f");
+    assert_eq!(a.feature.choice, "penultimate");
+    let a = run(&plain_cnn(), FeatureChoice::Named("c1".into())).unwrap();
+    assert_eq!(a.feature.name, "c1");
+    assert_eq!(a.feature.choice, "named");
+    let e = run(&plain_cnn(), FeatureChoice::Named("nope".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no tensor named 'nope'"), "{e}");
+    let e = run(&plain_cnn(), FeatureChoice::Named("w1".into()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'w1' is not on the path"), "{e}");
+}
+
+#[test]
+fn softmax_output_gives_its_input_as_logits() {
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    g.node.push(node(
+        "Softmax",
+        "sm",
+        &["logits"],
+        &["probs"],
+        vec![attr_i("axis", 1)],
+    ));
+    g.output = vec![value_info("probs", &[D::S("N"), D::N(10)])];
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.logits.name, "logits");
+    assert_eq!(a.logits.graph_output, "probs");
+    assert_eq!(a.logits.softmax.as_deref(), Some("Softmax"));
+    assert_eq!(a.num_classes, 10);
+    assert!(
+        !a.path_ops.contains_key("Softmax"),
+        "softmax is after the logits"
+    );
+}
+
+#[test]
+fn logits_and_softmax_both_outputs() {
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    g.node
+        .push(node("LogSoftmax", "lsm", &["logits"], &["logp"], vec![]));
+    g.output.push(value_info("logp", &[D::S("N"), D::N(10)]));
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.logits.name, "logits");
+}
+
+/// Conv → Relu → [Conv → Relu → Conv] + skip → Relu → GlobalAveragePool → Flatten → MatMul + Add.
+fn residual() -> ModelProto {
+    let graph = GraphProto {
+        name: Some("residual".into()),
+        node: vec![
+            node(
+                "Conv",
+                "stem",
+                &["x", "w0"],
+                &["s"],
+                vec![attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+            node("Relu", "stem_relu", &["s"], &["s_r"], vec![]),
+            node(
+                "Conv",
+                "conv_a",
+                &["s_r", "wa"],
+                &["a"],
+                vec![attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+            node(
+                "BatchNormalization",
+                "bn_a",
+                &["a", "g", "b", "m", "v"],
+                &["a_bn"],
+                vec![],
+            ),
+            node("Relu", "relu_a", &["a_bn"], &["a_r"], vec![]),
+            node(
+                "Conv",
+                "conv_b",
+                &["a_r", "wb"],
+                &["bb"],
+                vec![attr_ints("pads", &[1, 1, 1, 1])],
+            ),
+            node("Add", "skip", &["bb", "s_r"], &["sum"], vec![]),
+            node("Relu", "block_out", &["sum"], &["feat"], vec![]),
+            node("GlobalAveragePool", "gap", &["feat"], &["pooled"], vec![]),
+            node("Flatten", "flat", &["pooled"], &["flat"], vec![]),
+            node("MatMul", "fc", &["flat", "wf"], &["mm"], vec![]),
+            node("Add", "fc_bias", &["mm", "bf"], &["logits"], vec![]),
+        ],
+        initializer: vec![
+            tensor_f32("w0", &[4, 3, 3, 3]),
+            tensor_f32("wa", &[4, 4, 3, 3]),
+            tensor_f32("g", &[4]),
+            tensor_f32("b", &[4]),
+            tensor_f32("m", &[4]),
+            tensor_f32("v", &[4]),
+            tensor_f32("wb", &[4, 4, 3, 3]),
+            tensor_f32("wf", &[4, 5]),
+            tensor_f32("bf", &[5]),
+        ],
+        input: vec![value_info(
+            "x",
+            &[D::S("batch"), D::N(3), D::N(16), D::N(16)],
+        )],
+        output: vec![value_info("logits", &[D::S("batch"), D::N(5)])],
+        value_info: vec![value_info(
+            "feat",
+            &[D::S("batch"), D::N(4), D::N(16), D::N(16)],
+        )],
+        ..Default::default()
+    };
+    model(graph)
+}
+
+#[test]
+fn residual_block_with_global_average_pool() {
+    let a = run(&residual(), FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.image_input.channels, 3);
+    assert_eq!(a.num_classes, 5);
+    assert_eq!(a.logits.head_op, "MatMul");
+    assert_eq!(a.logits.head_node, "fc");
+    assert_eq!(a.feature.name, "feat");
+    assert_eq!(
+        a.feature
+            .shape
+            .as_ref()
+            .map(|s| aegis_audit::onnx::analyze::shape_string(s)),
+        Some("[batch, 4, 16, 16]".to_string())
+    );
+    assert_eq!(a.path_ops.get("Add"), Some(&2));
+    assert!(a.differentiable);
+    let a = run(&residual(), FeatureChoice::Penultimate).unwrap();
+    assert_eq!(a.feature.name, "flat");
+}
+
+#[test]
+fn in_graph_normalisation() {
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    g.node[0].input[0] = "xn".into();
+    g.node
+        .insert(0, node("Sub", "sub_mean", &["x", "mean"], &["xc"], vec![]));
+    g.node
+        .insert(1, node("Div", "div_std", &["xc", "std"], &["xn"], vec![]));
+    g.initializer.push(tensor_f32("mean", &[1, 1, 1, 1]));
+    g.initializer.push(tensor_f32("std", &[1, 1, 1, 1]));
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.image_input.name, "x");
+    assert_eq!(a.path_ops.get("Sub"), Some(&1));
+    assert_eq!(a.path_ops.get("Div"), Some(&1));
+    assert_eq!(a.feature.name, "r1");
+    assert!(a.differentiable);
+}
+
+#[test]
+fn torch_style_reshape_shape_ops_are_off_the_data_path() {
+    // x.view(x.size(0), -1): Shape → Gather → Unsqueeze → Concat → Reshape.
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    let flatten = g.node.iter().position(|n| n.op() == "Flatten").unwrap();
+    g.node.splice(
+        flatten..=flatten,
+        [
+            node("Shape", "shape", &["p1"], &["sh"], vec![]),
+            node(
+                "Constant",
+                "zero",
+                &[],
+                &["zero"],
+                vec![attr_t("value", tensor_i64("", &[0]))],
+            ),
+            node(
+                "Gather",
+                "gather",
+                &["sh", "zero"],
+                &["n"],
+                vec![attr_i("axis", 0)],
+            ),
+            node(
+                "Concat",
+                "concat",
+                &["n", "minus_one"],
+                &["newshape"],
+                vec![attr_i("axis", 0)],
+            ),
+            node("Reshape", "reshape", &["p1", "newshape"], &["f"], vec![]),
+        ],
+    );
+    g.initializer.push(tensor_i64("minus_one", &[-1]));
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.feature.name, "r1");
+    assert!(!a.path_ops.contains_key("Shape"), "{:?}", a.path_ops);
+    assert!(!a.path_ops.contains_key("Gather"), "{:?}", a.path_ops);
+    assert_eq!(a.path_ops.get("Reshape"), Some(&1));
+    assert!(a.differentiable, "{:?}", a.unsupported_ops);
+}
+
+#[test]
+fn unsupported_op_on_path_is_reported() {
+    let mut m = plain_cnn();
+    m.graph.as_mut().unwrap().node[1].op_type = Some("Softplus".into());
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert!(!a.differentiable);
+    assert_eq!(a.unsupported_ops, vec!["Softplus".to_string()]);
+}
+
+#[test]
+fn single_class_head_is_not_a_classifier() {
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    g.initializer[2] = tensor_f32("wf", &[1, 128]);
+    g.initializer[3] = tensor_f32("bf", &[1]);
+    g.output = vec![value_info("logits", &[D::S("N"), D::N(1)])];
+    let e = run(&m, FeatureChoice::LastConv).unwrap_err().to_string();
+    assert!(e.contains("at least 2 classes"), "{e}");
+}
+
+#[test]
+fn mlp_has_no_conv_block() {
+    let graph = GraphProto {
+        node: vec![
+            node("Flatten", "flat", &["x"], &["f"], vec![]),
+            node("Gemm", "fc", &["f", "w"], &["y"], vec![attr_i("transB", 1)]),
+        ],
+        initializer: vec![tensor_f32("w", &[3, 64])],
+        input: vec![value_info("x", &[D::S("N"), D::N(1), D::N(8), D::N(8)])],
+        output: vec![value_info("y", &[D::S("N"), D::N(3)])],
+        ..Default::default()
+    };
+    let e = run(&model(graph.clone()), FeatureChoice::LastConv)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no convolutional block"), "{e}");
+    let a = run(&model(graph), FeatureChoice::Penultimate).unwrap();
+    assert_eq!(a.feature.name, "f");
+}
+
+#[test]
+fn external_data_inside_directory_is_inlined() {
+    let dir = tempdir();
+    let data: Vec<u8> = (0..5120u32).map(|i| (i % 251) as u8).collect();
+    let mut file = vec![0u8; 64];
+    file.extend_from_slice(&data);
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/weights.bin"), &file).unwrap();
+    let mut m = plain_cnn();
+    m.graph.as_mut().unwrap().initializer[2] = tensor_external(
+        "wf",
+        &[10, 128],
+        "data/weights.bin",
+        &[("offset", "64"), ("length", "5120")],
+    );
+    let path = write_model(dir.path(), "model.onnx", &m);
+    let loaded = load_model(&path, &LoadLimits::default()).unwrap();
+    let t = &loaded.graph().initializer[2];
+    assert_eq!(t.raw_data.as_deref(), Some(data.as_slice()));
+    assert!(t.external_data.is_empty());
+    assert!(analyze(&loaded, &FeatureChoice::LastConv).is_ok());
+}
+
+#[test]
+fn encode_decode_round_trip() {
+    let m = plain_cnn();
+    let bytes = encode(&m);
+    let back = decode(&bytes).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(encode(&back), bytes);
+}
+
+#[test]
+fn topological_order_of_unsorted_graph() {
+    let mut m = plain_cnn();
+    m.graph.as_mut().unwrap().node.reverse();
+    let loaded = load(&m);
+    let g = Graph::new(loaded.graph());
+    let order = g.topo_order().unwrap();
+    let ops: Vec<&str> = order.iter().map(|&i| g.node(i).op()).collect();
+    assert_eq!(ops, ["Conv", "Relu", "MaxPool", "Flatten", "Gemm"]);
+    assert_eq!(g.node(g.producer("r1").unwrap()).op(), "Relu");
+    assert_eq!(g.consumers("r1").len(), 1);
+    assert!(g.is_constant("wf"));
+    assert!(!g.is_constant("r1"));
+    assert_eq!(g.path_nodes("x", "p1").len(), 3);
+    assert!(g.path_nodes("wf", "r1").is_empty());
+}
+
+#[test]
+fn constant_node_values_and_attributes() {
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    g.node.push(node(
+        "Constant",
+        "k",
+        &[],
+        &["kk"],
+        vec![attr_ints("value_ints", &[3, 4])],
+    ));
+    let loaded = load(&m);
+    let g = Graph::new(loaded.graph());
+    let k = g.constant("kk").unwrap();
+    assert_eq!(
+        aegis_audit::onnx::tensor::tensor_i64(&k).unwrap(),
+        vec![3, 4]
+    );
+    let wf = g.constant("wf").unwrap();
+    assert_eq!(
+        aegis_audit::onnx::tensor::tensor_f32(&wf).unwrap().len(),
+        1280
+    );
+
+    let pool = g.node(g.producer("p1").unwrap());
+    let ks: &[i64] = pool.get_attr("kernel_shape").unwrap();
+    assert_eq!(ks, &[2, 2]);
+    assert_eq!(pool.get_attr_or::<i64>("ceil_mode", 0).unwrap(), 0);
+    let e = pool
+        .get_attr::<i64>("kernel_shape")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "node 'pool1' (MaxPool), attribute 'kernel_shape': expected INT, found INTS"
+    );
+    let e = pool.get_attr::<f32>("alpha").unwrap_err().to_string();
+    assert!(
+        e.contains("attribute 'alpha': required attribute is missing"),
+        "{e}"
+    );
+}

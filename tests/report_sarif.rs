@@ -1,0 +1,171 @@
+//! SARIF output: every report validates against the committed OASIS SARIF 2.1.0 schema (draft 4) and meets
+//! GitHub code scanning's constraints; JSON and table outputs carry the same facts.
+
+mod report_support;
+
+use std::path::{Path, PathBuf};
+
+use aegis_audit::report::sarif::{to_sarif_with, SarifOptions, RULE_NOT_APPLICABLE, RULE_SUSPECTED};
+use aegis_audit::report::{table, to_json, AuditReport, Level, Notification, Verdict};
+use serde_json::Value;
+
+fn schema_validator() -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schemas/sarif-schema-2.1.0.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+fn sarif(report: &AuditReport) -> Value {
+    let opts = SarifOptions {
+        base: PathBuf::from("/work/repo"),
+        include_passes: false,
+    };
+    to_sarif_with(report, &opts)
+}
+
+fn assert_valid(log: &Value) {
+    let validator = schema_validator();
+    let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
+}
+
+/// GitHub constraints: one relative location per result with startLine, fingerprints, rule metadata.
+fn assert_github_ready(log: &Value) {
+    let run = &log["runs"][0];
+    for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
+        assert!(rule["help"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(rule["shortDescription"]["text"].is_string() && rule["fullDescription"]["text"].is_string());
+    }
+    for result in run["results"].as_array().unwrap() {
+        let locations = result["locations"].as_array().unwrap();
+        assert_eq!(locations.len(), 1);
+        let loc = &locations[0]["physicalLocation"];
+        let uri = loc["artifactLocation"]["uri"].as_str().unwrap();
+        assert!(!uri.starts_with('/') && !uri.contains("://"), "uri {uri}");
+        assert_eq!(loc["region"]["startLine"], 1);
+        assert!(result["partialFingerprints"].as_object().is_some_and(|f| !f.is_empty()));
+        assert!(result["message"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+    assert_eq!(run["artifacts"][0]["hashes"]["sha-256"], "ab".repeat(32));
+}
+
+#[test]
+fn clean_report_is_valid_with_no_result() {
+    let log = sarif(&report_support::report(Verdict::Clean));
+    assert_valid(&log);
+    assert_github_ready(&log);
+    assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 0);
+    assert_eq!(log["runs"][0]["properties"]["exitCode"], 0);
+    assert_eq!(log["runs"][0]["properties"]["classes"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn suspected_report_flags_the_class_with_details_and_evidence() {
+    let log = sarif(&report_support::report(Verdict::Suspected));
+    assert_valid(&log);
+    assert_github_ready(&log);
+    let run = &log["runs"][0];
+    let results = run["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["ruleId"], RULE_SUSPECTED);
+    assert_eq!(r["level"], "error");
+    assert_eq!(r["properties"]["class"], 7);
+    assert_eq!(r["properties"]["details"]["clusters"], 4);
+    assert_eq!(r["properties"]["details"]["bandwidth"], 0.87);
+    assert_eq!(r["properties"]["evidence"][0], "evidence/class_7_tsne.png");
+    assert_eq!(
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "models/mnist%20robust.onnx"
+    );
+    let rule = &run["tool"]["driver"]["rules"][0];
+    assert_eq!(rule["id"], RULE_SUSPECTED);
+    let severity: f64 = rule["properties"]["security-severity"].as_str().unwrap().parse().unwrap();
+    assert!(severity >= 9.0);
+    assert!(rule["properties"]["tags"].as_array().unwrap().contains(&"security".into()));
+    let inv = &run["invocations"][0];
+    assert_eq!(inv["properties"]["parameters"]["seed"], 42);
+    assert_eq!(inv["arguments"].as_array().unwrap().len(), 5);
+    assert!(inv["commandLine"].as_str().unwrap().contains("'models/mnist robust.onnx'"));
+    assert_eq!(inv["executionSuccessful"], true);
+    assert_eq!(inv["toolExecutionNotifications"][0]["level"], "warning");
+}
+
+#[test]
+fn fingerprints_are_stable_and_distinct_per_class() {
+    let mut report = report_support::report(Verdict::Suspected);
+    report.classes[2].flagged = true;
+    let a = sarif(&report);
+    let b = sarif(&report);
+    let fp = |log: &Value, i: usize| log["runs"][0]["results"][i]["partialFingerprints"].clone();
+    assert_eq!(fp(&a, 0), fp(&b, 0));
+    assert_ne!(fp(&a, 0), fp(&a, 1));
+}
+
+#[test]
+fn not_applicable_report_has_one_warning_result() {
+    let mut report = report_support::report(Verdict::NotApplicable);
+    report.notifications.push(Notification {
+        level: Level::Error,
+        message: "PGD diverged on 3 images".into(),
+        class: None,
+    });
+    let log = sarif(&report);
+    assert_valid(&log);
+    assert_github_ready(&log);
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0]["ruleId"], RULE_NOT_APPLICABLE);
+    assert_eq!(results[0]["level"], "warning");
+    assert!(results[0]["message"]["text"].as_str().unwrap().contains("0.020 < threshold 0.400"));
+    assert_eq!(log["runs"][0]["invocations"][0]["executionSuccessful"], false);
+    assert_eq!(log["runs"][0]["properties"]["exitCode"], 3);
+}
+
+#[test]
+fn pass_results_and_absolute_paths_stay_valid_and_relative() {
+    let mut report = report_support::report(Verdict::Suspected);
+    report.model.path = "/elsewhere/model.onnx".into();
+    let opts = SarifOptions {
+        base: PathBuf::from("/work/repo"),
+        include_passes: true,
+    };
+    let log = to_sarif_with(&report, &opts);
+    assert_valid(&log);
+    assert_github_ready(&log);
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 10);
+    assert_eq!(results.iter().filter(|r| r["kind"] == "pass").count(), 9);
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "model.onnx"
+    );
+}
+
+#[test]
+fn json_round_trips_and_table_shows_verdict() {
+    let report = report_support::report(Verdict::Suspected);
+    let text = to_json(&report).unwrap();
+    let back: AuditReport = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, report);
+    assert_eq!(back.derived_verdict(), Verdict::Suspected);
+    let table = table::render(&report);
+    assert!(table.contains("BACKDOOR SUSPECTED (classes 7), exit code 1"), "{table}");
+    assert!(table.contains("7 (\"digit 7\")  SUSPECT"), "{table}");
+    assert!(table.contains("4 clusters, sizes [120, 90, 60, 30]"), "{table}");
+    let na = table::render(&report_support::report(Verdict::NotApplicable));
+    assert!(na.contains("robust   FAILED") && na.contains("exit code 3"), "{na}");
+}
+
+#[test]
+fn table_neutralises_terminal_escapes_in_class_names() {
+    let mut report = report_support::report(Verdict::Clean);
+    report.classes[0].name = Some("evil\u{1b}[2Jname".into());
+    let table = table::render(&report);
+    assert!(!table.contains('\u{1b}'));
+    assert!(table.contains("evil?[2Jname"));
+}
