@@ -3,8 +3,9 @@
 //! the chosen budget, flagged classes, gradient evaluations and wall time.
 //!
 //! `cargo run --release --example reach_zoo [-- MODEL.onnx ...]`; `REACH_IMAGES` and
-//! `REACH_SWEEP_IMAGES` override the images per class (defaults 50 and 20), `REACH_THREADS` the
-//! ONNX Runtime threads (default 1).
+//! `REACH_SWEEP_IMAGES` override the images per class (defaults 50 and 20), `REACH_EPS` the budget
+//! sweep (comma-separated), `REACH_LEVEL` the median level, `REACH_THREADS` the ONNX Runtime
+//! threads (default 1).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -56,6 +57,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sweep_images_per_class: env_usize("REACH_SWEEP_IMAGES", 20),
         ..ReachParams::default()
     };
+    let mut params = params;
+    if let Ok(list) = std::env::var("REACH_EPS") {
+        params.eps_sweep = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    }
+    if let Some(level) = std::env::var("REACH_LEVEL").ok().and_then(|v| v.parse().ok()) {
+        params.median_level = level;
+    }
     println!("data: {}", data.describe());
     println!("params: {}", serde_json::to_string(&params)?);
     for path in models {
@@ -68,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let r = run_reach(&mut gm, &data.pixels, &data.labels, &params, |_| {})?;
         let secs = start.elapsed().as_secs_f64();
         let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
-        println!("\n== {name}");
+        println!("\nmodel {name}");
         for p in &r.sweep {
             println!("  sweep eps {:.3}: median {:.2} | rates {}", p.eps, p.median_rate, fmt(&p.rates));
         }
