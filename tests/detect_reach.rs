@@ -463,3 +463,78 @@ fn params_round_trip_through_yaml_with_defaults() {
     assert!((p.eps_sweep[8] - 4.0).abs() < 1e-5);
     assert!(serde_saphyr::from_str::<ReachParams>("images_per_clas: 40\n").is_err());
 }
+
+/// End to end on a committed zoo model (reduced configuration): ONNX Runtime, the gradient graph,
+/// the MNIST test subset. The clean robust model must flag nothing.
+#[test]
+fn zoo_robust_clean_end_to_end() {
+    use aegis_audit::attack::OnnxGradModel;
+    use aegis_audit::data::{load_dataset, ImageShape, Split};
+    use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
+    use aegis_audit::onnx::proto::ModelProto;
+    use aegis_audit::runtime::{self, SessionConfig};
+    use prost::Message;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    runtime::init(None).unwrap_or_else(|e| panic!("{e}"));
+    let config = SessionConfig {
+        intra_threads: 1,
+        ..SessionConfig::default()
+    };
+    let bytes = std::fs::read(root.join("zoo/robust_clean_s0.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let g = model.graph.as_ref().unwrap();
+    let input = g.input[0].name.clone().unwrap();
+    let logits = g.output[0].name.clone().unwrap();
+    let spec = GradSpec {
+        input,
+        features: logits.clone(),
+        logits,
+    };
+    let graph = grad::build_probed(
+        &model,
+        &spec,
+        &mut RuntimeProbe {
+            config: config.clone(),
+        },
+    )
+    .unwrap();
+    let mut gm = OnnxGradModel::new(&graph.encode_to_vec(), (1, 28, 28), &config).unwrap();
+    let data = load_dataset(
+        &root.join("mnist-subset"),
+        Split::Test,
+        ImageShape::new(1, 28, 28),
+    )
+    .unwrap();
+    let p = ReachParams {
+        images_per_class: 10,
+        sweep_images_per_class: 10,
+        eps_sweep: vec![0.5, 1.0, 2.0, 4.0],
+        ..ReachParams::default()
+    };
+    let r = run_reach(&mut gm, &data.pixels, &data.labels, &p, |_| {}).unwrap();
+    assert_eq!(r.classes.len(), 10);
+    assert!(r.classes.iter().all(|c| c.attempts == 10));
+    // A robust model: nothing reached at ε = 0.5; the median reaches 10% within the sweep.
+    assert_eq!(r.sweep[0].median_rate, 0.0, "{:?}", r.sweep);
+    assert_eq!(r.budget, BudgetOutcome::Found);
+    assert!(r.eps > 0.5);
+    assert!(r.decision.median_rate >= 0.1);
+    assert!(
+        r.flagged().is_empty(),
+        "flagged {:?}: rates {:?}",
+        r.flagged(),
+        r.rates()
+    );
+    for ex in r.classes.iter().flat_map(|c| c.evidence.iter()) {
+        assert!(
+            ex.l2 <= r.eps * 1.001,
+            "perturbation {} over ε {}",
+            ex.l2,
+            r.eps
+        );
+        assert_eq!(ex.image.len(), 784);
+    }
+    // Clean predictions (10 batches of 100), then 31 evaluations per budget tried (100 images each).
+    assert_eq!(r.evaluations, 10 + r.sweep.len() * 31);
+}
