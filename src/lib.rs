@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod attack;
+pub mod audit;
 pub mod cluster;
 pub mod data;
 pub mod detect;

@@ -8,7 +8,7 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_from(cli::with_default_command(std::env::args_os().collect()));
     match cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -34,7 +34,11 @@ struct GradCheck {
 /// as the logits here: they play no part in the gradient.
 fn spec_of(model: &ModelProto) -> GradSpec {
     let g = model.graph.as_ref().unwrap();
-    let inits: Vec<&str> = g.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+    let inits: Vec<&str> = g
+        .initializer
+        .iter()
+        .filter_map(|t| t.name.as_deref())
+        .collect();
     let input = g
         .input
         .iter()
@@ -47,14 +51,20 @@ fn spec_of(model: &ModelProto) -> GradSpec {
             logits = n.input[0].clone();
         }
     }
-    GradSpec { input, features: logits.clone(), logits }
+    GradSpec {
+        input,
+        features: logits.clone(),
+        logits,
+    }
 }
 
 fn fixtures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut out = Vec::new();
     for dir in ["grad", "zoo"] {
-        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.to_string_lossy().ends_with(".gradcheck.json") {
@@ -69,7 +79,10 @@ fn fixtures() -> Vec<PathBuf> {
 #[test]
 fn gradients_match_pytorch_autograd_on_every_fixture() {
     let files = fixtures();
-    assert!(files.len() >= 3, "expected the fixtures/grad/*.gradcheck.json files, found {files:?}");
+    assert!(
+        files.len() >= 3,
+        "expected the fixtures/grad/*.gradcheck.json files, found {files:?}"
+    );
     for f in files {
         let chk: GradCheck = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
         let mpath = f.parent().unwrap().join(&chk.model);
@@ -77,7 +90,8 @@ fn gradients_match_pytorch_autograd_on_every_fixture() {
         let spec = spec_of(&model);
         let g = grad_model(&model, &spec).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let x: Vec<f32> = chk.x.iter().map(|&v| v as f32).collect();
-        let out = eval_grad(&g, &chk.shape, &x, &chk.y).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let out = eval_grad(&g, &chk.shape, &x, &chk.y)
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let to64 = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
         let (eg, el, es) = (
             rel_err(&to64(&out.grad), &chk.grad),
@@ -85,7 +99,10 @@ fn gradients_match_pytorch_autograd_on_every_fixture() {
             rel_err(&to64(&out.loss), &chk.loss)
                 * chk.loss.iter().map(|v| v * v).sum::<f64>().sqrt().min(1.0),
         );
-        eprintln!("{}: grad {eg:.2e}, logits {el:.2e}, loss {es:.2e}", f.display());
+        eprintln!(
+            "{}: grad {eg:.2e}, logits {el:.2e}, loss {es:.2e}",
+            f.display()
+        );
         assert_eq!(out.grad_shape, chk.shape, "{}", f.display());
         assert!(el < 1e-4, "{}: logits relative error {el:.3e}", f.display());
         assert!(es < 1e-4, "{}: loss relative error {es:.3e}", f.display());

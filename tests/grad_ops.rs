@@ -10,7 +10,9 @@
 mod common;
 
 use aegis_audit::grad::GradSpec;
-use aegis_audit::onnx::builder::{attr_float, attr_int, attr_ints, attr_string, attr_tensor, tensor_f32, Dim, GraphBuilder};
+use aegis_audit::onnx::builder::{
+    attr_float, attr_int, attr_ints, attr_string, attr_tensor, tensor_f32, Dim, GraphBuilder,
+};
 use aegis_audit::onnx::proto::tensor_proto::DataType;
 use aegis_audit::onnx::proto::ModelProto;
 use common::{eval_grad, grad_model, ref64, rel_err};
@@ -33,7 +35,12 @@ impl Case {
         let v: Vec<f32> = (0..n).map(|_| self.rng.gen_range(lo..hi)).collect();
         self.b.const_f32(hint, dims, &v)
     }
-    fn op(&mut self, op: &str, ins: &[&str], attrs: Vec<aegis_audit::onnx::proto::AttributeProto>) -> String {
+    fn op(
+        &mut self,
+        op: &str,
+        ins: &[&str],
+        attrs: Vec<aegis_audit::onnx::proto::AttributeProto>,
+    ) -> String {
         self.b.op(op, ins, attrs)
     }
 }
@@ -56,8 +63,16 @@ fn to_model(b: GraphBuilder) -> ModelProto {
 
 /// Builds `body` on input `img` [N, C, H, W], adds the head, and checks dL/dx against finite
 /// differences. Returns the relative error.
-fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, &str) -> String) -> f64 {
-    let mut c = Case { b: GraphBuilder::new(), rng: ChaCha8Rng::seed_from_u64(seed) };
+fn check(
+    name: &str,
+    shape: [usize; 4],
+    seed: u64,
+    body: impl FnOnce(&mut Case, &str) -> String,
+) -> f64 {
+    let mut c = Case {
+        b: GraphBuilder::new(),
+        rng: ChaCha8Rng::seed_from_u64(seed),
+    };
     let dims: Vec<Dim> = std::iter::once(Dim::Param("N".into()))
         .chain(shape[1..].iter().map(|&d| Dim::Fixed(d as i64)))
         .collect();
@@ -65,7 +80,8 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
     let feat = body(&mut c, "img");
     let n: usize = shape.iter().product();
     let xs: Vec<f32> = (0..n).map(|_| c.rng.gen_range(-1.0f32..1.0)).collect();
-    let x64 = ArrayD::from_shape_vec(IxDyn(&shape), xs.iter().map(|&v| v as f64).collect()).unwrap();
+    let x64 =
+        ArrayD::from_shape_vec(IxDyn(&shape), xs.iter().map(|&v| v as f64).collect()).unwrap();
     // Feature size, from the float64 evaluator.
     let mut probe = c.b.clone();
     probe.output(&feat, DataType::Float, None);
@@ -76,18 +92,32 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
     let bias = c.rand("bias", &[CLASSES as i64], -0.1, 0.1);
     let logits = c.op("Gemm", &[&flat, &w, &bias], vec![attr_int("transB", 1)]);
     c.b.output(&logits, DataType::Float, None);
-    let y: Vec<i64> = (0..shape[0]).map(|_| c.rng.gen_range(0..CLASSES as i64)).collect();
+    let y: Vec<i64> = (0..shape[0])
+        .map(|_| c.rng.gen_range(0..CLASSES as i64))
+        .collect();
     let model = to_model(c.b);
 
-    let spec = GradSpec { input: "img".into(), logits: logits.clone(), features: feat };
+    let spec = GradSpec {
+        input: "img".into(),
+        logits: logits.clone(),
+        features: feat,
+    };
     let g = grad_model(&model, &spec).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let out = eval_grad(&g, &shape.map(|d| d as i64), &xs, &y).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(out.grad_shape, shape.map(|d| d as i64).to_vec(), "{name}: grad shape");
+    let out =
+        eval_grad(&g, &shape.map(|d| d as i64), &xs, &y).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(
+        out.grad_shape,
+        shape.map(|d| d as i64).to_vec(),
+        "{name}: grad shape"
+    );
 
     let loss_ref = |x: &ArrayD<f64>| ce_sum(&ref64::eval(&model, x, &logits), &y);
     let l0 = loss_ref(&x64);
     let l_graph: f64 = out.loss.iter().map(|&v| v as f64).sum();
-    assert!((l_graph - l0).abs() / l0.abs().max(1e-6) < 1e-4, "{name}: loss {l_graph} vs reference {l0}");
+    assert!(
+        (l_graph - l0).abs() / l0.abs().max(1e-6) < 1e-4,
+        "{name}: loss {l_graph} vs reference {l0}"
+    );
     let h = 1e-5;
     let mut fd = Vec::with_capacity(n);
     for i in 0..n {
@@ -104,7 +134,15 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
     err
 }
 
-fn conv(c: &mut Case, x: &str, cin: i64, cout: i64, k: i64, attrs: Vec<aegis_audit::onnx::proto::AttributeProto>, group: i64) -> String {
+fn conv(
+    c: &mut Case,
+    x: &str,
+    cin: i64,
+    cout: i64,
+    k: i64,
+    attrs: Vec<aegis_audit::onnx::proto::AttributeProto>,
+    group: i64,
+) -> String {
     let w = c.rand("cw", &[cout, cin / group, k, k], -0.4, 0.4);
     let bb = c.rand("cb", &[cout], -0.1, 0.1);
     let mut attrs = attrs;
@@ -117,20 +155,44 @@ const S: [usize; 4] = [3, 3, 7, 7];
 #[test]
 fn conv_strides_asymmetric_pads() {
     check("conv_strides_pads", S, 1, |c, x| {
-        conv(c, x, 3, 4, 3, vec![attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 0, 2, 1])], 1)
+        conv(
+            c,
+            x,
+            3,
+            4,
+            3,
+            vec![
+                attr_ints("strides", &[2, 2]),
+                attr_ints("pads", &[1, 0, 2, 1]),
+            ],
+            1,
+        )
     });
 }
 
 #[test]
 fn conv_dilations_groups() {
     check("conv_dilations_groups", S, 2, |c, x| {
-        conv(c, x, 3, 6, 3, vec![attr_ints("dilations", &[2, 1]), attr_ints("pads", &[1, 1, 1, 1])], 3)
+        conv(
+            c,
+            x,
+            3,
+            6,
+            3,
+            vec![
+                attr_ints("dilations", &[2, 1]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+            3,
+        )
     });
 }
 
 #[test]
 fn conv_stride_3_uneven() {
-    check("conv_stride3", S, 3, |c, x| conv(c, x, 3, 2, 2, vec![attr_ints("strides", &[3, 2])], 1));
+    check("conv_stride3", S, 3, |c, x| {
+        conv(c, x, 3, 2, 2, vec![attr_ints("strides", &[3, 2])], 1)
+    });
 }
 
 #[test]
@@ -140,12 +202,21 @@ fn batch_normalization() {
         let b = c.rand("b", &[3], -0.3, 0.3);
         let m = c.rand("m", &[3], -0.3, 0.3);
         let v = c.rand("v", &[3], 0.3, 1.5);
-        let h = c.op("BatchNormalization", &[x, &s, &b, &m, &v], vec![attr_float("epsilon", 1e-3)]);
+        let h = c.op(
+            "BatchNormalization",
+            &[x, &s, &b, &m, &v],
+            vec![attr_float("epsilon", 1e-3)],
+        );
         conv(c, &h, 3, 2, 3, vec![], 1)
     });
 }
 
-fn activation_case(name: &str, seed: u64, op: &'static str, attrs: fn() -> Vec<aegis_audit::onnx::proto::AttributeProto>) {
+fn activation_case(
+    name: &str,
+    seed: u64,
+    op: &'static str,
+    attrs: fn() -> Vec<aegis_audit::onnx::proto::AttributeProto>,
+) {
     check(name, S, seed, |c, x| {
         let h = conv(c, x, 3, 3, 3, vec![attr_ints("pads", &[1, 1, 1, 1])], 1);
         c.op(op, &[&h], attrs())
@@ -159,7 +230,9 @@ fn relu() {
 
 #[test]
 fn leaky_relu() {
-    activation_case("leaky_relu", 6, "LeakyRelu", || vec![attr_float("alpha", 0.2)]);
+    activation_case("leaky_relu", 6, "LeakyRelu", || {
+        vec![attr_float("alpha", 0.2)]
+    });
 }
 
 #[test]
@@ -228,8 +301,23 @@ fn residual_add_and_path_times_path() {
 #[test]
 fn max_pool_overlapping_and_plain() {
     check("maxpool", S, 13, |c, x| {
-        let a = c.op("MaxPool", &[x], vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])]);
-        let b = c.op("MaxPool", &[x], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]);
+        let a = c.op(
+            "MaxPool",
+            &[x],
+            vec![
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("strides", &[2, 2]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+        );
+        let b = c.op(
+            "MaxPool",
+            &[x],
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("strides", &[2, 2]),
+            ],
+        );
         let bf = c.op("Flatten", &[&b], vec![]);
         let af = c.op("Flatten", &[&a], vec![]);
         c.op("Concat", &[&af, &bf], vec![attr_int("axis", 1)])
@@ -239,9 +327,34 @@ fn max_pool_overlapping_and_plain() {
 #[test]
 fn average_pool_pads_ceil_and_count_include_pad() {
     check("avgpool", S, 14, |c, x| {
-        let a = c.op("AveragePool", &[x], vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])]);
-        let b = c.op("AveragePool", &[x], vec![attr_ints("kernel_shape", &[3, 2]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 0, 1, 1]), attr_int("count_include_pad", 1)]);
-        let d = c.op("AveragePool", &[x], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2]), attr_int("ceil_mode", 1)]);
+        let a = c.op(
+            "AveragePool",
+            &[x],
+            vec![
+                attr_ints("kernel_shape", &[3, 3]),
+                attr_ints("strides", &[2, 2]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+            ],
+        );
+        let b = c.op(
+            "AveragePool",
+            &[x],
+            vec![
+                attr_ints("kernel_shape", &[3, 2]),
+                attr_ints("strides", &[2, 2]),
+                attr_ints("pads", &[1, 0, 1, 1]),
+                attr_int("count_include_pad", 1),
+            ],
+        );
+        let d = c.op(
+            "AveragePool",
+            &[x],
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("strides", &[2, 2]),
+                attr_int("ceil_mode", 1),
+            ],
+        );
         let [a, b, d] = [a, b, d].map(|t| c.op("Flatten", &[&t], vec![]));
         c.op("Concat", &[&a, &b, &d], vec![attr_int("axis", 1)])
     });
@@ -268,7 +381,11 @@ fn reshape_transpose_matmul_gemm() {
         let m = c.op("MatMul", &[&f, &w], vec![]);
         let w2 = c.rand("gw", &[6, 5], -0.5, 0.5);
         let cc = c.rand("gc", &[5], -0.5, 0.5);
-        let g = c.op("Gemm", &[&m, &w2, &cc], vec![attr_float("alpha", 0.7), attr_float("beta", 1.3)]);
+        let g = c.op(
+            "Gemm",
+            &[&m, &w2, &cc],
+            vec![attr_float("alpha", 0.7), attr_float("beta", 1.3)],
+        );
         let w3 = c.rand("gw2", &[5, 4], -0.5, 0.5);
         // transA: (Gᵀ)ᵀ·W via a transposed input.
         let gt = c.op("Transpose", &[&g], vec![]);
@@ -281,11 +398,23 @@ fn concat_pad_identity_dropout_constant() {
     check("concat_pad_misc", S, 17, |c, x| {
         let pads = c.b.const_i64("pads", &[8], &[0, 0, 1, 2, 0, 0, 2, 0]);
         let v = c.b.const_f32("v", &[], &[0.5]);
-        let p = c.op("Pad", &[x, &pads, &v], vec![attr_string("mode", "constant")]);
+        let p = c.op(
+            "Pad",
+            &[x, &pads, &v],
+            vec![attr_string("mode", "constant")],
+        );
         let i = c.op("Identity", &[&p], vec![]);
         let d = c.op("Dropout", &[&i], vec![]);
         let k = c.b.fresh("k");
-        c.b.op_named("Constant", &[], &[&k], vec![attr_tensor("value", tensor_f32("kv", &[1, 3, 1, 1], &[0.5, -1.0, 2.0]))]);
+        c.b.op_named(
+            "Constant",
+            &[],
+            &[&k],
+            vec![attr_tensor(
+                "value",
+                tensor_f32("kv", &[1, 3, 1, 1], &[0.5, -1.0, 2.0]),
+            )],
+        );
         let m = c.op("Mul", &[&d, &k], vec![]);
         let h = conv(c, &m, 3, 2, 3, vec![], 1);
         let r = c.op("Relu", &[&m], vec![]);
@@ -311,5 +440,35 @@ fn softmax_and_log_softmax_inside() {
         let s = c.op("Softmax", &[&h], vec![attr_int("axis", 1)]);
         let l = c.op("LogSoftmax", &[&h], vec![]);
         c.op("Add", &[&s, &l], vec![])
+    });
+}
+
+#[test]
+fn conv_auto_pad_same_upper_and_lower() {
+    check("conv_auto_pad", S, 20, |c, x| {
+        let a = conv(
+            c,
+            x,
+            3,
+            2,
+            4,
+            vec![
+                attr_string("auto_pad", "SAME_UPPER"),
+                attr_ints("strides", &[2, 2]),
+            ],
+            1,
+        );
+        let b = conv(
+            c,
+            x,
+            3,
+            2,
+            2,
+            vec![attr_string("auto_pad", "SAME_LOWER")],
+            1,
+        );
+        let a = c.op("Flatten", &[&a], vec![]);
+        let b = c.op("Flatten", &[&b], vec![]);
+        c.op("Concat", &[&a, &b], vec![attr_int("axis", 1)])
     });
 }

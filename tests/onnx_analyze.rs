@@ -386,3 +386,13 @@ fn constant_node_values_and_attributes() {
         "{e}"
     );
 }
+
+#[test]
+fn many_channels_are_not_mistaken_for_nhwc() {
+    let mut m = plain_cnn();
+    m.graph.as_mut().unwrap().input[0] =
+        value_info("x", &[D::S("N"), D::N(64), D::N(32), D::N(32)]);
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.image_input.channels, 64);
+    assert_eq!(a.image_input.layout, "NCHW");
+}

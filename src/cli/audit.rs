@@ -1,18 +1,305 @@
-//! The `audit` command's flags and its hand-off to the library.
+//! The `audit` command (the default): raw flags, their resolution against a preset into an
+//! [`AuditPlan`], and the hand-off to the library; then the report writers and the exit code.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use aegis_audit::audit::{run_audit, AuditPlan, MethodChoice, PreparedModel};
+use aegis_audit::cluster::Clusterer;
+use aegis_audit::data::{load_dataset, ImageShape, Split};
+use aegis_audit::detect::aegis::{AegisParams, BandwidthRule};
+use aegis_audit::detect::preset::PresetFile;
+use aegis_audit::embed::Reducer;
+use aegis_audit::onnx::LoadLimits;
+use aegis_audit::report::{self, sarif, table, Verdict};
+
+use super::common::{FeatureArgs, RuntimeArgs};
+use super::{EXIT_CLEAN, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED};
 
 /// Audit MODEL for backdoors.
 #[derive(Debug, Clone, Args)]
 pub struct AuditArgs {
-    /// Input file.
+    /// The ONNX model to audit.
     #[arg(value_name = "MODEL")]
-    pub model: std::path::PathBuf,
+    pub model: PathBuf,
+    /// Training data (IDX folder, CIFAR-10 binary batches, or an ImageFolder with train/ and test/):
+    /// the train split gives seed and clean images, the test split the robustness check.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Detection method: auto runs the robustness precondition and AEGIS on a robust model.
+    #[arg(long, value_enum, default_value_t = MethodArg::Auto)]
+    pub method: MethodArg,
+    /// Preset name (mnist, fashion-mnist, cifar10); chosen from the input shape when absent.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// A presets YAML file replacing the built-in config/presets.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Only these classes (comma-separated indices); all by default.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub classes: Option<Vec<usize>>,
+    /// Seed images per class (S).
+    #[arg(long)]
+    pub seeds_per_class: Option<usize>,
+    /// L2 radius of the translation.
+    #[arg(long)]
+    pub eps: Option<f32>,
+    /// L2 step of the translation.
+    #[arg(long)]
+    pub step: Option<f32>,
+    /// Translation iterations.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Reduction before clustering.
+    #[arg(long, value_enum)]
+    pub reducer: Option<ReducerArg>,
+    /// PCA dimensions before t-SNE.
+    #[arg(long)]
+    pub pca_dims: Option<usize>,
+    /// t-SNE perplexity.
+    #[arg(long)]
+    pub perplexity: Option<f64>,
+    /// Clustering algorithm.
+    #[arg(long, value_enum)]
+    pub clusterer: Option<ClustererArg>,
+    /// Mean-shift bandwidth: `estimate` (scikit-learn's estimate_bandwidth, quantile 0.3),
+    /// `estimate:Q`, `paper` (the preset's fixed value, scale-dependent), `relative:F` (F × the
+    /// embedding's RMS radius), or a number.
+    #[arg(long, value_name = "RULE")]
+    pub bandwidth: Option<String>,
+    /// Clusters smaller than this fraction of the embedded points are not counted.
+    #[arg(long)]
+    pub min_cluster_fraction: Option<f64>,
+    /// HDBSCAN minimum cluster size.
+    #[arg(long, default_value_t = 25)]
+    pub min_cluster_size: usize,
+    /// A class with more counted clusters than this is flagged.
+    #[arg(long)]
+    pub max_clusters: Option<usize>,
+    /// Independent AEGIS runs per class (seeds SEED, SEED+1, …); a class is flagged by majority.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// Seed of every random choice (recorded in the report).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images per model evaluation.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Skip the robustness precondition (AEGIS is only valid for robust models).
+    #[arg(long)]
+    pub skip_precondition: bool,
+    /// L2 budget of the robustness check.
+    #[arg(long)]
+    pub precondition_eps: Option<f32>,
+    /// Held-out images attacked by the robustness check.
+    #[arg(long)]
+    pub precondition_images: Option<usize>,
+    /// Minimum adversarial accuracy for the model to count as robust.
+    #[arg(long)]
+    pub min_adv_accuracy: Option<f64>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    /// Write the SARIF 2.1.0 report here (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub sarif: Option<PathBuf>,
+    /// Write the JSON report here (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write evidence (PNG plots, image grids, index.html) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub evidence: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub features: FeatureArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub runtime: RuntimeArgs,
 }
 
-/// Runs the command.
+/// `--method` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    /// Robustness precondition, then AEGIS on a robust model.
+    Auto,
+    /// AEGIS.
+    Aegis,
+}
+
+/// `--reducer` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReducerArg {
+    /// PCA to 150 dims, then t-SNE to 2-D (AEGIS).
+    Tsne,
+    /// PCA to 2-D (ablation).
+    Pca,
+    /// No reduction.
+    None,
+}
+
+/// `--clusterer` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClustererArg {
+    /// Mean shift (AEGIS).
+    Meanshift,
+    /// HDBSCAN (ablation).
+    Hdbscan,
+    /// Affinity propagation (ablation).
+    Affinity,
+}
+
+/// `--format` choices for stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A readable table.
+    Table,
+    /// The JSON report.
+    Json,
+    /// The SARIF log.
+    Sarif,
+}
+
+fn parse_bandwidth(text: &str, paper: f64) -> anyhow::Result<BandwidthRule> {
+    let number = |s: &str| -> anyhow::Result<f64> {
+        let v: f64 = s.parse().with_context(|| format!("--bandwidth {text}: '{s}' is not a number"))?;
+        anyhow::ensure!(v.is_finite() && v > 0.0, "--bandwidth {text}: must be a positive number");
+        Ok(v)
+    };
+    Ok(match text.split_once(':') {
+        None if text == "estimate" => BandwidthRule::Estimate { quantile: 0.3 },
+        None if text == "paper" => BandwidthRule::Fixed { value: paper },
+        None => BandwidthRule::Fixed { value: number(text)? },
+        Some(("estimate", q)) => BandwidthRule::Estimate { quantile: number(q)? },
+        Some(("relative", f)) => BandwidthRule::Relative { factor: number(f)? },
+        Some(_) => anyhow::bail!("--bandwidth {text}: expected estimate, estimate:Q, paper, relative:F or a number"),
+    })
+}
+
+/// Runs the audit.
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("'audit' is not implemented yet (input {:?})", args)
+    let presets = match &args.config {
+        Some(path) => PresetFile::load(path)?,
+        None => PresetFile::builtin(),
+    };
+    anyhow::ensure!(args.runs >= 1, "--runs must be at least 1");
+    let config = args.runtime.session_config()?;
+    let mut prepared = PreparedModel::load(&args.model, &args.features.choice(), &LoadLimits::default(), &config)
+        .with_context(|| format!("preparing model {}", args.model.display()))?;
+    let shape = prepared.image_shape();
+    let (preset_name, preset) = presets.select(args.preset.as_deref(), shape)?;
+    let expected = ImageShape::new(shape.0, shape.1, shape.2);
+    let train = load_dataset(&args.data, Split::Train, expected)
+        .with_context(|| format!("reading the train split of {}", args.data.display()))?;
+    let test = load_dataset(&args.data, Split::Test, expected)
+        .with_context(|| format!("reading the test split of {}", args.data.display()))?;
+    let k = aegis_audit::attack::GradientModel::num_classes(&prepared.model);
+    if let Some(bad) = args.classes.iter().flatten().find(|&&c| c >= k) {
+        anyhow::bail!("--classes: class {bad} does not exist (the model has {k} classes)");
+    }
+
+    let mut translation = preset.translation.clone();
+    translation.seeds_per_class = args.seeds_per_class.unwrap_or(translation.seeds_per_class);
+    translation.eps = args.eps.unwrap_or(translation.eps);
+    translation.step = args.step.unwrap_or(translation.step);
+    translation.steps = args.steps.unwrap_or(translation.steps);
+    let bandwidth = match &args.bandwidth {
+        Some(text) => parse_bandwidth(text, preset.paper_bandwidth)?,
+        None => preset.decision.bandwidth,
+    };
+    let aegis = AegisParams {
+        translation,
+        reducer: match args.reducer {
+            Some(ReducerArg::Pca) => Reducer::Pca,
+            Some(ReducerArg::None) => Reducer::None,
+            _ => Reducer::Tsne,
+        },
+        pca_dims: args.pca_dims.unwrap_or(preset.embedding.pca_dims),
+        perplexity: args.perplexity.unwrap_or(preset.embedding.perplexity),
+        clusterer: match args.clusterer {
+            Some(ClustererArg::Hdbscan) => Clusterer::Hdbscan,
+            Some(ClustererArg::Affinity) => Clusterer::Affinity,
+            _ => Clusterer::MeanShift,
+        },
+        bandwidth,
+        min_cluster_size: args.min_cluster_size,
+        min_cluster_fraction: args.min_cluster_fraction.unwrap_or(preset.decision.min_cluster_fraction),
+        max_clusters: args.max_clusters.unwrap_or(preset.decision.max_clusters),
+        batch_size: args.batch_size.max(1),
+        seed: args.seed,
+    };
+    let precondition = (!args.skip_precondition).then(|| {
+        let mut p = preset.precondition.clone();
+        p.eps = args.precondition_eps.unwrap_or(p.eps);
+        p.images = args.precondition_images.unwrap_or(p.images);
+        p.min_adv_accuracy = args.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
+        p
+    });
+    let parameters = [
+        ("method", json!(format!("{:?}", args.method).to_lowercase())),
+        ("translation", json!(aegis.translation)),
+        ("reducer", json!(format!("{:?}", aegis.reducer).to_lowercase())),
+        ("pca_dims", json!(aegis.pca_dims)),
+        ("perplexity", json!(aegis.perplexity)),
+        ("clusterer", json!(format!("{:?}", aegis.clusterer).to_lowercase())),
+        ("bandwidth", json!(aegis.bandwidth)),
+        ("min_cluster_fraction", json!(aegis.min_cluster_fraction)),
+        ("min_cluster_size", json!(aegis.min_cluster_size)),
+        ("max_clusters", json!(aegis.max_clusters)),
+        ("runs", json!(args.runs)),
+        ("seed", json!(args.seed)),
+        ("batch_size", json!(aegis.batch_size)),
+        ("precondition", json!(precondition)),
+        ("classes", json!(args.classes)),
+        ("device", json!(format!("{:?}", prepared.model.device()).to_lowercase())),
+        ("threads", json!(args.runtime.threads)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let plan = AuditPlan {
+        preset: preset_name,
+        method: match args.method {
+            MethodArg::Auto => MethodChoice::Auto,
+            MethodArg::Aegis => MethodChoice::Aegis,
+        },
+        aegis,
+        runs: args.runs,
+        classes: args.classes.clone(),
+        precondition,
+        evidence_dir: args.evidence.clone(),
+        progress: !args.quiet,
+        parameters,
+        command_line: std::env::args().collect(),
+    };
+    let report = run_audit(&plan, &args.model, &args.data, &mut prepared, &train, &test)?;
+
+    let sarif_text = serde_json::to_string_pretty(&sarif::to_sarif(&report))?;
+    let json_text = report::to_json(&report)?;
+    if let Some(path) = &args.sarif {
+        write(path, &sarif_text)?;
+    }
+    if let Some(path) = &args.json {
+        write(path, &json_text)?;
+    }
+    match args.format {
+        FormatArg::Table => print!("{}", table::render(&report)),
+        FormatArg::Json => println!("{json_text}"),
+        FormatArg::Sarif => println!("{sarif_text}"),
+    }
+    Ok(ExitCode::from(match report.verdict {
+        Verdict::Clean => EXIT_CLEAN,
+        Verdict::Suspected => EXIT_SUSPECTED,
+        Verdict::NotApplicable => EXIT_NOT_APPLICABLE,
+    }))
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    report::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }

@@ -53,3 +53,31 @@ pub enum FeatureLayerArg {
     /// Input of the final Gemm/MatMul.
     Penultimate,
 }
+
+impl FeatureArgs {
+    /// The library's [`aegis_audit::onnx::FeatureChoice`] for these flags.
+    pub fn choice(&self) -> aegis_audit::onnx::FeatureChoice {
+        use aegis_audit::onnx::FeatureChoice;
+        match (&self.feature_tensor, self.feature_layer) {
+            (Some(name), _) => FeatureChoice::Named(name.clone()),
+            (None, FeatureLayerArg::LastConv) => FeatureChoice::LastConv,
+            (None, FeatureLayerArg::Penultimate) => FeatureChoice::Penultimate,
+        }
+    }
+}
+
+impl RuntimeArgs {
+    /// Initialises ONNX Runtime from these flags and returns the session settings.
+    pub fn session_config(&self) -> anyhow::Result<aegis_audit::runtime::SessionConfig> {
+        use aegis_audit::runtime::{self, Device, SessionConfig};
+        runtime::init(self.ort_lib.as_deref())?;
+        Ok(SessionConfig {
+            device: match self.device {
+                DeviceArg::Cpu => Device::Cpu,
+                DeviceArg::Cuda => Device::Cuda,
+                DeviceArg::Auto => Device::Auto,
+            },
+            intra_threads: self.threads,
+        })
+    }
+}

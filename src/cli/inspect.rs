@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use aegis_audit::onnx::{self, analyze::shape_string, Analysis, FeatureChoice, LoadLimits};
+use aegis_audit::onnx::{self, analyze::shape_string, Analysis, LoadLimits};
 
-use super::common::{FeatureArgs, FeatureLayerArg};
+use super::common::FeatureArgs;
 
 /// Show what aegis-audit sees in MODEL.
 #[derive(Debug, Clone, Args)]
@@ -27,22 +27,12 @@ pub struct InspectArgs {
     pub features: FeatureArgs,
 }
 
-/// The library's [`FeatureChoice`] for the shared `--feature-layer` / `--feature-tensor` flags
-/// (`--feature-tensor` wins).
-pub fn feature_choice(args: &FeatureArgs) -> FeatureChoice {
-    match (&args.feature_tensor, args.feature_layer) {
-        (Some(name), _) => FeatureChoice::Named(name.clone()),
-        (None, FeatureLayerArg::LastConv) => FeatureChoice::LastConv,
-        (None, FeatureLayerArg::Penultimate) => FeatureChoice::Penultimate,
-    }
-}
-
 /// Runs the command.
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.display().to_string();
     let model = onnx::load_model(&args.model, &LoadLimits::default())
         .with_context(|| format!("cannot load '{path}'"))?;
-    let analysis = onnx::analyze(&model, &feature_choice(&args.features))
+    let analysis = onnx::analyze(&model, &args.features.choice())
         .with_context(|| format!("cannot analyse '{path}'"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);

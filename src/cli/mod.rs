@@ -32,19 +32,14 @@ Exit codes:
 #[command(
     name = "aegis-audit",
     version,
+    override_usage = "aegis-audit [audit] MODEL --data DIR [OPTIONS]\n       aegis-audit <COMMAND> [ARGS]",
     about,
     after_help = EXIT_CODES_HELP,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// A subcommand; without one, aegis-audit audits MODEL.
+    /// The subcommand; `audit` when the first argument is not a subcommand's name.
     #[command(subcommand)]
-    pub command: Option<Command>,
-    /// The audit's arguments (the default command). `Option` so that a subcommand parses
-    /// without them (a plain flatten makes clap demand MODEL even after `inspect`).
-    #[command(flatten)]
-    pub audit: Option<audit::AuditArgs>,
+    pub command: Command,
 }
 
 /// The subcommands.
@@ -60,16 +55,24 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
 }
 
+/// The command line with `audit` inserted when the first argument names no subcommand, so that
+/// `aegis-audit model.onnx --data DIR` is `aegis-audit audit model.onnx --data DIR`.
+pub fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const KNOWN: [&str; 9] = ["audit", "inspect", "export-grad", "cluster", "help", "-h", "--help", "-V", "--version"];
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some(first) if KNOWN.contains(&first) => {}
+        Some(_) => args.insert(1, "audit".into()),
+        None => {}
+    }
+    args
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => match cli.audit {
-            Some(args) => audit::run(args),
-            None => anyhow::bail!("no MODEL given (see --help)"),
-        },
-        Some(Command::Audit(args)) => audit::run(args),
-        Some(Command::Inspect(args)) => inspect::run(args),
-        Some(Command::ExportGrad(args)) => export_grad::run(args),
-        Some(Command::Cluster(args)) => cluster::run(args),
+        Command::Audit(args) => audit::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::ExportGrad(args) => export_grad::run(args),
+        Command::Cluster(args) => cluster::run(args),
     }
 }

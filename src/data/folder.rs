@@ -48,7 +48,10 @@ fn split_root(root: &Path, split: Split) -> Result<PathBuf, DataError> {
         if !dir.is_dir() {
             return Err(DataError::UnknownLayout {
                 path: root.to_path_buf(),
-                problem: format!("split into train/test folders but has no '{}' folder", split.name()),
+                problem: format!(
+                    "split into train/test folders but has no '{}' folder",
+                    split.name()
+                ),
             });
         }
         return Ok(dir);
@@ -69,9 +72,10 @@ pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<Im
     if classes.is_empty() {
         return Err(DataError::UnknownLayout {
             path: dir,
-            problem: "no dataset found: no IDX files (train-images-idx3-ubyte...), no CIFAR-10 batches \
+            problem:
+                "no dataset found: no IDX files (train-images-idx3-ubyte...), no CIFAR-10 batches \
                       (data_batch_*.bin, test_batch.bin), and no class sub-folders (ImageFolder)"
-                .into(),
+                    .into(),
         });
     }
     let mut pixels = Vec::new();
@@ -80,7 +84,10 @@ pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<Im
     for (label, class_dir) in classes.iter().enumerate() {
         let files = image_files(class_dir)?;
         if files.is_empty() {
-            return Err(DataError::malformed(class_dir, "class folder holds no PNG or JPEG image"));
+            return Err(DataError::malformed(
+                class_dir,
+                "class folder holds no PNG or JPEG image",
+            ));
         }
         checked_values(class_dir, labels.len() + files.len(), expected)?;
         for file in &files {

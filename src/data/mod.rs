@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod features;
+
 use thiserror::Error;
 
 mod cifar;
@@ -68,6 +70,23 @@ pub enum DataError {
         path: PathBuf,
         /// What is wrong.
         problem: String,
+    },
+    /// A feature matrix file is malformed (format, dtype, shape, values).
+    #[error("feature file {path}: {reason}")]
+    FeatureFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with values.
+        reason: String,
+    },
+    /// A feature matrix file could not be read or written.
+    #[error("feature file {path}: {source}")]
+    FeatureIo {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -209,11 +228,15 @@ impl ImageSet {
     /// The images at `indices`, in that order (pixels, labels); errors on an index out of range.
     pub fn subset(&self, indices: &[usize]) -> Result<ImageSet, DataError> {
         let len = self.shape().len();
-        let mut pixels = Vec::with_capacity(indices.len().saturating_mul(len).min(MAX_DATASET_VALUES));
+        let mut pixels =
+            Vec::with_capacity(indices.len().saturating_mul(len).min(MAX_DATASET_VALUES));
         let mut labels = Vec::with_capacity(indices.len().min(self.n));
         for &i in indices {
             let img = self.image(i).ok_or_else(|| {
-                DataError::Sampling(format!("index {i} out of range for {} images of {}", self.n, self.source))
+                DataError::Sampling(format!(
+                    "index {i} out of range for {} images of {}",
+                    self.n, self.source
+                ))
             })?;
             pixels.extend_from_slice(img);
             labels.push(self.labels[i]);
@@ -254,7 +277,11 @@ impl ImageSet {
 /// IDX and CIFAR-10 images must match `expected` exactly. ImageFolder images must have its size; a grayscale
 /// image is replicated into 3 channels and an RGB image whose channels are all equal becomes 1 channel, any
 /// other channel difference is an error.
-pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<ImageSet, DataError> {
+pub fn load_dataset(
+    path: &Path,
+    split: Split,
+    expected: ImageShape,
+) -> Result<ImageSet, DataError> {
     if !path.exists() {
         return Err(DataError::io(
             path,
@@ -271,7 +298,9 @@ pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<I
         }
         return Err(DataError::UnknownLayout {
             path: path.to_path_buf(),
-            problem: "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)".into(),
+            problem:
+                "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)"
+                    .into(),
         });
     }
     if let Some((images, labels)) = idx::find_in_dir(path, split) {

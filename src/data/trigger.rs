@@ -1,16 +1,17 @@
 //! Trigger specifications (YAML, written by the model zoo): load, validate and stamp a trigger onto images,
 //! so that aegis-audit measures attack success with exactly the trigger a model was poisoned with.
 //!
+//! The schema is the model zoo's (`plugins/torch/README.md`):
+//!
 //! ```yaml
-//! version: 1
 //! name: localised
-//! kind: visible-localised        # visible-localised | visible-distributed | invisible-static | invisible-adversarial
-//! image_shape: [1, 28, 28]       # C, H, W
-//! patches:                       # optional: each rectangle's pixels (all channels) are set to `value`
-//!   - {row: 24, col: 24, height: 3, width: 3, value: 1.0}
-//! pattern:                       # optional: additive pattern
-//!   file: static.pattern.npy     # float32 .npy of shape [C, H, W], path relative to the YAML file
-//!   intensity: 1.0               # x' = clamp(x + intensity * pattern, 0, 1), applied before patches
+//! type: patch                    # patch | pattern
+//! image: {channels: 1, height: 28, width: 28}
+//! target: 7                      # optional: the class the trigger leads to
+//! patches:                       # type patch: each rectangle's pixels (all channels) are set to `value`
+//!   - {row: 25, col: 25, height: 2, width: 2, value: 1.0}
+//! pattern: static.npy            # type pattern: float32 .npy [C, H, W], relative to the YAML file
+//! intensity: 0.1                 # x' = clamp(x + intensity * pattern, 0, 1)
 //! ```
 
 use std::path::{Component, Path, PathBuf};
@@ -21,20 +22,16 @@ use super::npy::read_npy_f32;
 use super::DataError;
 
 /// The only schema version understood.
-pub const SPEC_VERSION: u32 = 1;
+
 
 /// The family a trigger belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TriggerKind {
-    /// A visible patch in one place (e.g. a white square in a corner).
-    VisibleLocalised,
-    /// A visible pattern spread over the image.
-    VisibleDistributed,
-    /// An invisible fixed additive pattern.
-    InvisibleStatic,
-    /// An invisible pattern computed adversarially.
-    InvisibleAdversarial,
+    /// Rectangles of fixed value (the visible triggers).
+    Patch,
+    /// An additive low-intensity pattern (the invisible triggers).
+    Pattern,
 }
 
 /// A rectangle whose pixels (all channels) are set to `value`.
@@ -56,6 +53,14 @@ pub struct Patch {
 /// The YAML form of the additive pattern.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ImageYaml {
+    channels: usize,
+    height: usize,
+    width: usize,
+}
+
+/// The pattern part of a spec.
+#[derive(Debug, Clone)]
 struct PatternYaml {
     file: PathBuf,
     intensity: f32,
@@ -65,14 +70,18 @@ struct PatternYaml {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SpecYaml {
-    version: u32,
     name: String,
+    #[serde(rename = "type")]
     kind: TriggerKind,
-    image_shape: [usize; 3],
+    image: ImageYaml,
+    #[serde(default)]
+    target: Option<i64>,
     #[serde(default)]
     patches: Vec<Patch>,
     #[serde(default)]
-    pattern: Option<PatternYaml>,
+    pattern: Option<PathBuf>,
+    #[serde(default)]
+    intensity: Option<f32>,
 }
 
 /// A loaded additive pattern.
@@ -91,8 +100,10 @@ pub struct Pattern {
 pub struct TriggerSpec {
     /// The trigger's name.
     pub name: String,
-    /// Its family.
+    /// Patch or pattern.
     pub kind: TriggerKind,
+    /// The class the trigger leads to, when the spec says.
+    pub target: Option<i64>,
     /// Image shape `[C, H, W]` it applies to.
     pub image_shape: [usize; 3],
     /// Rectangles set to a value, applied after the pattern.
@@ -113,13 +124,19 @@ impl TriggerSpec {
             problem,
         };
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let yaml: SpecYaml = serde_saphyr::from_str(&text).map_err(|e| err(format!("invalid YAML: {e}")))?;
-        if yaml.version != SPEC_VERSION {
-            return Err(err(format!("version {}, expected {SPEC_VERSION}", yaml.version)));
-        }
-        let [c, h, w] = yaml.image_shape;
-        if c == 0 || h == 0 || w == 0 || c.saturating_mul(h).saturating_mul(w) > super::MAX_DATASET_VALUES {
-            return Err(err(format!("image_shape {:?} is not a valid [C, H, W]", yaml.image_shape)));
+        let yaml: SpecYaml =
+            serde_saphyr::from_str(&text).map_err(|e| err(format!("invalid YAML: {e}")))?;
+        let image_shape = [yaml.image.channels, yaml.image.height, yaml.image.width];
+        let [c, h, w] = image_shape;
+        if c == 0
+            || h == 0
+            || w == 0
+            || c.saturating_mul(h).saturating_mul(w) > super::MAX_DATASET_VALUES
+        {
+            return Err(err(format!(
+                "image {:?} is not a valid [C, H, W]",
+                image_shape
+            )));
         }
         for (i, p) in yaml.patches.iter().enumerate() {
             let fits = p.row.checked_add(p.height).is_some_and(|b| b <= h)
@@ -131,17 +148,29 @@ impl TriggerSpec {
                 )));
             }
             if !(0.0..=1.0).contains(&p.value) {
-                return Err(err(format!("patch {i} value {} is outside [0, 1]", p.value)));
+                return Err(err(format!(
+                    "patch {i} value {} is outside [0, 1]",
+                    p.value
+                )));
             }
         }
-        let pattern = match yaml.pattern {
-            None => None,
-            Some(p) => Some(load_pattern(path, &p, yaml.image_shape).map_err(err)?),
+        let pattern = match (yaml.kind, yaml.pattern, yaml.intensity) {
+            (TriggerKind::Patch, None, None) if !yaml.patches.is_empty() => None,
+            (TriggerKind::Patch, _, _) => {
+                return Err(err("type patch needs `patches` and no `pattern`/`intensity`".into()))
+            }
+            (TriggerKind::Pattern, Some(file), Some(intensity)) if yaml.patches.is_empty() => {
+                Some(load_pattern(path, &PatternYaml { file, intensity }, image_shape).map_err(err)?)
+            }
+            (TriggerKind::Pattern, _, _) => {
+                return Err(err("type pattern needs `pattern` and `intensity` and no `patches`".into()))
+            }
         };
         Ok(TriggerSpec {
             name: yaml.name,
             kind: yaml.kind,
-            image_shape: yaml.image_shape,
+            target: yaml.target,
+            image_shape,
             patches: yaml.patches,
             pattern,
         })
@@ -149,18 +178,31 @@ impl TriggerSpec {
 
     /// Stamps the trigger onto `n` NCHW images in place: pattern first (`x + intensity·pattern`, clamped to
     /// `[0, 1]`), then patches. Errors when `(c, h, w)` is not the spec's shape or `images` has another length.
-    pub fn apply(&self, images: &mut [f32], n: usize, c: usize, h: usize, w: usize) -> Result<(), DataError> {
+    pub fn apply(
+        &self,
+        images: &mut [f32],
+        n: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<(), DataError> {
         if [c, h, w] != self.image_shape {
             return Err(DataError::ShapeMismatch {
                 path: PathBuf::from(&self.name),
-                problem: format!("trigger is for images {:?}, got [{c}, {h}, {w}]", self.image_shape),
+                problem: format!(
+                    "trigger is for images {:?}, got [{c}, {h}, {w}]",
+                    self.image_shape
+                ),
             });
         }
         let len = c * h * w;
         if n.checked_mul(len) != Some(images.len()) {
             return Err(DataError::ShapeMismatch {
                 path: PathBuf::from(&self.name),
-                problem: format!("{} values do not hold {n} images of [{c}, {h}, {w}]", images.len()),
+                problem: format!(
+                    "{} values do not hold {n} images of [{c}, {h}, {w}]",
+                    images.len()
+                ),
             });
         }
         for img in images.chunks_exact_mut(len.max(1)) {
@@ -200,10 +242,17 @@ fn load_pattern(spec: &Path, p: &PatternYaml, shape: [usize; 3]) -> Result<Patte
     let dir = spec.parent().unwrap_or(Path::new("."));
     let file = dir.join(&p.file);
     // A symbolic link may still lead outside: compare canonical paths.
-    let canon_dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let canon = file.canonicalize().map_err(|e| format!("pattern file {}: {e}", file.display()))?;
+    let canon_dir = dir
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let canon = file
+        .canonicalize()
+        .map_err(|e| format!("pattern file {}: {e}", file.display()))?;
     if !canon.starts_with(&canon_dir) {
-        return Err(format!("pattern file '{}' leads outside the spec's folder", p.file.display()));
+        return Err(format!(
+            "pattern file '{}' leads outside the spec's folder",
+            p.file.display()
+        ));
     }
     let (npy_shape, values) = read_npy_f32(&file).map_err(|e| e.to_string())?;
     if npy_shape != shape {
@@ -213,7 +262,10 @@ fn load_pattern(spec: &Path, p: &PatternYaml, shape: [usize; 3]) -> Result<Patte
         ));
     }
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(format!("pattern {} holds non-finite values", file.display()));
+        return Err(format!(
+            "pattern {} holds non-finite values",
+            file.display()
+        ));
     }
     Ok(Pattern {
         file,

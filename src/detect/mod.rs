@@ -1,8 +1,10 @@
 //! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and
 //! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
 
+pub mod aegis;
 pub mod anomaly;
 pub mod precondition;
+pub mod preset;
 pub mod reach;
 pub mod translate;
 

@@ -1,12 +1,144 @@
 //! Dimensionality reduction of feature vectors: PCA and Barnes-Hut t-SNE, with scikit-learn's defaults.
+//!
+//! Each algorithm is a params struct (builder setters, validated by `fit`) that fits into a result:
+//! [`Pca::params`] → [`FittedPca`], [`Tsne::params`] → [`TsneEmbedding`]. [`Reducer`] names the choice
+//! the CLI and the audit offer (`--reducer tsne|pca|none`).
 
+mod pca;
+mod tsne;
+
+pub use pca::{FittedPca, Pca, PcaParams};
+pub use tsne::{Tsne, TsneEmbedding, TsneParams};
+
+use ndarray::Array2;
 use thiserror::Error;
 
 /// Errors of the `embed` module.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum EmbedError {
-    /// Placeholder until the module's real variants land.
-    #[error("{0}")]
-    Other(String),
+    /// The input has no rows or no columns.
+    #[error("cannot embed an empty matrix ({rows} rows x {cols} columns)")]
+    Empty {
+        /// Number of rows.
+        rows: usize,
+        /// Number of columns.
+        cols: usize,
+    },
+    /// The input holds a NaN or an infinity.
+    #[error("input holds a non-finite value at row {row}, column {col}")]
+    NonFinite {
+        /// Row of the first bad value.
+        row: usize,
+        /// Column of the first bad value.
+        col: usize,
+    },
+    /// A hyperparameter is out of its range.
+    #[error("invalid parameter {name} = {value}: {rule}")]
+    InvalidParam {
+        /// Parameter name.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+        /// What the value must satisfy.
+        rule: &'static str,
+    },
+    /// Too few samples for the algorithm.
+    #[error("{algorithm} needs at least {needed} samples, got {got}")]
+    TooFewSamples {
+        /// Which algorithm.
+        algorithm: &'static str,
+        /// Minimum number of samples.
+        needed: usize,
+        /// Number of samples given.
+        got: usize,
+    },
+    /// A matrix to transform has the wrong number of columns.
+    #[error("expected {expected} features, got {got}")]
+    FeatureMismatch {
+        /// Columns the model was fitted on.
+        expected: usize,
+        /// Columns given.
+        got: usize,
+    },
+    /// The eigendecomposition failed.
+    #[error("eigendecomposition failed: {0}")]
+    Linalg(String),
+}
+
+/// The crate's `embed` result type.
+pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+
+/// Which reduction runs before clustering (`--reducer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reducer {
+    /// PCA to 150 dimensions (fewer when the data has fewer), then Barnes-Hut t-SNE to 2-D (AEGIS).
+    #[default]
+    Tsne,
+    /// PCA straight to 2-D (the paper's RQ7 ablation).
+    Pca,
+    /// No reduction: cluster the features as given.
+    None,
+}
+
+impl Reducer {
+    /// Reduces `x` as this choice says, with t-SNE's `perplexity` and `seed` where they apply.
+    pub fn reduce(self, x: &Array2<f64>, perplexity: f64, seed: u64) -> Result<Reduced> {
+        self.reduce_with(x, 150, perplexity, seed)
+    }
+
+    /// As [`Reducer::reduce`], with `pca_dims` dimensions (fewer when the data has fewer) before t-SNE.
+    pub fn reduce_with(self, x: &Array2<f64>, pca_dims: usize, perplexity: f64, seed: u64) -> Result<Reduced> {
+        match self {
+            Reducer::None => {
+                check_finite(x)?;
+                Ok(Reduced {
+                    points: x.clone(),
+                    kl_divergence: None,
+                })
+            }
+            Reducer::Pca => {
+                let fitted = Pca::params(2).fit(x)?;
+                Ok(Reduced {
+                    points: fitted.transform(x)?,
+                    kl_divergence: None,
+                })
+            }
+            Reducer::Tsne => {
+                let pca = Pca::params(pca_dims).fit(x)?;
+                let reduced = pca.transform(x)?;
+                let emb = Tsne::params()
+                    .perplexity(perplexity)
+                    .seed(seed)
+                    .fit(&reduced)?;
+                Ok(Reduced {
+                    points: emb.points,
+                    kl_divergence: Some(emb.kl_divergence),
+                })
+            }
+        }
+    }
+}
+
+/// The output of [`Reducer::reduce`].
+#[derive(Debug, Clone)]
+pub struct Reduced {
+    /// The reduced points, one row per sample.
+    pub points: Array2<f64>,
+    /// t-SNE's final KL divergence, when t-SNE ran.
+    pub kl_divergence: Option<f64>,
+}
+
+/// Rejects empty matrices and non-finite values.
+pub(crate) fn check_finite(x: &Array2<f64>) -> Result<()> {
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(EmbedError::Empty {
+            rows: x.nrows(),
+            cols: x.ncols(),
+        });
+    }
+    if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(EmbedError::NonFinite { row, col });
+    }
+    Ok(())
 }

@@ -31,8 +31,22 @@ const CHANGED_AT_13: &[&str] = &[
 /// Ops whose outputs carry no gradient (integer or boolean results such as a tensor's shape):
 /// dependence on the image input stops there, so `Shape(x) → Concat → Reshape` is fine.
 const NON_DIFFERENTIABLE: &[&str] = &[
-    "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "Equal", "Greater", "GreaterOrEqual", "Less",
-    "LessOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf",
+    "Shape",
+    "Size",
+    "ArgMax",
+    "ArgMin",
+    "NonZero",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Xor",
+    "IsNaN",
+    "IsInf",
 ];
 
 /// Names of the tensors that define the gradient graph.
@@ -251,19 +265,18 @@ pub fn build(
         let node = fwd_by_index[&i];
         let mut dy = Vec::with_capacity(node.output.len());
         for o in &node.output {
-            dy.push(match grads.remove(o) {
-                Some(list) => Some(sum(&mut b, list)),
-                None => None,
-            });
+            dy.push(grads.remove(o).map(|list| sum(&mut b, list)));
         }
         if dy.iter().all(Option::is_none) {
             continue;
         }
         let op = node.op_type.clone().unwrap_or_default();
-        let rule = rules.get(op.as_str()).ok_or_else(|| GradError::UnsupportedOp {
-            node: node_label(node, i),
-            op: op.clone(),
-        })?;
+        let rule = rules
+            .get(op.as_str())
+            .ok_or_else(|| GradError::UnsupportedOp {
+                node: node_label(node, i),
+                op: op.clone(),
+            })?;
         let needs = node
             .input
             .iter()
@@ -319,12 +332,22 @@ pub fn build(
             s.dims
                 .iter()
                 .zip(&s.batch)
-                .map(|(&d, &b)| if b { Dim::Param("N".into()) } else { Dim::Fixed(d) })
+                .map(|(&d, &b)| {
+                    if b {
+                        Dim::Param("N".into())
+                    } else {
+                        Dim::Fixed(d)
+                    }
+                })
                 .collect::<Vec<_>>()
         })
     };
     b.output("logits", DataType::Float, out_dims(&spec.logits).as_deref());
-    b.output("features", DataType::Float, out_dims(&spec.features).as_deref());
+    b.output(
+        "features",
+        DataType::Float,
+        out_dims(&spec.features).as_deref(),
+    );
     b.output("loss", DataType::Float, Some(&[Dim::Param("N".into())]));
     b.output("grad", DataType::Float, Some(&plan.x_dims));
 
@@ -570,7 +593,12 @@ fn rename_fixed(
     for t in &mut g.initializer {
         t.name = t.name.as_deref().map(rn);
     }
-    for v in g.input.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
+    for v in g
+        .input
+        .iter_mut()
+        .chain(g.output.iter_mut())
+        .chain(g.value_info.iter_mut())
+    {
         v.name = v.name.as_deref().map(rn);
     }
     let spec2 = GradSpec {

@@ -24,7 +24,6 @@ pub fn build_probed(
     build(model, spec, &shapes)
 }
 
-
 /// ONNX op types (default domain) that the gradient builder can differentiate through.
 /// `inspect` reports ops outside this list on the input→logits path as not differentiable.
 pub const SUPPORTED_OPS: &[&str] = &[

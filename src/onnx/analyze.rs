@@ -327,8 +327,10 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
             shape: shape_string(&shape),
         });
     }
-    let nchw = matches!(d1, 1 | 3) || (!matches!(d3, 1 | 3) && d1 <= d3);
-    if !nchw {
+    // Channels-last when the last dim looks like channels (1 or 3, or a small count below the
+    // second dim) and the second does not.
+    let nhwc = !matches!(d1, 1 | 3) && (matches!(d3, 1 | 3) || (d3 <= 4 && d1 > d3));
+    if nhwc {
         return Err(OnnxError::WrongLayout {
             input: name,
             shape: shape_string(&shape),

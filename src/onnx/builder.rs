@@ -101,7 +101,13 @@ impl GraphBuilder {
     }
 
     /// Adds a node of `op` writing the given (already chosen) output names.
-    pub fn op_named(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) {
+    pub fn op_named(
+        &mut self,
+        op: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) {
         let name = self.fresh(&format!("node_{op}"));
         for o in outputs {
             self.reserve(o);

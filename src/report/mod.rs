@@ -14,8 +14,8 @@ pub mod table;
 mod uri;
 
 pub use model::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
-    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind,
+    Level, Method, MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
 };
 pub use uri::relative_uri;
 
@@ -73,9 +73,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
+    let name = path.file_name().ok_or_else(|| {
+        io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a file path",
+        ))
+    })?;
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.", name.to_string_lossy()))
         .suffix(".tmp")

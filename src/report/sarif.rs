@@ -54,9 +54,21 @@ pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
     }
     for class in &report.classes {
         if class.flagged {
-            results.push(class_result(report, opts, &model_uri, class, RULE_SUSPECTED));
+            results.push(class_result(
+                report,
+                opts,
+                &model_uri,
+                class,
+                RULE_SUSPECTED,
+            ));
         } else if opts.include_passes {
-            results.push(class_result(report, opts, &model_uri, class, RULE_CLASS_CLEAN));
+            results.push(class_result(
+                report,
+                opts,
+                &model_uri,
+                class,
+                RULE_CLASS_CLEAN,
+            ));
         }
     }
     json!({
@@ -155,13 +167,22 @@ fn model_location(model_uri: &str) -> Value {
 
 /// A stable fingerprint: SHA-256 of model hash, rule, method and class.
 fn fingerprint(report: &AuditReport, rule: &str, class: &str) -> Value {
-    let key = format!("{}/{rule}/{:?}/{class}", report.model.sha256, report.method.method);
+    let key = format!(
+        "{}/{rule}/{:?}/{class}",
+        report.model.sha256, report.method.method
+    );
     let digest = Sha256::digest(key.as_bytes());
     json!({ FINGERPRINT_KEY: format!("{digest:x}") })
 }
 
 /// The result for one class (flagged or pass).
-fn class_result(report: &AuditReport, opts: &SarifOptions, model_uri: &str, class: &ClassResult, rule: &str) -> Value {
+fn class_result(
+    report: &AuditReport,
+    opts: &SarifOptions,
+    model_uri: &str,
+    class: &ClassResult,
+    rule: &str,
+) -> Value {
     let (level, kind, what) = if rule == RULE_SUSPECTED {
         ("error", "fail", "backdoor suspected")
     } else {

@@ -49,6 +49,12 @@ pub fn relative_uri(path: &Path, base: &Path) -> String {
 fn encode(segment: &str) -> String {
     segment
         .bytes()
-        .map(|b| if keep(b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if keep(b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }

@@ -36,13 +36,25 @@ pub fn tensor_values(t: &TensorProto) -> T {
 }
 
 fn attr_i(n: &NodeProto, name: &str, d: i64) -> i64 {
-    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.i).unwrap_or(d)
+    n.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
+        .and_then(|a| a.i)
+        .unwrap_or(d)
 }
 fn attr_f(n: &NodeProto, name: &str, d: f64) -> f64 {
-    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.f).map(|v| v as f64).unwrap_or(d)
+    n.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
+        .and_then(|a| a.f)
+        .map(|v| v as f64)
+        .unwrap_or(d)
 }
 fn attr_is(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
-    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).map(|a| a.ints.clone())
+    n.attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some(name))
+        .map(|a| a.ints.clone())
 }
 
 /// Evaluates `model` on `x` (its first graph input) and returns the tensor `output`.
@@ -57,12 +69,19 @@ pub fn eval(model: &ModelProto, x: &T, output: &str) -> T {
         let ins: Vec<Option<T>> = n
             .input
             .iter()
-            .map(|i| if i.is_empty() { None } else { Some(env[i].clone()) })
+            .map(|i| {
+                if i.is_empty() {
+                    None
+                } else {
+                    Some(env[i].clone())
+                }
+            })
             .collect();
         let y = op(n, &ins);
         env.insert(n.output[0].clone(), y);
     }
-    env.remove(output).unwrap_or_else(|| panic!("ref64: no tensor {output}"))
+    env.remove(output)
+        .unwrap_or_else(|| panic!("ref64: no tensor {output}"))
 }
 
 fn pads2(n: &NodeProto) -> [usize; 4] {
@@ -84,8 +103,18 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
         "Sigmoid" => a().mapv(|v| 1.0 / (1.0 + (-v).exp())),
         "Tanh" => a().mapv(f64::tanh),
         "Clip" => {
-            let lo = ins.get(1).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(f64::MIN);
-            let hi = ins.get(2).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(f64::MAX);
+            let lo = ins
+                .get(1)
+                .cloned()
+                .flatten()
+                .map(|t| t.iter().next().copied().unwrap())
+                .unwrap_or(f64::MIN);
+            let hi = ins
+                .get(2)
+                .cloned()
+                .flatten()
+                .map(|t| t.iter().next().copied().unwrap())
+                .unwrap_or(f64::MAX);
             a().mapv(|v| v.clamp(lo, hi))
         }
         "Add" => &a() + &b(),
@@ -97,24 +126,47 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             let ax = attr_i(n, "axis", 1) as usize;
             let d0: usize = x.shape()[..ax].iter().product();
             let d1: usize = x.shape()[ax..].iter().product();
-            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&[d0, d1])).unwrap()
+            x.as_standard_layout()
+                .to_owned()
+                .into_shape_with_order(IxDyn(&[d0, d1]))
+                .unwrap()
         }
         "Reshape" => {
             let x = a();
             let s: Vec<i64> = b().iter().map(|&v| v as i64).collect();
-            let mut dims: Vec<usize> = s.iter().enumerate().map(|(i, &d)| if d == 0 { x.shape()[i] } else { d.max(1) as usize }).collect();
+            let mut dims: Vec<usize> = s
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| {
+                    if d == 0 {
+                        x.shape()[i]
+                    } else {
+                        d.max(1) as usize
+                    }
+                })
+                .collect();
             if let Some(k) = s.iter().position(|&d| d == -1) {
-                let rest: usize = dims.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, d)| d).product();
+                let rest: usize = dims
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != k)
+                    .map(|(_, d)| d)
+                    .product();
                 dims[k] = x.len() / rest;
             }
-            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&dims)).unwrap()
+            x.as_standard_layout()
+                .to_owned()
+                .into_shape_with_order(IxDyn(&dims))
+                .unwrap()
         }
         "Transpose" => {
             let x = a();
             let perm: Vec<usize> = attr_is(n, "perm")
                 .map(|p| p.iter().map(|&v| v as usize).collect())
                 .unwrap_or_else(|| (0..x.ndim()).rev().collect());
-            x.permuted_axes(IxDyn(&perm)).as_standard_layout().to_owned()
+            x.permuted_axes(IxDyn(&perm))
+                .as_standard_layout()
+                .to_owned()
         }
         "Concat" => {
             let xs: Vec<T> = ins.iter().map(|t| t.clone().unwrap()).collect();
@@ -127,7 +179,12 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
         "Pad" => {
             let x = a();
             let p: Vec<usize> = b().iter().map(|&v| v as usize).collect();
-            let val = ins.get(2).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(0.0);
+            let val = ins
+                .get(2)
+                .cloned()
+                .flatten()
+                .map(|t| t.iter().next().copied().unwrap())
+                .unwrap_or(0.0);
             let r = x.ndim();
             let dims: Vec<usize> = (0..r).map(|i| x.shape()[i] + p[i] + p[i + r]).collect();
             let mut out = ArrayD::from_elem(IxDyn(&dims), val);
@@ -140,8 +197,12 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
         "Gemm" => {
             let mut a2 = a().into_dimensionality::<ndarray::Ix2>().unwrap();
             let mut b2 = b().into_dimensionality::<ndarray::Ix2>().unwrap();
-            if attr_i(n, "transA", 0) != 0 { a2 = a2.reversed_axes(); }
-            if attr_i(n, "transB", 0) != 0 { b2 = b2.reversed_axes(); }
+            if attr_i(n, "transA", 0) != 0 {
+                a2 = a2.reversed_axes();
+            }
+            if attr_i(n, "transB", 0) != 0 {
+                b2 = b2.reversed_axes();
+            }
             let mut y = a2.dot(&b2).into_dyn() * attr_f(n, "alpha", 1.0);
             if let Some(Some(c)) = ins.get(2) {
                 y = &y + &(c * attr_f(n, "beta", 1.0));
@@ -158,10 +219,16 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             let r = x.ndim() as i64;
             let ax = attr_i(n, "axis", -1);
             let ax = Axis(if ax < 0 { ax + r } else { ax } as usize);
-            let m = x.map_axis(ax, |l| l.fold(f64::MIN, |a, &b| a.max(b))).insert_axis(ax);
+            let m = x
+                .map_axis(ax, |l| l.fold(f64::MIN, |a, &b| a.max(b)))
+                .insert_axis(ax);
             let e = (&x - &m).mapv(f64::exp);
             let s = e.sum_axis(ax).insert_axis(ax);
-            if n.op_type.as_deref() == Some("Softmax") { &e / &s } else { &(&x - &m) - &s.mapv(f64::ln) }
+            if n.op_type.as_deref() == Some("Softmax") {
+                &e / &s
+            } else {
+                &(&x - &m) - &s.mapv(f64::ln)
+            }
         }
         "BatchNormalization" => {
             let x = a();
@@ -193,10 +260,32 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
 fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
     let s = attr_is(n, "strides").unwrap_or(vec![1, 1]);
     let d = attr_is(n, "dilations").unwrap_or(vec![1, 1]);
-    let p = pads2(n);
+    let mut p = pads2(n);
     let g = attr_i(n, "group", 1) as usize;
     let (nb, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let (m, cg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
+    let auto = n
+        .attribute
+        .iter()
+        .find(|a| a.name.as_deref() == Some("auto_pad"));
+    if let Some(mode) = auto.and_then(|a| a.s.clone()) {
+        if mode.starts_with(b"SAME") {
+            // Output = ceil(in / stride); the odd pad goes at the end (UPPER) or the begin (LOWER).
+            for (ax, (inp, k)) in [(h, kh), (wd, kw)].into_iter().enumerate() {
+                let (st, di) = (s[ax] as usize, d[ax] as usize);
+                let out = inp.div_ceil(st);
+                let total = ((out - 1) * st + di * (k - 1) + 1).saturating_sub(inp);
+                let small = total / 2;
+                let (b, e) = if mode == b"SAME_UPPER" {
+                    (small, total - small)
+                } else {
+                    (total - small, small)
+                };
+                p[ax] = b;
+                p[ax + 2] = e;
+            }
+        }
+    }
     let ho = (h + p[0] + p[2] - (d[0] as usize * (kh - 1) + 1)) / s[0] as usize + 1;
     let wo = (wd + p[1] + p[3] - (d[1] as usize * (kw - 1) + 1)) / s[1] as usize + 1;
     assert_eq!(c, cg * g);
@@ -212,7 +301,8 @@ fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
                     let yy = (i * s[0] as usize + u * d[0] as usize) as i64 - p[0] as i64;
                     let xx = (j * s[1] as usize + v * d[1] as usize) as i64 - p[1] as i64;
                     if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
-                        acc += x[IxDyn(&[b, grp * cg + ic, yy as usize, xx as usize])] * w[IxDyn(&[oc, ic, u, v])];
+                        acc += x[IxDyn(&[b, grp * cg + ic, yy as usize, xx as usize])]
+                            * w[IxDyn(&[oc, ic, u, v])];
                     }
                 }
             }

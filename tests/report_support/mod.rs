@@ -3,14 +3,18 @@
 use std::collections::BTreeMap;
 
 use aegis_audit::report::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
-    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind,
+    Level, Method, MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
 };
 
 /// An AEGIS class result; `flagged` classes get 4 clusters and evidence files.
 pub fn aegis_class(class: i64, name: &str, flagged: bool) -> ClassResult {
     let (sizes, tr, cl) = if flagged {
-        (vec![120, 90, 60, 30], vec![0, 90, 60, 30], vec![120, 0, 0, 0])
+        (
+            vec![120, 90, 60, 30],
+            vec![0, 90, 60, 30],
+            vec![120, 0, 0, 0],
+        )
     } else {
         (vec![150, 150], vec![80, 70], vec![70, 80])
     };
@@ -55,7 +59,13 @@ pub fn report(verdict: Verdict) -> AuditReport {
     let passed = verdict != Verdict::NotApplicable;
     let classes = if passed {
         (0..10)
-            .map(|k| aegis_class(k, &format!("digit {k}"), verdict == Verdict::Suspected && k == 7))
+            .map(|k| {
+                aegis_class(
+                    k,
+                    &format!("digit {k}"),
+                    verdict == Verdict::Suspected && k == 7,
+                )
+            })
             .collect()
     } else {
         Vec::new()

@@ -80,9 +80,17 @@ def _png(path, img, filt):
     prev = np.zeros(w * c, np.int32)
     for r in range(h):
         line = img[r].reshape(-1).astype(np.int32)
+        left = np.concatenate([np.zeros(c, np.int32), line[:-c]])
+        upleft = np.concatenate([np.zeros(c, np.int32), prev[:-c]])
         if filt == 1:
-            left = np.concatenate([np.zeros(c, np.int32), line[:-c]])
             enc = (line - left) & 0xFF
+        elif filt == 3:
+            enc = (line - (left + prev) // 2) & 0xFF
+        elif filt == 4:
+            p = left + prev - upleft
+            pa, pb, pc = np.abs(p - left), np.abs(p - prev), np.abs(p - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
+            enc = (line - pred) & 0xFF
         elif filt == 2:
             enc = (line - prev) & 0xFF
         else:
@@ -97,7 +105,7 @@ def _png(path, img, filt):
                      + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-@pytest.mark.parametrize("filt", [0, 1, 2])
+@pytest.mark.parametrize("filt", [0, 1, 2, 3, 4])
 def test_imagefolder_png_and_npy(tmp_path, filt):
     rng = np.random.default_rng(filt)
     want = {}

@@ -92,16 +92,20 @@ fn matmul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     };
     let mut res = vec![None, None];
     if c.needs(0) {
-        let bt = c
-            .b
-            .op("Transpose", &[&b], vec![attr_ints("perm", &swap_last(sb.rank()))]);
+        let bt = c.b.op(
+            "Transpose",
+            &[&b],
+            vec![attr_ints("perm", &swap_last(sb.rank()))],
+        );
         let g = c.b.op("MatMul", &[&dy, &bt], vec![]);
         res[0] = Some(c.reduce_to(&g, &full(&sa), &a)?);
     }
     if c.needs(1) {
-        let at = c
-            .b
-            .op("Transpose", &[&a], vec![attr_ints("perm", &swap_last(sa.rank()))]);
+        let at = c.b.op(
+            "Transpose",
+            &[&a],
+            vec![attr_ints("perm", &swap_last(sa.rank()))],
+        );
         let g = c.b.op("MatMul", &[&at, &dy], vec![]);
         res[1] = Some(c.reduce_to(&g, &full(&sb), &b)?);
     }

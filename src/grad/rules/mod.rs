@@ -247,3 +247,23 @@ impl Ctx<'_, '_> {
         Ok(self.b.op("Reshape", &[&summed, &shape], vec![]))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::registry;
+    use crate::grad::SUPPORTED_OPS;
+
+    #[test]
+    fn every_supported_op_has_a_rule_and_every_rule_is_listed() {
+        let rules = registry();
+        for op in SUPPORTED_OPS {
+            assert!(rules.contains_key(op), "no rule for {op}");
+        }
+        for op in rules.keys() {
+            assert!(
+                SUPPORTED_OPS.contains(op),
+                "{op} has a rule but is not in SUPPORTED_OPS"
+            );
+        }
+    }
+}

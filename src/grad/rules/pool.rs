@@ -84,7 +84,10 @@ fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let mut div = vec![1f32];
     for a in 0..n {
         let d = divisors(&win, sx.dims[a + 2], sy[a + 2], a, include_pad);
-        div = div.iter().flat_map(|p| d.iter().map(move |q| p * q)).collect();
+        div = div
+            .iter()
+            .flat_map(|p| d.iter().map(move |q| p * q))
+            .collect();
     }
     let recip: Vec<f32> = div.iter().map(|v| 1.0 / v).collect();
     let mut ddims = vec![1, 1];
@@ -94,9 +97,14 @@ fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let mut wdims = vec![channels, 1];
     wdims.extend_from_slice(&win.kernel);
     let count: i64 = wdims.iter().product();
-    let ones = c.b.const_f32("avg_ones", &wdims, &vec![1.0; count as usize]);
+    let ones =
+        c.b.const_f32("avg_ones", &wdims, &vec![1.0; count as usize]);
     let attrs = win.transpose_attrs(&sx.dims[2..], &sy[2..], channels);
-    Ok(vec![Some(c.b.op("ConvTranspose", &[&scaled, &ones], attrs))])
+    Ok(vec![Some(c.b.op(
+        "ConvTranspose",
+        &[&scaled, &ones],
+        attrs,
+    ))])
 }
 
 /// dX = Expand(dY / (H·W), Shape(X)).

@@ -59,7 +59,11 @@ fn transpose(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
             .ok_or_else(|| c.bad_attr("perm", format!("{perm:?} is not a permutation")))?;
         inv[p] = i as i64;
     }
-    Ok(vec![Some(c.b.op("Transpose", &[&dy], vec![attr_ints("perm", &inv)]))])
+    Ok(vec![Some(c.b.op(
+        "Transpose",
+        &[&dy],
+        vec![attr_ints("perm", &inv)],
+    ))])
 }
 
 /// The inputs' gradients are the slices of dY along the axis: Split with their static sizes.
@@ -81,9 +85,8 @@ fn concat(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
         sizes.push(s.dims[axis as usize]);
     }
     let split = c.b.const_i64("split", &[n as i64], &sizes);
-    let outs = c
-        .b
-        .node_n("Split", &[&dy, &split], n, vec![attr_int("axis", axis)]);
+    let outs =
+        c.b.node_n("Split", &[&dy, &split], n, vec![attr_int("axis", axis)]);
     Ok((0..n)
         .zip(outs)
         .map(|(i, o)| c.needs(i).then_some(o))

@@ -1,0 +1,238 @@
+//! Running a plan: the robustness precondition, the chosen detector per class (with repeated runs
+//! and a majority vote), and assembling the report.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+
+use super::evidence;
+use super::PreparedModel;
+use crate::attack::GradientModel;
+use crate::data::{sample_indices, ImageSet};
+use crate::detect::aegis::{aegis_class, AegisClass, AegisParams};
+use crate::detect::precondition::{check_robustness, PreconditionParams, PreconditionResult};
+use crate::detect::translate::gather;
+use crate::report::{
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, Level, Method, MethodInfo, ModelInfo, Notification,
+    Precondition, ToolInfo, Verdict,
+};
+use crate::Result;
+
+/// Which detector the audit runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodChoice {
+    /// The robustness precondition decides: AEGIS on a robust model; otherwise the report says
+    /// the method does not apply.
+    Auto,
+    /// AEGIS, after the precondition unless it is skipped.
+    Aegis,
+}
+
+/// Everything an audit run needs besides the model and the data.
+#[derive(Debug, Clone)]
+pub struct AuditPlan {
+    /// The preset the parameters came from.
+    pub preset: String,
+    /// The detector.
+    pub method: MethodChoice,
+    /// AEGIS parameters (seed included).
+    pub aegis: AegisParams,
+    /// Independent AEGIS runs (seeds `seed`, `seed + 1`, …); a class is flagged by majority.
+    pub runs: usize,
+    /// Classes to examine (all when `None`).
+    pub classes: Option<Vec<usize>>,
+    /// The robustness check, or `None` to skip it.
+    pub precondition: Option<PreconditionParams>,
+    /// Where evidence goes, if anywhere.
+    pub evidence_dir: Option<PathBuf>,
+    /// Show progress bars on stderr.
+    pub progress: bool,
+    /// Every parameter, for the report (the CLI adds runtime settings).
+    pub parameters: BTreeMap<String, Value>,
+    /// The command line, for the report.
+    pub command_line: Vec<String>,
+}
+
+fn bar(len: usize, msg: String, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:28} [{bar:30}] {pos}/{len} images ({elapsed})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+fn dataset_info(path: &Path, set: &ImageSet) -> DatasetInfo {
+    DatasetInfo {
+        path: path.display().to_string(),
+        format: format!("{:?}", set.format).to_lowercase(),
+        split: "train".to_string(),
+        images: set.n,
+        classes: set.num_classes(),
+        image_shape: [set.c, set.h, set.w],
+    }
+}
+
+/// Runs `plan` on `prepared` with training images `train` (seeds, clean class samples) and held-out
+/// images `test` (the robustness check).
+pub fn run_audit(
+    plan: &AuditPlan,
+    model_path: &Path,
+    data_path: &Path,
+    prepared: &mut PreparedModel,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> Result<AuditReport> {
+    let start = Instant::now();
+    let k = prepared.model.num_classes();
+    let mut notifications = Vec::new();
+    let mut parameters = plan.parameters.clone();
+    parameters.insert("preset".into(), json!(plan.preset));
+    parameters.insert("feature_tensor".into(), json!(prepared.analysis.feature.name));
+
+    let precondition = match &plan.precondition {
+        Some(p) => Some(run_precondition(plan, p, &mut prepared.model, test)?),
+        None => {
+            notifications.push(Notification {
+                level: Level::Warning,
+                message: "robustness precondition skipped (--skip-precondition): AEGIS is only valid for \
+                          adversarially robust models"
+                    .into(),
+                class: None,
+            });
+            None
+        }
+    };
+    let robust = precondition.as_ref().is_none_or(|p| p.passed);
+    let method = MethodInfo {
+        method: Method::Aegis,
+        reason: match (plan.method, &precondition) {
+            (MethodChoice::Aegis, _) => "--method aegis".to_string(),
+            (MethodChoice::Auto, Some(p)) if p.passed => format!(
+                "--method auto: adversarial accuracy {:.3} ≥ {:.3} at L2 ε = {}: the model counts as robust",
+                p.adv_accuracy, p.params.min_adv_accuracy, p.params.eps
+            ),
+            (MethodChoice::Auto, Some(p)) => format!(
+                "--method auto: adversarial accuracy {:.3} < {:.3} at L2 ε = {}: the model is not robust, so \
+                 AEGIS does not apply",
+                p.adv_accuracy, p.params.min_adv_accuracy, p.params.eps
+            ),
+            (MethodChoice::Auto, None) => "--method auto with --skip-precondition".to_string(),
+        },
+    };
+
+    let mut classes = Vec::new();
+    let mut evidence_files = Vec::new();
+    if robust {
+        let selected: Vec<usize> = plan.classes.clone().unwrap_or_else(|| (0..k).collect());
+        for &class in &selected {
+            let (result, files) = aegis_votes(plan, prepared, train, class)?;
+            evidence_files.extend(files.iter().cloned());
+            classes.push(result);
+        }
+    }
+    let mut report = AuditReport {
+        tool: ToolInfo::default(),
+        command_line: plan.command_line.clone(),
+        model: ModelInfo::from_file(model_path)?,
+        dataset: dataset_info(data_path, train),
+        method,
+        parameters,
+        precondition: precondition.map(|p| Precondition {
+            epsilon: p.params.eps as f64,
+            steps: p.params.steps,
+            samples: p.images,
+            clean_accuracy: p.clean_accuracy,
+            adversarial_accuracy: p.adv_accuracy,
+            threshold: p.params.min_adv_accuracy,
+            passed: p.passed,
+        }),
+        classes,
+        verdict: Verdict::Clean,
+        wall_time_s: 0.0,
+        evidence: None,
+        notifications,
+    };
+    report.verdict = report.derived_verdict();
+    report.wall_time_s = start.elapsed().as_secs_f64();
+    if let Some(dir) = &plan.evidence_dir {
+        report.evidence = Some(evidence::finish(dir, &report, evidence_files)?);
+    }
+    Ok(report)
+}
+
+fn run_precondition(
+    plan: &AuditPlan,
+    params: &PreconditionParams,
+    model: &mut dyn GradientModel,
+    test: &ImageSet,
+) -> Result<PreconditionResult> {
+    let n = params.images.min(test.n);
+    let idx = sample_indices(test.n, n, plan.aegis.seed)?;
+    let dim = test.c * test.h * test.w;
+    let x = gather(&test.pixels, dim, &idx);
+    let y: Vec<i64> = idx.iter().map(|&i| test.labels[i]).collect();
+    let pb = bar(n, "robustness check".into(), plan.progress);
+    let r = check_robustness(model, &x, &y, params, plan.aegis.batch_size, |d| pb.set_position(d as u64))?;
+    pb.finish_and_clear();
+    Ok(r)
+}
+
+/// Runs AEGIS `plan.runs` times on one class and votes.
+fn aegis_votes(
+    plan: &AuditPlan,
+    prepared: &mut PreparedModel,
+    train: &ImageSet,
+    class: usize,
+) -> Result<(ClassResult, Vec<crate::report::EvidenceFile>)> {
+    let runs = plan.runs.max(1);
+    let mut first: Option<AegisClass> = None;
+    let mut votes = 0;
+    let mut counts = Vec::with_capacity(runs);
+    for r in 0..runs {
+        let params = AegisParams { seed: plan.aegis.seed.wrapping_add(r as u64), ..plan.aegis.clone() };
+        let pb = bar(params.translation.seeds_per_class, format!("class {class} run {}/{runs}", r + 1), plan.progress);
+        let result = aegis_class(&mut prepared.model, &train.pixels, &train.labels, class, &params, |d| {
+            pb.set_position(d as u64)
+        })?;
+        pb.finish_and_clear();
+        votes += result.flagged as usize;
+        counts.push(result.clusters);
+        if first.is_none() {
+            first = Some(result);
+        }
+    }
+    let first = first.expect("at least one run");
+    let flagged = votes * 2 > runs;
+    let name = train.class_names.get(class).cloned();
+    let summary = format!(
+        "class {class}: {} clusters (counted, min {:.0}% of points) in the {} embedding; {} (runs flagging: {votes}/{runs}, cluster counts {:?}); translation reached the class for {:.1}% of seeds",
+        first.clusters,
+        plan.aegis.min_cluster_fraction * 100.0,
+        format!("{:?}", plan.aegis.reducer).to_lowercase(),
+        if flagged { format!("more than {}: backdoor suspected", plan.aegis.max_clusters) } else { "not flagged".to_string() },
+        counts,
+        first.reached * 100.0
+    );
+    let details = ClassDetails::Aegis {
+        clusters: first.clusters,
+        cluster_sizes: first.cluster_info.iter().map(|c| c.clean + c.translated).collect(),
+        translated_per_cluster: first.cluster_info.iter().map(|c| c.translated).collect(),
+        clean_per_cluster: first.cluster_info.iter().map(|c| c.clean).collect(),
+        bandwidth: first.bandwidth.unwrap_or(f64::NAN),
+        max_clusters: plan.aegis.max_clusters,
+    };
+    let files = match &plan.evidence_dir {
+        Some(dir) => evidence::aegis_class(dir, &first, flagged, prepared.image_shape())?,
+        None => Vec::new(),
+    };
+    Ok((ClassResult { class: class as i64, name, flagged, summary, details, evidence: files.clone() }, files))
+}

@@ -1,0 +1,112 @@
+//! The audit end to end through the binary, in a reduced configuration: a robust zoo model gives a
+//! verdict with a schema-valid SARIF log, JSON and evidence; a standard model fails the robustness
+//! precondition (exit 3); bad inputs exit 2 and write no report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn audit(model: &str, extra: &[&str], out: &Path) -> (i32, String, String) {
+    audit_data(model, "fixtures/mnist-subset", extra, out)
+}
+
+fn audit_data(model: &str, data: &str, extra: &[&str], out: &Path) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
+        .current_dir(root())
+        .arg(format!("fixtures/zoo/{model}.onnx"))
+        .args(["--data", data, "--seeds-per-class", "40", "--steps", "10"])
+        .args(["--precondition-images", "100", "--quiet"])
+        .arg("--sarif")
+        .arg(out.join("report.sarif"))
+        .arg("--json")
+        .arg(out.join("report.json"))
+        .args(extra)
+        .output()
+        .unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+fn assert_schema_valid(log: &Value) {
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/schemas/sarif-schema-2.1.0.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
+}
+
+#[test]
+fn robust_model_gives_verdict_sarif_json_and_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("evidence");
+    let (code, stdout, stderr) =
+        audit("robust_localised", &["--classes", "7,1", "--evidence", ev.to_str().unwrap()], dir.path());
+    assert!(code == 0 || code == 1, "exit {code}: {stderr}");
+    assert!(stdout.contains("verdict"), "{stdout}");
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    assert_schema_valid(&sarif);
+    let run = &sarif["runs"][0];
+    assert_eq!(run["properties"]["exitCode"], code);
+    let inv = &run["invocations"][0];
+    assert!(inv["properties"].to_string().contains("\"seed\":0"), "seed recorded: {inv}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    let classes = json["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 2);
+    assert_eq!(json["precondition"]["passed"], true);
+    assert_eq!(json["parameters"]["translation"]["seeds_per_class"], 40);
+    for c in classes {
+        let d = &c["details"];
+        let total: u64 = d["cluster_sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(total, 80, "40 clean + 40 translated points: {d}");
+    }
+    assert!(ev.join("index.html").is_file());
+    assert!(ev.join("class-7-embedding.png").is_file());
+    let png = image::open(ev.join("class-1-embedding.png")).unwrap();
+    assert!(png.width() > 100 && png.height() > 100);
+}
+
+#[test]
+fn standard_model_fails_the_precondition_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = audit("standard_clean", &[], dir.path());
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["verdict"], "not-applicable");
+    assert_eq!(json["precondition"]["passed"], false);
+    assert!(json["classes"].as_array().unwrap().is_empty());
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    assert_schema_valid(&sarif);
+}
+
+#[test]
+fn bad_inputs_exit_2_without_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    // Missing data folder.
+    let (code, _, stderr) = audit_data("robust_localised", "no/such/dir", &[], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no/such/dir"), "{stderr}");
+    assert!(!dir.path().join("report.sarif").exists() && !dir.path().join("report.json").exists());
+    // A class the model does not have.
+    let (code, _, stderr) = audit("robust_localised", &["--classes", "12"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("class 12"), "{stderr}");
+    // A corrupt model.
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"\x08\x07garbage").unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
+        .current_dir(root())
+        .arg(&bad)
+        .args(["--data", "fixtures/mnist-subset", "--sarif"])
+        .arg(dir.path().join("report.sarif"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    assert!(!dir.path().join("report.sarif").exists());
+    assert!(!dir.path().join("report.json").exists());
+}
