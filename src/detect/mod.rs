@@ -6,6 +6,7 @@ pub mod anomaly;
 pub mod neural_cleanse;
 pub mod precondition;
 pub mod preset;
+pub mod reach;
 pub mod translate;
 
 use thiserror::Error;

@@ -1,0 +1,590 @@
+//! Targeted reachability: for every class c, targeted L2 PGD toward c from seeded held-out images of
+//! other classes at a small budget ε, a success rate per class, and a flag for a class whose rate is
+//! an outlier across classes (MAD anomaly index) and clearly above the others in absolute terms.
+//!
+//! A robust model resists small targeted perturbations toward every class, except where a backdoor
+//! has opened a shortcut. The budget is found per model: the smallest ε of a sweep at which the
+//! median class rate reaches a set level, so the decision does not depend on how robust the model is.
+
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::anomaly::AnomalyIndex;
+use super::translate::{class_rng, gather};
+use super::DetectError;
+use crate::attack::{argmax_rows, Goal, GradientModel, Norm, PgdParams};
+
+/// `class_rng` purpose for drawing the source images of a class.
+const SOURCE_PURPOSE: u64 = 0x7265_6163; // "reac"
+
+/// Parameters of the reachability detector.
+///
+/// Defaults ([`ReachParams::default`]): 50 images per class, 20 of them in the budget sweep, 30 PGD
+/// steps of 2.5·ε/30, ε swept over 0.25·√2ᵏ (0.25 … 4, 9 values), budget level 0.10, anomaly index
+/// threshold 3, flagged rate above max(2 × median, median + 0.2), 8 evidence images per class,
+/// batch 100, seed 0. Missing fields in a YAML preset take these defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReachParams {
+    /// Source images per class at the chosen budget (label ≠ class, correctly classified, seeded).
+    pub images_per_class: usize,
+    /// Source images per class during the budget sweep: the first ones of the same seeded draw, so
+    /// their results at the chosen ε are reused.
+    pub sweep_images_per_class: usize,
+    /// PGD steps.
+    pub steps: usize,
+    /// Step size as a multiple of ε/steps (Madry et al.'s 2.5).
+    pub step_factor: f32,
+    /// Candidate L2 budgets (pixel values in [0, 1]), strictly increasing; the sweep stops at the
+    /// first one whose median class rate reaches `median_level`.
+    pub eps_sweep: Vec<f32>,
+    /// Median class success rate that fixes the budget.
+    pub median_level: f64,
+    /// A flagged class's anomaly index must exceed this (on the high side).
+    pub anomaly_threshold: f64,
+    /// A flagged class's rate must exceed `min_ratio × median` …
+    pub min_ratio: f64,
+    /// … and `median + min_gap`.
+    pub min_gap: f64,
+    /// Perturbed images that reached each class kept as evidence.
+    pub evidence_per_class: usize,
+    /// Images per model evaluation.
+    pub batch_size: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+impl Default for ReachParams {
+    fn default() -> Self {
+        ReachParams {
+            images_per_class: 50,
+            sweep_images_per_class: 20,
+            steps: 30,
+            step_factor: 2.5,
+            eps_sweep: (0..9).map(|k| 0.25 * 2f32.sqrt().powi(k)).collect(),
+            median_level: 0.10,
+            anomaly_threshold: 3.0,
+            min_ratio: 2.0,
+            min_gap: 0.2,
+            evidence_per_class: 8,
+            batch_size: 100,
+            seed: 0,
+        }
+    }
+}
+
+impl ReachParams {
+    /// Checks every rule; the error names the parameter, its value and the rule.
+    pub fn check(&self) -> Result<(), DetectError> {
+        let bad = |name: &str, value: String, rule: &str| {
+            Err(DetectError::InvalidParam(format!(
+                "reach.{name} = {value}: {rule}"
+            )))
+        };
+        if self.images_per_class == 0 {
+            return bad("images_per_class", "0".into(), "must be >= 1");
+        }
+        if self.sweep_images_per_class == 0 || self.sweep_images_per_class > self.images_per_class {
+            return bad(
+                "sweep_images_per_class",
+                self.sweep_images_per_class.to_string(),
+                "must be in 1..=images_per_class",
+            );
+        }
+        if self.steps == 0 {
+            return bad("steps", "0".into(), "must be >= 1");
+        }
+        if !(self.step_factor.is_finite() && self.step_factor > 0.0) {
+            return bad(
+                "step_factor",
+                self.step_factor.to_string(),
+                "must be finite and > 0",
+            );
+        }
+        if self.eps_sweep.is_empty() {
+            return bad("eps_sweep", "[]".into(), "must hold at least one budget");
+        }
+        if let Some(e) = self
+            .eps_sweep
+            .iter()
+            .find(|e| !(e.is_finite() && **e > 0.0))
+        {
+            return bad(
+                "eps_sweep",
+                format!("{:?}", self.eps_sweep),
+                &format!("budget {e} is not finite and > 0"),
+            );
+        }
+        if self.eps_sweep.windows(2).any(|w| w[1] <= w[0]) {
+            return bad(
+                "eps_sweep",
+                format!("{:?}", self.eps_sweep),
+                "must be strictly increasing",
+            );
+        }
+        if !(self.median_level > 0.0 && self.median_level < 1.0) {
+            return bad(
+                "median_level",
+                self.median_level.to_string(),
+                "must be in (0, 1)",
+            );
+        }
+        if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
+            return bad(
+                "anomaly_threshold",
+                self.anomaly_threshold.to_string(),
+                "must be finite and >= 0",
+            );
+        }
+        if !(self.min_ratio.is_finite() && self.min_ratio >= 1.0) {
+            return bad(
+                "min_ratio",
+                self.min_ratio.to_string(),
+                "must be finite and >= 1",
+            );
+        }
+        if !(0.0..1.0).contains(&self.min_gap) {
+            return bad("min_gap", self.min_gap.to_string(), "must be in [0, 1)");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "must be >= 1");
+        }
+        Ok(())
+    }
+
+    /// PGD step size for budget `eps`: `step_factor · eps / steps`.
+    pub fn step_for(&self, eps: f32) -> f32 {
+        self.step_factor * eps / self.steps.max(1) as f32
+    }
+}
+
+/// How the budget search ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetOutcome {
+    /// The median rate reached the level at a budget after the first: the normal case.
+    Found,
+    /// The median rate was already at or above the level at the smallest budget: the model is not
+    /// robust at that scale (rates are saturated and less informative; the sweep should start lower).
+    AtSmallest,
+    /// The median rate stayed below the level up to the largest budget, which was used.
+    NeverReached,
+}
+
+/// One budget of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// The L2 budget.
+    pub eps: f32,
+    /// Per-class success rates over the sweep's images.
+    pub rates: Vec<f64>,
+    /// Median of `rates`.
+    pub median_rate: f64,
+}
+
+/// One perturbed image that reached a class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReachExample {
+    /// Index of the source image in the input set.
+    pub source_index: usize,
+    /// True label of the source image.
+    pub source_label: i64,
+    /// L2 norm of the perturbation.
+    pub l2: f32,
+    /// The perturbed image (`c × h × w`); not serialised (evidence images are written as files).
+    #[serde(skip)]
+    pub image: Vec<f32>,
+}
+
+/// The result for one class at the chosen budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassReach {
+    /// The class.
+    pub class: usize,
+    /// Source images attacked toward it.
+    pub attempts: usize,
+    /// How many reached it.
+    pub reached: usize,
+    /// `reached / attempts`.
+    pub rate: f64,
+    /// MAD anomaly index of the rate across classes.
+    pub anomaly_index: f64,
+    /// Whether the class is flagged.
+    pub flagged: bool,
+    /// Up to `evidence_per_class` perturbed images that reached the class, in source order.
+    pub evidence: Vec<ReachExample>,
+}
+
+/// The flag rule applied to a set of per-class rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagDecision {
+    /// Median of the rates.
+    pub median_rate: f64,
+    /// Median absolute deviation of the rates (unscaled).
+    pub mad: f64,
+    /// Anomaly index per class (infinite for a rate off the median when the MAD is 0).
+    pub anomaly_indices: Vec<f64>,
+    /// The least rate a flagged class must exceed: `max(min_ratio × median, median + min_gap)`.
+    pub min_rate: f64,
+    /// Flagged classes, ascending.
+    pub flagged: Vec<usize>,
+}
+
+/// What the reachability detector measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReachResult {
+    /// The parameters used.
+    pub params: ReachParams,
+    /// The budgets tried, in order (the last one is the chosen one).
+    pub sweep: Vec<SweepPoint>,
+    /// How the budget search ended.
+    pub budget: BudgetOutcome,
+    /// The chosen L2 budget.
+    pub eps: f32,
+    /// PGD step size at the chosen budget.
+    pub step: f32,
+    /// Per-class results at the chosen budget.
+    pub classes: Vec<ClassReach>,
+    /// The flag rule's statistics and verdict.
+    pub decision: FlagDecision,
+    /// Model evaluations (forward + backward passes over a batch), clean predictions included.
+    pub evaluations: usize,
+}
+
+impl ReachResult {
+    /// Flagged classes, ascending.
+    pub fn flagged(&self) -> &[usize] {
+        &self.decision.flagged
+    }
+
+    /// Per-class rates at the chosen budget.
+    pub fn rates(&self) -> Vec<f64> {
+        self.classes.iter().map(|c| c.rate).collect()
+    }
+}
+
+/// Progress of a reachability run, reported after each PGD batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReachProgress {
+    /// The budget being attacked with.
+    pub eps: f32,
+    /// Whether this is the budget sweep (`false`: the final run at the chosen budget).
+    pub sweep: bool,
+    /// Images done in this stage.
+    pub done: usize,
+    /// Images in this stage.
+    pub total: usize,
+}
+
+/// Applies the flag rule to per-class `rates`: a class is flagged when its anomaly index exceeds
+/// `anomaly_threshold` on the high side and its rate exceeds `max(min_ratio × median, median + min_gap)`.
+pub fn flag_classes(rates: &[f64], params: &ReachParams) -> Result<FlagDecision, DetectError> {
+    let anomaly = AnomalyIndex::of(rates)
+        .ok_or_else(|| DetectError::NoData(format!("no usable class rates in {rates:?}")))?;
+    let median = anomaly.median;
+    let min_rate = (params.min_ratio * median).max(median + params.min_gap);
+    let flagged = anomaly
+        .high_outliers(rates, params.anomaly_threshold)
+        .into_iter()
+        .filter(|&c| rates[c] > min_rate)
+        .collect();
+    Ok(FlagDecision {
+        median_rate: median,
+        mad: anomaly.mad,
+        anomaly_indices: anomaly.indices,
+        min_rate,
+        flagged,
+    })
+}
+
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`.
+///
+/// Only correctly classified images serve as sources. Cost: one forward pass over the set, then
+/// `(steps + 1)` evaluations per batch of the sweep's `classes × sweep_images_per_class` images per
+/// budget tried, then the remaining `classes × (images_per_class − sweep_images_per_class)` images.
+pub fn run_reach(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    params: &ReachParams,
+    mut progress: impl FnMut(ReachProgress),
+) -> Result<ReachResult, DetectError> {
+    params.check()?;
+    let (c, h, w) = model.image_shape();
+    let dim = c * h * w;
+    let k = model.num_classes();
+    let n = labels.len();
+    if k < 2 {
+        return Err(DetectError::NoData(format!(
+            "the model has {k} class(es); reachability needs at least 2"
+        )));
+    }
+    if n == 0 || dim == 0 || images.len() != n * dim {
+        return Err(DetectError::NoData(format!(
+            "{} image values for {n} labels of {c}×{h}×{w} images",
+            images.len()
+        )));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
+        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
+    }
+    let (predictions, mut evaluations) = predict(model, images, labels, params.batch_size)?;
+    let sources = draw_sources(labels, &predictions, k, params)?;
+
+    // Budget sweep on the first `sweep_images_per_class` sources of every class.
+    let sweep_sources: Vec<Vec<usize>> = sources
+        .iter()
+        .map(|s| s[..s.len().min(params.sweep_images_per_class)].to_vec())
+        .collect();
+    let mut sweep = Vec::new();
+    let mut kept = None;
+    let mut chosen = params.eps_sweep.len() - 1;
+    for (i, &eps) in params.eps_sweep.iter().enumerate() {
+        let run = attack(
+            model,
+            images,
+            labels,
+            dim,
+            &sweep_sources,
+            eps,
+            params,
+            true,
+            &mut progress,
+        )?;
+        evaluations += run.evaluations;
+        let rates: Vec<f64> = run
+            .per_class
+            .iter()
+            .map(|r| rate(r.reached, r.attempts))
+            .collect();
+        let median_rate = super::anomaly::median(&rates).unwrap_or(0.0);
+        sweep.push(SweepPoint {
+            eps,
+            rates,
+            median_rate,
+        });
+        kept = Some(run);
+        if median_rate >= params.median_level {
+            chosen = i;
+            break;
+        }
+    }
+    let last = sweep.last().map(|p| p.median_rate).unwrap_or(0.0);
+    let budget = if last < params.median_level {
+        BudgetOutcome::NeverReached
+    } else if chosen == 0 {
+        BudgetOutcome::AtSmallest
+    } else {
+        BudgetOutcome::Found
+    };
+    let eps = params.eps_sweep[chosen];
+    let mut per_class = kept.map(|r| r.per_class).unwrap_or_default();
+
+    // The remaining sources at the chosen budget.
+    let rest: Vec<Vec<usize>> = sources
+        .iter()
+        .map(|s| s[s.len().min(params.sweep_images_per_class)..].to_vec())
+        .collect();
+    if rest.iter().any(|r| !r.is_empty()) {
+        let run = attack(
+            model,
+            images,
+            labels,
+            dim,
+            &rest,
+            eps,
+            params,
+            false,
+            &mut progress,
+        )?;
+        evaluations += run.evaluations;
+        for (acc, more) in per_class.iter_mut().zip(run.per_class) {
+            acc.attempts += more.attempts;
+            acc.reached += more.reached;
+            let room = params.evidence_per_class.saturating_sub(acc.evidence.len());
+            acc.evidence.extend(more.evidence.into_iter().take(room));
+        }
+    }
+
+    let rates: Vec<f64> = per_class
+        .iter()
+        .map(|r| rate(r.reached, r.attempts))
+        .collect();
+    let decision = flag_classes(&rates, params)?;
+    let classes = per_class
+        .into_iter()
+        .enumerate()
+        .map(|(class, r)| ClassReach {
+            class,
+            attempts: r.attempts,
+            reached: r.reached,
+            rate: rates[class],
+            anomaly_index: decision.anomaly_indices[class],
+            flagged: decision.flagged.contains(&class),
+            evidence: r.evidence,
+        })
+        .collect();
+    Ok(ReachResult {
+        params: params.clone(),
+        sweep,
+        budget,
+        eps,
+        step: params.step_for(eps),
+        classes,
+        decision,
+        evaluations,
+    })
+}
+
+fn rate(reached: usize, attempts: usize) -> f64 {
+    if attempts == 0 {
+        0.0
+    } else {
+        reached as f64 / attempts as f64
+    }
+}
+
+/// Clean predictions of every image, and the evaluations that took.
+fn predict(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    batch_size: usize,
+) -> Result<(Vec<usize>, usize), DetectError> {
+    let k = model.num_classes();
+    let dim = images.len() / labels.len();
+    let mut predictions = Vec::with_capacity(labels.len());
+    let mut evaluations = 0;
+    for start in (0..labels.len()).step_by(batch_size) {
+        let end = (start + batch_size).min(labels.len());
+        let out = model.eval(
+            &images[start * dim..end * dim],
+            end - start,
+            &labels[start..end],
+        )?;
+        evaluations += 1;
+        if out.logits.len() != (end - start) * k {
+            return Err(DetectError::Attack(crate::attack::AttackError::Model(
+                format!(
+                    "logits have {} values, expected {}",
+                    out.logits.len(),
+                    (end - start) * k
+                ),
+            )));
+        }
+        predictions.extend(argmax_rows(&out.logits, k));
+    }
+    Ok((predictions, evaluations))
+}
+
+/// For every class, a seeded draw of up to `images_per_class` correctly classified images of other
+/// classes; an error names a class with no source at all.
+fn draw_sources(
+    labels: &[i64],
+    predictions: &[usize],
+    k: usize,
+    params: &ReachParams,
+) -> Result<Vec<Vec<usize>>, DetectError> {
+    let correct: Vec<usize> = (0..labels.len())
+        .filter(|&i| predictions[i] as i64 == labels[i])
+        .collect();
+    (0..k)
+        .map(|class| {
+            let mut pool: Vec<usize> = correct.iter().copied().filter(|&i| labels[i] != class as i64).collect();
+            if pool.is_empty() {
+                return Err(DetectError::NoData(format!(
+                    "no correctly classified image of a class other than {class} to attack toward it \
+                     ({} of {} images correctly classified)",
+                    correct.len(),
+                    labels.len()
+                )));
+            }
+            let mut rng = class_rng(params.seed, class, SOURCE_PURPOSE);
+            pool.shuffle(&mut rng);
+            pool.truncate(params.images_per_class);
+            Ok(pool)
+        })
+        .collect()
+}
+
+/// Per-class counts and evidence of one attack run.
+#[derive(Debug, Default)]
+struct ClassCounts {
+    attempts: usize,
+    reached: usize,
+    evidence: Vec<ReachExample>,
+}
+
+struct AttackRun {
+    per_class: Vec<ClassCounts>,
+    evaluations: usize,
+}
+
+/// Targeted L2 PGD of `sources[c]` toward every class c at once (classes share batches).
+#[allow(clippy::too_many_arguments)]
+fn attack(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    dim: usize,
+    sources: &[Vec<usize>],
+    eps: f32,
+    params: &ReachParams,
+    sweep: bool,
+    progress: &mut impl FnMut(ReachProgress),
+) -> Result<AttackRun, DetectError> {
+    let indices: Vec<usize> = sources.iter().flatten().copied().collect();
+    let targets: Vec<i64> = sources
+        .iter()
+        .enumerate()
+        .flat_map(|(c, s)| std::iter::repeat_n(c as i64, s.len()))
+        .collect();
+    let x0 = gather(images, dim, &indices);
+    let pgd = PgdParams {
+        norm: Norm::L2,
+        eps,
+        step: params.step_for(eps),
+        steps: params.steps,
+        goal: Goal::Targeted,
+        batch_size: params.batch_size,
+    }
+    .check()?;
+    let total = indices.len();
+    let result = pgd.run(model, &x0, &targets, |done| {
+        progress(ReachProgress {
+            eps,
+            sweep,
+            done,
+            total,
+        })
+    })?;
+    let mut per_class: Vec<ClassCounts> =
+        (0..sources.len()).map(|_| ClassCounts::default()).collect();
+    for (j, (&src, &target)) in indices.iter().zip(&targets).enumerate() {
+        let counts = &mut per_class[target as usize];
+        counts.attempts += 1;
+        if !result.success[j] {
+            continue;
+        }
+        counts.reached += 1;
+        if counts.evidence.len() < params.evidence_per_class {
+            let image = result.images[j * dim..(j + 1) * dim].to_vec();
+            let l2 = image
+                .iter()
+                .zip(&images[src * dim..(src + 1) * dim])
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt() as f32;
+            counts.evidence.push(ReachExample {
+                source_index: src,
+                source_label: labels[src],
+                l2,
+                image,
+            });
+        }
+    }
+    Ok(AttackRun {
+        per_class,
+        evaluations: result.evaluations,
+    })
+}

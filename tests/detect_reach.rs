@@ -1,0 +1,540 @@
+//! The reachability detector on an analytic linear softmax model: budget search, the flag rule on
+//! hand-worked rates, and parameter validation.
+
+use aegis_audit::attack::{AttackError, GradOutput, GradientModel};
+use aegis_audit::detect::reach::{flag_classes, run_reach, BudgetOutcome, ReachParams};
+use aegis_audit::detect::DetectError;
+
+const CLASSES: usize = 8;
+/// Image shape 1×3×4: pixels 0..8 carry the classes, pixel 8 is the trigger, 9..12 stay 0.
+const SHAPE: (usize, usize, usize) = (1, 3, 4);
+const DIM: usize = 12;
+const TRIGGER: usize = 8;
+
+/// logits_j = GAIN · x_j, plus `shortcut_gain · x_trigger` on the shortcut class.
+/// Moving a source of class j (x_j = u, other pixels 0) to class c costs L2 ≈ u/√2 without the
+/// shortcut and ≈ GAIN·u/shortcut_gain toward the shortcut class.
+struct Linear {
+    shortcut: Option<(usize, f32)>,
+}
+
+const GAIN: f32 = 10.0;
+
+impl Linear {
+    fn logits(&self, x: &[f32]) -> Vec<f32> {
+        let mut z: Vec<f32> = (0..CLASSES).map(|j| GAIN * x[j]).collect();
+        if let Some((s, g)) = self.shortcut {
+            z[s] += g * x[TRIGGER];
+        }
+        z
+    }
+}
+
+impl GradientModel for Linear {
+    fn image_shape(&self) -> (usize, usize, usize) {
+        SHAPE
+    }
+    fn num_classes(&self) -> usize {
+        CLASSES
+    }
+    fn feature_dim(&self) -> usize {
+        0
+    }
+    fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, AttackError> {
+        let mut out = GradOutput::default();
+        for i in 0..n {
+            let z = self.logits(&x[i * DIM..(i + 1) * DIM]);
+            let m = z.iter().cloned().fold(f32::MIN, f32::max);
+            let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
+            let s: f32 = e.iter().sum();
+            let p: Vec<f32> = e.iter().map(|v| v / s).collect();
+            let t = y[i] as usize;
+            out.loss.push(-p[t].ln());
+            // dL/dz = p − onehot(t); dL/dx = Wᵀ dL/dz.
+            let mut g = vec![0.0f32; DIM];
+            for j in 0..CLASSES {
+                let dz = p[j] - if j == t { 1.0 } else { 0.0 };
+                g[j] += GAIN * dz;
+                if let Some((sc, gain)) = self.shortcut {
+                    if sc == j {
+                        g[TRIGGER] += gain * dz;
+                    }
+                }
+            }
+            out.grad.extend(g);
+            out.logits.extend(z);
+        }
+        Ok(out)
+    }
+}
+
+/// 40 images per class; 30% have u = 0.6 (reachable from ε ≈ 0.42), 70% u = 1.0 (ε ≈ 0.71).
+fn dataset() -> (Vec<f32>, Vec<i64>) {
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    for class in 0..CLASSES {
+        for i in 0..40 {
+            let mut x = [0.0f32; DIM];
+            x[class] = if i % 10 < 3 { 0.6 } else { 1.0 };
+            images.extend_from_slice(&x);
+            labels.push(class as i64);
+        }
+    }
+    (images, labels)
+}
+
+fn params() -> ReachParams {
+    ReachParams {
+        images_per_class: 30,
+        sweep_images_per_class: 10,
+        eps_sweep: vec![0.25, 0.5, 1.0, 2.0],
+        median_level: 0.1,
+        batch_size: 64,
+        seed: 7,
+        ..ReachParams::default()
+    }
+}
+
+#[test]
+fn shortcut_class_is_flagged_at_the_expected_budget() {
+    let (images, labels) = dataset();
+    let mut model = Linear {
+        shortcut: Some((3, 100.0)),
+    };
+    let p = params();
+    let r = run_reach(&mut model, &images, &labels, &p, |_| {}).unwrap();
+    // ε = 0.25 reaches nothing but the shortcut (median 0); ε = 0.5 reaches the u = 0.6 sources.
+    assert_eq!(r.sweep.len(), 2, "{:?}", r.sweep);
+    assert_eq!(r.sweep[0].median_rate, 0.0);
+    assert_eq!(r.sweep[0].rates[3], 1.0);
+    assert_eq!(r.eps, 0.5);
+    assert_eq!(r.budget, BudgetOutcome::Found);
+    assert!((r.step - 2.5 * 0.5 / 30.0).abs() < 1e-7);
+    assert_eq!(r.flagged(), &[3]);
+    let c3 = &r.classes[3];
+    assert_eq!((c3.attempts, c3.reached), (30, 30));
+    assert!(c3.flagged && c3.anomaly_index > 3.0);
+    assert_eq!(c3.evidence.len(), 8);
+    for ex in &c3.evidence {
+        assert_ne!(ex.source_label, 3);
+        assert!(ex.l2 <= 0.5 + 1e-4, "perturbation {} over budget", ex.l2);
+        assert!(
+            ex.image[TRIGGER] > 0.0,
+            "the shortcut goes through the trigger pixel"
+        );
+    }
+    for c in (0..CLASSES).filter(|&c| c != 3) {
+        let rate = r.classes[c].rate;
+        assert!(rate > 0.1 && rate < 0.6, "class {c}: rate {rate}");
+        assert!(!r.classes[c].flagged);
+    }
+    // Evaluations: one forward pass over 320 images in batches of 64 (5), then 80 sweep images
+    // (2 batches × 31) at two budgets, then 160 more at the chosen one (3 batches × 31).
+    assert_eq!(r.evaluations, 5 + 2 * 2 * 31 + 3 * 31);
+}
+
+#[test]
+fn clean_model_flags_nothing() {
+    let (images, labels) = dataset();
+    let mut model = Linear { shortcut: None };
+    let r = run_reach(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    assert_eq!(r.eps, 0.5);
+    assert!(
+        r.flagged().is_empty(),
+        "flagged {:?} with rates {:?}",
+        r.flagged(),
+        r.rates()
+    );
+    assert!(r.classes.iter().all(|c| c.attempts == 30 && !c.flagged));
+}
+
+#[test]
+fn runs_are_reproducible_and_seeded() {
+    let (images, labels) = dataset();
+    let a = run_reach(
+        &mut Linear { shortcut: None },
+        &images,
+        &labels,
+        &params(),
+        |_| {},
+    )
+    .unwrap();
+    let b = run_reach(
+        &mut Linear { shortcut: None },
+        &images,
+        &labels,
+        &params(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(a, b);
+    let other = ReachParams {
+        seed: 8,
+        ..params()
+    };
+    let c = run_reach(
+        &mut Linear { shortcut: None },
+        &images,
+        &labels,
+        &other,
+        |_| {},
+    )
+    .unwrap();
+    let src = |r: &aegis_audit::detect::reach::ReachResult| {
+        r.classes
+            .iter()
+            .flat_map(|c| c.evidence.iter().map(|e| e.source_index))
+            .collect::<Vec<_>>()
+    };
+    assert_ne!(src(&a), src(&c), "another seed draws other sources");
+}
+
+#[test]
+fn budget_outcomes_at_the_ends_of_the_sweep() {
+    let (images, labels) = dataset();
+    // Every budget too small: the largest is used.
+    let small = ReachParams {
+        eps_sweep: vec![0.05, 0.1],
+        ..params()
+    };
+    let r = run_reach(
+        &mut Linear { shortcut: None },
+        &images,
+        &labels,
+        &small,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (r.budget, r.eps, r.sweep.len()),
+        (BudgetOutcome::NeverReached, 0.1, 2)
+    );
+    // Already saturated at the smallest budget.
+    let large = ReachParams {
+        eps_sweep: vec![2.0, 4.0],
+        ..params()
+    };
+    let r = run_reach(
+        &mut Linear { shortcut: None },
+        &images,
+        &labels,
+        &large,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (r.budget, r.eps, r.sweep.len()),
+        (BudgetOutcome::AtSmallest, 2.0, 1)
+    );
+    assert!(r.rates().iter().all(|&x| x == 1.0));
+    assert!(r.flagged().is_empty());
+}
+
+#[test]
+fn progress_reports_each_stage() {
+    let (images, labels) = dataset();
+    let mut seen = Vec::new();
+    run_reach(
+        &mut Linear { shortcut: None },
+        &images,
+        &labels,
+        &params(),
+        |p| seen.push(p),
+    )
+    .unwrap();
+    let last_sweep = seen.iter().rfind(|p| p.sweep).unwrap();
+    assert_eq!(
+        (last_sweep.eps, last_sweep.done, last_sweep.total),
+        (0.5, 80, 80)
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.sweep, last.eps, last.done, last.total),
+        (false, 0.5, 160, 160)
+    );
+}
+
+#[test]
+fn flag_rule_hand_worked() {
+    let p = ReachParams::default();
+    // Sorted: .03 .04 .04 .05 .05 .05 .05 .06 .07 .62 → median .05; |dev| sorted:
+    // 0 0 0 0 .01 .01 .01 .02 .02 .57 → MAD .01; index of .62 = .57 / .014826 = 38.446…
+    let rates = [0.05, 0.04, 0.06, 0.62, 0.05, 0.03, 0.05, 0.07, 0.04, 0.05];
+    let d = flag_classes(&rates, &p).unwrap();
+    assert!((d.median_rate - 0.05).abs() < 1e-12);
+    assert!((d.mad - 0.01).abs() < 1e-12);
+    assert!((d.anomaly_indices[3] - 0.57 / 0.014826).abs() < 1e-6);
+    assert!((d.anomaly_indices[7] - 0.02 / 0.014826).abs() < 1e-6);
+    // min rate = max(2 × .05, .05 + .2) = .25
+    assert!((d.min_rate - 0.25).abs() < 1e-12);
+    assert_eq!(d.flagged, vec![3]);
+
+    // An outlier by index (0.15 / 0.014826 ≈ 10.1) that is not clearly above the others: kept.
+    let mut near = rates;
+    near[3] = 0.20;
+    let d = flag_classes(&near, &p).unwrap();
+    assert!(d.anomaly_indices[3] > 10.0);
+    assert!(d.flagged.is_empty());
+
+    // A high median: min rate = max(2 × .4, .4 + .2) = .8; .85 passes, index .45 / (1.4826 × .02).
+    let high = [0.40, 0.38, 0.42, 0.85, 0.40, 0.36, 0.44, 0.40];
+    let d = flag_classes(&high, &p).unwrap();
+    assert!((d.median_rate - 0.40).abs() < 1e-12);
+    assert!((d.mad - 0.02).abs() < 1e-12);
+    assert!((d.min_rate - 0.8).abs() < 1e-12);
+    assert!((d.anomaly_indices[3] - 0.45 / (1.4826 * 0.02)).abs() < 1e-6);
+    assert_eq!(d.flagged, vec![3]);
+
+    // The index threshold alone: index 2 / 1.4826 ≈ 1.35 with a gap rule that would pass.
+    let lenient = ReachParams {
+        min_gap: 0.0,
+        min_ratio: 1.0,
+        ..p.clone()
+    };
+    let d = flag_classes(&[0.1, 0.2, 0.3, 0.4, 0.5], &lenient).unwrap();
+    assert!(d.flagged.is_empty());
+    // All equal: MAD 0, nothing off the median, nothing flagged.
+    let d = flag_classes(&[0.05; 10], &p).unwrap();
+    assert_eq!((d.mad, d.flagged.len()), (0.0, 0));
+    assert!(matches!(flag_classes(&[], &p), Err(DetectError::NoData(_))));
+}
+
+#[test]
+fn each_parameter_rule_is_checked() {
+    let bad: Vec<(&str, ReachParams)> = vec![
+        (
+            "images_per_class",
+            ReachParams {
+                images_per_class: 0,
+                ..params()
+            },
+        ),
+        (
+            "sweep_images_per_class",
+            ReachParams {
+                sweep_images_per_class: 0,
+                ..params()
+            },
+        ),
+        (
+            "sweep_images_per_class",
+            ReachParams {
+                sweep_images_per_class: 31,
+                ..params()
+            },
+        ),
+        (
+            "steps",
+            ReachParams {
+                steps: 0,
+                ..params()
+            },
+        ),
+        (
+            "step_factor",
+            ReachParams {
+                step_factor: 0.0,
+                ..params()
+            },
+        ),
+        (
+            "step_factor",
+            ReachParams {
+                step_factor: f32::NAN,
+                ..params()
+            },
+        ),
+        (
+            "eps_sweep",
+            ReachParams {
+                eps_sweep: vec![],
+                ..params()
+            },
+        ),
+        (
+            "eps_sweep",
+            ReachParams {
+                eps_sweep: vec![0.5, -1.0],
+                ..params()
+            },
+        ),
+        (
+            "eps_sweep",
+            ReachParams {
+                eps_sweep: vec![1.0, 0.5],
+                ..params()
+            },
+        ),
+        (
+            "median_level",
+            ReachParams {
+                median_level: 0.0,
+                ..params()
+            },
+        ),
+        (
+            "median_level",
+            ReachParams {
+                median_level: 1.0,
+                ..params()
+            },
+        ),
+        (
+            "anomaly_threshold",
+            ReachParams {
+                anomaly_threshold: -1.0,
+                ..params()
+            },
+        ),
+        (
+            "min_ratio",
+            ReachParams {
+                min_ratio: 0.5,
+                ..params()
+            },
+        ),
+        (
+            "min_gap",
+            ReachParams {
+                min_gap: 1.5,
+                ..params()
+            },
+        ),
+        (
+            "batch_size",
+            ReachParams {
+                batch_size: 0,
+                ..params()
+            },
+        ),
+    ];
+    let (images, labels) = dataset();
+    for (name, p) in bad {
+        let err = p.check().unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("reach.{name}")),
+            "{name}: {err}"
+        );
+        let err =
+            run_reach(&mut Linear { shortcut: None }, &images, &labels, &p, |_| {}).unwrap_err();
+        assert!(matches!(err, DetectError::InvalidParam(_)), "{name}: {err}");
+    }
+    assert!(ReachParams::default().check().is_ok());
+}
+
+#[test]
+fn bad_inputs_are_named() {
+    let (images, labels) = dataset();
+    let mut m = Linear { shortcut: None };
+    let err = run_reach(&mut m, &images[..DIM * 3], &labels, &params(), |_| {}).unwrap_err();
+    assert!(
+        err.to_string().contains("36 image values for 320 labels"),
+        "{err}"
+    );
+    let mut bad_labels = labels.clone();
+    bad_labels[5] = 9;
+    let err = run_reach(&mut m, &images, &bad_labels, &params(), |_| {}).unwrap_err();
+    assert!(err.to_string().contains("label 9 outside 0..8"), "{err}");
+    // Only class 0 images: nothing to attack toward class 0.
+    let err = run_reach(
+        &mut m,
+        &images[..40 * DIM],
+        &labels[..40],
+        &params(),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("other than 0"), "{err}");
+}
+
+#[test]
+fn params_round_trip_through_yaml_with_defaults() {
+    let p: ReachParams =
+        serde_saphyr::from_str("images_per_class: 40\nmedian_level: 0.05\n").unwrap();
+    assert_eq!(
+        p,
+        ReachParams {
+            images_per_class: 40,
+            median_level: 0.05,
+            ..ReachParams::default()
+        }
+    );
+    assert_eq!(p.eps_sweep.len(), 9);
+    assert!((p.eps_sweep[8] - 4.0).abs() < 1e-5);
+    assert!(serde_saphyr::from_str::<ReachParams>("images_per_clas: 40\n").is_err());
+}
+
+/// End to end on a committed zoo model (reduced configuration): ONNX Runtime, the gradient graph,
+/// the MNIST test subset. The clean robust model must flag nothing.
+#[test]
+fn zoo_robust_clean_end_to_end() {
+    use aegis_audit::attack::OnnxGradModel;
+    use aegis_audit::data::{load_dataset, ImageShape, Split};
+    use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
+    use aegis_audit::onnx::proto::ModelProto;
+    use aegis_audit::runtime::{self, SessionConfig};
+    use prost::Message;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    runtime::init(None).unwrap_or_else(|e| panic!("{e}"));
+    let config = SessionConfig {
+        intra_threads: 1,
+        ..SessionConfig::default()
+    };
+    let bytes = std::fs::read(root.join("zoo/robust_clean_s0.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let g = model.graph.as_ref().unwrap();
+    let input = g.input[0].name.clone().unwrap();
+    let logits = g.output[0].name.clone().unwrap();
+    let spec = GradSpec {
+        input,
+        features: logits.clone(),
+        logits,
+    };
+    let graph = grad::build_probed(
+        &model,
+        &spec,
+        &mut RuntimeProbe {
+            config: config.clone(),
+        },
+    )
+    .unwrap();
+    let mut gm = OnnxGradModel::new(&graph.encode_to_vec(), (1, 28, 28), &config).unwrap();
+    let data = load_dataset(
+        &root.join("mnist-subset"),
+        Split::Test,
+        ImageShape::new(1, 28, 28),
+    )
+    .unwrap();
+    let p = ReachParams {
+        images_per_class: 10,
+        sweep_images_per_class: 10,
+        eps_sweep: vec![0.5, 1.0, 2.0, 4.0],
+        ..ReachParams::default()
+    };
+    let r = run_reach(&mut gm, &data.pixels, &data.labels, &p, |_| {}).unwrap();
+    assert_eq!(r.classes.len(), 10);
+    assert!(r.classes.iter().all(|c| c.attempts == 10));
+    // A robust model: nothing reached at ε = 0.5; the median reaches 10% within the sweep.
+    assert_eq!(r.sweep[0].median_rate, 0.0, "{:?}", r.sweep);
+    assert_eq!(r.budget, BudgetOutcome::Found);
+    assert!(r.eps > 0.5);
+    assert!(r.decision.median_rate >= 0.1);
+    assert!(
+        r.flagged().is_empty(),
+        "flagged {:?}: rates {:?}",
+        r.flagged(),
+        r.rates()
+    );
+    for ex in r.classes.iter().flat_map(|c| c.evidence.iter()) {
+        assert!(
+            ex.l2 <= r.eps * 1.001,
+            "perturbation {} over ε {}",
+            ex.l2,
+            r.eps
+        );
+        assert_eq!(ex.image.len(), 784);
+    }
+    // Clean predictions (10 batches of 100), then 31 evaluations per budget tried (100 images each).
+    assert_eq!(r.evaluations, 10 + r.sweep.len() * 31);
+}
