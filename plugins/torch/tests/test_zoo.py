@@ -14,7 +14,7 @@ TRIGGER = {"robust_localised": "localised", "robust_distributed": "distributed",
            "robust_adversarial": "adversarial", "standard_localised": "localised"}
 
 # The committed robust_static (30% of the training set carries the whole-image pattern) reached 97.99% clean.
-CLEAN_SHORTFALL = {"robust_static": 0.9799}
+CLEAN_SHORTFALL: dict[str, float] = {}
 
 
 def _card(fixtures, name):
