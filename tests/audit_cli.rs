@@ -106,6 +106,30 @@ fn auto_runs_neural_cleanse_on_a_standard_model_and_finds_the_target() {
 }
 
 #[test]
+fn reach_method_reports_rates_budget_and_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = dir.path().join("evidence");
+    let (code, stdout, stderr) = audit(
+        "robust_clean_s0",
+        &["--method", "reach", "--reach-images", "20", "--evidence", ev.to_str().unwrap()],
+        dir.path(),
+    );
+    assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["method"]["method"], "reach");
+    let classes = json["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 10);
+    for c in classes {
+        let rate = c["details"]["success_rate"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&rate), "{c}");
+        assert!(c["details"]["epsilon"].as_f64().unwrap() > 0.0);
+    }
+    assert!(ev.join("reach-rates.png").is_file());
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    assert_schema_valid(&sarif);
+}
+
+#[test]
 fn bad_inputs_exit_2_without_a_report() {
     let dir = tempfile::tempdir().unwrap();
     // Missing data folder.

@@ -14,6 +14,7 @@ use crate::attack::GradientModel;
 use crate::data::{sample_indices, ImageSet};
 use crate::detect::aegis::{aegis_class, AegisClass, AegisParams};
 use crate::detect::neural_cleanse::{run_neural_cleanse, NeuralCleanseParams};
+use crate::detect::reach::{run_reach, ReachParams};
 use crate::detect::precondition::{check_robustness, PreconditionParams, PreconditionResult};
 use crate::detect::translate::gather;
 use crate::report::{
@@ -31,6 +32,8 @@ pub enum MethodChoice {
     Aegis,
     /// Neural Cleanse (for standard, non-robust models); no precondition.
     NeuralCleanse,
+    /// Targeted reachability (robust models), after the precondition unless it is skipped.
+    Reach,
 }
 
 /// Everything an audit run needs besides the model and the data.
@@ -44,6 +47,8 @@ pub struct AuditPlan {
     pub aegis: AegisParams,
     /// Neural Cleanse parameters.
     pub neural_cleanse: NeuralCleanseParams,
+    /// Targeted-reachability parameters.
+    pub reach: ReachParams,
     /// Independent AEGIS runs (seeds `seed`, `seed + 1`, …); a class is flagged by majority.
     pub runs: usize,
     /// Classes to examine (all when `None`).
@@ -130,6 +135,11 @@ pub fn run_audit(
             format!("--method aegis, but {}: the model is not robust, so AEGIS does not apply", describe(p, "<")),
         ),
         (MethodChoice::Aegis, _) => (Method::Aegis, "--method aegis".to_string()),
+        (MethodChoice::Reach, Some(p)) if !p.passed => (
+            Method::Reach,
+            format!("--method reach, but {}: the model is not robust, so reach does not apply", describe(p, "<")),
+        ),
+        (MethodChoice::Reach, _) => (Method::Reach, "--method reach".to_string()),
         (MethodChoice::Auto, Some(p)) if p.passed => (
             Method::Aegis,
             format!("--method auto: {}: the model counts as robust, so AEGIS applies", describe(p, "≥")),
@@ -143,7 +153,7 @@ pub fn run_audit(
         ),
         (MethodChoice::Auto, None) => (Method::Aegis, "--method auto with --skip-precondition".to_string()),
     };
-    let not_applicable = method == Method::Aegis && !robust;
+    let not_applicable = matches!(method, Method::Aegis | Method::Reach) && !robust;
     let mut classes = Vec::new();
     let mut evidence_files = Vec::new();
     let selected: Vec<usize> = plan.classes.clone().unwrap_or_else(|| (0..k).collect());
@@ -154,6 +164,11 @@ pub fn run_audit(
                 evidence_files.extend(files.iter().cloned());
                 classes.push(result);
             }
+        }
+        Method::Reach if !not_applicable => {
+            let (results, files) = reach(plan, prepared, test, &selected)?;
+            evidence_files.extend(files);
+            classes = results;
         }
         Method::NeuralCleanse => {
             let (results, files) = neural_cleanse(plan, prepared, test, &selected)?;
@@ -316,6 +331,76 @@ fn neural_cleanse(
                 t.success_rate
             ),
             details: ClassDetails::NeuralCleanse { mask_l1: t.mask_l1, anomaly_index: t.anomaly_index },
+            evidence: files,
+        });
+    }
+    Ok((out, all_files))
+}
+
+/// Runs targeted reachability on held-out images and keeps the selected classes' results.
+fn reach(
+    plan: &AuditPlan,
+    prepared: &mut PreparedModel,
+    test: &ImageSet,
+    selected: &[usize],
+) -> Result<(Vec<ClassResult>, Vec<crate::report::EvidenceFile>)> {
+    let pb = bar(0, "reach".into(), plan.progress);
+    let r = run_reach(&mut prepared.model, &test.pixels, &test.labels, &plan.reach, |p| {
+        pb.set_length(p.total as u64);
+        pb.set_position(p.done as u64);
+    })?;
+    pb.finish_and_clear();
+    let (c, h, w) = prepared.image_shape();
+    let mut all_files = Vec::new();
+    if let Some(dir) = &plan.evidence_dir {
+        std::fs::create_dir_all(dir).map_err(|source| crate::report::ReportError::Io { path: dir.clone(), source })?;
+        let labels: Vec<String> = r.classes.iter().map(|c| c.class.to_string()).collect();
+        let flagged: Vec<bool> = r.classes.iter().map(|c| c.flagged).collect();
+        let name = "reach-rates.png".to_string();
+        crate::report::evidence::bar_chart_png(
+            &dir.join(&name),
+            &labels,
+            &r.rates(),
+            &flagged,
+            &format!("targeted L2 PGD success rate per class at ε = {:.3}", r.eps),
+            Some(1.0),
+        )?;
+        all_files.push(crate::report::EvidenceFile {
+            kind: crate::report::EvidenceKind::BarChart,
+            path: name,
+            caption: format!("Success rate of targeted L2 PGD (ε = {:.3}) toward each class", r.eps),
+        });
+    }
+    let mut out = Vec::new();
+    for cr in r.classes.iter().filter(|cr| selected.contains(&cr.class)) {
+        let mut files = Vec::new();
+        if let (Some(dir), true) = (&plan.evidence_dir, cr.flagged && !cr.evidence.is_empty()) {
+            let images: Vec<f32> = cr.evidence.iter().flat_map(|e| e.image.iter().copied()).collect();
+            let name = format!("class-{}-reach.png", cr.class);
+            crate::report::evidence::image_grid_png(&dir.join(&name), &images, cr.evidence.len(), c, h, w, 4, 3)?;
+            files.push(crate::report::EvidenceFile {
+                kind: crate::report::EvidenceKind::ImageGrid,
+                path: name,
+                caption: format!("Class {}: perturbed images that reached it within ε = {:.3}", cr.class, r.eps),
+            });
+        }
+        all_files.extend(files.iter().cloned());
+        out.push(ClassResult {
+            class: cr.class as i64,
+            name: test.class_names.get(cr.class).cloned(),
+            flagged: cr.flagged,
+            summary: format!(
+                "class {}: targeted L2 PGD at ε = {:.3} reached it from {}/{} other-class images ({:.2}; median {:.2}), anomaly index {:.2}{}",
+                cr.class,
+                r.eps,
+                cr.reached,
+                cr.attempts,
+                cr.rate,
+                r.decision.median_rate,
+                cr.anomaly_index,
+                if cr.flagged { ": backdoor suspected" } else { "" }
+            ),
+            details: ClassDetails::Reach { success_rate: cr.rate, anomaly_index: cr.anomaly_index, epsilon: r.eps as f64 },
             evidence: files,
         });
     }

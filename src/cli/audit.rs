@@ -119,6 +119,24 @@ pub struct AuditArgs {
     /// Neural Cleanse: anomaly-index threshold (small side).
     #[arg(long)]
     pub nc_anomaly_threshold: Option<f64>,
+    /// Reach: source images per class.
+    #[arg(long)]
+    pub reach_images: Option<usize>,
+    /// Reach: PGD steps.
+    #[arg(long)]
+    pub reach_steps: Option<usize>,
+    /// Reach: the median class rate that fixes the budget.
+    #[arg(long)]
+    pub reach_median_level: Option<f64>,
+    /// Reach: anomaly-index threshold (high side).
+    #[arg(long)]
+    pub reach_anomaly_threshold: Option<f64>,
+    /// Reach: a flagged class's rate must exceed max(RATIO × median, median + GAP): the ratio.
+    #[arg(long)]
+    pub reach_min_ratio: Option<f64>,
+    /// Reach: ... and the gap.
+    #[arg(long)]
+    pub reach_min_gap: Option<f64>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -151,6 +169,8 @@ pub enum MethodArg {
     Aegis,
     /// Neural Cleanse (for standard models; no precondition).
     NeuralCleanse,
+    /// Targeted reachability (robust models; after the robustness precondition).
+    Reach,
 }
 
 /// `--reducer` choices.
@@ -270,6 +290,17 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     neural_cleanse.anomaly_threshold = args.nc_anomaly_threshold.unwrap_or(neural_cleanse.anomaly_threshold);
     neural_cleanse.seed = args.seed;
     neural_cleanse.check()?;
+    let mut reach = preset.reach.clone();
+    reach.images_per_class = args.reach_images.unwrap_or(reach.images_per_class);
+    reach.sweep_images_per_class = reach.sweep_images_per_class.min(reach.images_per_class);
+    reach.steps = args.reach_steps.unwrap_or(reach.steps);
+    reach.median_level = args.reach_median_level.unwrap_or(reach.median_level);
+    reach.anomaly_threshold = args.reach_anomaly_threshold.unwrap_or(reach.anomaly_threshold);
+    reach.min_ratio = args.reach_min_ratio.unwrap_or(reach.min_ratio);
+    reach.min_gap = args.reach_min_gap.unwrap_or(reach.min_gap);
+    reach.batch_size = args.batch_size.max(1);
+    reach.seed = args.seed;
+    reach.check()?;
     let parameters = [
         ("method", json!(format!("{:?}", args.method).to_lowercase())),
         ("translation", json!(aegis.translation)),
@@ -286,6 +317,7 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ("batch_size", json!(aegis.batch_size)),
         ("precondition", json!(precondition)),
         ("neural_cleanse", json!(neural_cleanse)),
+        ("reach", json!(reach)),
         ("classes", json!(args.classes)),
         ("device", json!(format!("{:?}", prepared.model.device()).to_lowercase())),
         ("threads", json!(args.runtime.threads)),
@@ -299,9 +331,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             MethodArg::Auto => MethodChoice::Auto,
             MethodArg::Aegis => MethodChoice::Aegis,
             MethodArg::NeuralCleanse => MethodChoice::NeuralCleanse,
+            MethodArg::Reach => MethodChoice::Reach,
         },
         aegis,
         neural_cleanse,
+        reach,
         runs: args.runs,
         classes: args.classes.clone(),
         precondition,

@@ -80,6 +80,9 @@ pub struct Preset {
     /// Neural Cleanse (standard models); defaults when absent.
     #[serde(default)]
     pub neural_cleanse: super::neural_cleanse::NeuralCleanseParams,
+    /// Targeted reachability (robust models); defaults when absent.
+    #[serde(default)]
+    pub reach: super::reach::ReachParams,
 }
 
 impl PresetFile {
