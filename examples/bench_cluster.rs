@@ -17,18 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let emb = Tsne::params().perplexity(30.0).seed(0).fit(&x)?;
         let secs = t.elapsed().as_secs_f64();
-        println!(
-            "{{\"case\": \"{name}\", \"seconds\": {secs:.4}, \"kl_divergence\": {:.6}}}",
-            emb.kl_divergence
-        );
+        println!("{{\"case\": \"{name}\", \"seconds\": {secs:.4}, \"kl_divergence\": {:.6}}}", emb.kl_divergence);
     }
     let x = read_npy(&dir.join("meanshift_1000x2.npy"))?;
     let t = Instant::now();
     let fit = MeanShift::params().fit(&x)?;
     let secs = t.elapsed().as_secs_f64();
-    println!(
-        "{{\"case\": \"meanshift_1000x2\", \"seconds\": {secs:.4}, \"n_clusters\": {}}}",
-        fit.centers.nrows()
-    );
+    println!("{{\"case\": \"meanshift_1000x2\", \"seconds\": {secs:.4}, \"n_clusters\": {}}}", fit.centers.nrows());
     Ok(())
 }

@@ -18,18 +18,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if a.len() < 7 {
         return Err("usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda]".into());
     }
-    let (n, steps, batch, threads): (usize, usize, usize, usize) = (a[3].parse()?, a[4].parse()?, a[5].parse()?, a[6].parse()?);
+    let (n, steps, batch, threads): (usize, usize, usize, usize) =
+        (a[3].parse()?, a[4].parse()?, a[5].parse()?, a[6].parse()?);
     let device = if a.get(7).map(String::as_str) == Some("cuda") { Device::Cuda } else { Device::Cpu };
     runtime::init(None)?;
     let config = SessionConfig { device, intra_threads: threads };
-    let mut prepared = PreparedModel::load(&PathBuf::from(&a[1]), &FeatureChoice::LastConv, &LoadLimits::default(), &config)?;
+    let mut prepared =
+        PreparedModel::load(&PathBuf::from(&a[1]), &FeatureChoice::LastConv, &LoadLimits::default(), &config)?;
     let (c, h, w) = prepared.image_shape();
     let test = load_dataset(&PathBuf::from(&a[2]), Split::Test, ImageShape::new(c, h, w))?;
     let n = n.min(test.n);
     let x = test.pixels[..n * c * h * w].to_vec();
     let y = test.labels[..n].to_vec();
     let eps = 1.5f32;
-    let pgd = PgdParams { norm: Norm::L2, eps, step: 2.5 * eps / steps as f32, steps, goal: Goal::Untargeted, batch_size: batch }.check()?;
+    let pgd = PgdParams {
+        norm: Norm::L2,
+        eps,
+        step: 2.5 * eps / steps as f32,
+        steps,
+        goal: Goal::Untargeted,
+        batch_size: batch,
+    }
+    .check()?;
     let t0 = Instant::now();
     let r = pgd.run(&mut prepared.model, &x, &y, |_| {})?;
     let secs = t0.elapsed().as_secs_f64();

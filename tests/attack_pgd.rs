@@ -38,18 +38,20 @@ impl GradientModel for Linear {
     }
     fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, AttackError> {
         let (k, d) = (self.k, self.d);
-        let mut out = GradOutput { logits: vec![0.0; n * k], loss: vec![0.0; n], grad: vec![0.0; n * d], features: vec![] };
+        let mut out =
+            GradOutput { logits: vec![0.0; n * k], loss: vec![0.0; n], grad: vec![0.0; n * d], features: vec![] };
         for i in 0..n {
             let xi = &x[i * d..(i + 1) * d];
-            let z: Vec<f32> = (0..k).map(|c| self.b[c] + (0..d).map(|j| self.w[c * d + j] * xi[j]).sum::<f32>()).collect();
+            let z: Vec<f32> =
+                (0..k).map(|c| self.b[c] + (0..d).map(|j| self.w[c * d + j] * xi[j]).sum::<f32>()).collect();
             let m = z.iter().cloned().fold(f32::MIN, f32::max);
             let e: Vec<f32> = z.iter().map(|v| (v - m).exp()).collect();
             let s: f32 = e.iter().sum();
             out.loss[i] = -((e[y[i] as usize] / s).ln());
-            for c in 0..k {
-                let coef = e[c] / s - if c as i64 == y[i] { 1.0 } else { 0.0 };
-                for j in 0..d {
-                    out.grad[i * d + j] += coef * self.w[c * d + j];
+            for (c, ec) in e.iter().enumerate() {
+                let coef = ec / s - if c as i64 == y[i] { 1.0 } else { 0.0 };
+                for (g, w) in out.grad[i * d..(i + 1) * d].iter_mut().zip(&self.w[c * d..(c + 1) * d]) {
+                    *g += coef * w;
                 }
             }
             out.logits[i * k..(i + 1) * k].copy_from_slice(&z);
@@ -93,7 +95,9 @@ fn one_l2_step_has_the_step_length() {
     let d = 20;
     let mut model = Linear::new(3, d, 2);
     let x0 = vec![0.5f32; d];
-    let pgd = PgdParams { norm: Norm::L2, eps: 10.0, step: 0.05, steps: 1, goal: Goal::Targeted, batch_size: 1 }.check().unwrap();
+    let pgd = PgdParams { norm: Norm::L2, eps: 10.0, step: 0.05, steps: 1, goal: Goal::Targeted, batch_size: 1 }
+        .check()
+        .unwrap();
     let r = pgd.run(&mut model, &x0, &[1], |_| {}).unwrap();
     assert!((l2(&r.images, &x0) - 0.05).abs() < 1e-5);
 }
@@ -104,12 +108,16 @@ fn targeted_reaches_target_and_untargeted_raises_loss() {
     let mut model = Linear::new(5, d, 3);
     let x0 = images(n, d);
     let targets = vec![2i64; n];
-    let pgd = PgdParams { norm: Norm::L2, eps: 5.0, step: 0.25, steps: 60, goal: Goal::Targeted, batch_size: 4 }.check().unwrap();
+    let pgd = PgdParams { norm: Norm::L2, eps: 5.0, step: 0.25, steps: 60, goal: Goal::Targeted, batch_size: 4 }
+        .check()
+        .unwrap();
     let r = pgd.run(&mut model, &x0, &targets, |_| {}).unwrap();
     assert!(r.success.iter().all(|s| *s), "targeted PGD failed on a linear model: {:?}", r.success);
 
     let before = model.eval(&x0, n, &targets).unwrap().loss;
-    let pgd = PgdParams { norm: Norm::L2, eps: 0.5, step: 0.1, steps: 10, goal: Goal::Untargeted, batch_size: 4 }.check().unwrap();
+    let pgd = PgdParams { norm: Norm::L2, eps: 0.5, step: 0.1, steps: 10, goal: Goal::Untargeted, batch_size: 4 }
+        .check()
+        .unwrap();
     let r = pgd.run(&mut model, &x0, &targets, |_| {}).unwrap();
     let after = model.eval(&r.images, n, &targets).unwrap().loss;
     for i in 0..n {
@@ -123,7 +131,9 @@ fn linf_stays_in_box() {
     let mut model = Linear::new(3, d, 4);
     let x0 = images(n, d);
     let labels = vec![0i64; n];
-    let pgd = PgdParams { norm: Norm::Linf, eps: 0.03, step: 0.01, steps: 7, goal: Goal::Untargeted, batch_size: 6 }.check().unwrap();
+    let pgd = PgdParams { norm: Norm::Linf, eps: 0.03, step: 0.01, steps: 7, goal: Goal::Untargeted, batch_size: 6 }
+        .check()
+        .unwrap();
     let r = pgd.run(&mut model, &x0, &labels, |_| {}).unwrap();
     for (a, b) in r.images.iter().zip(&x0) {
         assert!((a - b).abs() <= 0.03 + 1e-6);

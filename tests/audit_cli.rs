@@ -28,13 +28,18 @@ fn audit_data(model: &str, data: &str, extra: &[&str], out: &Path) -> (i32, Stri
         .args(extra)
         .output()
         .unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 fn assert_schema_valid(log: &Value) {
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("fixtures/schemas/sarif-schema-2.1.0.json")).unwrap())
-            .unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/schemas/sarif-schema-2.1.0.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
@@ -48,7 +53,8 @@ fn robust_model_gives_verdict_sarif_json_and_evidence() {
         audit("robust_localised", &["--classes", "7,1", "--evidence", ev.to_str().unwrap()], dir.path());
     assert!(code == 0 || code == 1, "exit {code}: {stderr}");
     assert!(stdout.contains("verdict"), "{stdout}");
-    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
     assert_schema_valid(&sarif);
     let run = &sarif["runs"][0];
     assert_eq!(run["properties"]["exitCode"], code);
@@ -79,7 +85,8 @@ fn aegis_on_a_standard_model_fails_the_precondition_with_exit_3() {
     assert_eq!(json["verdict"], "not-applicable");
     assert_eq!(json["precondition"]["passed"], false);
     assert!(json["classes"].as_array().unwrap().is_empty());
-    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
     assert_schema_valid(&sarif);
 }
 
@@ -96,11 +103,17 @@ fn auto_runs_neural_cleanse_on_a_standard_model_and_finds_the_target() {
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["method"]["method"], "neural-cleanse");
     assert!(json["method"]["reason"].as_str().unwrap().contains("not robust"), "{}", json["method"]);
-    let flagged: Vec<i64> =
-        json["classes"].as_array().unwrap().iter().filter(|c| c["flagged"] == true).map(|c| c["class"].as_i64().unwrap()).collect();
+    let flagged: Vec<i64> = json["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["flagged"] == true)
+        .map(|c| c["class"].as_i64().unwrap())
+        .collect();
     assert_eq!(flagged, vec![7], "the trigger's target");
     assert!(ev.join("class-7-nc-mask.png").is_file());
-    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
     assert_schema_valid(&sarif);
     assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "AEGIS001");
 }
@@ -125,7 +138,8 @@ fn reach_method_reports_rates_budget_and_evidence() {
         assert!(c["details"]["epsilon"].as_f64().unwrap() > 0.0);
     }
     assert!(ev.join("reach-rates.png").is_file());
-    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+    let sarif: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
     assert_schema_valid(&sarif);
 }
 

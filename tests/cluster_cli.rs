@@ -9,9 +9,7 @@ fn bin() -> Command {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/cluster")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cluster").join(name)
 }
 
 fn npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
@@ -28,32 +26,17 @@ fn json_output_on_blobs_without_reduction() {
     let dir = tempfile::tempdir().unwrap();
     let emb = dir.path().join("emb.npy");
     let out = bin()
-        .args([
-            "cluster",
-            "--reducer",
-            "none",
-            "--bandwidth",
-            "2.0",
-            "--json",
-            "--embedding",
-        ])
+        .args(["cluster", "--reducer", "none", "--bandwidth", "2.0", "--json", "--embedding"])
         .arg(&emb)
         .arg(fixture("ms_overlap.npy"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let exp: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("expected.json")).unwrap()).unwrap();
     let case = &exp["meanshift"]["overlap_bw2"];
-    assert_eq!(
-        v["n_clusters"].as_u64().unwrap() as usize,
-        case["centers"].as_array().unwrap().len()
-    );
+    assert_eq!(v["n_clusters"].as_u64().unwrap() as usize, case["centers"].as_array().unwrap().len());
     assert_eq!(v["bandwidth"].as_f64().unwrap(), 2.0);
     assert_eq!(v["labels"].as_array().unwrap().len(), 300);
     let written = aegis_audit::data::features::read_npy(&emb).unwrap();
@@ -63,23 +46,11 @@ fn json_output_on_blobs_without_reduction() {
 #[test]
 fn text_output_with_pca_and_hdbscan() {
     let out = bin()
-        .args([
-            "cluster",
-            "--reducer",
-            "pca",
-            "--clusterer",
-            "hdbscan",
-            "--min-cluster-size",
-            "15",
-        ])
+        .args(["cluster", "--reducer", "pca", "--clusterer", "hdbscan", "--min-cluster-size", "15"])
         .arg(fixture("hdb_blobs.npy"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("clusters: 3"), "{text}");
     assert!(text.contains("bandwidth: n/a"), "{text}");
@@ -89,14 +60,8 @@ fn text_output_with_pca_and_hdbscan() {
 fn bad_inputs_exit_2_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let f4: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let nan: Vec<u8> = [1.0f32, f32::NAN, 3.0, 4.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let f4: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let nan: Vec<u8> = [1.0f32, f32::NAN, 3.0, 4.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     npy(&d.join("int.npy"), "<i4", "(2, 2)", &f4);
     npy(&d.join("nan.npy"), "<f4", "(2, 2)", &nan);
     npy(&d.join("empty.npy"), "<f4", "(0, 2)", &[]);
@@ -114,20 +79,13 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         ("x.txt", "unknown extension"),
         ("missing.npy", "missing.npy"),
     ] {
-        let out = bin()
-            .args(["cluster", "--reducer", "none"])
-            .arg(d.join(file))
-            .output()
-            .unwrap();
+        let out = bin().args(["cluster", "--reducer", "none"]).arg(d.join(file)).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{file}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{file}: {err}");
     }
-    let out = bin()
-        .args(["cluster", "--reducer", "none", "--bandwidth=0"])
-        .arg(fixture("ms_blobs.npy"))
-        .output()
-        .unwrap();
+    let out =
+        bin().args(["cluster", "--reducer", "none", "--bandwidth=0"]).arg(fixture("ms_blobs.npy")).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bandwidth"));
 }

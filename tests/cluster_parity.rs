@@ -15,8 +15,7 @@ fn dir() -> PathBuf {
 }
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(dir().join("expected.json"))
-        .expect("fixtures/cluster/expected.json");
+    let text = std::fs::read_to_string(dir().join("expected.json")).expect("fixtures/cluster/expected.json");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["sklearn_version"], "1.7.2");
     v
@@ -27,19 +26,11 @@ fn input(case: &Value) -> Array2<f64> {
 }
 
 fn ints(v: &Value) -> Vec<i64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect()
 }
 
 fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
 /// Asserts the two labelings are equal up to renaming (noise, -1, must stay noise).
@@ -49,16 +40,8 @@ fn assert_same_partition(ours: &[i64], theirs: &[i64], what: &str) {
     let mut back = HashMap::new();
     for (i, (&a, &b)) in ours.iter().zip(theirs).enumerate() {
         assert_eq!(a == -1, b == -1, "{what}: noise differs at sample {i}");
-        assert_eq!(
-            *fwd.entry(a).or_insert(b),
-            b,
-            "{what}: sample {i} ours {a} theirs {b}"
-        );
-        assert_eq!(
-            *back.entry(b).or_insert(a),
-            a,
-            "{what}: sample {i} ours {a} theirs {b}"
-        );
+        assert_eq!(*fwd.entry(a).or_insert(b), b, "{what}: sample {i} ours {a} theirs {b}");
+        assert_eq!(*back.entry(b).or_insert(a), a, "{what}: sample {i} ours {a} theirs {b}");
     }
 }
 
@@ -75,10 +58,7 @@ fn differing_points(ours: &[i64], theirs: &[i64]) -> usize {
             *e = (b, c);
         }
     }
-    ours.iter()
-        .zip(theirs)
-        .filter(|(a, b)| best[a].0 != **b)
-        .count()
+    ours.iter().zip(theirs).filter(|(a, b)| best[a].0 != **b).count()
 }
 
 #[test]
@@ -91,11 +71,7 @@ fn mean_shift_matches_sklearn() {
         let bw = case["bandwidth_given"].as_f64();
         let fit = MeanShift::params().bandwidth(bw).fit(&x).unwrap();
         let want_bw = case["bandwidth"].as_f64().unwrap();
-        assert!(
-            (fit.bandwidth - want_bw).abs() <= 1e-6 * want_bw,
-            "{name}: bandwidth {} vs {want_bw}",
-            fit.bandwidth
-        );
+        assert!((fit.bandwidth - want_bw).abs() <= 1e-6 * want_bw, "{name}: bandwidth {} vs {want_bw}", fit.bandwidth);
         let labels: Vec<i64> = fit.labels.iter().map(|&l| l as i64).collect();
         assert_same_partition(&labels, &ints(&case["labels"]), name);
         let centers = case["centers"].as_array().unwrap();
@@ -104,11 +80,7 @@ fn mean_shift_matches_sklearn() {
         for (k, c) in centers.iter().enumerate() {
             for (j, v) in floats(c).iter().enumerate() {
                 let d = (fit.centers[[k, j]] - v).abs();
-                assert!(
-                    d <= 1e-4,
-                    "{name}: centre {k}[{j}] = {} vs {v}",
-                    fit.centers[[k, j]]
-                );
+                assert!(d <= 1e-4, "{name}: centre {k}[{j}] = {} vs {v}", fit.centers[[k, j]]);
             }
         }
     }
@@ -161,16 +133,8 @@ fn affinity_propagation_matches_sklearn() {
         for seed in 0..3 {
             let fit = AffinityPropagation::params().seed(seed).fit(&x).unwrap();
             assert!(fit.converged);
-            assert_same_partition(
-                &fit.labels,
-                &ints(&case["labels"]),
-                &case["input"].to_string(),
-            );
-            let centers: Vec<i64> = fit
-                .cluster_centers_indices
-                .iter()
-                .map(|&c| c as i64)
-                .collect();
+            assert_same_partition(&fit.labels, &ints(&case["labels"]), &case["input"].to_string());
+            let centers: Vec<i64> = fit.cluster_centers_indices.iter().map(|&c| c as i64).collect();
             assert_eq!(centers, ints(&case["centers"]));
         }
     }
@@ -184,44 +148,23 @@ fn pca_explained_variance_matches_sklearn() {
         let k = case["n_components"].as_u64().unwrap() as usize;
         let pca = Pca::params(k).fit(&x).unwrap();
         let want = floats(&case["explained_variance"]);
-        assert_eq!(
-            pca.explained_variance().len(),
-            want.len(),
-            "components kept"
-        );
+        assert_eq!(pca.explained_variance().len(), want.len(), "components kept");
         // Components in the null space (variance ~1e-15 of the first, e.g. the 40th of 40
         // centred samples) are rounding noise in both: compared with an absolute floor.
         let floor = 1e-12 * want[0];
         for (g, w) in pca.explained_variance().iter().zip(&want) {
-            assert!(
-                (g - w).abs() <= 1e-5 * w + floor,
-                "{}: {g} vs {w}",
-                case["input"]
-            );
+            assert!((g - w).abs() <= 1e-5 * w + floor, "{}: {g} vs {w}", case["input"]);
         }
         let ratio = pca.explained_variance_ratio();
         let want_ratio = floats(&case["explained_variance_ratio"]);
         for (g, w) in ratio.iter().zip(&want_ratio) {
-            assert!(
-                (g - w).abs() <= 1e-5 * w + 1e-12 * want_ratio[0],
-                "{}: ratio {g} vs {w}",
-                case["input"]
-            );
+            assert!((g - w).abs() <= 1e-5 * w + 1e-12 * want_ratio[0], "{}: ratio {g} vs {w}", case["input"]);
         }
         // Projections agree up to each component's sign.
         let z = pca.transform(&x).unwrap();
-        for (i, row) in case["transform_first_rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .enumerate()
-        {
+        for (i, row) in case["transform_first_rows"].as_array().unwrap().iter().enumerate() {
             for (j, w) in floats(row).iter().enumerate().take(5) {
-                assert!(
-                    (z[[i, j]].abs() - w).abs() <= 1e-6 * (1.0 + w),
-                    "{}: z[{i},{j}]",
-                    case["input"]
-                );
+                assert!((z[[i, j]].abs() - w).abs() <= 1e-6 * (1.0 + w), "{}: z[{i},{j}]", case["input"]);
             }
         }
     }

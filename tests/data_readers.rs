@@ -25,20 +25,11 @@ fn gz(bytes: &[u8]) -> Vec<u8> {
 
 /// Writes an MNIST-like split of `n` 4×3 images (pixel value = image index) to `dir`.
 fn write_idx(dir: &Path, prefix: &str, n: u8, compress: bool) {
-    let pixels: Vec<u8> = (0..n)
-        .flat_map(|i| std::iter::repeat_n(i * 10, 12))
-        .collect();
+    let pixels: Vec<u8> = (0..n).flat_map(|i| std::iter::repeat_n(i * 10, 12)).collect();
     let labels: Vec<u8> = (0..n).map(|i| i % 3).collect();
-    let (img, lab) = (
-        idx_bytes(&[u32::from(n), 4, 3], &pixels),
-        idx_bytes(&[u32::from(n)], &labels),
-    );
+    let (img, lab) = (idx_bytes(&[u32::from(n), 4, 3], &pixels), idx_bytes(&[u32::from(n)], &labels));
     let ext = if compress { ".gz" } else { "" };
-    let (img, lab) = if compress {
-        (gz(&img), gz(&lab))
-    } else {
-        (img, lab)
-    };
+    let (img, lab) = if compress { (gz(&img), gz(&lab)) } else { (img, lab) };
     std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte{ext}")), img).unwrap();
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte{ext}")), lab).unwrap();
 }
@@ -62,12 +53,7 @@ fn idx_raw_and_gz_read_the_same() {
     let t = load_dataset(gzd.path(), Split::Test, MNISTISH).unwrap();
     assert_eq!(t.n, 2);
     // A single images file finds its labels file.
-    let one = load_dataset(
-        &gzd.path().join("train-images-idx3-ubyte.gz"),
-        Split::Test,
-        MNISTISH,
-    )
-    .unwrap();
+    let one = load_dataset(&gzd.path().join("train-images-idx3-ubyte.gz"), Split::Test, MNISTISH).unwrap();
     assert_eq!(one.n, 5);
 }
 
@@ -78,10 +64,7 @@ fn idx_wrong_shape_names_both_shapes() {
     let err = load_dataset(dir.path(), Split::Train, ImageShape::new(1, 28, 28)).unwrap_err();
     assert!(matches!(err, DataError::ShapeMismatch { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("[1, 4, 3]") && msg.contains("[1, 28, 28]") && msg.contains("train-images"),
-        "{msg}"
-    );
+    assert!(msg.contains("[1, 4, 3]") && msg.contains("[1, 28, 28]") && msg.contains("train-images"), "{msg}");
 }
 
 #[test]
@@ -93,14 +76,8 @@ fn idx_hostile_headers_are_clear_errors() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (good[..good.len() - 5].to_vec(), "truncated"),
         (vec![1, 2, 8, 3, 0, 0], "wrong magic"),
-        (
-            idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]),
-            "absurd dimensions",
-        ),
-        (
-            idx_bytes(&[0x4000_0000, 4, 3], &[0; 12]),
-            "absurd dimensions",
-        ),
+        (idx_bytes(&[u32::MAX, u32::MAX, u32::MAX], &[]), "absurd dimensions"),
+        (idx_bytes(&[0x4000_0000, 4, 3], &[0; 12]), "absurd dimensions"),
         (idx_bytes(&[3, 4], &[0; 12]), "rank 2"),
         ([good.clone(), vec![0]].concat(), "trailing bytes"),
         (vec![0, 0], "shorter than"),
@@ -108,37 +85,21 @@ fn idx_hostile_headers_are_clear_errors() {
     ];
     for (bytes, expect) in cases {
         std::fs::write(&images, &bytes).unwrap();
-        let msg = load_dataset(dir.path(), Split::Train, MNISTISH)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains(expect) && msg.contains("train-images-idx3-ubyte"),
-            "{expect}: {msg}"
-        );
+        let msg = load_dataset(dir.path(), Split::Train, MNISTISH).unwrap_err().to_string();
+        assert!(msg.contains(expect) && msg.contains("train-images-idx3-ubyte"), "{expect}: {msg}");
     }
     std::fs::write(&images, &good).unwrap();
     std::fs::remove_file(dir.path().join("train-labels-idx1-ubyte")).unwrap();
-    let msg = load_dataset(dir.path(), Split::Train, MNISTISH)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("train-labels-idx1-ubyte") && msg.contains("not found"),
-        "{msg}"
-    );
+    let msg = load_dataset(dir.path(), Split::Train, MNISTISH).unwrap_err().to_string();
+    assert!(msg.contains("train-labels-idx1-ubyte") && msg.contains("not found"), "{msg}");
 }
 
 #[test]
 fn idx_label_count_must_match() {
     let dir = tempfile::tempdir().unwrap();
     write_idx(dir.path(), "train", 3, false);
-    std::fs::write(
-        dir.path().join("train-labels-idx1-ubyte"),
-        idx_bytes(&[2], &[0, 1]),
-    )
-    .unwrap();
-    let msg = load_dataset(dir.path(), Split::Train, MNISTISH)
-        .unwrap_err()
-        .to_string();
+    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), idx_bytes(&[2], &[0, 1])).unwrap();
+    let msg = load_dataset(dir.path(), Split::Train, MNISTISH).unwrap_err().to_string();
     assert!(msg.contains("2 labels for 3 images"), "{msg}");
 }
 
@@ -188,44 +149,26 @@ fn cifar_hostile_batches_are_clear_errors() {
     let mut bytes = cifar_batch(2);
     bytes.pop();
     std::fs::write(&batch, &bytes).unwrap();
-    let msg = load_dataset(dir.path(), Split::Test, CIFAR)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("test_batch.bin") && msg.contains("6145 bytes"),
-        "{msg}"
-    );
+    let msg = load_dataset(dir.path(), Split::Test, CIFAR).unwrap_err().to_string();
+    assert!(msg.contains("test_batch.bin") && msg.contains("6145 bytes"), "{msg}");
     let mut bytes = cifar_batch(2);
     bytes[3073] = 42;
     std::fs::write(&batch, &bytes).unwrap();
-    let msg = load_dataset(dir.path(), Split::Test, CIFAR)
-        .unwrap_err()
-        .to_string();
+    let msg = load_dataset(dir.path(), Split::Test, CIFAR).unwrap_err().to_string();
     assert!(msg.contains("record 1: label 42"), "{msg}");
     std::fs::write(&batch, cifar_batch(1)).unwrap();
-    let msg = load_dataset(dir.path(), Split::Test, ImageShape::new(1, 28, 28))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("[3, 32, 32]") && msg.contains("[1, 28, 28]"),
-        "{msg}"
-    );
-    let msg = load_dataset(dir.path(), Split::Train, CIFAR)
-        .unwrap_err()
-        .to_string();
+    let msg = load_dataset(dir.path(), Split::Test, ImageShape::new(1, 28, 28)).unwrap_err().to_string();
+    assert!(msg.contains("[3, 32, 32]") && msg.contains("[1, 28, 28]"), "{msg}");
+    let msg = load_dataset(dir.path(), Split::Train, CIFAR).unwrap_err().to_string();
     assert!(msg.contains("data_batch_*.bin"), "{msg}");
 }
 
 /// Writes an RGB or grayscale PNG/JPEG of size 5×4 (H×W).
 fn write_image(path: &Path, rgb: [u8; 3], gray: bool) {
     if gray {
-        image::GrayImage::from_pixel(4, 5, image::Luma([rgb[0]]))
-            .save(path)
-            .unwrap();
+        image::GrayImage::from_pixel(4, 5, image::Luma([rgb[0]])).save(path).unwrap();
     } else {
-        image::RgbImage::from_pixel(4, 5, image::Rgb(rgb))
-            .save(path)
-            .unwrap();
+        image::RgbImage::from_pixel(4, 5, image::Rgb(rgb)).save(path).unwrap();
     }
 }
 
@@ -250,13 +193,8 @@ fn image_folder_png_and_jpeg_sorted_classes() {
     let gray = set.image(2).unwrap();
     assert!((gray[0] - 0.2).abs() < 1e-6 && gray[0] == gray[20] && gray[20] == gray[40]);
     // A 1-channel model accepts the gray image but not the coloured ones.
-    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(1, 5, 4))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("1.png") && msg.contains("colour image"),
-        "{msg}"
-    );
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(1, 5, 4)).unwrap_err().to_string();
+    assert!(msg.contains("1.png") && msg.contains("colour image"), "{msg}");
 }
 
 #[test]
@@ -264,11 +202,7 @@ fn image_folder_split_and_gray_rgb_for_one_channel() {
     let root = tempfile::tempdir().unwrap();
     for split in ["train", "test"] {
         std::fs::create_dir_all(root.path().join(split).join("zero")).unwrap();
-        write_image(
-            &root.path().join(split).join("zero/a.png"),
-            [10, 10, 10],
-            false,
-        );
+        write_image(&root.path().join(split).join("zero/a.png"), [10, 10, 10], false);
     }
     write_image(&root.path().join("test/zero/b.png"), [20, 20, 20], true);
     let test = load_dataset(root.path(), Split::Test, ImageShape::new(1, 5, 4)).unwrap();
@@ -281,63 +215,30 @@ fn image_folder_split_and_gray_rgb_for_one_channel() {
 fn image_folder_hostile_inputs() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir(root.path().join("empty")).unwrap();
-    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("empty") && msg.contains("no PNG or JPEG"),
-        "{msg}"
-    );
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
+    assert!(msg.contains("empty") && msg.contains("no PNG or JPEG"), "{msg}");
 
     let root = tempfile::tempdir().unwrap();
-    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4))
-        .unwrap_err()
-        .to_string();
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
     assert!(msg.contains("no dataset found"), "{msg}");
 
     std::fs::create_dir(root.path().join("c")).unwrap();
     write_image(&root.path().join("c/big.png"), [1, 2, 3], false);
-    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 32, 32))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("big.png") && msg.contains("5×4") && msg.contains("32×32"),
-        "{msg}"
-    );
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 32, 32)).unwrap_err().to_string();
+    assert!(msg.contains("big.png") && msg.contains("5×4") && msg.contains("32×32"), "{msg}");
 
-    std::fs::write(
-        root.path().join("c/broken.png"),
-        b"\x89PNG\r\n\x1a\nnot really",
-    )
-    .unwrap();
-    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4))
-        .unwrap_err()
-        .to_string();
+    std::fs::write(root.path().join("c/broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
     assert!(msg.contains("broken.png"), "{msg}");
     std::fs::remove_file(root.path().join("c/broken.png")).unwrap();
 
-    image::RgbaImage::from_pixel(4, 5, image::Rgba([0, 0, 0, 10]))
-        .save(root.path().join("c/alpha.png"))
-        .unwrap();
-    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("alpha.png") && msg.contains("transparent"),
-        "{msg}"
-    );
+    image::RgbaImage::from_pixel(4, 5, image::Rgba([0, 0, 0, 10])).save(root.path().join("c/alpha.png")).unwrap();
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
+    assert!(msg.contains("alpha.png") && msg.contains("transparent"), "{msg}");
 
-    let msg = load_dataset(
-        &root.path().join("missing"),
-        Split::Train,
-        ImageShape::new(3, 5, 4),
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        msg.contains("missing") && msg.contains("does not exist"),
-        "{msg}"
-    );
+    let msg =
+        load_dataset(&root.path().join("missing"), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
+    assert!(msg.contains("missing") && msg.contains("does not exist"), "{msg}");
 }
 
 #[test]

@@ -35,28 +35,16 @@ fn patch_trigger_sets_the_rectangle() {
         }
     }
     let err = spec.apply(&mut images, 2, 3, 4, 4).unwrap_err().to_string();
-    assert!(
-        err.contains("[1, 4, 4]") && err.contains("[3, 4, 4]"),
-        "{err}"
-    );
-    let err = spec
-        .apply(&mut images[..20], 2, 1, 4, 4)
-        .unwrap_err()
-        .to_string();
+    assert!(err.contains("[1, 4, 4]") && err.contains("[3, 4, 4]"), "{err}");
+    let err = spec.apply(&mut images[..20], 2, 1, 4, 4).unwrap_err().to_string();
     assert!(err.contains("20 values"), "{err}");
 }
 
 #[test]
 fn pattern_is_added_clamped_then_patched() {
     let dir = tempfile::tempdir().unwrap();
-    let pattern: Vec<f32> = (0..2 * 2 * 2)
-        .map(|i| if i % 2 == 0 { 0.5 } else { -0.5 })
-        .collect();
-    std::fs::write(
-        dir.path().join("p.npy"),
-        npy_f32_bytes(&[2, 2, 2], &pattern),
-    )
-    .unwrap();
+    let pattern: Vec<f32> = (0..2 * 2 * 2).map(|i| if i % 2 == 0 { 0.5 } else { -0.5 }).collect();
+    std::fs::write(dir.path().join("p.npy"), npy_f32_bytes(&[2, 2, 2], &pattern)).unwrap();
     let yaml = "name: blend
 type: pattern
 image: {channels: 2, height: 2, width: 2}
@@ -76,17 +64,13 @@ intensity: 0.8
 #[test]
 fn bad_specs_are_rejected_with_reasons() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("p.npy"),
-        npy_f32_bytes(&[1, 4, 4], &[0.1; 16]),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("small.npy"),
-        npy_f32_bytes(&[1, 2, 2], &[0.1; 4]),
-    )
-    .unwrap();
-    let pat = |file: &str| format!("name: p\ntype: pattern\nimage: {{channels: 1, height: 4, width: 4}}\nintensity: 1.0\npattern: {file}\n");
+    std::fs::write(dir.path().join("p.npy"), npy_f32_bytes(&[1, 4, 4], &[0.1; 16])).unwrap();
+    std::fs::write(dir.path().join("small.npy"), npy_f32_bytes(&[1, 2, 2], &[0.1; 4])).unwrap();
+    let pat = |file: &str| {
+        format!(
+            "name: p\ntype: pattern\nimage: {{channels: 1, height: 4, width: 4}}\nintensity: 1.0\npattern: {file}\n"
+        )
+    };
     let cases = [
         (LOCALISED.replace("type: patch", "type: glitter"), "glitter".to_string()),
         (format!("{LOCALISED}colour: red\n"), "colour".to_string()),
@@ -104,23 +88,15 @@ fn bad_specs_are_rejected_with_reasons() {
     for (i, (yaml, expect)) in cases.iter().enumerate() {
         let path = write(dir.path(), &format!("bad{i}.yaml"), yaml);
         let err = TriggerSpec::load(&path).unwrap_err().to_string();
-        assert!(
-            err.contains(expect.as_str()) && err.contains(&format!("bad{i}.yaml")),
-            "case {i}: {err}"
-        );
+        assert!(err.contains(expect.as_str()) && err.contains(&format!("bad{i}.yaml")), "case {i}: {err}");
     }
     // A pattern reached through a symbolic link leading outside is refused too.
     let outside = tempfile::tempdir().unwrap();
-    std::fs::write(
-        outside.path().join("p.npy"),
-        npy_f32_bytes(&[1, 4, 4], &[0.1; 16]),
-    )
-    .unwrap();
+    std::fs::write(outside.path().join("p.npy"), npy_f32_bytes(&[1, 4, 4], &[0.1; 16])).unwrap();
     std::os::unix::fs::symlink(outside.path().join("p.npy"), dir.path().join("link.npy")).unwrap();
-    let yaml = "name: p\ntype: pattern\nimage: {channels: 1, height: 4, width: 4}\nintensity: 1.0\npattern: link.npy\n".to_string();
-    let err = TriggerSpec::load(&write(dir.path(), "link.yaml", &yaml))
-        .unwrap_err()
+    let yaml = "name: p\ntype: pattern\nimage: {channels: 1, height: 4, width: 4}\nintensity: 1.0\npattern: link.npy\n"
         .to_string();
+    let err = TriggerSpec::load(&write(dir.path(), "link.yaml", &yaml)).unwrap_err().to_string();
     assert!(err.contains("leads outside"), "{err}");
 }
 

@@ -4,8 +4,7 @@
 
 use aegis_audit::attack::{AttackError, GradOutput, GradientModel};
 use aegis_audit::detect::neural_cleanse::{
-    flag_outliers, run_neural_cleanse, trigger_gradient, CostSchedule, EarlyStop,
-    NeuralCleanseParams, TanhTrigger,
+    flag_outliers, run_neural_cleanse, trigger_gradient, CostSchedule, EarlyStop, NeuralCleanseParams, TanhTrigger,
 };
 use aegis_audit::detect::DetectError;
 use rand::SeedableRng;
@@ -25,9 +24,7 @@ impl Linear {
         let d = shape.0 * shape.1 * shape.2;
         let mut s = seed;
         let mut next = || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
         };
         let w = (0..k * d).map(|_| 4.0 * next()).collect();
@@ -48,22 +45,12 @@ impl GradientModel for Linear {
     }
     fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, AttackError> {
         let (k, d) = (self.k, self.shape.0 * self.shape.1 * self.shape.2);
-        let mut out = GradOutput {
-            logits: vec![0.0; n * k],
-            loss: vec![0.0; n],
-            grad: vec![0.0; n * d],
-            features: vec![],
-        };
+        let mut out =
+            GradOutput { logits: vec![0.0; n * k], loss: vec![0.0; n], grad: vec![0.0; n * d], features: vec![] };
         for i in 0..n {
             let xi = &x[i * d..(i + 1) * d];
-            let z: Vec<f64> = (0..k)
-                .map(|c| {
-                    self.b[c]
-                        + (0..d)
-                            .map(|j| self.w[c * d + j] * xi[j] as f64)
-                            .sum::<f64>()
-                })
-                .collect();
+            let z: Vec<f64> =
+                (0..k).map(|c| self.b[c] + (0..d).map(|j| self.w[c * d + j] * xi[j] as f64).sum::<f64>()).collect();
             let m = z.iter().cloned().fold(f64::MIN, f64::max);
             let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
             let s: f64 = e.iter().sum();
@@ -85,9 +72,7 @@ fn images(n: usize, d: usize, seed: u64) -> Vec<f32> {
     let mut s = seed;
     (0..n * d)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 40) as f32 / (1u64 << 24) as f32
         })
         .collect()
@@ -106,11 +91,7 @@ fn mask_and_pattern_gradient_match_finite_differences() {
     let step = trigger_gradient(&mut model, &trigger, &x, n, target, cost).unwrap();
     assert!((step.loss - (step.ce + cost * step.mask_l1)).abs() < 1e-9);
     let h = 1e-2f32;
-    let mut loss_at = |t: &TanhTrigger| {
-        trigger_gradient(&mut model, t, &x, n, target, cost)
-            .unwrap()
-            .loss
-    };
+    let mut loss_at = |t: &TanhTrigger| trigger_gradient(&mut model, t, &x, n, target, cost).unwrap().loss;
     let mut checked = 0;
     for j in 0..trigger.mask_raw.len() {
         let (mut plus, mut minus) = (trigger.clone(), trigger.clone());
@@ -138,21 +119,13 @@ fn mask_and_pattern_gradient_match_finite_differences() {
     }
     assert_eq!(checked, 12 + 24);
     // The gradient is not trivially zero.
-    assert!(step
-        .grad_mask_raw
-        .iter()
-        .chain(&step.grad_pattern_raw)
-        .any(|g| g.abs() > 1e-2));
+    assert!(step.grad_mask_raw.iter().chain(&step.grad_pattern_raw).any(|g| g.abs() > 1e-2));
 }
 
 #[test]
 fn trigger_application_is_a_convex_blend() {
     let shape = (2, 2, 2);
-    let mut t = TanhTrigger {
-        shape,
-        mask_raw: vec![0.0; 4],
-        pattern_raw: vec![0.0; 8],
-    };
+    let mut t = TanhTrigger { shape, mask_raw: vec![0.0; 4], pattern_raw: vec![0.0; 8] };
     t.mask_raw[1] = 50.0; // m = 1: pixel replaced by the pattern
     t.mask_raw[2] = -50.0; // m = 0: pixel kept
     t.pattern_raw[1] = 50.0; // p = 1 in channel 0
@@ -229,11 +202,7 @@ fn cost_schedule_follows_the_reference_rules() {
     assert!(s.up_flag && s.down_flag);
 
     // Starting at the initial cost (no reset to zero): failures only lower it.
-    let p = NeuralCleanseParams {
-        reset_cost_to_zero: false,
-        patience: 2,
-        ..NeuralCleanseParams::default()
-    };
+    let p = NeuralCleanseParams { reset_cost_to_zero: false, patience: 2, ..NeuralCleanseParams::default() };
     let mut s = CostSchedule::new(&p);
     assert_eq!(s.cost(), 1e-3);
     s.update(0.0);
@@ -242,11 +211,7 @@ fn cost_schedule_follows_the_reference_rules() {
 
 #[test]
 fn early_stop_waits_for_both_directions_and_patience() {
-    let p = NeuralCleanseParams {
-        patience: 1,
-        reset_cost_to_zero: false,
-        ..NeuralCleanseParams::default()
-    };
+    let p = NeuralCleanseParams { patience: 1, reset_cost_to_zero: false, ..NeuralCleanseParams::default() };
     let mut s = CostSchedule::new(&p);
     let mut e = EarlyStop::new(3);
     // No successful mask yet: never stops.
@@ -277,12 +242,7 @@ fn backdoored_model() -> Linear {
         }
     }
     w[3 * d + 63] = 25.0;
-    Linear {
-        shape: (1, 8, 8),
-        k,
-        w,
-        b: vec![0.0; k],
-    }
+    Linear { shape: (1, 8, 8), k, w, b: vec![0.0; k] }
 }
 
 /// Uniform noise images with pixel 63 at 0; labels i % 10 (only their count matters).
@@ -295,13 +255,7 @@ fn noise_images(n: usize) -> (Vec<f32>, Vec<i64>) {
 }
 
 fn small_params() -> NeuralCleanseParams {
-    NeuralCleanseParams {
-        images: 40,
-        batch_size: 20,
-        epochs: 60,
-        seed: 3,
-        ..NeuralCleanseParams::default()
-    }
+    NeuralCleanseParams { images: 40, batch_size: 20, epochs: 60, seed: 3, ..NeuralCleanseParams::default() }
 }
 
 #[test]
@@ -313,49 +267,25 @@ fn planted_one_pixel_backdoor_is_flagged() {
     for t in &r.classes {
         eprintln!(
             "class {}: |m|1 {:.3} index {:.2} success {:.2} reached {} epochs {} cost {:.2e}",
-            t.class,
-            t.mask_l1,
-            t.anomaly_index,
-            t.success_rate,
-            t.reached_target,
-            t.epochs_run,
-            t.final_cost
+            t.class, t.mask_l1, t.anomaly_index, t.success_rate, t.reached_target, t.epochs_run, t.final_cost
         );
     }
-    assert_eq!(
-        r.flagged,
-        vec![3],
-        "median {} mad {}",
-        r.median_l1,
-        r.mad_l1
-    );
+    assert_eq!(r.flagged, vec![3], "median {} mad {}", r.median_l1, r.mad_l1);
     // The kept trigger is the mask after an epoch whose average success reached the target (the
     // reference code's rule), so its own success can be lower where λ oscillates at the boundary.
-    assert!(r
-        .classes
-        .iter()
-        .all(|t| t.reached_target && t.success_rate >= 0.7));
+    assert!(r.classes.iter().all(|t| t.reached_target && t.success_rate >= 0.7));
     assert!(r.classes[3].success_rate >= 0.99);
     assert!(r.classes[3].mask_l1 < 0.5 * r.median_l1);
     assert!(r.classes[3].anomaly_index > 2.0);
     assert_eq!(r.images_used, 40);
     assert_eq!(r.classes.len(), 10);
-    assert_eq!(
-        epochs,
-        r.classes.iter().map(|t| t.epochs_run).sum::<usize>()
-    );
+    assert_eq!(epochs, r.classes.iter().map(|t| t.epochs_run).sum::<usize>());
     assert!(r.gradient_evaluations >= epochs * 2);
     let t = &r.classes[3];
     assert_eq!((t.mask.len(), t.pattern.len()), (64, 64));
-    assert!(t
-        .mask
-        .iter()
-        .chain(&t.pattern)
-        .all(|v| (0.0..=1.0).contains(v)));
+    assert!(t.mask.iter().chain(&t.pattern).all(|v| (0.0..=1.0).contains(v)));
     // The reversed trigger for class 3 uses pixel 63 with a bright pattern.
-    let top = (0..64)
-        .max_by(|&a, &b| t.mask[a].total_cmp(&t.mask[b]))
-        .unwrap();
+    let top = (0..64).max_by(|&a, &b| t.mask[a].total_cmp(&t.mask[b])).unwrap();
     assert_eq!(top, 63);
     assert!(t.pattern[63] > 0.5);
     // The result serialises.
@@ -370,21 +300,10 @@ fn clean_model_flags_nothing_and_runs_are_deterministic() {
     let (x, y) = noise_images(60);
     let p = small_params();
     let a = run_neural_cleanse(&mut model, &x, &y, &p, |_, _| {}).unwrap();
-    assert!(
-        a.flagged.is_empty(),
-        "{:?}",
-        a.classes.iter().map(|t| t.mask_l1).collect::<Vec<_>>()
-    );
+    assert!(a.flagged.is_empty(), "{:?}", a.classes.iter().map(|t| t.mask_l1).collect::<Vec<_>>());
     let b = run_neural_cleanse(&mut model, &x, &y, &p, |_, _| {}).unwrap();
     assert_eq!(a, b);
-    let c = run_neural_cleanse(
-        &mut model,
-        &x,
-        &y,
-        &NeuralCleanseParams { seed: 4, ..p },
-        |_, _| {},
-    )
-    .unwrap();
+    let c = run_neural_cleanse(&mut model, &x, &y, &NeuralCleanseParams { seed: 4, ..p }, |_, _| {}).unwrap();
     assert_ne!(a.classes[0].mask, c.classes[0].mask);
 }
 
@@ -394,99 +313,21 @@ fn bad_input_and_parameters_are_errors() {
     let (x, y) = noise_images(10);
     let p = small_params();
     let err = run_neural_cleanse(&mut model, &x[..100], &y, &p, |_, _| {}).unwrap_err();
-    assert!(
-        matches!(err, DetectError::NoData(_)) && err.to_string().contains("100 image values"),
-        "{err}"
-    );
-    assert!(matches!(
-        run_neural_cleanse(&mut model, &[], &[], &p, |_, _| {}),
-        Err(DetectError::NoData(_))
-    ));
+    assert!(matches!(err, DetectError::NoData(_)) && err.to_string().contains("100 image values"), "{err}");
+    assert!(matches!(run_neural_cleanse(&mut model, &[], &[], &p, |_, _| {}), Err(DetectError::NoData(_))));
     for (bad, name) in [
-        (
-            NeuralCleanseParams {
-                images: 0,
-                ..p.clone()
-            },
-            "images",
-        ),
-        (
-            NeuralCleanseParams {
-                batch_size: 0,
-                ..p.clone()
-            },
-            "batch_size",
-        ),
-        (
-            NeuralCleanseParams {
-                epochs: 0,
-                ..p.clone()
-            },
-            "epochs",
-        ),
-        (
-            NeuralCleanseParams {
-                init_cost: -1.0,
-                ..p.clone()
-            },
-            "init_cost",
-        ),
-        (
-            NeuralCleanseParams {
-                target_success: 1.5,
-                ..p.clone()
-            },
-            "target_success",
-        ),
-        (
-            NeuralCleanseParams {
-                patience: 0,
-                ..p.clone()
-            },
-            "patience",
-        ),
-        (
-            NeuralCleanseParams {
-                cost_up: 1.0,
-                ..p.clone()
-            },
-            "cost_up",
-        ),
-        (
-            NeuralCleanseParams {
-                cost_down: f64::NAN,
-                ..p.clone()
-            },
-            "cost_down",
-        ),
-        (
-            NeuralCleanseParams {
-                lr: 0.0,
-                ..p.clone()
-            },
-            "lr",
-        ),
-        (
-            NeuralCleanseParams {
-                beta2: 1.0,
-                ..p.clone()
-            },
-            "beta2",
-        ),
-        (
-            NeuralCleanseParams {
-                adam_eps: 0.0,
-                ..p.clone()
-            },
-            "adam_eps",
-        ),
-        (
-            NeuralCleanseParams {
-                anomaly_threshold: -1.0,
-                ..p.clone()
-            },
-            "anomaly_threshold",
-        ),
+        (NeuralCleanseParams { images: 0, ..p.clone() }, "images"),
+        (NeuralCleanseParams { batch_size: 0, ..p.clone() }, "batch_size"),
+        (NeuralCleanseParams { epochs: 0, ..p.clone() }, "epochs"),
+        (NeuralCleanseParams { init_cost: -1.0, ..p.clone() }, "init_cost"),
+        (NeuralCleanseParams { target_success: 1.5, ..p.clone() }, "target_success"),
+        (NeuralCleanseParams { patience: 0, ..p.clone() }, "patience"),
+        (NeuralCleanseParams { cost_up: 1.0, ..p.clone() }, "cost_up"),
+        (NeuralCleanseParams { cost_down: f64::NAN, ..p.clone() }, "cost_down"),
+        (NeuralCleanseParams { lr: 0.0, ..p.clone() }, "lr"),
+        (NeuralCleanseParams { beta2: 1.0, ..p.clone() }, "beta2"),
+        (NeuralCleanseParams { adam_eps: 0.0, ..p.clone() }, "adam_eps"),
+        (NeuralCleanseParams { anomaly_threshold: -1.0, ..p.clone() }, "anomaly_threshold"),
     ] {
         let err = bad.check().unwrap_err().to_string();
         assert!(err.contains(name), "{err}");
@@ -497,10 +338,7 @@ fn bad_input_and_parameters_are_errors() {
 #[test]
 fn params_from_yaml_style_json_with_defaults_and_unknown_fields() {
     let p: NeuralCleanseParams = serde_json::from_str(r#"{"epochs": 7, "seed": 9}"#).unwrap();
-    assert_eq!(
-        (p.epochs, p.seed, p.batch_size),
-        (7, 9, NeuralCleanseParams::default().batch_size)
-    );
+    assert_eq!((p.epochs, p.seed, p.batch_size), (7, 9, NeuralCleanseParams::default().batch_size));
     let err = serde_json::from_str::<NeuralCleanseParams>(r#"{"epoch": 7}"#).unwrap_err();
     assert!(err.to_string().contains("epoch"), "{err}");
     assert!(NeuralCleanseParams::default().check().is_ok());

@@ -98,9 +98,7 @@ fn params() -> ReachParams {
 #[test]
 fn shortcut_class_is_flagged_at_the_expected_budget() {
     let (images, labels) = dataset();
-    let mut model = Linear {
-        shortcut: Some((3, 100.0)),
-    };
+    let mut model = Linear { shortcut: Some((3, 100.0)) };
     let p = params();
     let r = run_reach(&mut model, &images, &labels, &p, |_| {}).unwrap();
     // ε = 0.25 reaches nothing but the shortcut (median 0); ε = 0.5 reaches the u = 0.6 sources.
@@ -118,10 +116,7 @@ fn shortcut_class_is_flagged_at_the_expected_budget() {
     for ex in &c3.evidence {
         assert_ne!(ex.source_label, 3);
         assert!(ex.l2 <= 0.5 + 1e-4, "perturbation {} over budget", ex.l2);
-        assert!(
-            ex.image[TRIGGER] > 0.0,
-            "the shortcut goes through the trigger pixel"
-        );
+        assert!(ex.image[TRIGGER] > 0.0, "the shortcut goes through the trigger pixel");
     }
     for c in (0..CLASSES).filter(|&c| c != 3) {
         let rate = r.classes[c].rate;
@@ -139,52 +134,20 @@ fn clean_model_flags_nothing() {
     let mut model = Linear { shortcut: None };
     let r = run_reach(&mut model, &images, &labels, &params(), |_| {}).unwrap();
     assert_eq!(r.eps, 0.5);
-    assert!(
-        r.flagged().is_empty(),
-        "flagged {:?} with rates {:?}",
-        r.flagged(),
-        r.rates()
-    );
+    assert!(r.flagged().is_empty(), "flagged {:?} with rates {:?}", r.flagged(), r.rates());
     assert!(r.classes.iter().all(|c| c.attempts == 30 && !c.flagged));
 }
 
 #[test]
 fn runs_are_reproducible_and_seeded() {
     let (images, labels) = dataset();
-    let a = run_reach(
-        &mut Linear { shortcut: None },
-        &images,
-        &labels,
-        &params(),
-        |_| {},
-    )
-    .unwrap();
-    let b = run_reach(
-        &mut Linear { shortcut: None },
-        &images,
-        &labels,
-        &params(),
-        |_| {},
-    )
-    .unwrap();
+    let a = run_reach(&mut Linear { shortcut: None }, &images, &labels, &params(), |_| {}).unwrap();
+    let b = run_reach(&mut Linear { shortcut: None }, &images, &labels, &params(), |_| {}).unwrap();
     assert_eq!(a, b);
-    let other = ReachParams {
-        seed: 8,
-        ..params()
-    };
-    let c = run_reach(
-        &mut Linear { shortcut: None },
-        &images,
-        &labels,
-        &other,
-        |_| {},
-    )
-    .unwrap();
+    let other = ReachParams { seed: 8, ..params() };
+    let c = run_reach(&mut Linear { shortcut: None }, &images, &labels, &other, |_| {}).unwrap();
     let src = |r: &aegis_audit::detect::reach::ReachResult| {
-        r.classes
-            .iter()
-            .flat_map(|c| c.evidence.iter().map(|e| e.source_index))
-            .collect::<Vec<_>>()
+        r.classes.iter().flat_map(|c| c.evidence.iter().map(|e| e.source_index)).collect::<Vec<_>>()
     };
     assert_ne!(src(&a), src(&c), "another seed draws other sources");
 }
@@ -193,39 +156,13 @@ fn runs_are_reproducible_and_seeded() {
 fn budget_outcomes_at_the_ends_of_the_sweep() {
     let (images, labels) = dataset();
     // Every budget too small: the largest is used.
-    let small = ReachParams {
-        eps_sweep: vec![0.05, 0.1],
-        ..params()
-    };
-    let r = run_reach(
-        &mut Linear { shortcut: None },
-        &images,
-        &labels,
-        &small,
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(
-        (r.budget, r.eps, r.sweep.len()),
-        (BudgetOutcome::NeverReached, 0.1, 2)
-    );
+    let small = ReachParams { eps_sweep: vec![0.05, 0.1], ..params() };
+    let r = run_reach(&mut Linear { shortcut: None }, &images, &labels, &small, |_| {}).unwrap();
+    assert_eq!((r.budget, r.eps, r.sweep.len()), (BudgetOutcome::NeverReached, 0.1, 2));
     // Already saturated at the smallest budget.
-    let large = ReachParams {
-        eps_sweep: vec![2.0, 4.0],
-        ..params()
-    };
-    let r = run_reach(
-        &mut Linear { shortcut: None },
-        &images,
-        &labels,
-        &large,
-        |_| {},
-    )
-    .unwrap();
-    assert_eq!(
-        (r.budget, r.eps, r.sweep.len()),
-        (BudgetOutcome::AtSmallest, 2.0, 1)
-    );
+    let large = ReachParams { eps_sweep: vec![2.0, 4.0], ..params() };
+    let r = run_reach(&mut Linear { shortcut: None }, &images, &labels, &large, |_| {}).unwrap();
+    assert_eq!((r.budget, r.eps, r.sweep.len()), (BudgetOutcome::AtSmallest, 2.0, 1));
     assert!(r.rates().iter().all(|&x| x == 1.0));
     assert!(r.flagged().is_empty());
 }
@@ -234,24 +171,11 @@ fn budget_outcomes_at_the_ends_of_the_sweep() {
 fn progress_reports_each_stage() {
     let (images, labels) = dataset();
     let mut seen = Vec::new();
-    run_reach(
-        &mut Linear { shortcut: None },
-        &images,
-        &labels,
-        &params(),
-        |p| seen.push(p),
-    )
-    .unwrap();
+    run_reach(&mut Linear { shortcut: None }, &images, &labels, &params(), |p| seen.push(p)).unwrap();
     let last_sweep = seen.iter().rfind(|p| p.sweep).unwrap();
-    assert_eq!(
-        (last_sweep.eps, last_sweep.done, last_sweep.total),
-        (0.5, 80, 80)
-    );
+    assert_eq!((last_sweep.eps, last_sweep.done, last_sweep.total), (0.5, 80, 80));
     let last = seen.last().unwrap();
-    assert_eq!(
-        (last.sweep, last.eps, last.done, last.total),
-        (false, 0.5, 160, 160)
-    );
+    assert_eq!((last.sweep, last.eps, last.done, last.total), (false, 0.5, 160, 160));
 }
 
 #[test]
@@ -286,11 +210,7 @@ fn flag_rule_hand_worked() {
     assert_eq!(d.flagged, vec![3]);
 
     // The index threshold alone: index 2 / 1.4826 ≈ 1.35 with a gap rule that would pass.
-    let lenient = ReachParams {
-        min_gap: 0.0,
-        min_ratio: 1.0,
-        ..p.clone()
-    };
+    let lenient = ReachParams { min_gap: 0.0, min_ratio: 1.0, ..p.clone() };
     let d = flag_classes(&[0.1, 0.2, 0.3, 0.4, 0.5], &lenient).unwrap();
     assert!(d.flagged.is_empty());
     // All equal: MAD 0, nothing off the median, nothing flagged.
@@ -302,121 +222,27 @@ fn flag_rule_hand_worked() {
 #[test]
 fn each_parameter_rule_is_checked() {
     let bad: Vec<(&str, ReachParams)> = vec![
-        (
-            "images_per_class",
-            ReachParams {
-                images_per_class: 0,
-                ..params()
-            },
-        ),
-        (
-            "sweep_images_per_class",
-            ReachParams {
-                sweep_images_per_class: 0,
-                ..params()
-            },
-        ),
-        (
-            "sweep_images_per_class",
-            ReachParams {
-                sweep_images_per_class: 31,
-                ..params()
-            },
-        ),
-        (
-            "steps",
-            ReachParams {
-                steps: 0,
-                ..params()
-            },
-        ),
-        (
-            "step_factor",
-            ReachParams {
-                step_factor: 0.0,
-                ..params()
-            },
-        ),
-        (
-            "step_factor",
-            ReachParams {
-                step_factor: f32::NAN,
-                ..params()
-            },
-        ),
-        (
-            "eps_sweep",
-            ReachParams {
-                eps_sweep: vec![],
-                ..params()
-            },
-        ),
-        (
-            "eps_sweep",
-            ReachParams {
-                eps_sweep: vec![0.5, -1.0],
-                ..params()
-            },
-        ),
-        (
-            "eps_sweep",
-            ReachParams {
-                eps_sweep: vec![1.0, 0.5],
-                ..params()
-            },
-        ),
-        (
-            "median_level",
-            ReachParams {
-                median_level: 0.0,
-                ..params()
-            },
-        ),
-        (
-            "median_level",
-            ReachParams {
-                median_level: 1.0,
-                ..params()
-            },
-        ),
-        (
-            "anomaly_threshold",
-            ReachParams {
-                anomaly_threshold: -1.0,
-                ..params()
-            },
-        ),
-        (
-            "min_ratio",
-            ReachParams {
-                min_ratio: 0.5,
-                ..params()
-            },
-        ),
-        (
-            "min_gap",
-            ReachParams {
-                min_gap: 1.5,
-                ..params()
-            },
-        ),
-        (
-            "batch_size",
-            ReachParams {
-                batch_size: 0,
-                ..params()
-            },
-        ),
+        ("images_per_class", ReachParams { images_per_class: 0, ..params() }),
+        ("sweep_images_per_class", ReachParams { sweep_images_per_class: 0, ..params() }),
+        ("sweep_images_per_class", ReachParams { sweep_images_per_class: 31, ..params() }),
+        ("steps", ReachParams { steps: 0, ..params() }),
+        ("step_factor", ReachParams { step_factor: 0.0, ..params() }),
+        ("step_factor", ReachParams { step_factor: f32::NAN, ..params() }),
+        ("eps_sweep", ReachParams { eps_sweep: vec![], ..params() }),
+        ("eps_sweep", ReachParams { eps_sweep: vec![0.5, -1.0], ..params() }),
+        ("eps_sweep", ReachParams { eps_sweep: vec![1.0, 0.5], ..params() }),
+        ("median_level", ReachParams { median_level: 0.0, ..params() }),
+        ("median_level", ReachParams { median_level: 1.0, ..params() }),
+        ("anomaly_threshold", ReachParams { anomaly_threshold: -1.0, ..params() }),
+        ("min_ratio", ReachParams { min_ratio: 0.5, ..params() }),
+        ("min_gap", ReachParams { min_gap: 1.5, ..params() }),
+        ("batch_size", ReachParams { batch_size: 0, ..params() }),
     ];
     let (images, labels) = dataset();
     for (name, p) in bad {
         let err = p.check().unwrap_err();
-        assert!(
-            err.to_string().contains(&format!("reach.{name}")),
-            "{name}: {err}"
-        );
-        let err =
-            run_reach(&mut Linear { shortcut: None }, &images, &labels, &p, |_| {}).unwrap_err();
+        assert!(err.to_string().contains(&format!("reach.{name}")), "{name}: {err}");
+        let err = run_reach(&mut Linear { shortcut: None }, &images, &labels, &p, |_| {}).unwrap_err();
         assert!(matches!(err, DetectError::InvalidParam(_)), "{name}: {err}");
     }
     assert!(ReachParams::default().check().is_ok());
@@ -427,38 +253,20 @@ fn bad_inputs_are_named() {
     let (images, labels) = dataset();
     let mut m = Linear { shortcut: None };
     let err = run_reach(&mut m, &images[..DIM * 3], &labels, &params(), |_| {}).unwrap_err();
-    assert!(
-        err.to_string().contains("36 image values for 320 labels"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("36 image values for 320 labels"), "{err}");
     let mut bad_labels = labels.clone();
     bad_labels[5] = 9;
     let err = run_reach(&mut m, &images, &bad_labels, &params(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("label 9 outside 0..8"), "{err}");
     // Only class 0 images: nothing to attack toward class 0.
-    let err = run_reach(
-        &mut m,
-        &images[..40 * DIM],
-        &labels[..40],
-        &params(),
-        |_| {},
-    )
-    .unwrap_err();
+    let err = run_reach(&mut m, &images[..40 * DIM], &labels[..40], &params(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("other than 0"), "{err}");
 }
 
 #[test]
 fn params_round_trip_through_yaml_with_defaults() {
-    let p: ReachParams =
-        serde_saphyr::from_str("images_per_class: 40\nmedian_level: 0.05\n").unwrap();
-    assert_eq!(
-        p,
-        ReachParams {
-            images_per_class: 40,
-            median_level: 0.05,
-            ..ReachParams::default()
-        }
-    );
+    let p: ReachParams = serde_saphyr::from_str("images_per_class: 40\nmedian_level: 0.05\n").unwrap();
+    assert_eq!(p, ReachParams { images_per_class: 40, median_level: 0.05, ..ReachParams::default() });
     assert_eq!(p.eps_sweep.len(), 9);
     assert!((p.eps_sweep[8] - 4.0).abs() < 1e-5);
     assert!(serde_saphyr::from_str::<ReachParams>("images_per_clas: 40\n").is_err());
@@ -477,35 +285,16 @@ fn zoo_robust_clean_end_to_end() {
 
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     runtime::init(None).unwrap_or_else(|e| panic!("{e}"));
-    let config = SessionConfig {
-        intra_threads: 1,
-        ..SessionConfig::default()
-    };
+    let config = SessionConfig { intra_threads: 1, ..SessionConfig::default() };
     let bytes = std::fs::read(root.join("zoo/robust_clean_s0.onnx")).unwrap();
     let model = ModelProto::decode(bytes.as_slice()).unwrap();
     let g = model.graph.as_ref().unwrap();
     let input = g.input[0].name.clone().unwrap();
     let logits = g.output[0].name.clone().unwrap();
-    let spec = GradSpec {
-        input,
-        features: logits.clone(),
-        logits,
-    };
-    let graph = grad::build_probed(
-        &model,
-        &spec,
-        &mut RuntimeProbe {
-            config: config.clone(),
-        },
-    )
-    .unwrap();
+    let spec = GradSpec { input, features: logits.clone(), logits };
+    let graph = grad::build_probed(&model, &spec, &mut RuntimeProbe { config: config.clone() }).unwrap();
     let mut gm = OnnxGradModel::new(&graph.encode_to_vec(), (1, 28, 28), &config).unwrap();
-    let data = load_dataset(
-        &root.join("mnist-subset"),
-        Split::Test,
-        ImageShape::new(1, 28, 28),
-    )
-    .unwrap();
+    let data = load_dataset(&root.join("mnist-subset"), Split::Test, ImageShape::new(1, 28, 28)).unwrap();
     let p = ReachParams {
         images_per_class: 10,
         sweep_images_per_class: 10,
@@ -520,19 +309,9 @@ fn zoo_robust_clean_end_to_end() {
     assert_eq!(r.budget, BudgetOutcome::Found);
     assert!(r.eps > 0.5);
     assert!(r.decision.median_rate >= 0.1);
-    assert!(
-        r.flagged().is_empty(),
-        "flagged {:?}: rates {:?}",
-        r.flagged(),
-        r.rates()
-    );
+    assert!(r.flagged().is_empty(), "flagged {:?}: rates {:?}", r.flagged(), r.rates());
     for ex in r.classes.iter().flat_map(|c| c.evidence.iter()) {
-        assert!(
-            ex.l2 <= r.eps * 1.001,
-            "perturbation {} over ε {}",
-            ex.l2,
-            r.eps
-        );
+        assert!(ex.l2 <= r.eps * 1.001, "perturbation {} over ε {}", ex.l2, r.eps);
         assert_eq!(ex.image.len(), 784);
     }
     // Clean predictions (10 batches of 100), then 31 evaluations per budget tried (100 images each).

@@ -11,10 +11,7 @@ use aegis_audit::runtime::Session;
 fn export_grad_writes_a_model_onnx_runtime_opens() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.grad.onnx");
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/grad/resnet_block.onnx"
-    );
+    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/grad/resnet_block.onnx");
     let st = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
         .args(["export-grad", model, "-o"])
         .arg(&out)
@@ -35,11 +32,7 @@ fn export_grad_of_a_non_onnx_file_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.onnx");
     std::fs::write(&bad, b"not a model").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
-        .args(["export-grad"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aegis-audit")).args(["export-grad"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.onnx"));
 }

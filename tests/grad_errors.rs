@@ -9,35 +9,18 @@ use aegis_audit::onnx::proto::ModelProto;
 /// img → Erf (unsupported) → Flatten → Gemm; shapes filled in by hand (no ONNX Runtime needed).
 fn model_with(op: &str, opset: i64) -> (ModelProto, GradSpec, ShapeMap) {
     let mut b = GraphBuilder::new();
-    b.input(
-        "img",
-        DataType::Float,
-        &[Dim::Param("N".into()), Dim::Fixed(4)],
-    );
+    b.input("img", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(4)]);
     let h = b.op(op, &["img"], vec![]);
     let w = b.const_f32("w", &[4, 2], &[0.1; 8]);
     let logits = b.op("Gemm", &[&h, &w], vec![attr_int("transB", 0)]);
     b.output(&logits, DataType::Float, None);
     let mut shapes = ShapeMap::new();
-    let batch = TensorShape {
-        dims: vec![2, 4],
-        batch: vec![true, false],
-    };
+    let batch = TensorShape { dims: vec![2, 4], batch: vec![true, false] };
     shapes.insert("img", batch.clone());
     shapes.insert(&h, batch);
-    shapes.insert(
-        &logits,
-        TensorShape {
-            dims: vec![2, 2],
-            batch: vec![true, false],
-        },
-    );
+    shapes.insert(&logits, TensorShape { dims: vec![2, 2], batch: vec![true, false] });
     shapes.insert(&w, TensorShape::fixed(&[4, 2]));
-    let spec = GradSpec {
-        input: "img".into(),
-        logits: logits.clone(),
-        features: h,
-    };
+    let spec = GradSpec { input: "img".into(), logits: logits.clone(), features: h };
     (b.into_model("m", opset, 8), spec, shapes)
 }
 
@@ -56,22 +39,11 @@ fn supported_model_builds_with_hand_made_shapes() {
     let (m, spec, shapes) = model_with("Relu", 17);
     let g = grad::build(&m, &spec, &shapes).unwrap();
     let graph = g.graph.unwrap();
-    let outs: Vec<_> = graph
-        .output
-        .iter()
-        .map(|o| o.name.clone().unwrap())
-        .collect();
+    let outs: Vec<_> = graph.output.iter().map(|o| o.name.clone().unwrap()).collect();
     assert_eq!(outs, ["logits", "features", "loss", "grad"]);
-    let ins: Vec<_> = graph
-        .input
-        .iter()
-        .map(|o| o.name.clone().unwrap())
-        .collect();
+    let ins: Vec<_> = graph.input.iter().map(|o| o.name.clone().unwrap()).collect();
     assert_eq!(ins, ["x", "y"]);
-    assert!(graph
-        .node
-        .iter()
-        .all(|n| !n.input.iter().any(|i| i == "img")));
+    assert!(graph.node.iter().all(|n| !n.input.iter().any(|i| i == "img")));
     assert_eq!(g.opset_import[0].version, Some(grad::MIN_OUTPUT_OPSET));
 }
 
@@ -79,10 +51,7 @@ fn supported_model_builds_with_hand_made_shapes() {
 fn opset_below_11_is_rejected_with_the_reason() {
     let (m, spec, shapes) = model_with("Relu", 9);
     let msg = grad::build(&m, &spec, &shapes).unwrap_err().to_string();
-    assert!(
-        msg.contains("opset 9") && msg.contains("re-export"),
-        "{msg}"
-    );
+    assert!(msg.contains("opset 9") && msg.contains("re-export"), "{msg}");
 }
 
 #[test]
@@ -109,26 +78,11 @@ fn missing_shape_is_an_error_not_a_panic() {
     // Relu needs no shapes, Gemm neither: the build succeeds without any.
     assert!(err.is_ok());
     let mut b = GraphBuilder::new();
-    b.input(
-        "img",
-        DataType::Float,
-        &[
-            Dim::Param("N".into()),
-            Dim::Fixed(1),
-            Dim::Fixed(4),
-            Dim::Fixed(4),
-        ],
-    );
+    b.input("img", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(1), Dim::Fixed(4), Dim::Fixed(4)]);
     let w = b.const_f32("w", &[1, 1, 3, 3], &[0.1; 9]);
     let h = b.op("Conv", &["img", &w], vec![]);
-    let spec = GradSpec {
-        input: "img".into(),
-        logits: h.clone(),
-        features: h,
-    };
+    let spec = GradSpec { input: "img".into(), logits: h.clone(), features: h };
     let m = b.into_model("m", 17, 8);
-    let msg = grad::build(&m, &spec, &ShapeMap::new())
-        .unwrap_err()
-        .to_string();
+    let msg = grad::build(&m, &spec, &ShapeMap::new()).unwrap_err().to_string();
     assert!(msg.contains("no static shape"), "{msg}");
 }

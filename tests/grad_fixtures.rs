@@ -34,28 +34,15 @@ struct GradCheck {
 /// as the logits here: they play no part in the gradient.
 fn spec_of(model: &ModelProto) -> GradSpec {
     let g = model.graph.as_ref().unwrap();
-    let inits: Vec<&str> = g
-        .initializer
-        .iter()
-        .filter_map(|t| t.name.as_deref())
-        .collect();
-    let input = g
-        .input
-        .iter()
-        .filter_map(|v| v.name.clone())
-        .find(|n| !inits.contains(&n.as_str()))
-        .unwrap();
+    let inits: Vec<&str> = g.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+    let input = g.input.iter().filter_map(|v| v.name.clone()).find(|n| !inits.contains(&n.as_str())).unwrap();
     let mut logits = g.output[0].name.clone().unwrap();
     if let Some(n) = g.node.iter().find(|n| n.output.first() == Some(&logits)) {
         if matches!(n.op_type.as_deref(), Some("Softmax" | "LogSoftmax")) {
             logits = n.input[0].clone();
         }
     }
-    GradSpec {
-        input,
-        features: logits.clone(),
-        logits,
-    }
+    GradSpec { input, features: logits.clone(), logits }
 }
 
 fn fixtures() -> Vec<PathBuf> {
@@ -79,10 +66,7 @@ fn fixtures() -> Vec<PathBuf> {
 #[test]
 fn gradients_match_pytorch_autograd_on_every_fixture() {
     let files = fixtures();
-    assert!(
-        files.len() >= 3,
-        "expected the fixtures/grad/*.gradcheck.json files, found {files:?}"
-    );
+    assert!(files.len() >= 3, "expected the fixtures/grad/*.gradcheck.json files, found {files:?}");
     for f in files {
         let chk: GradCheck = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
         let mpath = f.parent().unwrap().join(&chk.model);
@@ -90,19 +74,14 @@ fn gradients_match_pytorch_autograd_on_every_fixture() {
         let spec = spec_of(&model);
         let g = grad_model(&model, &spec).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let x: Vec<f32> = chk.x.iter().map(|&v| v as f32).collect();
-        let out = eval_grad(&g, &chk.shape, &x, &chk.y)
-            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        let out = eval_grad(&g, &chk.shape, &x, &chk.y).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let to64 = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<_>>();
         let (eg, el, es) = (
             rel_err(&to64(&out.grad), &chk.grad),
             rel_err(&to64(&out.logits), &chk.logits),
-            rel_err(&to64(&out.loss), &chk.loss)
-                * chk.loss.iter().map(|v| v * v).sum::<f64>().sqrt().min(1.0),
+            rel_err(&to64(&out.loss), &chk.loss) * chk.loss.iter().map(|v| v * v).sum::<f64>().sqrt().min(1.0),
         );
-        eprintln!(
-            "{}: grad {eg:.2e}, logits {el:.2e}, loss {es:.2e}",
-            f.display()
-        );
+        eprintln!("{}: grad {eg:.2e}, logits {el:.2e}, loss {es:.2e}", f.display());
         assert_eq!(out.grad_shape, chk.shape, "{}", f.display());
         assert!(el < 1e-4, "{}: logits relative error {el:.3e}", f.display());
         assert!(es < 1e-4, "{}: loss relative error {es:.3e}", f.display());

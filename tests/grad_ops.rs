@@ -35,12 +35,7 @@ impl Case {
         let v: Vec<f32> = (0..n).map(|_| self.rng.gen_range(lo..hi)).collect();
         self.b.const_f32(hint, dims, &v)
     }
-    fn op(
-        &mut self,
-        op: &str,
-        ins: &[&str],
-        attrs: Vec<aegis_audit::onnx::proto::AttributeProto>,
-    ) -> String {
+    fn op(&mut self, op: &str, ins: &[&str], attrs: Vec<aegis_audit::onnx::proto::AttributeProto>) -> String {
         self.b.op(op, ins, attrs)
     }
 }
@@ -63,25 +58,15 @@ fn to_model(b: GraphBuilder) -> ModelProto {
 
 /// Builds `body` on input `img` [N, C, H, W], adds the head, and checks dL/dx against finite
 /// differences. Returns the relative error.
-fn check(
-    name: &str,
-    shape: [usize; 4],
-    seed: u64,
-    body: impl FnOnce(&mut Case, &str) -> String,
-) -> f64 {
-    let mut c = Case {
-        b: GraphBuilder::new(),
-        rng: ChaCha8Rng::seed_from_u64(seed),
-    };
-    let dims: Vec<Dim> = std::iter::once(Dim::Param("N".into()))
-        .chain(shape[1..].iter().map(|&d| Dim::Fixed(d as i64)))
-        .collect();
+fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, &str) -> String) -> f64 {
+    let mut c = Case { b: GraphBuilder::new(), rng: ChaCha8Rng::seed_from_u64(seed) };
+    let dims: Vec<Dim> =
+        std::iter::once(Dim::Param("N".into())).chain(shape[1..].iter().map(|&d| Dim::Fixed(d as i64))).collect();
     c.b.input("img", DataType::Float, &dims);
     let feat = body(&mut c, "img");
     let n: usize = shape.iter().product();
     let xs: Vec<f32> = (0..n).map(|_| c.rng.gen_range(-1.0f32..1.0)).collect();
-    let x64 =
-        ArrayD::from_shape_vec(IxDyn(&shape), xs.iter().map(|&v| v as f64).collect()).unwrap();
+    let x64 = ArrayD::from_shape_vec(IxDyn(&shape), xs.iter().map(|&v| v as f64).collect()).unwrap();
     // Feature size, from the float64 evaluator.
     let mut probe = c.b.clone();
     probe.output(&feat, DataType::Float, None);
@@ -92,32 +77,18 @@ fn check(
     let bias = c.rand("bias", &[CLASSES as i64], -0.1, 0.1);
     let logits = c.op("Gemm", &[&flat, &w, &bias], vec![attr_int("transB", 1)]);
     c.b.output(&logits, DataType::Float, None);
-    let y: Vec<i64> = (0..shape[0])
-        .map(|_| c.rng.gen_range(0..CLASSES as i64))
-        .collect();
+    let y: Vec<i64> = (0..shape[0]).map(|_| c.rng.gen_range(0..CLASSES as i64)).collect();
     let model = to_model(c.b);
 
-    let spec = GradSpec {
-        input: "img".into(),
-        logits: logits.clone(),
-        features: feat,
-    };
+    let spec = GradSpec { input: "img".into(), logits: logits.clone(), features: feat };
     let g = grad_model(&model, &spec).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let out =
-        eval_grad(&g, &shape.map(|d| d as i64), &xs, &y).unwrap_or_else(|e| panic!("{name}: {e}"));
-    assert_eq!(
-        out.grad_shape,
-        shape.map(|d| d as i64).to_vec(),
-        "{name}: grad shape"
-    );
+    let out = eval_grad(&g, &shape.map(|d| d as i64), &xs, &y).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(out.grad_shape, shape.map(|d| d as i64).to_vec(), "{name}: grad shape");
 
     let loss_ref = |x: &ArrayD<f64>| ce_sum(&ref64::eval(&model, x, &logits), &y);
     let l0 = loss_ref(&x64);
     let l_graph: f64 = out.loss.iter().map(|&v| v as f64).sum();
-    assert!(
-        (l_graph - l0).abs() / l0.abs().max(1e-6) < 1e-4,
-        "{name}: loss {l_graph} vs reference {l0}"
-    );
+    assert!((l_graph - l0).abs() / l0.abs().max(1e-6) < 1e-4, "{name}: loss {l_graph} vs reference {l0}");
     let h = 1e-5;
     let mut fd = Vec::with_capacity(n);
     for i in 0..n {
@@ -155,44 +126,20 @@ const S: [usize; 4] = [3, 3, 7, 7];
 #[test]
 fn conv_strides_asymmetric_pads() {
     check("conv_strides_pads", S, 1, |c, x| {
-        conv(
-            c,
-            x,
-            3,
-            4,
-            3,
-            vec![
-                attr_ints("strides", &[2, 2]),
-                attr_ints("pads", &[1, 0, 2, 1]),
-            ],
-            1,
-        )
+        conv(c, x, 3, 4, 3, vec![attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 0, 2, 1])], 1)
     });
 }
 
 #[test]
 fn conv_dilations_groups() {
     check("conv_dilations_groups", S, 2, |c, x| {
-        conv(
-            c,
-            x,
-            3,
-            6,
-            3,
-            vec![
-                attr_ints("dilations", &[2, 1]),
-                attr_ints("pads", &[1, 1, 1, 1]),
-            ],
-            3,
-        )
+        conv(c, x, 3, 6, 3, vec![attr_ints("dilations", &[2, 1]), attr_ints("pads", &[1, 1, 1, 1])], 3)
     });
 }
 
 #[test]
 fn conv_stride_3_uneven() {
-    check("conv_stride3", S, 3, |c, x| {
-        conv(c, x, 3, 2, 2, vec![attr_ints("strides", &[3, 2])], 1)
-    });
+    check("conv_stride3", S, 3, |c, x| conv(c, x, 3, 2, 2, vec![attr_ints("strides", &[3, 2])], 1));
 }
 
 #[test]
@@ -202,11 +149,7 @@ fn batch_normalization() {
         let b = c.rand("b", &[3], -0.3, 0.3);
         let m = c.rand("m", &[3], -0.3, 0.3);
         let v = c.rand("v", &[3], 0.3, 1.5);
-        let h = c.op(
-            "BatchNormalization",
-            &[x, &s, &b, &m, &v],
-            vec![attr_float("epsilon", 1e-3)],
-        );
+        let h = c.op("BatchNormalization", &[x, &s, &b, &m, &v], vec![attr_float("epsilon", 1e-3)]);
         conv(c, &h, 3, 2, 3, vec![], 1)
     });
 }
@@ -230,9 +173,7 @@ fn relu() {
 
 #[test]
 fn leaky_relu() {
-    activation_case("leaky_relu", 6, "LeakyRelu", || {
-        vec![attr_float("alpha", 0.2)]
-    });
+    activation_case("leaky_relu", 6, "LeakyRelu", || vec![attr_float("alpha", 0.2)]);
 }
 
 #[test]
@@ -304,20 +245,9 @@ fn max_pool_overlapping_and_plain() {
         let a = c.op(
             "MaxPool",
             &[x],
-            vec![
-                attr_ints("kernel_shape", &[3, 3]),
-                attr_ints("strides", &[2, 2]),
-                attr_ints("pads", &[1, 1, 1, 1]),
-            ],
+            vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])],
         );
-        let b = c.op(
-            "MaxPool",
-            &[x],
-            vec![
-                attr_ints("kernel_shape", &[2, 2]),
-                attr_ints("strides", &[2, 2]),
-            ],
-        );
+        let b = c.op("MaxPool", &[x], vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])]);
         let bf = c.op("Flatten", &[&b], vec![]);
         let af = c.op("Flatten", &[&a], vec![]);
         c.op("Concat", &[&af, &bf], vec![attr_int("axis", 1)])
@@ -330,11 +260,7 @@ fn average_pool_pads_ceil_and_count_include_pad() {
         let a = c.op(
             "AveragePool",
             &[x],
-            vec![
-                attr_ints("kernel_shape", &[3, 3]),
-                attr_ints("strides", &[2, 2]),
-                attr_ints("pads", &[1, 1, 1, 1]),
-            ],
+            vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[2, 2]), attr_ints("pads", &[1, 1, 1, 1])],
         );
         let b = c.op(
             "AveragePool",
@@ -349,11 +275,7 @@ fn average_pool_pads_ceil_and_count_include_pad() {
         let d = c.op(
             "AveragePool",
             &[x],
-            vec![
-                attr_ints("kernel_shape", &[2, 2]),
-                attr_ints("strides", &[2, 2]),
-                attr_int("ceil_mode", 1),
-            ],
+            vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2]), attr_int("ceil_mode", 1)],
         );
         let [a, b, d] = [a, b, d].map(|t| c.op("Flatten", &[&t], vec![]));
         c.op("Concat", &[&a, &b, &d], vec![attr_int("axis", 1)])
@@ -381,11 +303,7 @@ fn reshape_transpose_matmul_gemm() {
         let m = c.op("MatMul", &[&f, &w], vec![]);
         let w2 = c.rand("gw", &[6, 5], -0.5, 0.5);
         let cc = c.rand("gc", &[5], -0.5, 0.5);
-        let g = c.op(
-            "Gemm",
-            &[&m, &w2, &cc],
-            vec![attr_float("alpha", 0.7), attr_float("beta", 1.3)],
-        );
+        let g = c.op("Gemm", &[&m, &w2, &cc], vec![attr_float("alpha", 0.7), attr_float("beta", 1.3)]);
         let w3 = c.rand("gw2", &[5, 4], -0.5, 0.5);
         // transA: (Gᵀ)ᵀ·W via a transposed input.
         let gt = c.op("Transpose", &[&g], vec![]);
@@ -398,11 +316,7 @@ fn concat_pad_identity_dropout_constant() {
     check("concat_pad_misc", S, 17, |c, x| {
         let pads = c.b.const_i64("pads", &[8], &[0, 0, 1, 2, 0, 0, 2, 0]);
         let v = c.b.const_f32("v", &[], &[0.5]);
-        let p = c.op(
-            "Pad",
-            &[x, &pads, &v],
-            vec![attr_string("mode", "constant")],
-        );
+        let p = c.op("Pad", &[x, &pads, &v], vec![attr_string("mode", "constant")]);
         let i = c.op("Identity", &[&p], vec![]);
         let d = c.op("Dropout", &[&i], vec![]);
         let k = c.b.fresh("k");
@@ -410,10 +324,7 @@ fn concat_pad_identity_dropout_constant() {
             "Constant",
             &[],
             &[&k],
-            vec![attr_tensor(
-                "value",
-                tensor_f32("kv", &[1, 3, 1, 1], &[0.5, -1.0, 2.0]),
-            )],
+            vec![attr_tensor("value", tensor_f32("kv", &[1, 3, 1, 1], &[0.5, -1.0, 2.0]))],
         );
         let m = c.op("Mul", &[&d, &k], vec![]);
         let h = conv(c, &m, 3, 2, 3, vec![], 1);
@@ -446,27 +357,8 @@ fn softmax_and_log_softmax_inside() {
 #[test]
 fn conv_auto_pad_same_upper_and_lower() {
     check("conv_auto_pad", S, 20, |c, x| {
-        let a = conv(
-            c,
-            x,
-            3,
-            2,
-            4,
-            vec![
-                attr_string("auto_pad", "SAME_UPPER"),
-                attr_ints("strides", &[2, 2]),
-            ],
-            1,
-        );
-        let b = conv(
-            c,
-            x,
-            3,
-            2,
-            2,
-            vec![attr_string("auto_pad", "SAME_LOWER")],
-            1,
-        );
+        let a = conv(c, x, 3, 2, 4, vec![attr_string("auto_pad", "SAME_UPPER"), attr_ints("strides", &[2, 2])], 1);
+        let b = conv(c, x, 3, 2, 2, vec![attr_string("auto_pad", "SAME_LOWER")], 1);
         let a = c.op("Flatten", &[&a], vec![]);
         let b = c.op("Flatten", &[&b], vec![]);
         c.op("Concat", &[&a, &b], vec![attr_int("axis", 1)])

@@ -11,11 +11,7 @@ fn human_report() {
     let path = write_model(dir.path(), "cnn.onnx", &plain_cnn());
     let out = inspect(&path, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for needle in [
         "image input      x NCHW [N, 1, 8, 8] float32",
         "logits           logits [N, 10] from Gemm 'fc'",
@@ -33,11 +29,7 @@ fn json_report_has_stable_keys() {
     let dir = tempdir();
     let path = write_model(dir.path(), "cnn.onnx", &plain_cnn());
     let out = inspect(&path, &["--json", "--feature-layer", "penultimate"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     for k in [
@@ -67,21 +59,8 @@ fn json_report_has_stable_keys() {
 fn feature_tensor_overrides_layer() {
     let dir = tempdir();
     let path = write_model(dir.path(), "cnn.onnx", &plain_cnn());
-    let out = inspect(
-        &path,
-        &[
-            "--json",
-            "--feature-layer",
-            "penultimate",
-            "--feature-tensor",
-            "p1",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = inspect(&path, &["--json", "--feature-layer", "penultimate", "--feature-tensor", "p1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["feature"]["name"], "p1");
     assert_eq!(v["feature"]["choice"], "named");
@@ -91,8 +70,5 @@ fn feature_tensor_overrides_layer() {
 fn unknown_feature_tensor_is_an_input_error() {
     let dir = tempdir();
     let path = write_model(dir.path(), "cnn.onnx", &plain_cnn());
-    assert_input_error(
-        &inspect(&path, &["--feature-tensor", "nope"]),
-        "no tensor named 'nope'",
-    );
+    assert_input_error(&inspect(&path, &["--feature-tensor", "nope"]), "no tensor named 'nope'");
 }

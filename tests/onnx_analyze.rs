@@ -7,12 +7,10 @@ mod onnx_common;
 use aegis_audit::onnx::attr::NodeExt;
 use aegis_audit::onnx::graph::Graph;
 use aegis_audit::onnx::proto::{GraphProto, ModelProto};
-use aegis_audit::onnx::{
-    analyze, decode, encode, load_model, Analysis, FeatureChoice, LoadLimits, OnnxError,
-};
+use aegis_audit::onnx::{analyze, decode, encode, load_model, Analysis, FeatureChoice, LoadLimits, OnnxError};
 use onnx_common::{
-    attr_i, attr_ints, attr_t, model, node, plain_cnn, tempdir, tensor_external, tensor_f32,
-    tensor_i64, value_info, write_model, D,
+    attr_i, attr_ints, attr_t, model, node, plain_cnn, tempdir, tensor_external, tensor_f32, tensor_i64, value_info,
+    write_model, D,
 };
 
 fn load(m: &ModelProto) -> aegis_audit::onnx::Model {
@@ -30,14 +28,7 @@ fn plain_cnn_analysis() {
     let a = run(&plain_cnn(), FeatureChoice::LastConv).unwrap();
     assert_eq!(a.image_input.name, "x");
     assert_eq!(a.image_input.layout, "NCHW");
-    assert_eq!(
-        (
-            a.image_input.channels,
-            a.image_input.height,
-            a.image_input.width
-        ),
-        (1, 8, 8)
-    );
+    assert_eq!((a.image_input.channels, a.image_input.height, a.image_input.width), (1, 8, 8));
     assert_eq!(a.logits.name, "logits");
     assert_eq!(a.logits.head_op, "Gemm");
     assert_eq!(a.logits.softmax, None);
@@ -61,13 +52,9 @@ fn penultimate_and_named_features() {
     let a = run(&plain_cnn(), FeatureChoice::Named("c1".into())).unwrap();
     assert_eq!(a.feature.name, "c1");
     assert_eq!(a.feature.choice, "named");
-    let e = run(&plain_cnn(), FeatureChoice::Named("nope".into()))
-        .unwrap_err()
-        .to_string();
+    let e = run(&plain_cnn(), FeatureChoice::Named("nope".into())).unwrap_err().to_string();
     assert!(e.contains("no tensor named 'nope'"), "{e}");
-    let e = run(&plain_cnn(), FeatureChoice::Named("w1".into()))
-        .unwrap_err()
-        .to_string();
+    let e = run(&plain_cnn(), FeatureChoice::Named("w1".into())).unwrap_err().to_string();
     assert!(e.contains("'w1' is not on the path"), "{e}");
 }
 
@@ -75,31 +62,21 @@ fn penultimate_and_named_features() {
 fn softmax_output_gives_its_input_as_logits() {
     let mut m = plain_cnn();
     let g = m.graph.as_mut().unwrap();
-    g.node.push(node(
-        "Softmax",
-        "sm",
-        &["logits"],
-        &["probs"],
-        vec![attr_i("axis", 1)],
-    ));
+    g.node.push(node("Softmax", "sm", &["logits"], &["probs"], vec![attr_i("axis", 1)]));
     g.output = vec![value_info("probs", &[D::S("N"), D::N(10)])];
     let a = run(&m, FeatureChoice::LastConv).unwrap();
     assert_eq!(a.logits.name, "logits");
     assert_eq!(a.logits.graph_output, "probs");
     assert_eq!(a.logits.softmax.as_deref(), Some("Softmax"));
     assert_eq!(a.num_classes, 10);
-    assert!(
-        !a.path_ops.contains_key("Softmax"),
-        "softmax is after the logits"
-    );
+    assert!(!a.path_ops.contains_key("Softmax"), "softmax is after the logits");
 }
 
 #[test]
 fn logits_and_softmax_both_outputs() {
     let mut m = plain_cnn();
     let g = m.graph.as_mut().unwrap();
-    g.node
-        .push(node("LogSoftmax", "lsm", &["logits"], &["logp"], vec![]));
+    g.node.push(node("LogSoftmax", "lsm", &["logits"], &["logp"], vec![]));
     g.output.push(value_info("logp", &[D::S("N"), D::N(10)]));
     let a = run(&m, FeatureChoice::LastConv).unwrap();
     assert_eq!(a.logits.name, "logits");
@@ -110,36 +87,12 @@ fn residual() -> ModelProto {
     let graph = GraphProto {
         name: Some("residual".into()),
         node: vec![
-            node(
-                "Conv",
-                "stem",
-                &["x", "w0"],
-                &["s"],
-                vec![attr_ints("pads", &[1, 1, 1, 1])],
-            ),
+            node("Conv", "stem", &["x", "w0"], &["s"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
             node("Relu", "stem_relu", &["s"], &["s_r"], vec![]),
-            node(
-                "Conv",
-                "conv_a",
-                &["s_r", "wa"],
-                &["a"],
-                vec![attr_ints("pads", &[1, 1, 1, 1])],
-            ),
-            node(
-                "BatchNormalization",
-                "bn_a",
-                &["a", "g", "b", "m", "v"],
-                &["a_bn"],
-                vec![],
-            ),
+            node("Conv", "conv_a", &["s_r", "wa"], &["a"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
+            node("BatchNormalization", "bn_a", &["a", "g", "b", "m", "v"], &["a_bn"], vec![]),
             node("Relu", "relu_a", &["a_bn"], &["a_r"], vec![]),
-            node(
-                "Conv",
-                "conv_b",
-                &["a_r", "wb"],
-                &["bb"],
-                vec![attr_ints("pads", &[1, 1, 1, 1])],
-            ),
+            node("Conv", "conv_b", &["a_r", "wb"], &["bb"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
             node("Add", "skip", &["bb", "s_r"], &["sum"], vec![]),
             node("Relu", "block_out", &["sum"], &["feat"], vec![]),
             node("GlobalAveragePool", "gap", &["feat"], &["pooled"], vec![]),
@@ -158,15 +111,9 @@ fn residual() -> ModelProto {
             tensor_f32("wf", &[4, 5]),
             tensor_f32("bf", &[5]),
         ],
-        input: vec![value_info(
-            "x",
-            &[D::S("batch"), D::N(3), D::N(16), D::N(16)],
-        )],
+        input: vec![value_info("x", &[D::S("batch"), D::N(3), D::N(16), D::N(16)])],
         output: vec![value_info("logits", &[D::S("batch"), D::N(5)])],
-        value_info: vec![value_info(
-            "feat",
-            &[D::S("batch"), D::N(4), D::N(16), D::N(16)],
-        )],
+        value_info: vec![value_info("feat", &[D::S("batch"), D::N(4), D::N(16), D::N(16)])],
         ..Default::default()
     };
     model(graph)
@@ -181,10 +128,7 @@ fn residual_block_with_global_average_pool() {
     assert_eq!(a.logits.head_node, "fc");
     assert_eq!(a.feature.name, "feat");
     assert_eq!(
-        a.feature
-            .shape
-            .as_ref()
-            .map(|s| aegis_audit::onnx::analyze::shape_string(s)),
+        a.feature.shape.as_ref().map(|s| aegis_audit::onnx::analyze::shape_string(s)),
         Some("[batch, 4, 16, 16]".to_string())
     );
     assert_eq!(a.path_ops.get("Add"), Some(&2));
@@ -198,10 +142,8 @@ fn in_graph_normalisation() {
     let mut m = plain_cnn();
     let g = m.graph.as_mut().unwrap();
     g.node[0].input[0] = "xn".into();
-    g.node
-        .insert(0, node("Sub", "sub_mean", &["x", "mean"], &["xc"], vec![]));
-    g.node
-        .insert(1, node("Div", "div_std", &["xc", "std"], &["xn"], vec![]));
+    g.node.insert(0, node("Sub", "sub_mean", &["x", "mean"], &["xc"], vec![]));
+    g.node.insert(1, node("Div", "div_std", &["xc", "std"], &["xn"], vec![]));
     g.initializer.push(tensor_f32("mean", &[1, 1, 1, 1]));
     g.initializer.push(tensor_f32("std", &[1, 1, 1, 1]));
     let a = run(&m, FeatureChoice::LastConv).unwrap();
@@ -222,27 +164,9 @@ fn torch_style_reshape_shape_ops_are_off_the_data_path() {
         flatten..=flatten,
         [
             node("Shape", "shape", &["p1"], &["sh"], vec![]),
-            node(
-                "Constant",
-                "zero",
-                &[],
-                &["zero"],
-                vec![attr_t("value", tensor_i64("", &[0]))],
-            ),
-            node(
-                "Gather",
-                "gather",
-                &["sh", "zero"],
-                &["n"],
-                vec![attr_i("axis", 0)],
-            ),
-            node(
-                "Concat",
-                "concat",
-                &["n", "minus_one"],
-                &["newshape"],
-                vec![attr_i("axis", 0)],
-            ),
+            node("Constant", "zero", &[], &["zero"], vec![attr_t("value", tensor_i64("", &[0]))]),
+            node("Gather", "gather", &["sh", "zero"], &["n"], vec![attr_i("axis", 0)]),
+            node("Concat", "concat", &["n", "minus_one"], &["newshape"], vec![attr_i("axis", 0)]),
             node("Reshape", "reshape", &["p1", "newshape"], &["f"], vec![]),
         ],
     );
@@ -287,9 +211,7 @@ fn mlp_has_no_conv_block() {
         output: vec![value_info("y", &[D::S("N"), D::N(3)])],
         ..Default::default()
     };
-    let e = run(&model(graph.clone()), FeatureChoice::LastConv)
-        .unwrap_err()
-        .to_string();
+    let e = run(&model(graph.clone()), FeatureChoice::LastConv).unwrap_err().to_string();
     assert!(e.contains("no convolutional block"), "{e}");
     let a = run(&model(graph), FeatureChoice::Penultimate).unwrap();
     assert_eq!(a.feature.name, "f");
@@ -304,12 +226,8 @@ fn external_data_inside_directory_is_inlined() {
     std::fs::create_dir(dir.path().join("data")).unwrap();
     std::fs::write(dir.path().join("data/weights.bin"), &file).unwrap();
     let mut m = plain_cnn();
-    m.graph.as_mut().unwrap().initializer[2] = tensor_external(
-        "wf",
-        &[10, 128],
-        "data/weights.bin",
-        &[("offset", "64"), ("length", "5120")],
-    );
+    m.graph.as_mut().unwrap().initializer[2] =
+        tensor_external("wf", &[10, 128], "data/weights.bin", &[("offset", "64"), ("length", "5120")]);
     let path = write_model(dir.path(), "model.onnx", &m);
     let loaded = load_model(&path, &LoadLimits::default()).unwrap();
     let t = &loaded.graph().initializer[2];
@@ -348,50 +266,28 @@ fn topological_order_of_unsorted_graph() {
 fn constant_node_values_and_attributes() {
     let mut m = plain_cnn();
     let g = m.graph.as_mut().unwrap();
-    g.node.push(node(
-        "Constant",
-        "k",
-        &[],
-        &["kk"],
-        vec![attr_ints("value_ints", &[3, 4])],
-    ));
+    g.node.push(node("Constant", "k", &[], &["kk"], vec![attr_ints("value_ints", &[3, 4])]));
     let loaded = load(&m);
     let g = Graph::new(loaded.graph());
     let k = g.constant("kk").unwrap();
-    assert_eq!(
-        aegis_audit::onnx::tensor::tensor_i64(&k).unwrap(),
-        vec![3, 4]
-    );
+    assert_eq!(aegis_audit::onnx::tensor::tensor_i64(&k).unwrap(), vec![3, 4]);
     let wf = g.constant("wf").unwrap();
-    assert_eq!(
-        aegis_audit::onnx::tensor::tensor_f32(&wf).unwrap().len(),
-        1280
-    );
+    assert_eq!(aegis_audit::onnx::tensor::tensor_f32(&wf).unwrap().len(), 1280);
 
     let pool = g.node(g.producer("p1").unwrap());
     let ks: &[i64] = pool.get_attr("kernel_shape").unwrap();
     assert_eq!(ks, &[2, 2]);
     assert_eq!(pool.get_attr_or::<i64>("ceil_mode", 0).unwrap(), 0);
-    let e = pool
-        .get_attr::<i64>("kernel_shape")
-        .unwrap_err()
-        .to_string();
-    assert_eq!(
-        e,
-        "node 'pool1' (MaxPool), attribute 'kernel_shape': expected INT, found INTS"
-    );
+    let e = pool.get_attr::<i64>("kernel_shape").unwrap_err().to_string();
+    assert_eq!(e, "node 'pool1' (MaxPool), attribute 'kernel_shape': expected INT, found INTS");
     let e = pool.get_attr::<f32>("alpha").unwrap_err().to_string();
-    assert!(
-        e.contains("attribute 'alpha': required attribute is missing"),
-        "{e}"
-    );
+    assert!(e.contains("attribute 'alpha': required attribute is missing"), "{e}");
 }
 
 #[test]
 fn many_channels_are_not_mistaken_for_nhwc() {
     let mut m = plain_cnn();
-    m.graph.as_mut().unwrap().input[0] =
-        value_info("x", &[D::S("N"), D::N(64), D::N(32), D::N(32)]);
+    m.graph.as_mut().unwrap().input[0] = value_info("x", &[D::S("N"), D::N(64), D::N(32), D::N(32)]);
     let a = run(&m, FeatureChoice::LastConv).unwrap();
     assert_eq!(a.image_input.channels, 64);
     assert_eq!(a.image_input.layout, "NCHW");

@@ -6,8 +6,8 @@ mod onnx_common;
 use aegis_audit::onnx::proto::{FunctionProto, GraphProto, OperatorSetIdProto};
 use aegis_audit::onnx::{load_model, LoadLimits};
 use onnx_common::{
-    assert_input_error, inspect, model, node, plain_cnn, tempdir, tensor_external, tensor_f32,
-    value_info, write_model, D,
+    assert_input_error, inspect, model, node, plain_cnn, tempdir, tensor_external, tensor_f32, value_info, write_model,
+    D,
 };
 use rand::{RngCore, SeedableRng};
 
@@ -66,17 +66,10 @@ fn missing_file() {
 }
 
 /// plain_cnn with the Gemm weight `wf` stored externally.
-fn cnn_with_external(
-    location: &str,
-    extra: &[(&str, &str)],
-) -> aegis_audit::onnx::proto::ModelProto {
+fn cnn_with_external(location: &str, extra: &[(&str, &str)]) -> aegis_audit::onnx::proto::ModelProto {
     let mut m = plain_cnn();
     let g = m.graph.as_mut().unwrap();
-    let i = g
-        .initializer
-        .iter()
-        .position(|t| t.name.as_deref() == Some("wf"))
-        .unwrap();
+    let i = g.initializer.iter().position(|t| t.name.as_deref() == Some("wf")).unwrap();
     g.initializer[i] = tensor_external("wf", &[10, 128], location, extra);
     m
 }
@@ -87,11 +80,7 @@ fn external_data_with_dotdot() {
     let inner = outer.path().join("models");
     std::fs::create_dir(&inner).unwrap();
     std::fs::write(outer.path().join("secret.bin"), vec![0u8; 5120]).unwrap();
-    let path = write_model(
-        &inner,
-        "model.onnx",
-        &cnn_with_external("../secret.bin", &[]),
-    );
+    let path = write_model(&inner, "model.onnx", &cnn_with_external("../secret.bin", &[]));
     assert_file_rejected(&path, "'..' in location");
 }
 
@@ -112,11 +101,7 @@ fn external_data_symlink_leaving_directory() {
     std::fs::write(&secret, vec![0u8; 5120]).unwrap();
     let dir = tempdir();
     std::os::unix::fs::symlink(&secret, dir.path().join("weights.bin")).unwrap();
-    let path = write_model(
-        dir.path(),
-        "model.onnx",
-        &cnn_with_external("weights.bin", &[]),
-    );
+    let path = write_model(dir.path(), "model.onnx", &cnn_with_external("weights.bin", &[]));
     assert_file_rejected(&path, "outside the model's directory");
 }
 
@@ -150,21 +135,14 @@ fn custom_domain_node() {
 #[test]
 fn non_default_opset_import() {
     let mut m = plain_cnn();
-    m.opset_import.push(OperatorSetIdProto {
-        domain: Some("ai.onnx.ml".into()),
-        version: Some(3),
-    });
+    m.opset_import.push(OperatorSetIdProto { domain: Some("ai.onnx.ml".into()), version: Some(3) });
     assert_rejected(&m, "opset import of domain 'ai.onnx.ml'");
 }
 
 #[test]
 fn local_function() {
     let mut m = plain_cnn();
-    m.functions.push(FunctionProto {
-        name: Some("MyOp".into()),
-        domain: Some("custom".into()),
-        ..Default::default()
-    });
+    m.functions.push(FunctionProto { name: Some("MyOp".into()), domain: Some("custom".into()), ..Default::default() });
     assert_rejected(&m, "local function 'MyOp'");
 }
 
@@ -204,11 +182,7 @@ fn absurd_initializer_dims() {
     let mut t = tensor_f32("wf", &[10, 128]);
     t.dims = vec![1 << 40];
     let g = m.graph.as_mut().unwrap();
-    let i = g
-        .initializer
-        .iter()
-        .position(|t| t.name.as_deref() == Some("wf"))
-        .unwrap();
+    let i = g.initializer.iter().position(|t| t.name.as_deref() == Some("wf")).unwrap();
     g.initializer[i] = t;
     assert_rejected(&m, "above the limit");
 }
@@ -236,18 +210,15 @@ fn huge_declared_total() {
     // Two external tensors of 512 MiB each: over the 1e9-byte total before any file is opened.
     let mut m = plain_cnn();
     let g = m.graph.as_mut().unwrap();
-    g.initializer
-        .push(tensor_external("big1", &[4096, 32768], "big.bin", &[]));
-    g.initializer
-        .push(tensor_external("big2", &[4096, 32768], "big.bin", &[]));
+    g.initializer.push(tensor_external("big1", &[4096, 32768], "big.bin", &[]));
+    g.initializer.push(tensor_external("big2", &[4096, 32768], "big.bin", &[]));
     assert_rejected(&m, "above the limit of 1000000000 bytes");
 }
 
 #[test]
 fn absurd_declared_input_dim() {
     let mut m = plain_cnn();
-    m.graph.as_mut().unwrap().input[0] =
-        value_info("x", &[D::S("N"), D::N(1), D::N(1 << 40), D::N(8)]);
+    m.graph.as_mut().unwrap().input[0] = value_info("x", &[D::S("N"), D::N(1), D::N(1 << 40), D::N(8)]);
     assert_rejected(&m, "absurd dimension");
 }
 
@@ -261,11 +232,7 @@ fn no_image_input() {
 #[test]
 fn two_runtime_inputs() {
     let mut m = plain_cnn();
-    m.graph
-        .as_mut()
-        .unwrap()
-        .input
-        .push(value_info("extra", &[D::N(1)]));
+    m.graph.as_mut().unwrap().input.push(value_info("extra", &[D::N(1)]));
     assert_rejected(&m, "needs exactly one image input");
 }
 
@@ -288,8 +255,7 @@ fn no_classifier_head() {
 #[test]
 fn dynamic_channel_height_width() {
     let mut m = plain_cnn();
-    m.graph.as_mut().unwrap().input[0] =
-        value_info("x", &[D::S("N"), D::N(1), D::S("H"), D::S("W")]);
+    m.graph.as_mut().unwrap().input[0] = value_info("x", &[D::S("N"), D::N(1), D::S("H"), D::S("W")]);
     let err = assert_rejected(&m, "dynamic dims that cannot be resolved");
     assert!(err.contains("[N, 1, H, W]"), "{err}");
 }
@@ -305,10 +271,7 @@ fn nhwc_layout() {
 fn file_size_limit() {
     let dir = tempdir();
     let path = write_model(dir.path(), "model.onnx", &plain_cnn());
-    let limits = LoadLimits {
-        max_file_bytes: 100,
-        ..LoadLimits::default()
-    };
+    let limits = LoadLimits { max_file_bytes: 100, ..LoadLimits::default() };
     let err = load_model(&path, &limits).unwrap_err().to_string();
     assert!(err.contains("above the limit of 100 bytes"), "{err}");
 }
@@ -317,10 +280,7 @@ fn file_size_limit() {
 fn node_count_limit() {
     let dir = tempdir();
     let path = write_model(dir.path(), "model.onnx", &plain_cnn());
-    let limits = LoadLimits {
-        max_nodes: 3,
-        ..LoadLimits::default()
-    };
+    let limits = LoadLimits { max_nodes: 3, ..LoadLimits::default() };
     let err = load_model(&path, &limits).unwrap_err().to_string();
     assert!(err.contains("5 nodes, above the limit of 3"), "{err}");
 }

@@ -3,9 +3,7 @@
 
 mod report_support;
 
-use aegis_audit::report::evidence::{
-    bar_chart_png, image_grid_png, mask_png, scatter_png, PLOT_SIZE,
-};
+use aegis_audit::report::evidence::{bar_chart_png, image_grid_png, mask_png, scatter_png, PLOT_SIZE};
 use aegis_audit::report::html::{escape, index_html};
 use aegis_audit::report::{write_atomic, EvidenceFile, EvidenceKind, ReportError, Verdict};
 
@@ -17,29 +15,17 @@ fn decode(path: &std::path::Path) -> image::RgbImage {
 fn scatter_png_has_plot_size_and_colours() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("scatter.png");
-    let points: Vec<[f64; 2]> = (0..60)
-        .map(|i| [f64::from(i % 10) * 3.0, f64::from(i / 10) * -2.5])
-        .collect();
-    let clusters: Vec<usize> = (0..60)
-        .map(|i| if i == 59 { usize::MAX } else { i % 3 })
-        .collect();
+    let points: Vec<[f64; 2]> = (0..60).map(|i| [f64::from(i % 10) * 3.0, f64::from(i / 10) * -2.5]).collect();
+    let clusters: Vec<usize> = (0..60).map(|i| if i == 59 { usize::MAX } else { i % 3 }).collect();
     let translated: Vec<bool> = (0..60).map(|i| i % 2 == 0).collect();
-    scatter_png(
-        &path,
-        &points,
-        &clusters,
-        &translated,
-        "class 7: clean vs translated",
-    )
-    .unwrap();
+    scatter_png(&path, &points, &clusters, &translated, "class 7: clean vs translated").unwrap();
     let img = decode(&path);
     assert_eq!(img.dimensions(), PLOT_SIZE);
     // Cluster 0's blue (tab10) appears, so points were drawn.
     assert!(img.pixels().any(|p| p.0 == [31, 119, 180]));
     // Text was drawn with the embedded font: some dark pixels exist in the caption band.
-    let dark_top = (0..PLOT_SIZE.0)
-        .flat_map(|x| (0..40).map(move |y| (x, y)))
-        .filter(|&(x, y)| img.get_pixel(x, y).0[0] < 100);
+    let dark_top =
+        (0..PLOT_SIZE.0).flat_map(|x| (0..40).map(move |y| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0[0] < 100);
     assert!(dark_top.count() > 50);
 }
 
@@ -49,10 +35,7 @@ fn scatter_png_rejects_mismatched_lengths_and_nan() {
     let path = dir.path().join("s.png");
     let err = scatter_png(&path, &[[0.0, 1.0]], &[0, 1], &[true], "t").unwrap_err();
     assert!(matches!(err, ReportError::InvalidInput { .. }), "{err}");
-    assert!(
-        err.to_string().contains("1 points, 2 cluster labels"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("1 points, 2 cluster labels"), "{err}");
     let err = scatter_png(&path, &[[f64::NAN, 1.0]], &[0], &[true], "t").unwrap_err();
     assert!(err.to_string().contains("NaN"));
     assert!(!path.exists());
@@ -67,10 +50,7 @@ fn image_grid_png_size_and_pixels() {
     images[0] = 1.0; // image 0, pixel (0, 0) white
     image_grid_png(&path, &images, n, c, h, w, 3, 2).unwrap();
     let img = decode(&path);
-    assert_eq!(
-        img.dimensions(),
-        ((3 * (3 * 2 + 2) + 2) as u32, (2 * (4 * 2 + 2) + 2) as u32)
-    );
+    assert_eq!(img.dimensions(), ((3 * (3 * 2 + 2) + 2) as u32, (2 * (4 * 2 + 2) + 2) as u32));
     assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255]);
     assert_eq!(img.get_pixel(3, 3).0, [255, 255, 255]);
     assert_eq!(img.get_pixel(4, 2).0, [0, 0, 0]);
@@ -87,10 +67,7 @@ fn image_grid_png_rejects_bad_shapes() {
     let err = image_grid_png(&path, &[0.0; 10], 1, 2, 1, 5, 1, 1).unwrap_err();
     assert!(err.to_string().contains("2 channels"), "{err}");
     let err = image_grid_png(&path, &[0.0; 10], 2, 1, 2, 3, 1, 1).unwrap_err();
-    assert!(
-        err.to_string().contains("10 values do not hold 2 images"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("10 values do not hold 2 images"), "{err}");
 }
 
 #[test]
@@ -98,31 +75,12 @@ fn bar_chart_and_mask_pngs() {
     let dir = tempfile::tempdir().unwrap();
     let bars = dir.path().join("reach.png");
     let labels: Vec<String> = (0..10).map(|k| k.to_string()).collect();
-    let values: Vec<f64> = (0..10)
-        .map(|k| {
-            if k == 4 {
-                0.95
-            } else {
-                0.1 + 0.01 * f64::from(k)
-            }
-        })
-        .collect();
+    let values: Vec<f64> = (0..10).map(|k| if k == 4 { 0.95 } else { 0.1 + 0.01 * f64::from(k) }).collect();
     let highlight: Vec<bool> = (0..10).map(|k| k == 4).collect();
-    bar_chart_png(
-        &bars,
-        &labels,
-        &values,
-        &highlight,
-        "reach success rate",
-        Some(1.0),
-    )
-    .unwrap();
+    bar_chart_png(&bars, &labels, &values, &highlight, "reach success rate", Some(1.0)).unwrap();
     let img = decode(&bars);
     assert_eq!(img.dimensions(), PLOT_SIZE);
-    assert!(
-        img.pixels().any(|p| p.0 == [214, 39, 40]),
-        "flagged bar in red"
-    );
+    assert!(img.pixels().any(|p| p.0 == [214, 39, 40]), "flagged bar in red");
     assert!(bar_chart_png(&bars, &labels, &values[..3], &highlight, "t", None).is_err());
 
     let mask_path = dir.path().join("mask.png");
@@ -130,10 +88,7 @@ fn bar_chart_and_mask_pngs() {
     let pattern = vec![1.0f32; 3 * 4 * 4];
     mask_png(&mask_path, &mask, &pattern, 3, 4, 4, 2).unwrap();
     let m = decode(&mask_path);
-    assert_eq!(
-        m.dimensions(),
-        ((3 * (4 * 2 + 2) + 2) as u32, (4 * 2 + 2 + 2) as u32)
-    );
+    assert_eq!(m.dimensions(), ((3 * (4 * 2 + 2) + 2) as u32, (4 * 2 + 2 + 2) as u32));
     assert_eq!(m.get_pixel(2, 2).0, [128, 128, 128]);
     assert!(mask_png(&mask_path, &mask[..3], &pattern, 3, 4, 4, 2).is_err());
 }
@@ -168,10 +123,7 @@ fn index_html_refuses_paths_leaving_the_folder() {
             caption: "x".into(),
         });
         let err = index_html(dir.path(), &report).unwrap_err();
-        assert!(
-            matches!(err, ReportError::UnsafePath(ref p) if p == bad),
-            "{err}"
-        );
+        assert!(matches!(err, ReportError::UnsafePath(ref p) if p == bad), "{err}");
     }
     assert!(!dir.path().join("index.html").exists());
 }
@@ -183,11 +135,7 @@ fn write_atomic_replaces_whole_file() {
     write_atomic(&path, b"first").unwrap();
     write_atomic(&path, b"second version").unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), b"second version");
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        1,
-        "no temporary file left"
-    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
 }
 
 #[test]
@@ -199,15 +147,9 @@ fn write_atomic_failure_leaves_no_partial_file() {
     std::fs::write(target.join("keep"), b"x").unwrap();
     let err = write_atomic(&target, b"{\"version\": \"2.1.0\"}").unwrap_err();
     assert!(err.to_string().contains("report.sarif"), "{err}");
-    let names: Vec<String> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(
-        names,
-        vec!["report.sarif".to_string()],
-        "temporary file removed"
-    );
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["report.sarif".to_string()], "temporary file removed");
     assert!(target.is_dir());
     // A missing folder fails before anything is written.
     let missing = dir.path().join("no/such/dir/report.sarif");

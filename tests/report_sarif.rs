@@ -5,37 +5,24 @@ mod report_support;
 
 use std::path::{Path, PathBuf};
 
-use aegis_audit::report::sarif::{
-    to_sarif_with, SarifOptions, RULE_NOT_APPLICABLE, RULE_SUSPECTED,
-};
+use aegis_audit::report::sarif::{to_sarif_with, SarifOptions, RULE_NOT_APPLICABLE, RULE_SUSPECTED};
 use aegis_audit::report::{table, to_json, AuditReport, Level, Notification, Verdict};
 use serde_json::Value;
 
 fn schema_validator() -> jsonschema::Validator {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schemas/sarif-schema-2.1.0.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/schemas/sarif-schema-2.1.0.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft4)
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap()
+    jsonschema::options().with_draft(jsonschema::Draft::Draft4).should_validate_formats(true).build(&schema).unwrap()
 }
 
 fn sarif(report: &AuditReport) -> Value {
-    let opts = SarifOptions {
-        base: PathBuf::from("/work/repo"),
-        include_passes: false,
-    };
+    let opts = SarifOptions { base: PathBuf::from("/work/repo"), include_passes: false };
     to_sarif_with(report, &opts)
 }
 
 fn assert_valid(log: &Value) {
     let validator = schema_validator();
-    let errors: Vec<String> = validator
-        .iter_errors(log)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
+    let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
 }
 
@@ -44,10 +31,7 @@ fn assert_github_ready(log: &Value) {
     let run = &log["runs"][0];
     for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
         assert!(rule["help"]["text"].as_str().is_some_and(|t| !t.is_empty()));
-        assert!(
-            rule["shortDescription"]["text"].is_string()
-                && rule["fullDescription"]["text"].is_string()
-        );
+        assert!(rule["shortDescription"]["text"].is_string() && rule["fullDescription"]["text"].is_string());
     }
     for result in run["results"].as_array().unwrap() {
         let locations = result["locations"].as_array().unwrap();
@@ -56,12 +40,8 @@ fn assert_github_ready(log: &Value) {
         let uri = loc["artifactLocation"]["uri"].as_str().unwrap();
         assert!(!uri.starts_with('/') && !uri.contains("://"), "uri {uri}");
         assert_eq!(loc["region"]["startLine"], 1);
-        assert!(result["partialFingerprints"]
-            .as_object()
-            .is_some_and(|f| !f.is_empty()));
-        assert!(result["message"]["text"]
-            .as_str()
-            .is_some_and(|t| !t.is_empty()));
+        assert!(result["partialFingerprints"].as_object().is_some_and(|f| !f.is_empty()));
+        assert!(result["message"]["text"].as_str().is_some_and(|t| !t.is_empty()));
     }
     assert_eq!(run["artifacts"][0]["hashes"]["sha-256"], "ab".repeat(32));
 }
@@ -73,13 +53,7 @@ fn clean_report_is_valid_with_no_result() {
     assert_github_ready(&log);
     assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 0);
     assert_eq!(log["runs"][0]["properties"]["exitCode"], 0);
-    assert_eq!(
-        log["runs"][0]["properties"]["classes"]
-            .as_array()
-            .unwrap()
-            .len(),
-        10
-    );
+    assert_eq!(log["runs"][0]["properties"]["classes"].as_array().unwrap().len(), 10);
 }
 
 #[test]
@@ -97,29 +71,16 @@ fn suspected_report_flags_the_class_with_details_and_evidence() {
     assert_eq!(r["properties"]["details"]["clusters"], 4);
     assert_eq!(r["properties"]["details"]["bandwidth"], 0.87);
     assert_eq!(r["properties"]["evidence"][0], "evidence/class_7_tsne.png");
-    assert_eq!(
-        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
-        "models/mnist%20robust.onnx"
-    );
+    assert_eq!(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "models/mnist%20robust.onnx");
     let rule = &run["tool"]["driver"]["rules"][0];
     assert_eq!(rule["id"], RULE_SUSPECTED);
-    let severity: f64 = rule["properties"]["security-severity"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let severity: f64 = rule["properties"]["security-severity"].as_str().unwrap().parse().unwrap();
     assert!(severity >= 9.0);
-    assert!(rule["properties"]["tags"]
-        .as_array()
-        .unwrap()
-        .contains(&"security".into()));
+    assert!(rule["properties"]["tags"].as_array().unwrap().contains(&"security".into()));
     let inv = &run["invocations"][0];
     assert_eq!(inv["properties"]["parameters"]["seed"], 42);
     assert_eq!(inv["arguments"].as_array().unwrap().len(), 5);
-    assert!(inv["commandLine"]
-        .as_str()
-        .unwrap()
-        .contains("'models/mnist robust.onnx'"));
+    assert!(inv["commandLine"].as_str().unwrap().contains("'models/mnist robust.onnx'"));
     assert_eq!(inv["executionSuccessful"], true);
     assert_eq!(inv["toolExecutionNotifications"][0]["level"], "warning");
 }
@@ -150,14 +111,8 @@ fn not_applicable_report_has_one_warning_result() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["ruleId"], RULE_NOT_APPLICABLE);
     assert_eq!(results[0]["level"], "warning");
-    assert!(results[0]["message"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("0.020 < threshold 0.400"));
-    assert_eq!(
-        log["runs"][0]["invocations"][0]["executionSuccessful"],
-        false
-    );
+    assert!(results[0]["message"]["text"].as_str().unwrap().contains("0.020 < threshold 0.400"));
+    assert_eq!(log["runs"][0]["invocations"][0]["executionSuccessful"], false);
     assert_eq!(log["runs"][0]["properties"]["exitCode"], 3);
 }
 
@@ -165,20 +120,14 @@ fn not_applicable_report_has_one_warning_result() {
 fn pass_results_and_absolute_paths_stay_valid_and_relative() {
     let mut report = report_support::report(Verdict::Suspected);
     report.model.path = "/elsewhere/model.onnx".into();
-    let opts = SarifOptions {
-        base: PathBuf::from("/work/repo"),
-        include_passes: true,
-    };
+    let opts = SarifOptions { base: PathBuf::from("/work/repo"), include_passes: true };
     let log = to_sarif_with(&report, &opts);
     assert_valid(&log);
     assert_github_ready(&log);
     let results = log["runs"][0]["results"].as_array().unwrap();
     assert_eq!(results.len(), 10);
     assert_eq!(results.iter().filter(|r| r["kind"] == "pass").count(), 9);
-    assert_eq!(
-        results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
-        "model.onnx"
-    );
+    assert_eq!(results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], "model.onnx");
 }
 
 #[test]
@@ -189,20 +138,11 @@ fn json_round_trips_and_table_shows_verdict() {
     assert_eq!(back, report);
     assert_eq!(back.derived_verdict(), Verdict::Suspected);
     let table = table::render(&report);
-    assert!(
-        table.contains("BACKDOOR SUSPECTED (classes 7), exit code 1"),
-        "{table}"
-    );
+    assert!(table.contains("BACKDOOR SUSPECTED (classes 7), exit code 1"), "{table}");
     assert!(table.contains("7 (\"digit 7\")  SUSPECT"), "{table}");
-    assert!(
-        table.contains("4 clusters, sizes [120, 90, 60, 30]"),
-        "{table}"
-    );
+    assert!(table.contains("4 clusters, sizes [120, 90, 60, 30]"), "{table}");
     let na = table::render(&report_support::report(Verdict::NotApplicable));
-    assert!(
-        na.contains("robust   FAILED") && na.contains("exit code 3"),
-        "{na}"
-    );
+    assert!(na.contains("robust   FAILED") && na.contains("exit code 3"), "{na}");
 }
 
 #[test]
@@ -218,14 +158,8 @@ fn table_neutralises_terminal_escapes_in_class_names() {
 fn schema_validation_catches_broken_logs() {
     let mut log = sarif(&report_support::report(Verdict::Suspected));
     log["runs"][0]["results"][0]["message"] = serde_json::json!({ "markdown": 3 });
-    assert!(
-        !schema_validator().is_valid(&log),
-        "a result message without text must fail"
-    );
+    assert!(!schema_validator().is_valid(&log), "a result message without text must fail");
     let mut log = sarif(&report_support::report(Verdict::Clean));
     log["version"] = "2.0.0".into();
-    assert!(
-        !schema_validator().is_valid(&log),
-        "another version must fail"
-    );
+    assert!(!schema_validator().is_valid(&log), "another version must fail");
 }

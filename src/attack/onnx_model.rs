@@ -57,9 +57,7 @@ impl OnnxGradModel {
                 "grad" => &mut out.grad,
                 _ => continue,
             };
-            *slot = tensor
-                .into_f32()
-                .ok_or_else(|| RuntimeError::Run(format!("output '{name}' is not float32")))?;
+            *slot = tensor.into_f32().ok_or_else(|| RuntimeError::Run(format!("output '{name}' is not float32")))?;
         }
         Ok(out)
     }

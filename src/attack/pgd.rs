@@ -101,10 +101,7 @@ impl Pgd {
         let k = model.num_classes();
         let n = labels.len();
         if dim == 0 || x0.len() != n * dim {
-            return Err(AttackError::Shape(format!(
-                "{} values for {n} labels of images {c}×{h}×{w}",
-                x0.len()
-            )));
+            return Err(AttackError::Shape(format!("{} values for {n} labels of images {c}×{h}×{w}", x0.len())));
         }
         if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
             return Err(AttackError::Shape(format!("label {bad} outside 0..{k}")));
@@ -124,7 +121,11 @@ impl Pgd {
                 let out = model.eval(&x, b, y)?;
                 evaluations += 1;
                 if out.grad.len() != x.len() {
-                    return Err(AttackError::Model(format!("gradient has {} values, expected {}", out.grad.len(), x.len())));
+                    return Err(AttackError::Model(format!(
+                        "gradient has {} values, expected {}",
+                        out.grad.len(),
+                        x.len()
+                    )));
                 }
                 for i in 0..b {
                     let xs = &mut x[i * dim..(i + 1) * dim];

@@ -7,28 +7,28 @@ use std::path::Path;
 
 use crate::detect::aegis::AegisClass;
 use crate::detect::translate::gather;
-use crate::report::{evidence, html, EvidenceFile, EvidenceInfo, EvidenceKind, AuditReport, ReportError};
+use crate::report::{evidence, html, AuditReport, EvidenceFile, EvidenceInfo, EvidenceKind, ReportError};
 use crate::Result;
 
 /// Translated images shown per cluster.
 const GRID_IMAGES: usize = 36;
 
 fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)
-        .map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_path_buf(), source })?;
     Ok(())
 }
 
 /// Writes one class's AEGIS evidence into `dir` and returns the files (relative paths).
-pub fn aegis_class(dir: &Path, r: &AegisClass, flagged: bool, shape: (usize, usize, usize)) -> Result<Vec<EvidenceFile>> {
+pub fn aegis_class(
+    dir: &Path,
+    r: &AegisClass,
+    flagged: bool,
+    shape: (usize, usize, usize),
+) -> Result<Vec<EvidenceFile>> {
     create_dir(dir)?;
     let n_clean = r.samples.clean_indices.len();
-    let points: Vec<[f64; 2]> = r
-        .embedding
-        .rows()
-        .into_iter()
-        .map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }])
-        .collect();
+    let points: Vec<[f64; 2]> =
+        r.embedding.rows().into_iter().map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }]).collect();
     let clusters: Vec<usize> = r.labels.iter().map(|&l| if l < 0 { usize::MAX } else { l as usize }).collect();
     let translated: Vec<bool> = (0..points.len()).map(|i| i >= n_clean).collect();
     let name = format!("class-{}-embedding.png", r.class);

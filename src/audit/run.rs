@@ -14,8 +14,8 @@ use crate::attack::GradientModel;
 use crate::data::{sample_indices, ImageSet};
 use crate::detect::aegis::{aegis_class, AegisClass, AegisParams};
 use crate::detect::neural_cleanse::{run_neural_cleanse, NeuralCleanseParams};
-use crate::detect::reach::{run_reach, ReachParams};
 use crate::detect::precondition::{check_robustness, PreconditionParams, PreconditionResult};
+use crate::detect::reach::{run_reach, ReachParams};
 use crate::detect::translate::gather;
 use crate::report::{
     AuditReport, ClassDetails, ClassResult, DatasetInfo, Level, Method, MethodInfo, ModelInfo, Notification,
@@ -292,12 +292,13 @@ fn neural_cleanse(
     let k = prepared.model.num_classes();
     let pb = bar(k * plan.neural_cleanse.epochs, "Neural Cleanse (epochs)".into(), plan.progress);
     let mut done = vec![0usize; k];
-    let r = run_neural_cleanse(&mut prepared.model, &test.pixels, &test.labels, &plan.neural_cleanse, |class, epochs| {
-        if class < k {
-            done[class] = epochs;
-        }
-        pb.set_position(done.iter().sum::<usize>() as u64);
-    })?;
+    let r =
+        run_neural_cleanse(&mut prepared.model, &test.pixels, &test.labels, &plan.neural_cleanse, |class, epochs| {
+            if class < k {
+                done[class] = epochs;
+            }
+            pb.set_position(done.iter().sum::<usize>() as u64);
+        })?;
     pb.finish_and_clear();
     let (c, h, w) = r.image_shape;
     let mut out = Vec::new();

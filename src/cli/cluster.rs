@@ -102,19 +102,8 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         write_npy(out, &reduced.points)?;
     }
     let clustering = clusterer
-        .cluster(
-            &reduced.points,
-            args.bandwidth,
-            args.min_cluster_size,
-            args.seed,
-        )
-        .with_context(|| {
-            format!(
-                "clustering {} ({:?})",
-                args.features.display(),
-                args.clusterer
-            )
-        })?;
+        .cluster(&reduced.points, args.bandwidth, args.min_cluster_size, args.seed)
+        .with_context(|| format!("clustering {} ({:?})", args.features.display(), args.clusterer))?;
     let name = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
     let (reducer_name, clusterer_name) = (name(&args.reducer), name(&args.clusterer));
     if args.json {

@@ -30,10 +30,10 @@ pub struct InspectArgs {
 /// Runs the command.
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.display().to_string();
-    let model = onnx::load_model(&args.model, &LoadLimits::default())
-        .with_context(|| format!("cannot load '{path}'"))?;
-    let analysis = onnx::analyze(&model, &args.features.choice())
-        .with_context(|| format!("cannot analyse '{path}'"))?;
+    let model =
+        onnx::load_model(&args.model, &LoadLimits::default()).with_context(|| format!("cannot load '{path}'"))?;
+    let analysis =
+        onnx::analyze(&model, &args.features.choice()).with_context(|| format!("cannot analyse '{path}'"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {
@@ -55,41 +55,22 @@ fn report(a: &Analysis) -> String {
             "ONNX IR {}, opset {}{}",
             a.model.ir_version,
             a.model.opset,
-            if a.model.producer.is_empty() {
-                String::new()
-            } else {
-                format!(", producer {}", a.model.producer)
-            }
+            if a.model.producer.is_empty() { String::new() } else { format!(", producer {}", a.model.producer) }
         ),
     );
     line(
         "size",
-        format!(
-            "{} nodes, {} initializers ({} bytes)",
-            a.model.nodes, a.model.initializers, a.model.initializer_bytes
-        ),
+        format!("{} nodes, {} initializers ({} bytes)", a.model.nodes, a.model.initializers, a.model.initializer_bytes),
     );
     let i = &a.image_input;
-    line(
-        "image input",
-        format!(
-            "{} {} {} {}",
-            i.name,
-            i.layout,
-            shape_string(&i.shape),
-            i.dtype
-        ),
-    );
+    line("image input", format!("{} {} {} {}", i.name, i.layout, shape_string(&i.shape), i.dtype));
     let softmax = match &a.logits.softmax {
         Some(op) => format!(", input of {op} output '{}'", a.logits.graph_output),
         None => String::new(),
     };
     line(
         "logits",
-        format!(
-            "{} [N, {}] from {} '{}'{softmax}",
-            a.logits.name, a.num_classes, a.logits.head_op, a.logits.head_node
-        ),
+        format!("{} [N, {}] from {} '{}'{softmax}", a.logits.name, a.num_classes, a.logits.head_op, a.logits.head_node),
     );
     line("classes", a.num_classes.to_string());
     let f = &a.feature;
@@ -99,29 +80,18 @@ fn report(a: &Analysis) -> String {
             "{} ({}{}{})",
             f.name,
             f.choice,
-            f.producer_op
-                .as_ref()
-                .map_or(String::new(), |op| format!(", output of {op}")),
-            f.shape
-                .as_ref()
-                .map_or(String::new(), |sh| format!(", shape {}", shape_string(sh)))
+            f.producer_op.as_ref().map_or(String::new(), |op| format!(", output of {op}")),
+            f.shape.as_ref().map_or(String::new(), |sh| format!(", shape {}", shape_string(sh)))
         ),
     );
-    let hist: Vec<String> = a
-        .op_histogram
-        .iter()
-        .map(|(op, n)| format!("{op}×{n}"))
-        .collect();
+    let hist: Vec<String> = a.op_histogram.iter().map(|(op, n)| format!("{op}×{n}")).collect();
     line("ops", hist.join(" "));
     line(
         "differentiable",
         if a.differentiable {
             "yes: every op on the input→logits path has a backward rule".into()
         } else {
-            format!(
-                "no: unsupported on the input→logits path: {}",
-                a.unsupported_ops.join(", ")
-            )
+            format!("no: unsupported on the input→logits path: {}", a.unsupported_ops.join(", "))
         },
     );
     s

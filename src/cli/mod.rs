@@ -44,6 +44,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Audit a model for backdoors (the default when no subcommand is given).
     Audit(audit::AuditArgs),

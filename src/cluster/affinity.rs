@@ -30,13 +30,7 @@ impl AffinityPropagation {
     /// assert_eq!(fit.labels[0], fit.labels[1]);
     /// ```
     pub fn params() -> AffinityPropagationParams {
-        AffinityPropagationParams {
-            damping: 0.5,
-            max_iter: 200,
-            convergence_iter: 15,
-            preference: None,
-            seed: 0,
-        }
+        AffinityPropagationParams { damping: 0.5, max_iter: 200, convergence_iter: 15, preference: None, seed: 0 }
     }
 }
 
@@ -108,11 +102,7 @@ impl AffinityPropagationParams {
         }
         if let Some(p) = self.preference {
             if !p.is_finite() {
-                return Err(ClusterError::InvalidParam {
-                    name: "preference",
-                    value: p,
-                    rule: "must be finite",
-                });
+                return Err(ClusterError::InvalidParam { name: "preference", value: p, rule: "must be finite" });
             }
         }
         Ok(())
@@ -124,9 +114,7 @@ impl AffinityPropagationParams {
         check_input(x)?;
         let n = x.nrows();
         let mut s = Array2::from_shape_fn((n, n), |(i, j)| -sq_dist(x.row(i), x.row(j)));
-        let preference = self
-            .preference
-            .unwrap_or_else(|| median(s.iter().copied().collect()));
+        let preference = self.preference.unwrap_or_else(|| median(s.iter().copied().collect()));
         if n == 1 {
             return Ok(AffinityPropagationFit {
                 labels: vec![0],
@@ -176,22 +164,14 @@ impl AffinityPropagationParams {
                     }
                 }
                 for j in 0..n {
-                    let new = if j == best_j {
-                        s[[i, j]] - second
-                    } else {
-                        s[[i, j]] - best
-                    };
+                    let new = if j == best_j { s[[i, j]] - second } else { s[[i, j]] - best };
                     r[[i, j]] = d * r[[i, j]] + (1.0 - d) * new;
                 }
             }
             // Availabilities.
             for i in 0..n {
                 for j in 0..n {
-                    tmp[[i, j]] = if i == j {
-                        r[[i, j]]
-                    } else {
-                        r[[i, j]].max(0.0)
-                    };
+                    tmp[[i, j]] = if i == j { r[[i, j]] } else { r[[i, j]].max(0.0) };
                 }
             }
             let col_sums: Array1<f64> = tmp.sum_axis(Axis(0));
@@ -210,9 +190,7 @@ impl AffinityPropagationParams {
                 k += usize::from(exemplar[i]);
             }
             if it >= self.convergence_iter {
-                let stable = history
-                    .iter()
-                    .all(|h| h.iter().all(|&e| e) || h.iter().all(|&e| !e));
+                let stable = history.iter().all(|h| h.iter().all(|&e| e) || h.iter().all(|&e| !e));
                 if stable && k > 0 {
                     converged = true;
                     n_iter = it + 1;
@@ -230,9 +208,7 @@ impl AffinityPropagationParams {
             });
         }
         let assign = |centers: &[usize]| -> Vec<usize> {
-            let mut c: Vec<usize> = (0..n)
-                .map(|i| argmax(centers.iter().map(|&e| s[[i, e]])))
-                .collect();
+            let mut c: Vec<usize> = (0..n).map(|i| argmax(centers.iter().map(|&e| s[[i, e]]))).collect();
             for (k, &e) in centers.iter().enumerate() {
                 c[e] = k;
             }
@@ -241,11 +217,7 @@ impl AffinityPropagationParams {
         let c = assign(&centers);
         for (k, center) in centers.iter_mut().enumerate() {
             let members: Vec<usize> = (0..n).filter(|&i| c[i] == k).collect();
-            let j = argmax(
-                members
-                    .iter()
-                    .map(|&col| members.iter().map(|&row| s[[row, col]]).sum::<f64>()),
-            );
+            let j = argmax(members.iter().map(|&col| members.iter().map(|&row| s[[row, col]]).sum::<f64>()));
             *center = members[j];
         }
         let c = assign(&centers);
@@ -253,16 +225,8 @@ impl AffinityPropagationParams {
         let mut unique = raw.clone();
         unique.sort_unstable();
         unique.dedup();
-        let labels = raw
-            .iter()
-            .map(|e| unique.binary_search(e).expect("exemplar present") as i64)
-            .collect();
-        Ok(AffinityPropagationFit {
-            labels,
-            cluster_centers_indices: unique,
-            n_iter,
-            converged,
-        })
+        let labels = raw.iter().map(|e| unique.binary_search(e).expect("exemplar present") as i64).collect();
+        Ok(AffinityPropagationFit { labels, cluster_centers_indices: unique, n_iter, converged })
     }
 }
 

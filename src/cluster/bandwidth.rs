@@ -24,28 +24,15 @@ use super::{check_input, ClusterError, Result};
 /// let bw = estimate_bandwidth(&x, 0.5, None, 0).unwrap();
 /// assert!((bw - (1.0 + 1.0 + 2.0 + 3.0) / 4.0).abs() < 1e-12);
 /// ```
-pub fn estimate_bandwidth(
-    x: &Array2<f64>,
-    quantile: f64,
-    n_samples: Option<usize>,
-    seed: u64,
-) -> Result<f64> {
+pub fn estimate_bandwidth(x: &Array2<f64>, quantile: f64, n_samples: Option<usize>, seed: u64) -> Result<f64> {
     check_input(x)?;
     if !(0.0..=1.0).contains(&quantile) {
-        return Err(ClusterError::InvalidParam {
-            name: "quantile",
-            value: quantile,
-            rule: "must be in [0, 1]",
-        });
+        return Err(ClusterError::InvalidParam { name: "quantile", value: quantile, rule: "must be in [0, 1]" });
     }
     let sub;
     let x = match n_samples {
         Some(0) => {
-            return Err(ClusterError::InvalidParam {
-                name: "n_samples",
-                value: 0.0,
-                rule: "must be at least 1",
-            })
+            return Err(ClusterError::InvalidParam { name: "n_samples", value: 0.0, rule: "must be at least 1" })
         }
         Some(m) if m < x.nrows() => {
             let mut idx: Vec<usize> = (0..x.nrows()).collect();

@@ -26,10 +26,7 @@ impl Hdbscan {
     /// assert_eq!(fit.n_clusters, 2);
     /// ```
     pub fn params(min_cluster_size: usize) -> HdbscanParams {
-        HdbscanParams {
-            min_cluster_size,
-            min_samples: None,
-        }
+        HdbscanParams { min_cluster_size, min_samples: None }
     }
 }
 
@@ -71,11 +68,7 @@ impl HdbscanParams {
             });
         }
         if self.min_samples == Some(0) {
-            return Err(ClusterError::InvalidParam {
-                name: "min_samples",
-                value: 0.0,
-                rule: "must be at least 1",
-            });
+            return Err(ClusterError::InvalidParam { name: "min_samples", value: 0.0, rule: "must be at least 1" });
         }
         Ok(())
     }
@@ -87,11 +80,7 @@ impl HdbscanParams {
         let n = x.nrows();
         let min_samples = self.min_samples.unwrap_or(self.min_cluster_size);
         if n < min_samples.max(2) {
-            return Err(ClusterError::TooFewSamples {
-                algorithm: "HDBSCAN",
-                needed: min_samples.max(2),
-                got: n,
-            });
+            return Err(ClusterError::TooFewSamples { algorithm: "HDBSCAN", needed: min_samples.max(2), got: n });
         }
         let hierarchy = single_linkage(x, min_samples);
         let tree = condense(&hierarchy, n, self.min_cluster_size);
@@ -113,8 +102,7 @@ fn single_linkage(x: &Array2<f64>, min_samples: usize) -> Vec<Merge> {
             for (j, r) in row.iter_mut().enumerate() {
                 *r = dist(x.row(i), x.row(j));
             }
-            *row.select_nth_unstable_by(min_samples - 1, |a, b| a.total_cmp(b))
-                .1
+            *row.select_nth_unstable_by(min_samples - 1, |a, b| a.total_cmp(b)).1
         })
         .collect();
     // Prim's algorithm on the dense mutual-reachability graph.
@@ -130,9 +118,7 @@ fn single_linkage(x: &Array2<f64>, min_samples: usize) -> Vec<Merge> {
             if in_tree[j] {
                 continue;
             }
-            let mr = dist(x.row(current), x.row(j))
-                .max(core[current])
-                .max(core[j]);
+            let mr = dist(x.row(current), x.row(j)).max(core[current]).max(core[j]);
             if mr < best[j] {
                 best[j] = mr;
                 source[j] = current;
@@ -253,10 +239,7 @@ fn select_eom(tree: &[Condensed], n: usize) -> Vec<usize> {
     let mut is_cluster: HashMap<usize, bool> = nodes.iter().map(|&c| (c, true)).collect();
     for &node in &nodes {
         let kids = children.get(&node).map(Vec::as_slice).unwrap_or(&[]);
-        let subtree: f64 = kids
-            .iter()
-            .map(|c| stability.get(c).copied().unwrap_or(0.0))
-            .sum();
+        let subtree: f64 = kids.iter().map(|c| stability.get(c).copied().unwrap_or(0.0)).sum();
         if subtree > stability[&node] {
             is_cluster.insert(node, false);
             stability.insert(node, subtree);
@@ -270,11 +253,7 @@ fn select_eom(tree: &[Condensed], n: usize) -> Vec<usize> {
             }
         }
     }
-    let mut selected: Vec<usize> = is_cluster
-        .into_iter()
-        .filter(|&(_, v)| v)
-        .map(|(c, _)| c)
-        .collect();
+    let mut selected: Vec<usize> = is_cluster.into_iter().filter(|&(_, v)| v).map(|(c, _)| c).collect();
     selected.sort_unstable();
     selected
 }
@@ -284,11 +263,7 @@ fn label(tree: &[Condensed], n: usize, selected: &[usize]) -> HdbscanFit {
     for &(parent, child, _, _) in tree {
         parent_of.insert(child, parent);
     }
-    let index: HashMap<usize, i64> = selected
-        .iter()
-        .enumerate()
-        .map(|(k, &c)| (c, k as i64))
-        .collect();
+    let index: HashMap<usize, i64> = selected.iter().enumerate().map(|(k, &c)| (c, k as i64)).collect();
     let labels = (0..n)
         .map(|p| {
             let mut c = parent_of.get(&p).copied().unwrap_or(n);
@@ -303,8 +278,5 @@ fn label(tree: &[Condensed], n: usize, selected: &[usize]) -> HdbscanFit {
             }
         })
         .collect();
-    HdbscanFit {
-        labels,
-        n_clusters: selected.len(),
-    }
+    HdbscanFit { labels, n_clusters: selected.len() }
 }

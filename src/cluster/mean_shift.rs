@@ -121,9 +121,7 @@ impl MeanShiftParams {
             None => {
                 let b = estimate_bandwidth(x, self.quantile, self.bandwidth_n_samples, self.seed)?;
                 if b <= 0.0 {
-                    return Err(ClusterError::ZeroBandwidth {
-                        quantile: self.quantile,
-                    });
+                    return Err(ClusterError::ZeroBandwidth { quantile: self.quantile });
                 }
                 b
             }
@@ -190,12 +188,7 @@ impl MeanShiftParams {
                 unique[i] = true;
             }
         }
-        let kept: Vec<&Array1<f64>> = centers
-            .iter()
-            .zip(&unique)
-            .filter(|(_, &u)| u)
-            .map(|(c, _)| &c.0)
-            .collect();
+        let kept: Vec<&Array1<f64>> = centers.iter().zip(&unique).filter(|(_, &u)| u).map(|(c, _)| &c.0).collect();
         let mut center_arr = Array2::zeros((kept.len(), x.ncols()));
         for (mut row, c) in center_arr.rows_mut().into_iter().zip(&kept) {
             row.assign(c);
@@ -214,23 +207,13 @@ impl MeanShiftParams {
                 best.0
             })
             .collect();
-        Ok(MeanShiftFit {
-            labels,
-            centers: center_arr,
-            bandwidth,
-            n_iter,
-        })
+        Ok(MeanShiftFit { labels, centers: center_arr, bandwidth, n_iter })
     }
 }
 
 /// scikit-learn's `_mean_shift_single_seed`: the final mean, the number of points within the
 /// bandwidth of the previous mean, and the iterations completed.
-fn shift_seed(
-    x: &Array2<f64>,
-    seed: usize,
-    bandwidth: f64,
-    max_iter: usize,
-) -> (Array1<f64>, usize, usize) {
+fn shift_seed(x: &Array2<f64>, seed: usize, bandwidth: f64, max_iter: usize) -> (Array1<f64>, usize, usize) {
     let bw2 = bandwidth * bandwidth;
     let stop = 1e-3 * bandwidth;
     let mut mean = x.row(seed).to_owned();

@@ -120,19 +120,11 @@ impl Clusterer {
             }
             Clusterer::Hdbscan => {
                 let fit = Hdbscan::params(min_cluster_size).fit(x)?;
-                Ok(Clustering {
-                    n_clusters: fit.n_clusters,
-                    labels: fit.labels,
-                    bandwidth: None,
-                })
+                Ok(Clustering { n_clusters: fit.n_clusters, labels: fit.labels, bandwidth: None })
             }
             Clusterer::Affinity => {
                 let fit = AffinityPropagation::params().seed(seed).fit(x)?;
-                Ok(Clustering {
-                    n_clusters: fit.cluster_centers_indices.len(),
-                    labels: fit.labels,
-                    bandwidth: None,
-                })
+                Ok(Clustering { n_clusters: fit.cluster_centers_indices.len(), labels: fit.labels, bandwidth: None })
             }
         }
     }
@@ -141,10 +133,7 @@ impl Clusterer {
 /// Rejects empty matrices and non-finite values.
 pub(crate) fn check_input(x: &Array2<f64>) -> Result<()> {
     if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(ClusterError::Empty {
-            rows: x.nrows(),
-            cols: x.ncols(),
-        });
+        return Err(ClusterError::Empty { rows: x.nrows(), cols: x.ncols() });
     }
     if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(ClusterError::NonFinite { row, col });

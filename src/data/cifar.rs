@@ -15,11 +15,7 @@ const CLASSES: u8 = 10;
 /// CIFAR-10 batch at all.
 pub(super) fn find_in_dir(dir: &Path, split: Split) -> Result<Option<Vec<PathBuf>>, DataError> {
     let nested = dir.join("cifar-10-batches-bin");
-    let dir = if nested.is_dir() {
-        nested
-    } else {
-        dir.to_path_buf()
-    };
+    let dir = if nested.is_dir() { nested } else { dir.to_path_buf() };
     let is_cifar = dir.join("test_batch.bin").is_file() || dir.join("data_batch_1.bin").is_file();
     if !is_cifar {
         return Ok(None);
@@ -32,11 +28,7 @@ pub(super) fn find_in_dir(dir: &Path, split: Split) -> Result<Option<Vec<PathBuf
                 .filter_map(|entry| {
                     let path = entry.ok()?.path();
                     let name = file_name(&path);
-                    let k = name
-                        .strip_prefix("data_batch_")?
-                        .strip_suffix(".bin")?
-                        .parse()
-                        .ok()?;
+                    let k = name.strip_prefix("data_batch_")?.strip_suffix(".bin")?.parse().ok()?;
                     Some((k, path))
                 })
                 .collect();
@@ -66,12 +58,7 @@ fn class_names(first: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(meta) else {
         return Vec::new();
     };
-    let names: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     if names.len() == usize::from(CLASSES) {
         names
     } else {
@@ -80,11 +67,7 @@ fn class_names(first: &Path) -> Vec<String> {
 }
 
 /// Reads CIFAR-10 batch files into an [`ImageSet`] checked against `expected`.
-pub(super) fn load_files(
-    files: &[PathBuf],
-    source: &Path,
-    expected: ImageShape,
-) -> Result<ImageSet, DataError> {
+pub(super) fn load_files(files: &[PathBuf], source: &Path, expected: ImageShape) -> Result<ImageSet, DataError> {
     if expected != SHAPE {
         return Err(DataError::shape(
             source,
@@ -94,9 +77,7 @@ pub(super) fn load_files(
     let mut pixels = Vec::new();
     let mut labels = Vec::new();
     for file in files {
-        let len = std::fs::metadata(file)
-            .map_err(|e| DataError::io(file, e))?
-            .len();
+        let len = std::fs::metadata(file).map_err(|e| DataError::io(file, e))?.len();
         let len = usize::try_from(len).map_err(|_| DataError::malformed(file, "file too large"))?;
         if len == 0 || len % RECORD != 0 {
             return Err(DataError::malformed(
@@ -113,10 +94,7 @@ pub(super) fn load_files(
             if record[0] >= CLASSES {
                 return Err(DataError::malformed(
                     file,
-                    format!(
-                        "record {i}: label {} is not a CIFAR-10 class (0..=9)",
-                        record[0]
-                    ),
+                    format!("record {i}: label {} is not a CIFAR-10 class (0..=9)", record[0]),
                 ));
             }
             labels.push(i64::from(record[0]));

@@ -48,10 +48,7 @@ fn split_root(root: &Path, split: Split) -> Result<PathBuf, DataError> {
         if !dir.is_dir() {
             return Err(DataError::UnknownLayout {
                 path: root.to_path_buf(),
-                problem: format!(
-                    "split into train/test folders but has no '{}' folder",
-                    split.name()
-                ),
+                problem: format!("split into train/test folders but has no '{}' folder", split.name()),
             });
         }
         return Ok(dir);
@@ -72,10 +69,9 @@ pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<Im
     if classes.is_empty() {
         return Err(DataError::UnknownLayout {
             path: dir,
-            problem:
-                "no dataset found: no IDX files (train-images-idx3-ubyte...), no CIFAR-10 batches \
+            problem: "no dataset found: no IDX files (train-images-idx3-ubyte...), no CIFAR-10 batches \
                       (data_batch_*.bin, test_batch.bin), and no class sub-folders (ImageFolder)"
-                    .into(),
+                .into(),
         });
     }
     let mut pixels = Vec::new();
@@ -84,10 +80,7 @@ pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<Im
     for (label, class_dir) in classes.iter().enumerate() {
         let files = image_files(class_dir)?;
         if files.is_empty() {
-            return Err(DataError::malformed(
-                class_dir,
-                "class folder holds no PNG or JPEG image",
-            ));
+            return Err(DataError::malformed(class_dir, "class folder holds no PNG or JPEG image"));
         }
         checked_values(class_dir, labels.len() + files.len(), expected)?;
         for file in &files {
@@ -132,9 +125,7 @@ pub(crate) fn read_image(file: &Path, expected: ImageShape) -> Result<Vec<f32>, 
             ),
         ));
     }
-    let img = reader(file)?
-        .decode()
-        .map_err(|e| DataError::malformed(file, format!("cannot decode image: {e}")))?;
+    let img = reader(file)?.decode().map_err(|e| DataError::malformed(file, format!("cannot decode image: {e}")))?;
     to_chw(&img, file, expected.c)
 }
 

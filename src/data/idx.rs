@@ -21,9 +21,7 @@ fn split_names(split: Split) -> (&'static str, &'static str) {
 
 /// `dir/name` or `dir/name.gz`, whichever exists (raw first).
 fn raw_or_gz(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))]
-        .into_iter()
-        .find(|p| p.is_file())
+    [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|p| p.is_file())
 }
 
 /// The images and labels files of `split` in `dir`, when the images file is there.
@@ -32,13 +30,8 @@ pub(super) fn find_in_dir(dir: &Path, split: Split) -> Option<(PathBuf, PathBuf)
     let (images, labels) = split_names(split);
     let images = raw_or_gz(dir, images)?;
     let gz = images.extension().is_some_and(|e| e == "gz");
-    let labels = raw_or_gz(dir, labels).unwrap_or_else(|| {
-        dir.join(if gz {
-            format!("{labels}.gz")
-        } else {
-            labels.to_string()
-        })
-    });
+    let labels = raw_or_gz(dir, labels)
+        .unwrap_or_else(|| dir.join(if gz { format!("{labels}.gz") } else { labels.to_string() }));
     Some((images, labels))
 }
 
@@ -49,8 +42,7 @@ pub(super) fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
     if labels == name {
         return Err(DataError::UnknownLayout {
             path: images.to_path_buf(),
-            problem: "cannot derive the labels file name (expected '*-images-idx3-ubyte[.gz]')"
-                .into(),
+            problem: "cannot derive the labels file name (expected '*-images-idx3-ubyte[.gz]')".into(),
         });
     }
     let candidate = images.with_file_name(&labels);
@@ -78,11 +70,7 @@ fn open(path: &Path) -> Result<Box<dyn Read>, DataError> {
     let got = read_up_to(&mut file, &mut magic).map_err(|e| DataError::io(path, e))?;
     let head = std::io::Cursor::new(magic[..got].to_vec());
     let reader = BufReader::new(head.chain(file));
-    Ok(if got == 2 && magic == [0x1f, 0x8b] {
-        Box::new(GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    })
+    Ok(if got == 2 && magic == [0x1f, 0x8b] { Box::new(GzDecoder::new(reader)) } else { Box::new(reader) })
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -100,14 +88,10 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// Reads an IDX file of `u8` elements whose rank is `rank`, checking the header before reading the data.
 fn read_idx(path: &Path, rank: usize) -> Result<Idx, DataError> {
     let mut r = open(path)?;
-    let io =
-        |e: std::io::Error| DataError::malformed(path, format!("cannot decompress or read: {e}"));
+    let io = |e: std::io::Error| DataError::malformed(path, format!("cannot decompress or read: {e}"));
     let mut magic = [0u8; 4];
     if read_up_to(&mut r, &mut magic).map_err(io)? < 4 {
-        return Err(DataError::malformed(
-            path,
-            "truncated: shorter than the 4-byte IDX magic",
-        ));
+        return Err(DataError::malformed(path, "truncated: shorter than the 4-byte IDX magic"));
     }
     if magic[0] != 0 || magic[1] != 0 {
         return Err(DataError::malformed(
@@ -118,49 +102,30 @@ fn read_idx(path: &Path, rank: usize) -> Result<Idx, DataError> {
     if magic[2] != TYPE_U8 {
         return Err(DataError::malformed(
             path,
-            format!(
-                "element type 0x{:02x}, expected 0x08 (unsigned byte)",
-                magic[2]
-            ),
+            format!("element type 0x{:02x}, expected 0x08 (unsigned byte)", magic[2]),
         ));
     }
     if usize::from(magic[3]) != rank {
-        return Err(DataError::malformed(
-            path,
-            format!("rank {}, expected {rank}", magic[3]),
-        ));
+        return Err(DataError::malformed(path, format!("rank {}, expected {rank}", magic[3])));
     }
     let mut header = vec![0u8; 4 * rank];
     if read_up_to(&mut r, &mut header).map_err(io)? < header.len() {
-        return Err(DataError::malformed(
-            path,
-            "truncated header (dimension sizes)",
-        ));
+        return Err(DataError::malformed(path, "truncated header (dimension sizes)"));
     }
-    let dims: Vec<usize> = header
-        .chunks_exact(4)
-        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .collect();
+    let dims: Vec<usize> =
+        header.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let total = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&t| t <= super::MAX_DATASET_VALUES)
-        .ok_or_else(|| {
-            DataError::malformed(path, format!("absurd dimensions {dims:?} in the header"))
-        })?;
+        .ok_or_else(|| DataError::malformed(path, format!("absurd dimensions {dims:?} in the header")))?;
     // The buffer grows with the data actually present, never to a size the header alone asks for.
     let mut data = Vec::new();
-    r.by_ref()
-        .take(total as u64)
-        .read_to_end(&mut data)
-        .map_err(io)?;
+    r.by_ref().take(total as u64).read_to_end(&mut data).map_err(io)?;
     if data.len() < total {
         return Err(DataError::malformed(
             path,
-            format!(
-                "truncated: header {dims:?} needs {total} data bytes, found {}",
-                data.len()
-            ),
+            format!("truncated: header {dims:?} needs {total} data bytes, found {}", data.len()),
         ));
     }
     let mut extra = [0u8; 1];
@@ -174,11 +139,7 @@ fn read_idx(path: &Path, rank: usize) -> Result<Idx, DataError> {
 }
 
 /// Reads an IDX images file and its labels file into an [`ImageSet`] checked against `expected`.
-pub(super) fn load_files(
-    images: &Path,
-    labels: &Path,
-    expected: ImageShape,
-) -> Result<ImageSet, DataError> {
+pub(super) fn load_files(images: &Path, labels: &Path, expected: ImageShape) -> Result<ImageSet, DataError> {
     if !labels.is_file() {
         return Err(DataError::io(
             labels,
@@ -203,11 +164,7 @@ pub(super) fn load_files(
     if lab.dims[0] != n {
         return Err(DataError::malformed(
             labels,
-            format!(
-                "{} labels for {n} images in {}",
-                lab.dims[0],
-                images.display()
-            ),
+            format!("{} labels for {n} images in {}", lab.dims[0], images.display()),
         ));
     }
     Ok(ImageSet {

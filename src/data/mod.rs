@@ -92,24 +92,15 @@ pub enum DataError {
 
 impl DataError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        DataError::Io { path: path.to_path_buf(), source }
     }
 
     pub(crate) fn malformed(path: &Path, problem: impl Into<String>) -> Self {
-        DataError::Malformed {
-            path: path.to_path_buf(),
-            problem: problem.into(),
-        }
+        DataError::Malformed { path: path.to_path_buf(), problem: problem.into() }
     }
 
     pub(crate) fn shape(path: &Path, problem: impl Into<String>) -> Self {
-        DataError::ShapeMismatch {
-            path: path.to_path_buf(),
-            problem: problem.into(),
-        }
+        DataError::ShapeMismatch { path: path.to_path_buf(), problem: problem.into() }
     }
 }
 
@@ -216,27 +207,18 @@ impl ImageSet {
 
     /// Number of classes: the largest label + 1 (0 when empty), or the number of class names if larger.
     pub fn num_classes(&self) -> usize {
-        let from_labels = self
-            .labels
-            .iter()
-            .copied()
-            .max()
-            .map_or(0, |m| usize::try_from(m).unwrap_or(0) + 1);
+        let from_labels = self.labels.iter().copied().max().map_or(0, |m| usize::try_from(m).unwrap_or(0) + 1);
         from_labels.max(self.class_names.len())
     }
 
     /// The images at `indices`, in that order (pixels, labels); errors on an index out of range.
     pub fn subset(&self, indices: &[usize]) -> Result<ImageSet, DataError> {
         let len = self.shape().len();
-        let mut pixels =
-            Vec::with_capacity(indices.len().saturating_mul(len).min(MAX_DATASET_VALUES));
+        let mut pixels = Vec::with_capacity(indices.len().saturating_mul(len).min(MAX_DATASET_VALUES));
         let mut labels = Vec::with_capacity(indices.len().min(self.n));
         for &i in indices {
             let img = self.image(i).ok_or_else(|| {
-                DataError::Sampling(format!(
-                    "index {i} out of range for {} images of {}",
-                    self.n, self.source
-                ))
+                DataError::Sampling(format!("index {i} out of range for {} images of {}", self.n, self.source))
             })?;
             pixels.extend_from_slice(img);
             labels.push(self.labels[i]);
@@ -277,11 +259,7 @@ impl ImageSet {
 /// IDX and CIFAR-10 images must match `expected` exactly. ImageFolder images must have its size; a grayscale
 /// image is replicated into 3 channels and an RGB image whose channels are all equal becomes 1 channel, any
 /// other channel difference is an error.
-pub fn load_dataset(
-    path: &Path,
-    split: Split,
-    expected: ImageShape,
-) -> Result<ImageSet, DataError> {
+pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<ImageSet, DataError> {
     if !path.exists() {
         return Err(DataError::io(
             path,
@@ -298,9 +276,7 @@ pub fn load_dataset(
         }
         return Err(DataError::UnknownLayout {
             path: path.to_path_buf(),
-            problem:
-                "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)"
-                    .into(),
+            problem: "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)".into(),
         });
     }
     if let Some((images, labels)) = idx::find_in_dir(path, split) {
@@ -314,19 +290,12 @@ pub fn load_dataset(
 
 /// The file name of `path` as a string (empty when it has none).
 pub(crate) fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Checks that `n` images of `shape` fit [`MAX_DATASET_VALUES`], returning the value count.
 pub(crate) fn checked_values(path: &Path, n: usize, shape: ImageShape) -> Result<usize, DataError> {
-    n.checked_mul(shape.len())
-        .filter(|&v| v <= MAX_DATASET_VALUES)
-        .ok_or_else(|| {
-            DataError::malformed(
-                path,
-                format!("{n} images of {shape} exceed the limit of {MAX_DATASET_VALUES} values"),
-            )
-        })
+    n.checked_mul(shape.len()).filter(|&v| v <= MAX_DATASET_VALUES).ok_or_else(|| {
+        DataError::malformed(path, format!("{n} images of {shape} exceed the limit of {MAX_DATASET_VALUES} values"))
+    })
 }

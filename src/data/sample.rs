@@ -19,9 +19,7 @@ use super::DataError;
 /// ```
 pub fn sample_indices(n: usize, k: usize, seed: u64) -> Result<Vec<usize>, DataError> {
     if k > n {
-        return Err(DataError::Sampling(format!(
-            "{k} samples requested from {n} images"
-        )));
+        return Err(DataError::Sampling(format!("{k} samples requested from {n} images")));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     Ok(index::sample(&mut rng, n, k).into_vec())
@@ -37,10 +35,7 @@ fn sample_where(
 ) -> Result<Vec<usize>, DataError> {
     let pool: Vec<usize> = (0..labels.len()).filter(|&i| keep(labels[i])).collect();
     if k > pool.len() {
-        return Err(DataError::Sampling(format!(
-            "{k} samples requested from {what}, which has {} images",
-            pool.len()
-        )));
+        return Err(DataError::Sampling(format!("{k} samples requested from {what}, which has {} images", pool.len())));
     }
     let picks = sample_indices(pool.len(), k, seed)?;
     Ok(picks.into_iter().map(|p| pool[p]).collect())
@@ -48,29 +43,13 @@ fn sample_where(
 
 /// `k` distinct indices of images labelled `class` (clean per-class sample), seeded by `seed`.
 /// Errors naming the class and its size when it has fewer than `k` images.
-pub fn per_class_sample(
-    labels: &[i64],
-    class: i64,
-    k: usize,
-    seed: u64,
-) -> Result<Vec<usize>, DataError> {
+pub fn per_class_sample(labels: &[i64], class: i64, k: usize, seed: u64) -> Result<Vec<usize>, DataError> {
     sample_where(labels, |l| l == class, k, seed, &format!("class {class}"))
 }
 
 /// `k` distinct indices of images *not* labelled `class` (seed images translated towards `class`), seeded.
-pub fn sample_other_classes(
-    labels: &[i64],
-    class: i64,
-    k: usize,
-    seed: u64,
-) -> Result<Vec<usize>, DataError> {
-    sample_where(
-        labels,
-        |l| l != class,
-        k,
-        seed,
-        &format!("the classes other than {class}"),
-    )
+pub fn sample_other_classes(labels: &[i64], class: i64, k: usize, seed: u64) -> Result<Vec<usize>, DataError> {
+    sample_where(labels, |l| l != class, k, seed, &format!("the classes other than {class}"))
 }
 
 #[cfg(test)]
@@ -83,10 +62,7 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
-        assert_ne!(
-            sample_indices(1000, 10, 1).unwrap(),
-            sample_indices(1000, 10, 2).unwrap()
-        );
+        assert_ne!(sample_indices(1000, 10, 1).unwrap(), sample_indices(1000, 10, 2).unwrap());
     }
 
     #[test]

@@ -21,9 +21,6 @@ use serde::Deserialize;
 use super::npy::read_npy_f32;
 use super::DataError;
 
-/// The only schema version understood.
-
-
 /// The family a trigger belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -119,24 +116,13 @@ impl TriggerSpec {
     /// `[0, 1]`, a pattern path that is absolute or escapes the YAML's folder, a pattern whose shape is not
     /// `image_shape`, and non-finite numbers.
     pub fn load(path: &Path) -> Result<Self, DataError> {
-        let err = |problem: String| DataError::Trigger {
-            path: path.to_path_buf(),
-            problem,
-        };
+        let err = |problem: String| DataError::Trigger { path: path.to_path_buf(), problem };
         let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
-        let yaml: SpecYaml =
-            serde_saphyr::from_str(&text).map_err(|e| err(format!("invalid YAML: {e}")))?;
+        let yaml: SpecYaml = serde_saphyr::from_str(&text).map_err(|e| err(format!("invalid YAML: {e}")))?;
         let image_shape = [yaml.image.channels, yaml.image.height, yaml.image.width];
         let [c, h, w] = image_shape;
-        if c == 0
-            || h == 0
-            || w == 0
-            || c.saturating_mul(h).saturating_mul(w) > super::MAX_DATASET_VALUES
-        {
-            return Err(err(format!(
-                "image {:?} is not a valid [C, H, W]",
-                image_shape
-            )));
+        if c == 0 || h == 0 || w == 0 || c.saturating_mul(h).saturating_mul(w) > super::MAX_DATASET_VALUES {
+            return Err(err(format!("image {:?} is not a valid [C, H, W]", image_shape)));
         }
         for (i, p) in yaml.patches.iter().enumerate() {
             let fits = p.row.checked_add(p.height).is_some_and(|b| b <= h)
@@ -148,10 +134,7 @@ impl TriggerSpec {
                 )));
             }
             if !(0.0..=1.0).contains(&p.value) {
-                return Err(err(format!(
-                    "patch {i} value {} is outside [0, 1]",
-                    p.value
-                )));
+                return Err(err(format!("patch {i} value {} is outside [0, 1]", p.value)));
             }
         }
         let pattern = match (yaml.kind, yaml.pattern, yaml.intensity) {
@@ -178,31 +161,18 @@ impl TriggerSpec {
 
     /// Stamps the trigger onto `n` NCHW images in place: pattern first (`x + intensity·pattern`, clamped to
     /// `[0, 1]`), then patches. Errors when `(c, h, w)` is not the spec's shape or `images` has another length.
-    pub fn apply(
-        &self,
-        images: &mut [f32],
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-    ) -> Result<(), DataError> {
+    pub fn apply(&self, images: &mut [f32], n: usize, c: usize, h: usize, w: usize) -> Result<(), DataError> {
         if [c, h, w] != self.image_shape {
             return Err(DataError::ShapeMismatch {
                 path: PathBuf::from(&self.name),
-                problem: format!(
-                    "trigger is for images {:?}, got [{c}, {h}, {w}]",
-                    self.image_shape
-                ),
+                problem: format!("trigger is for images {:?}, got [{c}, {h}, {w}]", self.image_shape),
             });
         }
         let len = c * h * w;
         if n.checked_mul(len) != Some(images.len()) {
             return Err(DataError::ShapeMismatch {
                 path: PathBuf::from(&self.name),
-                problem: format!(
-                    "{} values do not hold {n} images of [{c}, {h}, {w}]",
-                    images.len()
-                ),
+                problem: format!("{} values do not hold {n} images of [{c}, {h}, {w}]", images.len()),
             });
         }
         for img in images.chunks_exact_mut(len.max(1)) {
@@ -229,47 +199,25 @@ fn load_pattern(spec: &Path, p: &PatternYaml, shape: [usize; 3]) -> Result<Patte
     if !p.intensity.is_finite() {
         return Err(format!("pattern intensity {} is not finite", p.intensity));
     }
-    let escapes = p.file.is_absolute()
-        || p.file
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+    let escapes =
+        p.file.is_absolute() || p.file.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
     if escapes || p.file.as_os_str().is_empty() {
-        return Err(format!(
-            "pattern file '{}' must be a relative path inside the spec's folder",
-            p.file.display()
-        ));
+        return Err(format!("pattern file '{}' must be a relative path inside the spec's folder", p.file.display()));
     }
     let dir = spec.parent().unwrap_or(Path::new("."));
     let file = dir.join(&p.file);
     // A symbolic link may still lead outside: compare canonical paths.
-    let canon_dir = dir
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let canon = file
-        .canonicalize()
-        .map_err(|e| format!("pattern file {}: {e}", file.display()))?;
+    let canon_dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let canon = file.canonicalize().map_err(|e| format!("pattern file {}: {e}", file.display()))?;
     if !canon.starts_with(&canon_dir) {
-        return Err(format!(
-            "pattern file '{}' leads outside the spec's folder",
-            p.file.display()
-        ));
+        return Err(format!("pattern file '{}' leads outside the spec's folder", p.file.display()));
     }
     let (npy_shape, values) = read_npy_f32(&file).map_err(|e| e.to_string())?;
     if npy_shape != shape {
-        return Err(format!(
-            "pattern {} has shape {npy_shape:?}, image_shape is {shape:?}",
-            file.display()
-        ));
+        return Err(format!("pattern {} has shape {npy_shape:?}, image_shape is {shape:?}", file.display()));
     }
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(format!(
-            "pattern {} holds non-finite values",
-            file.display()
-        ));
+        return Err(format!("pattern {} holds non-finite values", file.display()));
     }
-    Ok(Pattern {
-        file,
-        intensity: p.intensity,
-        values,
-    })
+    Ok(Pattern { file, intensity: p.intensity, values })
 }

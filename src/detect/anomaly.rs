@@ -38,7 +38,15 @@ impl AnomalyIndex {
         let scale = MAD_CONSISTENCY * mad;
         let indices = deviations
             .iter()
-            .map(|d| if *d == 0.0 { 0.0 } else if scale == 0.0 { f64::INFINITY } else { d / scale })
+            .map(|d| {
+                if *d == 0.0 {
+                    0.0
+                } else if scale == 0.0 {
+                    f64::INFINITY
+                } else {
+                    d / scale
+                }
+            })
             .collect();
         Some(AnomalyIndex { median, mad, indices })
     }

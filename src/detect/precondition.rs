@@ -67,8 +67,9 @@ pub fn check_robustness(
             clean_correct[start + i] = pred as i64 == labels[start + i];
         }
     }
-    let pgd = PgdParams { norm: Norm::L2, eps: params.eps, step, steps: params.steps, goal: Goal::Untargeted, batch_size }
-        .check()?;
+    let pgd =
+        PgdParams { norm: Norm::L2, eps: params.eps, step, steps: params.steps, goal: Goal::Untargeted, batch_size }
+            .check()?;
     let attacked = pgd.run(model, images, labels, progress)?;
     let robust = clean_correct.iter().zip(&attacked.success).filter(|(clean, fooled)| **clean && !**fooled).count();
     let clean_accuracy = clean_correct.iter().filter(|c| **c).count() as f64 / n as f64;

@@ -157,7 +157,11 @@ mod tests {
     #[test]
     fn unknown_names_shapes_fields_and_versions_are_errors() {
         let file = PresetFile::builtin();
-        assert!(file.select(Some("imagenet"), (1, 28, 28)).unwrap_err().to_string().contains("no preset named 'imagenet'"));
+        assert!(file
+            .select(Some("imagenet"), (1, 28, 28))
+            .unwrap_err()
+            .to_string()
+            .contains("no preset named 'imagenet'"));
         assert!(file.select(None, (3, 64, 64)).unwrap_err().to_string().contains("no preset matches input 3×64×64"));
         let err = PresetFile::parse("version: 2\npresets: {}\n", "x.yaml").unwrap_err();
         assert!(err.to_string().contains("version 2"), "{err}");

@@ -77,9 +77,7 @@ impl ReachParams {
     /// Checks every rule; the error names the parameter, its value and the rule.
     pub fn check(&self) -> Result<(), DetectError> {
         let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!(
-                "reach.{name} = {value}: {rule}"
-            )))
+            Err(DetectError::InvalidParam(format!("reach.{name} = {value}: {rule}")))
         };
         if self.images_per_class == 0 {
             return bad("images_per_class", "0".into(), "must be >= 1");
@@ -95,53 +93,25 @@ impl ReachParams {
             return bad("steps", "0".into(), "must be >= 1");
         }
         if !(self.step_factor.is_finite() && self.step_factor > 0.0) {
-            return bad(
-                "step_factor",
-                self.step_factor.to_string(),
-                "must be finite and > 0",
-            );
+            return bad("step_factor", self.step_factor.to_string(), "must be finite and > 0");
         }
         if self.eps_sweep.is_empty() {
             return bad("eps_sweep", "[]".into(), "must hold at least one budget");
         }
-        if let Some(e) = self
-            .eps_sweep
-            .iter()
-            .find(|e| !(e.is_finite() && **e > 0.0))
-        {
-            return bad(
-                "eps_sweep",
-                format!("{:?}", self.eps_sweep),
-                &format!("budget {e} is not finite and > 0"),
-            );
+        if let Some(e) = self.eps_sweep.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
+            return bad("eps_sweep", format!("{:?}", self.eps_sweep), &format!("budget {e} is not finite and > 0"));
         }
         if self.eps_sweep.windows(2).any(|w| w[1] <= w[0]) {
-            return bad(
-                "eps_sweep",
-                format!("{:?}", self.eps_sweep),
-                "must be strictly increasing",
-            );
+            return bad("eps_sweep", format!("{:?}", self.eps_sweep), "must be strictly increasing");
         }
         if !(self.median_level > 0.0 && self.median_level < 1.0) {
-            return bad(
-                "median_level",
-                self.median_level.to_string(),
-                "must be in (0, 1)",
-            );
+            return bad("median_level", self.median_level.to_string(), "must be in (0, 1)");
         }
         if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
-            return bad(
-                "anomaly_threshold",
-                self.anomaly_threshold.to_string(),
-                "must be finite and >= 0",
-            );
+            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
         }
         if !(self.min_ratio.is_finite() && self.min_ratio >= 1.0) {
-            return bad(
-                "min_ratio",
-                self.min_ratio.to_string(),
-                "must be finite and >= 1",
-            );
+            return bad("min_ratio", self.min_ratio.to_string(), "must be finite and >= 1");
         }
         if !(0.0..1.0).contains(&self.min_gap) {
             return bad("min_gap", self.min_gap.to_string(), "must be in [0, 1)");
@@ -279,22 +249,13 @@ pub struct ReachProgress {
 /// Applies the flag rule to per-class `rates`: a class is flagged when its anomaly index exceeds
 /// `anomaly_threshold` on the high side and its rate exceeds `max(min_ratio × median, median + min_gap)`.
 pub fn flag_classes(rates: &[f64], params: &ReachParams) -> Result<FlagDecision, DetectError> {
-    let anomaly = AnomalyIndex::of(rates)
-        .ok_or_else(|| DetectError::NoData(format!("no usable class rates in {rates:?}")))?;
+    let anomaly =
+        AnomalyIndex::of(rates).ok_or_else(|| DetectError::NoData(format!("no usable class rates in {rates:?}")))?;
     let median = anomaly.median;
     let min_rate = (params.min_ratio * median).max(median + params.min_gap);
-    let flagged = anomaly
-        .high_outliers(rates, params.anomaly_threshold)
-        .into_iter()
-        .filter(|&c| rates[c] > min_rate)
-        .collect();
-    Ok(FlagDecision {
-        median_rate: median,
-        mad: anomaly.mad,
-        anomaly_indices: anomaly.indices,
-        min_rate,
-        flagged,
-    })
+    let flagged =
+        anomaly.high_outliers(rates, params.anomaly_threshold).into_iter().filter(|&c| rates[c] > min_rate).collect();
+    Ok(FlagDecision { median_rate: median, mad: anomaly.mad, anomaly_indices: anomaly.indices, min_rate, flagged })
 }
 
 /// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`.
@@ -315,15 +276,10 @@ pub fn run_reach(
     let k = model.num_classes();
     let n = labels.len();
     if k < 2 {
-        return Err(DetectError::NoData(format!(
-            "the model has {k} class(es); reachability needs at least 2"
-        )));
+        return Err(DetectError::NoData(format!("the model has {k} class(es); reachability needs at least 2")));
     }
     if n == 0 || dim == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!(
-            "{} image values for {n} labels of {c}×{h}×{w} images",
-            images.len()
-        )));
+        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
     }
     if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
         return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
@@ -332,37 +288,17 @@ pub fn run_reach(
     let sources = draw_sources(labels, &predictions, k, params)?;
 
     // Budget sweep on the first `sweep_images_per_class` sources of every class.
-    let sweep_sources: Vec<Vec<usize>> = sources
-        .iter()
-        .map(|s| s[..s.len().min(params.sweep_images_per_class)].to_vec())
-        .collect();
+    let sweep_sources: Vec<Vec<usize>> =
+        sources.iter().map(|s| s[..s.len().min(params.sweep_images_per_class)].to_vec()).collect();
     let mut sweep = Vec::new();
     let mut kept = None;
     let mut chosen = params.eps_sweep.len() - 1;
     for (i, &eps) in params.eps_sweep.iter().enumerate() {
-        let run = attack(
-            model,
-            images,
-            labels,
-            dim,
-            &sweep_sources,
-            eps,
-            params,
-            true,
-            &mut progress,
-        )?;
+        let run = attack(model, images, labels, dim, &sweep_sources, eps, params, true, &mut progress)?;
         evaluations += run.evaluations;
-        let rates: Vec<f64> = run
-            .per_class
-            .iter()
-            .map(|r| rate(r.reached, r.attempts))
-            .collect();
+        let rates: Vec<f64> = run.per_class.iter().map(|r| rate(r.reached, r.attempts)).collect();
         let median_rate = super::anomaly::median(&rates).unwrap_or(0.0);
-        sweep.push(SweepPoint {
-            eps,
-            rates,
-            median_rate,
-        });
+        sweep.push(SweepPoint { eps, rates, median_rate });
         kept = Some(run);
         if median_rate >= params.median_level {
             chosen = i;
@@ -381,22 +317,10 @@ pub fn run_reach(
     let mut per_class = kept.map(|r| r.per_class).unwrap_or_default();
 
     // The remaining sources at the chosen budget.
-    let rest: Vec<Vec<usize>> = sources
-        .iter()
-        .map(|s| s[s.len().min(params.sweep_images_per_class)..].to_vec())
-        .collect();
+    let rest: Vec<Vec<usize>> =
+        sources.iter().map(|s| s[s.len().min(params.sweep_images_per_class)..].to_vec()).collect();
     if rest.iter().any(|r| !r.is_empty()) {
-        let run = attack(
-            model,
-            images,
-            labels,
-            dim,
-            &rest,
-            eps,
-            params,
-            false,
-            &mut progress,
-        )?;
+        let run = attack(model, images, labels, dim, &rest, eps, params, false, &mut progress)?;
         evaluations += run.evaluations;
         for (acc, more) in per_class.iter_mut().zip(run.per_class) {
             acc.attempts += more.attempts;
@@ -406,10 +330,7 @@ pub fn run_reach(
         }
     }
 
-    let rates: Vec<f64> = per_class
-        .iter()
-        .map(|r| rate(r.reached, r.attempts))
-        .collect();
+    let rates: Vec<f64> = per_class.iter().map(|r| rate(r.reached, r.attempts)).collect();
     let decision = flag_classes(&rates, params)?;
     let classes = per_class
         .into_iter()
@@ -457,20 +378,14 @@ fn predict(
     let mut evaluations = 0;
     for start in (0..labels.len()).step_by(batch_size) {
         let end = (start + batch_size).min(labels.len());
-        let out = model.eval(
-            &images[start * dim..end * dim],
-            end - start,
-            &labels[start..end],
-        )?;
+        let out = model.eval(&images[start * dim..end * dim], end - start, &labels[start..end])?;
         evaluations += 1;
         if out.logits.len() != (end - start) * k {
-            return Err(DetectError::Attack(crate::attack::AttackError::Model(
-                format!(
-                    "logits have {} values, expected {}",
-                    out.logits.len(),
-                    (end - start) * k
-                ),
-            )));
+            return Err(DetectError::Attack(crate::attack::AttackError::Model(format!(
+                "logits have {} values, expected {}",
+                out.logits.len(),
+                (end - start) * k
+            ))));
         }
         predictions.extend(argmax_rows(&out.logits, k));
     }
@@ -485,9 +400,7 @@ fn draw_sources(
     k: usize,
     params: &ReachParams,
 ) -> Result<Vec<Vec<usize>>, DetectError> {
-    let correct: Vec<usize> = (0..labels.len())
-        .filter(|&i| predictions[i] as i64 == labels[i])
-        .collect();
+    let correct: Vec<usize> = (0..labels.len()).filter(|&i| predictions[i] as i64 == labels[i]).collect();
     (0..k)
         .map(|class| {
             let mut pool: Vec<usize> = correct.iter().copied().filter(|&i| labels[i] != class as i64).collect();
@@ -534,11 +447,8 @@ fn attack(
     progress: &mut impl FnMut(ReachProgress),
 ) -> Result<AttackRun, DetectError> {
     let indices: Vec<usize> = sources.iter().flatten().copied().collect();
-    let targets: Vec<i64> = sources
-        .iter()
-        .enumerate()
-        .flat_map(|(c, s)| std::iter::repeat_n(c as i64, s.len()))
-        .collect();
+    let targets: Vec<i64> =
+        sources.iter().enumerate().flat_map(|(c, s)| std::iter::repeat_n(c as i64, s.len())).collect();
     let x0 = gather(images, dim, &indices);
     let pgd = PgdParams {
         norm: Norm::L2,
@@ -550,16 +460,8 @@ fn attack(
     }
     .check()?;
     let total = indices.len();
-    let result = pgd.run(model, &x0, &targets, |done| {
-        progress(ReachProgress {
-            eps,
-            sweep,
-            done,
-            total,
-        })
-    })?;
-    let mut per_class: Vec<ClassCounts> =
-        (0..sources.len()).map(|_| ClassCounts::default()).collect();
+    let result = pgd.run(model, &x0, &targets, |done| progress(ReachProgress { eps, sweep, done, total }))?;
+    let mut per_class: Vec<ClassCounts> = (0..sources.len()).map(|_| ClassCounts::default()).collect();
     for (j, (&src, &target)) in indices.iter().zip(&targets).enumerate() {
         let counts = &mut per_class[target as usize];
         counts.attempts += 1;
@@ -575,16 +477,8 @@ fn attack(
                 .map(|(a, b)| ((a - b) as f64).powi(2))
                 .sum::<f64>()
                 .sqrt() as f32;
-            counts.evidence.push(ReachExample {
-                source_index: src,
-                source_label: labels[src],
-                l2,
-                image,
-            });
+            counts.evidence.push(ReachExample { source_index: src, source_label: labels[src], l2, image });
         }
     }
-    Ok(AttackRun {
-        per_class,
-        evaluations: result.evaluations,
-    })
+    Ok(AttackRun { per_class, evaluations: result.evaluations })
 }

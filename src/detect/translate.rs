@@ -44,9 +44,8 @@ pub struct ClassSamples {
 
 /// A seeded RNG for one (seed, class, purpose) triple, so classes are independent of run order.
 pub fn class_rng(seed: u64, class: usize, purpose: u64) -> ChaCha8Rng {
-    let mix = seed
-        ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mix =
+        seed ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
     ChaCha8Rng::seed_from_u64(mix)
 }
 
@@ -67,7 +66,10 @@ pub fn translate_class(
     let dim = c * h * w;
     let n = labels.len();
     if n == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!("{} training values for {n} labels of {c}×{h}×{w} images", images.len())));
+        return Err(DetectError::NoData(format!(
+            "{} training values for {n} labels of {c}×{h}×{w} images",
+            images.len()
+        )));
     }
     let s = params.seeds_per_class.min(n);
     let mut rng = class_rng(seed, class, 1);

@@ -92,29 +92,17 @@ impl Reducer {
         match self {
             Reducer::None => {
                 check_finite(x)?;
-                Ok(Reduced {
-                    points: x.clone(),
-                    kl_divergence: None,
-                })
+                Ok(Reduced { points: x.clone(), kl_divergence: None })
             }
             Reducer::Pca => {
                 let fitted = Pca::params(2).fit(x)?;
-                Ok(Reduced {
-                    points: fitted.transform(x)?,
-                    kl_divergence: None,
-                })
+                Ok(Reduced { points: fitted.transform(x)?, kl_divergence: None })
             }
             Reducer::Tsne => {
                 let pca = Pca::params(pca_dims).fit(x)?;
                 let reduced = pca.transform(x)?;
-                let emb = Tsne::params()
-                    .perplexity(perplexity)
-                    .seed(seed)
-                    .fit(&reduced)?;
-                Ok(Reduced {
-                    points: emb.points,
-                    kl_divergence: Some(emb.kl_divergence),
-                })
+                let emb = Tsne::params().perplexity(perplexity).seed(seed).fit(&reduced)?;
+                Ok(Reduced { points: emb.points, kl_divergence: Some(emb.kl_divergence) })
             }
         }
     }
@@ -132,10 +120,7 @@ pub struct Reduced {
 /// Rejects empty matrices and non-finite values.
 pub(crate) fn check_finite(x: &Array2<f64>) -> Result<()> {
     if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(EmbedError::Empty {
-            rows: x.nrows(),
-            cols: x.ncols(),
-        });
+        return Err(EmbedError::Empty { rows: x.nrows(), cols: x.ncols() });
     }
     if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         return Err(EmbedError::NonFinite { row, col });

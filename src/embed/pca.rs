@@ -48,11 +48,7 @@ impl PcaParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if self.n_components == 0 {
-            return Err(EmbedError::InvalidParam {
-                name: "n_components",
-                value: 0.0,
-                rule: "must be at least 1",
-            });
+            return Err(EmbedError::InvalidParam { name: "n_components", value: 0.0, rule: "must be at least 1" });
         }
         Ok(())
     }
@@ -63,11 +59,7 @@ impl PcaParams {
         check_finite(x)?;
         let (n, d) = x.dim();
         if n < 2 {
-            return Err(EmbedError::TooFewSamples {
-                algorithm: "PCA",
-                needed: 2,
-                got: n,
-            });
+            return Err(EmbedError::TooFewSamples { algorithm: "PCA", needed: 2, got: n });
         }
         let k = self.n_components.min(n).min(d);
         let mean = x.mean_axis(Axis(0)).expect("n > 0");
@@ -104,20 +96,13 @@ impl PcaParams {
             row *= sign;
         }
         let explained_variance = values.mapv(|v| v.max(0.0));
-        Ok(FittedPca {
-            mean,
-            components,
-            explained_variance,
-            total_variance,
-        })
+        Ok(FittedPca { mean, components, explained_variance, total_variance })
     }
 }
 
 /// Eigenvalues in descending order with their eigenvectors as columns.
 fn eig_desc(m: Array2<f64>) -> Result<(Array1<f64>, Array2<f64>)> {
-    let (vals, vecs) = m
-        .eigh_into()
-        .map_err(|e| EmbedError::Linalg(e.to_string()))?;
+    let (vals, vecs) = m.eigh_into().map_err(|e| EmbedError::Linalg(e.to_string()))?;
     Ok((vals, vecs).sort_eig(Order::Largest))
 }
 
@@ -134,10 +119,7 @@ impl FittedPca {
     /// Projects `x` onto the components (centred with the fitted mean).
     pub fn transform(&self, x: &Array2<f64>) -> Result<Array2<f64>> {
         if x.ncols() != self.mean.len() {
-            return Err(EmbedError::FeatureMismatch {
-                expected: self.mean.len(),
-                got: x.ncols(),
-            });
+            return Err(EmbedError::FeatureMismatch { expected: self.mean.len(), got: x.ncols() });
         }
         Ok((x - &self.mean).dot(&self.components.t()))
     }

@@ -18,15 +18,7 @@ pub const MIN_OUTPUT_OPSET: i64 = 17;
 
 /// Ops whose semantics or signature changed at opset 13; a model importing opset 11 or 12 that uses
 /// one of them (among the kept nodes) cannot have its import raised and is rejected.
-const CHANGED_AT_13: &[&str] = &[
-    "Softmax",
-    "LogSoftmax",
-    "Hardmax",
-    "ReduceSum",
-    "Split",
-    "Squeeze",
-    "Unsqueeze",
-];
+const CHANGED_AT_13: &[&str] = &["Softmax", "LogSoftmax", "Hardmax", "ReduceSum", "Split", "Squeeze", "Unsqueeze"];
 
 /// Ops whose outputs carry no gradient (integer or boolean results such as a tensor's shape):
 /// dependence on the image input stops there, so `Shape(x) → Concat → Reshape` is fine.
@@ -64,10 +56,7 @@ pub struct GradSpec {
 const FIXED_NAMES: [&str; 6] = ["x", "y", "logits", "features", "loss", "grad"];
 
 fn node_label(n: &NodeProto, i: usize) -> String {
-    n.name
-        .clone()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("#{i}"))
+    n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{i}"))
 }
 
 /// Kahn's topological order of `nodes` (indices); an error names a node on a cycle.
@@ -81,12 +70,8 @@ fn topo_order(nodes: &[NodeProto]) -> Result<Vec<usize>, GradError> {
     let mut indeg = vec![0usize; nodes.len()];
     let mut users: Vec<Vec<usize>> = vec![vec![]; nodes.len()];
     for (i, n) in nodes.iter().enumerate() {
-        let deps: HashSet<usize> = n
-            .input
-            .iter()
-            .filter_map(|t| producer.get(t.as_str()).copied())
-            .filter(|&p| p != i)
-            .collect();
+        let deps: HashSet<usize> =
+            n.input.iter().filter_map(|t| producer.get(t.as_str()).copied()).filter(|&p| p != i).collect();
         indeg[i] = deps.len();
         for p in deps {
             users[p].push(i);
@@ -129,8 +114,7 @@ fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), G
     }
     if v < 13 {
         if let Some(n) = kept.iter().find(|n| {
-            n.domain.as_deref().unwrap_or("").is_empty()
-                && CHANGED_AT_13.contains(&n.op_type.as_deref().unwrap_or(""))
+            n.domain.as_deref().unwrap_or("").is_empty() && CHANGED_AT_13.contains(&n.op_type.as_deref().unwrap_or(""))
         }) {
             return Err(GradError::Opset(format!(
                 "the model imports ONNX opset {v} and node '{}' ({}) changed meaning at opset 13, \
@@ -153,21 +137,14 @@ fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), G
 /// [`MIN_OUTPUT_OPSET`] (every op the rules emit and every supported op keeps its meaning between
 /// 13 and 17); opset 11–12 is raised too unless a kept node is one of the ops that changed at 13
 /// (Softmax, LogSoftmax, Hardmax, ReduceSum, Split, Squeeze, Unsqueeze); older opsets are rejected.
-pub fn build(
-    model: &ModelProto,
-    spec: &GradSpec,
-    shapes: &ShapeMap,
-) -> Result<ModelProto, GradError> {
+pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<ModelProto, GradError> {
     let (renamed, spec, shapes) = rename_fixed(model, spec, shapes)?;
     let model = &renamed;
     let spec = &spec;
     let shapes = &shapes;
     let plan = Plan::new(model, spec)?;
     let graph = model.graph.as_ref().expect("checked by Plan::new");
-    let kept: Vec<&NodeProto> = (0..graph.node.len())
-        .filter(|&i| plan.kept[i])
-        .map(|i| &graph.node[i])
-        .collect();
+    let kept: Vec<&NodeProto> = (0..graph.node.len()).filter(|&i| plan.kept[i]).map(|i| &graph.node[i]).collect();
     let (_, opset) = output_opset(model, &kept)?;
 
     let mut b = GraphBuilder::new();
@@ -241,23 +218,14 @@ pub fn build(
     let pg = b.op("Exp", &[&g], vec![]);
     let one = b.const_f32("one", &[], &[1.0]);
     let upd = b.op("Sub", &[&pg, &one], vec![]);
-    let seed = b.op(
-        "ScatterElements",
-        &[&p, &y_col, &upd],
-        vec![attr_int("axis", 1)],
-    );
+    let seed = b.op("ScatterElements", &[&p, &y_col, &upd], vec![attr_int("axis", 1)]);
 
     // Backward pass.
     let rules = registry();
     let mut grads: HashMap<String, Vec<String>> = HashMap::new();
     grads.insert(spec.logits.clone(), vec![seed]);
-    let fwd_by_index: HashMap<usize, &NodeProto> = plan
-        .order
-        .iter()
-        .filter(|&&i| plan.kept[i])
-        .zip(&forward)
-        .map(|(&i, n)| (i, n))
-        .collect();
+    let fwd_by_index: HashMap<usize, &NodeProto> =
+        plan.order.iter().filter(|&&i| plan.kept[i]).zip(&forward).map(|(&i, n)| (i, n)).collect();
     for &i in plan.order.iter().rev() {
         if !plan.on_path[i] {
             continue;
@@ -273,23 +241,9 @@ pub fn build(
         let op = node.op_type.clone().unwrap_or_default();
         let rule = rules
             .get(op.as_str())
-            .ok_or_else(|| GradError::UnsupportedOp {
-                node: node_label(node, i),
-                op: op.clone(),
-            })?;
-        let needs = node
-            .input
-            .iter()
-            .map(|t| !t.is_empty() && plan.from_x.contains(t.as_str()))
-            .collect();
-        let mut ctx = Ctx {
-            node,
-            dy,
-            needs,
-            shapes,
-            consts: &consts,
-            b: &mut b,
-        };
+            .ok_or_else(|| GradError::UnsupportedOp { node: node_label(node, i), op: op.clone() })?;
+        let needs = node.input.iter().map(|t| !t.is_empty() && plan.from_x.contains(t.as_str())).collect();
+        let mut ctx = Ctx { node, dy, needs, shapes, consts: &consts, b: &mut b };
         let dx = rule(&mut ctx)?;
         for (t, g) in node.input.iter().zip(dx) {
             if let Some(g) = g {
@@ -300,10 +254,7 @@ pub fn build(
         }
     }
     let gx = grads.remove(&spec.input).ok_or_else(|| {
-        GradError::BadModel(format!(
-            "the logits '{}' do not depend on the input '{}'",
-            spec.logits, spec.input
-        ))
+        GradError::BadModel(format!("the logits '{}' do not depend on the input '{}'", spec.logits, spec.input))
     })?;
     let gx = sum(&mut b, gx);
     b.op_named("Identity", &[&gx], &["grad"], vec![]);
@@ -311,17 +262,9 @@ pub fn build(
     b.op_named("Identity", &[&spec.features], &["features"], vec![]);
 
     // Inputs, outputs, initializers of the kept nodes; the image input becomes `x`.
-    let used: HashSet<&str> = b
-        .nodes
-        .iter()
-        .flat_map(|n| n.input.iter().map(String::as_str))
-        .collect();
-    let initializers: Vec<_> = graph
-        .initializer
-        .iter()
-        .filter(|t| used.contains(t.name.as_deref().unwrap_or("")))
-        .cloned()
-        .collect();
+    let used: HashSet<&str> = b.nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let initializers: Vec<_> =
+        graph.initializer.iter().filter(|t| used.contains(t.name.as_deref().unwrap_or(""))).cloned().collect();
     for t in initializers {
         b.initializer(t);
     }
@@ -332,22 +275,12 @@ pub fn build(
             s.dims
                 .iter()
                 .zip(&s.batch)
-                .map(|(&d, &b)| {
-                    if b {
-                        Dim::Param("N".into())
-                    } else {
-                        Dim::Fixed(d)
-                    }
-                })
+                .map(|(&d, &b)| if b { Dim::Param("N".into()) } else { Dim::Fixed(d) })
                 .collect::<Vec<_>>()
         })
     };
     b.output("logits", DataType::Float, out_dims(&spec.logits).as_deref());
-    b.output(
-        "features",
-        DataType::Float,
-        out_dims(&spec.features).as_deref(),
-    );
+    b.output("features", DataType::Float, out_dims(&spec.features).as_deref());
     b.output("loss", DataType::Float, Some(&[Dim::Param("N".into())]));
     b.output("grad", DataType::Float, Some(&plan.x_dims));
 
@@ -378,11 +311,7 @@ fn sum(b: &mut GraphBuilder, mut list: Vec<String>) -> String {
 pub fn shape_probe_tensors(model: &ModelProto, spec: &GradSpec) -> Result<Vec<String>, GradError> {
     let plan = Plan::new(model, spec)?;
     let graph = model.graph.as_ref().expect("checked by Plan::new");
-    let inits: HashSet<&str> = graph
-        .initializer
-        .iter()
-        .filter_map(|t| t.name.as_deref())
-        .collect();
+    let inits: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for &i in &plan.order {
@@ -426,28 +355,17 @@ struct Plan {
 
 impl Plan {
     fn new(model: &ModelProto, spec: &GradSpec) -> Result<Plan, GradError> {
-        let graph = model
-            .graph
-            .as_ref()
-            .ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+        let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
         let nodes = &graph.node;
         let order = topo_order(nodes)?;
         let xin = graph
             .input
             .iter()
             .find(|v| v.name.as_deref() == Some(spec.input.as_str()))
-            .ok_or_else(|| GradError::MissingTensor {
-                name: spec.input.clone(),
-                role: "image input",
-            })?;
+            .ok_or_else(|| GradError::MissingTensor { name: spec.input.clone(), role: "image input" })?;
         let tt = match xin.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(type_proto::Value::TensorType(t)) => t,
-            _ => {
-                return Err(GradError::BadModel(format!(
-                    "input '{}' is not a tensor",
-                    spec.input
-                )))
-            }
+            _ => return Err(GradError::BadModel(format!("input '{}' is not a tensor", spec.input))),
         };
         if tt.elem_type != Some(DataType::Float as i32) {
             return Err(GradError::BadModel(format!(
@@ -480,10 +398,7 @@ impl Plan {
         }
         for (name, role) in [(&spec.logits, "logits"), (&spec.features, "features")] {
             if !producer.contains_key(name.as_str()) {
-                return Err(GradError::MissingTensor {
-                    name: name.clone(),
-                    role,
-                });
+                return Err(GradError::MissingTensor { name: name.clone(), role });
             }
         }
         // Ancestors of logits and of features.
@@ -504,9 +419,7 @@ impl Plan {
         };
         let to_logits = ancestors(&spec.logits);
         let to_features = ancestors(&spec.features);
-        let kept: Vec<bool> = (0..nodes.len())
-            .map(|i| to_logits[i] || to_features[i])
-            .collect();
+        let kept: Vec<bool> = (0..nodes.len()).map(|i| to_logits[i] || to_features[i]).collect();
         // Tensors depending on x, forward in topological order.
         let mut from_x: HashSet<String> = HashSet::from([spec.input.clone()]);
         let mut on_path = vec![false; nodes.len()];
@@ -527,21 +440,11 @@ impl Plan {
             if on_path[i] && !n.domain.as_deref().unwrap_or("").is_empty() {
                 return Err(GradError::UnsupportedOp {
                     node: node_label(n, i),
-                    op: format!(
-                        "{}:{}",
-                        n.domain.as_deref().unwrap_or(""),
-                        n.op_type.as_deref().unwrap_or("")
-                    ),
+                    op: format!("{}:{}", n.domain.as_deref().unwrap_or(""), n.op_type.as_deref().unwrap_or("")),
                 });
             }
         }
-        Ok(Plan {
-            order,
-            kept,
-            on_path,
-            from_x,
-            x_dims,
-        })
+        Ok(Plan { order, kept, on_path, from_x, x_dims })
     }
 }
 
@@ -552,10 +455,7 @@ fn rename_fixed(
     spec: &GradSpec,
     shapes: &ShapeMap,
 ) -> Result<(ModelProto, GradSpec, ShapeMap), GradError> {
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+    let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
     let mut names: HashSet<String> = graph
         .node
         .iter()
@@ -593,19 +493,10 @@ fn rename_fixed(
     for t in &mut g.initializer {
         t.name = t.name.as_deref().map(rn);
     }
-    for v in g
-        .input
-        .iter_mut()
-        .chain(g.output.iter_mut())
-        .chain(g.value_info.iter_mut())
-    {
+    for v in g.input.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
         v.name = v.name.as_deref().map(rn);
     }
-    let spec2 = GradSpec {
-        input: rn(&spec.input),
-        logits: rn(&spec.logits),
-        features: rn(&spec.features),
-    };
+    let spec2 = GradSpec { input: rn(&spec.input), logits: rn(&spec.logits), features: rn(&spec.features) };
     let mut shapes2 = shapes.clone();
     for (from, to) in &map {
         if let Some(s) = shapes.get(from) {

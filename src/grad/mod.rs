@@ -13,11 +13,7 @@ use crate::onnx::proto::ModelProto;
 
 /// Probes the shapes `build` needs with `probe` (ONNX Runtime in practice: [`RuntimeProbe`]) and
 /// builds the gradient graph of `model` (see [`build`]).
-pub fn build_probed(
-    model: &ModelProto,
-    spec: &GradSpec,
-    probe: &mut dyn ShapeProbe,
-) -> Result<ModelProto, GradError> {
+pub fn build_probed(model: &ModelProto, spec: &GradSpec, probe: &mut dyn ShapeProbe) -> Result<ModelProto, GradError> {
     let tensors = shape_probe_tensors(model, spec)?;
     let mut shapes = shapes::probe(model, &spec.input, &tensors, probe)?;
     add_initializer_shapes(model, &mut shapes);

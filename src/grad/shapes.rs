@@ -25,10 +25,7 @@ pub struct TensorShape {
 impl TensorShape {
     /// A shape none of whose dimensions follow the batch (a weight, a constant).
     pub fn fixed(dims: &[i64]) -> Self {
-        TensorShape {
-            dims: dims.to_vec(),
-            batch: vec![false; dims.len()],
-        }
+        TensorShape { dims: dims.to_vec(), batch: vec![false; dims.len()] }
     }
 
     /// The rank.
@@ -61,20 +58,16 @@ impl ShapeMap {
 
     /// The shape of `name`, or [`GradError::MissingShape`].
     pub fn require(&self, name: &str) -> Result<&TensorShape, GradError> {
-        self.get(name)
-            .ok_or_else(|| GradError::MissingShape(name.to_string()))
+        self.get(name).ok_or_else(|| GradError::MissingShape(name.to_string()))
     }
 
     /// Combines the shapes seen at batch 1 and batch 2: a dimension that differs follows the batch.
-    pub fn from_probes(
-        at1: &HashMap<String, Vec<i64>>,
-        at2: &HashMap<String, Vec<i64>>,
-    ) -> Result<Self, GradError> {
+    pub fn from_probes(at1: &HashMap<String, Vec<i64>>, at2: &HashMap<String, Vec<i64>>) -> Result<Self, GradError> {
         let mut map = ShapeMap::new();
         for (name, d2) in at2 {
-            let d1 = at1.get(name).ok_or_else(|| {
-                GradError::Probe(format!("tensor '{name}' missing from the batch-1 run"))
-            })?;
+            let d1 = at1
+                .get(name)
+                .ok_or_else(|| GradError::Probe(format!("tensor '{name}' missing from the batch-1 run")))?;
             if d1.len() != d2.len() {
                 return Err(GradError::Probe(format!(
                     "tensor '{name}' has rank {} at batch 1 but {} at batch 2",
@@ -83,13 +76,7 @@ impl ShapeMap {
                 )));
             }
             let batch = d1.iter().zip(d2).map(|(a, b)| a != b).collect();
-            map.insert(
-                name,
-                TensorShape {
-                    dims: d2.clone(),
-                    batch,
-                },
-            );
+            map.insert(name, TensorShape { dims: d2.clone(), batch });
         }
         Ok(map)
     }
@@ -117,18 +104,12 @@ pub fn probe(
     tensors: &[String],
     runner: &mut dyn ShapeProbe,
 ) -> Result<ShapeMap, GradError> {
-    let graph = model
-        .graph
-        .as_ref()
-        .ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+    let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
     let vi = graph
         .input
         .iter()
         .find(|v| v.name.as_deref() == Some(input))
-        .ok_or_else(|| GradError::MissingTensor {
-            name: input.to_string(),
-            role: "image input",
-        })?;
+        .ok_or_else(|| GradError::MissingTensor { name: input.to_string(), role: "image input" })?;
     let dims = input_dims(vi).ok_or_else(|| {
         GradError::BadModel(format!(
             "input '{input}' has no tensor shape: its dimensions after the batch must be static"
@@ -137,11 +118,8 @@ pub fn probe(
     let mut probe_model = model.clone();
     {
         let g = probe_model.graph.as_mut().expect("checked above");
-        g.output = tensors
-            .iter()
-            .filter(|t| t.as_str() != input)
-            .map(|t| value_info(t, DataType::Float, None))
-            .collect();
+        g.output =
+            tensors.iter().filter(|t| t.as_str() != input).map(|t| value_info(t, DataType::Float, None)).collect();
         g.value_info.clear();
         for o in &mut g.output {
             // Leave the element type to ONNX Runtime's inference: probed tensors may be int64.

@@ -215,9 +215,7 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
             logits.name, image_input.name
         )));
     }
-    let head = g
-        .producer(&logits.head_node_output)
-        .expect("head node exists");
+    let head = g.producer(&logits.head_node_output).expect("head node exists");
     let feature = find_feature(&g, choice, &image_input.name, &logits, head, &path)?;
 
     let mut op_histogram = BTreeMap::new();
@@ -228,19 +226,12 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
     for &i in &path {
         *path_ops.entry(g.node(i).op().to_string()).or_insert(0) += 1;
     }
-    let unsupported_ops: Vec<String> = path_ops
-        .keys()
-        .filter(|op| !crate::grad::is_supported(op))
-        .cloned()
-        .collect();
+    let unsupported_ops: Vec<String> = path_ops.keys().filter(|op| !crate::grad::is_supported(op)).cloned().collect();
     let p = &model.proto;
-    let producer = format!(
-        "{} {}",
-        p.producer_name.as_deref().unwrap_or(""),
-        p.producer_version.as_deref().unwrap_or("")
-    )
-    .trim()
-    .to_string();
+    let producer =
+        format!("{} {}", p.producer_name.as_deref().unwrap_or(""), p.producer_version.as_deref().unwrap_or(""))
+            .trim()
+            .to_string();
     Ok(Analysis {
         model: ModelSummary {
             path: model.path.display().to_string(),
@@ -270,17 +261,10 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
 fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
     let inputs = g.runtime_inputs();
     let vi = match inputs.as_slice() {
-        [] => {
-            return Err(OnnxError::NoImageInput(
-                "the graph has no inputs other than initializers".into(),
-            ))
-        }
+        [] => return Err(OnnxError::NoImageInput("the graph has no inputs other than initializers".into())),
         [one] => *one,
         many => {
-            let names: Vec<&str> = many
-                .iter()
-                .map(|v| v.name.as_deref().unwrap_or(""))
-                .collect();
+            let names: Vec<&str> = many.iter().map(|v| v.name.as_deref().unwrap_or("")).collect();
             return Err(OnnxError::NoImageInput(format!(
                 "the graph has {} inputs ({}); aegis-audit needs exactly one image input",
                 many.len(),
@@ -289,18 +273,16 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
         }
     };
     let name = vi.name.clone().unwrap_or_default();
-    let elem = declared_elem_type(vi)
-        .ok_or_else(|| OnnxError::NoImageInput(format!("input '{name}' is not a tensor")))?;
+    let elem =
+        declared_elem_type(vi).ok_or_else(|| OnnxError::NoImageInput(format!("input '{name}' is not a tensor")))?;
     if elem != DataType::Float as i32 {
         return Err(OnnxError::NoImageInput(format!(
             "input '{name}' has element type {}, not float32",
             elem_type_name(elem)
         )));
     }
-    let shape = declared_shape(vi).ok_or_else(|| OnnxError::DynamicDims {
-        input: name.clone(),
-        shape: "unknown (no shape declared)".into(),
-    })?;
+    let shape = declared_shape(vi)
+        .ok_or_else(|| OnnxError::DynamicDims { input: name.clone(), shape: "unknown (no shape declared)".into() })?;
     if shape.len() != 4 {
         return Err(OnnxError::NoImageInput(format!(
             "input '{name}' has rank {} (shape {}); an image input has rank 4 [N, C, H, W]",
@@ -316,35 +298,18 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
         })
         .collect();
     let (Some(d1), Some(d2), Some(d3)) = (fixed[0], fixed[1], fixed[2]) else {
-        return Err(OnnxError::DynamicDims {
-            input: name,
-            shape: shape_string(&shape),
-        });
+        return Err(OnnxError::DynamicDims { input: name, shape: shape_string(&shape) });
     };
     if matches!(shape[0], Dim::Fixed(v) if v <= 0) {
-        return Err(OnnxError::DynamicDims {
-            input: name,
-            shape: shape_string(&shape),
-        });
+        return Err(OnnxError::DynamicDims { input: name, shape: shape_string(&shape) });
     }
     // Channels-last when the last dim looks like channels (1 or 3, or a small count below the
     // second dim) and the second does not.
     let nhwc = !matches!(d1, 1 | 3) && (matches!(d3, 1 | 3) || (d3 <= 4 && d1 > d3));
     if nhwc {
-        return Err(OnnxError::WrongLayout {
-            input: name,
-            shape: shape_string(&shape),
-        });
+        return Err(OnnxError::WrongLayout { input: name, shape: shape_string(&shape) });
     }
-    Ok(ImageInput {
-        name,
-        layout: "NCHW".into(),
-        shape,
-        dtype: "float32".into(),
-        channels: d1,
-        height: d2,
-        width: d3,
-    })
+    Ok(ImageInput { name, layout: "NCHW".into(), shape, dtype: "float32".into(), channels: d1, height: d2, width: d3 })
 }
 
 struct FoundLogits {
@@ -361,47 +326,25 @@ fn computed_input(g: &Graph<'_>, i: usize) -> Result<String, String> {
         .input
         .iter()
         .enumerate()
-        .filter(|(slot, t)| {
-            !t.is_empty()
-                && crate::onnx::graph::is_data_input(node.op(), *slot)
-                && !g.is_constant(t)
-        })
+        .filter(|(slot, t)| !t.is_empty() && crate::onnx::graph::is_data_input(node.op(), *slot) && !g.is_constant(t))
         .map(|(_, t)| t)
         .collect();
     match computed.as_slice() {
         [one] => Ok((*one).clone()),
-        [] => Err(format!(
-            "node '{}' ({}) has no computed input",
-            g.label(i),
-            node.op()
-        )),
-        _ => Err(format!(
-            "node '{}' ({}) has {} computed inputs",
-            g.label(i),
-            node.op(),
-            computed.len()
-        )),
+        [] => Err(format!("node '{}' ({}) has no computed input", g.label(i), node.op())),
+        _ => Err(format!("node '{}' ({}) has {} computed inputs", g.label(i), node.op(), computed.len())),
     }
 }
 
 fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
-    let outputs: Vec<&str> = g
-        .proto
-        .output
-        .iter()
-        .map(|o| o.name.as_deref().unwrap_or(""))
-        .collect();
+    let outputs: Vec<&str> = g.proto.output.iter().map(|o| o.name.as_deref().unwrap_or("")).collect();
     if outputs.is_empty() {
-        return Err(OnnxError::NoClassifierHead(
-            "the graph has no outputs".into(),
-        ));
+        return Err(OnnxError::NoClassifierHead("the graph has no outputs".into()));
     }
     let mut candidates: Vec<(String, &str, Option<String>)> = Vec::new();
     for &out in &outputs {
         let (logits, softmax) = match g.producer(out).map(|i| g.node(i)) {
-            Some(n) if matches!(n.op(), "Softmax" | "LogSoftmax") => {
-                (n.input[0].clone(), Some(n.op().to_string()))
-            }
+            Some(n) if matches!(n.op(), "Softmax" | "LogSoftmax") => (n.input[0].clone(), Some(n.op().to_string())),
             _ => (out.to_string(), None),
         };
         if !candidates.iter().any(|c| c.0 == logits) {
@@ -429,9 +372,8 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         match node.op() {
             "Gemm" | "MatMul" => break p,
             op if HEAD_OPS.contains(&op) || matches!(op, "Flatten" | "Reshape" | "Squeeze") => {
-                t = computed_input(g, p).map_err(|e| {
-                    fail(format!("while walking back from the logits '{name}': {e}"))
-                })?;
+                t = computed_input(g, p)
+                    .map_err(|e| fail(format!("while walking back from the logits '{name}': {e}")))?;
             }
             op => {
                 return Err(fail(format!(
@@ -446,10 +388,7 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
     let weight_name = node.input.get(1).cloned().unwrap_or_default();
     let data_input = node.input.first().cloned().unwrap_or_default();
     let weight = g.constant(&weight_name).ok_or_else(|| {
-        fail(format!(
-            "the weight '{weight_name}' of the final {} node '{label}' is not a constant",
-            node.op()
-        ))
+        fail(format!("the weight '{weight_name}' of the final {} node '{label}' is not a constant", node.op()))
     })?;
     let dims = &weight.dims;
     let k = match node.op() {
@@ -468,11 +407,7 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         }
         _ => match dims.last() {
             Some(&last) if dims.len() >= 2 => last,
-            _ => {
-                return Err(fail(format!(
-                    "the weight '{weight_name}' of MatMul node '{label}' has dims {dims:?}"
-                )))
-            }
+            _ => return Err(fail(format!("the weight '{weight_name}' of MatMul node '{label}' has dims {dims:?}"))),
         },
     };
     if k < 2 {
@@ -504,15 +439,7 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         head_node: label,
         head_op: node.op().to_string(),
     };
-    Ok((
-        FoundLogits {
-            name,
-            head_node_output: head_output,
-            head_data_input: data_input,
-            info,
-        },
-        k as usize,
-    ))
+    Ok((FoundLogits { name, head_node_output: head_output, head_data_input: data_input, info }, k as usize))
 }
 
 fn find_feature(
@@ -529,16 +456,10 @@ fn find_feature(
             let on_path = match g.producer(n) {
                 Some(p) => path.contains(&p),
                 None if n == image => true,
-                None if g.proto.input.iter().any(|i| i.name.as_deref() == Some(n))
-                    || g.initializer(n).is_some() =>
-                {
+                None if g.proto.input.iter().any(|i| i.name.as_deref() == Some(n)) || g.initializer(n).is_some() => {
                     false
                 }
-                None => {
-                    return Err(OnnxError::Feature(format!(
-                        "no tensor named '{n}' in the graph"
-                    )))
-                }
+                None => return Err(OnnxError::Feature(format!("no tensor named '{n}' in the graph"))),
             };
             if !on_path {
                 return Err(OnnxError::Feature(format!(
@@ -557,22 +478,14 @@ fn find_feature(
     }
     let producer_op = g.producer(&name).map(|p| g.node(p).op().to_string());
     let shape = g.value_info(&name).and_then(declared_shape);
-    Ok(Feature {
-        name,
-        choice: how.to_string(),
-        producer_op,
-        shape,
-    })
+    Ok(Feature { name, choice: how.to_string(), producer_op, shape })
 }
 
 /// Walks back from the head's data input through head layers to the pooling/flatten chain and
 /// returns that chain's input.
 fn last_conv(g: &Graph<'_>, head_input: &str) -> Result<String, OnnxError> {
-    let fail = |msg: String| {
-        OnnxError::Feature(format!(
-            "{msg}; use --feature-layer penultimate or --feature-tensor NAME"
-        ))
-    };
+    let fail =
+        |msg: String| OnnxError::Feature(format!("{msg}; use --feature-layer penultimate or --feature-tensor NAME"));
     let mut t = head_input.to_string();
     let mut in_chain = false;
     loop {
@@ -580,9 +493,7 @@ fn last_conv(g: &Graph<'_>, head_input: &str) -> Result<String, OnnxError> {
             if in_chain {
                 return Ok(t);
             }
-            return Err(fail(format!(
-                "no pooling or Flatten before the classifier head: '{t}' is a graph input"
-            )));
+            return Err(fail(format!("no pooling or Flatten before the classifier head: '{t}' is a graph input")));
         };
         let op = g.node(p).op();
         if POOL_FLATTEN_OPS.contains(&op) {

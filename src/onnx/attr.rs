@@ -14,9 +14,7 @@ pub trait AttrValue<'a>: Sized {
 }
 
 fn type_of(attr: &AttributeProto) -> AttributeType {
-    attr.r#type
-        .and_then(|t| AttributeType::try_from(t).ok())
-        .unwrap_or(AttributeType::Undefined)
+    attr.r#type.and_then(|t| AttributeType::try_from(t).ok()).unwrap_or(AttributeType::Undefined)
 }
 
 impl<'a> AttrValue<'a> for i64 {
@@ -83,8 +81,7 @@ pub trait NodeExt {
     fn get_attr_opt<'a, T: AttrValue<'a>>(&'a self, name: &str) -> Result<Option<T>, OnnxError>;
     /// The attribute as `T`; an error when absent or of another type.
     fn get_attr<'a, T: AttrValue<'a>>(&'a self, name: &str) -> Result<T, OnnxError> {
-        self.get_attr_opt(name)?
-            .ok_or_else(|| self.attr_error(name, "required attribute is missing".into()))
+        self.get_attr_opt(name)?.ok_or_else(|| self.attr_error(name, "required attribute is missing".into()))
     }
     /// The attribute as `T`, or `default` when absent.
     fn get_attr_or<'a, T: AttrValue<'a>>(&'a self, name: &str, default: T) -> Result<T, OnnxError> {
@@ -114,9 +111,7 @@ impl NodeExt for NodeProto {
     }
 
     fn attr(&self, name: &str) -> Option<&AttributeProto> {
-        self.attribute
-            .iter()
-            .find(|a| a.name.as_deref() == Some(name))
+        self.attribute.iter().find(|a| a.name.as_deref() == Some(name))
     }
 
     fn get_attr_opt<'a, T: AttrValue<'a>>(&'a self, name: &str) -> Result<Option<T>, OnnxError> {
@@ -124,14 +119,7 @@ impl NodeExt for NodeProto {
             return Ok(None);
         };
         T::from_attr(a).map(Some).ok_or_else(|| {
-            self.attr_error(
-                name,
-                format!(
-                    "expected {}, found {}",
-                    T::EXPECTED.as_str_name(),
-                    type_of(a).as_str_name()
-                ),
-            )
+            self.attr_error(name, format!("expected {}, found {}", T::EXPECTED.as_str_name(), type_of(a).as_str_name()))
         })
     }
 }

@@ -9,8 +9,8 @@ use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::tensor_shape_proto::{dimension, Dimension};
 use crate::onnx::proto::type_proto::{self, Tensor};
 use crate::onnx::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
 };
 
 /// One dimension of a graph input or output.
@@ -73,16 +73,8 @@ impl GraphBuilder {
     }
 
     /// Adds a node of `op` reading `inputs` and writing `n_outputs` fresh tensors; returns their names.
-    pub fn node_n(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        n_outputs: usize,
-        attrs: Vec<AttributeProto>,
-    ) -> Vec<String> {
-        let outputs: Vec<String> = (0..n_outputs)
-            .map(|_| self.fresh(&op.to_lowercase()))
-            .collect();
+    pub fn node_n(&mut self, op: &str, inputs: &[&str], n_outputs: usize, attrs: Vec<AttributeProto>) -> Vec<String> {
+        let outputs: Vec<String> = (0..n_outputs).map(|_| self.fresh(&op.to_lowercase())).collect();
         let name = self.fresh(&format!("node_{op}"));
         self.nodes.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
@@ -101,13 +93,7 @@ impl GraphBuilder {
     }
 
     /// Adds a node of `op` writing the given (already chosen) output names.
-    pub fn op_named(
-        &mut self,
-        op: &str,
-        inputs: &[&str],
-        outputs: &[&str],
-        attrs: Vec<AttributeProto>,
-    ) {
+    pub fn op_named(&mut self, op: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) {
         let name = self.fresh(&format!("node_{op}"));
         for o in outputs {
             self.reserve(o);
@@ -159,10 +145,7 @@ impl GraphBuilder {
     pub fn into_model(self, name: &str, opset: i64, ir_version: i64) -> ModelProto {
         ModelProto {
             ir_version: Some(ir_version),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(opset),
-            }],
+            opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
             producer_name: Some("aegis-audit".into()),
             producer_version: Some(env!("CARGO_PKG_VERSION").into()),
             graph: Some(GraphProto {
@@ -218,61 +201,39 @@ pub fn value_info(name: &str, elem_type: DataType, dims: Option<&[Dim]>) -> Valu
         name: Some(name.to_string()),
         r#type: Some(TypeProto {
             denotation: None,
-            value: Some(type_proto::Value::TensorType(Tensor {
-                elem_type: Some(elem_type as i32),
-                shape,
-            })),
+            value: Some(type_proto::Value::TensorType(Tensor { elem_type: Some(elem_type as i32), shape })),
         }),
         ..Default::default()
     }
 }
 
 fn attr(name: &str, ty: AttributeType) -> AttributeProto {
-    AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(ty as i32),
-        ..Default::default()
-    }
+    AttributeProto { name: Some(name.to_string()), r#type: Some(ty as i32), ..Default::default() }
 }
 
 /// An integer attribute.
 pub fn attr_int(name: &str, v: i64) -> AttributeProto {
-    AttributeProto {
-        i: Some(v),
-        ..attr(name, AttributeType::Int)
-    }
+    AttributeProto { i: Some(v), ..attr(name, AttributeType::Int) }
 }
 
 /// An integer-list attribute.
 pub fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
-    AttributeProto {
-        ints: v.to_vec(),
-        ..attr(name, AttributeType::Ints)
-    }
+    AttributeProto { ints: v.to_vec(), ..attr(name, AttributeType::Ints) }
 }
 
 /// A float attribute.
 pub fn attr_float(name: &str, v: f32) -> AttributeProto {
-    AttributeProto {
-        f: Some(v),
-        ..attr(name, AttributeType::Float)
-    }
+    AttributeProto { f: Some(v), ..attr(name, AttributeType::Float) }
 }
 
 /// A string attribute.
 pub fn attr_string(name: &str, v: &str) -> AttributeProto {
-    AttributeProto {
-        s: Some(v.as_bytes().to_vec()),
-        ..attr(name, AttributeType::String)
-    }
+    AttributeProto { s: Some(v.as_bytes().to_vec()), ..attr(name, AttributeType::String) }
 }
 
 /// A tensor attribute (as for `Constant`'s `value`).
 pub fn attr_tensor(name: &str, t: TensorProto) -> AttributeProto {
-    AttributeProto {
-        t: Some(t),
-        ..attr(name, AttributeType::Tensor)
-    }
+    AttributeProto { t: Some(t), ..attr(name, AttributeType::Tensor) }
 }
 
 #[cfg(test)]
@@ -289,8 +250,7 @@ mod tests {
         assert_ne!(a, c);
         assert_eq!(b.nodes.len(), 2);
         assert_eq!(b.nodes[1].input, vec![a]);
-        let names: std::collections::HashSet<_> =
-            b.nodes.iter().map(|n| n.name.clone().unwrap()).collect();
+        let names: std::collections::HashSet<_> = b.nodes.iter().map(|n| n.name.clone().unwrap()).collect();
         assert_eq!(names.len(), 2);
     }
 }

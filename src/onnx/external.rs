@@ -38,18 +38,10 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
         location: String::new(),
         reason: "no 'location' key".into(),
     })?;
-    let fail = |reason: String| OnnxError::ExternalData {
-        tensor: name.clone(),
-        location: location.clone(),
-        reason,
-    };
+    let fail = |reason: String| OnnxError::ExternalData { tensor: name.clone(), location: location.clone(), reason };
     let parse = |key: &str, v: Option<String>| -> Result<Option<u64>, OnnxError> {
-        v.map(|s| {
-            s.trim()
-                .parse::<u64>()
-                .map_err(|_| fail(format!("'{key}' is not a non-negative integer: '{s}'")))
-        })
-        .transpose()
+        v.map(|s| s.trim().parse::<u64>().map_err(|_| fail(format!("'{key}' is not a non-negative integer: '{s}'"))))
+            .transpose()
     };
     let offset = parse("offset", offset)?.unwrap_or(0);
     let length = parse("length", length)?;
@@ -59,9 +51,7 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
         return Err(fail("empty location".into()));
     }
     if rel.is_absolute() || location.starts_with('/') || location.starts_with('\\') {
-        return Err(fail(
-            "absolute path: external data must lie inside the model's directory".into(),
-        ));
+        return Err(fail("absolute path: external data must lie inside the model's directory".into()));
     }
     if location.contains(':') {
         return Err(fail("drive or scheme prefix in location".into()));
@@ -70,9 +60,7 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
         match comp {
             Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir => {
-                return Err(fail(
-                    "'..' in location: external data must lie inside the model's directory".into(),
-                ))
+                return Err(fail("'..' in location: external data must lie inside the model's directory".into()))
             }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(fail("absolute path".into()));
@@ -80,14 +68,10 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
         }
     }
     if location.split(['/', '\\']).any(|c| c == "..") {
-        return Err(fail(
-            "'..' in location: external data must lie inside the model's directory".into(),
-        ));
+        return Err(fail("'..' in location: external data must lie inside the model's directory".into()));
     }
     let joined = model_dir.join(rel);
-    let canonical = joined
-        .canonicalize()
-        .map_err(|e| fail(format!("cannot open '{}': {e}", joined.display())))?;
+    let canonical = joined.canonicalize().map_err(|e| fail(format!("cannot open '{}': {e}", joined.display())))?;
     if !canonical.starts_with(model_dir) {
         return Err(fail(format!(
             "resolves to '{}', outside the model's directory '{}' (symlink leaving it)",
@@ -95,42 +79,28 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
             model_dir.display()
         )));
     }
-    let meta = std::fs::metadata(&canonical)
-        .map_err(|e| fail(format!("cannot stat '{}': {e}", canonical.display())))?;
+    let meta =
+        std::fs::metadata(&canonical).map_err(|e| fail(format!("cannot stat '{}': {e}", canonical.display())))?;
     if !meta.is_file() {
-        return Err(fail(format!(
-            "'{}' is not a regular file",
-            canonical.display()
-        )));
+        return Err(fail(format!("'{}' is not a regular file", canonical.display())));
     }
     let file_len = meta.len();
     let length = length.unwrap_or_else(|| file_len.saturating_sub(offset));
-    let end = offset
-        .checked_add(length)
-        .ok_or_else(|| fail(format!("offset {offset} + length {length} overflows")))?;
+    let end = offset.checked_add(length).ok_or_else(|| fail(format!("offset {offset} + length {length} overflows")))?;
     if end > file_len {
         return Err(fail(format!(
             "offset {offset} + length {length} = {end} is beyond the end of the {file_len}-byte file"
         )));
     }
     if length != expected {
-        return Err(fail(format!(
-            "length {length} differs from the {expected} bytes that dims {:?} declare",
-            t.dims
-        )));
+        return Err(fail(format!("length {length} differs from the {expected} bytes that dims {:?} declare", t.dims)));
     }
     let mut file = File::open(&canonical).map_err(|e| fail(format!("cannot open: {e}")))?;
-    file.seek(SeekFrom::Start(offset))
-        .map_err(|e| fail(format!("cannot seek to {offset}: {e}")))?;
+    file.seek(SeekFrom::Start(offset)).map_err(|e| fail(format!("cannot seek to {offset}: {e}")))?;
     let mut buf = Vec::with_capacity(length as usize);
-    file.take(length)
-        .read_to_end(&mut buf)
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    file.take(length).read_to_end(&mut buf).map_err(|e| fail(format!("cannot read: {e}")))?;
     if buf.len() as u64 != length {
-        return Err(fail(format!(
-            "read {} bytes, expected {length} (file changed while reading?)",
-            buf.len()
-        )));
+        return Err(fail(format!("read {} bytes, expected {length} (file changed while reading?)", buf.len())));
     }
     t.raw_data = Some(buf);
     t.external_data.clear();

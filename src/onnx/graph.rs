@@ -22,17 +22,14 @@ pub fn node_label(node: &NodeProto, index: usize) -> String {
 /// Ops whose outputs are not differentiable at all (Shape, ArgMax, comparisons...) have none.
 pub fn is_data_input(op: &str, slot: usize) -> bool {
     match op {
-        "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "Equal" | "Less" | "Greater"
-        | "LessOrEqual" | "GreaterOrEqual" | "Not" | "And" | "Or" | "Xor" | "ConstantOfShape"
-        | "Range" | "OneHot" | "EyeLike" | "RandomNormalLike" | "RandomUniformLike"
-        | "Bernoulli" | "IsNaN" | "IsInf" | "Sign" | "Round" | "Floor" | "Ceil" | "Multinomial" => {
-            false
-        }
-        "Reshape" | "Expand" | "Tile" | "Slice" | "Pad" | "Squeeze" | "Unsqueeze" | "Resize"
-        | "Upsample" | "Gather" | "GatherElements" | "GatherND" | "Clip" | "Dropout" | "TopK"
-        | "Split" | "ReduceSum" | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd"
-        | "ReduceL1" | "ReduceL2" | "ReduceLogSum" | "ReduceLogSumExp" | "ReduceSumSquare"
-        | "CenterCropPad" => slot == 0,
+        "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "Equal" | "Less" | "Greater" | "LessOrEqual"
+        | "GreaterOrEqual" | "Not" | "And" | "Or" | "Xor" | "ConstantOfShape" | "Range" | "OneHot" | "EyeLike"
+        | "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" | "IsNaN" | "IsInf" | "Sign" | "Round" | "Floor"
+        | "Ceil" | "Multinomial" => false,
+        "Reshape" | "Expand" | "Tile" | "Slice" | "Pad" | "Squeeze" | "Unsqueeze" | "Resize" | "Upsample"
+        | "Gather" | "GatherElements" | "GatherND" | "Clip" | "Dropout" | "TopK" | "Split" | "ReduceSum"
+        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
+        | "ReduceLogSumExp" | "ReduceSumSquare" | "CenterCropPad" => slot == 0,
         "ScatterElements" | "ScatterND" => slot == 0 || slot == 2,
         "Where" => slot != 0,
         _ => true,
@@ -62,17 +59,8 @@ impl<'a> Graph<'a> {
                 consumers.entry(input.as_str()).or_default().push(i);
             }
         }
-        let initializers = proto
-            .initializer
-            .iter()
-            .filter_map(|t| Some((t.name.as_deref()?, t)))
-            .collect();
-        Graph {
-            proto,
-            producer,
-            consumers,
-            initializers,
-        }
+        let initializers = proto.initializer.iter().filter_map(|t| Some((t.name.as_deref()?, t))).collect();
+        Graph { proto, producer, consumers, initializers }
     }
 
     /// The node at `index`.
@@ -148,22 +136,12 @@ impl<'a> Graph<'a> {
     /// Whether `name` is an initializer or a Constant node's output.
     pub fn is_constant(&self, name: &str) -> bool {
         self.initializers.contains_key(name)
-            || self
-                .producer(name)
-                .is_some_and(|i| self.node(i).op_type.as_deref() == Some("Constant"))
+            || self.producer(name).is_some_and(|i| self.node(i).op_type.as_deref() == Some("Constant"))
     }
 
     /// Graph inputs that are not initializers (the values a caller must feed).
     pub fn runtime_inputs(&self) -> Vec<&'a ValueInfoProto> {
-        self.proto
-            .input
-            .iter()
-            .filter(|vi| {
-                !self
-                    .initializers
-                    .contains_key(vi.name.as_deref().unwrap_or(""))
-            })
-            .collect()
+        self.proto.input.iter().filter(|vi| !self.initializers.contains_key(vi.name.as_deref().unwrap_or(""))).collect()
     }
 
     /// The declared type of `name` (graph input, output or value_info), if any.
@@ -182,11 +160,7 @@ impl<'a> Graph<'a> {
         let n = self.proto.node.len();
         let mut indegree = vec![0usize; n];
         for (i, node) in self.proto.node.iter().enumerate() {
-            indegree[i] = node
-                .input
-                .iter()
-                .filter(|s| !s.is_empty() && self.producer.contains_key(s.as_str()))
-                .count();
+            indegree[i] = node.input.iter().filter(|s| !s.is_empty() && self.producer.contains_key(s.as_str())).count();
         }
         let mut ready: Vec<usize> = (0..n).rev().filter(|&i| indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
@@ -217,10 +191,7 @@ impl<'a> Graph<'a> {
                 .expect("an unfinished node has an unfinished producer");
         }
         let node = self.node(cur);
-        Err(OnnxError::Cycle {
-            node: node_label(node, cur),
-            op: node.op_type.clone().unwrap_or_default(),
-        })
+        Err(OnnxError::Cycle { node: node_label(node, cur), op: node.op_type.clone().unwrap_or_default() })
     }
 
     /// Nodes whose outputs depend on `from` (a tensor) through data inputs and that `to` depends
@@ -260,11 +231,7 @@ impl<'a> Graph<'a> {
                 }
                 let node = self.node(c);
                 let op = node.op_type.as_deref().unwrap_or("");
-                let via_data = node
-                    .input
-                    .iter()
-                    .enumerate()
-                    .any(|(slot, i)| i == t && is_data_input(op, slot));
+                let via_data = node.input.iter().enumerate().any(|(slot, i)| i == t && is_data_input(op, slot));
                 if via_data {
                     on_path.insert(c);
                     stack.extend(node.output.iter().map(String::as_str));

@@ -23,10 +23,7 @@ pub struct Model {
 impl Model {
     /// The main graph (validation guarantees it is present).
     pub fn graph(&self) -> &crate::onnx::proto::GraphProto {
-        self.proto
-            .graph
-            .as_ref()
-            .expect("validated model has a graph")
+        self.proto.graph.as_ref().expect("validated model has a graph")
     }
 }
 
@@ -38,17 +35,13 @@ pub fn encode(model: &ModelProto) -> Vec<u8> {
 /// Decodes ONNX protobuf bytes. Only decodes: use [`load_model`] for files from outside.
 pub fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
     if bytes.is_empty() {
-        return Err(OnnxError::NotOnnx {
-            reason: "empty input".into(),
-        });
+        return Err(OnnxError::NotOnnx { reason: "empty input".into() });
     }
     let model = ModelProto::decode(bytes).map_err(|e| OnnxError::NotOnnx {
         reason: format!("protobuf decoding failed ({e}); the file may be truncated"),
     })?;
     if model.ir_version.is_none() || model.graph.is_none() {
-        return Err(OnnxError::NotOnnx {
-            reason: "no ir_version or no graph in the decoded message".into(),
-        });
+        return Err(OnnxError::NotOnnx { reason: "no ir_version or no graph in the decoded message".into() });
     }
     Ok(model)
 }
@@ -56,16 +49,11 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
 /// Reads, decodes and validates the model at `path` within `limits`, and reads its external data
 /// (only from inside the model's directory).
 pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> {
-    let io = |source| OnnxError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| OnnxError::Io { path: path.to_path_buf(), source };
     let file = std::fs::File::open(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
-        return Err(OnnxError::NotOnnx {
-            reason: format!("'{}' is not a regular file", path.display()),
-        });
+        return Err(OnnxError::NotOnnx { reason: format!("'{}' is not a regular file", path.display()) });
     }
     if meta.len() > limits.max_file_bytes {
         return Err(OnnxError::FileTooLarge {
@@ -75,9 +63,7 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
         });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limits.max_file_bytes + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io)?;
+    file.take(limits.max_file_bytes + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(OnnxError::FileTooLarge {
             path: path.to_path_buf(),
@@ -86,9 +72,7 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
         });
     }
     let mut proto = decode(&bytes).map_err(|e| match e {
-        OnnxError::NotOnnx { reason } => OnnxError::NotOnnx {
-            reason: format!("'{}': {reason}", path.display()),
-        },
+        OnnxError::NotOnnx { reason } => OnnxError::NotOnnx { reason: format!("'{}': {reason}", path.display()) },
         other => other,
     })?;
     drop(bytes);
@@ -96,14 +80,7 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let model_dir = parent.canonicalize().map_err(|source| OnnxError::Io {
-        path: parent.clone(),
-        source,
-    })?;
+    let model_dir = parent.canonicalize().map_err(|source| OnnxError::Io { path: parent.clone(), source })?;
     let opset = validate::validate(&mut proto, &model_dir, limits)?;
-    Ok(Model {
-        proto,
-        path: path.to_path_buf(),
-        opset,
-    })
+    Ok(Model { proto, path: path.to_path_buf(), opset })
 }

@@ -44,43 +44,24 @@ pub fn elem_bits(data_type: i32) -> Option<u64> {
 }
 
 fn err(t: &TensorProto, reason: String) -> OnnxError {
-    OnnxError::Tensor {
-        tensor: tensor_name(t).to_string(),
-        reason,
-    }
+    OnnxError::Tensor { tensor: tensor_name(t).to_string(), reason }
 }
 
 /// Checks every dimension of `dims` (non-negative, at most `limits.max_dim`) and returns the
 /// element count, which must not exceed `limits.max_tensor_elements`.
-pub fn checked_element_count(
-    name: &str,
-    dims: &[i64],
-    limits: &LoadLimits,
-) -> Result<u64, OnnxError> {
-    let fail = |reason: String| OnnxError::Tensor {
-        tensor: name.to_string(),
-        reason,
-    };
+pub fn checked_element_count(name: &str, dims: &[i64], limits: &LoadLimits) -> Result<u64, OnnxError> {
+    let fail = |reason: String| OnnxError::Tensor { tensor: name.to_string(), reason };
     let mut count: u64 = 1;
     for &d in dims {
         if d < 0 {
             return Err(fail(format!("negative dimension {d} in dims {dims:?}")));
         }
         if d > limits.max_dim {
-            return Err(fail(format!(
-                "dimension {d} in dims {dims:?} is above the limit of {}",
-                limits.max_dim
-            )));
+            return Err(fail(format!("dimension {d} in dims {dims:?} is above the limit of {}", limits.max_dim)));
         }
-        count = count
-            .checked_mul(d as u64)
-            .filter(|&c| c <= limits.max_tensor_elements)
-            .ok_or_else(|| {
-                fail(format!(
-                    "dims {dims:?} declare more than the limit of {} elements",
-                    limits.max_tensor_elements
-                ))
-            })?;
+        count = count.checked_mul(d as u64).filter(|&c| c <= limits.max_tensor_elements).ok_or_else(|| {
+            fail(format!("dims {dims:?} declare more than the limit of {} elements", limits.max_tensor_elements))
+        })?;
     }
     Ok(count)
 }
@@ -93,8 +74,7 @@ pub fn declared_bytes(t: &TensorProto, limits: &LoadLimits) -> Result<Option<u64
     if data_type == DataType::String as i32 {
         return Ok(None);
     }
-    let bits = elem_bits(data_type)
-        .ok_or_else(|| err(t, format!("unsupported element type {data_type}")))?;
+    let bits = elem_bits(data_type).ok_or_else(|| err(t, format!("unsupported element type {data_type}")))?;
     Ok(Some((count * bits).div_ceil(8)))
 }
 
@@ -140,9 +120,7 @@ pub fn check_data(t: &TensorProto, limits: &LoadLimits) -> Result<(), OnnxError>
     };
     let needed = count * per_elem;
     let ok = match dt {
-        DataType::Uint4 | DataType::Int4 | DataType::Float4e2m1 => {
-            held as u64 == needed || held as u64 == needed + 1
-        }
+        DataType::Uint4 | DataType::Int4 | DataType::Float4e2m1 => held as u64 == needed || held as u64 == needed + 1,
         _ => held as u64 == needed,
     };
     if !ok {
@@ -160,22 +138,14 @@ pub fn check_data(t: &TensorProto, limits: &LoadLimits) -> Result<(), OnnxError>
 
 /// The tensor's values as `f32` (from a float32 tensor, raw or typed).
 pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, OnnxError> {
-    let fail = |reason: String| OnnxError::TensorData {
-        tensor: tensor_name(t).to_string(),
-        wanted: "float32",
-        reason,
-    };
+    let fail = |reason: String| OnnxError::TensorData { tensor: tensor_name(t).to_string(), wanted: "float32", reason };
     if t.data_type != Some(DataType::Float as i32) {
-        return Err(fail(format!(
-            "element type is {}",
-            elem_type_name(t.data_type.unwrap_or(0))
-        )));
+        return Err(fail(format!("element type is {}", elem_type_name(t.data_type.unwrap_or(0)))));
     }
     match &t.raw_data {
-        Some(raw) if raw.len() % 4 == 0 => Ok(raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()),
+        Some(raw) if raw.len() % 4 == 0 => {
+            Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        }
         Some(raw) => Err(fail(format!("raw_data has {} bytes", raw.len()))),
         None if t.external_data.is_empty() => Ok(t.float_data.clone()),
         None => Err(fail("external data was not resolved".into())),
@@ -184,26 +154,18 @@ pub fn tensor_f32(t: &TensorProto) -> Result<Vec<f32>, OnnxError> {
 
 /// The tensor's values as `i64` (from an int64 or int32 tensor, raw or typed).
 pub fn tensor_i64(t: &TensorProto) -> Result<Vec<i64>, OnnxError> {
-    let fail = |reason: String| OnnxError::TensorData {
-        tensor: tensor_name(t).to_string(),
-        wanted: "int64",
-        reason,
-    };
+    let fail = |reason: String| OnnxError::TensorData { tensor: tensor_name(t).to_string(), wanted: "int64", reason };
     let dt = t.data_type.unwrap_or(0);
     match (DataType::try_from(dt), &t.raw_data) {
-        (Ok(DataType::Int64), Some(raw)) if raw.len() % 8 == 0 => Ok(raw
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().expect("chunk of 8")))
-            .collect()),
-        (Ok(DataType::Int32), Some(raw)) if raw.len() % 4 == 0 => Ok(raw
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes(c.try_into().expect("chunk of 4")) as i64)
-            .collect()),
+        (Ok(DataType::Int64), Some(raw)) if raw.len() % 8 == 0 => {
+            Ok(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("chunk of 8"))).collect())
+        }
+        (Ok(DataType::Int32), Some(raw)) if raw.len() % 4 == 0 => {
+            Ok(raw.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("chunk of 4")) as i64).collect())
+        }
         (Ok(DataType::Int64), None) => Ok(t.int64_data.clone()),
         (Ok(DataType::Int32), None) => Ok(t.int32_data.iter().map(|&v| v as i64).collect()),
-        (Ok(DataType::Int64 | DataType::Int32), Some(raw)) => {
-            Err(fail(format!("raw_data has {} bytes", raw.len())))
-        }
+        (Ok(DataType::Int64 | DataType::Int32), Some(raw)) => Err(fail(format!("raw_data has {} bytes", raw.len()))),
         _ => Err(fail(format!("element type is {}", elem_type_name(dt)))),
     }
 }

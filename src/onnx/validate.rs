@@ -22,28 +22,17 @@ pub fn is_standard_domain(domain: &str) -> bool {
 
 /// Validates `model` in place (reading external data from `model_dir`, which must be canonical)
 /// and returns the standard opset version.
-pub fn validate(
-    model: &mut ModelProto,
-    model_dir: &Path,
-    limits: &LoadLimits,
-) -> Result<i64, OnnxError> {
+pub fn validate(model: &mut ModelProto, model_dir: &Path, limits: &LoadLimits) -> Result<i64, OnnxError> {
     let ir = model.ir_version.unwrap_or(0);
     if !(MIN_IR_VERSION..=MAX_IR_VERSION).contains(&ir) {
-        return Err(OnnxError::IrVersion {
-            version: ir,
-            min: MIN_IR_VERSION,
-            max: MAX_IR_VERSION,
-        });
+        return Err(OnnxError::IrVersion { version: ir, min: MIN_IR_VERSION, max: MAX_IR_VERSION });
     }
     let mut opset = None;
     for imp in &model.opset_import {
         let domain = imp.domain.as_deref().unwrap_or("");
         let version = imp.version.unwrap_or(0);
         if !is_standard_domain(domain) {
-            return Err(OnnxError::ForeignOpset {
-                domain: domain.to_string(),
-                version,
-            });
+            return Err(OnnxError::ForeignOpset { domain: domain.to_string(), version });
         }
         opset = Some(opset.map_or(version, |v: i64| v.max(version)));
     }
@@ -65,10 +54,7 @@ pub fn validate(
         let bytes = declared_bytes(t, limits)?.unwrap_or(0);
         total = total.saturating_add(bytes);
         if total > limits.max_total_initializer_bytes {
-            return Err(OnnxError::TotalTooLarge {
-                total,
-                limit: limits.max_total_initializer_bytes,
-            });
+            return Err(OnnxError::TotalTooLarge { total, limit: limits.max_total_initializer_bytes });
         }
         Ok(())
     })?;
@@ -87,17 +73,10 @@ pub fn validate(
 }
 
 /// Node domains, node count and declared shapes of `g` and all its subgraphs.
-fn check_graph_tree(
-    g: &GraphProto,
-    limits: &LoadLimits,
-    nodes: &mut usize,
-) -> Result<(), OnnxError> {
+fn check_graph_tree(g: &GraphProto, limits: &LoadLimits, nodes: &mut usize) -> Result<(), OnnxError> {
     *nodes += g.node.len();
     if *nodes > limits.max_nodes {
-        return Err(OnnxError::TooManyNodes {
-            count: *nodes,
-            limit: limits.max_nodes,
-        });
+        return Err(OnnxError::TooManyNodes { count: *nodes, limit: limits.max_nodes });
     }
     for vi in g.input.iter().chain(&g.output).chain(&g.value_info) {
         check_declared_shape(vi.name.as_deref().unwrap_or(""), vi.r#type.as_ref(), limits)?;
@@ -119,16 +98,10 @@ fn check_graph_tree(
 }
 
 fn subgraphs(node: &NodeProto) -> impl Iterator<Item = &GraphProto> {
-    node.attribute
-        .iter()
-        .flat_map(|a| a.g.iter().chain(a.graphs.iter()))
+    node.attribute.iter().flat_map(|a| a.g.iter().chain(a.graphs.iter()))
 }
 
-fn check_declared_shape(
-    name: &str,
-    ty: Option<&TypeProto>,
-    limits: &LoadLimits,
-) -> Result<(), OnnxError> {
+fn check_declared_shape(name: &str, ty: Option<&TypeProto>, limits: &LoadLimits) -> Result<(), OnnxError> {
     use crate::onnx::proto::tensor_shape_proto::dimension::Value;
     use crate::onnx::proto::type_proto::Value as TypeValue;
     let Some(TypeValue::TensorType(tt)) = ty.and_then(|t| t.value.as_ref()) else {
@@ -142,10 +115,7 @@ fn check_declared_shape(
             if v < 0 || v > limits.max_dim {
                 return Err(OnnxError::Tensor {
                     tensor: name.to_string(),
-                    reason: format!(
-                        "declared dimension {v} is outside 0..={} (absurd dimension)",
-                        limits.max_dim
-                    ),
+                    reason: format!("declared dimension {v} is outside 0..={} (absurd dimension)", limits.max_dim),
                 });
             }
         }
@@ -172,11 +142,7 @@ fn visit_tensors(
             for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
                 f(t)?;
             }
-            for s in a
-                .sparse_tensor
-                .iter_mut()
-                .chain(a.sparse_tensors.iter_mut())
-            {
+            for s in a.sparse_tensor.iter_mut().chain(a.sparse_tensors.iter_mut()) {
                 for t in s.values.iter_mut().chain(s.indices.iter_mut()) {
                     f(t)?;
                 }
@@ -196,19 +162,12 @@ fn check_topology(g: &GraphProto) -> Result<(), OnnxError> {
         .initializer
         .iter()
         .filter_map(|t| t.name.as_deref())
-        .chain(
-            g.sparse_initializer
-                .iter()
-                .filter_map(|s| s.values.as_ref()?.name.as_deref()),
-        )
+        .chain(g.sparse_initializer.iter().filter_map(|s| s.values.as_ref()?.name.as_deref()))
         .collect();
     for vi in &g.input {
         let name = vi.name.as_deref().unwrap_or("");
         if !defined.insert(name) {
-            return Err(OnnxError::DuplicateDefinition {
-                tensor: name.to_string(),
-                by: "graph input".into(),
-            });
+            return Err(OnnxError::DuplicateDefinition { tensor: name.to_string(), by: "graph input".into() });
         }
     }
     for name in &initializers {
@@ -220,11 +179,7 @@ fn check_topology(g: &GraphProto) -> Result<(), OnnxError> {
             if !defined.insert(out) {
                 return Err(OnnxError::DuplicateDefinition {
                     tensor: out.clone(),
-                    by: format!(
-                        "node '{}' (op {})",
-                        node_label(node, i),
-                        node.op_type.as_deref().unwrap_or("")
-                    ),
+                    by: format!("node '{}' (op {})", node_label(node, i), node.op_type.as_deref().unwrap_or("")),
                 });
             }
         }

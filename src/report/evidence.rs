@@ -60,41 +60,29 @@ fn cluster_color(k: usize) -> RGBColor {
 
 /// An [`ReportError::InvalidInput`] for `path`.
 fn invalid(path: &Path, problem: impl Into<String>) -> ReportError {
-    ReportError::InvalidInput {
-        what: path.display().to_string(),
-        problem: problem.into(),
-    }
+    ReportError::InvalidInput { what: path.display().to_string(), problem: problem.into() }
 }
 
 /// Encodes an RGB buffer as PNG and writes it atomically.
 fn save_rgb(path: &Path, width: u32, height: u32, rgb: Vec<u8>) -> Result<(), ReportError> {
-    let img = RgbImage::from_raw(width, height, rgb)
-        .ok_or_else(|| invalid(path, "pixel buffer size mismatch"))?;
+    let img = RgbImage::from_raw(width, height, rgb).ok_or_else(|| invalid(path, "pixel buffer size mismatch"))?;
     let mut png = Cursor::new(Vec::new());
     img.write_to(&mut png, ImageFormat::Png)
-        .map_err(|e| ReportError::Plot {
-            path: path.to_path_buf(),
-            problem: e.to_string(),
-        })?;
+        .map_err(|e| ReportError::Plot { path: path.to_path_buf(), problem: e.to_string() })?;
     write_atomic(path, &png.into_inner())
 }
 
 /// Draws with plotters into an RGB buffer of [`PLOT_SIZE`] and saves it as PNG.
 fn plot_png<F>(path: &Path, draw: F) -> Result<(), ReportError>
 where
-    F: FnOnce(
-        &plotters::drawing::DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
-    ) -> Result<(), String>,
+    F: FnOnce(&plotters::drawing::DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
 {
     ensure_font();
     let (w, h) = PLOT_SIZE;
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let plot_err = |problem: String| ReportError::Plot {
-            path: path.to_path_buf(),
-            problem,
-        };
+        let plot_err = |problem: String| ReportError::Plot { path: path.to_path_buf(), problem };
         root.fill(&WHITE).map_err(|e| plot_err(e.to_string()))?;
         draw(&root).map_err(plot_err)?;
         root.present().map_err(|e| plot_err(e.to_string()))?;
@@ -104,9 +92,7 @@ where
 
 /// `[min, max]` widened by 5 % (and to a unit interval when flat).
 fn padded_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-        (l.min(v), h.max(v))
-    });
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     if !lo.is_finite() || !hi.is_finite() {
         return -1.0..1.0;
     }
@@ -138,11 +124,7 @@ pub fn scatter_png(
     if points.iter().flatten().any(|v| !v.is_finite()) {
         return Err(invalid(path, "points hold NaN or infinite coordinates"));
     }
-    let mut groups: Vec<(usize, bool)> = clusters
-        .iter()
-        .copied()
-        .zip(translated.iter().copied())
-        .collect();
+    let mut groups: Vec<(usize, bool)> = clusters.iter().copied().zip(translated.iter().copied()).collect();
     groups.sort_unstable();
     groups.dedup();
     plot_png(path, |root| {
@@ -151,39 +133,19 @@ pub fn scatter_png(
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(48)
-            .build_cartesian_2d(
-                padded_range(points.iter().map(|p| p[0])),
-                padded_range(points.iter().map(|p| p[1])),
-            )
+            .build_cartesian_2d(padded_range(points.iter().map(|p| p[0])), padded_range(points.iter().map(|p| p[1])))
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .label_style((FAMILY, 13))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().label_style((FAMILY, 13)).draw().map_err(|e| e.to_string())?;
         for &(k, tr) in &groups {
             let color = cluster_color(k);
             let members = (0..points.len()).filter(|&i| clusters[i] == k && translated[i] == tr);
             let count = members.clone().count();
-            let name = if k == usize::MAX {
-                "noise".to_string()
-            } else {
-                format!("cluster {k}")
-            };
-            let label = format!(
-                "{name}, {} ({count})",
-                if tr { "translated" } else { "clean" }
-            );
+            let name = if k == usize::MAX { "noise".to_string() } else { format!("cluster {k}") };
+            let label = format!("{name}, {} ({count})", if tr { "translated" } else { "clean" });
             let anno = if tr {
-                chart.draw_series(
-                    members.map(|i| {
-                        TriangleMarker::new((points[i][0], points[i][1]), 5, color.filled())
-                    }),
-                )
+                chart.draw_series(members.map(|i| TriangleMarker::new((points[i][0], points[i][1]), 5, color.filled())))
             } else {
-                chart.draw_series(
-                    members.map(|i| Circle::new((points[i][0], points[i][1]), 3, color.filled())),
-                )
+                chart.draw_series(members.map(|i| Circle::new((points[i][0], points[i][1]), 3, color.filled())))
             }
             .map_err(|e| e.to_string())?;
             anno.label(label).legend(move |(x, y)| {
@@ -229,9 +191,7 @@ pub fn bar_chart_png(
     if values.iter().any(|v| !v.is_finite()) {
         return Err(invalid(path, "values hold NaN or infinite numbers"));
     }
-    let top = y_max
-        .unwrap_or_else(|| values.iter().copied().fold(0.0, f64::max) * 1.1)
-        .max(1e-9);
+    let top = y_max.unwrap_or_else(|| values.iter().copied().fold(0.0, f64::max) * 1.1).max(1e-9);
     let bottom = values.iter().copied().fold(0.0, f64::min);
     let n = values.len() as u32;
     plot_png(path, |root| {
@@ -312,35 +272,20 @@ fn grid_rgb(
     upscale: usize,
 ) -> Result<(u32, u32, Vec<u8>), ReportError> {
     if c != 1 && c != 3 {
-        return Err(invalid(
-            path,
-            format!("{c} channels: image grids take 1 (grayscale) or 3 (RGB)"),
-        ));
+        return Err(invalid(path, format!("{c} channels: image grids take 1 (grayscale) or 3 (RGB)")));
     }
     if n == 0 || h == 0 || w == 0 || columns == 0 || upscale == 0 {
-        return Err(invalid(
-            path,
-            format!("empty grid: n={n}, h={h}, w={w}, columns={columns}, upscale={upscale}"),
-        ));
+        return Err(invalid(path, format!("empty grid: n={n}, h={h}, w={w}, columns={columns}, upscale={upscale}")));
     }
     if n.checked_mul(c * h * w) != Some(images.len()) {
-        return Err(invalid(
-            path,
-            format!(
-                "{} values do not hold {n} images of [{c}, {h}, {w}]",
-                images.len()
-            ),
-        ));
+        return Err(invalid(path, format!("{} values do not hold {n} images of [{c}, {h}, {w}]", images.len())));
     }
     let cols = columns.min(n);
     let rows = n.div_ceil(cols);
     let (tw, th) = (w * upscale + GUTTER, h * upscale + GUTTER);
     let (width, height) = (cols * tw + GUTTER, rows * th + GUTTER);
     if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(invalid(
-            path,
-            format!("grid of {width}×{height} pixels exceeds {MAX_SIDE}"),
-        ));
+        return Err(invalid(path, format!("grid of {width}×{height} pixels exceeds {MAX_SIDE}")));
     }
     let mut rgb = vec![128u8; width * height * 3];
     let plane = h * w;
@@ -389,11 +334,6 @@ pub fn mask_png(
         tiles.extend_from_slice(mask);
     }
     tiles.extend_from_slice(pattern);
-    tiles.extend(
-        pattern
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| p * mask[i % plane]),
-    );
+    tiles.extend(pattern.iter().enumerate().map(|(i, &p)| p * mask[i % plane]));
     image_grid_png(path, &tiles, 3, c, h, w, 3, upscale)
 }

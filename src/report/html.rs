@@ -27,9 +27,7 @@ pub fn escape(text: &str) -> String {
 /// A safe relative link to an evidence file: relative, no `..`, percent-encoded segments.
 fn link(path: &str) -> Result<String, ReportError> {
     let p = Path::new(path);
-    let ok = !path.is_empty()
-        && p.components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let ok = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if !ok || path.contains('\\') {
         return Err(ReportError::UnsafePath(path.to_string()));
     }
@@ -64,12 +62,7 @@ pub fn render_index(report: &AuditReport) -> Result<String, ReportError> {
          </style>\n</head>\n<body>",
         escape(&report.model.path)
     );
-    let _ = writeln!(
-        o,
-        "<h1>{} {}: {verdict}</h1>",
-        escape(&report.tool.name),
-        escape(&report.tool.version)
-    );
+    let _ = writeln!(o, "<h1>{} {}: {verdict}</h1>", escape(&report.tool.name), escape(&report.tool.version));
     let _ = writeln!(o, "<table>");
     let mut row = |k: &str, v: String| {
         let _ = writeln!(o, "<tr><th>{k}</th><td>{v}</td></tr>");
@@ -85,14 +78,7 @@ pub fn render_index(report: &AuditReport) -> Result<String, ReportError> {
             d.path, d.format, d.split, d.images, d.image_shape, d.classes
         )),
     );
-    row(
-        "method",
-        escape(&format!(
-            "{} ({})",
-            report.method.method.name(),
-            report.method.reason
-        )),
-    );
+    row("method", escape(&format!("{} ({})", report.method.method.name(), report.method.reason)));
     if let Some(p) = &report.precondition {
         row(
             "robustness",
@@ -127,11 +113,7 @@ pub fn render_index(report: &AuditReport) -> Result<String, ReportError> {
     let _ = writeln!(o, "<h2>Classes</h2>");
     for c in &report.classes {
         let class = if c.flagged { " class=\"flag\"" } else { "" };
-        let status = if c.flagged {
-            "backdoor suspected"
-        } else {
-            "clean"
-        };
+        let status = if c.flagged { "backdoor suspected" } else { "clean" };
         let _ = writeln!(
             o,
             "<section>\n<h3{class}>Class {}: {status}</h3>\n<p>{}</p>",
@@ -150,10 +132,7 @@ pub fn render_index(report: &AuditReport) -> Result<String, ReportError> {
 /// Writes the index page into `dir` (named as in `report.evidence`, `index.html` by default) atomically and
 /// returns its path. Fails on an evidence path that is absolute or contains `..`.
 pub fn index_html(dir: &Path, report: &AuditReport) -> Result<PathBuf, ReportError> {
-    let name = report
-        .evidence
-        .as_ref()
-        .map_or("index.html", |e| e.index.as_str());
+    let name = report.evidence.as_ref().map_or("index.html", |e| e.index.as_str());
     link(name)?;
     let path = dir.join(name);
     write_atomic(&path, render_index(report)?.as_bytes())?;

@@ -14,8 +14,8 @@ pub mod table;
 mod uri;
 
 pub use model::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind,
-    Level, Method, MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
+    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
 };
 pub use uri::relative_uri;
 
@@ -65,20 +65,13 @@ pub fn to_json(report: &AuditReport) -> Result<String, ReportError> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and synced, then
 /// renamed over `path`. On any failure `path` is untouched and the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |e: std::io::Error| ReportError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    };
+    let io = |e: std::io::Error| ReportError::Io { path: path.to_path_buf(), source: e };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| {
-        io(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a file path",
-        ))
-    })?;
+    let name =
+        path.file_name().ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{}.", name.to_string_lossy()))
         .suffix(".tmp")

@@ -16,10 +16,7 @@ pub struct ToolInfo {
 
 impl Default for ToolInfo {
     fn default() -> Self {
-        ToolInfo {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        }
+        ToolInfo { name: env!("CARGO_PKG_NAME").to_string(), version: env!("CARGO_PKG_VERSION").to_string() }
     }
 }
 
@@ -38,18 +35,11 @@ impl ModelInfo {
     /// Hashes the file at `path` (streamed, SHA-256) and records its size.
     pub fn from_file(path: &std::path::Path) -> Result<Self, super::ReportError> {
         use sha2::{Digest, Sha256};
-        let io = |e| super::ReportError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        };
+        let io = |e| super::ReportError::Io { path: path.to_path_buf(), source: e };
         let mut file = std::fs::File::open(path).map_err(io)?;
         let mut hasher = Sha256::new();
         let size_bytes = std::io::copy(&mut file, &mut hasher).map_err(io)?;
-        Ok(ModelInfo {
-            path: path.display().to_string(),
-            sha256: format!("{:x}", hasher.finalize()),
-            size_bytes,
-        })
+        Ok(ModelInfo { path: path.display().to_string(), sha256: format!("{:x}", hasher.finalize()), size_bytes })
     }
 }
 

@@ -33,10 +33,7 @@ pub struct SarifOptions {
 impl SarifOptions {
     /// URIs relative to the working directory, no pass results.
     pub fn from_cwd() -> Self {
-        SarifOptions {
-            base: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            include_passes: false,
-        }
+        SarifOptions { base: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")), include_passes: false }
     }
 }
 
@@ -54,21 +51,9 @@ pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
     }
     for class in &report.classes {
         if class.flagged {
-            results.push(class_result(
-                report,
-                opts,
-                &model_uri,
-                class,
-                RULE_SUSPECTED,
-            ));
+            results.push(class_result(report, opts, &model_uri, class, RULE_SUSPECTED));
         } else if opts.include_passes {
-            results.push(class_result(
-                report,
-                opts,
-                &model_uri,
-                class,
-                RULE_CLASS_CLEAN,
-            ));
+            results.push(class_result(report, opts, &model_uri, class, RULE_CLASS_CLEAN));
         }
     }
     json!({
@@ -167,33 +152,22 @@ fn model_location(model_uri: &str) -> Value {
 
 /// A stable fingerprint: SHA-256 of model hash, rule, method and class.
 fn fingerprint(report: &AuditReport, rule: &str, class: &str) -> Value {
-    let key = format!(
-        "{}/{rule}/{:?}/{class}",
-        report.model.sha256, report.method.method
-    );
+    let key = format!("{}/{rule}/{:?}/{class}", report.model.sha256, report.method.method);
     let digest = Sha256::digest(key.as_bytes());
     json!({ FINGERPRINT_KEY: format!("{digest:x}") })
 }
 
 /// The result for one class (flagged or pass).
-fn class_result(
-    report: &AuditReport,
-    opts: &SarifOptions,
-    model_uri: &str,
-    class: &ClassResult,
-    rule: &str,
-) -> Value {
+fn class_result(report: &AuditReport, opts: &SarifOptions, model_uri: &str, class: &ClassResult, rule: &str) -> Value {
     let (level, kind, what) = if rule == RULE_SUSPECTED {
         ("error", "fail", "backdoor suspected")
     } else {
         ("none", "pass", "no backdoor found")
     };
     let evidence: Vec<String> = match &report.evidence {
-        Some(ev) => class
-            .evidence
-            .iter()
-            .map(|f| relative_uri(&Path::new(&ev.dir).join(&f.path), &opts.base))
-            .collect(),
+        Some(ev) => {
+            class.evidence.iter().map(|f| relative_uri(&Path::new(&ev.dir).join(&f.path), &opts.base)).collect()
+        }
         None => Vec::new(),
     };
     let mut props = Map::new();
@@ -277,10 +251,7 @@ fn invocation(report: &AuditReport) -> Value {
 
 /// Run-level properties: the verdict, its exit code, and every class's details (flagged or not).
 fn run_properties(report: &AuditReport, opts: &SarifOptions) -> Value {
-    let index = report
-        .evidence
-        .as_ref()
-        .map(|ev| relative_uri(&Path::new(&ev.dir).join(&ev.index), &opts.base));
+    let index = report.evidence.as_ref().map(|ev| relative_uri(&Path::new(&ev.dir).join(&ev.index), &opts.base));
     json!({
         "verdict": report.verdict,
         "exitCode": report.verdict.exit_code(),
@@ -292,10 +263,7 @@ fn run_properties(report: &AuditReport, opts: &SarifOptions) -> Value {
 
 /// Quotes an argument for a POSIX shell when it needs it.
 fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    let plain = !arg.is_empty() && arg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
     if plain {
         arg.to_string()
     } else {

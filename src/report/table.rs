@@ -6,9 +6,7 @@ use super::model::{AuditReport, ClassDetails, Level};
 
 /// Replaces control characters (terminal escapes in untrusted class names) with `?`.
 fn clean(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// The details column for one class.
@@ -39,13 +37,7 @@ pub fn render(report: &AuditReport) -> String {
     let mut out = String::new();
     let m = &report.model;
     let _ = writeln!(out, "{} {}", report.tool.name, report.tool.version);
-    let _ = writeln!(
-        out,
-        "model    {} ({} bytes, sha256 {})",
-        clean(&m.path),
-        m.size_bytes,
-        m.sha256
-    );
+    let _ = writeln!(out, "model    {} ({} bytes, sha256 {})", clean(&m.path), m.size_bytes, m.sha256);
     let d = &report.dataset;
     let _ = writeln!(
         out,
@@ -57,12 +49,7 @@ pub fn render(report: &AuditReport) -> String {
         d.image_shape,
         d.classes
     );
-    let _ = writeln!(
-        out,
-        "method   {} ({})",
-        report.method.method.name(),
-        clean(&report.method.reason)
-    );
+    let _ = writeln!(out, "method   {} ({})", report.method.method.name(), clean(&report.method.reason));
     if let Some(p) = &report.precondition {
         let _ = writeln!(
             out,
@@ -78,12 +65,7 @@ pub fn render(report: &AuditReport) -> String {
     }
     if !report.classes.is_empty() {
         let labels: Vec<String> = report.classes.iter().map(|c| clean(&c.label())).collect();
-        let width = labels
-            .iter()
-            .map(|l| l.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(5);
+        let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0).max(5);
         let _ = writeln!(out, "\n{:<width$}  {:<8}  details", "class", "status");
         for (c, label) in report.classes.iter().zip(&labels) {
             let status = if c.flagged { "SUSPECT" } else { "ok" };
@@ -102,11 +84,7 @@ pub fn render(report: &AuditReport) -> String {
         let _ = writeln!(out, "\nevidence {}/{}", clean(&ev.dir), clean(&ev.index));
     }
     let flagged: Vec<String> = report.flagged().map(|c| c.class.to_string()).collect();
-    let suffix = if flagged.is_empty() {
-        String::new()
-    } else {
-        format!(" (classes {})", flagged.join(", "))
-    };
+    let suffix = if flagged.is_empty() { String::new() } else { format!(" (classes {})", flagged.join(", ")) };
     let _ = writeln!(
         out,
         "\nverdict  {}{suffix}, exit code {}, {:.1} s",

@@ -47,14 +47,5 @@ pub fn relative_uri(path: &Path, base: &Path) -> String {
 
 /// Percent-encodes one path segment.
 fn encode(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| {
-            if keep(b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    segment.bytes().map(|b| if keep(b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }

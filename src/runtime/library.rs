@@ -90,10 +90,7 @@ fn project_folders() -> Vec<PathBuf> {
 /// The `capi/` folder of the `onnxruntime` package that `python3` imports, if any.
 fn python_package_dir() -> Option<PathBuf> {
     let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))",
-        ])
+        .args(["-c", "import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi'))"])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
@@ -137,7 +134,9 @@ fn load(explicit: Option<&Path>) -> Result<Loaded, RuntimeError> {
 pub(super) fn environment() -> Result<&'static ort::environment::Environment, RuntimeError> {
     match LOADED.get() {
         Some(Ok(l)) => Ok(&l.env),
-        Some(Err(msg)) => Err(RuntimeError::LibraryUnusable { path: PathBuf::from("ONNX Runtime"), reason: msg.clone() }),
+        Some(Err(msg)) => {
+            Err(RuntimeError::LibraryUnusable { path: PathBuf::from("ONNX Runtime"), reason: msg.clone() })
+        }
         None => init(None).and_then(|_| environment()),
     }
 }

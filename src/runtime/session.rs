@@ -135,9 +135,8 @@ impl Session {
             builder = builder.with_intra_threads(config.intra_threads).map_err(err)?;
         }
         if cuda {
-            builder = builder
-                .with_execution_providers([ep::CUDA::default().build().error_on_failure()])
-                .map_err(err)?;
+            builder =
+                builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]).map_err(err)?;
         }
         let inner = builder.commit_from_memory(model).map_err(|e| RuntimeError::Session(e.to_string()))?;
         let output_names = inner.outputs().iter().map(|o| o.name().to_string()).collect();

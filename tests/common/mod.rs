@@ -16,17 +16,13 @@ pub fn init_ort() {
 
 /// A one-thread CPU session config (the machine is shared).
 pub fn config() -> SessionConfig {
-    SessionConfig {
-        intra_threads: 1,
-        ..SessionConfig::default()
-    }
+    SessionConfig { intra_threads: 1, ..SessionConfig::default() }
 }
 
 /// Probes shapes and builds the gradient graph of `model`.
 pub fn grad_model(model: &ModelProto, spec: &GradSpec) -> Result<ModelProto, String> {
     init_ort();
-    grad::build_probed(model, spec, &mut RuntimeProbe { config: config() })
-        .map_err(|e| e.to_string())
+    grad::build_probed(model, spec, &mut RuntimeProbe { config: config() }).map_err(|e| e.to_string())
 }
 
 /// Output of one gradient-graph evaluation.
@@ -68,12 +64,7 @@ pub fn eval_grad(g: &ModelProto, shape: &[i64], x: &[f32], y: &[i64]) -> Result<
 /// ‖a − b‖ / ‖b‖.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den.max(1e-30)
 }

@@ -15,20 +15,17 @@ pub fn tensor_values(t: &TensorProto) -> T {
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
     let raw = t.raw_data.as_deref().unwrap_or_default();
     let v: Vec<f64> = match DataType::try_from(t.data_type.unwrap_or(0)).unwrap() {
-        DataType::Float if !raw.is_empty() => raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
+        DataType::Float if !raw.is_empty() => {
+            raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+        }
         DataType::Float => t.float_data.iter().map(|&v| v as f64).collect(),
-        DataType::Double if !raw.is_empty() => raw
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-            .collect(),
+        DataType::Double if !raw.is_empty() => {
+            raw.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+        }
         DataType::Double => t.double_data.clone(),
-        DataType::Int64 if !raw.is_empty() => raw
-            .chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
-            .collect(),
+        DataType::Int64 if !raw.is_empty() => {
+            raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+        }
         DataType::Int64 => t.int64_data.iter().map(|&v| v as f64).collect(),
         other => panic!("ref64: tensor type {other:?}"),
     };
@@ -36,25 +33,13 @@ pub fn tensor_values(t: &TensorProto) -> T {
 }
 
 fn attr_i(n: &NodeProto, name: &str, d: i64) -> i64 {
-    n.attribute
-        .iter()
-        .find(|a| a.name.as_deref() == Some(name))
-        .and_then(|a| a.i)
-        .unwrap_or(d)
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.i).unwrap_or(d)
 }
 fn attr_f(n: &NodeProto, name: &str, d: f64) -> f64 {
-    n.attribute
-        .iter()
-        .find(|a| a.name.as_deref() == Some(name))
-        .and_then(|a| a.f)
-        .map(|v| v as f64)
-        .unwrap_or(d)
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).and_then(|a| a.f).map(|v| v as f64).unwrap_or(d)
 }
 fn attr_is(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
-    n.attribute
-        .iter()
-        .find(|a| a.name.as_deref() == Some(name))
-        .map(|a| a.ints.clone())
+    n.attribute.iter().find(|a| a.name.as_deref() == Some(name)).map(|a| a.ints.clone())
 }
 
 /// Evaluates `model` on `x` (its first graph input) and returns the tensor `output`.
@@ -66,22 +51,12 @@ pub fn eval(model: &ModelProto, x: &T, output: &str) -> T {
     }
     env.insert(g.input[0].name.clone().unwrap(), x.clone());
     for n in &g.node {
-        let ins: Vec<Option<T>> = n
-            .input
-            .iter()
-            .map(|i| {
-                if i.is_empty() {
-                    None
-                } else {
-                    Some(env[i].clone())
-                }
-            })
-            .collect();
+        let ins: Vec<Option<T>> =
+            n.input.iter().map(|i| if i.is_empty() { None } else { Some(env[i].clone()) }).collect();
         let y = op(n, &ins);
         env.insert(n.output[0].clone(), y);
     }
-    env.remove(output)
-        .unwrap_or_else(|| panic!("ref64: no tensor {output}"))
+    env.remove(output).unwrap_or_else(|| panic!("ref64: no tensor {output}"))
 }
 
 fn pads2(n: &NodeProto) -> [usize; 4] {
@@ -103,18 +78,8 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
         "Sigmoid" => a().mapv(|v| 1.0 / (1.0 + (-v).exp())),
         "Tanh" => a().mapv(f64::tanh),
         "Clip" => {
-            let lo = ins
-                .get(1)
-                .cloned()
-                .flatten()
-                .map(|t| t.iter().next().copied().unwrap())
-                .unwrap_or(f64::MIN);
-            let hi = ins
-                .get(2)
-                .cloned()
-                .flatten()
-                .map(|t| t.iter().next().copied().unwrap())
-                .unwrap_or(f64::MAX);
+            let lo = ins.get(1).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(f64::MIN);
+            let hi = ins.get(2).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(f64::MAX);
             a().mapv(|v| v.clamp(lo, hi))
         }
         "Add" => &a() + &b(),
@@ -126,47 +91,25 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             let ax = attr_i(n, "axis", 1) as usize;
             let d0: usize = x.shape()[..ax].iter().product();
             let d1: usize = x.shape()[ax..].iter().product();
-            x.as_standard_layout()
-                .to_owned()
-                .into_shape_with_order(IxDyn(&[d0, d1]))
-                .unwrap()
+            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&[d0, d1])).unwrap()
         }
         "Reshape" => {
             let x = a();
             let s: Vec<i64> = b().iter().map(|&v| v as i64).collect();
-            let mut dims: Vec<usize> = s
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| {
-                    if d == 0 {
-                        x.shape()[i]
-                    } else {
-                        d.max(1) as usize
-                    }
-                })
-                .collect();
+            let mut dims: Vec<usize> =
+                s.iter().enumerate().map(|(i, &d)| if d == 0 { x.shape()[i] } else { d.max(1) as usize }).collect();
             if let Some(k) = s.iter().position(|&d| d == -1) {
-                let rest: usize = dims
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != k)
-                    .map(|(_, d)| d)
-                    .product();
+                let rest: usize = dims.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, d)| d).product();
                 dims[k] = x.len() / rest;
             }
-            x.as_standard_layout()
-                .to_owned()
-                .into_shape_with_order(IxDyn(&dims))
-                .unwrap()
+            x.as_standard_layout().to_owned().into_shape_with_order(IxDyn(&dims)).unwrap()
         }
         "Transpose" => {
             let x = a();
             let perm: Vec<usize> = attr_is(n, "perm")
                 .map(|p| p.iter().map(|&v| v as usize).collect())
                 .unwrap_or_else(|| (0..x.ndim()).rev().collect());
-            x.permuted_axes(IxDyn(&perm))
-                .as_standard_layout()
-                .to_owned()
+            x.permuted_axes(IxDyn(&perm)).as_standard_layout().to_owned()
         }
         "Concat" => {
             let xs: Vec<T> = ins.iter().map(|t| t.clone().unwrap()).collect();
@@ -179,12 +122,7 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
         "Pad" => {
             let x = a();
             let p: Vec<usize> = b().iter().map(|&v| v as usize).collect();
-            let val = ins
-                .get(2)
-                .cloned()
-                .flatten()
-                .map(|t| t.iter().next().copied().unwrap())
-                .unwrap_or(0.0);
+            let val = ins.get(2).cloned().flatten().map(|t| t.iter().next().copied().unwrap()).unwrap_or(0.0);
             let r = x.ndim();
             let dims: Vec<usize> = (0..r).map(|i| x.shape()[i] + p[i] + p[i + r]).collect();
             let mut out = ArrayD::from_elem(IxDyn(&dims), val);
@@ -219,9 +157,7 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             let r = x.ndim() as i64;
             let ax = attr_i(n, "axis", -1);
             let ax = Axis(if ax < 0 { ax + r } else { ax } as usize);
-            let m = x
-                .map_axis(ax, |l| l.fold(f64::MIN, |a, &b| a.max(b)))
-                .insert_axis(ax);
+            let m = x.map_axis(ax, |l| l.fold(f64::MIN, |a, &b| a.max(b))).insert_axis(ax);
             let e = (&x - &m).mapv(f64::exp);
             let s = e.sum_axis(ax).insert_axis(ax);
             if n.op_type.as_deref() == Some("Softmax") {
@@ -264,10 +200,7 @@ fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
     let g = attr_i(n, "group", 1) as usize;
     let (nb, c, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
     let (m, cg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
-    let auto = n
-        .attribute
-        .iter()
-        .find(|a| a.name.as_deref() == Some("auto_pad"));
+    let auto = n.attribute.iter().find(|a| a.name.as_deref() == Some("auto_pad"));
     if let Some(mode) = auto.and_then(|a| a.s.clone()) {
         if mode.starts_with(b"SAME") {
             // Output = ceil(in / stride); the odd pad goes at the end (UPPER) or the begin (LOWER).
@@ -276,11 +209,7 @@ fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
                 let out = inp.div_ceil(st);
                 let total = ((out - 1) * st + di * (k - 1) + 1).saturating_sub(inp);
                 let small = total / 2;
-                let (b, e) = if mode == b"SAME_UPPER" {
-                    (small, total - small)
-                } else {
-                    (total - small, small)
-                };
+                let (b, e) = if mode == b"SAME_UPPER" { (small, total - small) } else { (total - small, small) };
                 p[ax] = b;
                 p[ax + 2] = e;
             }
@@ -301,8 +230,7 @@ fn conv(n: &NodeProto, x: &T, w: &T, bias: Option<T>) -> T {
                     let yy = (i * s[0] as usize + u * d[0] as usize) as i64 - p[0] as i64;
                     let xx = (j * s[1] as usize + v * d[1] as usize) as i64 - p[1] as i64;
                     if yy >= 0 && xx >= 0 && (yy as usize) < h && (xx as usize) < wd {
-                        acc += x[IxDyn(&[b, grp * cg + ic, yy as usize, xx as usize])]
-                            * w[IxDyn(&[oc, ic, u, v])];
+                        acc += x[IxDyn(&[b, grp * cg + ic, yy as usize, xx as usize])] * w[IxDyn(&[oc, ic, u, v])];
                     }
                 }
             }

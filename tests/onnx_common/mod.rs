@@ -11,8 +11,8 @@ use aegis_audit::onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 use aegis_audit::onnx::proto::tensor_shape_proto::Dimension;
 use aegis_audit::onnx::proto::type_proto::{Tensor, Value as TypeValue};
 use aegis_audit::onnx::proto::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
-    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// A declared dimension: a number, or a symbolic name.
@@ -78,9 +78,7 @@ pub fn attr_t(name: &str, t: TensorProto) -> AttributeProto {
 /// A float tensor with deterministic small values, stored as raw_data.
 pub fn tensor_f32(name: &str, dims: &[i64]) -> TensorProto {
     let n: i64 = dims.iter().product();
-    let raw: Vec<u8> = (0..n)
-        .flat_map(|i| (((i % 7) as f32 - 3.0) * 0.01).to_le_bytes())
-        .collect();
+    let raw: Vec<u8> = (0..n).flat_map(|i| (((i % 7) as f32 - 3.0) * 0.01).to_le_bytes()).collect();
     TensorProto {
         name: Some(name.into()),
         dims: dims.to_vec(),
@@ -101,21 +99,10 @@ pub fn tensor_i64(name: &str, values: &[i64]) -> TensorProto {
 }
 
 /// A float tensor whose data lives in an external file.
-pub fn tensor_external(
-    name: &str,
-    dims: &[i64],
-    location: &str,
-    extra: &[(&str, &str)],
-) -> TensorProto {
-    let mut entries = vec![StringStringEntryProto {
-        key: Some("location".into()),
-        value: Some(location.into()),
-    }];
+pub fn tensor_external(name: &str, dims: &[i64], location: &str, extra: &[(&str, &str)]) -> TensorProto {
+    let mut entries = vec![StringStringEntryProto { key: Some("location".into()), value: Some(location.into()) }];
     for (k, v) in extra {
-        entries.push(StringStringEntryProto {
-            key: Some((*k).into()),
-            value: Some((*v).into()),
-        });
+        entries.push(StringStringEntryProto { key: Some((*k).into()), value: Some((*v).into()) });
     }
     TensorProto {
         name: Some(name.into()),
@@ -127,13 +114,7 @@ pub fn tensor_external(
     }
 }
 
-pub fn node(
-    op: &str,
-    name: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-    attrs: Vec<AttributeProto>,
-) -> NodeProto {
+pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
     NodeProto {
         op_type: Some(op.into()),
         name: Some(name.into()),
@@ -148,10 +129,7 @@ pub fn node(
 pub fn model(graph: GraphProto) -> ModelProto {
     ModelProto {
         ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(17),
-        }],
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
         producer_name: Some("aegis-audit tests".into()),
         graph: Some(graph),
         ..Default::default()
@@ -163,38 +141,17 @@ pub fn plain_cnn() -> ModelProto {
     let graph = GraphProto {
         name: Some("plain_cnn".into()),
         node: vec![
-            node(
-                "Conv",
-                "conv1",
-                &["x", "w1", "b1"],
-                &["c1"],
-                vec![attr_ints("pads", &[1, 1, 1, 1])],
-            ),
+            node("Conv", "conv1", &["x", "w1", "b1"], &["c1"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
             node("Relu", "relu1", &["c1"], &["r1"], vec![]),
             node(
                 "MaxPool",
                 "pool1",
                 &["r1"],
                 &["p1"],
-                vec![
-                    attr_ints("kernel_shape", &[2, 2]),
-                    attr_ints("strides", &[2, 2]),
-                ],
+                vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])],
             ),
-            node(
-                "Flatten",
-                "flatten",
-                &["p1"],
-                &["f"],
-                vec![attr_i("axis", 1)],
-            ),
-            node(
-                "Gemm",
-                "fc",
-                &["f", "wf", "bf"],
-                &["logits"],
-                vec![attr_i("transB", 1)],
-            ),
+            node("Flatten", "flatten", &["p1"], &["f"], vec![attr_i("axis", 1)]),
+            node("Gemm", "fc", &["f", "wf", "bf"], &["logits"], vec![attr_i("transB", 1)]),
         ],
         initializer: vec![
             tensor_f32("w1", &[8, 1, 3, 3]),
@@ -237,10 +194,7 @@ pub fn assert_input_error(out: &Output, needle: &str) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert!(
-        stderr.starts_with("aegis-audit: error: "),
-        "stderr: {stderr}"
-    );
+    assert!(stderr.starts_with("aegis-audit: error: "), "stderr: {stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains(needle), "expected '{needle}' in: {stderr}");
     stderr

@@ -3,18 +3,14 @@
 use std::collections::BTreeMap;
 
 use aegis_audit::report::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind,
-    Level, Method, MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
+    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
 };
 
 /// An AEGIS class result; `flagged` classes get 4 clusters and evidence files.
 pub fn aegis_class(class: i64, name: &str, flagged: bool) -> ClassResult {
     let (sizes, tr, cl) = if flagged {
-        (
-            vec![120, 90, 60, 30],
-            vec![0, 90, 60, 30],
-            vec![120, 0, 0, 0],
-        )
+        (vec![120, 90, 60, 30], vec![0, 90, 60, 30], vec![120, 0, 0, 0])
     } else {
         (vec![150, 150], vec![80, 70], vec![70, 80])
     };
@@ -58,15 +54,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
     parameters.insert("tsne.perplexity".to_string(), serde_json::json!(30.0));
     let passed = verdict != Verdict::NotApplicable;
     let classes = if passed {
-        (0..10)
-            .map(|k| {
-                aegis_class(
-                    k,
-                    &format!("digit {k}"),
-                    verdict == Verdict::Suspected && k == 7,
-                )
-            })
-            .collect()
+        (0..10).map(|k| aegis_class(k, &format!("digit {k}"), verdict == Verdict::Suspected && k == 7)).collect()
     } else {
         Vec::new()
     };
@@ -80,11 +68,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
             "--seed".into(),
             "42".into(),
         ],
-        model: ModelInfo {
-            path: "models/mnist robust.onnx".into(),
-            sha256: "ab".repeat(32),
-            size_bytes: 45_000_000,
-        },
+        model: ModelInfo { path: "models/mnist robust.onnx".into(), sha256: "ab".repeat(32), size_bytes: 45_000_000 },
         dataset: DatasetInfo {
             path: "data/mnist".into(),
             format: "idx".into(),
@@ -93,10 +77,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
             classes: 10,
             image_shape: [1, 28, 28],
         },
-        method: MethodInfo {
-            method: Method::Aegis,
-            reason: "--method aegis".into(),
-        },
+        method: MethodInfo { method: Method::Aegis, reason: "--method aegis".into() },
         parameters,
         precondition: Some(Precondition {
             epsilon: 2.0,
@@ -110,11 +91,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
         classes,
         verdict,
         wall_time_s: 123.4,
-        evidence: Some(EvidenceInfo {
-            dir: "evidence".into(),
-            index: "index.html".into(),
-            files: Vec::new(),
-        }),
+        evidence: Some(EvidenceInfo { dir: "evidence".into(), index: "index.html".into(), files: Vec::new() }),
         notifications: vec![Notification {
             level: Level::Warning,
             message: "class 3 has 480 training images, fewer than the 500 asked".into(),

@@ -86,16 +86,11 @@ pub fn run_neural_cleanse(
     let dim = c * h * w;
     let n = labels.len();
     if n == 0 || dim == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!(
-            "{} image values for {n} labels of {c}×{h}×{w} images",
-            images.len()
-        )));
+        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
     }
     let k = model.num_classes();
     if k < 2 {
-        return Err(DetectError::NoData(format!(
-            "model has {k} classes; Neural Cleanse needs at least 2"
-        )));
+        return Err(DetectError::NoData(format!("model has {k} classes; Neural Cleanse needs at least 2")));
     }
     let used = params.images.min(n);
     let mut chosen = sample(&mut class_rng(params.seed, 0, PURPOSE_IMAGES), n, used).into_vec();
@@ -127,15 +122,9 @@ pub fn run_neural_cleanse(
 /// Neural Cleanse's rule on per-class mask norms: the MAD anomaly indices
 /// `|norm − median| / (1.4826 · MAD)` and the classes below the median whose index exceeds
 /// `threshold`. An error when a norm is NaN or there are none.
-pub fn flag_outliers(
-    norms: &[f64],
-    threshold: f64,
-) -> Result<(AnomalyIndex, Vec<usize>), DetectError> {
-    let stats = AnomalyIndex::of(norms).ok_or_else(|| {
-        DetectError::InvalidParam(format!(
-            "mask norms are empty or not all numbers: {norms:?}"
-        ))
-    })?;
+pub fn flag_outliers(norms: &[f64], threshold: f64) -> Result<(AnomalyIndex, Vec<usize>), DetectError> {
+    let stats = AnomalyIndex::of(norms)
+        .ok_or_else(|| DetectError::InvalidParam(format!("mask norms are empty or not all numbers: {norms:?}")))?;
     let flagged = stats.low_outliers(norms, threshold);
     Ok((stats, flagged))
 }
@@ -218,14 +207,7 @@ fn success_rate(
     let mut hits = 0.0;
     for start in (0..n).step_by(batch_size) {
         let end = (start + batch_size).min(n);
-        let step = trigger_gradient(
-            model,
-            trigger,
-            &x[start * dim..end * dim],
-            end - start,
-            class,
-            0.0,
-        )?;
+        let step = trigger_gradient(model, trigger, &x[start * dim..end * dim], end - start, class, 0.0)?;
         *evals += 1;
         hits += step.success * (end - start) as f64;
     }

@@ -79,9 +79,7 @@ impl NeuralCleanseParams {
     /// Checks every rule; the error names the parameter and its value.
     pub fn check(&self) -> Result<(), DetectError> {
         let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!(
-                "neural-cleanse {name} = {value}: {rule}"
-            )))
+            Err(DetectError::InvalidParam(format!("neural-cleanse {name} = {value}: {rule}")))
         };
         let positive = |v: f64| v.is_finite() && v > 0.0;
         if self.images == 0 {
@@ -94,35 +92,19 @@ impl NeuralCleanseParams {
             return bad("epochs", "0".into(), "must be >= 1");
         }
         if !positive(self.init_cost) {
-            return bad(
-                "init_cost",
-                self.init_cost.to_string(),
-                "must be finite and > 0",
-            );
+            return bad("init_cost", self.init_cost.to_string(), "must be finite and > 0");
         }
         if !(self.target_success > 0.0 && self.target_success <= 1.0) {
-            return bad(
-                "target_success",
-                self.target_success.to_string(),
-                "must be in (0, 1]",
-            );
+            return bad("target_success", self.target_success.to_string(), "must be in (0, 1]");
         }
         if self.patience == 0 {
             return bad("patience", "0".into(), "must be >= 1");
         }
         if !(self.cost_up.is_finite() && self.cost_up > 1.0) {
-            return bad(
-                "cost_up",
-                self.cost_up.to_string(),
-                "must be finite and > 1",
-            );
+            return bad("cost_up", self.cost_up.to_string(), "must be finite and > 1");
         }
         if !(self.cost_down.is_finite() && self.cost_down > 1.0) {
-            return bad(
-                "cost_down",
-                self.cost_down.to_string(),
-                "must be finite and > 1",
-            );
+            return bad("cost_down", self.cost_down.to_string(), "must be finite and > 1");
         }
         if !positive(self.lr) {
             return bad("lr", self.lr.to_string(), "must be finite and > 0");
@@ -133,18 +115,10 @@ impl NeuralCleanseParams {
             }
         }
         if !positive(self.adam_eps) {
-            return bad(
-                "adam_eps",
-                self.adam_eps.to_string(),
-                "must be finite and > 0",
-            );
+            return bad("adam_eps", self.adam_eps.to_string(), "must be finite and > 0");
         }
         if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
-            return bad(
-                "anomaly_threshold",
-                self.anomaly_threshold.to_string(),
-                "must be finite and >= 0",
-            );
+            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
         }
         Ok(())
     }

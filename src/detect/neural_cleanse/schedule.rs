@@ -26,11 +26,7 @@ impl CostSchedule {
     /// The schedule at the start of a class: λ = 0 when `reset_cost_to_zero`, else `init_cost`.
     pub fn new(params: &NeuralCleanseParams) -> Self {
         CostSchedule {
-            cost: if params.reset_cost_to_zero {
-                0.0
-            } else {
-                params.init_cost
-            },
+            cost: if params.reset_cost_to_zero { 0.0 } else { params.init_cost },
             init_cost: params.init_cost,
             target_success: params.target_success,
             patience: params.patience,
@@ -95,11 +91,7 @@ pub struct EarlyStop {
 impl EarlyStop {
     /// A fresh counter; `patience` 0 never stops.
     pub fn new(patience: usize) -> Self {
-        EarlyStop {
-            patience,
-            best: f64::INFINITY,
-            counter: 0,
-        }
+        EarlyStop { patience, best: f64::INFINITY, counter: 0 }
     }
 
     /// Ends an epoch with the best successful mask norm so far (infinite if none yet); true when the

@@ -40,11 +40,7 @@ impl TanhTrigger {
         };
         let mask_raw = (0..h * w).map(&mut raw).collect();
         let pattern_raw = (0..c * h * w).map(&mut raw).collect();
-        TanhTrigger {
-            shape,
-            mask_raw,
-            pattern_raw,
-        }
+        TanhTrigger { shape, mask_raw, pattern_raw }
     }
 
     /// The mask m in [0, 1], `h × w`.
@@ -71,13 +67,7 @@ impl TanhTrigger {
         for img in x.chunks(c * hw) {
             for (ch, plane) in img.chunks(hw).enumerate() {
                 let pc = &p[ch * hw..(ch + 1) * hw];
-                out.extend(
-                    plane
-                        .iter()
-                        .zip(&m)
-                        .zip(pc)
-                        .map(|((xv, mv), pv)| (1.0 - mv) * xv + mv * pv),
-                );
+                out.extend(plane.iter().zip(&m).zip(pc).map(|((xv, mv), pv)| (1.0 - mv) * xv + mv * pv));
             }
         }
         out
@@ -135,12 +125,7 @@ pub fn trigger_gradient(
             out.logits.len()
         )));
     }
-    if let Some(i) = out
-        .grad
-        .iter()
-        .chain(&out.loss)
-        .position(|v| !v.is_finite())
-    {
+    if let Some(i) = out.grad.iter().chain(&out.loss).position(|v| !v.is_finite()) {
         return Err(DetectError::InvalidParam(format!(
             "model returned a non-finite gradient or loss (value {i}) for target class {target}"
         )));
@@ -159,22 +144,13 @@ pub fn trigger_gradient(
             }
         }
     }
-    let grad_mask_raw = gm
-        .iter()
-        .zip(&trigger.mask_raw)
-        .map(|(g, &a)| ((g * inv_n + cost) * squash_grad(a) as f64) as f32)
-        .collect();
-    let grad_pattern_raw = gp
-        .iter()
-        .zip(&trigger.pattern_raw)
-        .map(|(g, &b)| (g * inv_n * squash_grad(b) as f64) as f32)
-        .collect();
+    let grad_mask_raw =
+        gm.iter().zip(&trigger.mask_raw).map(|(g, &a)| ((g * inv_n + cost) * squash_grad(a) as f64) as f32).collect();
+    let grad_pattern_raw =
+        gp.iter().zip(&trigger.pattern_raw).map(|(g, &b)| (g * inv_n * squash_grad(b) as f64) as f32).collect();
     let ce = out.loss.iter().map(|&v| v as f64).sum::<f64>() * inv_n;
     let mask_l1 = m.iter().map(|&v| v as f64).sum();
-    let hits = argmax_rows(&out.logits, k)
-        .into_iter()
-        .filter(|&pred| pred == target)
-        .count();
+    let hits = argmax_rows(&out.logits, k).into_iter().filter(|&pred| pred == target).count();
     Ok(TriggerStep {
         ce,
         mask_l1,
@@ -200,15 +176,7 @@ pub struct Adam {
 impl Adam {
     /// Fresh moments for `len` parameters.
     pub fn new(len: usize, lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
-        Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-            t: 0,
-            m: vec![0.0; len],
-            v: vec![0.0; len],
-        }
+        Adam { lr, beta1, beta2, eps, t: 0, m: vec![0.0; len], v: vec![0.0; len] }
     }
 
     /// One descent step of `params` along `grad` (same length as at construction).
@@ -216,12 +184,7 @@ impl Adam {
         self.t += 1;
         let c1 = 1.0 - self.beta1.powi(self.t);
         let c2 = 1.0 - self.beta2.powi(self.t);
-        for (((p, &g), m), v) in params
-            .iter_mut()
-            .zip(grad)
-            .zip(&mut self.m)
-            .zip(&mut self.v)
-        {
+        for (((p, &g), m), v) in params.iter_mut().zip(grad).zip(&mut self.m).zip(&mut self.v) {
             let g = g as f64;
             *m = self.beta1 * *m + (1.0 - self.beta1) * g;
             *v = self.beta2 * *v + (1.0 - self.beta2) * g * g;

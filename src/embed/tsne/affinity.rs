@@ -66,10 +66,7 @@ pub(crate) fn knn_squared(x: &Array2<f64>, k: usize, threads: usize) -> Vec<Vec<
 }
 
 /// Conditional probabilities `p(j|i)` over each row's neighbours for the target perplexity.
-pub(crate) fn binary_search_perplexity(
-    neighbours: &[Vec<(usize, f64)>],
-    perplexity: f64,
-) -> Vec<Vec<f64>> {
+pub(crate) fn binary_search_perplexity(neighbours: &[Vec<(usize, f64)>], perplexity: f64) -> Vec<Vec<f64>> {
     let desired_entropy = perplexity.ln();
     neighbours
         .iter()
@@ -99,18 +96,10 @@ pub(crate) fn binary_search_perplexity(
                 }
                 if diff > 0.0 {
                     beta_min = beta;
-                    beta = if beta_max == f64::INFINITY {
-                        beta * 2.0
-                    } else {
-                        (beta + beta_max) / 2.0
-                    };
+                    beta = if beta_max == f64::INFINITY { beta * 2.0 } else { (beta + beta_max) / 2.0 };
                 } else {
                     beta_max = beta;
-                    beta = if beta_min == f64::NEG_INFINITY {
-                        beta / 2.0
-                    } else {
-                        (beta + beta_min) / 2.0
-                    };
+                    beta = if beta_min == f64::NEG_INFINITY { beta / 2.0 } else { (beta + beta_min) / 2.0 };
                 }
             }
             p
@@ -119,10 +108,7 @@ pub(crate) fn binary_search_perplexity(
 }
 
 /// `P = (P + P^T) / max(sum, eps)` as sparse rows with sorted columns.
-pub(crate) fn joint_probabilities(
-    neighbours: &[Vec<(usize, f64)>],
-    conditional: &[Vec<f64>],
-) -> SparseP {
+pub(crate) fn joint_probabilities(neighbours: &[Vec<(usize, f64)>], conditional: &[Vec<f64>]) -> SparseP {
     let n = neighbours.len();
     let mut rows: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
     for (i, (nb, p)) in neighbours.iter().zip(conditional).enumerate() {
@@ -154,9 +140,5 @@ pub(crate) fn joint_probabilities(
     for v in &mut values {
         *v /= sum;
     }
-    SparseP {
-        indptr,
-        indices,
-        values,
-    }
+    SparseP { indptr, indices, values }
 }

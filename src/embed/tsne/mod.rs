@@ -123,11 +123,7 @@ impl TsneParams {
             return bad("perplexity", self.perplexity, "must be positive");
         }
         if self.early_exaggeration.is_nan() || self.early_exaggeration < 1.0 {
-            return bad(
-                "early_exaggeration",
-                self.early_exaggeration,
-                "must be at least 1",
-            );
+            return bad("early_exaggeration", self.early_exaggeration, "must be at least 1");
         }
         if let Some(lr) = self.learning_rate {
             if lr.is_nan() || lr <= 0.0 {
@@ -149,11 +145,7 @@ impl TsneParams {
         check_finite(x)?;
         let n = x.nrows();
         if n < 2 {
-            return Err(EmbedError::TooFewSamples {
-                algorithm: "t-SNE",
-                needed: 2,
-                got: n,
-            });
+            return Err(EmbedError::TooFewSamples { algorithm: "t-SNE", needed: 2, got: n });
         }
         if self.perplexity >= n as f64 {
             return Err(EmbedError::InvalidParam {
@@ -168,9 +160,7 @@ impl TsneParams {
         let p = affinity::joint_probabilities(&nn, &cond);
 
         let init = pca_init(x)?;
-        let lr = self
-            .learning_rate
-            .unwrap_or_else(|| (n as f64 / self.early_exaggeration / 4.0).max(50.0));
+        let lr = self.learning_rate.unwrap_or_else(|| (n as f64 / self.early_exaggeration / 4.0).max(50.0));
         let mut opt = Optimiser {
             p,
             threads: self.threads.min(n).max(1),
@@ -184,21 +174,10 @@ impl TsneParams {
         opt.scale_p(1.0 / self.early_exaggeration);
         let (mut err, mut it) = (err, it);
         if it < EXPLORATION_ITER - 1 || self.max_iter > EXPLORATION_ITER {
-            (err, it) = opt.descend(
-                &mut y,
-                it + 1,
-                self.max_iter,
-                0.8,
-                self.n_iter_without_progress,
-            );
+            (err, it) = opt.descend(&mut y, it + 1, self.max_iter, 0.8, self.n_iter_without_progress);
         }
         let points = Array2::from_shape_fn((n, 2), |(i, a)| y[i][a]);
-        Ok(TsneEmbedding {
-            points,
-            kl_divergence: err,
-            n_iter: it,
-            learning_rate: lr,
-        })
+        Ok(TsneEmbedding { points, kl_divergence: err, n_iter: it, learning_rate: lr })
     }
 }
 
@@ -308,11 +287,7 @@ impl Optimiser {
                         let mut stack = Vec::with_capacity(64);
                         let mut partial = 0.0;
                         for (r, g) in out.iter_mut().enumerate() {
-                            let (f, q) = tree.negative_force(
-                                y[t * chunk + r],
-                                self.squared_theta,
-                                &mut stack,
-                            );
+                            let (f, q) = tree.negative_force(y[t * chunk + r], self.squared_theta, &mut stack);
                             *g = f;
                             partial += q;
                         }

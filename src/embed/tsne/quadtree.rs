@@ -37,21 +37,13 @@ impl QuadTree {
             // scikit-learn: M = max(M * (1 + 1e-3 * sign(M)), M + 1e-3).
             *m = (*m * (1.0 + 1e-3 * m.signum())).max(*m + 1e-3);
         }
-        let mut tree = QuadTree {
-            cells: Vec::with_capacity(2 * points.len() + 1),
-        };
+        let mut tree = QuadTree { cells: Vec::with_capacity(2 * points.len() + 1) };
         let mut idx: Vec<u32> = (0..points.len() as u32).collect();
         tree.build_cell(points, &mut idx, min, max);
         tree
     }
 
-    fn build_cell(
-        &mut self,
-        points: &[[f64; 2]],
-        idx: &mut [u32],
-        min: [f64; 2],
-        max: [f64; 2],
-    ) -> u32 {
+    fn build_cell(&mut self, points: &[[f64; 2]], idx: &mut [u32], min: [f64; 2], max: [f64; 2]) -> u32 {
         let id = self.cells.len() as u32;
         let mut bary = [0.0; 2];
         for &i in idx.iter() {
@@ -86,20 +78,10 @@ impl QuadTree {
         idx.sort_unstable_by_key(|&i| quadrant(i));
         let mut start = 0;
         for q in 0..4 {
-            let end = start
-                + idx[start..]
-                    .iter()
-                    .take_while(|&&i| quadrant(i) == q)
-                    .count();
+            let end = start + idx[start..].iter().take_while(|&&i| quadrant(i) == q).count();
             if end > start {
-                let cmin = [
-                    if q >= 2 { center[0] } else { min[0] },
-                    if q % 2 == 1 { center[1] } else { min[1] },
-                ];
-                let cmax = [
-                    if q >= 2 { max[0] } else { center[0] },
-                    if q % 2 == 1 { max[1] } else { center[1] },
-                ];
+                let cmin = [if q >= 2 { center[0] } else { min[0] }, if q % 2 == 1 { center[1] } else { min[1] }];
+                let cmax = [if q >= 2 { max[0] } else { center[0] }, if q % 2 == 1 { max[1] } else { center[1] }];
                 let child = self.build_cell(points, &mut idx[start..end], cmin, cmax);
                 self.cells[id as usize].children[q] = child;
             }
@@ -110,12 +92,7 @@ impl QuadTree {
 
     /// Repulsive force on `point` (unnormalised, `sum size * q^2 * delta`) and its share of
     /// `Z = sum q`, for Student-t with one degree of freedom.
-    pub fn negative_force(
-        &self,
-        point: [f64; 2],
-        squared_theta: f64,
-        stack: &mut Vec<u32>,
-    ) -> ([f64; 2], f64) {
+    pub fn negative_force(&self, point: [f64; 2], squared_theta: f64, stack: &mut Vec<u32>) -> ([f64; 2], f64) {
         let mut force = [0.0; 2];
         let mut sum_q = 0.0;
         stack.clear();

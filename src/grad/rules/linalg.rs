@@ -15,21 +15,13 @@ pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
 /// Y = α·op(A)·op(B) + β·C.
 fn gemm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
-    let (a, b, cc) = (
-        c.input(0).to_string(),
-        c.input(1).to_string(),
-        c.input(2).to_string(),
-    );
+    let (a, b, cc) = (c.input(0).to_string(), c.input(1).to_string(), c.input(2).to_string());
     let alpha = c.float_attr("alpha", 1.0)?;
     let beta = c.float_attr("beta", 1.0)?;
     let ta = c.int_attr("transA", 0)? != 0;
     let tb = c.int_attr("transB", 0)? != 0;
     let gemm_attrs = |t_a: bool, t_b: bool| {
-        vec![
-            attr_float("alpha", alpha),
-            attr_int("transA", t_a as i64),
-            attr_int("transB", t_b as i64),
-        ]
+        vec![attr_float("alpha", alpha), attr_int("transA", t_a as i64), attr_int("transB", t_b as i64)]
     };
     let mut res = vec![None, None, None];
     if c.needs(0) {
@@ -92,20 +84,12 @@ fn matmul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     };
     let mut res = vec![None, None];
     if c.needs(0) {
-        let bt = c.b.op(
-            "Transpose",
-            &[&b],
-            vec![attr_ints("perm", &swap_last(sb.rank()))],
-        );
+        let bt = c.b.op("Transpose", &[&b], vec![attr_ints("perm", &swap_last(sb.rank()))]);
         let g = c.b.op("MatMul", &[&dy, &bt], vec![]);
         res[0] = Some(c.reduce_to(&g, &full(&sa), &a)?);
     }
     if c.needs(1) {
-        let at = c.b.op(
-            "Transpose",
-            &[&a],
-            vec![attr_ints("perm", &swap_last(sa.rank()))],
-        );
+        let at = c.b.op("Transpose", &[&a], vec![attr_ints("perm", &swap_last(sa.rank()))]);
         let g = c.b.op("MatMul", &[&at, &dy], vec![]);
         res[1] = Some(c.reduce_to(&g, &full(&sb), &b)?);
     }

@@ -52,11 +52,7 @@ impl Consts<'_> {
             return Some(t.int64_data.clone());
         }
         let raw = t.raw_data.as_ref()?;
-        Some(
-            raw.chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        )
+        Some(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
     }
 }
 
@@ -114,35 +110,21 @@ impl Ctx<'_, '_> {
     }
 
     pub fn unsupported(&self, reason: impl Into<String>) -> GradError {
-        GradError::UnsupportedCase {
-            node: self.name(),
-            op: self.op_type(),
-            reason: reason.into(),
-        }
+        GradError::UnsupportedCase { node: self.name(), op: self.op_type(), reason: reason.into() }
     }
 
     pub fn bad_attr(&self, attr: &str, reason: impl Into<String>) -> GradError {
-        GradError::BadAttribute {
-            node: self.name(),
-            op: self.op_type(),
-            attr: attr.to_string(),
-            reason: reason.into(),
-        }
+        GradError::BadAttribute { node: self.name(), op: self.op_type(), attr: attr.to_string(), reason: reason.into() }
     }
 
     fn attr(&self, name: &str) -> Option<&AttributeProto> {
-        self.node
-            .attribute
-            .iter()
-            .find(|a| a.name.as_deref() == Some(name))
+        self.node.attribute.iter().find(|a| a.name.as_deref() == Some(name))
     }
 
     fn check_type(&self, a: &AttributeProto, ty: AttributeType) -> Result<(), GradError> {
         match a.r#type {
-            Some(t) if t != ty as i32 => Err(self.bad_attr(
-                a.name.as_deref().unwrap_or(""),
-                format!("expected {}, found type {t}", ty.as_str_name()),
-            )),
+            Some(t) if t != ty as i32 => Err(self
+                .bad_attr(a.name.as_deref().unwrap_or(""), format!("expected {}, found type {t}", ty.as_str_name()))),
             _ => Ok(()),
         }
     }
@@ -211,18 +193,11 @@ impl Ctx<'_, '_> {
 
     /// Sums `grad` (whose shape is `grad_shape`, numpy-broadcast from `target`) down to the shape
     /// of the tensor `target`.
-    pub fn reduce_to(
-        &mut self,
-        grad: &str,
-        grad_shape: &TensorShape,
-        target: &str,
-    ) -> Result<String, GradError> {
+    pub fn reduce_to(&mut self, grad: &str, grad_shape: &TensorShape, target: &str) -> Result<String, GradError> {
         let t = self.shape(target)?.clone();
         let (rg, rt) = (grad_shape.rank(), t.rank());
         if rt > rg {
-            return Err(self.unsupported(format!(
-                "operand '{target}' has rank {rt}, above the result's rank {rg}"
-            )));
+            return Err(self.unsupported(format!("operand '{target}' has rank {rt}, above the result's rank {rg}")));
         }
         let lead = rg - rt;
         let mut axes: Vec<i64> = (0..lead as i64).collect();
@@ -237,9 +212,7 @@ impl Ctx<'_, '_> {
             return Ok(grad.to_string());
         }
         let axes_c = self.b.const_i64("axes", &[axes.len() as i64], &axes);
-        let summed = self
-            .b
-            .op("ReduceSum", &[grad, &axes_c], vec![attr_int("keepdims", 1)]);
+        let summed = self.b.op("ReduceSum", &[grad, &axes_c], vec![attr_int("keepdims", 1)]);
         if lead == 0 {
             return Ok(summed);
         }
@@ -260,10 +233,7 @@ mod tests {
             assert!(rules.contains_key(op), "no rule for {op}");
         }
         for op in rules.keys() {
-            assert!(
-                SUPPORTED_OPS.contains(op),
-                "{op} has a rule but is not in SUPPORTED_OPS"
-            );
+            assert!(SUPPORTED_OPS.contains(op), "{op} has a rule but is not in SUPPORTED_OPS");
         }
     }
 }

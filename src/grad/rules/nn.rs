@@ -36,10 +36,7 @@ impl Window {
         let sx = c.shape(x)?.dims.clone();
         let sy = c.shape(c.output(0))?.dims.clone();
         if sx.len() != n + 2 || sy.len() != n + 2 {
-            return Err(c.unsupported(format!(
-                "input rank {} does not match a {n}-d kernel",
-                sx.len()
-            )));
+            return Err(c.unsupported(format!("input rank {} does not match a {n}-d kernel", sx.len())));
         }
         let pads = match auto_pad.as_str() {
             "NOTSET" => c.ints_attr("pads")?.unwrap_or(vec![0; 2 * n]),
@@ -48,15 +45,11 @@ impl Window {
                 let mut begin = vec![0; n];
                 let mut end = vec![0; n];
                 for i in 0..n {
-                    let need = (sy[i + 2] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1
-                        - sx[i + 2];
+                    let need = (sy[i + 2] - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - sx[i + 2];
                     let total = need.max(0);
                     let small = total / 2;
-                    (begin[i], end[i]) = if auto_pad == "SAME_UPPER" {
-                        (small, total - small)
-                    } else {
-                        (total - small, small)
-                    };
+                    (begin[i], end[i]) =
+                        if auto_pad == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
                 }
                 begin.extend(end);
                 begin
@@ -64,35 +57,21 @@ impl Window {
             other => return Err(c.bad_attr("auto_pad", format!("unknown value '{other}'"))),
         };
         if pads.len() != 2 * n {
-            return Err(c.bad_attr(
-                "pads",
-                format!("expected {} values, found {}", 2 * n, pads.len()),
-            ));
+            return Err(c.bad_attr("pads", format!("expected {} values, found {}", 2 * n, pads.len())));
         }
-        Ok(Window {
-            kernel,
-            strides,
-            dilations,
-            pads,
-        })
+        Ok(Window { kernel, strides, dilations, pads })
     }
 
     /// ConvTranspose attributes mapping a gradient of the window's output (shape `out`, spatial)
     /// back onto its input (shape `inp`, spatial): explicit pads and output_padding; where the
     /// forward windows ran past the padded input (ceil_mode) the end pad grows instead.
-    pub fn transpose_attrs(
-        &self,
-        inp: &[i64],
-        out: &[i64],
-        group: i64,
-    ) -> Vec<crate::onnx::proto::AttributeProto> {
+    pub fn transpose_attrs(&self, inp: &[i64], out: &[i64], group: i64) -> Vec<crate::onnx::proto::AttributeProto> {
         let n = self.kernel.len();
         let mut pads = self.pads.clone();
         let mut output_padding = vec![0; n];
         for i in 0..n {
-            let produced = (out[i] - 1) * self.strides[i] - pads[i] - pads[i + n]
-                + self.dilations[i] * (self.kernel[i] - 1)
-                + 1;
+            let produced =
+                (out[i] - 1) * self.strides[i] - pads[i] - pads[i + n] + self.dilations[i] * (self.kernel[i] - 1) + 1;
             let extra = inp[i] - produced;
             if extra >= 0 {
                 output_padding[i] = extra;
@@ -130,11 +109,7 @@ fn conv(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let sx = c.shape(&x)?.dims.clone();
     let sy = c.shape(c.output(0))?.dims.clone();
     let attrs = win.transpose_attrs(&sx[2..], &sy[2..], group);
-    Ok(vec![
-        Some(c.b.op("ConvTranspose", &[&dy, &w], attrs)),
-        None,
-        None,
-    ])
+    Ok(vec![Some(c.b.op("ConvTranspose", &[&dy, &w], attrs)), None, None])
 }
 
 /// Inference BatchNormalization is Y = X·s + t per channel with s = scale / √(var + ε): dX = dY·s.
@@ -143,9 +118,7 @@ fn batch_norm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
         c.refuse_input(i, what)?;
     }
     if c.int_attr("training_mode", 0)? != 0 {
-        return Err(
-            c.unsupported("training_mode=1: only inference BatchNormalization is supported")
-        );
+        return Err(c.unsupported("training_mode=1: only inference BatchNormalization is supported"));
     }
     let dy = c.dy0()?;
     let eps = c.float_attr("epsilon", 1e-5)?;
@@ -163,11 +136,5 @@ fn batch_norm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     shape.extend(std::iter::repeat_n(1, rank - 2));
     let shape_c = c.b.const_i64("shape", &[shape.len() as i64], &shape);
     let s = c.b.op("Reshape", &[&s, &shape_c], vec![]);
-    Ok(vec![
-        Some(c.b.op("Mul", &[&dy, &s], vec![])),
-        None,
-        None,
-        None,
-        None,
-    ])
+    Ok(vec![Some(c.b.op("Mul", &[&dy, &s], vec![])), None, None, None, None])
 }

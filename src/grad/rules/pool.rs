@@ -34,11 +34,8 @@ fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let zeros = c.b.op("ConstantOfShape", &[&size], vec![]);
     let idx_f = c.b.op("Reshape", &[&idx, &flat], vec![]);
     let dy_f = c.b.op("Reshape", &[&dy, &flat], vec![]);
-    let s = c.b.op(
-        "ScatterElements",
-        &[&zeros, &idx_f, &dy_f],
-        vec![attr_int("axis", 0), attr_string("reduction", "add")],
-    );
+    let s =
+        c.b.op("ScatterElements", &[&zeros, &idx_f, &dy_f], vec![attr_int("axis", 0), attr_string("reduction", "add")]);
     let shape = c.shape_of(&x);
     Ok(vec![Some(c.b.op("Reshape", &[&s, &shape], vec![]))])
 }
@@ -52,11 +49,7 @@ fn divisors(win: &Window, inp: i64, out: i64, axis: usize, include_pad: bool) ->
         .map(|o| {
             let start = o * win.strides[axis] - pb;
             let end = (start + win.kernel[axis]).min(inp + pe);
-            let count = if include_pad {
-                end - start
-            } else {
-                end.min(inp) - start.max(0)
-            };
+            let count = if include_pad { end - start } else { end.min(inp) - start.max(0) };
             count.max(1) as f32
         })
         .collect()
@@ -65,9 +58,7 @@ fn divisors(win: &Window, inp: i64, out: i64, axis: usize, include_pad: bool) ->
 fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
-    let kernel = c
-        .ints_attr("kernel_shape")?
-        .ok_or_else(|| c.bad_attr("kernel_shape", "required but missing"))?;
+    let kernel = c.ints_attr("kernel_shape")?.ok_or_else(|| c.bad_attr("kernel_shape", "required but missing"))?;
     let win = Window::read(c, kernel, &x)?;
     if win.dilations.iter().any(|&d| d != 1) {
         return Err(c.unsupported(format!("dilations {:?}", win.dilations)));
@@ -84,10 +75,7 @@ fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let mut div = vec![1f32];
     for a in 0..n {
         let d = divisors(&win, sx.dims[a + 2], sy[a + 2], a, include_pad);
-        div = div
-            .iter()
-            .flat_map(|p| d.iter().map(move |q| p * q))
-            .collect();
+        div = div.iter().flat_map(|p| d.iter().map(move |q| p * q)).collect();
     }
     let recip: Vec<f32> = div.iter().map(|v| 1.0 / v).collect();
     let mut ddims = vec![1, 1];
@@ -97,14 +85,9 @@ fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let mut wdims = vec![channels, 1];
     wdims.extend_from_slice(&win.kernel);
     let count: i64 = wdims.iter().product();
-    let ones =
-        c.b.const_f32("avg_ones", &wdims, &vec![1.0; count as usize]);
+    let ones = c.b.const_f32("avg_ones", &wdims, &vec![1.0; count as usize]);
     let attrs = win.transpose_attrs(&sx.dims[2..], &sy[2..], channels);
-    Ok(vec![Some(c.b.op(
-        "ConvTranspose",
-        &[&scaled, &ones],
-        attrs,
-    ))])
+    Ok(vec![Some(c.b.op("ConvTranspose", &[&scaled, &ones], attrs))])
 }
 
 /// dX = Expand(dY / (H·W), Shape(X)).

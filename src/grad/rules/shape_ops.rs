@@ -45,9 +45,7 @@ fn reshape_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 fn transpose(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let rank = c.shape(c.input(0))?.rank();
-    let perm = c
-        .ints_attr("perm")?
-        .unwrap_or_else(|| (0..rank as i64).rev().collect());
+    let perm = c.ints_attr("perm")?.unwrap_or_else(|| (0..rank as i64).rev().collect());
     if perm.len() != rank {
         return Err(c.bad_attr("perm", format!("{perm:?} for an input of rank {rank}")));
     }
@@ -59,11 +57,7 @@ fn transpose(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
             .ok_or_else(|| c.bad_attr("perm", format!("{perm:?} is not a permutation")))?;
         inv[p] = i as i64;
     }
-    Ok(vec![Some(c.b.op(
-        "Transpose",
-        &[&dy],
-        vec![attr_ints("perm", &inv)],
-    ))])
+    Ok(vec![Some(c.b.op("Transpose", &[&dy], vec![attr_ints("perm", &inv)]))])
 }
 
 /// The inputs' gradients are the slices of dY along the axis: Split with their static sizes.
@@ -85,12 +79,8 @@ fn concat(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
         sizes.push(s.dims[axis as usize]);
     }
     let split = c.b.const_i64("split", &[n as i64], &sizes);
-    let outs =
-        c.b.node_n("Split", &[&dy, &split], n, vec![attr_int("axis", axis)]);
-    Ok((0..n)
-        .zip(outs)
-        .map(|(i, o)| c.needs(i).then_some(o))
-        .collect())
+    let outs = c.b.node_n("Split", &[&dy, &split], n, vec![attr_int("axis", axis)]);
+    Ok((0..n).zip(outs).map(|(i, o)| c.needs(i).then_some(o)).collect())
 }
 
 /// dX = Slice(dY, starts = pads_begin, ends = pads_begin + Shape(X)) (constant mode). The pads may

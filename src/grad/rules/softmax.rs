@@ -22,8 +22,7 @@ fn softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let y = c.output(0).to_string();
     let axis = axis_const(c)?;
     let gy = c.b.op("Mul", &[&dy, &y], vec![]);
-    let s =
-        c.b.op("ReduceSum", &[&gy, &axis], vec![attr_int("keepdims", 1)]);
+    let s = c.b.op("ReduceSum", &[&gy, &axis], vec![attr_int("keepdims", 1)]);
     let d = c.b.op("Sub", &[&dy, &s], vec![]);
     Ok(vec![Some(c.b.op("Mul", &[&y, &d], vec![]))])
 }
@@ -33,8 +32,7 @@ fn log_softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let axis = axis_const(c)?;
-    let s =
-        c.b.op("ReduceSum", &[&dy, &axis], vec![attr_int("keepdims", 1)]);
+    let s = c.b.op("ReduceSum", &[&dy, &axis], vec![attr_int("keepdims", 1)]);
     let p = c.b.op("Exp", &[&y], vec![]);
     let t = c.b.op("Mul", &[&p, &s], vec![]);
     Ok(vec![Some(c.b.op("Sub", &[&dy, &t], vec![]))])
