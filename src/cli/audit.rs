@@ -17,7 +17,7 @@ use aegis_audit::embed::Reducer;
 use aegis_audit::onnx::LoadLimits;
 use aegis_audit::report::{self, sarif, table, Verdict};
 
-use super::common::{FeatureArgs, RuntimeArgs};
+use super::common::{ClustererArg, FeatureArgs, ReducerArg, RuntimeArgs};
 use super::{EXIT_CLEAN, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED};
 
 /// Audit MODEL for backdoors.
@@ -173,28 +173,6 @@ pub enum MethodArg {
     Reach,
 }
 
-/// `--reducer` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReducerArg {
-    /// PCA to 150 dims, then t-SNE to 2-D (AEGIS).
-    Tsne,
-    /// PCA to 2-D (ablation).
-    Pca,
-    /// No reduction.
-    None,
-}
-
-/// `--clusterer` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClustererArg {
-    /// Mean shift (AEGIS).
-    Meanshift,
-    /// HDBSCAN (ablation).
-    Hdbscan,
-    /// Affinity propagation (ablation).
-    Affinity,
-}
-
 /// `--format` choices for stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -255,18 +233,10 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     };
     let aegis = AegisParams {
         translation,
-        reducer: match args.reducer {
-            Some(ReducerArg::Pca) => Reducer::Pca,
-            Some(ReducerArg::None) => Reducer::None,
-            _ => Reducer::Tsne,
-        },
+        reducer: args.reducer.map_or(Reducer::Tsne, Reducer::from),
         pca_dims: args.pca_dims.unwrap_or(preset.embedding.pca_dims),
         perplexity: args.perplexity.unwrap_or(preset.embedding.perplexity),
-        clusterer: match args.clusterer {
-            Some(ClustererArg::Hdbscan) => Clusterer::Hdbscan,
-            Some(ClustererArg::Affinity) => Clusterer::Affinity,
-            _ => Clusterer::MeanShift,
-        },
+        clusterer: args.clusterer.map_or(Clusterer::MeanShift, Clusterer::from),
         bandwidth,
         min_cluster_size: args.min_cluster_size,
         min_cluster_fraction: args.min_cluster_fraction.unwrap_or(preset.decision.min_cluster_fraction),

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde::Serialize;
 
 use aegis_audit::cluster::Clusterer;
 use aegis_audit::data::features::{read_features, write_npy};
 use aegis_audit::embed::Reducer;
 
+use super::common::{ClustererArg, ReducerArg};
 use super::EXIT_CLEAN;
 
 /// Embed and cluster a feature matrix as AEGIS does (PCA 150 → t-SNE 2-D → mean shift by default).
@@ -48,28 +49,6 @@ pub struct ClusterArgs {
     pub embedding: Option<PathBuf>,
 }
 
-/// The `--reducer` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReducerArg {
-    /// PCA to 150 dimensions, then Barnes-Hut t-SNE to 2-D.
-    Tsne,
-    /// PCA to 2-D.
-    Pca,
-    /// Cluster the features as given.
-    None,
-}
-
-/// The `--clusterer` choices.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ClustererArg {
-    /// Mean shift, flat kernel.
-    Meanshift,
-    /// HDBSCAN.
-    Hdbscan,
-    /// Affinity propagation.
-    Affinity,
-}
-
 #[derive(Serialize)]
 struct Output<'a> {
     n_samples: usize,
@@ -85,16 +64,8 @@ struct Output<'a> {
 /// Runs the command.
 pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let x = read_features(&args.features)?;
-    let reducer = match args.reducer {
-        ReducerArg::Tsne => Reducer::Tsne,
-        ReducerArg::Pca => Reducer::Pca,
-        ReducerArg::None => Reducer::None,
-    };
-    let clusterer = match args.clusterer {
-        ClustererArg::Meanshift => Clusterer::MeanShift,
-        ClustererArg::Hdbscan => Clusterer::Hdbscan,
-        ClustererArg::Affinity => Clusterer::Affinity,
-    };
+    let reducer = Reducer::from(args.reducer);
+    let clusterer = Clusterer::from(args.clusterer);
     let reduced = reducer
         .reduce(&x, args.perplexity, args.seed)
         .with_context(|| format!("reducing {} ({:?})", args.features.display(), args.reducer))?;

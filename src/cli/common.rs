@@ -81,3 +81,45 @@ impl RuntimeArgs {
         })
     }
 }
+
+/// The `--reducer` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReducerArg {
+    /// PCA to 150 dimensions (`--pca-dims`), then Barnes-Hut t-SNE to 2-D (AEGIS).
+    Tsne,
+    /// PCA to 2-D (the paper's ablation).
+    Pca,
+    /// Cluster the features as given.
+    None,
+}
+
+impl From<ReducerArg> for aegis_audit::embed::Reducer {
+    fn from(arg: ReducerArg) -> Self {
+        match arg {
+            ReducerArg::Tsne => Self::Tsne,
+            ReducerArg::Pca => Self::Pca,
+            ReducerArg::None => Self::None,
+        }
+    }
+}
+
+/// The `--clusterer` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClustererArg {
+    /// Mean shift, flat kernel (AEGIS).
+    Meanshift,
+    /// HDBSCAN (the paper's ablation).
+    Hdbscan,
+    /// Affinity propagation (the paper's ablation).
+    Affinity,
+}
+
+impl From<ClustererArg> for aegis_audit::cluster::Clusterer {
+    fn from(arg: ClustererArg) -> Self {
+        match arg {
+            ClustererArg::Meanshift => Self::MeanShift,
+            ClustererArg::Hdbscan => Self::Hdbscan,
+            ClustererArg::Affinity => Self::Affinity,
+        }
+    }
+}
