@@ -2,7 +2,7 @@
 //! image input to `x`, appends the per-example cross-entropy and its seed, then walks the
 //! input→logits path in reverse topological order applying each op's backward rule.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use crate::grad::rules::{registry, Consts, Ctx};
 use crate::grad::shapes::ShapeMap;
@@ -59,44 +59,6 @@ fn node_label(n: &NodeProto, i: usize) -> String {
     n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{i}"))
 }
 
-/// Kahn's topological order of `nodes` (indices); an error names a node on a cycle.
-fn topo_order(nodes: &[NodeProto]) -> Result<Vec<usize>, GradError> {
-    let mut producer: HashMap<&str, usize> = HashMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        for o in n.output.iter().filter(|o| !o.is_empty()) {
-            producer.insert(o, i);
-        }
-    }
-    let mut indeg = vec![0usize; nodes.len()];
-    let mut users: Vec<Vec<usize>> = vec![vec![]; nodes.len()];
-    for (i, n) in nodes.iter().enumerate() {
-        let deps: HashSet<usize> =
-            n.input.iter().filter_map(|t| producer.get(t.as_str()).copied()).filter(|&p| p != i).collect();
-        indeg[i] = deps.len();
-        for p in deps {
-            users[p].push(i);
-        }
-    }
-    let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indeg[i] == 0).collect();
-    let mut order = Vec::with_capacity(nodes.len());
-    while let Some(i) = queue.pop_front() {
-        order.push(i);
-        for &u in &users[i] {
-            indeg[u] -= 1;
-            if indeg[u] == 0 {
-                queue.push_back(u);
-            }
-        }
-    }
-    if order.len() != nodes.len() {
-        let stuck = (0..nodes.len()).find(|i| !order.contains(i)).unwrap_or(0);
-        return Err(GradError::BadModel(format!(
-            "the graph has a cycle through node '{}'",
-            node_label(&nodes[stuck], stuck)
-        )));
-    }
-    Ok(order)
-}
 
 /// The default-domain opset of `model` and the opset the gradient graph will import.
 fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), GradError> {
@@ -357,7 +319,9 @@ impl Plan {
     fn new(model: &ModelProto, spec: &GradSpec) -> Result<Plan, GradError> {
         let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
         let nodes = &graph.node;
-        let order = topo_order(nodes)?;
+        let order = crate::onnx::graph::Graph::new(graph)
+            .topo_order()
+            .map_err(|e| GradError::BadModel(e.to_string()))?;
         let xin = graph
             .input
             .iter()
