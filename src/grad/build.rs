@@ -59,7 +59,6 @@ fn node_label(n: &NodeProto, i: usize) -> String {
     n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{i}"))
 }
 
-
 /// The default-domain opset of `model` and the opset the gradient graph will import.
 fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), GradError> {
     let v = model
@@ -319,9 +318,8 @@ impl Plan {
     fn new(model: &ModelProto, spec: &GradSpec) -> Result<Plan, GradError> {
         let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
         let nodes = &graph.node;
-        let order = crate::onnx::graph::Graph::new(graph)
-            .topo_order()
-            .map_err(|e| GradError::BadModel(e.to_string()))?;
+        let order =
+            crate::onnx::graph::Graph::new(graph).topo_order().map_err(|e| GradError::BadModel(e.to_string()))?;
         let xin = graph
             .input
             .iter()
