@@ -90,8 +90,14 @@ fn robust_model_gives_verdict_sarif_json_and_evidence() {
 fn shortcut_decision_flags_the_target_class_only() {
     for (model, want_code, want) in [("robust_localised", 1, vec![7]), ("robust_clean_s0", 0, vec![])] {
         let dir = tempfile::tempdir().unwrap();
-        let (code, stdout, stderr) =
-            audit_steps(model, "fixtures/mnist-subset", "30", &["--reducer", "pca"], dir.path());
+        let ev = dir.path().join("evidence");
+        let (code, stdout, stderr) = audit_steps(
+            model,
+            "fixtures/mnist-subset",
+            "30",
+            &["--reducer", "pca", "--evidence", ev.to_str().unwrap()],
+            dir.path(),
+        );
         assert_eq!(code, want_code, "{model}: {stdout}{stderr}");
         let json: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
@@ -110,6 +116,12 @@ fn shortcut_decision_flags_the_target_class_only() {
         let sarif: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
         assert_schema_valid(&sarif);
+        assert!(ev.join("aegis-displacement.png").is_file());
+        for c in 0..10 {
+            assert_eq!(ev.join(format!("class-{c}-shortest.png")).is_file(), want.contains(&c), "{model} class {c}");
+        }
+        let html = std::fs::read_to_string(ev.join("index.html")).unwrap();
+        assert!(html.contains("aegis-displacement.png"));
     }
 }
 

@@ -1,6 +1,7 @@
 //! Writing an audit's visual evidence: per class the embedding scatter (clean vs translated,
-//! coloured by cluster), for flagged classes a grid of translated images per cluster (where a
-//! trigger shows), and the `index.html` that links them. Paths in the report are relative to the
+//! coloured by cluster), for flagged classes a grid of translated images per cluster and a grid of
+//! the shortest translations beside their seeds (where a trigger shows), and the `index.html` that
+//! links them. Paths in the report are relative to the
 //! evidence folder.
 
 use std::path::Path;
@@ -18,12 +19,18 @@ fn create_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes one class's AEGIS evidence into `dir` and returns the files (relative paths).
+/// Seed/translation pairs shown in the shortest-translations grid.
+const SHORTEST_PAIRS: usize = 18;
+
+/// Writes one class's AEGIS evidence into `dir` and returns the files (relative paths); `train` and
+/// `labels` are the training images the seeds were drawn from.
 pub fn aegis_class(
     dir: &Path,
     r: &AegisClass,
     flagged: bool,
     shape: (usize, usize, usize),
+    train: &[f32],
+    labels: &[i64],
 ) -> Result<Vec<EvidenceFile>> {
     create_dir(dir)?;
     let n_clean = r.samples.clean_indices.len();
@@ -47,6 +54,7 @@ pub fn aegis_class(
     if flagged {
         let (c, h, w) = shape;
         let dim = c * h * w;
+        files.push(shortest_translations(dir, r, dim, shape, train, labels)?);
         for info in r.cluster_info.iter().filter(|i| i.counted && i.translated > 0) {
             let members: Vec<usize> = r.labels[n_clean..]
                 .iter()
@@ -69,6 +77,80 @@ pub fn aegis_class(
         }
     }
     Ok(files)
+}
+
+/// The grid of the translations toward `r.class` that moved least (seeds of other classes), each seed
+/// beside its translation: a backdoor's shortcut shows as the seed's own digit plus the trigger.
+fn shortest_translations(
+    dir: &Path,
+    r: &AegisClass,
+    dim: usize,
+    (c, h, w): (usize, usize, usize),
+    train: &[f32],
+    labels: &[i64],
+) -> Result<EvidenceFile> {
+    let s = &r.samples;
+    let mut moved: Vec<(f64, usize)> = s
+        .seed_indices
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| labels[i] != r.class as i64)
+        .map(|(k, &i)| {
+            let d: f64 = train[i * dim..(i + 1) * dim]
+                .iter()
+                .zip(&s.translated_images[k * dim..(k + 1) * dim])
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum();
+            (d.sqrt(), k)
+        })
+        .collect();
+    moved.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut images = Vec::new();
+    let mut n = 0;
+    for &(_, k) in moved.iter().take(SHORTEST_PAIRS) {
+        let i = s.seed_indices[k];
+        images.extend_from_slice(&train[i * dim..(i + 1) * dim]);
+        images.extend_from_slice(&s.translated_images[k * dim..(k + 1) * dim]);
+        n += 2;
+    }
+    let name = format!("class-{}-shortest.png", r.class);
+    evidence::image_grid_png(&dir.join(&name), &images, n, c, h, w, 6, 3)?;
+    Ok(EvidenceFile {
+        kind: EvidenceKind::ImageGrid,
+        path: name,
+        caption: format!(
+            "Class {}: the {} shortest translations toward the class, each seed (left) beside its translation (right)",
+            r.class,
+            n / 2
+        ),
+    })
+}
+
+/// Writes the per-class mean translation displacement as a bar chart (flagged classes in red).
+pub fn displacement_chart(
+    dir: &Path,
+    classes: &[usize],
+    displacement: &[f64],
+    flagged: &[bool],
+) -> Result<EvidenceFile> {
+    create_dir(dir)?;
+    let name = "aegis-displacement.png".to_string();
+    let labels: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+    evidence::bar_chart_png(
+        &dir.join(&name),
+        &labels,
+        displacement,
+        flagged,
+        "mean L2 displacement of the translation toward each class",
+        None,
+    )?;
+    Ok(EvidenceFile {
+        kind: EvidenceKind::BarChart,
+        path: name,
+        caption: "Mean L2 distance between translated images and their seeds, per target class (a backdoor's \
+                  target moves least)"
+            .into(),
+    })
 }
 
 /// Writes `index.html` for the finished report and returns the evidence summary.

@@ -178,6 +178,10 @@ pub fn run_audit(
                 evidence_files.extend(files.iter().cloned());
                 classes.push(result);
             }
+            if let Some(dir) = &plan.evidence_dir {
+                let flagged: Vec<bool> = classes.iter().map(|c| c.flagged).collect();
+                evidence_files.push(evidence::displacement_chart(dir, &selected, &displacements, &flagged)?);
+            }
         }
         Method::Reach if !not_applicable => {
             let (results, files) = reach(plan, prepared, test, &selected)?;
@@ -339,7 +343,7 @@ fn aegis_result(
         max_clusters: plan.aegis.max_clusters,
     };
     let files = match &plan.evidence_dir {
-        Some(dir) => evidence::aegis_class(dir, &first, flagged, prepared.image_shape())?,
+        Some(dir) => evidence::aegis_class(dir, &first, flagged, prepared.image_shape(), &train.pixels, &train.labels)?,
         None => Vec::new(),
     };
     let name = train.class_names.get(class).cloned();
