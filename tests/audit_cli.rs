@@ -16,10 +16,14 @@ fn audit(model: &str, extra: &[&str], out: &Path) -> (i32, String, String) {
 }
 
 fn audit_data(model: &str, data: &str, extra: &[&str], out: &Path) -> (i32, String, String) {
+    audit_steps(model, data, "10", extra, out)
+}
+
+fn audit_steps(model: &str, data: &str, steps: &str, extra: &[&str], out: &Path) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
         .current_dir(root())
         .arg(format!("fixtures/zoo/{model}.onnx"))
-        .args(["--data", data, "--seeds-per-class", "40", "--steps", "10"])
+        .args(["--data", data, "--seeds-per-class", "40", "--steps", steps])
         .args(["--precondition-images", "100", "--quiet"])
         .arg("--sarif")
         .arg(out.join("report.sarif"))
@@ -49,8 +53,11 @@ fn assert_schema_valid(log: &Value) {
 fn robust_model_gives_verdict_sarif_json_and_evidence() {
     let dir = tempfile::tempdir().unwrap();
     let ev = dir.path().join("evidence");
-    let (code, stdout, stderr) =
-        audit("robust_localised", &["--classes", "7,1", "--evidence", ev.to_str().unwrap()], dir.path());
+    let (code, stdout, stderr) = audit(
+        "robust_localised",
+        &["--classes", "7,1", "--aegis-decision", "clusters", "--evidence", ev.to_str().unwrap()],
+        dir.path(),
+    );
     assert!(code == 0 || code == 1, "exit {code}: {stderr}");
     assert!(stdout.contains("verdict"), "{stdout}");
     let sarif: Value =
@@ -74,6 +81,45 @@ fn robust_model_gives_verdict_sarif_json_and_evidence() {
     assert!(ev.join("class-7-embedding.png").is_file());
     let png = image::open(ev.join("class-1-embedding.png")).unwrap();
     assert!(png.width() > 100 && png.height() > 100);
+}
+
+/// The shortcut decision in a reduced configuration (40 seeds, 30 steps, PCA instead of t-SNE):
+/// the trigger's target class of `robust_localised` is the only low outlier of the translation
+/// displacement; the clean robust model has none.
+#[test]
+fn shortcut_decision_flags_the_target_class_only() {
+    for (model, want_code, want) in [("robust_localised", 1, vec![7]), ("robust_clean_s0", 0, vec![])] {
+        let dir = tempfile::tempdir().unwrap();
+        let (code, stdout, stderr) =
+            audit_steps(model, "fixtures/mnist-subset", "30", &["--reducer", "pca"], dir.path());
+        assert_eq!(code, want_code, "{model}: {stdout}{stderr}");
+        let json: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+        let classes = json["classes"].as_array().unwrap();
+        assert_eq!(classes.len(), 10);
+        let flagged: Vec<i64> =
+            classes.iter().filter(|c| c["flagged"] == true).map(|c| c["class"].as_i64().unwrap()).collect();
+        assert_eq!(flagged, want, "{model}: {stdout}");
+        for c in classes {
+            let d = &c["details"];
+            assert_eq!(d["decision"], "shortcut");
+            let index = d["shortcut_index"].as_f64().unwrap();
+            assert_eq!(c["flagged"].as_bool().unwrap(), index > 2.0, "{model}: {d}");
+            assert!(d["displacement"].as_f64().unwrap() > 0.0);
+        }
+        let sarif: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
+        assert_schema_valid(&sarif);
+    }
+}
+
+#[test]
+fn shortcut_decision_needs_three_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = audit("robust_localised", &["--classes", "7,1"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("needs at least 3") && stderr.contains("--aegis-decision clusters"), "{stderr}");
+    assert!(!dir.path().join("report.sarif").exists());
 }
 
 #[test]

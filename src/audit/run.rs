@@ -12,7 +12,7 @@ use super::evidence;
 use super::PreparedModel;
 use crate::attack::GradientModel;
 use crate::data::{sample_indices, ImageSet};
-use crate::detect::aegis::{aegis_class, AegisClass, AegisParams};
+use crate::detect::aegis::{aegis_class, shortcut_decision, AegisClass, AegisParams, DecisionRule, ShortcutDecision};
 use crate::detect::neural_cleanse::{run_neural_cleanse, NeuralCleanseParams};
 use crate::detect::precondition::{check_robustness, PreconditionParams, PreconditionResult};
 use crate::detect::reach::{run_reach, ReachParams};
@@ -159,8 +159,22 @@ pub fn run_audit(
     let selected: Vec<usize> = plan.classes.clone().unwrap_or_else(|| (0..k).collect());
     match method {
         Method::Aegis if !not_applicable => {
+            let mut runs = Vec::with_capacity(selected.len());
             for &class in &selected {
-                let (result, files) = aegis_votes(plan, prepared, train, class)?;
+                runs.push(aegis_runs(plan, prepared, train, class)?);
+            }
+            let displacements: Vec<f64> = runs.iter().map(|r| r.displacement).collect();
+            let shortcut = shortcut_decision(&displacements, plan.aegis.shortcut_threshold);
+            let shortcut = match (plan.aegis.decision, shortcut) {
+                (_, Ok(s)) => s,
+                (DecisionRule::Shortcut, Err(e)) => return Err(e.into()),
+                // The cluster rule needs no comparison across classes; report no index.
+                (DecisionRule::Clusters, Err(_)) => {
+                    ShortcutDecision { median: f64::NAN, indices: vec![f64::NAN; runs.len()], flagged: Vec::new() }
+                }
+            };
+            for (i, r) in runs.into_iter().enumerate() {
+                let (result, files) = aegis_result(plan, prepared, train, r, &shortcut, i)?;
                 evidence_files.extend(files.iter().cloned());
                 classes.push(result);
             }
@@ -231,16 +245,20 @@ fn run_precondition(
     Ok(r)
 }
 
-/// Runs AEGIS `plan.runs` times on one class and votes.
-fn aegis_votes(
-    plan: &AuditPlan,
-    prepared: &mut PreparedModel,
-    train: &ImageSet,
-    class: usize,
-) -> Result<(ClassResult, Vec<crate::report::EvidenceFile>)> {
+/// One class's AEGIS runs: the first run (kept for evidence), the cluster votes and the mean
+/// displacement over runs.
+struct ClassRuns {
+    first: AegisClass,
+    votes: usize,
+    counts: Vec<usize>,
+    displacement: f64,
+}
+
+/// Runs AEGIS `plan.runs` times on one class.
+fn aegis_runs(plan: &AuditPlan, prepared: &mut PreparedModel, train: &ImageSet, class: usize) -> Result<ClassRuns> {
     let runs = plan.runs.max(1);
     let mut first: Option<AegisClass> = None;
-    let mut votes = 0;
+    let (mut votes, mut displacement) = (0, 0.0);
     let mut counts = Vec::with_capacity(runs);
     for r in 0..runs {
         let params = AegisParams { seed: plan.aegis.seed.wrapping_add(r as u64), ..plan.aegis.clone() };
@@ -250,24 +268,69 @@ fn aegis_votes(
         })?;
         pb.finish_and_clear();
         votes += result.flagged as usize;
+        displacement += result.displacement / runs as f64;
         counts.push(result.clusters);
         if first.is_none() {
             first = Some(result);
         }
     }
-    let first = first.expect("at least one run");
-    let flagged = votes * 2 > runs;
-    let name = train.class_names.get(class).cloned();
-    let summary = format!(
-        "class {class}: {} clusters (counted, min {:.0}% of points) in the {} embedding; {} (runs flagging: {votes}/{runs}, cluster counts {:?}); translation reached the class for {:.1}% of seeds",
+    Ok(ClassRuns { first: first.expect("at least one run"), votes, counts, displacement })
+}
+
+/// Turns one class's runs into its result under the plan's decision rule (`shortcut` holds every
+/// audited class's index; this class is at position `i`).
+fn aegis_result(
+    plan: &AuditPlan,
+    prepared: &PreparedModel,
+    train: &ImageSet,
+    runs: ClassRuns,
+    shortcut: &ShortcutDecision,
+    i: usize,
+) -> Result<(ClassResult, Vec<crate::report::EvidenceFile>)> {
+    let ClassRuns { first, votes, counts, displacement } = runs;
+    let class = first.class;
+    let n_runs = counts.len();
+    let cluster_flagged = votes * 2 > n_runs;
+    let shortcut_flagged = shortcut.flagged.contains(&i);
+    let index = shortcut.indices[i];
+    let flagged = match plan.aegis.decision {
+        DecisionRule::Shortcut => shortcut_flagged,
+        DecisionRule::Clusters => cluster_flagged,
+    };
+    let shortcut_text = format!(
+        "mean translation displacement {displacement:.2} vs median {:.2} over the audited classes, anomaly index {index:.2}",
+        shortcut.median
+    );
+    let cluster_text = format!(
+        "{} clusters (counted, min {:.0}% of points) in the {} embedding (runs with more than {}: {votes}/{n_runs}, counts {counts:?})",
         first.clusters,
         plan.aegis.min_cluster_fraction * 100.0,
         format!("{:?}", plan.aegis.reducer).to_lowercase(),
-        if flagged { format!("more than {}: backdoor suspected", plan.aegis.max_clusters) } else { "not flagged".to_string() },
-        counts,
-        first.reached * 100.0
+        plan.aegis.max_clusters,
     );
+    let summary = match plan.aegis.decision {
+        DecisionRule::Shortcut => format!(
+            "class {class}: {shortcut_text}{}; {cluster_text}; translation reached the class for {:.1}% of seeds",
+            if flagged {
+                format!(" > {}: translation shortcut, backdoor suspected", plan.aegis.shortcut_threshold)
+            } else {
+                String::new()
+            },
+            first.reached * 100.0
+        ),
+        DecisionRule::Clusters => format!(
+            "class {class}: {cluster_text}{}; {shortcut_text}; translation reached the class for {:.1}% of seeds",
+            if flagged { ": more clusters than allowed, backdoor suspected" } else { "" },
+            first.reached * 100.0
+        ),
+    };
     let details = ClassDetails::Aegis {
+        decision: format!("{:?}", plan.aegis.decision).to_lowercase(),
+        displacement,
+        displacement_median: shortcut.median,
+        shortcut_index: index,
+        shortcut_threshold: plan.aegis.shortcut_threshold,
+        cluster_flagged,
         clusters: first.clusters,
         cluster_sizes: first.cluster_info.iter().map(|c| c.clean + c.translated).collect(),
         translated_per_cluster: first.cluster_info.iter().map(|c| c.translated).collect(),
@@ -279,6 +342,7 @@ fn aegis_votes(
         Some(dir) => evidence::aegis_class(dir, &first, flagged, prepared.image_shape())?,
         None => Vec::new(),
     };
+    let name = train.class_names.get(class).cloned();
     Ok((ClassResult { class: class as i64, name, flagged, summary, details, evidence: files.clone() }, files))
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 use aegis_audit::audit::{run_audit, AuditPlan, MethodChoice, PreparedModel};
 use aegis_audit::cluster::Clusterer;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
-use aegis_audit::detect::aegis::{AegisParams, BandwidthRule};
+use aegis_audit::detect::aegis::{AegisParams, BandwidthRule, DecisionRule};
 use aegis_audit::detect::preset::PresetFile;
 use aegis_audit::detect::reach::ReachParams;
 use aegis_audit::embed::Reducer;
@@ -20,6 +20,24 @@ use aegis_audit::report::{self, sarif, table, Verdict};
 
 use super::common::{ClustererArg, FeatureArgs, ReducerArg, RuntimeArgs};
 use super::{EXIT_CLEAN, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED};
+
+/// `--aegis-decision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DecisionArg {
+    /// Translation shortcut: low outlier of the mean translation displacement.
+    Shortcut,
+    /// The paper's cluster count.
+    Clusters,
+}
+
+impl From<DecisionArg> for DecisionRule {
+    fn from(d: DecisionArg) -> DecisionRule {
+        match d {
+            DecisionArg::Shortcut => DecisionRule::Shortcut,
+            DecisionArg::Clusters => DecisionRule::Clusters,
+        }
+    }
+}
 
 /// Audit MODEL for backdoors.
 #[derive(Debug, Clone, Args)]
@@ -78,10 +96,18 @@ pub struct AuditArgs {
     /// HDBSCAN minimum cluster size.
     #[arg(long, default_value_t = 25)]
     pub min_cluster_size: usize,
-    /// A class with more counted clusters than this is flagged.
+    /// Cluster decision: a class with more counted clusters than this is flagged.
     #[arg(long)]
     pub max_clusters: Option<usize>,
-    /// Independent AEGIS runs per class (seeds SEED, SEED+1, …); a class is flagged by majority.
+    /// How AEGIS flags a class: `shortcut` (default: its mean translation displacement is a low
+    /// outlier across classes) or `clusters` (the paper's rule: more than --max-clusters clusters).
+    #[arg(long, value_enum)]
+    pub aegis_decision: Option<DecisionArg>,
+    /// Shortcut decision: low-side anomaly index (MAD) above which a class is flagged.
+    #[arg(long)]
+    pub shortcut_threshold: Option<f64>,
+    /// Independent AEGIS runs per class (seeds SEED, SEED+1, …); displacements are averaged and
+    /// cluster flags voted.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// Seed of every random choice (recorded in the report).
@@ -300,9 +326,26 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         min_cluster_size: args.min_cluster_size,
         min_cluster_fraction: args.min_cluster_fraction.unwrap_or(preset.decision.min_cluster_fraction),
         max_clusters: args.max_clusters.unwrap_or(preset.decision.max_clusters),
+        decision: args.aegis_decision.map_or(preset.decision.rule, DecisionRule::from),
+        shortcut_threshold: args.shortcut_threshold.unwrap_or(preset.decision.shortcut_threshold),
         batch_size: args.batch_size.max(1),
         seed: args.seed,
     };
+    anyhow::ensure!(
+        aegis.shortcut_threshold.is_finite() && aegis.shortcut_threshold > 0.0,
+        "--shortcut-threshold {}: must be finite and > 0",
+        aegis.shortcut_threshold
+    );
+    let audited = args.classes.as_ref().map_or(k, |c| c.len());
+    if aegis.decision == DecisionRule::Shortcut
+        && matches!(args.method, MethodArg::Auto | MethodArg::Aegis)
+        && audited < 3
+    {
+        anyhow::bail!(
+            "--classes: the shortcut decision compares the audited classes and needs at least 3 (got {audited}); \
+             add classes or pass --aegis-decision clusters"
+        );
+    }
     let precondition = (!args.skip_precondition).then(|| {
         let mut p = preset.precondition.clone();
         p.eps = args.precondition_eps.unwrap_or(p.eps);
@@ -362,6 +405,8 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         ("min_cluster_fraction", json!(aegis.min_cluster_fraction)),
         ("min_cluster_size", json!(aegis.min_cluster_size)),
         ("max_clusters", json!(aegis.max_clusters)),
+        ("decision", json!(aegis.decision)),
+        ("shortcut_threshold", json!(aegis.shortcut_threshold)),
         ("runs", json!(args.runs)),
         ("seed", json!(args.seed)),
         ("batch_size", json!(aegis.batch_size)),

@@ -50,12 +50,22 @@ pub struct EmbeddingParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionParams {
+    /// Which rule flags a class (`shortcut` or the paper's `clusters`).
+    #[serde(default)]
+    pub rule: super::aegis::DecisionRule,
+    /// Shortcut rule: low-side anomaly index above which a class is flagged.
+    #[serde(default = "default_shortcut_threshold")]
+    pub shortcut_threshold: f64,
     /// The bandwidth rule (see `detect::aegis::BandwidthRule`).
     pub bandwidth: super::aegis::BandwidthRule,
     /// Clusters below this fraction of the embedded points are not counted.
     pub min_cluster_fraction: f64,
     /// More clusters than this flags a class.
     pub max_clusters: usize,
+}
+
+fn default_shortcut_threshold() -> f64 {
+    2.0
 }
 
 /// One dataset's settings.

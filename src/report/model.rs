@@ -115,8 +115,21 @@ pub struct Precondition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum ClassDetails {
-    /// AEGIS: clusters found in the t-SNE embedding of clean and translated features.
+    /// AEGIS: the translation's displacement and the clusters found in the embedding of clean and
+    /// translated features.
     Aegis {
+        /// The rule that decided the flag: `shortcut` or `clusters`.
+        decision: String,
+        /// Mean L2 displacement of the translated images from their seeds (seeds of other classes).
+        displacement: f64,
+        /// Median of the audited classes' mean displacements.
+        displacement_median: f64,
+        /// Low-side anomaly index of `displacement` among the audited classes (negative above the median).
+        shortcut_index: f64,
+        /// Threshold on `shortcut_index` of the shortcut rule.
+        shortcut_threshold: f64,
+        /// Whether the cluster rule flags the class (majority over runs).
+        cluster_flagged: bool,
         /// Number of clusters.
         clusters: usize,
         /// Points in each cluster, by cluster id.
@@ -127,7 +140,7 @@ pub enum ClassDetails {
         clean_per_cluster: Vec<usize>,
         /// Mean-shift bandwidth used.
         bandwidth: f64,
-        /// Flagged when `clusters` exceeds this.
+        /// The cluster rule flags the class when `clusters` exceeds this.
         max_clusters: usize,
     },
     /// Targeted reachability.

@@ -13,19 +13,20 @@ fn clean(text: &str) -> String {
 fn details(d: &ClassDetails) -> String {
     match d {
         ClassDetails::Aegis {
+            displacement,
+            shortcut_index,
             clusters,
             cluster_sizes,
             translated_per_cluster,
             bandwidth,
             ..
         } => format!(
-            "{clusters} clusters, sizes {cluster_sizes:?}, translated {translated_per_cluster:?}, bandwidth {bandwidth:.3}"
+            "displacement {displacement:.2} (index {shortcut_index:.2}); {clusters} clusters, sizes {cluster_sizes:?}, \
+             translated {translated_per_cluster:?}, bandwidth {bandwidth:.3}"
         ),
-        ClassDetails::Reach {
-            success_rate,
-            anomaly_index,
-            epsilon,
-        } => format!("success {:.1}%, anomaly index {anomaly_index:.2}, ε {epsilon}", success_rate * 100.0),
+        ClassDetails::Reach { success_rate, anomaly_index, epsilon } => {
+            format!("success {:.1}%, anomaly index {anomaly_index:.2}, ε {epsilon}", success_rate * 100.0)
+        }
         ClassDetails::NeuralCleanse { mask_l1, anomaly_index } => {
             format!("mask L1 {mask_l1:.2}, anomaly index {anomaly_index:.2}")
         }

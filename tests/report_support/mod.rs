@@ -20,6 +20,12 @@ pub fn aegis_class(class: i64, name: &str, flagged: bool) -> ClassResult {
         flagged,
         summary: format!("{} clusters (more than 2 is suspicious)", sizes.len()),
         details: ClassDetails::Aegis {
+            decision: "clusters".into(),
+            displacement: 5.2,
+            displacement_median: 6.4,
+            shortcut_index: 1.1,
+            shortcut_threshold: 2.0,
+            cluster_flagged: flagged,
             clusters: sizes.len(),
             cluster_sizes: sizes,
             translated_per_cluster: tr,
