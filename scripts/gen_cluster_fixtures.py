@@ -3,7 +3,8 @@
 
 Run from the repository root:  .venv/bin/python scripts/gen_cluster_fixtures.py
 Writes fixtures/cluster/*.npy (inputs) and fixtures/cluster/expected.json (scikit-learn's outputs,
-with the scikit-learn and numpy versions). Every random draw is seeded. scikit-learn is pinned in
+with the scikit-learn and numpy versions; for HDBSCAN also `labels_any_order`, the distinct partitions
+scikit-learn gives over many row orders of the same input). Every random draw is seeded. scikit-learn is pinned in
 plugins/torch/requirements.txt (1.7.2).
 """
 import json
@@ -17,6 +18,10 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "cluster")
+# Seeded random row orders HDBSCAN is re-run on, besides the identity and every rotation. On the
+# two-moons fixture with min_cluster_size 15 about 1 order in 120 gives scikit-learn's other
+# partition, so a few random orders would miss it.
+HDB_RANDOM_ORDERS = 1000
 
 
 def save(name, x, dtype=np.float64):
@@ -30,6 +35,40 @@ def grouped(n, d, groups, spread, seed):
     centres = rng.normal(0, 10, size=(groups, d))
     y = np.arange(n) % groups
     return centres[y] + rng.normal(0, spread, size=(n, d)), y
+
+
+def canonical(labels):
+    """Labels renamed by first occurrence (noise, -1, kept): equal partitions give equal lists."""
+    names = {}
+    return [-1 if l == -1 else names.setdefault(l, len(names)) for l in labels]
+
+
+def row_orders(n, k=HDB_RANDOM_ORDERS):
+    """The row orders HDBSCAN is re-run on: the identity, every rotation (each row in turn first:
+    Prim's tree starts at row 0) and `k` seeded random permutations."""
+    yield np.arange(n)
+    for i in range(1, n):
+        yield np.roll(np.arange(n), -i)
+    for seed in range(k):
+        yield np.random.default_rng(seed).permutation(n)
+
+
+def hdbscan_partitions(x, mcs):
+    """The distinct partitions scikit-learn's HDBSCAN gives on `x` over `row_orders`, each mapped
+    back to the original row order and canonicalised, in order of first appearance (the identity
+    order's first), with how many row orders gave each. More than one means the result depends on
+    row order: tied mutual-reachability edges, which scikit-learn sorts with numpy's unstable argsort."""
+    seen, counts = [], []
+    for p in row_orders(len(x)):
+        lab = np.empty(len(x), dtype=np.int64)
+        lab[p] = HDBSCAN(min_cluster_size=mcs).fit(x[p]).labels_
+        c = canonical(lab.tolist())
+        if c in seen:
+            counts[seen.index(c)] += 1
+        else:
+            seen.append(c)
+            counts.append(1)
+    return seen, counts
 
 
 def main():
@@ -95,7 +134,16 @@ def main():
         f = save(name, x)
         for mcs in [5, 15]:
             lab = HDBSCAN(min_cluster_size=mcs).fit(x).labels_
-            exp["hdbscan"].append({"input": f, "min_cluster_size": mcs, "labels": lab.tolist()})
+            any_order, counts = hdbscan_partitions(x, mcs)
+            exp["hdbscan"].append(
+                {
+                    "input": f,
+                    "min_cluster_size": mcs,
+                    "labels": lab.tolist(),
+                    "labels_any_order": any_order,
+                    "labels_any_order_counts": counts,
+                }
+            )
 
     # --- Affinity propagation: datasets whose labels do not depend on the tie-breaking noise.
     exp["affinity"] = []

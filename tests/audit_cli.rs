@@ -182,12 +182,33 @@ fn reach_method_reports_rates_budget_and_evidence() {
     let ev = dir.path().join("evidence");
     let (code, stdout, stderr) = audit(
         "robust_clean_s0",
-        &["--method", "reach", "--reach-images", "20", "--evidence", ev.to_str().unwrap()],
+        &[
+            "--method",
+            "reach",
+            "--reach-images",
+            "20",
+            "--reach-sweep-images",
+            "10",
+            "--reach-eps-sweep",
+            "0.5,1,2,4",
+            "--reach-step-factor",
+            "2",
+            "--reach-evidence",
+            "3",
+            "--evidence",
+            ev.to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert!(code == 0 || code == 1, "{stdout}\n{stderr}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["method"]["method"], "reach");
+    let reach = &json["parameters"]["reach"];
+    assert_eq!(reach["images_per_class"], 20);
+    assert_eq!(reach["sweep_images_per_class"], 10);
+    assert_eq!(reach["eps_sweep"], serde_json::json!([0.5, 1.0, 2.0, 4.0]));
+    assert_eq!(reach["step_factor"], 2.0);
+    assert_eq!(reach["evidence_per_class"], 3);
     let classes = json["classes"].as_array().unwrap();
     assert_eq!(classes.len(), 10);
     for c in classes {
@@ -199,6 +220,7 @@ fn reach_method_reports_rates_budget_and_evidence() {
     let sarif: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).unwrap()).unwrap();
     assert_schema_valid(&sarif);
+    assert_eq!(sarif["runs"][0]["invocations"][0]["properties"]["parameters"]["reach"], *reach);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use aegis_audit::cluster::Clusterer;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::detect::aegis::{AegisParams, BandwidthRule, DecisionRule};
 use aegis_audit::detect::preset::PresetFile;
+use aegis_audit::detect::reach::ReachParams;
 use aegis_audit::embed::Reducer;
 use aegis_audit::onnx::LoadLimits;
 use aegis_audit::report::{self, sarif, table, Verdict};
@@ -124,6 +125,12 @@ pub struct AuditArgs {
     /// Held-out images attacked by the robustness check.
     #[arg(long)]
     pub precondition_images: Option<usize>,
+    /// PGD steps of the robustness check.
+    #[arg(long)]
+    pub precondition_steps: Option<usize>,
+    /// L2 step of the robustness check (default: 2.5 × eps / steps).
+    #[arg(long)]
+    pub precondition_step: Option<f32>,
     /// Minimum adversarial accuracy for the model to count as robust.
     #[arg(long)]
     pub min_adv_accuracy: Option<f64>,
@@ -145,12 +152,50 @@ pub struct AuditArgs {
     /// Neural Cleanse: anomaly-index threshold (small side).
     #[arg(long)]
     pub nc_anomaly_threshold: Option<f64>,
+    /// Neural Cleanse: start with cost 0 and set the initial cost once the trigger succeeds.
+    #[arg(long, value_name = "BOOL")]
+    pub nc_reset_cost_to_zero: Option<bool>,
+    /// Neural Cleanse: epochs of success (or failure) before the cost goes up (or down).
+    #[arg(long)]
+    pub nc_patience: Option<usize>,
+    /// Neural Cleanse: factor the cost is multiplied by going up.
+    #[arg(long)]
+    pub nc_cost_up: Option<f64>,
+    /// Neural Cleanse: factor the cost is divided by going down.
+    #[arg(long)]
+    pub nc_cost_down: Option<f64>,
+    /// Neural Cleanse: stop a class after this many epochs without a smaller mask (0: never).
+    #[arg(long)]
+    pub nc_early_stop_patience: Option<usize>,
+    /// Neural Cleanse: Adam learning rate.
+    #[arg(long)]
+    pub nc_lr: Option<f64>,
+    /// Neural Cleanse: Adam β₁.
+    #[arg(long)]
+    pub nc_beta1: Option<f64>,
+    /// Neural Cleanse: Adam β₂.
+    #[arg(long)]
+    pub nc_beta2: Option<f64>,
+    /// Neural Cleanse: Adam ε.
+    #[arg(long)]
+    pub nc_adam_eps: Option<f64>,
     /// Reach: source images per class.
     #[arg(long)]
     pub reach_images: Option<usize>,
+    /// Reach: source images per class during the budget sweep (the first of the same draw; at most
+    /// --reach-images).
+    #[arg(long)]
+    pub reach_sweep_images: Option<usize>,
     /// Reach: PGD steps.
     #[arg(long)]
     pub reach_steps: Option<usize>,
+    /// Reach: PGD step size as a multiple of eps / steps.
+    #[arg(long)]
+    pub reach_step_factor: Option<f32>,
+    /// Reach: candidate L2 budgets, comma-separated and strictly increasing (e.g. 0.25,0.5,1); the
+    /// sweep stops at the first whose median class rate reaches --reach-median-level.
+    #[arg(long, value_name = "LIST", value_parser = parse_eps_sweep)]
+    pub reach_eps_sweep: Option<::std::vec::Vec<f32>>,
     /// Reach: the median class rate that fixes the budget.
     #[arg(long)]
     pub reach_median_level: Option<f64>,
@@ -163,6 +208,9 @@ pub struct AuditArgs {
     /// Reach: ... and the gap.
     #[arg(long)]
     pub reach_min_gap: Option<f64>,
+    /// Reach: perturbed images that reached each class kept as evidence.
+    #[arg(long)]
+    pub reach_evidence: Option<usize>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -224,6 +272,17 @@ fn parse_bandwidth(text: &str, paper: f64) -> anyhow::Result<BandwidthRule> {
         Some(("relative", f)) => BandwidthRule::Relative { factor: number(f)? },
         Some(_) => anyhow::bail!("--bandwidth {text}: expected estimate, estimate:Q, paper, relative:F or a number"),
     })
+}
+
+/// Parses `--reach-eps-sweep`: comma-separated numbers, checked by [`ReachParams::check`] (each
+/// finite and > 0, strictly increasing).
+fn parse_eps_sweep(text: &str) -> Result<Vec<f32>, String> {
+    let eps = text
+        .split(',')
+        .map(|s| s.trim().parse::<f32>().map_err(|_| format!("'{}' is not a number", s.trim())))
+        .collect::<Result<Vec<_>, _>>()?;
+    ReachParams { eps_sweep: eps.clone(), ..ReachParams::default() }.check().map_err(|e| e.to_string())?;
+    Ok(eps)
 }
 
 /// Runs the audit.
@@ -290,10 +349,15 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let precondition = (!args.skip_precondition).then(|| {
         let mut p = preset.precondition.clone();
         p.eps = args.precondition_eps.unwrap_or(p.eps);
+        p.steps = args.precondition_steps.unwrap_or(p.steps);
+        p.step = args.precondition_step.or(p.step);
         p.images = args.precondition_images.unwrap_or(p.images);
         p.min_adv_accuracy = args.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
         p
     });
+    if let Some(p) = &precondition {
+        p.check().context("robustness precondition parameters (preset and --precondition-* flags)")?;
+    }
     let mut neural_cleanse = preset.neural_cleanse.clone();
     neural_cleanse.images = args.nc_images.unwrap_or(neural_cleanse.images);
     neural_cleanse.batch_size = args.nc_batch.unwrap_or(neural_cleanse.batch_size);
@@ -301,19 +365,35 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     neural_cleanse.init_cost = args.nc_init_cost.unwrap_or(neural_cleanse.init_cost);
     neural_cleanse.target_success = args.nc_target_success.unwrap_or(neural_cleanse.target_success);
     neural_cleanse.anomaly_threshold = args.nc_anomaly_threshold.unwrap_or(neural_cleanse.anomaly_threshold);
+    neural_cleanse.reset_cost_to_zero = args.nc_reset_cost_to_zero.unwrap_or(neural_cleanse.reset_cost_to_zero);
+    neural_cleanse.patience = args.nc_patience.unwrap_or(neural_cleanse.patience);
+    neural_cleanse.cost_up = args.nc_cost_up.unwrap_or(neural_cleanse.cost_up);
+    neural_cleanse.cost_down = args.nc_cost_down.unwrap_or(neural_cleanse.cost_down);
+    neural_cleanse.early_stop_patience = args.nc_early_stop_patience.unwrap_or(neural_cleanse.early_stop_patience);
+    neural_cleanse.lr = args.nc_lr.unwrap_or(neural_cleanse.lr);
+    neural_cleanse.beta1 = args.nc_beta1.unwrap_or(neural_cleanse.beta1);
+    neural_cleanse.beta2 = args.nc_beta2.unwrap_or(neural_cleanse.beta2);
+    neural_cleanse.adam_eps = args.nc_adam_eps.unwrap_or(neural_cleanse.adam_eps);
     neural_cleanse.seed = args.seed;
-    neural_cleanse.check()?;
+    neural_cleanse.check().context("Neural Cleanse parameters (preset and --nc-* flags)")?;
     let mut reach = preset.reach.clone();
     reach.images_per_class = args.reach_images.unwrap_or(reach.images_per_class);
-    reach.sweep_images_per_class = reach.sweep_images_per_class.min(reach.images_per_class);
+    // The preset's sweep size shrinks with a smaller --reach-images; a given one is checked.
+    reach.sweep_images_per_class =
+        args.reach_sweep_images.unwrap_or(reach.sweep_images_per_class.min(reach.images_per_class));
     reach.steps = args.reach_steps.unwrap_or(reach.steps);
+    reach.step_factor = args.reach_step_factor.unwrap_or(reach.step_factor);
+    if let Some(eps) = &args.reach_eps_sweep {
+        reach.eps_sweep = eps.clone();
+    }
     reach.median_level = args.reach_median_level.unwrap_or(reach.median_level);
     reach.anomaly_threshold = args.reach_anomaly_threshold.unwrap_or(reach.anomaly_threshold);
     reach.min_ratio = args.reach_min_ratio.unwrap_or(reach.min_ratio);
     reach.min_gap = args.reach_min_gap.unwrap_or(reach.min_gap);
+    reach.evidence_per_class = args.reach_evidence.unwrap_or(reach.evidence_per_class);
     reach.batch_size = args.batch_size.max(1);
     reach.seed = args.seed;
-    reach.check()?;
+    reach.check().context("reach parameters (preset and --reach-* flags)")?;
     let parameters = [
         ("method", json!(format!("{:?}", args.method).to_lowercase())),
         ("translation", json!(aegis.translation)),
@@ -383,4 +463,26 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     report::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_eps_sweep;
+
+    #[test]
+    fn eps_sweep_list_parses_and_checks() {
+        assert_eq!(parse_eps_sweep("0.25,0.5,1").unwrap(), vec![0.25, 0.5, 1.0]);
+        assert_eq!(parse_eps_sweep(" 0.5 , 2 ").unwrap(), vec![0.5, 2.0]);
+        assert_eq!(parse_eps_sweep("3").unwrap(), vec![3.0]);
+        let err = parse_eps_sweep("1,0.5").unwrap_err();
+        assert!(err.contains("strictly increasing"), "{err}");
+        assert!(parse_eps_sweep("0.5,0.5").unwrap_err().contains("strictly increasing"));
+        assert_eq!(parse_eps_sweep("0.5,abc").unwrap_err(), "'abc' is not a number");
+        assert_eq!(parse_eps_sweep("0.5,,1").unwrap_err(), "'' is not a number");
+        assert_eq!(parse_eps_sweep("").unwrap_err(), "'' is not a number");
+        assert!(parse_eps_sweep("0,1").unwrap_err().contains("budget 0 is not finite and > 0"));
+        assert!(parse_eps_sweep("-1").unwrap_err().contains("not finite and > 0"));
+        assert!(parse_eps_sweep("0.5,inf").unwrap_err().contains("not finite"));
+        assert!(parse_eps_sweep("NaN").unwrap_err().contains("not finite"));
+    }
 }

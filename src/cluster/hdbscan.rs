@@ -3,6 +3,10 @@
 //! `min_cluster_size`), minimum spanning tree of the mutual-reachability graph (Prim), single-linkage
 //! hierarchy, tree condensed with `min_cluster_size`, excess-of-mass selection without the root
 //! (`allow_single_cluster` off), points labelled by their nearest selected ancestor, else noise (-1).
+//! Tied tree edges keep Prim's order (stable sort), so a fit is deterministic for a given row order;
+//! scikit-learn sorts them with numpy's unstable argsort. Where a tie decides a point's cluster (a
+//! point bridging two clusters at its core distance), both results depend on row order, and this
+//! one is among the partitions scikit-learn gives over row orders (`tests/cluster_parity.rs`).
 
 use std::collections::HashMap;
 
@@ -130,6 +134,7 @@ fn single_linkage(x: &Array2<f64>, min_samples: usize) -> Vec<Merge> {
         edges.push((source[next.0], next.0, next.1));
         current = next.0;
     }
+    // Stable: tied edges stay in Prim's order (see the module comment).
     edges.sort_by(|a, b| a.2.total_cmp(&b.2));
     // Union-find whose merged components get ids n, n + 1, ...
     let mut parent: Vec<usize> = (0..2 * n - 1).collect();

@@ -24,6 +24,32 @@ pub struct PreconditionParams {
     pub min_adv_accuracy: f64,
 }
 
+impl PreconditionParams {
+    /// Checks every rule; the error names the parameter, its value and the rule. (Zero steps, or a
+    /// zero budget, would pass every model without attacking it.)
+    pub fn check(&self) -> Result<(), DetectError> {
+        let bad = |name: &str, value: String, rule: &str| {
+            Err(DetectError::InvalidParam(format!("precondition.{name} = {value}: {rule}")))
+        };
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("eps", self.eps.to_string(), "must be finite and > 0");
+        }
+        if self.steps == 0 {
+            return bad("steps", "0".into(), "must be >= 1");
+        }
+        if let Some(step) = self.step.filter(|s| !(s.is_finite() && *s > 0.0)) {
+            return bad("step", step.to_string(), "must be finite and > 0");
+        }
+        if self.images == 0 {
+            return bad("images", "0".into(), "must be >= 1");
+        }
+        if !(0.0..=1.0).contains(&self.min_adv_accuracy) {
+            return bad("min_adv_accuracy", self.min_adv_accuracy.to_string(), "must be in [0, 1]");
+        }
+        Ok(())
+    }
+}
+
 /// What the robustness check measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreconditionResult {
@@ -82,4 +108,26 @@ pub fn check_robustness(
         adv_accuracy,
         passed: adv_accuracy >= params.min_adv_accuracy,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PreconditionParams;
+
+    #[test]
+    fn check_names_each_bad_parameter() {
+        let ok = PreconditionParams { eps: 1.5, steps: 20, step: None, images: 500, min_adv_accuracy: 0.5 };
+        ok.check().unwrap();
+        let cases = [
+            (PreconditionParams { eps: 0.0, ..ok.clone() }, "precondition.eps = 0"),
+            (PreconditionParams { steps: 0, ..ok.clone() }, "precondition.steps = 0"),
+            (PreconditionParams { step: Some(-1.0), ..ok.clone() }, "precondition.step = -1"),
+            (PreconditionParams { images: 0, ..ok.clone() }, "precondition.images = 0"),
+            (PreconditionParams { min_adv_accuracy: 1.5, ..ok.clone() }, "precondition.min_adv_accuracy = 1.5"),
+        ];
+        for (p, want) in cases {
+            let err = p.check().unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+    }
 }
