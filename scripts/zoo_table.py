@@ -1,6 +1,6 @@
 """Runs `aegis-audit` on zoo and validation models and prints a Markdown table like the paper's Table VI:
-the trigger's target (from the model card), verdict, flagged classes, the shortcut anomaly index of the
-target class and the largest one among the other classes, per-class cluster counts, the precondition's
+the trigger's target (from the model card), verdict, flagged classes, the anomaly index of the target
+class and the largest one among the other classes (AEGIS: the shortcut index; Neural Cleanse and reach: theirs), per-class cluster counts, the precondition's
 adversarial accuracy and wall time.
 
 usage: .venv/bin/python scripts/zoo_table.py [--bin target/release/aegis-audit]
@@ -37,7 +37,7 @@ def target_of(model):
     return None if m is None or m.group(1) == "null" else int(m.group(1))
 
 
-print("| model | target | verdict | flagged | shortcut index: target / max other | clusters per class 0–9 "
+print("| model | target | verdict | flagged | anomaly index: target / max other | clusters per class 0–9 "
       "| adv. acc. (ε=1.5) | wall s |")
 print("|---|---|---|---|---|---|---|---|")
 for name in a.models.split(","):
@@ -54,7 +54,8 @@ for name in a.models.split(","):
     r = json.loads(p.stdout)
     flagged = ",".join(str(c["class"]) for c in r["classes"] if c["flagged"]) or "–"
     counts = " ".join(str(c["details"].get("clusters", "?")) for c in r["classes"]) or "–"
-    idx = {c["class"]: c["details"].get("shortcut_index") for c in r["classes"]}
+    # AEGIS: the shortcut index; Neural Cleanse and reach: their anomaly index.
+    idx = {c["class"]: c["details"].get("shortcut_index", c["details"].get("anomaly_index")) for c in r["classes"]}
     if idx and all(v is not None for v in idx.values()):
         other = max(v for k, v in idx.items() if k != tgt)
         shortcut = f"{idx[tgt]:.2f} / {other:.2f}" if tgt is not None else f"– / {other:.2f}"

@@ -88,11 +88,13 @@ fn rules() -> Value {
             "name": "backdoor-suspected",
             "shortDescription": { "text": "Backdoor (trojan) suspected in an image classifier" },
             "fullDescription": { "text": "The model behaves as if a hidden trigger maps inputs to this class: \
-                the detector's per-class measurement is anomalous (AEGIS: translated images form more clusters \
-                than clean ones; reach: anomalous targeted success rate; Neural Cleanse: anomalously small \
+                the detector's per-class measurement is anomalous (AEGIS: images translated toward the class move \
+                anomalously little, a shortcut such as a trigger, or with --aegis-decision clusters they form \
+                more clusters than clean ones; reach: anomalous targeted success rate; Neural Cleanse: anomalously small \
                 trigger mask)." },
-            "help": { "text": "Do not deploy this model. Inspect the evidence (t-SNE scatter and the image \
-                grid per cluster, where a trigger often becomes visible), retrain from trusted data or prune \
+            "help": { "text": "Do not deploy this model. Inspect the evidence (the shortest translations beside \
+                their seeds, the image grid per cluster and the t-SNE scatter, where a trigger often becomes \
+                visible), retrain from trusted data or prune \
                 and fine-tune, and audit the training pipeline for poisoned samples." },
             "defaultConfiguration": { "level": "error" },
             "properties": {
