@@ -125,6 +125,31 @@ fn shortcut_decision_flags_the_target_class_only() {
     }
 }
 
+/// `--runs 3`: three independent translations (seeds 0, 1, 2); the class is flagged by majority and
+/// the report says how many runs flagged it.
+#[test]
+fn shortcut_decision_votes_over_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = audit_steps(
+        "robust_localised",
+        "fixtures/mnist-subset",
+        "30",
+        &["--reducer", "pca", "--runs", "3"],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["parameters"]["runs"], 3);
+    for c in json["classes"].as_array().unwrap() {
+        let votes = c["details"]["shortcut_votes"].as_u64().unwrap();
+        assert!(votes <= 3);
+        assert_eq!(c["flagged"].as_bool().unwrap(), votes >= 2, "{c}");
+        if c["class"] == 7 {
+            assert!(votes >= 2, "{c}");
+        }
+    }
+}
+
 #[test]
 fn shortcut_decision_needs_three_classes() {
     let dir = tempfile::tempdir().unwrap();

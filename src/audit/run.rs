@@ -163,18 +163,10 @@ pub fn run_audit(
             for &class in &selected {
                 runs.push(aegis_runs(plan, prepared, train, class)?);
             }
-            let displacements: Vec<f64> = runs.iter().map(|r| r.displacement).collect();
-            let shortcut = shortcut_decision(&displacements, plan.aegis.shortcut_threshold);
-            let shortcut = match (plan.aegis.decision, shortcut) {
-                (_, Ok(s)) => s,
-                (DecisionRule::Shortcut, Err(e)) => return Err(e.into()),
-                // The cluster rule needs no comparison across classes; report no index.
-                (DecisionRule::Clusters, Err(_)) => {
-                    ShortcutDecision { median: f64::NAN, indices: vec![f64::NAN; runs.len()], flagged: Vec::new() }
-                }
-            };
-            for (i, r) in runs.into_iter().enumerate() {
-                let (result, files) = aegis_result(plan, prepared, train, r, &shortcut, i)?;
+            let shortcut = shortcut_votes(plan, &runs)?;
+            let displacements: Vec<f64> = shortcut.iter().map(|s| s.displacement).collect();
+            for (r, s) in runs.into_iter().zip(&shortcut) {
+                let (result, files) = aegis_result(plan, prepared, train, r, s)?;
                 evidence_files.extend(files.iter().cloned());
                 classes.push(result);
             }
@@ -249,21 +241,55 @@ fn run_precondition(
     Ok(r)
 }
 
-/// One class's AEGIS runs: the first run (kept for evidence), the cluster votes and the mean
-/// displacement over runs.
+/// One class's AEGIS runs: the first run (kept for evidence), the cluster votes and each run's
+/// mean displacement.
 struct ClassRuns {
     first: AegisClass,
     votes: usize,
     counts: Vec<usize>,
+    displacements: Vec<f64>,
+}
+
+/// One class's shortcut outcome over the runs: means over runs, and how many runs flagged it.
+struct ShortcutClass {
     displacement: f64,
+    median: f64,
+    index: f64,
+    votes: usize,
+}
+
+/// The shortcut decision of every run (each compares the audited classes of that run), per class.
+/// Under the cluster rule a comparison that cannot be made (fewer than 3 classes) reports NaN.
+fn shortcut_votes(plan: &AuditPlan, runs: &[ClassRuns]) -> Result<Vec<ShortcutClass>> {
+    let n_runs = runs.first().map_or(0, |r| r.displacements.len());
+    let mut out: Vec<ShortcutClass> =
+        runs.iter().map(|_| ShortcutClass { displacement: 0.0, median: 0.0, index: 0.0, votes: 0 }).collect();
+    for r in 0..n_runs {
+        let column: Vec<f64> = runs.iter().map(|c| c.displacements[r]).collect();
+        let decision = match (shortcut_decision(&column, plan.aegis.shortcut_threshold), plan.aegis.decision) {
+            (Ok(d), _) => d,
+            (Err(e), DecisionRule::Shortcut) => return Err(e.into()),
+            (Err(_), DecisionRule::Clusters) => {
+                ShortcutDecision { median: f64::NAN, indices: vec![f64::NAN; column.len()], flagged: Vec::new() }
+            }
+        };
+        for (i, c) in out.iter_mut().enumerate() {
+            c.displacement += column[i] / n_runs as f64;
+            c.median += decision.median / n_runs as f64;
+            c.index += decision.indices[i] / n_runs as f64;
+            c.votes += decision.flagged.contains(&i) as usize;
+        }
+    }
+    Ok(out)
 }
 
 /// Runs AEGIS `plan.runs` times on one class.
 fn aegis_runs(plan: &AuditPlan, prepared: &mut PreparedModel, train: &ImageSet, class: usize) -> Result<ClassRuns> {
     let runs = plan.runs.max(1);
     let mut first: Option<AegisClass> = None;
-    let (mut votes, mut displacement) = (0, 0.0);
+    let mut votes = 0;
     let mut counts = Vec::with_capacity(runs);
+    let mut displacements = Vec::with_capacity(runs);
     for r in 0..runs {
         let params = AegisParams { seed: plan.aegis.seed.wrapping_add(r as u64), ..plan.aegis.clone() };
         let pb = bar(params.translation.seeds_per_class, format!("class {class} run {}/{runs}", r + 1), plan.progress);
@@ -272,38 +298,38 @@ fn aegis_runs(plan: &AuditPlan, prepared: &mut PreparedModel, train: &ImageSet, 
         })?;
         pb.finish_and_clear();
         votes += result.flagged as usize;
-        displacement += result.displacement / runs as f64;
+        displacements.push(result.displacement);
         counts.push(result.clusters);
         if first.is_none() {
             first = Some(result);
         }
     }
-    Ok(ClassRuns { first: first.expect("at least one run"), votes, counts, displacement })
+    Ok(ClassRuns { first: first.expect("at least one run"), votes, counts, displacements })
 }
 
-/// Turns one class's runs into its result under the plan's decision rule (`shortcut` holds every
-/// audited class's index; this class is at position `i`).
+/// Turns one class's runs into its result under the plan's decision rule; either rule flags a class
+/// when more than half of the runs do.
 fn aegis_result(
     plan: &AuditPlan,
     prepared: &PreparedModel,
     train: &ImageSet,
     runs: ClassRuns,
-    shortcut: &ShortcutDecision,
-    i: usize,
+    shortcut: &ShortcutClass,
 ) -> Result<(ClassResult, Vec<crate::report::EvidenceFile>)> {
-    let ClassRuns { first, votes, counts, displacement } = runs;
+    let ClassRuns { first, votes, counts, .. } = runs;
     let class = first.class;
     let n_runs = counts.len();
     let cluster_flagged = votes * 2 > n_runs;
-    let shortcut_flagged = shortcut.flagged.contains(&i);
-    let index = shortcut.indices[i];
+    let shortcut_flagged = shortcut.votes * 2 > n_runs;
+    let (displacement, index) = (shortcut.displacement, shortcut.index);
     let flagged = match plan.aegis.decision {
         DecisionRule::Shortcut => shortcut_flagged,
         DecisionRule::Clusters => cluster_flagged,
     };
     let shortcut_text = format!(
-        "mean translation displacement {displacement:.2} vs median {:.2} over the audited classes, anomaly index {index:.2}",
-        shortcut.median
+        "mean translation displacement {displacement:.2} vs median {:.2} over the audited classes, anomaly index \
+         {index:.2} (runs flagging: {}/{n_runs})",
+        shortcut.median, shortcut.votes
     );
     let cluster_text = format!(
         "{} clusters (counted, min {:.0}% of points) in the {} embedding (runs with more than {}: {votes}/{n_runs}, counts {counts:?})",
@@ -332,6 +358,7 @@ fn aegis_result(
         decision: format!("{:?}", plan.aegis.decision).to_lowercase(),
         displacement,
         displacement_median: shortcut.median,
+        shortcut_votes: shortcut.votes,
         shortcut_index: index,
         shortcut_threshold: plan.aegis.shortcut_threshold,
         cluster_flagged,

@@ -106,8 +106,8 @@ pub struct AuditArgs {
     /// Shortcut decision: low-side anomaly index (MAD) above which a class is flagged.
     #[arg(long)]
     pub shortcut_threshold: Option<f64>,
-    /// Independent AEGIS runs per class (seeds SEED, SEED+1, …); displacements are averaged and
-    /// cluster flags voted.
+    /// Independent AEGIS runs (seeds SEED, SEED+1, …); either decision rule flags a class when more
+    /// than half of the runs do.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// Seed of every random choice (recorded in the report).

@@ -124,8 +124,11 @@ pub enum ClassDetails {
         displacement: f64,
         /// Median of the audited classes' mean displacements.
         displacement_median: f64,
-        /// Low-side anomaly index of `displacement` among the audited classes (negative above the median).
+        /// Low-side anomaly index of `displacement` among the audited classes (negative above the median;
+        /// the mean over runs).
         shortcut_index: f64,
+        /// Runs whose shortcut decision flagged the class (a class is flagged by more than half).
+        shortcut_votes: usize,
         /// Threshold on `shortcut_index` of the shortcut rule.
         shortcut_threshold: f64,
         /// Whether the cluster rule flags the class (majority over runs).

@@ -24,6 +24,7 @@ pub fn aegis_class(class: i64, name: &str, flagged: bool) -> ClassResult {
             displacement: 5.2,
             displacement_median: 6.4,
             shortcut_index: 1.1,
+            shortcut_votes: 0,
             shortcut_threshold: 2.0,
             cluster_flagged: flagged,
             clusters: sizes.len(),
