@@ -74,7 +74,7 @@ fn bad_inputs_exit_2_with_a_clear_message() {
         ("nan.npy", "non-finite"),
         ("empty.npy", "empty"),
         ("flat.npy", "1-D"),
-        ("short.npy", "does not match"),
+        ("short.npy", "needs 24 data bytes"),
         ("ragged.csv", "line 2"),
         ("x.txt", "unknown extension"),
         ("missing.npy", "missing.npy"),
