@@ -111,7 +111,7 @@ fn not_applicable_report_has_one_warning_result() {
     assert_eq!(results.len(), 1);
     assert_eq!(results[0]["ruleId"], RULE_NOT_APPLICABLE);
     assert_eq!(results[0]["level"], "warning");
-    assert!(results[0]["message"]["text"].as_str().unwrap().contains("0.020 < threshold 0.400"));
+    assert!(results[0]["message"]["text"].as_str().unwrap().contains("adversarial accuracy 0.020 vs threshold 0.400"));
     assert_eq!(log["runs"][0]["invocations"][0]["executionSuccessful"], false);
     assert_eq!(log["runs"][0]["properties"]["exitCode"], 3);
 }

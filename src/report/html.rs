@@ -80,19 +80,7 @@ pub fn render_index(report: &AuditReport) -> Result<String, ReportError> {
     );
     row("method", escape(&format!("{} ({})", report.method.method.name(), report.method.reason)));
     if let Some(p) = &report.precondition {
-        row(
-            "robustness",
-            escape(&format!(
-                "{}: adversarial accuracy {:.3} vs threshold {:.3}, clean {:.3} (L2 PGD ε={}, {} steps, {} images)",
-                if p.passed { "passed" } else { "failed" },
-                p.adversarial_accuracy,
-                p.threshold,
-                p.clean_accuracy,
-                p.epsilon,
-                p.steps,
-                p.samples
-            )),
-        );
+        row("robustness", escape(&format!("{}: {}", if p.passed { "passed" } else { "failed" }, p.describe())));
     }
     row("command", escape(&report.command_line.join(" ")));
     row("wall time", format!("{:.1} s", report.wall_time_s));

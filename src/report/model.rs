@@ -111,6 +111,17 @@ pub struct Precondition {
     pub passed: bool,
 }
 
+impl Precondition {
+    /// The measurement in words, for every output: "adversarial accuracy A vs threshold T (clean C;
+    /// L2 PGD ε=E, S steps, N images)".
+    pub fn describe(&self) -> String {
+        format!(
+            "adversarial accuracy {:.3} vs threshold {:.3} (clean {:.3}; L2 PGD ε={}, {} steps, {} images)",
+            self.adversarial_accuracy, self.threshold, self.clean_accuracy, self.epsilon, self.steps, self.samples
+        )
+    }
+}
+
 /// Per-class measurements of one method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]

@@ -196,14 +196,9 @@ fn class_result(report: &AuditReport, opts: &SarifOptions, model_uri: &str, clas
 fn not_applicable_result(report: &AuditReport, model_uri: &str) -> Value {
     let text = match &report.precondition {
         Some(p) => format!(
-            "{} does not apply: robustness precondition failed (adversarial accuracy {:.3} < threshold {:.3} \
-             under L2 PGD ε={} with {} steps; clean accuracy {:.3}). No backdoor verdict was reached.",
+            "{} does not apply: robustness precondition failed ({}). No backdoor verdict was reached.",
             report.method.method.name(),
-            p.adversarial_accuracy,
-            p.threshold,
-            p.epsilon,
-            p.steps,
-            p.clean_accuracy
+            p.describe()
         ),
         None => format!("{} does not apply to this model: {}", report.method.method.name(), report.method.reason),
     };

@@ -52,17 +52,7 @@ pub fn render(report: &AuditReport) -> String {
     );
     let _ = writeln!(out, "method   {} ({})", report.method.method.name(), clean(&report.method.reason));
     if let Some(p) = &report.precondition {
-        let _ = writeln!(
-            out,
-            "robust   {}: adversarial accuracy {:.3} vs threshold {:.3} (clean {:.3}; L2 PGD ε={}, {} steps, {} images)",
-            if p.passed { "passed" } else { "FAILED" },
-            p.adversarial_accuracy,
-            p.threshold,
-            p.clean_accuracy,
-            p.epsilon,
-            p.steps,
-            p.samples
-        );
+        let _ = writeln!(out, "robust   {}: {}", if p.passed { "passed" } else { "FAILED" }, p.describe());
     }
     if !report.classes.is_empty() {
         let labels: Vec<String> = report.classes.iter().map(|c| clean(&c.label())).collect();
