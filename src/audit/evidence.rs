@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::detect::aegis::AegisClass;
+use crate::detect::aegis::{seed_displacements, AegisClass};
 use crate::detect::translate::gather;
 use crate::report::{evidence, html, AuditReport, EvidenceFile, EvidenceInfo, EvidenceKind, ReportError};
 use crate::Result;
@@ -54,7 +54,7 @@ pub fn aegis_class(
     if flagged {
         let (c, h, w) = shape;
         let dim = c * h * w;
-        files.push(shortest_translations(dir, r, dim, shape, train, labels)?);
+        files.push(shortest_translations(dir, r, shape, train, labels)?);
         for info in r.cluster_info.iter().filter(|i| i.counted && i.translated > 0) {
             let members: Vec<usize> = r.labels[n_clean..]
                 .iter()
@@ -84,30 +84,17 @@ pub fn aegis_class(
 fn shortest_translations(
     dir: &Path,
     r: &AegisClass,
-    dim: usize,
     (c, h, w): (usize, usize, usize),
     train: &[f32],
     labels: &[i64],
 ) -> Result<EvidenceFile> {
+    let dim = c * h * w;
     let s = &r.samples;
-    let mut moved: Vec<(f64, usize)> = s
-        .seed_indices
-        .iter()
-        .enumerate()
-        .filter(|(_, &i)| labels[i] != r.class as i64)
-        .map(|(k, &i)| {
-            let d: f64 = train[i * dim..(i + 1) * dim]
-                .iter()
-                .zip(&s.translated_images[k * dim..(k + 1) * dim])
-                .map(|(a, b)| ((a - b) as f64).powi(2))
-                .sum();
-            (d.sqrt(), k)
-        })
-        .collect();
-    moved.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut moved = seed_displacements(train, labels, s, dim);
+    moved.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
     let mut images = Vec::new();
     let mut n = 0;
-    for &(_, k) in moved.iter().take(SHORTEST_PAIRS) {
+    for &(k, _) in moved.iter().take(SHORTEST_PAIRS) {
         let i = s.seed_indices[k];
         images.extend_from_slice(&train[i * dim..(i + 1) * dim]);
         images.extend_from_slice(&s.translated_images[k * dim..(k + 1) * dim]);

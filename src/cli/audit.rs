@@ -11,7 +11,7 @@ use serde_json::json;
 use aegis_audit::audit::{run_audit, AuditPlan, MethodChoice, PreparedModel};
 use aegis_audit::cluster::Clusterer;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
-use aegis_audit::detect::aegis::{AegisParams, BandwidthRule, DecisionRule};
+use aegis_audit::detect::aegis::{AegisParams, BandwidthRule, DecisionRule, SHORTCUT_MIN_CLASSES};
 use aegis_audit::detect::preset::PresetFile;
 use aegis_audit::detect::reach::ReachParams;
 use aegis_audit::embed::Reducer;
@@ -339,11 +339,11 @@ pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let audited = args.classes.as_ref().map_or(k, |c| c.len());
     if aegis.decision == DecisionRule::Shortcut
         && matches!(args.method, MethodArg::Auto | MethodArg::Aegis)
-        && audited < 3
+        && audited < SHORTCUT_MIN_CLASSES
     {
         anyhow::bail!(
-            "--classes: the shortcut decision compares the audited classes and needs at least 3 (got {audited}); \
-             add classes or pass --aegis-decision clusters"
+            "--classes: the shortcut decision compares the audited classes and needs at least \
+             {SHORTCUT_MIN_CLASSES} (got {audited}); add classes or pass --aegis-decision clusters"
         );
     }
     let precondition = (!args.skip_precondition).then(|| {

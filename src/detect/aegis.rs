@@ -89,13 +89,16 @@ pub struct ShortcutDecision {
     pub flagged: Vec<usize>,
 }
 
+/// The fewest classes the shortcut decision can compare.
+pub const SHORTCUT_MIN_CLASSES: usize = 3;
+
 /// Flags the classes whose mean displacement is a low outlier: `(median − d) / (1.4826 · MAD) >
 /// threshold`. Needs at least three classes to compare.
 pub fn shortcut_decision(displacements: &[f64], threshold: f64) -> Result<ShortcutDecision, DetectError> {
-    if displacements.len() < 3 {
+    if displacements.len() < SHORTCUT_MIN_CLASSES {
         return Err(DetectError::InvalidParam(format!(
-            "the shortcut decision compares classes and needs at least 3, got {}; audit more classes or use \
-             the cluster decision (--aegis-decision clusters)",
+            "the shortcut decision compares classes and needs at least {SHORTCUT_MIN_CLASSES}, got {}; audit more \
+             classes or use the cluster decision (--aegis-decision clusters)",
             displacements.len()
         )));
     }
@@ -106,23 +109,29 @@ pub fn shortcut_decision(displacements: &[f64], threshold: f64) -> Result<Shortc
     Ok(ShortcutDecision { median: a.median, indices, flagged: a.low_outliers(displacements, threshold) })
 }
 
-/// Mean L2 distance between translated images and their seeds, over the seeds whose label is not
-/// `class` (a seed of the class itself has nowhere to go).
+/// L2 distance between each translated image and its seed, for the seeds whose label is not the
+/// class (a seed of the class itself has nowhere to go): `(position among the seeds, distance)`.
+pub fn seed_displacements(images: &[f32], labels: &[i64], samples: &ClassSamples, dim: usize) -> Vec<(usize, f64)> {
+    samples
+        .seed_indices
+        .iter()
+        .enumerate()
+        .filter(|(_, &i)| labels[i] != samples.class as i64)
+        .map(|(k, &i)| {
+            let x0 = &images[i * dim..(i + 1) * dim];
+            let x = &samples.translated_images[k * dim..(k + 1) * dim];
+            (k, x0.iter().zip(x).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt())
+        })
+        .collect()
+}
+
+/// Mean of [`seed_displacements`]; NaN when every seed is of the class.
 pub fn mean_displacement(images: &[f32], labels: &[i64], samples: &ClassSamples, dim: usize) -> f64 {
-    let (mut sum, mut n) = (0.0f64, 0usize);
-    for (k, &i) in samples.seed_indices.iter().enumerate() {
-        if labels[i] == samples.class as i64 {
-            continue;
-        }
-        let x0 = &images[i * dim..(i + 1) * dim];
-        let x = &samples.translated_images[k * dim..(k + 1) * dim];
-        sum += x0.iter().zip(x).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
-        n += 1;
-    }
-    if n == 0 {
+    let d = seed_displacements(images, labels, samples, dim);
+    if d.is_empty() {
         f64::NAN
     } else {
-        sum / n as f64
+        d.iter().map(|(_, v)| v).sum::<f64>() / d.len() as f64
     }
 }
 
