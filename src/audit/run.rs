@@ -241,11 +241,10 @@ fn run_precondition(
     Ok(r)
 }
 
-/// One class's AEGIS runs: the first run (kept for evidence), the cluster votes and each run's
-/// mean displacement.
+/// One class's AEGIS runs: the first run (kept for evidence), each run's counted clusters and mean
+/// displacement.
 struct ClassRuns {
     first: AegisClass,
-    votes: usize,
     counts: Vec<usize>,
     displacements: Vec<f64>,
 }
@@ -287,7 +286,6 @@ fn shortcut_votes(plan: &AuditPlan, runs: &[ClassRuns]) -> Result<Vec<ShortcutCl
 fn aegis_runs(plan: &AuditPlan, prepared: &mut PreparedModel, train: &ImageSet, class: usize) -> Result<ClassRuns> {
     let runs = plan.runs.max(1);
     let mut first: Option<AegisClass> = None;
-    let mut votes = 0;
     let mut counts = Vec::with_capacity(runs);
     let mut displacements = Vec::with_capacity(runs);
     for r in 0..runs {
@@ -297,14 +295,13 @@ fn aegis_runs(plan: &AuditPlan, prepared: &mut PreparedModel, train: &ImageSet, 
             pb.set_position(d as u64)
         })?;
         pb.finish_and_clear();
-        votes += result.flagged as usize;
         displacements.push(result.displacement);
         counts.push(result.clusters);
         if first.is_none() {
             first = Some(result);
         }
     }
-    Ok(ClassRuns { first: first.expect("at least one run"), votes, counts, displacements })
+    Ok(ClassRuns { first: first.expect("at least one run"), counts, displacements })
 }
 
 /// Turns one class's runs into its result under the plan's decision rule; either rule flags a class
@@ -316,9 +313,10 @@ fn aegis_result(
     runs: ClassRuns,
     shortcut: &ShortcutClass,
 ) -> Result<(ClassResult, Vec<crate::report::EvidenceFile>)> {
-    let ClassRuns { first, votes, counts, .. } = runs;
+    let ClassRuns { first, counts, .. } = runs;
     let class = first.class;
     let n_runs = counts.len();
+    let votes = counts.iter().filter(|&&c| c > plan.aegis.max_clusters).count();
     let cluster_flagged = votes * 2 > n_runs;
     let shortcut_flagged = shortcut.votes * 2 > n_runs;
     let (displacement, index) = (shortcut.displacement, shortcut.index);
