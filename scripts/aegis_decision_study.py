@@ -7,7 +7,11 @@ displacement (rule v2, the `shortcut` decision): mean L2 distance between transl
 
 usage: .venv/bin/python scripts/aegis_decision_study.py --data ../shared/datasets/mnist loc.npz clean.npz ...
 """
-import argparse, gzip, numpy as np
+import argparse, pathlib, sys
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "plugins/torch"))
+from aegis_torch.data import read_idx
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--data", required=True)
@@ -15,16 +19,8 @@ ap.add_argument("npz", nargs="+")
 a = ap.parse_args()
 
 
-def idx(path):
-    with gzip.open(path) as f:
-        data = f.read()
-    nd = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(nd)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * nd).reshape(dims)
-
-
-X = idx(f"{a.data}/train-images-idx3-ubyte.gz").astype(np.float32) / 255
-Y = idx(f"{a.data}/train-labels-idx1-ubyte.gz").astype(np.int64)
+X = read_idx(f"{a.data}/train-images-idx3-ubyte.gz").astype(np.float32) / 255
+Y = read_idx(f"{a.data}/train-labels-idx1-ubyte.gz").astype(np.int64)
 
 
 def low_index(f):

@@ -6,19 +6,15 @@ prints mean-shift cluster counts and how many translated images carry the locali
 usage: .venv/bin/python scripts/aegis_reference.py fixtures/zoo/robust_localised.pt --data ../shared/datasets/mnist \\
            --classes 7,0,3 [--feat conv|pen] --out loc.npz
 """
-import argparse, gzip, sys, time
+import argparse, sys, time
 import numpy as np, torch
 import pathlib
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "plugins/torch"))
 from aegis_torch import checkpoint
+from aegis_torch.attack import translate_l2
+from aegis_torch.data import read_idx
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
-
-def idx(path):
-    with gzip.open(path) as f: data = f.read()
-    magic = int.from_bytes(data[2:3], "big"); nd = data[3]
-    dims = [int.from_bytes(data[4+4*i:8+4*i], "big") for i in range(nd)]
-    return np.frombuffer(data, np.uint8, offset=4+4*nd).reshape(dims)
 
 ap = argparse.ArgumentParser()
 ap.add_argument("ckpt"); ap.add_argument("--data", required=True)
@@ -29,8 +25,8 @@ ap.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9"); ap.add_argument("--
 a = ap.parse_args()
 torch.set_num_threads(2)
 model, meta = checkpoint.load(a.ckpt)
-X = idx(f"{a.data}/train-images-idx3-ubyte.gz").astype(np.float32)[:, None] / 255.0
-Y = idx(f"{a.data}/train-labels-idx1-ubyte.gz").astype(np.int64)
+X = read_idx(f"{a.data}/train-images-idx3-ubyte.gz").astype(np.float32)[:, None] / 255.0
+Y = read_idx(f"{a.data}/train-labels-idx1-ubyte.gz").astype(np.int64)
 net = model.net
 feat = {}
 # features: input of the last pooling layer before Flatten
@@ -47,18 +43,8 @@ out = {}
 for y in [int(c) for c in a.classes.split(",")]:
     t0 = time.time()
     seeds = rng.choice(len(Y), a.seeds, replace=False)
-    x0 = torch.tensor(X[seeds]); x = x0.clone()
     tgt = torch.full((a.seeds,), y, dtype=torch.long)
-    for _ in range(a.steps):
-        x.requires_grad_(True)
-        loss = torch.nn.functional.cross_entropy(model(x), tgt, reduction="sum")
-        g, = torch.autograd.grad(loss, x)
-        with torch.no_grad():
-            n = g.flatten(1).norm(dim=1).view(-1, 1, 1, 1) + 1e-10
-            x = x - a.step * g / n
-            d = x - x0; dn = d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
-            d = d * torch.clamp(a.eps / (dn + 1e-12), max=1.0)
-            x = (x0 + d).clamp(0, 1)
+    x = translate_l2(model, torch.tensor(X[seeds]), tgt, eps=a.eps, step=a.step, steps=a.steps)
     with torch.no_grad():
         pred = model(x).argmax(1); ft = feat["f"].numpy()
         cl = np.where(Y == y)[0]; cl = rng.choice(cl, a.seeds, replace=False)

@@ -49,3 +49,28 @@ def pgd_l2(
             delta = (x + delta).clamp(0, 1) - x
     model.train(was_training)
     return (x + delta).detach()
+
+
+def translate_l2(
+    model: nn.Module, x0: torch.Tensor, target: torch.Tensor, eps: float, step: float, steps: int
+) -> torch.Tensor:
+    """Targeted L2 PGD as AEGIS translates images toward a class: minimise cross-entropy toward ``target``
+    with per-example normalised steps of length ``step`` (the gradient's norm plus 1e-10, as the Rust engine),
+    projected onto ``||x - x0||_2 <= eps`` and [0, 1]; no random start. Returns the translated inputs, detached.
+    """
+    was_training = model.training
+    model.eval()
+    x0 = x0.detach()
+    x = x0.clone()
+    for _ in range(steps):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(model(x), target, reduction="sum")
+        (g,) = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            # `norm + 1e-10`, as the Rust engine (src/attack): a saturated example's tiny gradient moves it less.
+            x = x - step * g / (g.flatten(1).norm(dim=1).view(-1, *([1] * (g.dim() - 1))) + 1e-10)
+            d = x - x0
+            dn = _norms(d)
+            x = torch.where(dn > eps, x0 + d * (eps / dn), x).clamp(0, 1)
+    model.train(was_training)
+    return x.detach()

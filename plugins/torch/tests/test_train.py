@@ -26,6 +26,20 @@ def test_pgd_stays_in_the_l2_ball_and_pixel_range(fixtures):
     assert loss(m(adv), yt) > loss(m(xt), yt)
 
 
+def test_translation_moves_toward_the_target_within_the_ball(fixtures):
+    x, _ = _subset(fixtures, 16)
+    torch.manual_seed(0)
+    m = models.build("small_cnn", (1, 28, 28), 10, [0.13], [0.31])
+    xt = torch.from_numpy(x)
+    target = torch.full((16,), 3, dtype=torch.long)
+    out = attack.translate_l2(m, xt, target, eps=0.75, step=0.25, steps=6)
+    norms = (out - xt).flatten(1).norm(dim=1)
+    assert norms.max() <= 0.75 + 1e-5 and norms.min() > 0.1  # six steps of 0.25, projected to 0.75
+    assert out.min() >= 0 and out.max() <= 1
+    loss = torch.nn.functional.cross_entropy
+    assert loss(m(out), target) < loss(m(xt), target)
+
+
 def test_training_is_seeded_and_learns(fixtures):
     x, y = _subset(fixtures, 1024)
     weights = []
