@@ -171,5 +171,5 @@ def test_onnx_flavour_path_outside_the_artifacts_is_refused(tmp_path):
     (model / "MLmodel").write_text("flavors:\n  python_function: {}\n")
     (model / "a.onnx").write_bytes(b"x")
     (model / "b.onnx").write_bytes(b"x")
-    with pytest.raises(FetchError, match="several .onnx files"):
+    with pytest.raises(FetchError, match=r"several \.onnx files"):
         find_onnx(model)
