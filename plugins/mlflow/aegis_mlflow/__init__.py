@@ -12,6 +12,7 @@ from .gate import (
     GateConfig,
     GateOutcome,
     gate_version,
+    matching_versions,
     pending_versions,
     sweep,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "download_version",
     "find_onnx",
     "gate_version",
+    "matching_versions",
     "parse_model_uri",
     "pending_versions",
     "sweep",

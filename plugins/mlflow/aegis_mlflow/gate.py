@@ -166,17 +166,25 @@ def _apply_alias(registry: Registry, outcome: GateOutcome, alias: str) -> None:
         outcome.alias_removed = alias
 
 
-def pending_versions(registry: Registry, filter_string: str | None = None) -> Iterator[tuple[str, str]]:
-    """(name, version) of every READY version matching the filter that has no `aegis.verdict` tag yet."""
+def matching_versions(
+    registry: Registry, filter_string: str | None = None, pending_only: bool = True
+) -> Iterator[tuple[str, str]]:
+    """(name, version) of every READY version matching the filter (`search_model_versions`), only those
+    without an `aegis.verdict` tag when `pending_only`."""
     token = None
     while True:
         page = registry.client.search_model_versions(filter_string, max_results=1000, page_token=token)
         for mv in page:
-            if TAG_VERDICT not in (mv.tags or {}) and mv.status == "READY":
+            if mv.status == "READY" and not (pending_only and TAG_VERDICT in (mv.tags or {})):
                 yield mv.name, str(mv.version)
         token = getattr(page, "token", None)
         if not token:
             return
+
+
+def pending_versions(registry: Registry, filter_string: str | None = None) -> Iterator[tuple[str, str]]:
+    """(name, version) of every READY version matching the filter that has no `aegis.verdict` tag yet."""
+    return matching_versions(registry, filter_string, pending_only=True)
 
 
 def sweep(registry: Registry, config: GateConfig, filter_string: str | None = None,
