@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aegis-bin", help="aegis-audit binary (default: $AEGIS_AUDIT_BIN, then the installed one)")
     p.add_argument("--aegis-args", default="", help='extra aegis-audit flags, e.g. --aegis-args="--method reach"')
     p.add_argument("--sarif-category", default="aegis-audit-fanout/", help="automationDetails.id of the SARIF run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (or, off a terminal, no line per model)")
     return p
 
 
@@ -144,6 +144,10 @@ def _fan_out(args: argparse.Namespace, entries: list[Entry], config: TaskConfig)
             counts[result.verdict] = counts.get(result.verdict, 0) + 1
             bar.set_postfix(counts, refresh=False)
             bar.update(1)
+            if bar.disable and not args.no_progress:  # not a terminal (a CI or pod log): one line per model
+                done = sum(counts.values())
+                print(f"[{done}/{len(entries)}] {result.uri}: {result.verdict} (exit {result.exit_code})",
+                      file=sys.stderr, flush=True)  # fmt: skip
 
         if args.backend == "ray":
             results = run_ray(entries, config, resources, progress, args.ray_address, args.ray_num_cpus)
