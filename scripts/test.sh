@@ -10,3 +10,4 @@ cargo test 2>&1
 if [ -d plugins/torch/tests ]; then
   .venv/bin/python -m pytest -q plugins/torch/tests 2>&1
 fi
+bash scripts/test_integrations.sh 2>&1
