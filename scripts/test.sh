@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; .ci/run calls it): installs what is missing
-# (scripts/setup.sh), then runs the Rust tests and the PyTorch plugin's tests.
+# (scripts/setup.sh), then runs the Rust tests, the PyTorch plugin's tests and the integration plugins' tests
+# (scripts/test_integrations.sh: modelscan, MLflow, Ray).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

@@ -15,6 +15,9 @@ from aegis_runner import BinaryNotFound, Failure, Verdict, run_audit
 
 from .manifest import is_remote, local_path
 
+# MLflow error codes that are the registry's answer about the entry, not a failure to reach it.
+ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
 
 class InfrastructureError(RuntimeError):
     """Not the model's fault (fetch failed, process killed, binary missing on this node): worth retrying."""
@@ -79,6 +82,9 @@ def audit_entry(index: int, uri: str, config: TaskConfig) -> TaskResult:
         except ValueError as e:  # FetchError or a malformed models:/ URI: a property of the entry
             return TaskResult.failed(index, uri, Failure.INPUT, str(e), time.monotonic() - start)
         except Exception as e:  # the registry or artifact store: MlflowException, OSError, ...
+            if getattr(e, "error_code", None) in ABSENT:  # the registry answered: no such model or version
+                message = f"cannot fetch {uri}: {e}"
+                return TaskResult.failed(index, uri, Failure.INPUT, message, time.monotonic() - start)
             raise InfrastructureError(f"cannot fetch {uri}: {e}") from None
         try:
             result = run_audit(

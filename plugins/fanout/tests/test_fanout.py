@@ -196,3 +196,51 @@ def test_ray_retries_infrastructure_failures_only(tmp_path, ray_instance, mnist,
     (result,) = run_ray(entries, TaskConfig(str(mnist), binary=str(dies)), Resources(retries=1), lambda r: None)
     assert result.failure == "infrastructure" and "signal 9" in result.message
     assert (tmp_path / "attempts").read_text().count("attempt") == 2
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory, zoo, broken_model):
+    """A local MLflow registry (SQLite): fan-std v1 (standard model; alias `candidate`), v2 (broken file)."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("registry")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("fan", artifact_location=(root / "artifacts").as_uri())
+    client.create_registered_model("fan-std")
+    for source in (zoo / "standard_clean.onnx", broken_model):
+        run = client.create_run(experiment)
+        client.log_artifact(run.info.run_id, str(source), "model")
+        client.create_model_version("fan-std", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
+    client.set_registered_model_alias("fan-std", "candidate", "1")
+    return uri, client
+
+
+def test_registry_uris_on_ray(tmp_path, ray_instance, registry, aegis_bin, mnist, aegis_args):
+    uri, _ = registry
+    manifest = tmp_path / "models.txt"
+    manifest.write_text("models:/fan-std/1\nmodels:/fan-std@candidate\nmodels:/fan-std/9\n")
+    out = tmp_path / "out"
+    assert fan_out("ray", manifest, out, mnist, aegis_args, "--tracking-uri", uri) == 2
+    rows = read_csv(out / "summary.csv")
+    assert [(r["verdict"], r["exit_code"], r["failure"]) for r in rows] == [
+        ("not_applicable", "3", ""),
+        ("not_applicable", "3", ""),
+        ("error", "2", "input"),  # the registry's answer (no version 9): final, not an infrastructure failure
+    ]
+    assert rows[0]["model_sha256"] == rows[1]["model_sha256"]
+    assert "RESOURCE_DOES_NOT_EXIST" in rows[2]["message"] or "not found" in rows[2]["message"].lower()
+
+
+def test_registry_query_on_the_local_backend(tmp_path, registry, aegis_bin, mnist, aegis_args):
+    uri, client = registry
+    base = ["--backend", "local", "--registry-query", "name = 'fan-std'", "--tracking-uri", uri,
+            "--data", str(mnist), f"--aegis-args={aegis_args}", "--no-progress"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "all")]) == 2
+    rows = read_csv(tmp_path / "all" / "summary.csv")
+    assert [(r["uri"], r["verdict"]) for r in rows] == [("models:/fan-std/1", "not_applicable"),
+                                                        ("models:/fan-std/2", "error")]  # fmt: skip
+    assert "not an ONNX model" in rows[1]["message"]
+    client.set_model_version_tag("fan-std", "1", "aegis.verdict", "not_applicable")
+    assert main([*base, "--pending-only", "--out", str(tmp_path / "pending")]) == 2
+    assert [r["uri"] for r in read_csv(tmp_path / "pending" / "summary.csv")] == ["models:/fan-std/2"]
