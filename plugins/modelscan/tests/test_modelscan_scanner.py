@@ -93,8 +93,14 @@ def test_programmatic_reports_are_kept(programmatic):
     assert len(names) == 6
     assert sum(n.startswith("robust_localised-") for n in names) == 2
     assert not any(n.startswith("broken") for n in names)
+    paths = {}
     for path in reports.glob("*.json"):
-        assert json.loads(path.read_text())["model"]["sha256"]
+        report = json.loads(path.read_text())
+        paths[path.name.rsplit("-", 1)[0]] = report["model"]["path"]
+    # A file on disk is audited in place (its external data beside it); a zip member from a temporary copy.
+    assert paths["robust_clean_s0"] == str(reports.parent / "models" / "robust_clean_s0.onnx")
+    assert paths["robust_localised"] != str(reports.parent / "models" / "archive.zip")
+    assert paths["robust_localised"].endswith("/robust_localised.onnx")
 
 
 @pytest.fixture(scope="session")
