@@ -93,8 +93,11 @@ def _error_outcome(name: str, version: str, message: str) -> GateOutcome:
     return GateOutcome(name, version, 2, Verdict.ERROR, message)
 
 
-def gate_version(registry: Registry, name: str, version: str, config: GateConfig) -> GateOutcome:
-    """Audit one registered model version and record the outcome on it (see the module doc)."""
+def gate_version(
+    registry: Registry, name: str, version: str, config: GateConfig, forward_only: bool = False
+) -> GateOutcome:
+    """Audit one registered model version and record the outcome on it (see the module doc). With
+    `forward_only` (sweeps), a clean version never takes the alias from a newer version."""
     client = registry.client
     try:
         mv = client.get_model_version(name, version)
@@ -142,7 +145,7 @@ def gate_version(registry: Registry, name: str, version: str, config: GateConfig
         outcome.tags = {**tags, TAG_VERDICT: outcome.verdict.value}
         outcome.tagged = True
         if config.promote_alias:
-            _apply_alias(registry, outcome, config.promote_alias)
+            _apply_alias(registry, outcome, config.promote_alias, forward_only)
     except MlflowException as e:
         outcome.message += f"; cannot record the outcome in the registry: {e.message}"
         if outcome.exit_code == 0:
@@ -150,18 +153,22 @@ def gate_version(registry: Registry, name: str, version: str, config: GateConfig
     return outcome
 
 
-def _apply_alias(registry: Registry, outcome: GateOutcome, alias: str) -> None:
-    """Point the alias at a clean version; take it away from a version that is no longer clean."""
+def _apply_alias(registry: Registry, outcome: GateOutcome, alias: str, forward_only: bool) -> None:
+    """Point the alias at a clean version (unless `forward_only` and it points at a newer one); take it
+    away from a version that is no longer clean."""
     client = registry.client
+    try:
+        current = str(client.get_model_version_by_alias(outcome.name, alias).version)
+    except MlflowException:
+        current = None  # the alias points nowhere
     if outcome.verdict is Verdict.CLEAN:
+        if forward_only and current and current.isdigit() and int(current) > int(outcome.version):
+            outcome.message += f"; alias {alias!r} stays on the newer version {current}"
+            return
         client.set_registered_model_alias(outcome.name, alias, outcome.version)
         outcome.alias_set = alias
         return
-    try:
-        current = client.get_model_version_by_alias(outcome.name, alias)
-    except MlflowException:
-        return  # the alias points nowhere
-    if str(current.version) == str(outcome.version):
+    if current == str(outcome.version):
         client.delete_registered_model_alias(outcome.name, alias)
         outcome.alias_removed = alias
 
@@ -190,7 +197,12 @@ def pending_versions(registry: Registry, filter_string: str | None = None) -> It
 def sweep(registry: Registry, config: GateConfig, filter_string: str | None = None,
           limit: int | None = None) -> Iterable[GateOutcome]:  # fmt: skip
     """Gate every pending version (at most `limit`), yielding each outcome as it is recorded."""
-    # Collect first: tagging versions while paging through the same search could shift the pages.
-    todo = list(pending_versions(registry, filter_string))
+    # Collect first: tagging versions while paging through the same search could shift the pages. Oldest
+    # first, so that an alias moves forward as the versions of a model are found clean.
+    todo = sorted(set(pending_versions(registry, filter_string)), key=lambda nv: (nv[0], _number(nv[1])))
     for name, version in todo[:limit] if limit else todo:
-        yield gate_version(registry, name, version, config)
+        yield gate_version(registry, name, version, config, forward_only=True)
+
+
+def _number(version: str) -> int:
+    return int(version) if version.isdigit() else 0

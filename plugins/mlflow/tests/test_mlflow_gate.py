@@ -31,7 +31,7 @@ def registry(tmp_path_factory, zoo, broken_model):
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment("zoo", artifact_location=(root / "artifacts").as_uri())
 
-    def register(name: str, files: dict[str, Path], onnx_flavour: str | None = None) -> str:
+    def register(name: str, files: dict[str, Path], onnx_flavour: str | None = None) -> None:
         folder = root / "staging" / name
         folder.mkdir(parents=True)
         for target, source in files.items():
@@ -44,8 +44,7 @@ def registry(tmp_path_factory, zoo, broken_model):
         client.log_artifacts(run.info.run_id, str(folder), "model")
         client.set_terminated(run.info.run_id)
         client.create_registered_model(name)
-        mv = client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
-        return str(mv.version)
+        client.create_model_version(name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id)
 
     register("zoo-backdoored", {"robust_localised.onnx": zoo / "robust_localised.onnx"})
     register(
@@ -53,6 +52,8 @@ def registry(tmp_path_factory, zoo, broken_model):
         {"model.onnx": zoo / "robust_clean_s0.onnx", "preprocess.onnx": zoo / "standard_clean.onnx"},
         onnx_flavour="model.onnx",
     )
+    register("order", {"model.onnx": zoo / "robust_clean_s0.onnx"})
+    client.create_model_version("order", client.get_model_version("order", "1").source)
     register("sweep-standard", {"model.onnx": zoo / "standard_clean.onnx"})
     register("sweep-broken", {"model.onnx": broken_model})
     register("sweep-empty", {"card.yaml": zoo / "robust_clean_s0.card.yaml"})
@@ -173,3 +174,17 @@ def test_onnx_flavour_path_outside_the_artifacts_is_refused(tmp_path):
     (model / "b.onnx").write_bytes(b"x")
     with pytest.raises(FetchError, match=r"several \.onnx files"):
         find_onnx(model)
+
+
+def test_a_sweep_never_moves_the_alias_back_to_an_older_version(registry, aegis_bin, mnist, aegis_args, capsys):
+    uri, client = registry
+    client.set_registered_model_alias("order", "production", "2")  # promoted by hand, not audited yet
+    argv = ["mlflow", "--sweep", "--filter", "name = 'order'", "--limit", "1", "--promote-alias", "production",
+            "--data", str(mnist), "--tracking-uri", uri, f"--aegis-args={aegis_args}"]  # fmt: skip
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("models:/order/1: clean (exit 0)"), line  # oldest first
+    assert line.endswith("alias 'production' stays on the newer version 2")
+    assert client.get_model_version("order", "1").tags["aegis.verdict"] == "clean"
+    assert str(client.get_model_version_by_alias("order", "production").version) == "2"
+    assert "aegis.verdict" not in client.get_model_version("order", "2").tags
