@@ -10,17 +10,32 @@
 //! a few stray points at the fringe).
 //!
 //! On the small robust CNNs measured here the cluster count does not separate backdoored from clean
-//! classes (README, "The AEGIS decision rule"). [`DecisionRule::Shortcut`] decides from the same
+//! classes (docs/methods-and-results.md, "The AEGIS decision rule"). [`DecisionRule::Shortcut`] decides from the same
 //! translation instead: a backdoor is a shortcut, so images translated toward its target class move
 //! less (they gain the trigger and keep their own digit) than images translated toward any other
 //! class. The per-class mean L2 displacement is compared across classes with the MAD anomaly index,
 //! which is free of scale: it depends neither on the embedding nor on the attack's step size.
+//!
+//! [`run_aegis`] runs the detector over the audited classes, `runs` times with seeds `seed`, `seed + 1`,
+//! …, and owns the decision: under either rule a class is flagged when more than half of the runs flag
+//! it. Its [`AegisResult`] becomes the common [`DetectorOutcome`].
+
+mod class;
+mod shortcut;
+
+use std::time::Instant;
 
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::anomaly::AnomalyIndex;
-use super::translate::{translate_class, ClassSamples, TranslationParams};
+pub use class::{aegis_class, AegisClass, ClusterInfo};
+pub use shortcut::{
+    mean_displacement, seed_displacements, shortcut_decision, shortcut_votes, ShortcutDecision, ShortcutVotes,
+    SHORTCUT_MIN_CLASSES,
+};
+
+use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+use super::translate::TranslationParams;
 use super::DetectError;
 use crate::attack::GradientModel;
 use crate::cluster::{estimate_bandwidth, Clusterer};
@@ -78,63 +93,6 @@ pub enum DecisionRule {
     Shortcut,
 }
 
-/// The shortcut decision over all audited classes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShortcutDecision {
-    /// Median of the per-class mean displacements.
-    pub median: f64,
-    /// Per-class anomaly index on the low side (negative above the median).
-    pub indices: Vec<f64>,
-    /// Positions (into the input) of the flagged classes.
-    pub flagged: Vec<usize>,
-}
-
-/// The fewest classes the shortcut decision can compare.
-pub const SHORTCUT_MIN_CLASSES: usize = 3;
-
-/// Flags the classes whose mean displacement is a low outlier: `(median − d) / (1.4826 · MAD) >
-/// threshold`. Needs at least three classes to compare.
-pub fn shortcut_decision(displacements: &[f64], threshold: f64) -> Result<ShortcutDecision, DetectError> {
-    if displacements.len() < SHORTCUT_MIN_CLASSES {
-        return Err(DetectError::InvalidParam(format!(
-            "the shortcut decision compares classes and needs at least {SHORTCUT_MIN_CLASSES}, got {}; audit more \
-             classes or use the cluster decision (--aegis-decision clusters)",
-            displacements.len()
-        )));
-    }
-    let a = AnomalyIndex::of(displacements).ok_or_else(|| {
-        DetectError::NoData(format!("a class has no translated seed of another class: displacements {displacements:?}"))
-    })?;
-    let indices = displacements.iter().zip(&a.indices).map(|(d, i)| if *d <= a.median { *i } else { -*i }).collect();
-    Ok(ShortcutDecision { median: a.median, indices, flagged: a.low_outliers(displacements, threshold) })
-}
-
-/// L2 distance between each translated image and its seed, for the seeds whose label is not the
-/// class (a seed of the class itself has nowhere to go): `(position among the seeds, distance)`.
-pub fn seed_displacements(images: &[f32], labels: &[i64], samples: &ClassSamples, dim: usize) -> Vec<(usize, f64)> {
-    samples
-        .seed_indices
-        .iter()
-        .enumerate()
-        .filter(|(_, &i)| labels[i] != samples.class as i64)
-        .map(|(k, &i)| {
-            let x0 = &images[i * dim..(i + 1) * dim];
-            let x = &samples.translated_images[k * dim..(k + 1) * dim];
-            (k, x0.iter().zip(x).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt())
-        })
-        .collect()
-}
-
-/// Mean of [`seed_displacements`]; NaN when every seed is of the class.
-pub fn mean_displacement(images: &[f32], labels: &[i64], samples: &ClassSamples, dim: usize) -> f64 {
-    let d = seed_displacements(images, labels, samples, dim);
-    if d.is_empty() {
-        f64::NAN
-    } else {
-        d.iter().map(|(_, v)| v).sum::<f64>() / d.len() as f64
-    }
-}
-
 /// AEGIS parameters beyond the translation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AegisParams {
@@ -166,135 +124,227 @@ pub struct AegisParams {
     pub seed: u64,
 }
 
-/// One cluster of a class's embedding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClusterInfo {
-    /// Cluster label.
-    pub label: i64,
-    /// Clean class images in it.
-    pub clean: usize,
-    /// Translated images in it.
-    pub translated: usize,
-    /// Whether it is large enough to count.
-    pub counted: bool,
+impl AegisParams {
+    /// Checks every rule (the translation's too); the error names the parameter, its value and the rule.
+    pub fn check(&self) -> Result<(), DetectError> {
+        self.translation.check()?;
+        let bad =
+            |name: &str, value: String, rule: &str| Err(DetectError::InvalidParam(format!("{name} = {value}: {rule}")));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if self.pca_dims == 0 {
+            return bad("embedding.pca_dims", "0".into(), "must be >= 1");
+        }
+        if !positive(self.perplexity) {
+            return bad("embedding.perplexity", self.perplexity.to_string(), "must be finite and > 0");
+        }
+        match self.bandwidth {
+            BandwidthRule::Estimate { quantile } if !(0.0..=1.0).contains(&quantile) => {
+                return bad("decision.bandwidth", format!("estimate:{quantile}"), "the quantile must be in [0, 1]")
+            }
+            BandwidthRule::Fixed { value } if !positive(value) => {
+                return bad("decision.bandwidth", value.to_string(), "must be finite and > 0")
+            }
+            BandwidthRule::Relative { factor } if !positive(factor) => {
+                return bad("decision.bandwidth", format!("relative:{factor}"), "the factor must be finite and > 0")
+            }
+            _ => {}
+        }
+        if !(0.0..1.0).contains(&self.min_cluster_fraction) {
+            return bad("decision.min_cluster_fraction", self.min_cluster_fraction.to_string(), "must be in [0, 1)");
+        }
+        if self.clusterer == Clusterer::Hdbscan && self.min_cluster_size < 2 {
+            return bad("decision.min_cluster_size", self.min_cluster_size.to_string(), "must be >= 2 for HDBSCAN");
+        }
+        if !positive(self.shortcut_threshold) {
+            return bad("decision.shortcut_threshold", self.shortcut_threshold.to_string(), "must be finite and > 0");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "0".into(), "must be >= 1");
+        }
+        Ok(())
+    }
 }
 
-/// The AEGIS outcome for one class.
-#[derive(Debug, Clone)]
-pub struct AegisClass {
-    /// The class.
+/// Where AEGIS is: translating the seeds of `class` toward it in run `run` (0-based) of `runs`, `done`
+/// of `total` seed images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AegisProgress {
+    /// The class being translated toward.
     pub class: usize,
-    /// Counted clusters.
-    pub clusters: usize,
-    /// Every cluster found (noise excluded), largest first.
-    pub cluster_info: Vec<ClusterInfo>,
-    /// Bandwidth used (mean shift only).
-    pub bandwidth: Option<f64>,
-    /// t-SNE's final KL divergence, when t-SNE ran.
-    pub kl_divergence: Option<f64>,
-    /// Whether the cluster rule flags the class (`clusters > max_clusters`).
-    pub flagged: bool,
-    /// Mean L2 displacement of the translated images from their seeds (seeds of other classes).
-    pub displacement: f64,
-    /// Fraction of translated images the model assigns to the class.
-    pub reached: f64,
-    /// The 2-D (or reduced) embedding: clean points first, then translated ones.
-    pub embedding: Array2<f64>,
-    /// Cluster label per embedded point (same order).
-    pub labels: Vec<i64>,
-    /// The translation's samples (images, features, indices).
-    pub samples: ClassSamples,
+    /// The run, from 0.
+    pub run: usize,
+    /// Runs in all.
+    pub runs: usize,
+    /// Seed images translated so far in this run.
+    pub done: usize,
+    /// Seed images per class.
+    pub total: usize,
 }
 
-/// Runs AEGIS on one class.
-pub fn aegis_class(
+/// Wall time of AEGIS's stages over every class and run, seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AegisTimings {
+    /// Translation (PGD).
+    pub translation: f64,
+    /// Features of the clean class images.
+    pub features: f64,
+    /// PCA and t-SNE.
+    pub embedding: f64,
+    /// Bandwidth and clustering.
+    pub clustering: f64,
+    /// The cross-class decision and the vote.
+    pub decision: f64,
+}
+
+/// One class's AEGIS outcome over every run.
+#[derive(Debug, Clone)]
+pub struct AegisClassResult {
+    /// The first run (its embedding, clusters and translations are the evidence).
+    pub first: AegisClass,
+    /// Counted clusters in each run.
+    pub counts: Vec<usize>,
+    /// Runs whose cluster count exceeds `max_clusters`.
+    pub cluster_votes: usize,
+    /// Whether the cluster rule flags the class (more than half of the runs).
+    pub cluster_flagged: bool,
+    /// The shortcut decision over the runs.
+    pub shortcut: ShortcutVotes,
+    /// Whether the shortcut rule flags the class (more than half of the runs).
+    pub shortcut_flagged: bool,
+    /// The flag under the configured decision rule.
+    pub flagged: bool,
+    /// One sentence with the numbers behind the flag.
+    pub summary: String,
+}
+
+/// What AEGIS found over the audited classes.
+#[derive(Debug, Clone)]
+pub struct AegisResult {
+    /// The parameters used (seed of the first run).
+    pub params: AegisParams,
+    /// Runs per class.
+    pub runs: usize,
+    /// One result per audited class, in the order given.
+    pub classes: Vec<AegisClassResult>,
+    /// Wall time of each stage.
+    pub timings: AegisTimings,
+}
+
+/// Runs AEGIS on `classes` of the training set (`images` NCHW in [0, 1], `labels`), `runs` times per
+/// class with seeds `params.seed + r`, and decides every class under `params.decision`.
+pub fn run_aegis(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
-    class: usize,
+    classes: &[usize],
     params: &AegisParams,
-    progress: impl FnMut(usize),
-) -> Result<AegisClass, DetectError> {
-    let samples =
-        translate_class(model, images, labels, class, &params.translation, params.batch_size, params.seed, progress)?;
-    let (c, h, w) = model.image_shape();
-    let displacement = mean_displacement(images, labels, &samples, c * h * w);
-    let fdim = model.feature_dim();
-    let n_clean = samples.clean_features.len() / fdim.max(1);
-    let n_trans = samples.translated_features.len() / fdim.max(1);
-    let mut x = Array2::<f64>::zeros((n_clean + n_trans, fdim));
-    for (i, v) in samples.clean_features.iter().chain(&samples.translated_features).enumerate() {
-        x[[i / fdim, i % fdim]] = *v as f64;
+    runs: usize,
+    mut progress: impl FnMut(AegisProgress),
+) -> Result<AegisResult, DetectError> {
+    let runs = runs.max(1);
+    let mut timings = AegisTimings::default();
+    let mut per_class = Vec::with_capacity(classes.len());
+    for &class in classes {
+        let mut first: Option<AegisClass> = None;
+        let mut counts = Vec::with_capacity(runs);
+        let mut displacements = Vec::with_capacity(runs);
+        for run in 0..runs {
+            let run_params = AegisParams { seed: params.seed.wrapping_add(run as u64), ..params.clone() };
+            let total = run_params.translation.seeds_per_class;
+            let result = aegis_class(model, images, labels, class, &run_params, |done| {
+                progress(AegisProgress { class, run, runs, done, total })
+            })?;
+            timings.translation += result.samples.translation_s;
+            timings.features += result.samples.features_s;
+            timings.embedding += result.embedding_s;
+            timings.clustering += result.clustering_s;
+            displacements.push(result.displacement);
+            counts.push(result.clusters);
+            if first.is_none() {
+                first = Some(result);
+            }
+        }
+        per_class.push((first.expect("at least one run"), counts, displacements));
     }
-    let reduced = params.reducer.reduce_with(&x, params.pca_dims, params.perplexity, params.seed)?;
-    let bandwidth = match params.clusterer {
-        Clusterer::MeanShift => Some(params.bandwidth.bandwidth(&reduced.points, params.seed)?),
-        _ => None,
-    };
-    let clustering = params.clusterer.cluster(&reduced.points, bandwidth, params.min_cluster_size, params.seed)?;
-    let min_points = (params.min_cluster_fraction * (n_clean + n_trans) as f64).ceil() as usize;
-    let mut info: Vec<ClusterInfo> = (0..clustering.n_clusters as i64)
-        .map(|label| {
-            let clean = clustering.labels[..n_clean].iter().filter(|&&l| l == label).count();
-            let translated = clustering.labels[n_clean..].iter().filter(|&&l| l == label).count();
-            ClusterInfo { label, clean, translated, counted: clean + translated >= min_points.max(1) }
-        })
+    let started = Instant::now();
+    let displacements: Vec<Vec<f64>> = per_class.iter().map(|(_, _, d)| d.clone()).collect();
+    let votes = shortcut_votes(&displacements, params.shortcut_threshold, params.decision == DecisionRule::Shortcut)?;
+    let classes = per_class
+        .into_iter()
+        .zip(votes)
+        .map(|((first, counts, _), shortcut)| decide_class(params, first, counts, shortcut))
         .collect();
-    info.sort_by_key(|c| std::cmp::Reverse(c.clean + c.translated));
-    let clusters = info.iter().filter(|c| c.counted).count();
-    Ok(AegisClass {
-        class,
-        clusters,
-        cluster_info: info,
-        bandwidth: clustering.bandwidth.or(bandwidth),
-        kl_divergence: reduced.kl_divergence,
-        flagged: clusters > params.max_clusters,
-        displacement,
-        reached: samples.reached,
-        embedding: reduced.points,
-        labels: clustering.labels,
-        samples,
-    })
+    timings.decision = started.elapsed().as_secs_f64();
+    Ok(AegisResult { params: params.clone(), runs, classes, timings })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One class's flag under the decision rule (a majority of runs), and its summary sentence.
+fn decide_class(
+    params: &AegisParams,
+    first: AegisClass,
+    counts: Vec<usize>,
+    shortcut: ShortcutVotes,
+) -> AegisClassResult {
+    let class = first.class;
+    let n_runs = counts.len();
+    let cluster_votes = counts.iter().filter(|&&c| c > params.max_clusters).count();
+    let cluster_flagged = cluster_votes * 2 > n_runs;
+    let shortcut_flagged = shortcut.votes * 2 > n_runs;
+    let flagged = match params.decision {
+        DecisionRule::Shortcut => shortcut_flagged,
+        DecisionRule::Clusters => cluster_flagged,
+    };
+    let shortcut_text = format!(
+        "mean translation displacement {:.2} vs median {:.2} over the audited classes, anomaly index \
+         {:.2} (runs flagging: {}/{n_runs})",
+        shortcut.displacement, shortcut.median, shortcut.index, shortcut.votes
+    );
+    let cluster_text = format!(
+        "{} clusters (counted, min {:.0}% of points) in the {} embedding (runs with more than {}: {cluster_votes}/{n_runs}, counts {counts:?})",
+        first.clusters,
+        params.min_cluster_fraction * 100.0,
+        format!("{:?}", params.reducer).to_lowercase(),
+        params.max_clusters,
+    );
+    let summary = match params.decision {
+        DecisionRule::Shortcut => format!(
+            "class {class}: {shortcut_text}{}; {cluster_text}; translation reached the class for {:.1}% of seeds",
+            if flagged {
+                format!(" > {}: translation shortcut, backdoor suspected", params.shortcut_threshold)
+            } else {
+                String::new()
+            },
+            first.reached * 100.0
+        ),
+        DecisionRule::Clusters => format!(
+            "class {class}: {cluster_text}{}; {shortcut_text}; translation reached the class for {:.1}% of seeds",
+            if flagged { ": more clusters than allowed, backdoor suspected" } else { "" },
+            first.reached * 100.0
+        ),
+    };
+    AegisClassResult { first, counts, cluster_votes, cluster_flagged, shortcut, shortcut_flagged, flagged, summary }
+}
 
-    #[test]
-    fn shortcut_decision_flags_the_low_outlier_with_hand_worked_indices() {
-        // median 6.5; |deviations| 0, .1, .1, 1.5, 0 → MAD 0.1, scale 0.14826.
-        let d = shortcut_decision(&[6.5, 6.6, 6.4, 5.0, 6.5], 2.0).unwrap();
-        assert!((d.median - 6.5).abs() < 1e-12);
-        let want = [0.0, -0.1 / 0.14826, 0.1 / 0.14826, 1.5 / 0.14826, 0.0];
-        for (got, want) in d.indices.iter().zip(want) {
-            assert!((got - want).abs() < 1e-9, "{:?}", d.indices);
+impl AegisResult {
+    /// The common outcome: per class the mean translation displacement, its low-side anomaly index (positive
+    /// below the median), the flag under the configured rule and the summary.
+    pub fn into_outcome(self) -> DetectorOutcome {
+        let classes = self
+            .classes
+            .iter()
+            .map(|c| ClassStatistic {
+                class: c.first.class,
+                value: c.shortcut.displacement,
+                anomaly_index: c.shortcut.index,
+                flagged: c.flagged,
+                reason: c.summary.clone(),
+            })
+            .collect();
+        DetectorOutcome {
+            detector: Detector::Aegis,
+            statistic: "mean translation displacement",
+            classes,
+            evidence: DetectorEvidence::Aegis(self),
         }
-        assert_eq!(d.flagged, vec![3]);
-        // A high outlier (a class that is hard to reach) is not a shortcut.
-        assert!(shortcut_decision(&[6.5, 6.6, 6.4, 9.0, 6.5], 2.0).unwrap().flagged.is_empty());
-    }
-
-    #[test]
-    fn shortcut_decision_needs_three_finite_classes() {
-        assert!(shortcut_decision(&[1.0, 2.0], 2.0).unwrap_err().to_string().contains("at least 3"));
-        assert!(shortcut_decision(&[1.0, f64::NAN, 2.0], 2.0).is_err());
-    }
-
-    #[test]
-    fn mean_displacement_skips_seeds_of_the_class() {
-        // Three 2-pixel training images; seeds 0 (class 1) and 2 (class 0) translated toward class 1.
-        let images = [0.0, 0.0, 1.0, 1.0, 0.5, 0.5];
-        let labels = [1, 0, 0];
-        let samples = ClassSamples {
-            class: 1,
-            seed_indices: vec![0, 2],
-            translated_images: vec![9.0, 9.0, 0.5 + 3.0, 0.5 + 4.0],
-            translated_features: vec![],
-            reached: 1.0,
-            clean_indices: vec![],
-            clean_features: vec![],
-        };
-        assert!((mean_displacement(&images, &labels, &samples, 2) - 5.0).abs() < 1e-9);
     }
 }
