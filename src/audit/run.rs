@@ -21,7 +21,7 @@ use crate::detect::sample::gather;
 use crate::detect::{DetectorEvidence, DetectorOutcome};
 use crate::report::{
     AuditReport, ClassDetails, ClassResult, DatasetInfo, Level, Method, MethodInfo, Notification, Precondition,
-    Timings, ToolInfo, Verdict,
+    Timings, ToolInfo,
 };
 use crate::Result;
 
@@ -137,7 +137,7 @@ pub fn audit_model(
         evidence: None,
         notifications,
     };
-    debug_assert!(report.verdict == report.derived_verdict() || report.verdict == Verdict::NotApplicable);
+    debug_assert_eq!(report.verdict, report.derived_verdict(), "one verdict rule");
     timings.report = started.elapsed().as_secs_f64();
     if let Some(t) = evidence_target {
         let started = Instant::now();
@@ -227,12 +227,13 @@ fn run_detector(
             }
             let pb = bar(k * params.epochs, "Neural Cleanse (epochs)".into(), progress);
             let mut done = vec![0usize; k];
-            let r = run_neural_cleanse(&mut prepared.model, &data.test.pixels, &data.test.labels, params, |class, e| {
-                if class < k {
-                    done[class] = e;
-                }
-                pb.set_position(done.iter().sum::<usize>() as u64);
-            })?;
+            let r =
+                run_neural_cleanse(&mut prepared.model, &data.test.pixels, &data.test.labels, params, |class, e| {
+                    if class < k {
+                        done[class] = e;
+                    }
+                    pb.set_position(done.iter().sum::<usize>() as u64);
+                })?;
             pb.finish_and_clear();
             r.into_outcome(audited)
         }
@@ -250,7 +251,12 @@ fn run_detector(
 
 /// The report's per-class results: the detector's statistics, flagged as the decision says, with the
 /// detector's details and the class's evidence files.
-fn class_results(outcome: &DetectorOutcome, decision: &Decision, files: &EvidenceFiles, data: &AuditData) -> Vec<ClassResult> {
+fn class_results(
+    outcome: &DetectorOutcome,
+    decision: &Decision,
+    files: &EvidenceFiles,
+    data: &AuditData,
+) -> Vec<ClassResult> {
     let names = match outcome.evidence {
         DetectorEvidence::Aegis(_) => &data.train.class_names,
         _ => &data.test.class_names,
