@@ -138,9 +138,8 @@ fn paths(line: &str) -> Vec<(usize, String)> {
 /// modules); `None` when it stays inside `here`'s top-level module or names something that is not a
 /// module of the crate root.
 fn target(here: &[String], supers: usize, name: &str, roots: &BTreeSet<String>) -> Option<String> {
-    let resolved: Vec<String> = if supers == usize::MAX {
-        vec![name.to_string()]
-    } else if supers >= here.len() {
+    // `crate::` (supers = MAX), or enough `super::` to climb out of the top-level module.
+    let resolved: Vec<String> = if supers >= here.len() {
         vec![name.to_string()]
     } else {
         let mut p = here[..here.len() - supers].to_vec();
@@ -182,7 +181,7 @@ fn every_import_keeps_the_layering() {
                     for name in names.iter().map(|n| n.split("::").next().unwrap_or("")) {
                         if !name.is_empty() && !BINARY_MAY_USE.contains(&name) {
                             violations.push(format!(
-                                "{}:{}: the binary uses aegis_audit::{name}; it may use only {:?}",
+                                "src/{}:{}: the binary uses aegis_audit::{name}; it may use only {:?}",
                                 rel.display(),
                                 n + 1,
                                 BINARY_MAY_USE

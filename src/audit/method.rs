@@ -78,7 +78,7 @@ mod tests {
         assert_eq!((d.method, d.applicable), (Method::Aegis, false));
         let d = choose(MethodChoice::Reach, Some(&result(false)));
         assert_eq!((d.method, d.applicable), (Method::Reach, false));
-        assert_eq!(choose(MethodChoice::Aegis, None).applicable, true);
+        assert!(choose(MethodChoice::Aegis, None).applicable);
         assert_eq!(choose(MethodChoice::NeuralCleanse, None).method, Method::NeuralCleanse);
     }
 }

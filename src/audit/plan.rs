@@ -205,8 +205,11 @@ pub fn bounds_help() -> String {
     text
 }
 
+/// A flag and whether the options give it.
+type GivenFlag = (&'static str, fn(&Options) -> bool);
+
 /// The flags that set each detector's parameters, by the prefix of the parameter names.
-const GROUP_FLAGS: &[(&str, &[(&str, fn(&Options) -> bool)])] = &[
+const GROUP_FLAGS: &[(&str, &[GivenFlag])] = &[
     (
         "precondition.",
         &[

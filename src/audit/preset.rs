@@ -102,7 +102,7 @@ impl PresetFile {
     pub fn parse(text: &str, origin: &str) -> Result<PresetFile, AuditError> {
         let bad = |problem: String| AuditError::Presets { origin: origin.to_string(), problem };
         if let Err(e) = serde_saphyr::from_str::<serde_json::Value>(text) {
-            return Err(bad(format!("YAML syntax error{}", yaml_problem(&e))));
+            return Err(bad(format!("YAML syntax error: {}", yaml_problem(&e))));
         }
         let mut file: PresetFile = serde_saphyr::from_str(text).map_err(|e| bad(yaml_problem(&e)))?;
         if file.version != 1 {
@@ -179,8 +179,8 @@ fn yaml_problem(e: &serde_saphyr::Error) -> String {
     let plain = e.without_snippet().to_string();
     let first = plain.lines().next().unwrap_or("").trim().to_string();
     match e.location() {
-        Some(l) if !first.contains("line") => format!(" at line {}, column {}: {first}", l.line(), l.column()),
-        _ => format!(": {first}"),
+        Some(l) if !first.contains(" line ") => format!("{first} at line {}, column {}", l.line(), l.column()),
+        _ => first,
     }
 }
 

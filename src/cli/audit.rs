@@ -267,9 +267,9 @@ impl From<MethodArg> for MethodChoice {
     }
 }
 
-/// The text after the options in `--help`: the upper bounds.
+/// The text after the options in `--help`: the upper bounds and the exit codes.
 fn audit_help() -> String {
-    audit::bounds_help()
+    format!("{}\n{}", audit::bounds_help(), super::EXIT_CODES_HELP)
 }
 
 impl AuditArgs {

@@ -16,7 +16,7 @@ mod inspect;
 /// Usage or input error: nothing was concluded and no report was written.
 pub use aegis_audit::report::EXIT_ERROR;
 
-const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  no backdoor found (subcommands: success)
   1  backdoor suspected in at least one class
