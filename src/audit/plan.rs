@@ -304,8 +304,8 @@ impl AuditPlan {
     }
 
     /// Every check that needs no model: each count within its bound, `runs` at least 1, no class
-    /// listed twice, each detector's parameter rules, and (when the classes are listed) enough classes
-    /// for the shortcut decision. Errors name the parameter, its value and where it came from.
+    /// listed twice, each detector's parameter rules. Errors name the parameter, its value and where it
+    /// came from.
     pub fn check(&self) -> Result<(), AuditError> {
         for b in BOUNDS {
             let value = (b.value)(self);
@@ -333,12 +333,11 @@ impl AuditPlan {
         }
         self.detector_check(self.neural_cleanse.check())?;
         self.detector_check(self.reach.check())?;
-        if let Some(classes) = &self.classes {
-            self.check_shortcut_classes(classes.len())?;
-        }
         Ok(())
     }
 
+    /// The shortcut decision compares the audited classes: at least three. Checked with the class count
+    /// (after a listed class is known to exist, the more basic error).
     fn check_shortcut_classes(&self, audited: usize) -> Result<(), AuditError> {
         let aegis_may_run = matches!(self.method, MethodChoice::Auto | MethodChoice::Aegis);
         if aegis_may_run && self.aegis.decision == DecisionRule::Shortcut && audited < SHORTCUT_MIN_CLASSES {
@@ -459,7 +458,6 @@ mod tests {
             (Options { batch_size: Some(0), ..Options::default() }, "batch_size = 0: must be >= 1"),
             (Options { runs: Some(0), ..Options::default() }, "--runs 0: must be at least 1"),
             (Options { classes: Some(vec![1, 1, 1]), ..Options::default() }, "class 1 is listed more than once"),
-            (Options { classes: Some(vec![1, 2]), ..Options::default() }, "needs at least 3 (got 2)"),
             (Options { seeds_per_class: Some(0), ..Options::default() }, "translation.seeds_per_class = 0"),
         ] {
             let err = plan(&o).check().unwrap_err().to_string();
@@ -484,6 +482,10 @@ mod tests {
         p.check().unwrap();
         let err = p.check_classes(10).unwrap_err().to_string();
         assert_eq!(err, "--classes: class 12 does not exist (the model has 10 classes)");
+        let p = plan(&Options { classes: Some(vec![12, 3]), ..Options::default() });
+        assert!(p.check_classes(10).unwrap_err().to_string().contains("class 12 does not exist"));
+        let p = plan(&Options { classes: Some(vec![1, 2]), ..Options::default() });
+        assert!(p.check_classes(10).unwrap_err().to_string().contains("needs at least 3 (got 2)"));
         let p = plan(&Options::default());
         assert!(p.check_classes(2).unwrap_err().to_string().contains("needs at least 3 (got 2)"));
         p.check_classes(10).unwrap();
