@@ -97,6 +97,10 @@ fn output_paths_are_checked_first_and_a_failure_writes_no_report() {
     let o = audit_with(&["--json", dir.path().to_str().unwrap()], &sarif);
     assert_refused(&o, &["--json", "is a folder"]);
     assert_eq!(std::fs::read_to_string(&sarif).unwrap(), "an earlier report");
+    let fresh = dir.path().join("fresh.sarif");
+    let o = audit_with(&["--json", dir.path().to_str().unwrap()], &fresh);
+    assert_refused(&o, &["--json", "is a folder"]);
+    assert!(!fresh.exists(), "no SARIF log is written");
     // --evidence naming a file: one clear line.
     let file = dir.path().join("file");
     std::fs::write(&file, "x").unwrap();
