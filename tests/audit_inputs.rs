@@ -32,6 +32,16 @@ fn assert_refused(o: &Output, needles: &[&str]) {
     assert!(!err.contains("panicked") && !err.contains("os error"), "{err}");
 }
 
+fn assert_schema_valid(log: &Value) {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/schemas/sarif-schema-2.1.0.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
+}
+
 const MODEL: &str = "fixtures/zoo/robust_clean_s0.onnx";
 const DATA: &str = "fixtures/mnist-subset";
 
@@ -174,6 +184,7 @@ fn several_models_give_one_log_with_a_run_each_and_the_most_severe_code() {
     let o = aegis(&args);
     assert_eq!(o.status.code(), Some(2), "the corrupt model makes it 2: {}", stderr(&o));
     let log: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    assert_schema_valid(&log);
     let runs = log["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3);
     let ids: Vec<&str> = runs.iter().map(|r| r["automationDetails"]["id"].as_str().unwrap()).collect();
