@@ -22,7 +22,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "test_integrations: installing pinned modelscan, MLflow, Ray, pytest, ruff (once)" >&2
-  pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+  pip=("$venv/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check)
   "${pip[@]}" -r plugins/requirements-integrations.txt -c plugins/constraints-integrations.txt
   # Until the aegis-audit wheel is published, the plugins go in without their `aegis-audit` dependency:
   # the binary comes from AEGIS_AUDIT_BIN below.
