@@ -7,5 +7,5 @@ mod evidence;
 mod prepare;
 mod run;
 
-pub use prepare::PreparedModel;
+pub use prepare::{gradient_graph, PreparedModel};
 pub use run::{run_audit, AuditPlan, MethodChoice};

@@ -4,10 +4,23 @@
 use std::path::Path;
 
 use crate::attack::OnnxGradModel;
-use crate::grad::{self, GradSpec, RuntimeProbe};
+use crate::grad::{self, GradSpec, ShapeMap};
+use crate::onnx::proto::ModelProto;
 use crate::onnx::{self, Analysis, FeatureChoice, LoadLimits};
 use crate::runtime::{self, SessionConfig};
 use crate::Result;
+
+/// The gradient graph of `model` (see [`grad::build`]): the shapes the backward rules need are
+/// inferred statically (every node checked on the way); only those static inference cannot
+/// determine are probed with ONNX Runtime (initialised here if it was not already).
+pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfig) -> Result<ModelProto> {
+    let (mut shapes, missing) = grad::static_shapes(model, spec)?;
+    if !missing.is_empty() {
+        let (at1, at2) = runtime::probe_shapes(model, &spec.input, &missing, config)?;
+        shapes.extend(ShapeMap::from_probes(&at1, &at2)?);
+    }
+    Ok(grad::build(model, spec, &shapes)?)
+}
 
 /// A model ready for detection.
 #[derive(Debug)]
@@ -31,13 +44,13 @@ impl PreparedModel {
     ) -> Result<PreparedModel> {
         let model = onnx::load_model(path, limits)?;
         let analysis = onnx::analyze(&model, feature)?;
-        // An op without a backward rule makes `build_probed` fail naming the node and the op.
+        // An op without a backward rule makes `gradient_graph` fail naming the node and the op.
         let spec = GradSpec {
             input: analysis.image_input.name.clone(),
             logits: analysis.logits.name.clone(),
             features: analysis.feature.name.clone(),
         };
-        let graph = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config: config.clone() })?;
+        let graph = gradient_graph(&model.proto, &spec, config)?;
         let grad_graph = onnx::encode(&graph);
         let shape = (
             analysis.image_input.channels as usize,

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
+use aegis_audit::audit;
+use aegis_audit::grad::GradSpec;
 use aegis_audit::onnx::{self, LoadLimits};
 use aegis_audit::report;
 
@@ -43,7 +44,7 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
     let model = onnx::load_model(&args.model, &LoadLimits::default())?;
     let spec = spec(&model, &args)?;
     let config = args.runtime.session_config()?;
-    let g = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config })
+    let g = audit::gradient_graph(&model.proto, &spec, &config)
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
     let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
     report::write_atomic(&out, &onnx::encode(&g)).with_context(|| format!("writing {}", out.display()))?;

@@ -1,9 +1,10 @@
 //! Graph topology over a [`GraphProto`]: producers and consumers of tensors, topological order
-//! (with the cycle named), constants (initializers and Constant nodes), and the set of nodes on the
-//! data path between two tensors. Shared by `analyze` and the gradient builder.
+//! (with the cycle named), constants (initializers and Constant nodes), and node labels for
+//! messages. Shared by `analyze`, shape inference and the gradient builder (whose `grad::path`
+//! defines the differentiable path over it).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
@@ -14,25 +15,6 @@ pub fn node_label(node: &NodeProto, index: usize) -> String {
     match node.name.as_deref() {
         Some(n) if !n.is_empty() => n.to_string(),
         _ => format!("#{index} {}", node.op_type.as_deref().unwrap_or("?")),
-    }
-}
-
-/// Whether input `slot` of an `op` node carries data that gradients flow through, as opposed to a
-/// shape, index, axis or other control value (e.g. Reshape's `shape`, Gather's `indices`).
-/// Ops whose outputs are not differentiable at all (Shape, ArgMax, comparisons...) have none.
-pub fn is_data_input(op: &str, slot: usize) -> bool {
-    match op {
-        "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "Equal" | "Less" | "Greater" | "LessOrEqual"
-        | "GreaterOrEqual" | "Not" | "And" | "Or" | "Xor" | "ConstantOfShape" | "Range" | "OneHot" | "EyeLike"
-        | "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" | "IsNaN" | "IsInf" | "Sign" | "Round" | "Floor"
-        | "Ceil" | "Multinomial" => false,
-        "Reshape" | "Expand" | "Tile" | "Slice" | "Pad" | "Squeeze" | "Unsqueeze" | "Resize" | "Upsample"
-        | "Gather" | "GatherElements" | "GatherND" | "Clip" | "Dropout" | "TopK" | "Split" | "ReduceSum"
-        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
-        | "ReduceLogSumExp" | "ReduceSumSquare" | "CenterCropPad" => slot == 0,
-        "ScatterElements" | "ScatterND" => slot == 0 || slot == 2,
-        "Where" => slot != 0,
-        _ => true,
     }
 }
 
@@ -192,52 +174,5 @@ impl<'a> Graph<'a> {
         }
         let node = self.node(cur);
         Err(OnnxError::Cycle { node: node_label(node, cur), op: node.op_type.clone().unwrap_or_default() })
-    }
-
-    /// Nodes whose outputs depend on `from` (a tensor) through data inputs and that `to` depends
-    /// on through data inputs ([`is_data_input`]): the nodes gradients flow through from `from`
-    /// to `to`. Empty when `to` does not depend on `from`.
-    pub fn path_nodes(&self, from: &str, to: &str) -> BTreeSet<usize> {
-        // Backward from `to` along data inputs.
-        let mut ancestors = BTreeSet::new();
-        let mut stack: Vec<&str> = vec![to];
-        let mut seen_tensors: HashSet<&str> = HashSet::new();
-        while let Some(t) = stack.pop() {
-            if !seen_tensors.insert(t) {
-                continue;
-            }
-            let Some(p) = self.producer(t) else { continue };
-            if ancestors.insert(p) {
-                let node = self.node(p);
-                let op = node.op_type.as_deref().unwrap_or("");
-                for (slot, input) in node.input.iter().enumerate() {
-                    if !input.is_empty() && is_data_input(op, slot) {
-                        stack.push(input);
-                    }
-                }
-            }
-        }
-        // Forward from `from` along data inputs, restricted to the ancestors.
-        let mut on_path = BTreeSet::new();
-        let mut stack: Vec<&str> = vec![from];
-        let mut seen_tensors: HashSet<&str> = HashSet::new();
-        while let Some(t) = stack.pop() {
-            if !seen_tensors.insert(t) {
-                continue;
-            }
-            for &c in self.consumers(t) {
-                if !ancestors.contains(&c) || on_path.contains(&c) {
-                    continue;
-                }
-                let node = self.node(c);
-                let op = node.op_type.as_deref().unwrap_or("");
-                let via_data = node.input.iter().enumerate().any(|(slot, i)| i == t && is_data_input(op, slot));
-                if via_data {
-                    on_path.insert(c);
-                    stack.extend(node.output.iter().map(String::as_str));
-                }
-            }
-        }
-        on_path
     }
 }
