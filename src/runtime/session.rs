@@ -24,6 +24,11 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, RuntimeError>) -> Result
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
+            // `ort` panics with "infallible: Error { code: .., message: \"..\", ptr: .. }": keep the message.
+            let msg = match msg.split_once("message: \"").and_then(|(_, m)| m.split_once('"')) {
+                Some((m, _)) => m.to_string(),
+                None => msg,
+            };
             Err(RuntimeError::Internal(format!("{what}: {}", clean(&msg))))
         }
     }

@@ -125,6 +125,9 @@ pub fn run_case(bytes: &[u8], dir: &Path, config: &SessionConfig) -> Result<Stag
         return Ok(Stage::Gradient);
     }
     let prepared = stage(Stage::Prepare, || PreparedModel::load(&path, &choice, &limits, config))?;
+    if let (Err(msg), Ok(_)) = (&prepared, std::env::var("AEGIS_FUZZ_VERBOSE")) {
+        eprintln!("fuzz: refused at preparation: {msg}");
+    }
     if let Err(msg) = &prepared {
         if msg.contains("internal error in the ONNX Runtime bindings") {
             return Err(Failure { stage: Stage::Prepare, what: msg.clone() });
