@@ -121,8 +121,8 @@ fn extent(cx: &Cx<'_>, k: i64, d: i64) -> Result<i64, OnnxError> {
 }
 
 /// Output spatial dims of a Conv or pool window over `input` (spatial dims); `None` for an axis whose
-/// size ONNX Runtime computes with a formula this does not reproduce (ceil mode, pools with SAME
-/// padding and dilation). Refuses a window larger than the padded input.
+/// size ONNX Runtime computes with a formula this does not reproduce (pools with SAME padding and
+/// dilation). Refuses a window larger than the padded input.
 fn window_output(
     cx: &Cx<'_>,
     w: &Window,
@@ -151,7 +151,11 @@ fn window_output(
                     short.push(i);
                     Some(room)
                 } else if ceil {
-                    None
+                    // ONNX Runtime's kernels (as PyTorch): round up, but drop a last window that
+                    // would start in the end padding.
+                    let out = (room + s - 1) / s + 1;
+                    let head = if w.auto_pad == AutoPad::Valid { 0 } else { w.pads[i] };
+                    Some(if (out - 1).saturating_mul(s) >= d.saturating_add(head) { out - 1 } else { out })
                 } else {
                     Some(room / s + 1)
                 }

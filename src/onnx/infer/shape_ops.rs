@@ -124,7 +124,26 @@ fn transpose(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     if !valid {
         return Err(cx.attr_err("perm", format!("{perm:?} is not a permutation of the input's {r} axes")));
     }
-    Ok(Out::one(perm.iter().map(|&p| x[p as usize]).collect()))
+    let out: Vec<i64> = perm.iter().map(|&p| x[p as usize]).collect();
+    // The tracked value, permuted: output position i reads input position inverse-permuted.
+    let value = cx.value(0).and_then(|v| {
+        let mut inv = vec![0usize; r];
+        for (i, &p) in perm.iter().enumerate() {
+            inv[p as usize] = i;
+        }
+        let strides_out: Vec<usize> = (0..r).map(|i| out[i + 1..].iter().product::<i64>() as usize).collect();
+        let strides_in: Vec<usize> = (0..r).map(|i| x[i + 1..].iter().product::<i64>() as usize).collect();
+        if element_count(x)? as usize != v.len() || v.len() > MAX_TRACKED_VALUES {
+            return None;
+        }
+        let mut t = vec![0i64; v.len()];
+        for (flat_in, &val) in v.iter().enumerate() {
+            let flat_out: usize = (0..r).map(|a| (flat_in / strides_in[a] % x[a] as usize) * strides_out[inv[a]]).sum();
+            t[flat_out] = val;
+        }
+        Some(t)
+    });
+    Ok(Out::valued(out, value))
 }
 
 fn concat(cx: &Cx<'_>) -> Result<Out, OnnxError> {
@@ -302,7 +321,12 @@ fn slice(cx: &Cx<'_>) -> Result<Out, OnnxError> {
         );
     }
     let mut out = x.to_vec();
-    let mut ranges = Vec::with_capacity(k);
+    // The input positions kept along each axis (for the tracked value).
+    let mut select: Vec<Vec<i64>> = Vec::new();
+    let track = cx.value(0).is_some();
+    if track {
+        select = x.iter().map(|&d| (0..d).collect()).collect();
+    }
     let mut seen = vec![false; r];
     for j in 0..k {
         let a = cx.axis("axes", axes[j], r)?;
@@ -316,35 +340,50 @@ fn slice(cx: &Cx<'_>) -> Result<Out, OnnxError> {
         let dim = x[a];
         let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
         let (s, e) = (norm(starts[j]), norm(ends[j]));
-        let len = if step > 0 {
+        let (start, len) = if step > 0 {
             let (s, e) = (s.clamp(0, dim), e.clamp(0, dim));
-            if e > s {
-                (e - s - 1) / step + 1
-            } else {
-                0
-            }
+            (s, if e > s { (e - s - 1) / step + 1 } else { 0 })
         } else {
             let (s, e) = (s.clamp(0, dim - 1), e.clamp(-1, dim - 1));
-            if s > e {
-                (s - e - 1) / (-step.max(-i64::MAX)) + 1
-            } else {
-                0
-            }
+            (s, if s > e { (s - e - 1) / (-step.max(-i64::MAX)) + 1 } else { 0 })
         };
         out[a] = len;
-        ranges.push((s, step, len));
-    }
-    let value = match (cx.value(0), r, ranges.as_slice()) {
-        (Some(v), 1, &[(s, step, len)]) => {
-            let dim = x[0];
-            let start = if step > 0 { s.clamp(0, dim) } else { s.clamp(0, (dim - 1).max(0)) };
-            (0..len)
-                .map(|i| start.checked_add(i.checked_mul(step)?).and_then(|p| v.get(usize::try_from(p).ok()?).copied()))
-                .collect()
+        if track {
+            select[a] = (0..len).map(|i| start + i * step).collect();
         }
-        _ => None,
-    };
+    }
+    let value = cx.value(0).and_then(|v| gather_positions(v, x, &select));
     Ok(Out::valued(out, value))
+}
+
+/// The elements of `v` (row-major, shape `shape`) at every combination of the positions `select`
+/// lists per axis; `None` when `v` does not hold `shape`'s elements or the result is too long.
+fn gather_positions(v: &[i64], shape: &[i64], select: &[Vec<i64>]) -> Option<Vec<i64>> {
+    if element_count(shape)? as usize != v.len() || select.len() != shape.len() {
+        return None;
+    }
+    let total = select.iter().try_fold(1usize, |acc, s| acc.checked_mul(s.len()))?;
+    if total > MAX_TRACKED_VALUES {
+        return None;
+    }
+    let mut strides = vec![1usize; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1] as usize;
+    }
+    let mut out = Vec::with_capacity(total);
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..total {
+        let flat: usize = idx.iter().enumerate().map(|(a, &i)| select[a][i] as usize * strides[a]).sum();
+        out.push(*v.get(flat)?);
+        for a in (0..idx.len()).rev() {
+            idx[a] += 1;
+            if idx[a] < select[a].len() {
+                break;
+            }
+            idx[a] = 0;
+        }
+    }
+    Some(out)
 }
 
 fn gather(cx: &Cx<'_>) -> Result<Out, OnnxError> {
@@ -641,5 +680,12 @@ fn constant_of_shape(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     if let Some(bad) = target.iter().find(|&&d| d < 0) {
         return Err(cx.err(format!("shape {target:?} has the negative value {bad}")));
     }
-    Ok(Out::one(target.to_vec()))
+    // An integer fill value (zeros by default are float): tracked for small outputs.
+    let fill = cx.attr::<&TensorProto>("value")?.and_then(int_values).and_then(|v| (v.len() == 1).then(|| v[0]));
+    let n = element_count(target).map(|n| n as usize);
+    let value = match (fill, n) {
+        (Some(f), Some(n)) if n <= MAX_TRACKED_VALUES => Some(vec![f; n]),
+        _ => None,
+    };
+    Ok(Out::valued(target.to_vec(), value))
 }
