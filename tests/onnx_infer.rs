@@ -30,13 +30,8 @@ fn compare_with_onnx_runtime(m: &ModelProto, input: &str) -> usize {
     let g = m.graph.as_ref().unwrap();
     let opset = standard_opset(m).unwrap();
     let st: StaticShapes = static_shapes(g, opset, input, None).unwrap_or_else(|e| panic!("{e}"));
-    let known: Vec<String> = g
-        .node
-        .iter()
-        .flat_map(|n| n.output.iter())
-        .filter(|o| !o.is_empty() && st.get(o).is_some())
-        .cloned()
-        .collect();
+    let known: Vec<String> =
+        g.node.iter().flat_map(|n| n.output.iter()).filter(|o| !o.is_empty() && st.get(o).is_some()).cloned().collect();
     assert!(!known.is_empty());
     let (at1, at2) = runtime::probe_shapes(m, input, &known, &config()).unwrap_or_else(|e| panic!("{e}"));
     for t in &known {
@@ -111,14 +106,23 @@ fn sliding_windows_match_onnx_runtime() {
             vec![attr_ints("kernel_shape", &[3, 2]), attr_ints("strides", &[1, 2]), attr_ints("pads", &[1, 1, 1, 1])],
         );
         let wt = b.const_f32("wt", &[6, 2, 3, 3], &[0.1; 108]);
-        let t = b.op("ConvTranspose", &[&a, &wt], vec![attr_ints("strides", &[2, 2]), attr_ints("output_padding", &[1, 0])]);
+        let t = b.op(
+            "ConvTranspose",
+            &[&a, &wt],
+            vec![attr_ints("strides", &[2, 2]), attr_ints("output_padding", &[1, 0])],
+        );
         let w3 = b.const_f32("w3", &[2, 4, 2, 2], &[0.1; 32]);
         let v = b.op("Conv", &[&s, &w3], vec![attr_string("auto_pad", "VALID")]);
         // Ceil mode where the last window would start in the padding (ONNX Runtime drops it).
         let q = b.op(
             "AveragePool",
             &[&c],
-            vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[3, 3]), attr_ints("pads", &[1, 1, 1, 1]), attr_int("ceil_mode", 1)],
+            vec![
+                attr_ints("kernel_shape", &[2, 2]),
+                attr_ints("strides", &[3, 3]),
+                attr_ints("pads", &[1, 1, 1, 1]),
+                attr_int("ceil_mode", 1),
+            ],
         );
         let _ = (p, v, q);
         b.op("GlobalAveragePool", &[&t], vec![])

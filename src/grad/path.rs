@@ -157,7 +157,7 @@ pub(crate) fn ancestors(g: &Graph<'_>, root: &str) -> Vec<bool> {
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
-        stack.extend(g.node(i).input.iter().filter_map(|t| g.producer(t)).filter(|&p| !seen[p]));
+        stack.extend(g.preds(i).iter().copied().filter(|&p| !seen[p]));
     }
     seen
 }

@@ -40,14 +40,14 @@ const MAX_TRACKED_VALUES: usize = 4096;
 /// Concrete shapes found at batch sizes 1 and 2 (tensors whose shape is not known statically
 /// are absent from both maps).
 #[derive(Debug, Clone, Default)]
-pub struct StaticShapes {
+pub struct StaticShapes<'a> {
     /// Shapes with the image input at batch size 1.
-    pub at1: HashMap<String, Vec<i64>>,
+    pub at1: HashMap<&'a str, Vec<i64>>,
     /// Shapes with the image input at batch size 2.
-    pub at2: HashMap<String, Vec<i64>>,
+    pub at2: HashMap<&'a str, Vec<i64>>,
 }
 
-impl StaticShapes {
+impl StaticShapes<'_> {
     /// The shape of `name` at batch size 1 and 2, when known in both runs.
     pub fn get(&self, name: &str) -> Option<(&[i64], &[i64])> {
         Some((self.at1.get(name)?.as_slice(), self.at2.get(name)?.as_slice()))
@@ -58,12 +58,12 @@ impl StaticShapes {
 /// image input `input` (declared `[N, C, H, W]`-like, fixed apart from the first dimension) at batch
 /// sizes 1 and 2. When `logits` is given, its shape must be `[N, K]` in both runs. Errors name the
 /// node whose attributes or inputs give an impossible shape.
-pub fn static_shapes(
-    graph: &GraphProto,
+pub fn static_shapes<'a>(
+    graph: &'a GraphProto,
     opset: i64,
     input: &str,
     logits: Option<&str>,
-) -> Result<StaticShapes, OnnxError> {
+) -> Result<StaticShapes<'a>, OnnxError> {
     let g = Graph::new(graph);
     let order = g.topo_order()?;
     let Some(dims) = input_dims(graph, input) else {
@@ -108,8 +108,7 @@ pub fn static_shapes(
             }
         }
     }
-    let owned = |s: Inferred<'_>| s.shapes.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    Ok(StaticShapes { at1: owned(at1), at2: owned(at2) })
+    Ok(StaticShapes { at1: at1.shapes, at2: at2.shapes })
 }
 
 /// The image input's declared dims with every dimension after the first fixed and positive.
@@ -171,7 +170,7 @@ fn infer_at<'a>(
     g: &Graph<'a>,
     order: &[usize],
     opset: i64,
-    input: &'a str,
+    input: &str,
     input_shape: Vec<i64>,
 ) -> Result<Inferred<'a>, (OnnxError, Inferred<'a>)> {
     let mut inf = Inferred::default();
@@ -185,16 +184,21 @@ fn infer_at<'a>(
             }
         }
     }
-    let input_key = g.proto.input.iter().filter_map(|v| v.name.as_deref()).find(|n| *n == input).unwrap_or(input);
-    inf.shapes.insert(input_key, input_shape);
+    // The key borrows the graph's own name (the caller checked the input is declared).
+    if let Some(key) = g.proto.input.iter().filter_map(|v| v.name.as_deref()).find(|n| *n == input) {
+        inf.shapes.insert(key, input_shape);
+    }
     for &i in order {
         let node = g.node(i);
-        let cx = Cx::new(g, node, i, opset, &inf);
-        let out = match shape_fn(node.op()) {
-            Some(f) => f(&cx),
-            None => Ok(Out::unknown()),
+        let out = {
+            let cx = Cx::new(g, node, i, opset, &inf);
+            let out = match shape_fn(node.op()) {
+                Some(f) => f(&cx),
+                None => Ok(Out::unknown()),
+            };
+            out.and_then(|o| cx.check_outputs(o))
         };
-        let out = match out.and_then(|o| cx.check_outputs(o)) {
+        let out = match out {
             Ok(o) => o,
             Err(e) => return Err((e, inf)),
         };
@@ -255,14 +259,15 @@ struct Cx<'n> {
     node: &'n NodeProto,
     index: usize,
     opset: i64,
-    shapes: Vec<Option<Vec<i64>>>,
-    values: Vec<Option<Vec<i64>>>,
+    shapes: Vec<Option<&'n [i64]>>,
+    values: Vec<Option<&'n [i64]>>,
 }
 
 impl<'n> Cx<'n> {
-    fn new(graph: &'n Graph<'n>, node: &'n NodeProto, index: usize, opset: i64, inf: &Inferred<'_>) -> Self {
-        let lookup =
-            |m: &HashMap<&str, Vec<i64>>, t: &String| (!t.is_empty()).then(|| m.get(t.as_str()).cloned()).flatten();
+    fn new(graph: &'n Graph<'n>, node: &'n NodeProto, index: usize, opset: i64, inf: &'n Inferred<'_>) -> Self {
+        let lookup = |m: &'n HashMap<&str, Vec<i64>>, t: &String| {
+            (!t.is_empty()).then(|| m.get(t.as_str()).map(Vec::as_slice)).flatten()
+        };
         Cx {
             graph,
             node,
@@ -284,13 +289,13 @@ impl<'n> Cx<'n> {
     }
 
     /// The shape of input `slot`, if known.
-    fn shape(&self, slot: usize) -> Option<&[i64]> {
-        self.shapes.get(slot)?.as_deref()
+    fn shape(&self, slot: usize) -> Option<&'n [i64]> {
+        self.shapes.get(slot).copied().flatten()
     }
 
     /// The value of integer input `slot`, if tracked.
-    fn value(&self, slot: usize) -> Option<&[i64]> {
-        self.values.get(slot)?.as_deref()
+    fn value(&self, slot: usize) -> Option<&'n [i64]> {
+        self.values.get(slot).copied().flatten()
     }
 
     /// The float values of input `slot` when it is a small float32 constant (initializer or
@@ -306,7 +311,7 @@ impl<'n> Cx<'n> {
 
     /// The shape of required input `slot` (`what` names it for the message): an error when the
     /// input is missing, `None` when it is given but its shape is unknown.
-    fn required(&self, slot: usize, what: &str) -> Result<Option<&[i64]>, OnnxError> {
+    fn required(&self, slot: usize, what: &str) -> Result<Option<&'n [i64]>, OnnxError> {
         if !self.has(slot) {
             return Err(self.err(format!("input {slot} ({what}) is missing")));
         }
