@@ -148,7 +148,7 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
         let rule = path::rule(op.as_str())
             .ok_or_else(|| GradError::UnsupportedOp { node: node_label(node, i), op: op.clone() })?;
         let needs = node.input.iter().map(|t| !t.is_empty() && plan.path.from_x.contains(t.as_str())).collect();
-        let mut ctx = Ctx { node, dy, needs, shapes, consts: &consts, b: &mut b };
+        let mut ctx = Ctx { node, index: i, dy, needs, shapes, consts: &consts, b: &mut b };
         let dx = rule(&mut ctx)?;
         for (t, g) in node.input.iter().zip(dx) {
             if let Some(g) = g {
