@@ -76,20 +76,19 @@ pub fn static_shapes<'a>(
         }
         infer_at(&g, &order, opset, input, shape)
     };
-    let at1 = at(1).map_err(|(e, _)| e)?;
-    let at2 = match at(2) {
-        Ok(s) => s,
-        Err((e, partial)) => {
-            return Err(match batch_breaker(&g, &order, &at1, &partial) {
-                Some(hint) => OnnxError::Shape {
-                    node: hint.node,
-                    op: hint.op,
-                    reason: format!("{}, so the model runs one image at a time; with 2 images: {e}", hint.what),
-                },
-                None => e,
-            });
-        }
-    };
+    let (at1, done) = at(1);
+    done?;
+    let (at2, done) = at(2);
+    if let Err(e) = done {
+        return Err(match batch_breaker(&g, &order, &at1, &at2) {
+            Some(hint) => OnnxError::Shape {
+                node: hint.node,
+                op: hint.op,
+                reason: format!("{}, so the model runs one image at a time; with 2 images: {e}", hint.what),
+            },
+            None => e,
+        });
+    }
     if let Some(l) = logits {
         if let (Some(s1), Some(s2)) = (at1.shapes.get(l), at2.shapes.get(l)) {
             let per_image = s1.len() == 2 && s2.len() == 2 && s1[0] == 1 && s2[0] == 2 && s1[1] == s2[1];
@@ -172,13 +171,13 @@ fn infer_at<'a>(
     opset: i64,
     input: &str,
     input_shape: Vec<i64>,
-) -> Result<Inferred<'a>, (OnnxError, Inferred<'a>)> {
+) -> (Inferred<'a>, Result<(), OnnxError>) {
     let mut inf = Inferred::default();
     for t in &g.proto.initializer {
         let Some(name) = t.name.as_deref() else { continue };
         inf.shapes.insert(name, t.dims.clone());
         let int = matches!(DataType::try_from(t.data_type.unwrap_or(0)), Ok(DataType::Int64 | DataType::Int32));
-        if int && t.dims.iter().product::<i64>() as usize <= MAX_TRACKED_VALUES {
+        if int && element_count(&t.dims).is_some_and(|n| n as usize <= MAX_TRACKED_VALUES) {
             if let Ok(v) = tensor_i64(t) {
                 inf.values.insert(name, v);
             }
@@ -200,7 +199,7 @@ fn infer_at<'a>(
         };
         let out = match out {
             Ok(o) => o,
-            Err(e) => return Err((e, inf)),
+            Err(e) => return (inf, Err(e)),
         };
         for (slot, name) in node.output.iter().enumerate() {
             if name.is_empty() {
@@ -216,7 +215,7 @@ fn infer_at<'a>(
             }
         }
     }
-    Ok(inf)
+    (inf, Ok(()))
 }
 
 /// A shape function: the output shapes (and the value of an integer output 0) of one node.

@@ -133,8 +133,8 @@ fn window_output(
     let n = w.kernel.len();
     let mut out = Vec::with_capacity(n);
     let mut short = Vec::new();
-    for i in 0..n {
-        let (d, s) = (input[i], w.strides[i]);
+    for (i, &d) in input.iter().enumerate().take(n) {
+        let s = w.strides[i];
         let e = extent(cx, w.kernel[i], w.dilations[i])?;
         let o = match w.auto_pad {
             AutoPad::SameUpper | AutoPad::SameLower => {

@@ -289,12 +289,15 @@ fn pad(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     Ok(Out::one(out))
 }
 
+/// Slice's starts, ends, and optional axes and steps.
+type SliceArgs = (Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>);
+
 fn slice(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     let Some(x) = cx.required(0, "data")? else {
         return Ok(Out::unknown());
     };
     let r = x.len();
-    let (starts, ends, axes, steps): (Vec<i64>, Vec<i64>, Option<Vec<i64>>, Option<Vec<i64>>) = if cx.opset < 10 {
+    let (starts, ends, axes, steps): SliceArgs = if cx.opset < 10 {
         let s = cx.ints("starts")?.ok_or_else(|| cx.attr_err("starts", "required attribute is missing"))?;
         let e = cx.ints("ends")?.ok_or_else(|| cx.attr_err("ends", "required attribute is missing"))?;
         (s, e, cx.ints("axes")?, None)
@@ -496,7 +499,7 @@ fn depth_space(cx: &Cx<'_>) -> Result<Out, OnnxError> {
         return Ok(Out::unknown());
     };
     let b = cx.attr::<i64>("blocksize")?.ok_or_else(|| cx.attr_err("blocksize", "required attribute is missing"))?;
-    if b < 1 || b > 1 << 16 {
+    if !(1..=1 << 16).contains(&b) {
         return Err(cx.attr_err("blocksize", format!("{b}: must be between 1 and 65536")));
     }
     if x.len() != 4 {
