@@ -97,6 +97,12 @@ fn assert_refused_everywhere(m: &ModelProto, needle: &str) {
     let config = SessionConfig { intra_threads: 1, ..SessionConfig::default() };
     let prep = PreparedModel::load(&path, &FeatureChoice::LastConv, &LoadLimits::default(), &config).unwrap_err();
     assert!(prep.to_string().contains(needle), "expected '{needle}' from the audit's preparation: {prep}");
+    // The audit itself: exit 2, one line, no report.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mnist-subset");
+    let sarif = dir.path().join("report.sarif");
+    let audit = bin(&["audit", "--data", data.to_str().unwrap(), "--sarif", sarif.to_str().unwrap()], &path);
+    assert_input_error(&audit, needle);
+    assert!(!sarif.exists(), "a report was written");
 }
 
 #[test]
