@@ -1,11 +1,12 @@
-//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the project's
-//! `.ort/` folder, an installed Python `onnxruntime` package), execution providers (CPU, CUDA) and
+//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the Python
+//! environment the executable was installed into, the project's `.ort/` folder, the `onnxruntime` package
+//! of `python3`), execution providers (CPU, CUDA) and
 //! sessions that evaluate graphs built by aegis-audit. No custom-operator library is ever registered.
 
 mod library;
 mod session;
 
-pub use library::{find_library, init, LibrarySource};
+pub use library::{find_library, init, installed_environment_dirs, LibrarySource};
 pub use session::{Device, Session, SessionConfig, TensorData, Values};
 
 use std::path::PathBuf;
@@ -18,9 +19,10 @@ use thiserror::Error;
 pub enum RuntimeError {
     /// No ONNX Runtime shared library was found anywhere aegis-audit looks.
     #[error(
-        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `bash scripts/setup.sh` \
-         (or `pip install onnxruntime==1.31.1`), or pass --ort-lib PATH / set ORT_DYLIB_PATH to \
-         libonnxruntime.so.1.31.1"
+        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `pip install \
+         onnxruntime==1.31.1` into the environment aegis-audit is installed in (`pip install aegis-audit` \
+         does), or `bash scripts/setup.sh --runtime` in a checkout, or pass --ort-lib PATH / set \
+         ORT_DYLIB_PATH to libonnxruntime.so.1.31.1"
     )]
     LibraryNotFound {
         /// Where it looked, in order.
