@@ -132,8 +132,10 @@ def summary(path: str, rows: list[tuple[str, int, str]], code: int) -> None:
 
 def run() -> int:
     if sys.version_info < (3, 11):
-        raise ActionError("needs Python 3.11+ (ONNX Runtime 1.31 has no wheel for older ones): "
-                          "set input 'python' or run actions/setup-python first")
+        raise ActionError(
+            "needs Python 3.11+ (ONNX Runtime 1.31 has no wheel for older ones): "
+            "set input 'python' or run actions/setup-python first"
+        )
     workspace = Path(env("GITHUB_WORKSPACE", os.getcwd())).resolve()
     data = env("INPUT_DATA")
     if not data:
@@ -170,7 +172,7 @@ def run() -> int:
         cmd = [str(exe), model, "--data", data, "--sarif", str(sarif), *extra]
         print(f"::group::aegis-audit {model}", flush=True)
         print(shlex.join(cmd), flush=True)
-        code = subprocess.run(cmd, cwd=workspace).returncode
+        code = subprocess.run(cmd, cwd=workspace, check=False).returncode
         print("::endgroup::", flush=True)
         verdict = VERDICTS.get(code, "error")
         if code == 1:
@@ -179,7 +181,8 @@ def run() -> int:
             annotate("warning", model, "aegis-audit: the method does not apply to this model (exit 3)")
         elif code != 0:
             annotate("error", model, f"aegis-audit failed on this model (exit {code}), no report")
-        rows.append((model, code, str(sarif.relative_to(workspace)) if sarif.exists() else "-"))
+        shown = sarif.relative_to(workspace) if sarif.is_relative_to(workspace) else sarif
+        rows.append((model, code, str(shown) if sarif.exists() else "-"))
         print(f"aegis-audit action: {model}: {verdict} (exit {code})", flush=True)
 
     code = most_severe([c for _, c, _ in rows])
@@ -197,15 +200,15 @@ def main() -> int:
     try:
         return run()
     except ActionError as e:
-        print(f"::error::aegis-audit action: {e}", flush=True)
-        write_output(env("GITHUB_OUTPUT"), "verdict", "error")
-        write_output(env("GITHUB_OUTPUT"), "exit-code", "2")
-        return 2
+        message = str(e)
     except subprocess.CalledProcessError as e:
-        print(f"::error::aegis-audit action: installing failed: {shlex.join(map(str, e.cmd))} exit {e.returncode}")
-        write_output(env("GITHUB_OUTPUT"), "verdict", "error")
-        write_output(env("GITHUB_OUTPUT"), "exit-code", "2")
-        return 2
+        message = f"installing failed: {shlex.join(map(str, e.cmd))} exited with {e.returncode}"
+    except Exception as e:  # noqa: BLE001 - any failure must still set the outputs and exit 2
+        message = f"internal error: {type(e).__name__}: {e}"
+    print(f"::error::aegis-audit action: {command_data(message)}", flush=True)
+    write_output(env("GITHUB_OUTPUT"), "verdict", "error")
+    write_output(env("GITHUB_OUTPUT"), "exit-code", "2")
+    return 2
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@
 #
 #   bash scripts/wheel.sh [--gpu] [--profile NAME] [--out DIR]
 #
-# --profile: the Cargo profile (default release, what users get). The packaging tests pass the profile
-# `cargo test` already built its binary with, so maturin reuses those artefacts instead of compiling
-# everything again in release (docs/ci.md). Cargo's target/ is shared by both wheels: the second build
-# only repackages.
+# --profile: the Cargo profile (default release, what users get). `--profile test` (the packaging tests)
+# reuses what `cargo test` just built instead of compiling everything again in release: `cargo rustc
+# --profile test` would build a test harness, so it builds with the dev profile given the test profile's
+# settings from Cargo.toml (CARGO_PROFILE_DEV_*), which makes Cargo's artefacts the same ones (docs/ci.md).
+# Cargo's target/ is shared by both wheels: the second build only repackages.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -28,6 +29,20 @@ maturin="$root/.tools/venv/bin/maturin"
 [ -x "$maturin" ] || bash scripts/tools.sh
 mkdir -p "$out"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+if [ "$profile" = test ]; then
+  profile=dev
+  # Cargo.toml's [profile.test] keys as CARGO_PROFILE_DEV_* variables (the test profile inherits dev).
+  while IFS='=' read -r key value; do
+    export "CARGO_PROFILE_DEV_$key=$value"
+  done < <("$root/.tools/venv/bin/python" - <<'PY'
+import tomllib
+test = tomllib.load(open("Cargo.toml", "rb")).get("profile", {}).get("test", {})
+for key, value in test.items():
+    if not isinstance(value, dict):
+        print(f"{key.upper().replace('-', '_')}={str(value).lower() if isinstance(value, bool) else value}")
+PY
+)
+fi
 
 build() { # $1: folder holding the pyproject.toml, $2: distribution file-name prefix
   rm -f "$out/$2"-*.whl

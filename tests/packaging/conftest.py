@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from helpers import make_venv, pip_offline, wheel
 
 
@@ -17,4 +16,3 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = make_venv(env_dir)
     pip_offline(python, str(wheel("aegis_backdoor_audit")))
     return env_dir
-

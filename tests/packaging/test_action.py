@@ -11,11 +11,10 @@ import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
-
 from helpers import DATA, REDUCED, ROOT, WHEELS, clean_env, dump_sarif, tool, wheel
 
 ACTION = ROOT / "action.yml"
@@ -60,7 +59,9 @@ def run_step(inputs: dict[str, str], tmp: Path) -> tuple[subprocess.CompletedPro
     for var, expr in step["env"].items():
         name = EXPR.match(expr).group(1)
         env[var] = inputs.get(name, spec["inputs"][name].get("default", ""))
-    proc = subprocess.run(["bash", "-c", step["run"]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["bash", "-c", step["run"]], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
     outputs = parse_outputs(tmp / "output") if (tmp / "output").exists() else {}
     summary = (tmp / "summary.md").read_text() if (tmp / "summary.md").exists() else ""
     return proc, outputs, summary
@@ -68,13 +69,13 @@ def run_step(inputs: dict[str, str], tmp: Path) -> tuple[subprocess.CompletedPro
 
 def test_action_yml_validates_against_the_github_actions_schema(tmp_path: Path) -> None:
     check = [tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions"]
-    proc = subprocess.run([*check, str(ACTION)], capture_output=True, text=True)
+    proc = subprocess.run([*check, str(ACTION)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # The check can fail: a composite step without `shell` is invalid.
     broken = action()
     del broken["runs"]["steps"][0]["shell"]
     (tmp_path / "action.yml").write_text(yaml.safe_dump(broken))
-    proc = subprocess.run([*check, str(tmp_path / "action.yml")], capture_output=True, text=True)
+    proc = subprocess.run([*check, str(tmp_path / "action.yml")], capture_output=True, text=True, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
 
 

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from helpers import DATA, REDUCED, ROOT, WHEELS, clean_env, tool, wheel
 
 MANIFEST = ROOT / ".pre-commit-hooks.yaml"
@@ -27,14 +26,18 @@ def hook() -> dict:
 
 
 def test_manifest_validates_and_declares_a_serial_push_hook(tmp_path: Path) -> None:
-    proc = subprocess.run([tool("pre-commit"), "validate-manifest", str(MANIFEST)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [tool("pre-commit"), "validate-manifest", str(MANIFEST)], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     h = hook()
     assert h["language"] == "python" and h["files"] == r"\.onnx$" and h["require_serial"] is True
     assert h["stages"] == ["pre-push", "manual"] and h["pass_filenames"] is True
     broken = [{k: v for k, v in h.items() if k != "entry"}]
     (tmp_path / "hooks.yaml").write_text(yaml.safe_dump(broken))
-    proc = subprocess.run([tool("pre-commit"), "validate-manifest", str(tmp_path / "hooks.yaml")], capture_output=True)
+    proc = subprocess.run(
+        [tool("pre-commit"), "validate-manifest", str(tmp_path / "hooks.yaml")], capture_output=True, check=False
+    )
     assert proc.returncode != 0, "the validation can fail"
 
 
@@ -54,7 +57,7 @@ def test_entry_audits_each_file_with_the_options_and_keeps_the_most_severe_code(
     options = ["--data", "my data", "--seeds-per-class", "40"]
 
     def run(*models: str) -> int:
-        return subprocess.run([*entry, *options, *models], env=env).returncode
+        return subprocess.run([*entry, *options, *models], env=env, check=False).returncode
 
     assert run("clean.onnx", "m/clean2.onnx") == 0
     assert run("clean.onnx", "na.onnx") == 3
@@ -62,7 +65,10 @@ def test_entry_audits_each_file_with_the_options_and_keeps_the_most_severe_code(
     assert run("suspect.onnx", "broken.onnx", "na.onnx") == 2
     assert run("clean.onnx", "crash.onnx", "suspect.onnx") == 2, "a crash is an error"
     calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls[:2] == ["clean.onnx --data my data --seeds-per-class 40", "m/clean2.onnx --data my data --seeds-per-class 40"]
+    assert calls[:2] == [
+        "clean.onnx --data my data --seeds-per-class 40",
+        "m/clean2.onnx --data my data --seeds-per-class 40",
+    ]
     assert len(calls) == 13, "every file audited, none skipped after a failure"
 
 
@@ -94,7 +100,9 @@ def test_pre_commit_runs_the_hook_on_committed_models(tmp_path: Path) -> None:
 
     pre_commit = tool("pre-commit")
     # The default (pre-commit) stage does not run the audit: it is a push-time hook.
-    proc = subprocess.run([pre_commit, "run", "--all-files"], cwd=repo, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [pre_commit, "run", "--all-files"], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0 and "aegis-audit" not in proc.stdout, proc.stdout + proc.stderr
 
     proc = subprocess.run(
@@ -104,6 +112,7 @@ def test_pre_commit_runs_the_hook_on_committed_models(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=900,
+        check=False,
     )
     log = proc.stdout + proc.stderr
     # robust_localised: backdoor suspected (1) outranks standard_clean's "AEGIS does not apply" (3).
