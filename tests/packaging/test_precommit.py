@@ -26,8 +26,9 @@ def hook() -> dict:
 
 
 def test_manifest_validates_and_declares_a_serial_push_hook(tmp_path: Path) -> None:
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache")}
     proc = subprocess.run(
-        [tool("pre-commit"), "validate-manifest", str(MANIFEST)], capture_output=True, text=True, check=False
+        [tool("pre-commit"), "validate-manifest", str(MANIFEST)], env=env, capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     h = hook()
@@ -36,7 +37,10 @@ def test_manifest_validates_and_declares_a_serial_push_hook(tmp_path: Path) -> N
     broken = [{k: v for k, v in h.items() if k != "entry"}]
     (tmp_path / "hooks.yaml").write_text(yaml.safe_dump(broken))
     proc = subprocess.run(
-        [tool("pre-commit"), "validate-manifest", str(tmp_path / "hooks.yaml")], capture_output=True, check=False
+        [tool("pre-commit"), "validate-manifest", str(tmp_path / "hooks.yaml")],
+        env=env,
+        capture_output=True,
+        check=False,
     )
     assert proc.returncode != 0, "the validation can fail"
 
@@ -86,6 +90,7 @@ def test_pre_commit_runs_the_hook_on_committed_models(tmp_path: Path) -> None:
     (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [{"repo": "local", "hooks": [local]}]}))
     env = clean_env(
         PRE_COMMIT_HOME=str(tmp_path / "cache"),
+        VIRTUALENV_OVERRIDE_APP_DATA=str(tmp_path / "virtualenv"),
         PIP_NO_INDEX="1",
         PIP_FIND_LINKS=str(WHEELS),
         GIT_CONFIG_GLOBAL=str(tmp_path / "gitconfig"),
