@@ -3,7 +3,9 @@
 #   .tools/venv/    maturin, check-jsonschema, pre-commit, pytest, ruff (scripts/tools/requirements.txt);
 #   .tools/sarif/   Microsoft's SARIF Multitool from npm (scripts/tools/package-lock.json, `npm ci`);
 #   .tools/wheels/  onnxruntime==1.31.1 and its dependencies as wheels, so the packaging tests install
-#                   the aegis-audit wheel with `pip --no-index` (offline).
+#                   the aegis-audit wheel with `pip --no-index` (offline);
+#   .tools/wheels-runtime/  the one onnxruntime wheel `scripts/setup.sh --runtime` downloads (cp312), for
+#                   the test of that mode.
 # Idempotent: each part is redone only when its pin file changed. Needs python3 (3.11+) and npm.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,4 +45,11 @@ if [ "$(cat .tools/wheels/.stamp 2>/dev/null)" != "$want" ]; then
   rm -rf .tools/wheels
   "$py" -m pip download "${pipq[@]}" --only-binary :all: -d .tools/wheels -r "$pin/onnxruntime.txt"
   echo "$want" > .tools/wheels/.stamp
+fi
+
+if [ "$(cat .tools/wheels-runtime/.stamp 2>/dev/null)" != "$want" ]; then
+  rm -rf .tools/wheels-runtime
+  "$py" -m pip download "${pipq[@]}" --no-deps --only-binary :all: --implementation cp --python-version 3.12 \
+    --platform "manylinux_2_28_$(uname -m)" -d .tools/wheels-runtime onnxruntime==1.31.1
+  echo "$want" > .tools/wheels-runtime/.stamp
 fi
