@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; .ci/run calls it): installs what is missing
-# (scripts/setup.sh), then runs the Rust tests, the PyTorch plugin's tests, and the packaging checks
+# (scripts/setup.sh), then runs the Rust tests, the PyTorch plugin's tests, the packaging checks
 # (scripts/test_packaging.sh: wheels, GitHub Action, pre-commit hook, and every SARIF log the tests wrote
-# validated by Microsoft's SARIF Multitool with GitHub's rules).
+# validated by Microsoft's SARIF Multitool with GitHub's rules) and the integration plugins' tests
+# (scripts/test_integrations.sh: modelscan, MLflow, Ray).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,3 +17,5 @@ if [ -d plugins/torch/tests ]; then
   .venv/bin/python -m pytest -q plugins/torch/tests 2>&1
 fi
 bash scripts/test_packaging.sh 2>&1
+# The integrations run the binary `cargo test` just built (a release build would add minutes to CI).
+AEGIS_AUDIT_BIN="${AEGIS_AUDIT_BIN:-$root/target/debug/aegis-audit}" bash scripts/test_integrations.sh 2>&1
