@@ -35,7 +35,7 @@ if [ "$mode" = runtime ]; then
   trap 'rm -rf "$tmp"' EXIT
   # The library does not depend on the Python version: ask for a cp312 wheel so any python3 with pip
   # can fetch it (ONNX Runtime 1.31 publishes no wheel for Python < 3.11).
-  "$py" -m pip download -q --disable-pip-version-check --no-deps --only-binary :all: \
+  "$py" -m pip download -q --no-cache-dir --disable-pip-version-check --no-deps --only-binary :all: \
     --implementation cp --python-version 3.12 --platform "manylinux_2_28_$(uname -m)" \
     -d "$tmp" "$pkg==1.31.1"
   mkdir -p .ort

@@ -13,7 +13,7 @@ cd "$root"
 py="${PYTHON:-python3}"
 pin="scripts/tools"
 mkdir -p .tools
-pipq=(-q --disable-pip-version-check)
+pipq=(-q --no-cache-dir --disable-pip-version-check)
 
 stamp() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
