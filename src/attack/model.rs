@@ -1,6 +1,7 @@
-//! The interface PGD needs from a model: loss, gradient and logits for a batch.
+//! The interface PGD needs from a model: loss, gradient and logits for a batch, and optionally a
+//! whole PGD step computed inside the model.
 
-use super::AttackError;
+use super::{AttackError, Norm};
 
 /// What one evaluation of a gradient model returns for a batch of `n` images.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +16,25 @@ pub struct GradOutput {
     pub features: Vec<f32>,
 }
 
+/// One PGD step for a batch, for [`GradientModel::pgd_step`].
+#[derive(Debug)]
+pub struct StepRequest<'a> {
+    /// The images before the step (`n × c·h·w`, NCHW); the model writes the images after it here.
+    pub x: &'a mut [f32],
+    /// The images the attack started from (the centre of the ε-ball), same layout.
+    pub x0: &'a [f32],
+    /// Labels (targets of a targeted attack, true labels of an untargeted one), `n`.
+    pub y: &'a [i64],
+    /// Images in the batch.
+    pub n: usize,
+    /// The norm of the step and of the ball.
+    pub norm: Norm,
+    /// The signed step size: negative moves toward the label (targeted), positive away from it.
+    pub step: f32,
+    /// The radius of the ball.
+    pub eps: f32,
+}
+
 /// A classifier that can return the gradient of the per-example cross-entropy w.r.t. its input.
 pub trait GradientModel {
     /// Image shape `(c, h, w)` of one input.
@@ -25,4 +45,13 @@ pub trait GradientModel {
     fn feature_dim(&self) -> usize;
     /// Evaluates `n` images `x` (NCHW, values in [0, 1]) against labels `y`.
     fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, AttackError>;
+    /// Takes one PGD step inside the model where it can (gradient, step, projection onto the ball,
+    /// clamp to [0, 1], with the arithmetic of [`super::Pgd`]'s own step): writes the new images
+    /// into `req.x` and returns Σ g² per example, which is finite exactly when every gradient value
+    /// is. `None` means the model cannot; [`super::Pgd`] then calls [`GradientModel::eval`] and
+    /// steps itself.
+    fn pgd_step(&mut self, req: StepRequest<'_>) -> Option<Result<Vec<f64>, AttackError>> {
+        let _ = req;
+        None
+    }
 }

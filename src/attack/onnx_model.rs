@@ -1,16 +1,30 @@
-//! A [`GradientModel`] backed by an ONNX Runtime session over a gradient graph (inputs `x`, `y`;
-//! outputs `logits`, `features`, `loss`, `grad`). The session is created once per model.
+//! A [`GradientModel`] backed by ONNX Runtime sessions over a gradient graph (inputs `x`, `y`;
+//! outputs `logits`, `features`, `loss`, `grad`) and, created on the first PGD step of each norm,
+//! over its step graph ([`super::step_graph`]), which does a whole PGD step in one run.
 
-use super::{AttackError, GradOutput, GradientModel};
+use super::step_graph::{step_graph, StepNames};
+use super::{AttackError, GradOutput, GradientModel, Norm, StepRequest};
 use crate::runtime::{Device, RuntimeError, Session, SessionConfig, TensorData};
 
 /// Output names of a gradient graph, in the order aegis-audit writes them.
 pub const GRAD_OUTPUTS: [&str; 4] = ["logits", "features", "loss", "grad"];
 
+/// A session over a step graph and the names of its extra inputs and outputs.
+#[derive(Debug)]
+struct StepSession {
+    session: Session,
+    names: StepNames,
+}
+
 /// An ONNX gradient graph evaluated by ONNX Runtime.
 #[derive(Debug)]
 pub struct OnnxGradModel {
     session: Session,
+    config: SessionConfig,
+    grad_graph: Vec<u8>,
+    /// Step sessions, L2 then L∞, created when first needed.
+    steps: [Option<StepSession>; 2],
+    fused: bool,
     shape: (usize, usize, usize),
     classes: usize,
     feature_dim: usize,
@@ -26,7 +40,16 @@ impl OnnxGradModel {
                 return Err(RuntimeError::Session(format!("gradient graph has no output '{name}'")));
             }
         }
-        let mut model = OnnxGradModel { session, shape, classes: 0, feature_dim: 0 };
+        let mut model = OnnxGradModel {
+            session,
+            config: config.clone(),
+            grad_graph: grad_model.to_vec(),
+            steps: [None, None],
+            fused: true,
+            shape,
+            classes: 0,
+            feature_dim: 0,
+        };
         let (c, h, w) = shape;
         let out = model.run(&vec![0.0; c * h * w], 1, &[0])?;
         model.classes = out.logits.len();
@@ -40,6 +63,13 @@ impl OnnxGradModel {
     /// The execution provider the session runs on.
     pub fn device(&self) -> Device {
         self.session.device()
+    }
+
+    /// Whether PGD steps run inside ONNX Runtime (the step graph, the default) or as a gradient
+    /// evaluation followed by the step on the Rust side. Both give the same images up to the order
+    /// of a float64 sum; the switch exists to compare them.
+    pub fn set_fused_steps(&mut self, fused: bool) {
+        self.fused = fused;
     }
 
     fn run(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
@@ -60,6 +90,61 @@ impl OnnxGradModel {
             *slot = tensor.into_f32().ok_or_else(|| RuntimeError::Run(format!("output '{name}' is not float32")))?;
         }
         Ok(out)
+    }
+
+    fn step_session(&mut self, norm: Norm) -> Result<&mut StepSession, AttackError> {
+        let slot = match norm {
+            Norm::L2 => 0,
+            Norm::Linf => 1,
+        };
+        if self.steps[slot].is_none() {
+            let grad = crate::onnx::decode(&self.grad_graph).map_err(|e| AttackError::Model(e.to_string()))?;
+            let graph = step_graph(&grad, norm)?;
+            let session = Session::from_bytes(&crate::onnx::encode(&graph.model), &self.config)
+                .map_err(|e| AttackError::Model(format!("PGD step graph: {e}")))?;
+            self.steps[slot] = Some(StepSession { session, names: graph.names });
+        }
+        Ok(self.steps[slot].as_mut().expect("created above"))
+    }
+
+    fn fused_step(&mut self, req: StepRequest<'_>) -> Result<Vec<f64>, AttackError> {
+        let (c, h, w) = self.shape;
+        let n = req.n;
+        let dim = c * h * w;
+        if req.x.len() != n * dim || req.x0.len() != n * dim || req.y.len() != n {
+            return Err(AttackError::Shape(format!(
+                "PGD step of {n} images got {} image values, {} start values and {} labels",
+                req.x.len(),
+                req.x0.len(),
+                req.y.len()
+            )));
+        }
+        let s = self.step_session(req.norm)?;
+        let shape = vec![n as i64, c as i64, h as i64, w as i64];
+        let inputs = [
+            ("x", TensorData::f32(shape.clone(), req.x.to_vec())),
+            ("y", TensorData::i64(vec![n as i64], req.y.to_vec())),
+            (s.names.x0.as_str(), TensorData::f32(shape, req.x0.to_vec())),
+            (s.names.step.as_str(), TensorData::f32(vec![1], vec![req.step])),
+            (s.names.eps.as_str(), TensorData::f32(vec![1], vec![req.eps])),
+        ];
+        let outputs = s.session.run(&inputs).map_err(|e| AttackError::Model(e.to_string()))?;
+        let mut grad_sq = None;
+        for (name, tensor) in outputs {
+            if name == s.names.x_next {
+                let v = tensor.as_f32().ok_or_else(|| AttackError::Model("step output is not float32".into()))?;
+                if v.len() != req.x.len() {
+                    return Err(AttackError::Model(format!("step graph returned {} values for {n} images", v.len())));
+                }
+                req.x.copy_from_slice(v);
+            } else if name == s.names.grad_sq {
+                grad_sq = match tensor.values {
+                    crate::runtime::Values::F64(v) if v.len() == n => Some(v),
+                    _ => return Err(AttackError::Model("step graph's Σg² output is not float64 [N, 1]".into())),
+                };
+            }
+        }
+        grad_sq.ok_or_else(|| AttackError::Model("step graph returned no Σg²".into()))
     }
 }
 
@@ -88,5 +173,9 @@ impl GradientModel for OnnxGradModel {
             )));
         }
         Ok(out)
+    }
+
+    fn pgd_step(&mut self, req: StepRequest<'_>) -> Option<Result<Vec<f64>, AttackError>> {
+        self.fused.then(|| self.fused_step(req))
     }
 }

@@ -1,6 +1,6 @@
 //! The PGD loop: params (checked), batching, step, projection, clamping.
 
-use super::{AttackError, GradientModel};
+use super::{AttackError, GradientModel, StepRequest};
 
 /// The perturbation norm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,8 @@ impl Pgd {
 
     /// Runs PGD from `x0` (`n` images, NCHW in [0, 1]) with per-example labels (targets for a
     /// targeted attack, true labels for an untargeted one). Calls `progress(done_images)` after each batch.
+    /// Each step is the model's own [`GradientModel::pgd_step`] where it has one, else a gradient
+    /// evaluation and the step here; the logits and features come from one evaluation at the end.
     pub fn run(
         &self,
         model: &mut dyn GradientModel,
@@ -107,6 +109,10 @@ impl Pgd {
             return Err(AttackError::Shape(format!("label {bad} outside 0..{k}")));
         }
         let p = &self.params;
+        let sign = match p.goal {
+            Goal::Targeted => -1.0f32,
+            Goal::Untargeted => 1.0f32,
+        };
         let mut images = Vec::with_capacity(x0.len());
         let mut logits = Vec::with_capacity(n * k);
         let mut features = Vec::new();
@@ -118,6 +124,21 @@ impl Pgd {
             let y = &labels[start..end];
             let mut x = orig.to_vec();
             for step in 0..p.steps {
+                let req = StepRequest { x: &mut x, x0: orig, y, n: b, norm: p.norm, step: sign * p.step, eps: p.eps };
+                if let Some(grad_sq) = model.pgd_step(req) {
+                    let grad_sq = grad_sq?;
+                    evaluations += 1;
+                    if grad_sq.len() != b {
+                        return Err(AttackError::Model(format!(
+                            "PGD step returned {} norms for {b} images",
+                            grad_sq.len()
+                        )));
+                    }
+                    if let Some(i) = grad_sq.iter().position(|v| !v.is_finite()) {
+                        return Err(AttackError::NonFinite { step, example: start + i });
+                    }
+                    continue;
+                }
                 let out = model.eval(&x, b, y)?;
                 evaluations += 1;
                 if out.grad.len() != x.len() {
