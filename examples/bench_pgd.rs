@@ -3,16 +3,19 @@
 //! `scripts/bench_pgd.py` runs it side by side with PyTorch doing the identical PGD on the same
 //! weights and prints the ratios.
 //!
-//! usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda] [--engine fused|eval] [--warmup-only]
+//! usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda] [--engine fused|eval] [--workers W]
+//!        [--warmup-only]
 //!
 //! `--engine eval` runs the steps as gradient evaluations with the step on the Rust side (the engine
-//! before the step graph), to compare the two. The session is created and warmed up (one batch, two
-//! steps) before the timed run; `--warmup-only` stops there. Prints one JSON line.
+//! before the step graph), to compare the two. `--workers` sets the step workers (default: one per
+//! thread, each session on one thread; `--workers 1`: one session with THREADS intra-op threads).
+//! The sessions are created and warmed up (two steps on the first batch) before the timed run;
+//! `--warmup-only` stops there. Prints one JSON line.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use aegis_audit::attack::{Goal, Norm, PgdParams};
+use aegis_audit::attack::{default_workers, Goal, Norm, PgdParams};
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::onnx::{FeatureChoice, LoadLimits};
@@ -24,7 +27,7 @@ const USAGE: &str =
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let mut positional = Vec::new();
-    let (mut fused, mut warmup_only) = (true, false);
+    let (mut fused, mut warmup_only, mut workers) = (true, false, None);
     let mut it = all.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -34,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 _ => return Err(USAGE.into()),
             },
             "--warmup-only" => warmup_only = true,
+            "--workers" => workers = Some(it.next().ok_or(USAGE)?.parse::<usize>()?),
             _ => positional.push(arg.clone()),
         }
     }
@@ -49,6 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut prepared =
         PreparedModel::load(&PathBuf::from(&a[0]), &FeatureChoice::LastConv, &LoadLimits::default(), &config)?;
     prepared.model.set_fused_steps(fused);
+    let workers = workers.unwrap_or_else(|| default_workers(&config));
+    prepared.model.set_step_workers(workers);
     let (c, h, w) = prepared.image_shape();
     let dim = c * h * w;
     let test = load_dataset(&PathBuf::from(&a[1]), Split::Test, ImageShape::new(c, h, w))?;
@@ -83,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sum::<f64>()
         / n as f64;
     println!(
-        "{{\"impl\": \"aegis-audit\", \"engine\": \"{}\", \"images\": {n}, \"steps\": {steps}, \"seconds\": {secs:.4}, \
+        "{{\"impl\": \"aegis-audit\", \"engine\": \"{}\", \"workers\": {workers}, \"images\": {n}, \"steps\": {steps}, \"seconds\": {secs:.4}, \
          \"step_images_per_s\": {:.1}, \"not_fooled\": {not_fooled:.4}, \"mean_l2\": {mean_l2:.4}}}",
         if fused { "fused" } else { "eval" },
         (n * steps) as f64 / secs

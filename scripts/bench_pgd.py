@@ -22,7 +22,9 @@ Timing: every implementation is warmed up first (sessions created, compilation d
 `--repeats` rounds run every implementation once each, in a rotated order (interleaved, so a load change hits all
 of them alike), and the best round of each counts. The table gives seconds, PGD step·images/s, the fraction not
 fooled and the mean L2 perturbation (equal work: these agree up to floating-point rounding), and per architecture
-the ratio aegis-audit / fastest PyTorch variant.
+the ratio aegis-audit / fastest PyTorch variant. Two more aegis rows are references: `aegis-1-session` (one ONNX
+Runtime session with `--threads` intra-op threads instead of one single-threaded step worker per thread) and
+`aegis-before` (the engine before the in-graph PGD step: a gradient evaluation per step, the step in Rust).
 
 usage: .venv/bin/python scripts/bench_pgd.py [--arch zoo-cnn resnet-small] [--n 500] [--steps 20] [--batch 100]
        [--threads 2] [--repeats 5] [--json FILE]
@@ -200,8 +202,17 @@ def build_example() -> pathlib.Path:
     return root / "target/release/examples/bench_pgd"
 
 
-def aegis(exe, onnx_path, a, warmup_only=False):
-    cmd = [str(exe), str(onnx_path), a.data, str(a.n), str(a.steps), str(a.batch), str(a.threads)]
+# aegis-audit's engine as the audit runs it, and two references: one session with intra-op threads instead of
+# one single-threaded worker per thread, and the engine before the in-graph step (gradient evaluation, step in Rust).
+AEGIS = {
+    "aegis-audit": [],
+    "aegis-1-session": ["--workers", "1"],
+    "aegis-before": ["--engine", "eval", "--workers", "1"],
+}
+
+
+def aegis(exe, onnx_path, a, flags, warmup_only=False):
+    cmd = [str(exe), str(onnx_path), a.data, str(a.n), str(a.steps), str(a.batch), str(a.threads), *flags]
     env = dict(os.environ)
     env.setdefault("ORT_DYLIB_PATH", str(root / ".ort/libonnxruntime.so.1.31.1"))
     if warmup_only:
@@ -256,14 +267,16 @@ def main() -> None:
             # A variant this PyTorch build cannot run (compiler errors are RuntimeErrors) is reported, not hidden.
             except (RuntimeError, ValueError, TypeError, NotImplementedError, OSError) as e:
                 print(f"{arch}: {name} skipped: {type(e).__name__}: {str(e).splitlines()[0][:200]}", file=sys.stderr)
-        aegis(exe, onnx_path, a, warmup_only=True)
+        engines = {k: v for k, v in AEGIS.items() if k != "aegis-1-session" or a.threads > 1}
+        for flags in engines.values():
+            aegis(exe, onnx_path, a, flags, warmup_only=True)
         best: dict[str, dict] = {}
-        names = ["aegis-audit", *impls]
+        names = [*engines, *impls]
         for r in range(a.repeats):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
-                if name == "aegis-audit":
-                    m = aegis(exe, onnx_path, a)
+                if name in engines:
+                    m = aegis(exe, onnx_path, a, engines[name])
                 else:
                     t0 = time.perf_counter()
                     x_adv = impls[name](x0, y, a.steps, a.batch)
@@ -275,9 +288,7 @@ def main() -> None:
                 if name not in best or m["seconds"] < best[name]["seconds"]:
                     best[name] = m
         work = a.n * a.steps
-        fastest_torch = min(
-            (b for n, b in best.items() if n != "aegis-audit"), key=lambda b: b["seconds"], default=None
-        )
+        fastest_torch = min((b for n, b in best.items() if n not in engines), key=lambda b: b["seconds"], default=None)
         print(
             f"\n{arch}: {a.n} images x {a.steps} steps, batch {a.batch}, {a.threads} threads, best of {a.repeats} "
             f"interleaved rounds"
@@ -293,8 +304,9 @@ def main() -> None:
                 f"{b['not_fooled']:10.4f} {b['mean_l2']:8.4f}"
             )
         if fastest_torch:
-            ratio = fastest_torch["seconds"] / best["aegis-audit"]["seconds"]
-            print(f"ratio aegis-audit / fastest PyTorch ({fastest_torch['impl']}) = {ratio:.2f}x")
+            for name in engines:
+                ratio = fastest_torch["seconds"] / best[name]["seconds"]
+                print(f"ratio {name} / fastest PyTorch ({fastest_torch['impl']}) = {ratio:.2f}x")
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps({"args": vars(a), "runs": results}, indent=1))
 

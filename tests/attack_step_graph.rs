@@ -98,6 +98,28 @@ fn twenty_fused_steps_track_the_rust_steps() {
     }
 }
 
+/// Several step workers split the images into even shares, each stepped on its own thread in
+/// batches of at most the batch size: per image the same arithmetic, so the same images.
+#[test]
+fn step_workers_share_the_images_and_agree_with_one_worker() {
+    let mut prepared = zoo_model();
+    let (x, y) = test_images(30);
+    let p = PgdParams { norm: Norm::L2, eps: 1.5, step: 0.25, steps: 5, goal: Goal::Untargeted, batch_size: 16 };
+    prepared.model.set_step_workers(1);
+    let one = run(&mut prepared.model, true, &p, &x, &y);
+    prepared.model.set_step_workers(3);
+    let mut seen = Vec::new();
+    let three = p.clone().check().unwrap().run(&mut prepared.model, &x, &y, |d| seen.push(d)).unwrap();
+    assert!(max_diff(&one.images, &three.images) <= 1e-6, "{}", max_diff(&one.images, &three.images));
+    assert_eq!(one.success, three.success);
+    assert!(max_diff(&one.logits, &three.logits) <= 1e-4);
+    // Shares of 10 images, one batch each: 3 × 5 steps, then 2 final evaluations of ≤ 16 images.
+    assert_eq!(three.evaluations, 3 * 5 + 2);
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen.last(), Some(&30));
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+}
+
 /// logits = Flatten(x) · W / 0: every gradient value is infinite or NaN.
 fn poisoned_model() -> OnnxGradModel {
     let graph = aegis_audit::onnx::proto::GraphProto {
@@ -126,11 +148,15 @@ fn a_non_finite_gradient_is_the_same_error_on_both_paths() {
     let mut m = poisoned_model();
     let x = vec![0.5f32; 3 * 4];
     for norm in [Norm::L2, Norm::Linf] {
-        for fused in [true, false] {
+        for (fused, workers) in [(true, 1), (true, 2), (false, 1)] {
             m.set_fused_steps(fused);
+            m.set_step_workers(workers);
             let p = PgdParams { norm, eps: 1.0, step: 0.1, steps: 3, goal: Goal::Untargeted, batch_size: 2 };
             let err = p.check().unwrap().run(&mut m, &x, &[0, 1, 2], |_| {}).unwrap_err();
-            assert!(matches!(err, AttackError::NonFinite { step: 0, example: 0 }), "{norm:?} fused={fused}: {err}");
+            assert!(
+                matches!(err, AttackError::NonFinite { step: 0, example: 0 }),
+                "{norm:?} fused={fused} workers={workers}: {err}"
+            );
         }
     }
 }

@@ -9,8 +9,8 @@ mod onnx_model;
 mod pgd;
 pub mod step_graph;
 
-pub use model::{GradOutput, GradientModel, StepRequest};
-pub use onnx_model::{OnnxGradModel, GRAD_OUTPUTS};
+pub use model::{GradOutput, GradientModel, PgdStepper, StepRequest};
+pub use onnx_model::{default_workers, OnnxGradModel, GRAD_OUTPUTS};
 pub use pgd::{argmax_rows, Goal, Norm, Pgd, PgdParams, PgdResult};
 
 use thiserror::Error;

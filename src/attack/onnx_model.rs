@@ -1,20 +1,14 @@
 //! A [`GradientModel`] backed by ONNX Runtime sessions over a gradient graph (inputs `x`, `y`;
-//! outputs `logits`, `features`, `loss`, `grad`) and, created on the first PGD step of each norm,
-//! over its step graph ([`super::step_graph`]), which does a whole PGD step in one run.
+//! outputs `logits`, `features`, `loss`, `grad`) and over its step graph ([`super::step_graph`]),
+//! which does a whole PGD step in one run. The step sessions are created on the first PGD of each
+//! norm: one per worker, so that batches are stepped in parallel, each worker on one thread.
 
 use super::step_graph::{step_graph, StepNames};
-use super::{AttackError, GradOutput, GradientModel, Norm, StepRequest};
-use crate::runtime::{Device, RuntimeError, Session, SessionConfig, TensorData};
+use super::{AttackError, GradOutput, GradientModel, Norm, PgdStepper, StepRequest};
+use crate::runtime::{Device, RuntimeError, Session, SessionConfig, TensorData, Values};
 
 /// Output names of a gradient graph, in the order aegis-audit writes them.
 pub const GRAD_OUTPUTS: [&str; 4] = ["logits", "features", "loss", "grad"];
-
-/// A session over a step graph and the names of its extra inputs and outputs.
-#[derive(Debug)]
-struct StepSession {
-    session: Session,
-    names: StepNames,
-}
 
 /// An ONNX gradient graph evaluated by ONNX Runtime.
 #[derive(Debug)]
@@ -22,12 +16,23 @@ pub struct OnnxGradModel {
     session: Session,
     config: SessionConfig,
     grad_graph: Vec<u8>,
-    /// Step sessions, L2 then L∞, created when first needed.
-    steps: [Option<StepSession>; 2],
+    /// Step workers, L2 then L∞, created when first needed.
+    steppers: [Vec<OnnxStepper>; 2],
+    workers: usize,
     fused: bool,
     shape: (usize, usize, usize),
     classes: usize,
     feature_dim: usize,
+}
+
+/// The number of step workers for `config`: one per thread on the CPU (`intra_threads`, or every
+/// core when it is 0), each running its session on one thread; one on CUDA.
+pub fn default_workers(config: &SessionConfig) -> usize {
+    match (config.device, config.intra_threads) {
+        (Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        (Device::Cpu, t) => t,
+        _ => 1,
+    }
 }
 
 impl OnnxGradModel {
@@ -44,7 +49,8 @@ impl OnnxGradModel {
             session,
             config: config.clone(),
             grad_graph: grad_model.to_vec(),
-            steps: [None, None],
+            steppers: [Vec::new(), Vec::new()],
+            workers: default_workers(config),
             fused: true,
             shape,
             classes: 0,
@@ -72,6 +78,16 @@ impl OnnxGradModel {
         self.fused = fused;
     }
 
+    /// How many step workers PGD uses (at least 1; default [`default_workers`]). With one worker
+    /// its session runs with the configured intra-op threads; with several, each runs on one thread.
+    pub fn set_step_workers(&mut self, workers: usize) {
+        let workers = workers.max(1);
+        if workers != self.workers {
+            self.workers = workers;
+            self.steppers = [Vec::new(), Vec::new()];
+        }
+    }
+
     fn run(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
         let (c, h, w) = self.shape;
         let inputs = [
@@ -91,23 +107,18 @@ impl OnnxGradModel {
         }
         Ok(out)
     }
+}
 
-    fn step_session(&mut self, norm: Norm) -> Result<&mut StepSession, AttackError> {
-        let slot = match norm {
-            Norm::L2 => 0,
-            Norm::Linf => 1,
-        };
-        if self.steps[slot].is_none() {
-            let grad = crate::onnx::decode(&self.grad_graph).map_err(|e| AttackError::Model(e.to_string()))?;
-            let graph = step_graph(&grad, norm)?;
-            let session = Session::from_bytes(&crate::onnx::encode(&graph.model), &self.config)
-                .map_err(|e| AttackError::Model(format!("PGD step graph: {e}")))?;
-            self.steps[slot] = Some(StepSession { session, names: graph.names });
-        }
-        Ok(self.steps[slot].as_mut().expect("created above"))
-    }
+/// A session over a step graph: takes PGD steps for one batch at a time.
+#[derive(Debug)]
+struct OnnxStepper {
+    session: Session,
+    names: StepNames,
+    shape: (usize, usize, usize),
+}
 
-    fn fused_step(&mut self, req: StepRequest<'_>) -> Result<Vec<f64>, AttackError> {
+impl PgdStepper for OnnxStepper {
+    fn step(&mut self, req: StepRequest<'_>) -> Result<Vec<f64>, AttackError> {
         let (c, h, w) = self.shape;
         let n = req.n;
         let dim = c * h * w;
@@ -119,27 +130,27 @@ impl OnnxGradModel {
                 req.y.len()
             )));
         }
-        let s = self.step_session(req.norm)?;
         let shape = vec![n as i64, c as i64, h as i64, w as i64];
+        let names = &self.names;
         let inputs = [
             ("x", TensorData::f32(shape.clone(), req.x.to_vec())),
             ("y", TensorData::i64(vec![n as i64], req.y.to_vec())),
-            (s.names.x0.as_str(), TensorData::f32(shape, req.x0.to_vec())),
-            (s.names.step.as_str(), TensorData::f32(vec![1], vec![req.step])),
-            (s.names.eps.as_str(), TensorData::f32(vec![1], vec![req.eps])),
+            (names.x0.as_str(), TensorData::f32(shape, req.x0.to_vec())),
+            (names.step.as_str(), TensorData::f32(vec![1], vec![req.step])),
+            (names.eps.as_str(), TensorData::f32(vec![1], vec![req.eps])),
         ];
-        let outputs = s.session.run(&inputs).map_err(|e| AttackError::Model(e.to_string()))?;
+        let outputs = self.session.run(&inputs).map_err(|e| AttackError::Model(e.to_string()))?;
         let mut grad_sq = None;
         for (name, tensor) in outputs {
-            if name == s.names.x_next {
+            if name == names.x_next {
                 let v = tensor.as_f32().ok_or_else(|| AttackError::Model("step output is not float32".into()))?;
                 if v.len() != req.x.len() {
                     return Err(AttackError::Model(format!("step graph returned {} values for {n} images", v.len())));
                 }
                 req.x.copy_from_slice(v);
-            } else if name == s.names.grad_sq {
+            } else if name == names.grad_sq {
                 grad_sq = match tensor.values {
-                    crate::runtime::Values::F64(v) if v.len() == n => Some(v),
+                    Values::F64(v) if v.len() == n => Some(v),
                     _ => return Err(AttackError::Model("step graph's Σg² output is not float64 [N, 1]".into())),
                 };
             }
@@ -175,7 +186,28 @@ impl GradientModel for OnnxGradModel {
         Ok(out)
     }
 
-    fn pgd_step(&mut self, req: StepRequest<'_>) -> Option<Result<Vec<f64>, AttackError>> {
-        self.fused.then(|| self.fused_step(req))
+    fn steppers(&mut self, norm: Norm) -> Result<Vec<&mut dyn PgdStepper>, AttackError> {
+        if !self.fused {
+            return Ok(Vec::new());
+        }
+        let slot = match norm {
+            Norm::L2 => 0,
+            Norm::Linf => 1,
+        };
+        if self.steppers[slot].is_empty() {
+            let grad = crate::onnx::decode(&self.grad_graph).map_err(|e| AttackError::Model(e.to_string()))?;
+            let graph = step_graph(&grad, norm)?;
+            let bytes = crate::onnx::encode(&graph.model);
+            let config = match self.workers {
+                1 => self.config.clone(),
+                _ => SessionConfig { intra_threads: 1, ..self.config.clone() },
+            };
+            for _ in 0..self.workers {
+                let session = Session::from_bytes(&bytes, &config)
+                    .map_err(|e| AttackError::Model(format!("PGD step graph: {e}")))?;
+                self.steppers[slot].push(OnnxStepper { session, names: graph.names.clone(), shape: self.shape });
+            }
+        }
+        Ok(self.steppers[slot].iter_mut().map(|s| s as &mut dyn PgdStepper).collect())
     }
 }
