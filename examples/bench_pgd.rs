@@ -21,8 +21,8 @@ use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::onnx::{FeatureChoice, LoadLimits};
 use aegis_audit::runtime::{self, Device, SessionConfig};
 
-const USAGE: &str =
-    "usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda] [--engine fused|eval] [--warmup-only]";
+const USAGE: &str = "usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda] [--engine fused|eval] \
+                     [--workers W] [--warmup-only]";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let all: Vec<String> = std::env::args().skip(1).collect();
@@ -77,9 +77,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let pgd = params(steps).check()?;
+    let cpu0 = cpu_seconds();
     let t0 = Instant::now();
     let r = pgd.run(&mut prepared.model, &x, &y, |_| {})?;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds().zip(cpu0).map_or(f64::NAN, |(b, a)| b - a);
     let not_fooled = r.success.iter().filter(|s| !**s).count() as f64 / n as f64;
     let mean_l2 = (0..n)
         .map(|i| {
@@ -89,10 +91,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sum::<f64>()
         / n as f64;
     println!(
-        "{{\"impl\": \"aegis-audit\", \"engine\": \"{}\", \"workers\": {workers}, \"images\": {n}, \"steps\": {steps}, \"seconds\": {secs:.4}, \
+        "{{\"impl\": \"aegis-audit\", \"engine\": \"{}\", \"workers\": {workers}, \"images\": {n}, \"steps\": {steps}, \"seconds\": {secs:.4}, \"cpu_seconds\": {cpu:.2}, \
          \"step_images_per_s\": {:.1}, \"not_fooled\": {not_fooled:.4}, \"mean_l2\": {mean_l2:.4}}}",
         if fused { "fused" } else { "eval" },
         (n * steps) as f64 / secs
     );
     Ok(())
+}
+
+/// User + system CPU time of the whole process (all threads) so far, from `/proc/self/stat` (Linux;
+/// `None` elsewhere): a measure that waiting for a loaded machine's cores does not inflate.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }

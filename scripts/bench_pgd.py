@@ -15,7 +15,9 @@ PyTorch variants, every one with frozen weights (`requires_grad_(False)`, eval m
   torchscript-frozen     `torch.jit.freeze(torch.jit.trace(model))` (conv-BatchNorm folding) and autograd;
   torch-compile          `torch.compile(model)` (Inductor, C++ code) and autograd through it;
   torch-compile-step     the whole step (gradient by `torch.func.grad`, step, projection, clamp) under one
-                         `torch.compile`.
+                         `torch.compile`;
+  torch-eager-mp,        data-parallel: `--threads` processes of one thread each, each attacking an even share
+  torchscript-frozen-mp  of the images (what aegis-audit's step workers do with one ONNX Runtime session each).
 Variants that fail here (for example a compiler error) are reported and skipped, never silently dropped.
 
 Timing: every implementation is warmed up first (sessions created, compilation done, outside the timing); then
@@ -33,7 +35,10 @@ usage: .venv/bin/python scripts/bench_pgd.py [--arch zoo-cnn resnet-small] [--n 
 from __future__ import annotations
 
 import argparse
+import copy
+import io
 import json
+import multiprocessing
 import os
 import pathlib
 import subprocess
@@ -51,7 +56,15 @@ from aegis_torch import checkpoint, data, export, models
 
 EPS = 1.5
 ARCHES = ("zoo-cnn", "resnet-small")
-TORCH_VARIANTS = ("torch-eager", "torch-eager-cl", "torchscript-frozen", "torch-compile", "torch-compile-step")
+TORCH_VARIANTS = (
+    "torch-eager",
+    "torch-eager-cl",
+    "torchscript-frozen",
+    "torch-compile",
+    "torch-compile-step",
+    "torch-eager-mp",
+    "torchscript-frozen-mp",
+)
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -171,7 +184,9 @@ def frozen(model: nn.Module) -> nn.Module:
 
 
 def make_variant(name: str, model: nn.Module, example: torch.Tensor):
-    model = frozen(model)
+    if name.endswith("-mp"):
+        return MultiProcess(name.removesuffix("-mp"), model, example)
+    model = frozen(copy.deepcopy(model))  # channels-last conversion, tracing or compiling never touch the original
     if name == "torch-eager":
         return autograd_pgd(model)
     if name == "torch-eager-cl":
@@ -185,6 +200,39 @@ def make_variant(name: str, model: nn.Module, example: torch.Tensor):
     if name == "torch-compile-step":
         return compiled_step_pgd(model)
     raise ValueError(name)
+
+
+_worker = None
+
+
+def _mp_init(model_bytes: bytes, base: str, example: np.ndarray) -> None:
+    global _worker
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    model = torch.load(io.BytesIO(model_bytes), weights_only=False)
+    _worker = make_variant(base, model, torch.from_numpy(example))
+
+
+def _mp_run(args):
+    x0, y, steps, batch = args
+    return _worker(torch.from_numpy(x0), torch.from_numpy(y), steps, batch).numpy()
+
+
+class MultiProcess:
+    """`torch.get_num_threads()` processes of one thread each, each attacking an even share of the images in
+    batches of at most `batch` (as aegis-audit's step workers do); the pool is started outside the timing."""
+
+    def __init__(self, base: str, model: nn.Module, example: torch.Tensor):
+        self.procs = torch.get_num_threads()
+        buf = io.BytesIO()
+        torch.save(model, buf)
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ctx.Pool(self.procs, initializer=_mp_init, initargs=(buf.getvalue(), base, example.numpy()))
+
+    def __call__(self, x0, y, steps, batch):
+        b = [w * len(y) // self.procs for w in range(self.procs + 1)]
+        shards = [(x0[b[w] : b[w + 1]].numpy(), y[b[w] : b[w + 1]].numpy(), steps, batch) for w in range(self.procs)]
+        return torch.from_numpy(np.concatenate(self.pool.map(_mp_run, shards)))
 
 
 def summary(x_adv: torch.Tensor, x0: torch.Tensor, y: torch.Tensor, model: nn.Module) -> tuple[float, float]:
