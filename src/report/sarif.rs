@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::model::{AuditReport, ClassResult, Level, Verdict};
+use super::model::{AuditReport, ClassResult, Level, ToolInfo, Verdict, EXIT_ERROR};
 use super::relative_uri;
 
 /// SARIF schema URI written in `$schema`.
@@ -18,8 +18,16 @@ pub const RULE_SUSPECTED: &str = "AEGIS001";
 pub const RULE_NOT_APPLICABLE: &str = "AEGIS002";
 /// Rule: a class was analysed and found clean (only with [`SarifOptions::include_passes`]).
 pub const RULE_CLASS_CLEAN: &str = "AEGIS003";
-/// Key of the partial fingerprint.
-pub const FINGERPRINT_KEY: &str = "aegisFinding/v1";
+/// Key of the partial fingerprint: the one GitHub code scanning matches alerts by. upload-sarif fills it
+/// only when it is missing, by hashing the text around the result's line, which for ONNX files from one
+/// exporter is the same bytes: every finding would collapse into one alert. We write it ourselves.
+pub const FINGERPRINT_KEY: &str = "primaryLocationLineHash";
+/// Where a reader of the log learns about the tool (`tool.driver.informationUri`): the crate's
+/// `homepage` when Cargo.toml sets one, else the Python package's page.
+pub const INFORMATION_URI: &str = match env!("CARGO_PKG_HOMEPAGE").as_bytes() {
+    [] => "https://pypi.org/project/aegis-backdoor-audit/",
+    _ => env!("CARGO_PKG_HOMEPAGE"),
+};
 
 /// How to write the SARIF log.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,12 +68,7 @@ pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
         "runs": [{
-            "tool": { "driver": {
-                "name": report.tool.name,
-                "version": report.tool.version,
-                "semanticVersion": report.tool.version,
-                "rules": rules(),
-            }},
+            "tool": { "driver": driver(&report.tool) },
             "automationDetails": { "id": format!("{}/{model_uri}/", report.tool.name) },
             "invocations": [invocation(report)],
             "artifacts": [{
@@ -77,6 +80,67 @@ pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
             "results": results,
             "properties": run_properties(report, opts),
         }],
+    })
+}
+
+/// One model's part of a several-model SARIF log.
+#[derive(Debug, Clone, Copy)]
+pub enum RunInput<'a> {
+    /// The model was audited.
+    Report(&'a AuditReport),
+    /// The model could not be audited.
+    Failed {
+        /// The model path as given.
+        model: &'a str,
+        /// Why, in one line.
+        error: &'a str,
+        /// The command line, program name first.
+        command_line: &'a [String],
+    },
+}
+
+/// Several models as one SARIF log: one run per model, in order, each with its own
+/// `automationDetails.id`. A model that could not be audited gets a run with no results,
+/// `executionSuccessful: false` and an error notification.
+pub fn to_sarif_log(inputs: &[RunInput<'_>], opts: &SarifOptions) -> Value {
+    let runs: Vec<Value> = inputs
+        .iter()
+        .map(|input| match *input {
+            RunInput::Report(report) => to_sarif_with(report, opts)["runs"][0].take(),
+            RunInput::Failed { model, error, command_line } => failed_run(model, error, command_line, opts),
+        })
+        .collect();
+    json!({ "$schema": SCHEMA_URI, "version": "2.1.0", "runs": runs })
+}
+
+/// The run of a model that could not be audited.
+fn failed_run(model: &str, error: &str, command_line: &[String], opts: &SarifOptions) -> Value {
+    let tool = ToolInfo::default();
+    let model_uri = relative_uri(Path::new(model), &opts.base);
+    json!({
+        "tool": { "driver": driver(&tool) },
+        "automationDetails": { "id": format!("{}/{model_uri}/", tool.name) },
+        "invocations": [{
+            "commandLine": command_line.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+            "arguments": command_line.iter().skip(1).collect::<Vec<_>>(),
+            "executionSuccessful": false,
+            "exitCode": EXIT_ERROR,
+            "toolExecutionNotifications": [{ "level": "error", "message": { "text": error } }],
+        }],
+        "artifacts": [{ "location": { "uri": model_uri }, "roles": ["analysisTarget"] }],
+        "results": [],
+        "properties": { "exitCode": EXIT_ERROR, "error": error },
+    })
+}
+
+/// `tool.driver`: name, version and the rules.
+fn driver(tool: &ToolInfo) -> Value {
+    json!({
+        "name": tool.name,
+        "version": tool.version,
+        "semanticVersion": tool.version,
+        "informationUri": INFORMATION_URI,
+        "rules": rules(),
     })
 }
 
@@ -152,9 +216,13 @@ fn model_location(model_uri: &str) -> Value {
     }])
 }
 
-/// A stable fingerprint: SHA-256 of model hash, rule, method and class.
+/// The finding's identity for GitHub: SHA-256 over the model's SHA-256, the rule, the method's report name
+/// (`aegis`, `reach`, `neural-cleanse`) and the class, so it is the same in every run on the same model
+/// and distinct per finding; a retrained model (another hash) gives new alerts.
 fn fingerprint(report: &AuditReport, rule: &str, class: &str) -> Value {
-    let key = format!("{}/{rule}/{:?}/{class}", report.model.sha256, report.method.method);
+    let method = serde_json::to_value(report.method.method).ok();
+    let method = method.as_ref().and_then(Value::as_str).unwrap_or_else(|| report.method.method.name());
+    let key = format!("aegis-audit/v1\0{}\0{rule}\0{method}\0{class}", report.model.sha256);
     let digest = Sha256::digest(key.as_bytes());
     json!({ FINGERPRINT_KEY: format!("{digest:x}") })
 }
@@ -242,6 +310,7 @@ fn invocation(report: &AuditReport) -> Value {
             "dataset": report.dataset,
             "precondition": report.precondition,
             "wallTimeSeconds": report.wall_time_s,
+            "timings": report.timings,
         },
     })
 }
