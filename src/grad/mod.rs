@@ -3,17 +3,22 @@
 use thiserror::Error;
 
 mod build;
+mod layout;
 mod rules;
 pub mod shapes;
 
 pub use build::{add_initializer_shapes, build, shape_probe_tensors, GradSpec, MIN_OUTPUT_OPSET};
+pub use layout::nchw_front;
 pub use shapes::{RuntimeProbe, ShapeMap, ShapeProbe, TensorShape};
 
 use crate::onnx::proto::ModelProto;
 
 /// Probes the shapes `build` needs with `probe` (ONNX Runtime in practice: [`RuntimeProbe`]) and
-/// builds the gradient graph of `model` (see [`build`]).
+/// builds the gradient graph of `model` (see [`build`]). A channels-last image input is presented
+/// as NCHW `x` ([`nchw_front`]).
 pub fn build_probed(model: &ModelProto, spec: &GradSpec, probe: &mut dyn ShapeProbe) -> Result<ModelProto, GradError> {
+    let fronted = nchw_front(model, &spec.input)?;
+    let model = fronted.as_ref().unwrap_or(model);
     let tensors = shape_probe_tensors(model, spec)?;
     let mut shapes = shapes::probe(model, &spec.input, &tensors, probe)?;
     add_initializer_shapes(model, &mut shapes);
@@ -49,6 +54,27 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Constant",
     "Softmax",
     "LogSoftmax",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "ReduceSum",
+    "ReduceMean",
+    "Slice",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Split",
+    "Squeeze",
+    "Unsqueeze",
+    "Expand",
+    "Neg",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Reciprocal",
+    "Erf",
+    "Pow",
+    "LayerNormalization",
 ];
 
 /// Whether the gradient builder has a backward rule for `op_type` (default ONNX domain).
