@@ -223,7 +223,7 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
     b.op_named("Identity", &[&spec.features], &["features"], vec![]);
 
     // Inputs, outputs, initializers of the kept nodes; the image input becomes `x`.
-    let used: HashSet<&str> = b.nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let used: HashSet<&str> = b.nodes.iter().flat_map(crate::onnx::graph::node_inputs).collect();
     let initializers: Vec<_> =
         graph.initializer.iter().filter(|t| used.contains(t.name.as_deref().unwrap_or(""))).cloned().collect();
     for t in initializers {
@@ -371,8 +371,8 @@ impl Plan {
                 if std::mem::replace(&mut seen[i], true) {
                     continue;
                 }
-                for t in &nodes[i].input {
-                    if let Some(&p) = producer.get(t.as_str()) {
+                for t in crate::onnx::graph::node_inputs(&nodes[i]) {
+                    if let Some(&p) = producer.get(t) {
                         stack.push(p);
                     }
                 }

@@ -219,9 +219,10 @@ const POOL_FLATTEN_OPS: &[&str] = &[
 ];
 
 /// Ops that may sit inside the pooling chain without ending it: a permutation or normalisation
-/// after the pooling (ConvNeXt's LayerNorm2d, Swin's permute), dropout.
+/// after the pooling (ConvNeXt's LayerNorm2d, Swin's permute; the dynamo exporter writes some of
+/// these views as a Gather over the flattened tensor), dropout.
 const CHAIN_PASS_OPS: &[&str] =
-    &["Transpose", "LayerNormalization", "BatchNormalization", "Dropout", "Identity", "Unsqueeze"];
+    &["Transpose", "LayerNormalization", "BatchNormalization", "Dropout", "Identity", "Unsqueeze", "Gather"];
 
 /// Unary ops (or ops with one computed input) an activation written out in elementary ops may use
 /// (SiLU as `x·Sigmoid(x)`, GELU as `0.5·x·(1 + Erf(x/√2))`).

@@ -36,6 +36,40 @@ pub fn is_data_input(op: &str, slot: usize) -> bool {
     }
 }
 
+/// The tensors a node reads: its non-empty inputs, then the outer-scope tensors its subgraphs
+/// (Loop, If, Scan bodies) use without defining them (each once).
+pub fn node_inputs(node: &NodeProto) -> impl Iterator<Item = &str> {
+    node.input.iter().map(String::as_str).filter(|s| !s.is_empty()).chain(implicit_inputs(node))
+}
+
+/// The outer-scope tensors that `node`'s subgraph attributes read, sorted and without repeats.
+pub fn implicit_inputs(node: &NodeProto) -> Vec<&str> {
+    fn walk<'a>(g: &'a GraphProto, outer: &mut BTreeSet<&'a str>) {
+        let mut defined: HashSet<&str> = g.input.iter().filter_map(|v| v.name.as_deref()).collect();
+        defined.extend(g.initializer.iter().filter_map(|t| t.name.as_deref()));
+        defined.extend(g.node.iter().flat_map(|n| n.output.iter().map(String::as_str)));
+        for n in &g.node {
+            for t in n.input.iter().map(String::as_str).filter(|t| !t.is_empty() && !defined.contains(t)) {
+                outer.insert(t);
+            }
+            let mut inner = BTreeSet::new();
+            for a in &n.attribute {
+                for sub in a.g.iter().chain(&a.graphs) {
+                    walk(sub, &mut inner);
+                }
+            }
+            outer.extend(inner.into_iter().filter(|t| !defined.contains(t)));
+        }
+    }
+    let mut outer = BTreeSet::new();
+    for a in &node.attribute {
+        for sub in a.g.iter().chain(&a.graphs) {
+            walk(sub, &mut outer);
+        }
+    }
+    outer.into_iter().collect()
+}
+
 /// An index over one graph's nodes and tensors. Node indices are positions in `GraphProto::node`.
 #[derive(Debug, Clone)]
 pub struct Graph<'a> {
@@ -55,8 +89,8 @@ impl<'a> Graph<'a> {
             for out in node.output.iter().filter(|o| !o.is_empty()) {
                 producer.insert(out.as_str(), i);
             }
-            for input in node.input.iter().filter(|s| !s.is_empty()) {
-                consumers.entry(input.as_str()).or_default().push(i);
+            for input in node_inputs(node) {
+                consumers.entry(input).or_default().push(i);
             }
         }
         let initializers = proto.initializer.iter().filter_map(|t| Some((t.name.as_deref()?, t))).collect();
@@ -160,7 +194,7 @@ impl<'a> Graph<'a> {
         let n = self.proto.node.len();
         let mut indegree = vec![0usize; n];
         for (i, node) in self.proto.node.iter().enumerate() {
-            indegree[i] = node.input.iter().filter(|s| !s.is_empty() && self.producer.contains_key(s.as_str())).count();
+            indegree[i] = node_inputs(node).filter(|s| self.producer.contains_key(s)).count();
         }
         let mut ready: Vec<usize> = (0..n).rev().filter(|&i| indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(n);

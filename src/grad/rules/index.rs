@@ -1,6 +1,7 @@
-//! Backward rules of indexing ops with constant indices: Slice (any steps, inputs or the pre-10
-//! attributes), Gather, GatherElements, GatherND and Split. Gradients are scattered back into zeros
-//! shaped like the input, adding where an element was read more than once.
+//! Backward rules of indexing ops: Slice (constant starts/ends/axes/steps as inputs, or the pre-10
+//! attributes), Gather and GatherElements (indices constant or computed), GatherND (constant
+//! indices) and Split. Gradients are scattered back into zeros shaped like the input, adding where
+//! an element was read more than once.
 
 use std::collections::HashMap;
 
@@ -58,6 +59,11 @@ fn slice(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
         }
         c.ints_attr(what)
     };
+    let computed = c.node.input.len() > 1
+        && (1..c.node.input.len()).any(|i| !c.input(i).is_empty() && c.consts.i64s(c.input(i)).is_none());
+    if computed {
+        return slice_by_positions(c, &dy, &x);
+    }
     let starts = get(c, 1, "starts")?.ok_or_else(|| c.unsupported("no starts"))?;
     let ends = get(c, 2, "ends")?.ok_or_else(|| c.unsupported("no ends"))?;
     let axes = get(c, 3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
@@ -112,6 +118,31 @@ fn slice(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     Ok(res)
 }
 
+/// Slice with starts, ends, axes or steps computed in the graph (Swin's shifted windows, exported
+/// from shapes): the same Slice applied to the flat positions 0..|X| reshaped like X gives the
+/// position of every output element in X; dY is scattered there.
+fn slice_by_positions(c: &mut Ctx, dy: &str, x: &str) -> Result<Vec<Option<String>>, GradError> {
+    let size = c.b.op("Size", &[x], vec![]);
+    let zero = c.b.const_i64("zero", &[], &[0]);
+    let one = c.b.const_i64("one", &[], &[1]);
+    let range = c.b.op("Range", &[&zero, &size, &one], vec![]);
+    let shape = c.shape_of(x);
+    let positions = c.b.op("Reshape", &[&range, &shape], vec![]);
+    let mut inputs: Vec<String> = vec![positions];
+    inputs.extend(c.node.input[1..].iter().cloned());
+    let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    let picked = c.b.op("Slice", &refs, vec![]);
+    let flat = c.b.const_i64("flat", &[1], &[-1]);
+    let idx = c.b.op("Reshape", &[&picked, &flat], vec![]);
+    let g = c.b.op("Reshape", &[dy, &flat], vec![]);
+    let size1 = c.b.op("Reshape", &[&size, &flat], vec![]);
+    let zeros = c.b.op("ConstantOfShape", &[&size1], vec![]);
+    let s = c.b.op("ScatterElements", &[&zeros, &idx, &g], vec![attr_int("axis", 0)]);
+    let mut res = vec![None; c.node.input.len()];
+    res[0] = Some(c.b.op("Reshape", &[&s, &shape], vec![]));
+    Ok(res)
+}
+
 /// Scatters `g` along `axis` (rank `rank`) into zeros whose size along that axis is `dim`: entry
 /// `k` of `g` along the axis goes to position `idx[k]` (summed where `add` and indices repeat).
 fn scatter_axis(c: &mut Ctx, g: &str, axis: usize, rank: usize, idx: &[i64], dim: i64, add: bool) -> String {
@@ -132,49 +163,54 @@ fn scatter_axis(c: &mut Ctx, g: &str, axis: usize, rank: usize, idx: &[i64], dim
     c.b.op("ScatterElements", &[&zeros, &ie, g], attrs)
 }
 
-/// Y = Gather(X, I, axis) with constant I: dX = ScatterElements(zeros, I, dY) along the axis,
-/// with dY reshaped so that I's dims become one axis (a scalar index removes the axis).
+/// Y = Gather(X, I, axis): dX = ScatterElements(zeros, I, dY, add) along the axis, with dY
+/// reshaped so that I's dims become one axis (a scalar index removes the axis) and I broadcast to
+/// it. The indices may be computed in the graph (PyTorch's dynamo exporter writes `as_strided` as
+/// a Gather over the flattened tensor with indices built from its shape); they carry no gradient.
 fn gather(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "indices")?;
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
-    let sx = c.shape(&x)?.clone();
-    let rank = sx.rank();
+    let idx = c.input(1).to_string();
+    let rank = c.shape(&x)?.rank();
     let axis = c.axis(c.int_attr("axis", 0)?, rank, "axis")?;
-    if sx.batch[axis] {
-        return Err(c.unsupported(format!("gathering along axis {axis}, which follows the batch size")));
-    }
-    let dim = sx.dims[axis];
-    let raw = c.const_i64s(1, "indices")?;
-    let mut idx = Vec::with_capacity(raw.len());
-    for &i in &raw {
-        let n = if i < 0 { i + dim } else { i };
-        if !(0..dim).contains(&n) {
-            return Err(c.unsupported(format!("index {i} is out of range for axis {axis} of size {dim}")));
-        }
-        idx.push(n);
-    }
-    if let Some(t) = (axis + 1..rank).find(|&t| sx.batch[t]) {
-        return Err(c.unsupported(format!("axis {t} after the gathered one follows the batch size")));
-    }
-    // dY as [X dims before the axis (copied), k, X dims after the axis].
-    let mut target: Vec<i64> = vec![0; axis];
-    target.push(idx.len() as i64);
-    target.extend_from_slice(&sx.dims[axis + 1..]);
-    let t = c.b.const_i64("shape", &[target.len() as i64], &target);
-    let g = c.b.op("Reshape", &[&dy, &t], vec![]);
-    let out = scatter_axis(c, &g, axis, rank, &idx, dim, true);
+    // dY as [X dims before the axis, -1, X dims after the axis], from X's runtime shape.
+    let sx = c.shape_of(&x);
+    let (zero, a, a1, r) = (
+        c.b.const_i64("start", &[1], &[0]),
+        c.b.const_i64("axis", &[1], &[axis as i64]),
+        c.b.const_i64("after", &[1], &[axis as i64 + 1]),
+        c.b.const_i64("rank", &[1], &[rank as i64]),
+    );
+    let before = c.b.op("Slice", &[&sx, &zero, &a], vec![]);
+    let after = c.b.op("Slice", &[&sx, &a1, &r], vec![]);
+    let minus_one = c.b.const_i64("minus_one", &[1], &[-1]);
+    let target = c.b.op("Concat", &[&before, &minus_one, &after], vec![attr_int("axis", 0)]);
+    let g = c.b.op("Reshape", &[&dy, &target], vec![]);
+    // The indices flattened onto that axis and broadcast over the others (negative indices count
+    // from the end, as ScatterElements also reads them).
+    let mut idims = vec![1i64; rank];
+    idims[axis] = -1;
+    let ishape = c.b.const_i64("idx_shape", &[rank as i64], &idims);
+    let i = c.b.op("Reshape", &[&idx, &ishape], vec![]);
+    let gshape = c.shape_of(&g);
+    let ie = c.b.op("Expand", &[&i, &gshape], vec![]);
+    let zeros = c.zeros_like(&x);
+    let out = c.b.op(
+        "ScatterElements",
+        &[&zeros, &ie, &g],
+        vec![attr_int("axis", axis as i64), attr_string("reduction", "add")],
+    );
     Ok(vec![Some(out), None])
 }
 
-/// Y = GatherElements(X, I, axis) with constant I: dX = ScatterElements(zeros, I, dY, add).
+/// Y = GatherElements(X, I, axis): dX = ScatterElements(zeros, I, dY, add) (I may be computed).
 fn gather_elements(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "indices")?;
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let rank = c.shape(&x)?.rank();
     let axis = c.axis(c.int_attr("axis", 0)?, rank, "axis")?;
-    c.const_i64s(1, "indices")?;
     let idx = c.input(1).to_string();
     let zeros = c.zeros_like(&x);
     let out = c.b.op(
