@@ -36,19 +36,22 @@ class Arch:
     build: Callable[[], nn.Module] = field(compare=False, repr=False)
 
 
-def randomize(model: nn.Module, seed: int) -> nn.Module:
-    """Random BatchNorm running statistics and affine parameters, random LayerNorm affine
-    parameters and layer scales (ConvNeXt), random values for all-zero parameters; eval mode."""
+def randomize(model: nn.Module, seed: int, size: int) -> nn.Module:
+    """Random BatchNorm affine parameters and running statistics, random LayerNorm affine parameters
+    and layer scales (ConvNeXt), random values for all-zero parameters; eval mode.
+
+    The running statistics are first measured on random [0, 1) images of side ``size`` (so that
+    activations keep a realistic scale through deep stacks such as Inception's, where the builders'
+    default statistics make them explode or vanish), then perturbed per channel (mean shifted by up
+    to 0.3 standard deviations, variance scaled by 0.7 to 1.4). Last, the classifier layer is scaled
+    so that the logits' standard deviation on such images is 2."""
     g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                if m.affine:
-                    m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                    m.bias.copy_(torch.randn(c, generator=g) * 0.2)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(m.num_features, generator=g) * 0.2)
             elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 if m.bias is not None:
@@ -60,6 +63,31 @@ def randomize(model: nn.Module, seed: int) -> nn.Module:
         for p in model.parameters():
             if p.numel() > 1 and not torch.count_nonzero(p):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        if bns:
+            model.eval()
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average over the calibration batches
+                m.train()
+            for _ in range(2):
+                model(torch.rand(8, 3, size, size, generator=g))
+            for m in bns:
+                c = m.num_features
+                sd = m.running_var.sqrt()
+                m.running_mean.add_(torch.randn(c, generator=g) * 0.1 * sd)
+                m.running_var.mul_(torch.rand(c, generator=g) * 0.7 + 0.7)
+                m.momentum = 0.1
+        # The classifier layer scaled so the logits spread by about 2 (random deep stacks can give
+        # logits in the hundreds: a saturated softmax has no usable gradient).
+        model.eval()
+        logits = model(torch.rand(8, 3, size, size, generator=g))
+        layers = [m for m in model.modules() if isinstance(m, nn.Linear)] or \
+            [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        spread = float(logits.std())
+        if layers and spread > 0:
+            layers[-1].weight.mul_(2.0 / spread)
+            if layers[-1].bias is not None:
+                layers[-1].bias.mul_(2.0 / spread)
     return model.eval()
 
 
@@ -69,7 +97,7 @@ def build(arch: Arch, seed: int = 0) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = arch.build()
-    return randomize(model, seed + 1).float()
+    return randomize(model.float(), seed + 1, arch.size)
 
 
 def export(model: nn.Module, size: int, path: str | Path, exporter: str) -> None:
