@@ -621,3 +621,20 @@ fn attention_batched_matmul_and_softmax_on_any_axis() {
         cat(c, &[o, o2])
     });
 }
+
+#[test]
+fn einsum_attention_reduction_and_ellipsis() {
+    check("einsum", [2, 2, 3, 4], 33, |c, x| {
+        // MaxViT's relative attention: "B G H I D, B G H J D -> B G H I J" on [N, 1, 2, 4, 3].
+        let shape = c.b.const_i64("heads", &[5], &[0, 1, 2, 4, 3]);
+        let q = c.op("Reshape", &[x, &shape], vec![]);
+        let k = c.op("Tanh", &[&q], vec![]);
+        let s = c.op("Einsum", &[&q, &k], vec![attr_string("equation", "B G H I D, B G H J D -> B G H I J")]);
+        let o = c.op("Einsum", &[&s, &q], vec![attr_string("equation", "bghij,bghjd->bghid")]);
+        // An index summed inside one operand, and an ellipsis against a constant.
+        let r = c.op("Einsum", &[x], vec![attr_string("equation", "nchw->nh")]);
+        let w = c.rand("w", &[4, 5], -0.5, 0.5);
+        let e = c.op("Einsum", &[x, &w], vec![attr_string("equation", "...ij,jk->...ik")]);
+        cat(c, &[o, r, e])
+    });
+}

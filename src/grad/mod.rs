@@ -75,6 +75,7 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Erf",
     "Pow",
     "LayerNormalization",
+    "Einsum",
 ];
 
 /// Whether the gradient builder has a backward rule for `op_type` (default ONNX domain).

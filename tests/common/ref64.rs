@@ -296,6 +296,17 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             y
         }
         "Slice" => slice(n, ins),
+        "Einsum" => {
+            let eq = n
+                .attribute
+                .iter()
+                .find(|a| a.name.as_deref() == Some("equation"))
+                .and_then(|a| a.s.clone())
+                .map(|s| String::from_utf8(s).unwrap())
+                .unwrap();
+            let xs: Vec<T> = ins.iter().map(|t| t.clone().unwrap()).collect();
+            einsum(&eq, &xs)
+        }
         "Gather" => {
             let (x, idx) = (a(), b());
             let r = x.ndim() as i64;
@@ -607,4 +618,58 @@ fn split(n: &NodeProto, ins: &[Option<T>]) -> Vec<T> {
         start += s;
     }
     out
+}
+
+/// A direct einsum: explicit output (`->`), letters and at most one ellipsis per term standing for
+/// the same leading dims in every operand; sums over every assignment of the indices.
+fn einsum(eq: &str, xs: &[T]) -> T {
+    let eq: String = eq.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = eq.split_once("->").expect("explicit einsum output");
+    let ell_rank = lhs
+        .split(',')
+        .zip(xs)
+        .map(|(t, x)| if t.contains("...") { x.ndim() - t.replace("...", "").len() } else { 0 })
+        .max()
+        .unwrap();
+    let ell: Vec<char> = ('A'..='Z').filter(|c| !eq.contains(*c)).take(ell_rank).collect();
+    let expand = |t: &str, rank: usize| -> Vec<char> {
+        match t.split_once("...") {
+            Some((b, a)) => {
+                let k = rank - b.len() - a.len();
+                b.chars().chain(ell[ell_rank - k..].iter().copied()).chain(a.chars()).collect()
+            }
+            None => t.chars().collect(),
+        }
+    };
+    let terms: Vec<Vec<char>> = lhs.split(',').zip(xs).map(|(t, x)| expand(t, x.ndim())).collect();
+    let out = expand(rhs, rhs.replace("...", "").len() + ell_rank);
+    let mut dims: HashMap<char, usize> = HashMap::new();
+    for (t, x) in terms.iter().zip(xs) {
+        for (ch, &d) in t.iter().zip(x.shape()) {
+            dims.insert(*ch, d);
+        }
+    }
+    let letters: Vec<char> = {
+        let mut v: Vec<char> = dims.keys().copied().collect();
+        v.sort_unstable();
+        v
+    };
+    let out_dims: Vec<usize> = out.iter().map(|c| dims[c]).collect();
+    let mut y = ArrayD::zeros(IxDyn(&out_dims));
+    let total: usize = letters.iter().map(|c| dims[c]).product();
+    let mut val: HashMap<char, usize> = HashMap::new();
+    for mut k in 0..total {
+        for ch in &letters {
+            val.insert(*ch, k % dims[ch]);
+            k /= dims[ch];
+        }
+        let mut p = 1.0;
+        for (t, x) in terms.iter().zip(xs) {
+            let idx: Vec<usize> = t.iter().map(|c| val[c]).collect();
+            p *= x[IxDyn(&idx)];
+        }
+        let oi: Vec<usize> = out.iter().map(|c| val[c]).collect();
+        y[IxDyn(&oi)] += p;
+    }
+    y
 }

@@ -47,6 +47,7 @@ class Result:
     feature_reason: str = ""
     layout: str = ""
     export_grad: str = ""  # "ok" or the error line
+    grad_norm: list[float] = field(default_factory=list)  # ||float64 gradient||, per example
     err: list[float] = field(default_factory=list)  # ours vs float64, per example
     err_torch32: list[float] = field(default_factory=list)  # PyTorch float32 vs float64
     bound: list[float] = field(default_factory=list)
@@ -130,6 +131,7 @@ def check(arch: tvarch.Arch, exporter: str, workdir: Path, binary: Path, inputs:
     logits64, g64 = kinks.input_grad(m64, x, y, torch.float64)
     _, g32 = kinks.input_grad(model, x, y, torch.float32)
     res.logits_err = rel(ours_logits, logits64)
+    res.grad_norm = [float(np.linalg.norm(g64[i])) for i in range(inputs)]
     res.err = [rel(ours[i], g64[i]) for i in range(inputs)]
     res.err_torch32 = [rel(g32[i], g64[i]) for i in range(inputs)]
     res.bound = [max(BOUND_FLOOR, BOUND_FACTOR * e) for e in res.err_torch32]
