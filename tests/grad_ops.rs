@@ -638,3 +638,18 @@ fn einsum_attention_reduction_and_ellipsis() {
         cat(c, &[o, r, e])
     });
 }
+
+#[test]
+fn reduce_l2_normalisation_and_sum_square() {
+    check("reduce_l2", S, 34, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        // F.normalize(h, dim=1): h / max(‖h‖₂, ε) as the TorchScript exporter writes it.
+        let n = c.op("ReduceL2", &[&h], vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)]);
+        let eps = c.b.const_f32("eps", &[], &[1e-12]);
+        let n = c.op("Clip", &[&n, &eps], vec![]);
+        let u = c.op("Div", &[&h, &n], vec![]);
+        let q = c.op("ReduceSumSquare", &[&h], vec![attr_ints("axes", &[2, 3]), attr_int("keepdims", 0)]);
+        let l = c.op("ReduceL2", &[&h], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 0)]);
+        cat(c, &[u, q, l])
+    });
+}

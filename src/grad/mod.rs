@@ -59,6 +59,8 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Gelu",
     "ReduceSum",
     "ReduceMean",
+    "ReduceSumSquare",
+    "ReduceL2",
     "Slice",
     "Gather",
     "GatherElements",

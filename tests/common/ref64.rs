@@ -261,8 +261,9 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
             let shape = broadcast_shape(x.shape(), &target);
             x.broadcast(IxDyn(&shape)).unwrap().to_owned()
         }
-        "ReduceMean" | "ReduceSum" => {
-            let x = a();
+        "ReduceMean" | "ReduceSum" | "ReduceSumSquare" | "ReduceL2" => {
+            let op_name = n.op_type.as_deref().unwrap();
+            let x = if matches!(op_name, "ReduceSumSquare" | "ReduceL2") { a().mapv(|v| v * v) } else { a() };
             let r = x.ndim() as i64;
             let axes: Option<Vec<i64>> = match ins.get(1).cloned().flatten() {
                 Some(t) => Some(t.iter().map(|&v| v as i64).collect()),
@@ -292,6 +293,9 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
                 for &a in &ax {
                     y = y.insert_axis(Axis(a));
                 }
+            }
+            if op_name == "ReduceL2" {
+                y = y.mapv(f64::sqrt);
             }
             y
         }

@@ -199,15 +199,24 @@ def _regnet(se: float | None) -> Callable[[], nn.Module]:
 
 
 def _googlenet() -> nn.Module:
+    """GoogLeNet without its shape-preserving inception modules 4b, 4c and 5a (every module kind and
+    the head stay; the class has no size parameters)."""
     from torchvision.models import GoogLeNet
 
-    return GoogLeNet(num_classes=NUM_CLASSES, aux_logits=False, init_weights=True)
+    m = GoogLeNet(num_classes=NUM_CLASSES, aux_logits=False, init_weights=True)
+    m.inception4b, m.inception4c, m.inception5a = nn.Identity(), nn.Identity(), nn.Identity()
+    return m
 
 
 def _inception_v3() -> nn.Module:
+    """Inception V3 without its repeated shape-preserving blocks Mixed_5d, 6c, 6d, 6e and 7c (one of
+    each block type A to E stays)."""
     from torchvision.models import Inception3
 
-    return Inception3(num_classes=NUM_CLASSES, aux_logits=False, init_weights=True)
+    m = Inception3(num_classes=NUM_CLASSES, aux_logits=False, init_weights=True)
+    for name in ("Mixed_5d", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7c"):
+        setattr(m, name, nn.Identity())
+    return m
 
 
 def _narrow_classifier(model: nn.Module, in_features: int, hidden: int) -> nn.Module:
@@ -251,9 +260,14 @@ def _shufflenet() -> nn.Module:
 
 
 def _mnasnet() -> nn.Module:
+    """MNASNet 0.5 with one inverted-residual block per stack (the repeats are shape-preserving)."""
     from torchvision.models import MNASNet
 
-    return MNASNet(0.5, num_classes=NUM_CLASSES)
+    m = MNASNet(0.5, num_classes=NUM_CLASSES)
+    for i, layer in enumerate(m.layers):
+        if isinstance(layer, nn.Sequential) and len(layer) > 1:
+            m.layers[i] = nn.Sequential(layer[0])
+    return m
 
 
 def _convnext() -> nn.Module:

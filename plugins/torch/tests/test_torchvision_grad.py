@@ -97,7 +97,7 @@ def test_piece_matched_reference_explains_a_relu_that_float32_rounds_to_zero(aeg
     _, gm = kinks.input_grad(m64, x, y, torch.float64, mode)
     ours = outs["grad"].astype(np.float64)
     assert ours[0, 0, 0, 0] == 0.0 and abs(g64[0, 0, 0, 0]) > 1e-2  # the jump
-    assert coverage.rel(ours, g64) > 0.1
+    assert coverage.rel(ours, g64) > 0.05
     assert mode.flips == 1 and mode.unmatched == 0
     assert coverage.rel(ours, gm) < 1e-6  # exactly the gradient of the piece ONNX Runtime is on
 

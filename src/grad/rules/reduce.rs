@@ -1,6 +1,7 @@
-//! Backward rules of reductions: ReduceSum and ReduceMean. The axes come from the `axes` attribute
-//! (ReduceMean before opset 18, ReduceSum before 13) or from the constant second input (from 18 and
-//! 13); `keepdims` and `noop_with_empty_axes` are honoured. dX = Expand(Unsqueeze(dY) / count, Shape(X)).
+//! Backward rules of reductions: ReduceSum, ReduceMean, ReduceSumSquare and ReduceL2. The axes come
+//! from the `axes` attribute (before opset 18; ReduceSum before 13) or from the constant second
+//! input; `keepdims` and `noop_with_empty_axes` are honoured. For the sum and mean,
+//! dX = Expand(Unsqueeze(dY) / count, Shape(X)).
 
 use std::collections::HashMap;
 
@@ -10,6 +11,8 @@ use crate::grad::GradError;
 pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
     map.insert("ReduceSum", reduce_sum);
     map.insert("ReduceMean", reduce_mean);
+    map.insert("ReduceSumSquare", reduce_sum_square);
+    map.insert("ReduceL2", reduce_l2);
 }
 
 fn reduce_sum(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
@@ -68,5 +71,66 @@ fn reduce(c: &mut Ctx, mean: bool) -> Result<Vec<Option<String>>, GradError> {
     }
     let shape = c.shape_of(&x);
     res[0] = Some(c.b.op("Expand", &[&g, &shape], vec![]));
+    Ok(res)
+}
+
+/// dY and (when `with_y`) Y with the reduced axes put back as size-1 dims (keepdims = 0), or
+/// `None` for the identity (empty axes with `noop_with_empty_axes`).
+fn kept(c: &mut Ctx, with_y: bool) -> Result<Option<(String, String)>, GradError> {
+    c.refuse_input(1, "axes")?;
+    let dy = c.dy0()?;
+    let x = c.input(0).to_string();
+    let rank = c.shape(&x)?.rank();
+    let y = c.output(0).to_string();
+    let Some(axes) = reduced_axes(c, rank)? else {
+        return Ok(None);
+    };
+    if c.int_attr("keepdims", 1)? != 0 {
+        return Ok(Some((dy, y)));
+    }
+    let ax: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+    let ax = c.b.const_i64("axes", &[ax.len() as i64], &ax);
+    let dyk = c.b.op("Unsqueeze", &[&dy, &ax], vec![]);
+    let yk = if with_y { c.b.op("Unsqueeze", &[&y, &ax], vec![]) } else { y };
+    Ok(Some((dyk, yk)))
+}
+
+/// Y = Σ X²: dX = 2·X·dY.
+fn reduce_sum_square(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    let x = c.input(0).to_string();
+    let mut res = vec![None; c.node.input.len()];
+    let Some((dy, _)) = kept(c, false)? else {
+        // The identity on the squares: Y = X².
+        let dy = c.dy0()?;
+        let two = c.scalar(2.0);
+        let t = c.b.op("Mul", &[&x, &two], vec![]);
+        res[0] = Some(c.b.op("Mul", &[&dy, &t], vec![]));
+        return Ok(res);
+    };
+    let two = c.scalar(2.0);
+    let t = c.b.op("Mul", &[&x, &two], vec![]);
+    res[0] = Some(c.b.op("Mul", &[&t, &dy], vec![]));
+    Ok(res)
+}
+
+/// Y = √(Σ X²): dX = dY·X / Y, and 0 where Y = 0 (as PyTorch's norm backward).
+fn reduce_l2(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    let x = c.input(0).to_string();
+    let mut res = vec![None; c.node.input.len()];
+    let Some((dy, y)) = kept(c, true)? else {
+        // The identity on |X|: dX = dY·sign(X).
+        let dy = c.dy0()?;
+        let s = c.b.op("Sign", &[&x], vec![]);
+        res[0] = Some(c.b.op("Mul", &[&dy, &s], vec![]));
+        return Ok(res);
+    };
+    let zero = c.scalar(0.0);
+    let is_zero = c.b.op("Equal", &[&y, &zero], vec![]);
+    let one = c.scalar(1.0);
+    let safe = c.b.op("Where", &[&is_zero, &one, &y], vec![]);
+    let ratio = c.b.op("Div", &[&x, &safe], vec![]);
+    let g = c.b.op("Mul", &[&ratio, &dy], vec![]);
+    let zeros = c.b.op("Where", &[&is_zero, &zero, &g], vec![]);
+    res[0] = Some(zeros);
     Ok(res)
 }
