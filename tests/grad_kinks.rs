@@ -76,10 +76,11 @@ fn a_relu_pre_activation_that_rounds_to_zero_gives_the_other_one_sided_derivativ
     assert!((a32 as f64) * 3.0 - 1.0 > 2.9e-8);
     assert_eq!(a32 * 3.0 - 1.0, 0.0);
 
-    let ours: Vec<f64> = eval_grad(&g, &[1, 1, 1, 4], &x32, &[y as i64]).unwrap().grad.iter().map(|&v| v as f64).collect();
+    let ours: Vec<f64> =
+        eval_grad(&g, &[1, 1, 1, 4], &x32, &[y as i64]).unwrap().grad.iter().map(|&v| v as f64).collect();
     let right = one_sided(&model, &spec.logits, &x64, y, 1.0); // the piece float64 is on
     let left = one_sided(&model, &spec.logits, &x64, y, -1.0); // the piece float32 is on
-    // The jump: far from float64's gradient, entirely through pixel 0 (unit 0 is switched off).
+                                                               // The jump: far from float64's gradient, entirely through pixel 0 (unit 0 is switched off).
     assert!(rel_err(&ours, &right) > 0.1, "ours {ours:?} vs float64 {right:?}");
     assert_eq!(ours[0], 0.0, "float32 pre-activation is exactly 0: Where(X > 0) passes nothing");
     assert!((right[0]).abs() > 0.05, "float64 is on the active side: {right:?}");

@@ -63,13 +63,7 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
 
 /// Builds `body` on input `img` [N, C, H, W] in a model importing `opset`, adds the head, and
 /// checks dL/dx against finite differences. Returns the relative error.
-fn check_at(
-    name: &str,
-    shape: [usize; 4],
-    seed: u64,
-    opset: i64,
-    body: impl FnOnce(&mut Case, &str) -> String,
-) -> f64 {
+fn check_at(name: &str, shape: [usize; 4], seed: u64, opset: i64, body: impl FnOnce(&mut Case, &str) -> String) -> f64 {
     let mut c = Case { b: GraphBuilder::new(), rng: ChaCha8Rng::seed_from_u64(seed) };
     let dims: Vec<Dim> =
         std::iter::once(Dim::Param("N".into())).chain(shape[1..].iter().map(|&d| Dim::Fixed(d as i64))).collect();

@@ -57,7 +57,11 @@ fn mlp_head_with_hardswish_and_dropout() {
     let a = run(&m).unwrap();
     assert_eq!(a.feature.name, "block");
     assert_eq!(a.feature.choice, "last-conv");
-    assert!(a.feature.reason.contains("GlobalAveragePool → Flatten → Gemm → HardSwish → Dropout"), "{}", a.feature.reason);
+    assert!(
+        a.feature.reason.contains("GlobalAveragePool → Flatten → Gemm → HardSwish → Dropout"),
+        "{}",
+        a.feature.reason
+    );
     assert_eq!(a.logits.head_node, "fc2");
 }
 
@@ -123,7 +127,13 @@ fn normalisation_after_pooling_stays_in_the_chain() {
 /// → Gemm head.
 fn vit_like(select: Vec<NodeProto>, inits: Vec<aegis_audit::onnx::proto::TensorProto>) -> ModelProto {
     let mut nodes = vec![
-        node("Conv", "patch", &["x", "wp"], &["e"], vec![attr_ints("strides", &[2, 2]), attr_ints("kernel_shape", &[2, 2])]),
+        node(
+            "Conv",
+            "patch",
+            &["x", "wp"],
+            &["e"],
+            vec![attr_ints("strides", &[2, 2]), attr_ints("kernel_shape", &[2, 2])],
+        ),
         node("Reshape", "tokens", &["e", "tshape"], &["s"], vec![]),
         node("Transpose", "seq", &["s"], &["q"], vec![attr_ints("perm", &[0, 2, 1])]),
         node("Expand", "cls_expand", &["cls", "cls_shape"], &["ce"], vec![]),

@@ -115,6 +115,15 @@ pub fn probe(
             "input '{input}' has no tensor shape: its dimensions after the batch must be static"
         ))
     })?;
+    if let Some(Some(b)) = dims.first() {
+        // ONNX Runtime refuses any other batch size for such an input (PyTorch's dynamo exporter
+        // writes one when called without dynamic shapes).
+        return Err(GradError::BadModel(format!(
+            "image input '{input}' has a fixed batch size of {b}: aegis-audit runs the model on batches of \
+             varying size; re-export it with a dynamic batch axis (torch.onnx.export(..., \
+             dynamic_shapes=({{0: torch.export.Dim(\"N\")}},)) or dynamic_axes={{\"{input}\": {{0: \"N\"}}}})"
+        )));
+    }
     let mut probe_model = model.clone();
     {
         let g = probe_model.graph.as_mut().expect("checked above");

@@ -345,7 +345,15 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
     if nhwc {
         return Err(OnnxError::WrongLayout { input: name, shape: shape_string(&shape) });
     }
-    Ok(ImageInput { name, layout: Layout::Nchw.to_string(), shape, dtype: "float32".into(), channels: d1, height: d2, width: d3 })
+    Ok(ImageInput {
+        name,
+        layout: Layout::Nchw.to_string(),
+        shape,
+        dtype: "float32".into(),
+        channels: d1,
+        height: d2,
+        width: d3,
+    })
 }
 
 /// The memory layout of a rank-4 image input.
@@ -506,7 +514,9 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         let node = g.node(p);
         match node.op() {
             "Gemm" | "MatMul" => break (p, HeadKind::Dense),
-            "Conv" if pooled => break (p, HeadKind::Conv),
+            // A convolutional classifier (SqueezeNet) reads features computed by earlier layers; a
+            // lone convolution over the image input is no classifier head.
+            "Conv" if pooled && g.producer(&node.input[0]).is_some() => break (p, HeadKind::Conv),
             op if HEAD_OPS.contains(&op) || POOL_FLATTEN_OPS.contains(&op) => {
                 pooled |= POOL_FLATTEN_OPS.contains(&op) && !matches!(op, "Flatten" | "Reshape" | "Squeeze");
                 t = computed_input(g, p)

@@ -230,14 +230,24 @@ fn op(n: &NodeProto, ins: &[Option<T>]) -> T {
         "Size" => ArrayD::from_elem(IxDyn(&[]), a().len() as f64),
         "Cast" => a(),
         "Range" => {
-            let (s0, l, d) = (a().iter().next().copied().unwrap(), b().iter().next().copied().unwrap(), ins[2].clone().unwrap().iter().next().copied().unwrap());
+            let (s0, l, d) = (
+                a().iter().next().copied().unwrap(),
+                b().iter().next().copied().unwrap(),
+                ins[2].clone().unwrap().iter().next().copied().unwrap(),
+            );
             let count = ((l - s0) / d).ceil().max(0.0) as usize;
             ArrayD::from_shape_vec(IxDyn(&[count]), (0..count).map(|i| s0 + d * i as f64).collect()).unwrap()
         }
         "Squeeze" | "Unsqueeze" => {
             let x = a();
             let r = x.ndim() as i64;
-            let axes: Vec<i64> = ins.get(1).cloned().flatten().map(|t| t.iter().map(|&v| v as i64).collect()).or_else(|| attr_is(n, "axes")).unwrap_or_default();
+            let axes: Vec<i64> = ins
+                .get(1)
+                .cloned()
+                .flatten()
+                .map(|t| t.iter().map(|&v| v as i64).collect())
+                .or_else(|| attr_is(n, "axes"))
+                .unwrap_or_default();
             let mut dims: Vec<usize> = x.shape().to_vec();
             if n.op_type.as_deref() == Some("Squeeze") {
                 let mut ax: Vec<usize> = axes.iter().map(|&v| (if v < 0 { v + r } else { v }) as usize).collect();
@@ -573,7 +583,19 @@ fn slice(n: &NodeProto, ins: &[Option<T>]) -> T {
     let x = ins[0].clone().unwrap();
     let vals = |i: usize, attr: &str| -> Option<Vec<i64>> {
         match ins.get(i).cloned().flatten() {
-            Some(t) => Some(t.iter().map(|&v| if v >= 9.2e18 { i64::MAX } else if v <= -9.2e18 { i64::MIN } else { v as i64 }).collect()),
+            Some(t) => Some(
+                t.iter()
+                    .map(|&v| {
+                        if v >= 9.2e18 {
+                            i64::MAX
+                        } else if v <= -9.2e18 {
+                            i64::MIN
+                        } else {
+                            v as i64
+                        }
+                    })
+                    .collect(),
+            ),
             None => attr_is(n, attr),
         }
     };
@@ -589,7 +611,8 @@ fn slice(n: &NodeProto, ins: &[Option<T>]) -> T {
         let step = steps[i];
         let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
         let (s, e) = (norm(starts[i]), norm(ends[i]));
-        let (s, e) = if step > 0 { (s.clamp(0, dim), e.clamp(0, dim)) } else { (s.clamp(0, dim - 1), e.clamp(-1, dim - 1)) };
+        let (s, e) =
+            if step > 0 { (s.clamp(0, dim), e.clamp(0, dim)) } else { (s.clamp(0, dim - 1), e.clamp(-1, dim - 1)) };
         let mut picks = Vec::new();
         let mut p = s;
         while (step > 0 && p < e) || (step < 0 && p > e) {

@@ -75,7 +75,7 @@ class Result:
 
 
 def _run(cmd: list[str]) -> tuple[int, str, str]:
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True)
     return r.returncode, r.stdout, r.stderr
 
 

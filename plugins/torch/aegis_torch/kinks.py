@@ -98,7 +98,10 @@ class PieceMatched(TorchFunctionMode):
                                      kwargs)
         if name in ("hardtanh", "hardtanh_", "relu6", "clamp", "clip", "clamp_", "clip_") and args:
             lo, hi = _bounds(name, args, kwargs)
-            inside = lambda v: (v >= lo) & (v <= hi)  # noqa: E731
+
+            def inside(v):
+                return (v >= lo) & (v <= hi)
+
             return self._elementwise(args[0], inside, lambda x, m: torch.where(m, x, x.detach().clamp(lo, hi)), func,
                                      args, kwargs)
         if name == "hardswish" and args:

@@ -34,7 +34,8 @@ struct SlicedAxis {
 fn resolve(start: i64, end: i64, step: i64, dim: i64) -> (i64, i64) {
     let norm = |v: i64| if v < 0 { v.saturating_add(dim) } else { v };
     let (s, e) = (norm(start), norm(end));
-    let (s, e) = if step > 0 { (s.clamp(0, dim), e.clamp(0, dim)) } else { (s.clamp(0, dim - 1), e.clamp(-1, dim - 1)) };
+    let (s, e) =
+        if step > 0 { (s.clamp(0, dim), e.clamp(0, dim)) } else { (s.clamp(0, dim - 1), e.clamp(-1, dim - 1)) };
     let count = if step > 0 { (e - s + step - 1).div_euclid(step) } else { (s - e + (-step) - 1).div_euclid(-step) };
     (s, count.max(0))
 }

@@ -169,8 +169,11 @@ fn parse_equation(equation: &str, ranks: &[usize]) -> Result<Equation, String> {
         }
         None => {
             let all: Vec<char> = terms.iter().flatten().copied().collect();
-            let mut once: Vec<char> =
-                all.iter().copied().filter(|c| !ell_letters.contains(c) && all.iter().filter(|d| *d == c).count() == 1).collect();
+            let mut once: Vec<char> = all
+                .iter()
+                .copied()
+                .filter(|c| !ell_letters.contains(c) && all.iter().filter(|d| *d == c).count() == 1)
+                .collect();
             once.sort_unstable();
             let mut v = ell_letters.clone();
             v.extend(once);
