@@ -61,6 +61,11 @@ fn opset_12_with_an_op_changed_at_13_is_rejected_naming_it() {
     assert!(msg.contains("Softmax") && msg.contains("opset 12"), "{msg}");
     let (m, spec, shapes) = model_with("Relu", 12);
     assert!(grad::build(&m, &spec, &shapes).is_ok());
+    // Squeeze only moved its axes from an attribute to an input at 13: rewritten, not rejected.
+    let (m, spec, shapes) = model_with("Squeeze", 12);
+    let g = grad::build(&m, &spec, &shapes).unwrap();
+    let sq = g.graph.unwrap().node.into_iter().find(|n| n.op_type.as_deref() == Some("Squeeze")).unwrap();
+    assert_eq!(sq.input.len(), 1, "no axes attribute to move: {sq:?}");
 }
 
 #[test]

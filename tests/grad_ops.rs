@@ -647,3 +647,16 @@ fn reduce_l2_normalisation_and_sum_square() {
         cat(c, &[u, q, l])
     });
 }
+
+#[test]
+fn opset11_attribute_forms_of_squeeze_unsqueeze_reduce_sum_split() {
+    check_at("opset11_attributes", S, 35, 11, |c, x| {
+        let p = c.b.node_n("Split", &[x], 2, vec![attr_int("axis", 1), attr_ints("split", &[1, 2])]);
+        let s = c.op("ReduceSum", &[&p[1]], vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)]);
+        let u = c.op("Unsqueeze", &[&s], vec![attr_ints("axes", &[1])]);
+        let q = c.op("Squeeze", &[&p[0]], vec![attr_ints("axes", &[1])]);
+        let q = c.op("Unsqueeze", &[&q], vec![attr_ints("axes", &[1])]);
+        let m = c.op("Mul", &[&u, &q], vec![]);
+        cat(c, &[m, p[1].clone()])
+    });
+}

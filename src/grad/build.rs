@@ -16,9 +16,10 @@ use crate::onnx::proto::{type_proto, ModelProto, NodeProto};
 /// `reduction` needs 16; 17 is what PyTorch exports by default).
 pub const MIN_OUTPUT_OPSET: i64 = 17;
 
-/// Ops whose semantics or signature changed at opset 13; a model importing opset 11 or 12 that uses
-/// one of them (among the kept nodes) cannot have its import raised and is rejected.
-const CHANGED_AT_13: &[&str] = &["Softmax", "LogSoftmax", "Hardmax", "ReduceSum", "Split", "Squeeze", "Unsqueeze"];
+/// Ops whose semantics changed at opset 13; a model importing opset 11 or 12 that uses one of them
+/// (among the kept nodes) cannot have its import raised and is rejected. (Squeeze, Unsqueeze,
+/// ReduceSum and Split only moved an attribute to an input: see `opset::attributes_to_inputs`.)
+const CHANGED_AT_13: &[&str] = &["Softmax", "LogSoftmax", "Hardmax"];
 
 /// Ops whose outputs carry no gradient (integer or boolean results such as a tensor's shape):
 /// dependence on the image input stops there, so `Shape(x) → Concat → Reshape` is fine.
@@ -59,13 +60,14 @@ fn node_label(n: &NodeProto, i: usize) -> String {
     n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{i}"))
 }
 
+/// The default-domain opset `model` imports.
+fn default_opset(model: &ModelProto) -> Option<i64> {
+    model.opset_import.iter().find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))?.version
+}
+
 /// The default-domain opset of `model` and the opset the gradient graph will import.
 fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), GradError> {
-    let v = model
-        .opset_import
-        .iter()
-        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-        .and_then(|o| o.version)
+    let v = default_opset(model)
         .ok_or_else(|| GradError::Opset("the model imports no default-domain ONNX opset".into()))?;
     if v < 11 {
         return Err(GradError::Opset(format!(
@@ -96,10 +98,14 @@ fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), G
 ///
 /// Opsets: a model importing opset 13 or later has its import raised to at least
 /// [`MIN_OUTPUT_OPSET`] (every op the rules emit and every supported op keeps its meaning between
-/// 13 and 17); opset 11–12 is raised too unless a kept node is one of the ops that changed at 13
-/// (Softmax, LogSoftmax, Hardmax, ReduceSum, Split, Squeeze, Unsqueeze); older opsets are rejected.
+/// 13 and 17); opset 11–12 is raised too (Squeeze, Unsqueeze, ReduceSum and Split rewritten to
+/// their opset-13 input form) unless a kept node is one of the ops whose meaning changed at 13
+/// (Softmax, LogSoftmax, Hardmax); older opsets are rejected.
 pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<ModelProto, GradError> {
-    let (renamed, spec, shapes) = rename_fixed(model, spec, shapes)?;
+    let (mut renamed, spec, shapes) = rename_fixed(model, spec, shapes)?;
+    if default_opset(&renamed).is_some_and(|v| v < 13) {
+        crate::grad::opset::attributes_to_inputs(&mut renamed);
+    }
     let model = &renamed;
     let spec = &spec;
     let shapes = &shapes;

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 mod build;
 mod layout;
+mod opset;
 mod rules;
 pub mod shapes;
 
