@@ -18,12 +18,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing pinned Python dependencies (PyTorch is a large download, once)" >&2
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e plugins/torch 2>/dev/null || true
+  .venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check -r "$req"
+  .venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check --no-deps -e plugins/torch 2>/dev/null || true
   echo "$want" > "$stamp"
 fi
 if [ "${AEGIS_GPU:-0}" = "1" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check onnxruntime-gpu==1.31.1
+  .venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check onnxruntime-gpu==1.31.1
 fi
 ortdir="$(.venv/bin/python -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), "capi"))')"
 mkdir -p .ort
