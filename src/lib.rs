@@ -18,6 +18,7 @@ pub mod data;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod escape;
 pub mod grad;
 pub mod matrix;
 pub mod onnx;

@@ -136,6 +136,10 @@ fn vit_like(select: Vec<NodeProto>, inits: Vec<aegis_audit::onnx::proto::TensorP
         ),
         node("Reshape", "tokens", &["e", "tshape"], &["s"], vec![]),
         node("Transpose", "seq", &["s"], &["q"], vec![attr_ints("perm", &[0, 2, 1])]),
+        // The class token repeated over the batch: Expand to [N, 1, 16], N read from the input.
+        node("Shape", "xshape", &["x"], &["xs"], vec![]),
+        node("Gather", "batch", &["xs", "first"], &["n"], vec![attr_i("axis", 0)]),
+        node("Concat", "cls_dims", &["n", "cls_rest"], &["cls_shape"], vec![attr_i("axis", 0)]),
         node("Expand", "cls_expand", &["cls", "cls_shape"], &["ce"], vec![]),
         node("Concat", "cat", &["ce", "q"], &["z"], vec![attr_i("axis", 1)]),
         node("LayerNormalization", "ln", &["z", "g"], &["enc"], vec![]),
@@ -146,7 +150,8 @@ fn vit_like(select: Vec<NodeProto>, inits: Vec<aegis_audit::onnx::proto::TensorP
         tensor_f32("wp", &[16, 3, 2, 2]),
         tensor_i64("tshape", &[0, 16, 16]),
         tensor_f32("cls", &[1, 1, 16]),
-        tensor_i64("cls_shape", &[2, 1, 16]),
+        tensor_i64("first", &[0]),
+        tensor_i64("cls_rest", &[1, 16]),
         tensor_f32("g", &[16]),
         tensor_f32("w", &[6, 16]),
     ];

@@ -12,13 +12,17 @@ pub mod builder;
 mod error;
 pub mod external;
 pub mod graph;
+pub mod infer;
 mod limits;
 mod load;
 pub mod proto;
+pub mod shape;
 pub mod tensor;
 pub mod validate;
 
-pub use analyze::{analyze, Analysis, Dim, Feature, FeatureChoice, ImageInput, Logits};
+pub use analyze::{analyze, Analysis, Feature, FeatureChoice, ImageInput, Logits};
 pub use error::OnnxError;
+pub use infer::{static_shapes, StaticShapes};
 pub use limits::LoadLimits;
 pub use load::{decode, encode, load_model, Model};
+pub use shape::Dim;
