@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import resource
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -103,11 +104,17 @@ def check(arch: tvarch.Arch, exporter: str, workdir: Path, binary: Path, inputs:
         res.feature = a["feature"]["name"]
         res.feature_reason = a["feature"].get("reason", "")
         res.layout = a["image_input"]["layout"]
-        res.inspect = "ok" if a["differentiable"] else "not differentiable: " + ", ".join(a["unsupported_ops"])
+        why = ", ".join(a["unsupported_ops"]) or a.get("gradient_blocker") or "unknown reason"
+        res.inspect = "ok" if a["differentiable"] else "not differentiable: " + why
     gpath = workdir / f"{arch.name}_{exporter}.grad.onnx"
     t1 = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     rc, _, err = _run([str(binary), "export-grad", str(path), "-o", str(gpath)])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     res.seconds["export_grad_wall"] = round(time.time() - t1, 2)
+    res.seconds["export_grad_cpu"] = round(
+        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
+    )
     res.export_grad = "ok" if rc == 0 else _last_line(err)
     if rc != 0:
         return res
