@@ -8,23 +8,18 @@ use std::path::{Path, PathBuf};
 
 /// What each top-level module of the library may import (besides itself). Lower layers first.
 const RULES: &[(&str, &[&str])] = &[
-    // Escaping names from models and files before they are printed: a leaf every layer may use.
     ("escape", &[]),
-    ("onnx", &["escape"]),
-    // The shape probe runs a copy of an ONNX model.
-    ("runtime", &["onnx", "escape"]),
-    ("data", &["escape"]),
+    ("onnx", &[]),
+    ("runtime", &["onnx"]),
+    ("data", &[]),
     ("matrix", &[]),
     ("report", &[]),
-    ("grad", &["onnx", "escape"]),
+    ("grad", &["onnx"]),
     ("attack", &["runtime"]),
     ("embed", &["matrix"]),
     ("cluster", &["matrix"]),
     ("detect", &["attack", "embed", "cluster", "data"]),
-    (
-        "audit",
-        &["onnx", "grad", "runtime", "attack", "data", "embed", "cluster", "detect", "report", "error", "escape"],
-    ),
+    ("audit", &["onnx", "grad", "runtime", "attack", "data", "embed", "cluster", "detect", "report", "error"]),
     // The crate-wide error wraps every module's error type.
     (
         "error",
@@ -33,12 +28,16 @@ const RULES: &[(&str, &[&str])] = &[
     ("lib", &[]),
 ];
 
+/// Leaf utilities every module (and the binary) may import: escaping names from a model before printing.
+const LEAVES: &[&str] = &["escape"];
+
 /// What the binary may use of the library.
 const BINARY_MAY_USE: &[&str] = &["audit", "report", "escape"];
 
-/// Imports that break the rules: `onnx::analyze` asks `grad::path`, the one definition of the
-/// differentiable path, which ops are differentiable. Each must still occur: the test fails when one
-/// is no longer needed, so that it is deleted here.
+/// Imports that break the rules today. `onnx::analyze` asks `grad::path` (the one definition of the
+/// differentiable path, owned by `grad`) whether the feature tensor lies on it; moving analysis into a layer
+/// of its own above `grad` removes it. Each must still occur: the test fails when one is no longer needed,
+/// so that it is deleted here.
 const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[("onnx", "grad")];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -223,7 +222,7 @@ fn every_import_keeps_the_layering() {
             here.extend(inline.iter().map(|(m, _)| m.clone()));
             for (supers, name) in paths(line) {
                 if let Some(top) = target(&here, supers, &name, &roots) {
-                    if allowed.contains(&top.as_str()) {
+                    if allowed.contains(&top.as_str()) || LEAVES.contains(&top.as_str()) {
                         continue;
                     }
                     if KNOWN_EXCEPTIONS.contains(&(own.as_str(), top.as_str())) {

@@ -1,8 +1,11 @@
-//! A [`GradientModel`] backed by an ONNX Runtime session over a gradient graph (inputs `x`, `y`;
-//! outputs `logits`, `features`, `loss`, `grad`). The session is created once per model.
+//! A [`GradientModel`] backed by ONNX Runtime sessions over a gradient graph (inputs `x`, `y`;
+//! outputs `logits`, `features`, `loss`, `grad`) and over its step graph ([`super::step_graph`]),
+//! which does a whole PGD step in one run. The step sessions are created on the first PGD of each
+//! norm: one per worker, so that batches are stepped in parallel, each worker on one thread.
 
-use super::{AttackError, GradOutput, GradientModel};
-use crate::runtime::{Device, RuntimeError, Session, SessionConfig, TensorData};
+use super::step_graph::{step_graph, StepNames};
+use super::{AttackError, GradOutput, GradientModel, Norm, PgdStepper, StepRequest};
+use crate::runtime::{Device, RuntimeError, Session, SessionConfig, TensorData, Values};
 
 /// Output names of a gradient graph, in the order aegis-audit writes them.
 pub const GRAD_OUTPUTS: [&str; 4] = ["logits", "features", "loss", "grad"];
@@ -11,9 +14,25 @@ pub const GRAD_OUTPUTS: [&str; 4] = ["logits", "features", "loss", "grad"];
 #[derive(Debug)]
 pub struct OnnxGradModel {
     session: Session,
+    config: SessionConfig,
+    grad_graph: Vec<u8>,
+    /// Step workers, L2 then L∞, created when first needed.
+    steppers: [Vec<OnnxStepper>; 2],
+    workers: usize,
+    fused: bool,
     shape: (usize, usize, usize),
     classes: usize,
     feature_dim: usize,
+}
+
+/// The number of step workers for `config`: one per thread on the CPU (`intra_threads`, or every
+/// core when it is 0), each running its session on one thread; one on CUDA.
+pub fn default_workers(config: &SessionConfig) -> usize {
+    match (config.device, config.intra_threads) {
+        (Device::Cpu, 0) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        (Device::Cpu, t) => t,
+        _ => 1,
+    }
 }
 
 impl OnnxGradModel {
@@ -26,7 +45,17 @@ impl OnnxGradModel {
                 return Err(RuntimeError::Session(format!("gradient graph has no output '{name}'")));
             }
         }
-        let mut model = OnnxGradModel { session, shape, classes: 0, feature_dim: 0 };
+        let mut model = OnnxGradModel {
+            session,
+            config: config.clone(),
+            grad_graph: grad_model.to_vec(),
+            steppers: [Vec::new(), Vec::new()],
+            workers: default_workers(config),
+            fused: true,
+            shape,
+            classes: 0,
+            feature_dim: 0,
+        };
         let (c, h, w) = shape;
         let out = model.run(&vec![0.0; c * h * w], 1, &[0])?;
         model.classes = out.logits.len();
@@ -40,6 +69,23 @@ impl OnnxGradModel {
     /// The execution provider the session runs on.
     pub fn device(&self) -> Device {
         self.session.device()
+    }
+
+    /// Whether PGD steps run inside ONNX Runtime (the step graph, the default) or as a gradient
+    /// evaluation followed by the step on the Rust side. Both give the same images up to the order
+    /// of a float64 sum; the switch exists to compare them.
+    pub fn set_fused_steps(&mut self, fused: bool) {
+        self.fused = fused;
+    }
+
+    /// How many step workers PGD uses (at least 1; default [`default_workers`]). With one worker
+    /// its session runs with the configured intra-op threads; with several, each runs on one thread.
+    pub fn set_step_workers(&mut self, workers: usize) {
+        let workers = workers.max(1);
+        if workers != self.workers {
+            self.workers = workers;
+            self.steppers = [Vec::new(), Vec::new()];
+        }
     }
 
     fn run(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
@@ -60,6 +106,56 @@ impl OnnxGradModel {
             *slot = tensor.into_f32().ok_or_else(|| RuntimeError::Run(format!("output '{name}' is not float32")))?;
         }
         Ok(out)
+    }
+}
+
+/// A session over a step graph: takes PGD steps for one batch at a time.
+#[derive(Debug)]
+struct OnnxStepper {
+    session: Session,
+    names: StepNames,
+    shape: (usize, usize, usize),
+}
+
+impl PgdStepper for OnnxStepper {
+    fn step(&mut self, req: StepRequest<'_>) -> Result<Vec<f64>, AttackError> {
+        let (c, h, w) = self.shape;
+        let n = req.n;
+        let dim = c * h * w;
+        if req.x.len() != n * dim || req.x0.len() != n * dim || req.y.len() != n {
+            return Err(AttackError::Shape(format!(
+                "PGD step of {n} images got {} image values, {} start values and {} labels",
+                req.x.len(),
+                req.x0.len(),
+                req.y.len()
+            )));
+        }
+        let shape = vec![n as i64, c as i64, h as i64, w as i64];
+        let names = &self.names;
+        let inputs = [
+            ("x", TensorData::f32(shape.clone(), req.x.to_vec())),
+            ("y", TensorData::i64(vec![n as i64], req.y.to_vec())),
+            (names.x0.as_str(), TensorData::f32(shape, req.x0.to_vec())),
+            (names.step.as_str(), TensorData::f32(vec![1], vec![req.step])),
+            (names.eps.as_str(), TensorData::f32(vec![1], vec![req.eps])),
+        ];
+        let outputs = self.session.run(&inputs).map_err(|e| AttackError::Model(e.to_string()))?;
+        let mut grad_sq = None;
+        for (name, tensor) in outputs {
+            if name == names.x_next {
+                let v = tensor.as_f32().ok_or_else(|| AttackError::Model("step output is not float32".into()))?;
+                if v.len() != req.x.len() {
+                    return Err(AttackError::Model(format!("step graph returned {} values for {n} images", v.len())));
+                }
+                req.x.copy_from_slice(v);
+            } else if name == names.grad_sq {
+                grad_sq = match tensor.values {
+                    Values::F64(v) if v.len() == n => Some(v),
+                    _ => return Err(AttackError::Model("step graph's Σg² output is not float64 [N, 1]".into())),
+                };
+            }
+        }
+        grad_sq.ok_or_else(|| AttackError::Model("step graph returned no Σg²".into()))
     }
 }
 
@@ -88,5 +184,30 @@ impl GradientModel for OnnxGradModel {
             )));
         }
         Ok(out)
+    }
+
+    fn steppers(&mut self, norm: Norm) -> Result<Vec<&mut dyn PgdStepper>, AttackError> {
+        if !self.fused {
+            return Ok(Vec::new());
+        }
+        let slot = match norm {
+            Norm::L2 => 0,
+            Norm::Linf => 1,
+        };
+        if self.steppers[slot].is_empty() {
+            let grad = crate::onnx::decode(&self.grad_graph).map_err(|e| AttackError::Model(e.to_string()))?;
+            let graph = step_graph(&grad, norm)?;
+            let bytes = crate::onnx::encode(&graph.model);
+            let config = match self.workers {
+                1 => self.config.clone(),
+                _ => SessionConfig { intra_threads: 1, ..self.config.clone() },
+            };
+            for _ in 0..self.workers {
+                let session = Session::from_bytes(&bytes, &config)
+                    .map_err(|e| AttackError::Model(format!("PGD step graph: {e}")))?;
+                self.steppers[slot].push(OnnxStepper { session, names: graph.names.clone(), shape: self.shape });
+            }
+        }
+        Ok(self.steppers[slot].iter_mut().map(|s| s as &mut dyn PgdStepper).collect())
     }
 }

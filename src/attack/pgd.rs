@@ -1,6 +1,10 @@
-//! The PGD loop: params (checked), batching, step, projection, clamping.
+//! The PGD loop: params (checked), batching, step, projection, clamping, and the parallel run over
+//! a model's step workers.
 
-use super::{AttackError, GradientModel};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use super::{AttackError, GradientModel, PgdStepper, StepRequest};
 
 /// The perturbation norm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +81,8 @@ pub struct PgdResult {
     pub features: Vec<f32>,
     /// Per example: targeted, the prediction equals the label; untargeted, it differs from it.
     pub success: Vec<bool>,
-    /// Model evaluations done (forward + backward passes over a batch).
+    /// Model evaluations done: one per batch and step (a gradient evaluation or an in-model step;
+    /// with step workers the batches are those of each worker's share) and one per batch at the end.
     pub evaluations: usize,
 }
 
@@ -88,7 +93,15 @@ impl Pgd {
     }
 
     /// Runs PGD from `x0` (`n` images, NCHW in [0, 1]) with per-example labels (targets for a
-    /// targeted attack, true labels for an untargeted one). Calls `progress(done_images)` after each batch.
+    /// targeted attack, true labels for an untargeted one). Calls `progress(done_images)` as batches
+    /// finish their steps.
+    ///
+    /// Where the model has step workers ([`GradientModel::steppers`]) every step runs inside the
+    /// model: the images are split into one even share per worker, each worker steps its share in
+    /// batches of at most `batch_size` on its own thread. Otherwise each step is a gradient
+    /// evaluation and the step here. The logits and features come from one evaluation per batch
+    /// after the last step. Errors are those of the first failing batch in image order, as in a
+    /// sequential run.
     pub fn run(
         &self,
         model: &mut dyn GradientModel,
@@ -107,41 +120,50 @@ impl Pgd {
             return Err(AttackError::Shape(format!("label {bad} outside 0..{k}")));
         }
         let p = &self.params;
-        let mut images = Vec::with_capacity(x0.len());
+        let mut images = x0.to_vec();
+        let mut evaluations = 0;
+        let mut steppers = model.steppers(p.norm)?;
+        let stepped = !steppers.is_empty();
+        if stepped {
+            evaluations += self.run_steppers(&mut steppers, &mut images, x0, labels, dim, &mut progress)?;
+        }
+        drop(steppers);
         let mut logits = Vec::with_capacity(n * k);
         let mut features = Vec::new();
-        let mut evaluations = 0;
         for start in (0..n).step_by(p.batch_size) {
             let end = (start + p.batch_size).min(n);
             let b = end - start;
-            let orig = &x0[start * dim..end * dim];
             let y = &labels[start..end];
-            let mut x = orig.to_vec();
-            for step in 0..p.steps {
-                let out = model.eval(&x, b, y)?;
-                evaluations += 1;
-                if out.grad.len() != x.len() {
-                    return Err(AttackError::Model(format!(
-                        "gradient has {} values, expected {}",
-                        out.grad.len(),
-                        x.len()
-                    )));
-                }
-                for i in 0..b {
-                    let xs = &mut x[i * dim..(i + 1) * dim];
-                    let g = &out.grad[i * dim..(i + 1) * dim];
-                    if g.iter().any(|v| !v.is_finite()) {
-                        return Err(AttackError::NonFinite { step, example: start + i });
+            let x = &mut images[start * dim..end * dim];
+            if !stepped {
+                let orig = &x0[start * dim..end * dim];
+                for step in 0..p.steps {
+                    let out = model.eval(x, b, y)?;
+                    evaluations += 1;
+                    if out.grad.len() != x.len() {
+                        return Err(AttackError::Model(format!(
+                            "gradient has {} values, expected {}",
+                            out.grad.len(),
+                            x.len()
+                        )));
                     }
-                    self.step_one(xs, g, &orig[i * dim..(i + 1) * dim]);
+                    for i in 0..b {
+                        let xs = &mut x[i * dim..(i + 1) * dim];
+                        let g = &out.grad[i * dim..(i + 1) * dim];
+                        if g.iter().any(|v| !v.is_finite()) {
+                            return Err(AttackError::NonFinite { step, example: start + i });
+                        }
+                        self.step_one(xs, g, &orig[i * dim..(i + 1) * dim]);
+                    }
                 }
             }
-            let out = model.eval(&x, b, y)?;
+            let out = model.eval(x, b, y)?;
             evaluations += 1;
             logits.extend_from_slice(&out.logits);
             features.extend_from_slice(&out.features);
-            images.extend_from_slice(&x);
-            progress(end);
+            if !stepped {
+                progress(end);
+            }
         }
         let success = (0..n)
             .map(|i| {
@@ -153,6 +175,104 @@ impl Pgd {
             })
             .collect();
         Ok(PgdResult { images, logits, features, success, evaluations })
+    }
+
+    /// All steps of all images on the step workers, one even share of the images per worker, each
+    /// on its own thread; returns the number of steps taken (batch runs). A worker stops at a batch
+    /// that comes after a failed one; the error reported is that of the first failed batch.
+    fn run_steppers(
+        &self,
+        steppers: &mut [&mut dyn PgdStepper],
+        images: &mut [f32],
+        x0: &[f32],
+        labels: &[i64],
+        dim: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<usize, AttackError> {
+        let p = &self.params;
+        let n = labels.len();
+        let workers = steppers.len().min(n).max(1);
+        let bounds: Vec<usize> = (0..=workers).map(|w| w * n / workers).collect();
+        let signed_step = match p.goal {
+            Goal::Targeted => -p.step,
+            Goal::Untargeted => p.step,
+        };
+        let failed_at = AtomicUsize::new(usize::MAX);
+        let (tx, rx) = mpsc::channel::<usize>();
+        std::thread::scope(|scope| {
+            let mut handles = Vec::with_capacity(workers);
+            let mut rest = images;
+            for (w, stepper) in steppers.iter_mut().take(workers).enumerate() {
+                let (lo, hi) = (bounds[w], bounds[w + 1]);
+                let (share, tail) = std::mem::take(&mut rest).split_at_mut((hi - lo) * dim);
+                rest = tail;
+                let (tx, failed_at) = (tx.clone(), &failed_at);
+                handles.push(scope.spawn(move || -> Result<usize, (usize, AttackError)> {
+                    let mut runs = 0;
+                    for start in (lo..hi).step_by(p.batch_size) {
+                        if start > failed_at.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let end = (start + p.batch_size).min(hi);
+                        let b = end - start;
+                        let x = &mut share[(start - lo) * dim..(end - lo) * dim];
+                        for step in 0..p.steps {
+                            let req = StepRequest {
+                                x: &mut *x,
+                                x0: &x0[start * dim..end * dim],
+                                y: &labels[start..end],
+                                n: b,
+                                step: signed_step,
+                                eps: p.eps,
+                            };
+                            runs += 1;
+                            let checked = stepper.step(req).and_then(|grad_sq| {
+                                if grad_sq.len() != b {
+                                    return Err(AttackError::Model(format!(
+                                        "PGD step returned {} gradient norms for {b} images",
+                                        grad_sq.len()
+                                    )));
+                                }
+                                match grad_sq.iter().position(|v| !v.is_finite()) {
+                                    Some(i) => Err(AttackError::NonFinite { step, example: start + i }),
+                                    None => Ok(()),
+                                }
+                            });
+                            if let Err(e) = checked {
+                                failed_at.fetch_min(start, Ordering::Relaxed);
+                                return Err((start, e));
+                            }
+                        }
+                        // The receiver outlives the workers; a failed send only means it is gone.
+                        let _ = tx.send(b);
+                    }
+                    Ok(runs)
+                }));
+            }
+            drop(tx);
+            let mut done = 0;
+            for b in rx {
+                done += b;
+                progress(done);
+            }
+            let mut runs = 0;
+            let mut first: Option<(usize, AttackError)> = None;
+            for handle in handles {
+                match handle.join() {
+                    Ok(Ok(r)) => runs += r,
+                    Ok(Err((start, e))) => {
+                        if first.as_ref().is_none_or(|(s, _)| start < *s) {
+                            first = Some((start, e));
+                        }
+                    }
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            match first {
+                Some((_, e)) => Err(e),
+                None => Ok(runs),
+            }
+        })
     }
 
     /// One step for one example: move, project onto the ball around `orig`, clamp to [0, 1].

@@ -20,6 +20,7 @@ pub mod shape;
 pub mod tensor;
 pub mod validate;
 
+pub use crate::escape::{escape, Escaped};
 pub use analyze::{analyze, Analysis, Feature, FeatureChoice, ImageInput, Logits};
 pub use error::OnnxError;
 pub use infer::{static_shapes, StaticShapes};

@@ -1,16 +1,17 @@
-//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the project's
-//! `.ort/` folder, an installed Python `onnxruntime` package), execution providers (CPU, CUDA) and
-//! sessions that evaluate graphs built by aegis-audit, and the shape probe that runs a model for the
-//! shapes static inference cannot determine. No custom-operator library is ever registered.
-//! ONNX Runtime's own logging is silenced and its error texts become one-line messages; a panic in
-//! the `ort` bindings is caught at this boundary and returned as [`RuntimeError::Internal`].
+//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the Python
+//! environment the executable was installed into, the project's `.ort/` folder, the `onnxruntime` package
+//! of `python3`), execution providers (CPU, CUDA), sessions that evaluate graphs built by aegis-audit, and
+//! the shape probe that runs a model for the shapes static inference cannot determine. No custom-operator
+//! library is ever registered. ONNX Runtime's own logging is silenced and its error texts become one-line
+//! messages; a panic in the `ort` bindings is caught at this boundary and returned as
+//! [`RuntimeError::Internal`].
 
 mod library;
 mod message;
 mod probe;
 mod session;
 
-pub use library::{find_library, init, LibrarySource};
+pub use library::{find_library, init, installed_environment_dirs, LibrarySource};
 pub use probe::probe_shapes;
 pub use session::{Device, Session, SessionConfig, TensorData, Values};
 
@@ -26,9 +27,10 @@ use crate::escape::escape;
 pub enum RuntimeError {
     /// No ONNX Runtime shared library was found anywhere aegis-audit looks.
     #[error(
-        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `bash scripts/setup.sh` \
-         (or `pip install onnxruntime==1.31.1`), or pass --ort-lib PATH / set ORT_DYLIB_PATH to \
-         libonnxruntime.so.1.31.1"
+        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `pip install \
+         onnxruntime==1.31.1` into the environment aegis-audit is installed in (`pip install aegis-audit` \
+         does), or `bash scripts/setup.sh --runtime` in a checkout, or pass --ort-lib PATH / set \
+         ORT_DYLIB_PATH to libonnxruntime.so.1.31.1"
     )]
     LibraryNotFound {
         /// Where it looked, in order.
