@@ -15,7 +15,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("matrix", &[]),
     ("report", &[]),
     ("grad", &["onnx"]),
-    ("attack", &["runtime"]),
+    // The PGD step graph is built as ONNX (attack::step_graph) and run on ONNX Runtime.
+    ("attack", &["runtime", "onnx"]),
     ("embed", &["matrix"]),
     ("cluster", &["matrix"]),
     ("detect", &["attack", "embed", "cluster", "data"]),

@@ -6,7 +6,7 @@ use aegis_audit::onnx::builder::{attr_int, Dim, GraphBuilder};
 use aegis_audit::onnx::proto::tensor_proto::DataType;
 use aegis_audit::onnx::proto::ModelProto;
 
-/// img → Erf (unsupported) → Flatten → Gemm; shapes filled in by hand (no ONNX Runtime needed).
+/// img → an op (Softplus: unsupported) → Gemm; shapes filled in by hand (no ONNX Runtime needed).
 fn model_with(op: &str, opset: i64) -> (ModelProto, GradSpec, ShapeMap) {
     let mut b = GraphBuilder::new();
     b.input("img", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(4)]);
@@ -26,12 +26,12 @@ fn model_with(op: &str, opset: i64) -> (ModelProto, GradSpec, ShapeMap) {
 
 #[test]
 fn unsupported_op_is_named_with_its_node() {
-    let (m, spec, shapes) = model_with("Erf", 17);
+    let (m, spec, shapes) = model_with("Softplus", 17);
     let err = grad::build(&m, &spec, &shapes).unwrap_err();
     let node = m.graph.as_ref().unwrap().node[0].name.clone().unwrap();
     assert!(matches!(err, GradError::UnsupportedOp { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("'Erf'") && msg.contains(&node), "{msg}");
+    assert!(msg.contains("'Softplus'") && msg.contains(&node), "{msg}");
 }
 
 #[test]
@@ -61,6 +61,11 @@ fn opset_12_with_an_op_changed_at_13_is_rejected_naming_it() {
     assert!(msg.contains("Softmax") && msg.contains("opset 12"), "{msg}");
     let (m, spec, shapes) = model_with("Relu", 12);
     assert!(grad::build(&m, &spec, &shapes).is_ok());
+    // Squeeze only moved its axes from an attribute to an input at 13: rewritten, not rejected.
+    let (m, spec, shapes) = model_with("Squeeze", 12);
+    let g = grad::build(&m, &spec, &shapes).unwrap();
+    let sq = g.graph.unwrap().node.into_iter().find(|n| n.op_type.as_deref() == Some("Squeeze")).unwrap();
+    assert_eq!(sq.input.len(), 1, "no axes attribute to move: {sq:?}");
 }
 
 #[test]

@@ -52,13 +52,18 @@ fn ce_sum(logits: &ArrayD<f64>, y: &[i64]) -> f64 {
     total
 }
 
-fn to_model(b: GraphBuilder) -> ModelProto {
-    b.into_model("case", 17, 8)
+fn to_model(b: GraphBuilder, opset: i64) -> ModelProto {
+    b.into_model("case", opset, 8)
 }
 
-/// Builds `body` on input `img` [N, C, H, W], adds the head, and checks dL/dx against finite
-/// differences. Returns the relative error.
+/// [`check_at`] with opset 17.
 fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, &str) -> String) -> f64 {
+    check_at(name, shape, seed, 17, body)
+}
+
+/// Builds `body` on input `img` [N, C, H, W] in a model importing `opset`, adds the head, and
+/// checks dL/dx against finite differences. Returns the relative error.
+fn check_at(name: &str, shape: [usize; 4], seed: u64, opset: i64, body: impl FnOnce(&mut Case, &str) -> String) -> f64 {
     let mut c = Case { b: GraphBuilder::new(), rng: ChaCha8Rng::seed_from_u64(seed) };
     let dims: Vec<Dim> =
         std::iter::once(Dim::Param("N".into())).chain(shape[1..].iter().map(|&d| Dim::Fixed(d as i64))).collect();
@@ -70,7 +75,7 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
     // Feature size, from the float64 evaluator.
     let mut probe = c.b.clone();
     probe.output(&feat, DataType::Float, None);
-    let f = ref64::eval(&to_model(probe), &x64, &feat);
+    let f = ref64::eval(&to_model(probe, opset), &x64, &feat);
     let width = (f.len() / shape[0]) as i64;
     let flat = c.op("Flatten", &[&feat], vec![attr_int("axis", 1)]);
     let w = c.rand("w", &[CLASSES as i64, width], -0.5, 0.5);
@@ -78,7 +83,7 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
     let logits = c.op("Gemm", &[&flat, &w, &bias], vec![attr_int("transB", 1)]);
     c.b.output(&logits, DataType::Float, None);
     let y: Vec<i64> = (0..shape[0]).map(|_| c.rng.gen_range(0..CLASSES as i64)).collect();
-    let model = to_model(c.b);
+    let model = to_model(c.b, opset);
 
     let spec = GradSpec { input: "img".into(), logits: logits.clone(), features: feat };
     let g = grad_model(&model, &spec).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -362,5 +367,296 @@ fn conv_auto_pad_same_upper_and_lower() {
         let a = c.op("Flatten", &[&a], vec![]);
         let b = c.op("Flatten", &[&b], vec![]);
         c.op("Concat", &[&a, &b], vec![attr_int("axis", 1)])
+    });
+}
+
+/// Flattens each tensor to [N, -1] and concatenates them.
+fn cat(c: &mut Case, parts: &[String]) -> String {
+    let flat: Vec<String> = parts.iter().map(|t| c.op("Flatten", &[t], vec![])).collect();
+    let refs: Vec<&str> = flat.iter().map(String::as_str).collect();
+    c.op("Concat", &refs, vec![attr_int("axis", 1)])
+}
+
+fn conv_same(c: &mut Case, x: &str, cin: i64, cout: i64) -> String {
+    conv(c, x, cin, cout, 3, vec![attr_ints("pads", &[1, 1, 1, 1])], 1)
+}
+
+#[test]
+fn reduce_mean_and_sum_with_axes_attribute_and_keepdims() {
+    check("reduce_opset17", S, 21, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        let m = c.op("ReduceMean", &[&h], vec![attr_ints("axes", &[2, 3]), attr_int("keepdims", 1)]);
+        let k = c.op("ReduceMean", &[&h], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 0)]);
+        let ax = c.b.const_i64("ax", &[1], &[1]);
+        let s = c.op("ReduceSum", &[&h, &ax], vec![attr_int("keepdims", 0)]);
+        let t = c.op("Tanh", &[&s], vec![]);
+        cat(c, &[m, k, t])
+    });
+}
+
+#[test]
+fn reduce_mean_with_axes_input_noop_and_all_axes_opset18() {
+    check_at("reduce_opset18", S, 22, 18, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        let hw = c.b.const_i64("hw", &[2], &[2, 3]);
+        let m = c.op("ReduceMean", &[&h, &hw], vec![attr_int("keepdims", 1)]);
+        let ch = c.b.const_i64("ch", &[1], &[1]);
+        let k = c.op("ReduceMean", &[&h, &ch], vec![attr_int("keepdims", 0)]);
+        let empty = c.b.const_i64("empty", &[0], &[]);
+        let same = c.op("ReduceSum", &[&h, &empty], vec![attr_int("noop_with_empty_axes", 1)]);
+        let all = c.op("ReduceSum", &[&h], vec![attr_int("keepdims", 1)]);
+        let small = c.b.const_f32("small", &[], &[0.01]);
+        let all = c.op("Mul", &[&all, &small], vec![]);
+        let mixed = c.op("Mul", &[&h, &all], vec![]);
+        cat(c, &[m, k, same, mixed])
+    });
+}
+
+#[test]
+fn slice_with_steps_negative_bounds_and_computed_ends() {
+    check("slice", S, 23, |c, x| {
+        let st = c.b.const_i64("st", &[3], &[1, 0, -1]);
+        let en = c.b.const_i64("en", &[3], &[i64::MAX, i64::MAX, -8]);
+        let ax = c.b.const_i64("ax", &[3], &[1, 2, 3]);
+        let sp = c.b.const_i64("sp", &[3], &[1, 2, -3]);
+        let a = c.op("Slice", &[x, &st, &en, &ax, &sp], vec![]);
+        let st2 = c.b.const_i64("st2", &[2], &[1, 2]);
+        let en2 = c.b.const_i64("en2", &[2], &[3, 6]);
+        let ax2 = c.b.const_i64("ax2", &[2], &[-2, -1]);
+        let b = c.op("Slice", &[x, &st2, &en2, &ax2], vec![]);
+        // ends = Shape(x)[3] − 1, computed in the graph.
+        let sh = c.op("Shape", &[x], vec![]);
+        let three = c.b.const_i64("three", &[], &[3]);
+        let w = c.op("Gather", &[&sh, &three], vec![attr_int("axis", 0)]);
+        let one = c.b.const_i64("one", &[], &[1]);
+        let e = c.op("Sub", &[&w, &one], vec![]);
+        let zero = c.b.const_i64("zero", &[1], &[0]);
+        let e = c.op("Unsqueeze", &[&e, &zero], vec![]);
+        let st3 = c.b.const_i64("st3", &[1], &[2]);
+        let ax3 = c.b.const_i64("ax3", &[1], &[3]);
+        let d = c.op("Slice", &[x, &st3, &e, &ax3], vec![]);
+        let h = conv_same(c, &d, 3, 2);
+        cat(c, &[a, b, h])
+    });
+}
+
+#[test]
+fn gather_token_vector_matrix_and_computed_indices() {
+    check("gather", S, 24, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        // A class token: [N, 49, 4] tokens, Gather(axis 1, scalar index 0).
+        let shape = c.b.const_i64("tokens", &[3], &[0, 4, 49]);
+        let r = c.op("Reshape", &[&h, &shape], vec![]);
+        let t = c.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1])]);
+        let i0 = c.b.const_i64("i0", &[], &[0]);
+        let tok = c.op("Gather", &[&t, &i0], vec![attr_int("axis", 1)]);
+        // Repeated and negative indices.
+        let iv = c.b.const_i64("iv", &[4], &[0, -1, 2, 2]);
+        let g2 = c.op("Gather", &[&h, &iv], vec![attr_int("axis", 3)]);
+        // A 2-D index tensor.
+        let im = c.b.const_i64("im", &[2, 2], &[1, 0, 3, 3]);
+        let g3 = c.op("Gather", &[&h, &im], vec![attr_int("axis", 1)]);
+        // Indices computed from the shape: Range(0, H, 2).
+        let sh = c.op("Shape", &[&h], vec![]);
+        let two = c.b.const_i64("two", &[], &[2]);
+        let hh = c.op("Gather", &[&sh, &two], vec![attr_int("axis", 0)]);
+        let zero = c.b.const_i64("zero", &[], &[0]);
+        let rg = c.op("Range", &[&zero, &hh, &two], vec![]);
+        let g4 = c.op("Gather", &[&h, &rg], vec![attr_int("axis", -2)]);
+        cat(c, &[tok, g2, g3, g4])
+    });
+}
+
+#[test]
+fn gather_elements_and_gather_nd() {
+    check("gather_elements_nd", S, 25, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        // GatherElements along W with indices [1, 4, 7, 2] broadcast over the batch.
+        let idx: Vec<i64> = (0..4 * 7 * 2).map(|i| [3, 0, 6, 6, 1, -1][i % 6]).collect();
+        let ic = c.b.const_i64("ic", &[1, 4, 7, 2], &idx);
+        let sh = c.op("Shape", &[&h], vec![]);
+        let z = c.b.const_i64("z", &[1], &[0]);
+        let o = c.b.const_i64("o", &[1], &[1]);
+        let n = c.op("Slice", &[&sh, &z, &o], vec![]);
+        let rest = c.b.const_i64("rest", &[3], &[4, 7, 2]);
+        let target = c.op("Concat", &[&n, &rest], vec![attr_int("axis", 0)]);
+        let ie = c.op("Expand", &[&ic, &target], vec![]);
+        let ge = c.op("GatherElements", &[&h, &ie], vec![attr_int("axis", 3)]);
+        // GatherND over the leading (non-batch) axes of [C, H, N, W].
+        let t = c.op("Transpose", &[&h], vec![attr_ints("perm", &[1, 2, 0, 3])]);
+        let nd = c.b.const_i64("nd", &[3, 2], &[1, 2, 3, 3, 1, 2]);
+        let g = c.op("GatherND", &[&t, &nd], vec![]);
+        let g = c.op("Transpose", &[&g], vec![attr_ints("perm", &[1, 0, 2])]);
+        cat(c, &[ge, g])
+    });
+}
+
+#[test]
+fn split_squeeze_unsqueeze_expand() {
+    check("split_squeeze_expand", S, 26, |c, x| {
+        let sizes = c.b.const_i64("sizes", &[2], &[1, 2]);
+        let parts = c.b.node_n("Split", &[x, &sizes], 2, vec![attr_int("axis", 1)]);
+        // A three-way split whose middle output is unused.
+        let s3 = c.b.const_i64("s3", &[3], &[2, 3, 2]);
+        let p = c.b.node_n("Split", &[x, &s3], 3, vec![attr_int("axis", 2)]);
+        let ax = c.b.const_i64("ax", &[1], &[1]);
+        let sq = c.op("Squeeze", &[&parts[0], &ax], vec![]);
+        let ax2 = c.b.const_i64("ax2", &[2], &[1, 4]);
+        let un = c.op("Unsqueeze", &[&sq, &ax2], vec![]);
+        let shape = c.b.const_i64("shape", &[4], &[1, 5, 7, 7]);
+        let e = c.op("Expand", &[&parts[0], &shape], vec![]);
+        let h = conv_same(c, &parts[1], 2, 2);
+        cat(c, &[un, e, h, p[0].clone(), p[2].clone()])
+    });
+}
+
+#[test]
+fn split_with_num_outputs_opset18() {
+    check_at("split_opset18", S, 27, 18, |c, x| {
+        let p = c.b.node_n("Split", &[x], 3, vec![attr_int("axis", 1), attr_int("num_outputs", 3)]);
+        let h = c.op("Mul", &[&p[0], &p[2]], vec![]);
+        cat(c, &[h, p[1].clone()])
+    });
+}
+
+#[test]
+fn elementwise_math_erf_pow_sqrt_reciprocal_exp_log() {
+    check("math", S, 28, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        let e = c.op("Erf", &[&h], vec![]);
+        let sq = c.op("Mul", &[&h, &h], vec![]);
+        let half = c.b.const_f32("half", &[], &[0.5]);
+        let pos = c.op("Add", &[&sq, &half], vec![]);
+        let s = c.op("Sqrt", &[&pos], vec![]);
+        let r = c.op("Reciprocal", &[&pos], vec![]);
+        let l = c.op("Log", &[&pos], vec![]);
+        let nh = c.op("Neg", &[&h], vec![]);
+        let ex = c.op("Exp", &[&nh], vec![]);
+        let two = c.b.const_f32("two", &[], &[2.0]);
+        let p2 = c.op("Pow", &[&h, &two], vec![]);
+        let three = c.b.const_i64("three", &[], &[3]);
+        let p3 = c.op("Pow", &[&pos, &three], vec![]);
+        let ev = c.b.const_f32("ev", &[1, 4, 1, 1], &[0.5, 1.5, 2.5, -1.0]);
+        let pv = c.op("Pow", &[&pos, &ev], vec![]);
+        let base = c.b.const_f32("base", &[], &[1.5]);
+        let pe = c.op("Pow", &[&base, &h], vec![]);
+        cat(c, &[e, s, r, l, ex, p2, p3, pv, pe])
+    });
+}
+
+#[test]
+fn layer_normalization_last_axis_spatial_and_tokens() {
+    check("layernorm", S, 29, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        let sc = c.rand("sc", &[7], 0.5, 1.5);
+        let bi = c.rand("bi", &[7], -0.3, 0.3);
+        let a = c.op("LayerNormalization", &[&h, &sc, &bi], vec![attr_int("axis", -1)]);
+        let sc2 = c.rand("sc2", &[7, 7], 0.5, 1.5);
+        let b = c.op("LayerNormalization", &[&h, &sc2], vec![attr_int("axis", 2), attr_float("epsilon", 1e-3)]);
+        let shape = c.b.const_i64("tokens", &[3], &[0, 4, 49]);
+        let r = c.op("Reshape", &[&h, &shape], vec![]);
+        let t = c.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1])]);
+        let sc3 = c.rand("sc3", &[4], 0.5, 1.5);
+        let bi3 = c.rand("bi3", &[4], -0.3, 0.3);
+        let d = c.op("LayerNormalization", &[&t, &sc3, &bi3], vec![]);
+        cat(c, &[a, b, d])
+    });
+}
+
+#[test]
+fn hard_sigmoid_and_hard_swish_across_their_kinks() {
+    check("hard_activations", S, 30, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        let k = c.b.const_f32("k", &[], &[3.0]);
+        let h = c.op("Mul", &[&h, &k], vec![]);
+        let a = c.op("HardSigmoid", &[&h], vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)]);
+        let b = c.op("HardSigmoid", &[&h], vec![]);
+        let s = c.op("HardSwish", &[&h], vec![]);
+        cat(c, &[a, b, s])
+    });
+}
+
+#[test]
+fn gelu_exact_and_tanh_opset20() {
+    check_at("gelu", S, 31, 20, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        let k = c.b.const_f32("k", &[], &[2.0]);
+        let h = c.op("Mul", &[&h, &k], vec![]);
+        let a = c.op("Gelu", &[&h], vec![]);
+        let b = c.op("Gelu", &[&h], vec![attr_string("approximate", "tanh")]);
+        cat(c, &[a, b])
+    });
+}
+
+#[test]
+fn attention_batched_matmul_and_softmax_on_any_axis() {
+    check("attention", S, 32, |c, x| {
+        let shape = c.b.const_i64("tokens", &[3], &[0, 3, 49]);
+        let r = c.op("Reshape", &[x, &shape], vec![]);
+        let t = c.op("Transpose", &[&r], vec![attr_ints("perm", &[0, 2, 1])]);
+        let heads = c.b.const_i64("heads", &[4], &[0, 49, 2, 2]);
+        let mut qkv = Vec::new();
+        for name in ["wq", "wk", "wv"] {
+            let w = c.rand(name, &[3, 4], -0.6, 0.6);
+            let p = c.op("MatMul", &[&t, &w], vec![]);
+            let p = c.op("Reshape", &[&p, &heads], vec![]);
+            qkv.push(c.op("Transpose", &[&p], vec![attr_ints("perm", &[0, 2, 1, 3])]));
+        }
+        let kt = c.op("Transpose", &[&qkv[1]], vec![attr_ints("perm", &[0, 1, 3, 2])]);
+        let s = c.op("MatMul", &[&qkv[0], &kt], vec![]);
+        let scale = c.b.const_f32("scale", &[], &[0.7]);
+        let s = c.op("Mul", &[&s, &scale], vec![]);
+        let p = c.op("Softmax", &[&s], vec![attr_int("axis", -1)]);
+        let o = c.op("MatMul", &[&p, &qkv[2]], vec![]);
+        let q = c.op("Softmax", &[&s], vec![attr_int("axis", 2)]);
+        let bias = c.rand("bias", &[2, 49, 49], -0.2, 0.2);
+        let q = c.op("Add", &[&q, &bias], vec![]);
+        let o2 = c.op("MatMul", &[&q, &qkv[2]], vec![]);
+        cat(c, &[o, o2])
+    });
+}
+
+#[test]
+fn einsum_attention_reduction_and_ellipsis() {
+    check("einsum", [2, 2, 3, 4], 33, |c, x| {
+        // MaxViT's relative attention: "B G H I D, B G H J D -> B G H I J" on [N, 1, 2, 4, 3].
+        let shape = c.b.const_i64("heads", &[5], &[0, 1, 2, 4, 3]);
+        let q = c.op("Reshape", &[x, &shape], vec![]);
+        let k = c.op("Tanh", &[&q], vec![]);
+        let s = c.op("Einsum", &[&q, &k], vec![attr_string("equation", "B G H I D, B G H J D -> B G H I J")]);
+        let o = c.op("Einsum", &[&s, &q], vec![attr_string("equation", "bghij,bghjd->bghid")]);
+        // An index summed inside one operand, and an ellipsis against a constant.
+        let r = c.op("Einsum", &[x], vec![attr_string("equation", "nchw->nh")]);
+        let w = c.rand("w", &[4, 5], -0.5, 0.5);
+        let e = c.op("Einsum", &[x, &w], vec![attr_string("equation", "...ij,jk->...ik")]);
+        cat(c, &[o, r, e])
+    });
+}
+
+#[test]
+fn reduce_l2_normalisation_and_sum_square() {
+    check("reduce_l2", S, 34, |c, x| {
+        let h = conv_same(c, x, 3, 4);
+        // F.normalize(h, dim=1): h / max(‖h‖₂, ε) as the TorchScript exporter writes it.
+        let n = c.op("ReduceL2", &[&h], vec![attr_ints("axes", &[1]), attr_int("keepdims", 1)]);
+        let eps = c.b.const_f32("eps", &[], &[1e-12]);
+        let n = c.op("Clip", &[&n, &eps], vec![]);
+        let u = c.op("Div", &[&h, &n], vec![]);
+        let q = c.op("ReduceSumSquare", &[&h], vec![attr_ints("axes", &[2, 3]), attr_int("keepdims", 0)]);
+        let l = c.op("ReduceL2", &[&h], vec![attr_ints("axes", &[-1]), attr_int("keepdims", 0)]);
+        cat(c, &[u, q, l])
+    });
+}
+
+#[test]
+fn opset11_attribute_forms_of_squeeze_unsqueeze_reduce_sum_split() {
+    check_at("opset11_attributes", S, 35, 11, |c, x| {
+        let p = c.b.node_n("Split", &[x], 2, vec![attr_int("axis", 1), attr_ints("split", &[1, 2])]);
+        let s = c.op("ReduceSum", &[&p[1]], vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)]);
+        let u = c.op("Unsqueeze", &[&s], vec![attr_ints("axes", &[1])]);
+        let q = c.op("Squeeze", &[&p[0]], vec![attr_ints("axes", &[1])]);
+        let q = c.op("Unsqueeze", &[&q], vec![attr_ints("axes", &[1])]);
+        let m = c.op("Mul", &[&u, &q], vec![]);
+        cat(c, &[m, p[1].clone()])
     });
 }

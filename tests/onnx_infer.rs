@@ -166,3 +166,59 @@ fn shape_ops_match_onnx_runtime() {
     });
     assert!(compare_with_onnx_runtime(&m, "x") >= 18);
 }
+
+#[test]
+fn einsum_gather_nd_and_l2_reductions_match_onnx_runtime() {
+    let m = model(|b| {
+        let w = b.const_f32("we", &[13, 5], &[0.1; 65]);
+        let e1 = b.op("Einsum", &["x", &w], vec![attr_string("equation", "...hw,wk->...hk")]);
+        // Implicit output: the labels that appear once, alphabetically (c, h, k, n).
+        let e2 = b.op("Einsum", &["x", &w], vec![attr_string("equation", "nchw, wk")]);
+        let e3 = b.op("Einsum", &["x", "x"], vec![attr_string("equation", "nchw,nchw->nc")]);
+        let e4 = b.op("Einsum", &["x", "x"], vec![attr_string("equation", "bhid,bhjd->bhij")]);
+        let e5 = b.op("Einsum", &[&e4], vec![attr_string("equation", "b...j->...b")]);
+        let idx = b.const_i64("idx", &[2, 1], &[0, 0]);
+        let g1 = b.op("GatherND", &["x", &idx], vec![]);
+        let idx3 = b.const_i64("idx3", &[4, 3], &[0, 2, 10, 0, 1, 0, 0, 0, 5, 0, 0, 0]);
+        let g2 = b.op("GatherND", &["x", &idx3], vec![]);
+        let l2 = b.op("ReduceL2", &["x"], vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)]);
+        let l1 = b.op("ReduceL1", &["x"], vec![attr_ints("axes", &[-1, 2])]);
+        let _ = (e2, e3, e5, g1, g2, l2, l1);
+        b.op("Relu", &[&e1], vec![])
+    });
+    assert!(compare_with_onnx_runtime(&m, "x") >= 10);
+}
+
+#[test]
+fn einsum_and_gather_nd_with_impossible_shapes_are_refused_naming_the_node() {
+    type Body = fn(&mut GraphBuilder) -> String;
+    let cases: [(&str, Body, &str); 3] = [
+        (
+            "label sizes",
+            |b| {
+                let w = b.const_f32("w", &[5, 4], &[0.1; 20]);
+                b.op("Einsum", &["x", &w], vec![attr_string("equation", "nchw,hk->nck")])
+            },
+            "label 'h' has sizes 11 and 5",
+        ),
+        (
+            "operand rank",
+            |b| b.op("Einsum", &["x"], vec![attr_string("equation", "nch->n")]),
+            "does not match its subscripts",
+        ),
+        (
+            "index depth",
+            |b| {
+                let idx = b.const_i64("idx", &[1, 5], &[0; 5]);
+                b.op("GatherND", &["x", &idx], vec![])
+            },
+            "index 5 dimensions",
+        ),
+    ];
+    for (what, body, want) in cases {
+        let m = model(body);
+        let g = m.graph.as_ref().unwrap();
+        let err = static_shapes(g, 17, "x", None).expect_err(what).to_string();
+        assert!(err.contains(want) && err.contains(&g.node.last().unwrap().name.clone().unwrap()), "{what}: {err}");
+    }
+}

@@ -91,8 +91,11 @@ impl AnalysedModel {
 
 /// The gradient graph of `model` (see [`grad::build`]): the shapes the backward rules need are
 /// inferred statically (every node checked on the way); only those static inference cannot
-/// determine are probed with ONNX Runtime (initialised here if it was not already).
+/// determine are probed with ONNX Runtime (initialised here if it was not already). A
+/// channels-last image input is presented as NCHW `x` ([`grad::nchw_front`]).
 pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfig) -> Result<ModelProto> {
+    let fronted = grad::nchw_front(model, &spec.input)?;
+    let model = fronted.as_ref().unwrap_or(model);
     let (mut shapes, missing) = grad::static_shapes(model, spec)?;
     if !missing.is_empty() {
         let (at1, at2) = runtime::probe_shapes(model, &spec.input, &missing, config)?;

@@ -81,6 +81,7 @@ fn report(a: &Analysis) -> String {
             f.shape.as_ref().map_or(String::new(), |sh| format!(", shape {}", shape_string(sh)))
         ),
     );
+    line("feature reason", f.reason.clone());
     let hist: Vec<String> = a.op_histogram.iter().map(|(op, n)| format!("{op}×{n}")).collect();
     line("ops", hist.join(" "));
     line("differentiable", a.differentiability());

@@ -39,10 +39,14 @@ const FIXED_NAMES: [&str; 6] = ["x", "y", "logits", "features", "loss", "grad"];
 ///
 /// Opsets: a model importing opset 13 or later has its import raised to at least
 /// [`MIN_OUTPUT_OPSET`](crate::grad::MIN_OUTPUT_OPSET) (every op the rules emit and every supported op keeps its meaning between
-/// 13 and 17); opset 11–12 is raised too unless a kept node is one of the ops that changed at 13
-/// (Softmax, LogSoftmax, Hardmax, ReduceSum, Split, Squeeze, Unsqueeze); older opsets are rejected.
+/// 13 and 17); opset 11–12 is raised too (Squeeze, Unsqueeze, ReduceSum and Split rewritten to
+/// their opset-13 input form) unless a kept node is one of the ops whose meaning changed at 13
+/// (Softmax, LogSoftmax, Hardmax); older opsets are rejected.
 pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<ModelProto, GradError> {
-    let (renamed, spec, shapes) = rename_fixed(model, spec, shapes)?;
+    let (mut renamed, spec, shapes) = rename_fixed(model, spec, shapes)?;
+    if standard_opset(&renamed).is_some_and(|v| v < 13) {
+        crate::grad::opset::attributes_to_inputs(&mut renamed);
+    }
     let model = &renamed;
     let spec = &spec;
     let shapes = &shapes;
@@ -167,7 +171,7 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
     b.op_named("Identity", &[&spec.features], &["features"], vec![]);
 
     // Inputs, outputs, initializers of the kept nodes; the image input becomes `x`.
-    let used: HashSet<&str> = b.nodes.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    let used: HashSet<&str> = b.nodes.iter().flat_map(crate::onnx::graph::node_inputs).collect();
     let initializers: Vec<_> =
         graph.initializer.iter().filter(|t| used.contains(t.name.as_deref().unwrap_or(""))).cloned().collect();
     for t in initializers {

@@ -8,11 +8,14 @@
 use thiserror::Error;
 
 mod build;
+mod layout;
+mod opset;
 pub mod path;
 mod rules;
 pub mod shapes;
 
 pub use build::{add_initializer_shapes, build, shape_tensors, static_shapes, GradSpec};
+pub use layout::nchw_front;
 pub use path::{is_supported, op_class, DiffPath, OpClass, MIN_OUTPUT_OPSET, NO_GRADIENT};
 pub use shapes::{ShapeMap, TensorShape};
 
@@ -48,6 +51,30 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Constant",
     "Softmax",
     "LogSoftmax",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceSumSquare",
+    "ReduceL2",
+    "Slice",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Split",
+    "Squeeze",
+    "Unsqueeze",
+    "Expand",
+    "Neg",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Reciprocal",
+    "Erf",
+    "Pow",
+    "LayerNormalization",
+    "Einsum",
 ];
 
 /// Errors of the `grad` module.

@@ -162,9 +162,11 @@ pub(crate) fn ancestors(g: &Graph<'_>, root: &str) -> Vec<bool> {
     seen
 }
 
-/// Ops whose semantics or signature changed at opset 13; a model importing opset 11 or 12 that uses
-/// one of them (among the kept nodes) cannot have its import raised and is rejected.
-const CHANGED_AT_13: &[&str] = &["Softmax", "LogSoftmax", "Hardmax", "ReduceSum", "Split", "Squeeze", "Unsqueeze"];
+/// Ops whose semantics changed at opset 13; a model importing opset 11 or 12 that uses one of them
+/// (among the kept nodes) cannot have its import raised and is rejected. (Squeeze, Unsqueeze,
+/// ReduceSum and Split only moved an attribute to an input: the gradient builder rewrites them, see
+/// `grad::opset`.)
+const CHANGED_AT_13: &[&str] = &["Softmax", "LogSoftmax", "Hardmax"];
 
 /// The default-domain opset the gradient graph imports at least (ScatterElements with
 /// `reduction` needs 16; 17 is what PyTorch exports by default).

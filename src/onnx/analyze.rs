@@ -3,6 +3,7 @@
 //! histogram and the ops on the input→logits path that the gradient builder cannot differentiate.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Serialize;
 
@@ -33,9 +34,11 @@ pub enum FeatureChoice {
 pub struct ImageInput {
     /// Tensor name.
     pub name: String,
-    /// Always `NCHW` (NHWC inputs are rejected).
+    /// `NCHW`, or `NHWC` for a channels-last input that the model transposes to NCHW (the
+    /// gradient graph then takes NCHW images and transposes them itself, see
+    /// [`crate::grad::nchw_front`]).
     pub layout: String,
-    /// Declared shape; the batch dim may be symbolic.
+    /// Declared shape (in the model's layout); the batch dim may be symbolic.
     pub shape: Vec<Dim>,
     /// Element type (`float32`).
     pub dtype: String,
@@ -73,6 +76,8 @@ pub struct Feature {
     pub producer_op: Option<String>,
     /// Declared shape when the model declares one (value_info), else `None`.
     pub shape: Option<Vec<Dim>>,
+    /// Why this tensor: what was walked from the head and what it is (for `inspect`).
+    pub reason: String,
 }
 
 /// Facts about the model file.
@@ -122,7 +127,8 @@ pub struct Analysis {
     pub gradient_blocker: Option<String>,
 }
 
-/// Ops that may sit between the final Gemm/MatMul and the logits, or between hidden head layers.
+/// Ops that may sit between the classifier layer and the logits, or between hidden head layers
+/// (an MLP head with activations, normalisation and dropout).
 const HEAD_OPS: &[&str] = &[
     "Gemm",
     "MatMul",
@@ -132,15 +138,24 @@ const HEAD_OPS: &[&str] = &[
     "Div",
     "Relu",
     "LeakyRelu",
+    "PRelu",
+    "Elu",
+    "Selu",
     "Sigmoid",
     "Tanh",
     "Clip",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "Softplus",
     "Dropout",
     "Identity",
     "BatchNormalization",
+    "LayerNormalization",
 ];
 
-/// Ops of the pooling/flatten chain between the last conv block and the head.
+/// Ops that reduce a spatial map or a token sequence to a vector for the head (global or windowed
+/// pooling, flattening, reshaping).
 const POOL_FLATTEN_OPS: &[&str] = &[
     "Flatten",
     "Reshape",
@@ -151,7 +166,19 @@ const POOL_FLATTEN_OPS: &[&str] = &[
     "MaxPool",
     "ReduceMean",
     "ReduceMax",
+    "ReduceSum",
 ];
+
+/// Ops that may sit inside the pooling chain without ending it: a permutation or normalisation
+/// after the pooling (ConvNeXt's LayerNorm2d, Swin's permute; the dynamo exporter writes some of
+/// these views as a Gather over the flattened tensor), dropout.
+const CHAIN_PASS_OPS: &[&str] =
+    &["Transpose", "LayerNormalization", "BatchNormalization", "Dropout", "Identity", "Unsqueeze", "Gather"];
+
+/// Unary ops (or ops with one computed input) an activation written out in elementary ops may use
+/// (SiLU as `x·Sigmoid(x)`, GELU as `0.5·x·(1 + Erf(x/√2))`).
+const ACTIVATION_PARTS: &[&str] =
+    &["Sigmoid", "Tanh", "Erf", "Add", "Sub", "Mul", "Div", "Pow", "Exp", "Softplus", "HardSigmoid", "Relu", "Clip"];
 
 impl Analysis {
     /// One line saying whether (and if not, why not) the gradient builder can differentiate the
@@ -188,20 +215,12 @@ impl Analysis {
         a.feature.name = e(&a.feature.name);
         a.feature.producer_op = a.feature.producer_op.as_ref().map(e);
         a.feature.shape = a.feature.shape.as_ref().map(dims);
+        a.feature.reason = e(&a.feature.reason);
         a.op_histogram = a.op_histogram.iter().map(|(k, v)| (e(k), *v)).collect();
         a.path_ops = a.path_ops.iter().map(|(k, v)| (e(k), *v)).collect();
         a.unsupported_ops = a.unsupported_ops.iter().map(e).collect();
         a.gradient_blocker = a.gradient_blocker.as_ref().map(e);
         a
-    }
-}
-
-/// Whether input `slot` of a head or pooling/flatten-chain op carries the data (as opposed to a
-/// shape, axes, bounds or statistics).
-fn head_data_input(op: &str, slot: usize) -> bool {
-    match op {
-        "Reshape" | "Squeeze" | "Clip" | "Dropout" | "BatchNormalization" | "ReduceMean" | "ReduceMax" => slot == 0,
-        _ => true,
     }
 }
 
@@ -322,13 +341,85 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
     if matches!(shape[0], Dim::Fixed(v) if v <= 0) {
         return Err(OnnxError::DynamicDims { input: name, shape: shape_string(&shape) });
     }
+    if image_layout(g, &name) == Layout::Nhwc {
+        return Ok(ImageInput {
+            name,
+            layout: Layout::Nhwc.to_string(),
+            shape,
+            dtype: "float32".into(),
+            channels: d3,
+            height: d1,
+            width: d2,
+        });
+    }
     // Channels-last when the last dim looks like channels (1 or 3, or a small count below the
-    // second dim) and the second does not.
+    // second dim) and the second does not; without a Transpose to NCHW it cannot be read.
     let nhwc = !matches!(d1, 1 | 3) && (matches!(d3, 1 | 3) || (d3 <= 4 && d1 > d3));
     if nhwc {
         return Err(OnnxError::WrongLayout { input: name, shape: shape_string(&shape) });
     }
-    Ok(ImageInput { name, layout: "NCHW".into(), shape, dtype: "float32".into(), channels: d1, height: d2, width: d3 })
+    Ok(ImageInput {
+        name,
+        layout: Layout::Nchw.to_string(),
+        shape,
+        dtype: "float32".into(),
+        channels: d1,
+        height: d2,
+        width: d3,
+    })
+}
+
+/// The memory layout of a rank-4 image input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Layout {
+    /// Channels first: [N, C, H, W], what ONNX's Conv reads.
+    Nchw,
+    /// Channels last: [N, H, W, C] (Keras, TensorFlow through tf2onnx), transposed to NCHW
+    /// inside the model.
+    Nhwc,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        })
+    }
+}
+
+/// Ops that may sit between a channels-last input and its Transpose to NCHW (in-graph scaling or
+/// normalisation, casts).
+const LAYOUT_PRELUDE_OPS: &[&str] = &["Sub", "Add", "Mul", "Div", "Cast", "Identity", "Clip"];
+
+/// The layout of image input `input`: NHWC when the data path from it reaches a Transpose with
+/// perm [0, 3, 1, 2] (to NCHW) through at most a few elementwise ops and nothing else reads it
+/// first, as tf2onnx writes Keras models; NCHW otherwise.
+pub fn image_layout(g: &Graph<'_>, input: &str) -> Layout {
+    let mut frontier = vec![input.to_string()];
+    for _ in 0..4 {
+        let mut next = Vec::new();
+        for t in &frontier {
+            for c in g.consumers(t) {
+                let node = g.node(c);
+                match node.op() {
+                    "Transpose" => {
+                        let perm: Option<&[i64]> = node.get_attr_opt("perm").ok().flatten();
+                        if perm != Some(&[0, 3, 1, 2]) {
+                            return Layout::Nchw;
+                        }
+                    }
+                    op if LAYOUT_PRELUDE_OPS.contains(&op) => next.extend(node.output.iter().cloned()),
+                    _ => return Layout::Nchw,
+                }
+            }
+        }
+        if next.is_empty() {
+            return if frontier.iter().all(|t| !g.consumers(t).is_empty()) { Layout::Nhwc } else { Layout::Nchw };
+        }
+        frontier = next;
+    }
+    Layout::Nchw
 }
 
 struct FoundLogits {
@@ -339,19 +430,64 @@ struct FoundLogits {
 
 /// The one input of node `i` that is computed (not a constant) and carries data.
 fn computed_input(g: &Graph<'_>, i: usize) -> Result<String, String> {
+    let computed = computed_inputs(g, i);
+    match computed.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("node '{}' ({}) has no computed input", g.label(i), g.node(i).op())),
+        _ => Err(format!("node '{}' ({}) has {} computed inputs", g.label(i), g.node(i).op(), computed.len())),
+    }
+}
+
+/// The computed (non-constant) data inputs of node `i`.
+fn computed_inputs(g: &Graph<'_>, i: usize) -> Vec<String> {
     let node = g.node(i);
-    let computed: Vec<&String> = node
-        .input
+    node.input
         .iter()
         .enumerate()
-        .filter(|(slot, t)| !t.is_empty() && head_data_input(node.op(), *slot) && !g.is_constant(t))
-        .map(|(_, t)| t)
-        .collect();
-    match computed.as_slice() {
-        [one] => Ok((*one).clone()),
-        [] => Err(format!("node '{}' ({}) has no computed input", g.label(i), node.op())),
-        _ => Err(format!("node '{}' ({}) has {} computed inputs", g.label(i), node.op(), computed.len())),
+        .filter(|(slot, t)| !t.is_empty() && crate::onnx::graph::is_data_input(node.op(), *slot) && !g.is_constant(t))
+        .map(|(_, t)| t.clone())
+        .collect()
+}
+
+/// The tensor an activation written out in elementary ops applies to: node `i` has several
+/// computed inputs that all derive, within a few unary steps ([`ACTIVATION_PARTS`]), from one
+/// tensor (`x·Sigmoid(x)`, `0.5·x·(1 + Erf(x/√2))`). `None` when they do not (a residual sum).
+fn activation_source(g: &Graph<'_>, i: usize) -> Option<String> {
+    const DEPTH: usize = 5;
+    if !ACTIVATION_PARTS.contains(&g.node(i).op()) {
+        return None;
     }
+    // For each computed input, the chain of tensors reachable backwards through unary parts.
+    let chains: Vec<Vec<String>> = computed_inputs(g, i)
+        .into_iter()
+        .map(|t| {
+            let mut chain = vec![t.clone()];
+            let mut cur = t;
+            for _ in 0..DEPTH {
+                let Some(p) = g.producer(&cur) else { break };
+                if !ACTIVATION_PARTS.contains(&g.node(p).op()) {
+                    break;
+                }
+                let Ok(next) = computed_input(g, p) else { break };
+                chain.push(next.clone());
+                cur = next;
+            }
+            chain
+        })
+        .collect();
+    if chains.len() < 2 {
+        return None;
+    }
+    // The nearest tensor common to every chain: the activation's input.
+    chains[0].iter().find(|t| chains[1..].iter().all(|c| c.contains(t))).cloned()
+}
+
+/// The classifier layer found walking back from the logits.
+enum HeadKind {
+    /// A Gemm or MatMul with a constant weight.
+    Dense,
+    /// A convolution whose output channels are the classes, pooled to the logits (SqueezeNet).
+    Conv,
 }
 
 fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
@@ -378,9 +514,11 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
     let (name, graph_output, softmax) = candidates.remove(0);
     let fail = |msg: String| OnnxError::NoClassifierHead(msg);
 
-    // Walk back from the logits to the final Gemm/MatMul.
+    // Walk back from the logits to the final Gemm/MatMul, or to a convolution whose output is
+    // pooled and flattened into the logits.
     let mut t = name.clone();
-    let head = loop {
+    let mut pooled = false;
+    let (head, kind) = loop {
         let Some(p) = g.producer(&t) else {
             return Err(fail(format!(
                 "the logits tensor '{name}' is not computed by a Gemm/MatMul layer ('{t}' is a graph input or initializer)"
@@ -388,14 +526,19 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         };
         let node = g.node(p);
         match node.op() {
-            "Gemm" | "MatMul" => break p,
-            op if HEAD_OPS.contains(&op) || matches!(op, "Flatten" | "Reshape" | "Squeeze") => {
+            "Gemm" | "MatMul" => break (p, HeadKind::Dense),
+            // A convolutional classifier (SqueezeNet) reads features computed by earlier layers; a
+            // lone convolution over the image input is no classifier head.
+            "Conv" if pooled && g.producer(&node.input[0]).is_some() => break (p, HeadKind::Conv),
+            op if HEAD_OPS.contains(&op) || POOL_FLATTEN_OPS.contains(&op) => {
+                pooled |= POOL_FLATTEN_OPS.contains(&op) && !matches!(op, "Flatten" | "Reshape" | "Squeeze");
                 t = computed_input(g, p)
                     .map_err(|e| fail(format!("while walking back from the logits '{name}': {e}")))?;
             }
             op => {
                 return Err(fail(format!(
-                    "the logits tensor '{name}' comes from {op} node '{}', not from a Gemm/MatMul classifier layer",
+                    "the logits tensor '{name}' comes from {op} node '{}', not from a Gemm/MatMul classifier layer \
+                     or a pooled convolution",
                     g.label(p)
                 )))
             }
@@ -409,8 +552,12 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         fail(format!("the weight '{weight_name}' of the final {} node '{label}' is not a constant", node.op()))
     })?;
     let dims = &weight.dims;
-    let k = match node.op() {
-        "Gemm" => {
+    let k = match (node.op(), kind) {
+        ("Conv", _) | (_, HeadKind::Conv) => match dims.first() {
+            Some(&out) if dims.len() >= 3 => out,
+            _ => return Err(fail(format!("the weight '{weight_name}' of Conv node '{label}' has dims {dims:?}"))),
+        },
+        ("Gemm", _) => {
             if dims.len() != 2 {
                 return Err(fail(format!(
                     "the weight '{weight_name}' of Gemm node '{label}' has dims {dims:?}, not rank 2"
@@ -466,8 +613,13 @@ fn find_feature(
     logits: &FoundLogits,
     path: &DiffPath<'_>,
 ) -> Result<Feature, OnnxError> {
-    let (name, how) = match choice {
-        FeatureChoice::Penultimate => (logits.head_data_input.clone(), "penultimate"),
+    let head = format!("{} '{}'", logits.info.head_op, logits.info.head_node);
+    let (name, how, reason) = match choice {
+        FeatureChoice::Penultimate => (
+            logits.head_data_input.clone(),
+            "penultimate",
+            format!("the input of the classifier layer {head} (--feature-layer penultimate)"),
+        ),
         FeatureChoice::Named(n) => {
             let on_path = match g.producer(n) {
                 Some(p) => path.on_path[p],
@@ -483,9 +635,16 @@ fn find_feature(
                     logits.name
                 )));
             }
-            (n.clone(), "named")
+            (n.clone(), "named", "named with --feature-tensor".to_string())
         }
-        FeatureChoice::LastConv => (last_conv(g, &logits.head_data_input)?, "last-conv"),
+        FeatureChoice::LastConv => {
+            let (t, why) = if logits.info.head_op == "Conv" {
+                conv_head_feature(g, &logits.head_data_input, &head)
+            } else {
+                last_block_feature(g, &logits.head_data_input, &head)?
+            };
+            (t, "last-conv", why)
+        }
     };
     if name == image && *choice != FeatureChoice::Named(name.clone()) {
         return Err(OnnxError::Feature(format!(
@@ -494,36 +653,177 @@ fn find_feature(
     }
     let producer_op = g.producer(&name).map(|p| g.node(p).op().to_string());
     let shape = g.value_info(&name).and_then(declared_shape);
-    Ok(Feature { name, choice: how.to_string(), producer_op, shape })
+    Ok(Feature { name, choice: how.to_string(), producer_op, shape, reason })
 }
 
-/// Walks back from the head's data input through head layers to the pooling/flatten chain and
-/// returns that chain's input.
-fn last_conv(g: &Graph<'_>, head_input: &str) -> Result<String, OnnxError> {
-    let fail =
-        |msg: String| OnnxError::Feature(format!("{msg}; use --feature-layer penultimate or --feature-tensor NAME"));
+/// For a convolutional classifier (SqueezeNet): the input of the classifier convolution, past
+/// dropout — the features before the final conv.
+fn conv_head_feature(g: &Graph<'_>, conv_input: &str, head: &str) -> (String, String) {
+    let mut t = conv_input.to_string();
+    let mut skipped = Vec::new();
+    while let Some(p) = g.producer(&t) {
+        if !matches!(g.node(p).op(), "Dropout" | "Identity") {
+            break;
+        }
+        skipped.push(g.node(p).op().to_string());
+        t = g.node(p).input[0].clone();
+    }
+    let past = if skipped.is_empty() { String::new() } else { format!(" (past {})", skipped.join(", ")) };
+    (t, format!("the input of the convolutional classifier {head}{past}: the features before the final conv"))
+}
+
+/// One node passed walking back from the head.
+struct Step {
+    /// Node index.
+    node: usize,
+    /// The tensor the walk continued from (the node's data input).
+    input: String,
+    /// The node's output that the walk came through.
+    output: String,
+}
+
+/// How a step relates to the pooling chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepKind {
+    /// Pooling, flattening or reshaping to the head's input.
+    Pool,
+    /// Selecting one token of a sequence (a ViT class token: `x[:, 0]`).
+    Token,
+    /// May sit inside the chain (permutation, normalisation, dropout).
+    Pass,
+    /// A head layer or activation.
+    Head,
+}
+
+fn step_kind(g: &Graph<'_>, i: usize) -> StepKind {
+    let node = g.node(i);
+    let op = node.op();
+    if is_token_select(g, i) {
+        return StepKind::Token;
+    }
+    if POOL_FLATTEN_OPS.contains(&op) {
+        return StepKind::Pool;
+    }
+    if CHAIN_PASS_OPS.contains(&op) {
+        return StepKind::Pass;
+    }
+    StepKind::Head
+}
+
+/// Whether node `i` picks one position of axis 1 (the token axis of [N, T, D]): Gather with a
+/// constant scalar index on axis 1, or Slice of one element on axis 1.
+fn is_token_select(g: &Graph<'_>, i: usize) -> bool {
+    let node = g.node(i);
+    let ints = |t: &str| g.constant(t).and_then(|c| crate::onnx::tensor::tensor_i64(&c).ok());
+    match node.op() {
+        "Gather" => {
+            let axis = node.get_attr_or::<i64>("axis", 0).unwrap_or(0);
+            let scalar = node.input.get(1).and_then(|t| g.constant(t)).is_some_and(|c| c.dims.is_empty());
+            axis == 1 && scalar
+        }
+        "Slice" if node.input.len() >= 4 => {
+            let (Some(st), Some(en), Some(ax)) = (ints(&node.input[1]), ints(&node.input[2]), ints(&node.input[3]))
+            else {
+                return false;
+            };
+            let steps = node.input.get(4).filter(|t| !t.is_empty()).and_then(|t| ints(t));
+            ax == [1] && st.len() == 1 && en.len() == 1 && en[0] - st[0] == 1 && steps.is_none_or(|s| s == [1])
+        }
+        _ => false,
+    }
+}
+
+/// Walks back from the head's data input through head layers and the pooling chain and returns
+/// the last block's output (the input of the pooling chain) or, for a transformer, the selected
+/// class token; with the reason in words.
+fn last_block_feature(g: &Graph<'_>, head_input: &str, head: &str) -> Result<(String, String), OnnxError> {
+    let mut steps: Vec<Step> = Vec::new();
     let mut t = head_input.to_string();
-    let mut in_chain = false;
-    loop {
-        let Some(p) = g.producer(&t) else {
-            if in_chain {
-                return Ok(t);
-            }
-            return Err(fail(format!("no pooling or Flatten before the classifier head: '{t}' is a graph input")));
-        };
+    let stop = loop {
+        let Some(p) = g.producer(&t) else { break format!("'{t}' is a graph input") };
         let op = g.node(p).op();
-        if POOL_FLATTEN_OPS.contains(&op) {
-            in_chain = true;
-            t = g.node(p).input[0].clone();
-        } else if in_chain {
-            return Ok(t);
-        } else if HEAD_OPS.contains(&op) {
-            t = computed_input(g, p).map_err(fail)?;
-        } else {
-            return Err(fail(format!(
-                "cannot find the pooling or Flatten that feeds the classifier head: reached {op} node '{}'",
-                g.label(p)
-            )));
+        let allowed = HEAD_OPS.contains(&op)
+            || POOL_FLATTEN_OPS.contains(&op)
+            || CHAIN_PASS_OPS.contains(&op)
+            || is_token_select(g, p)
+            || ACTIVATION_PARTS.contains(&op);
+        if !allowed {
+            break format!("reached {op} node '{}'", g.label(p));
+        }
+        let next = match computed_input(g, p) {
+            Ok(n) => n,
+            Err(e) => match activation_source(g, p) {
+                Some(src) => src,
+                None => break e,
+            },
+        };
+        steps.push(Step { node: p, input: next.clone(), output: t.clone() });
+        t = next;
+        if steps.len() > 64 {
+            break "walked 64 nodes without leaving the head".into();
+        }
+    };
+    // The first pooling group seen from the head: pooling steps, possibly with pass-through
+    // steps between them.
+    let kinds: Vec<StepKind> = steps.iter().map(|s| step_kind(g, s.node)).collect();
+    let Some(first) = kinds.iter().position(|k| matches!(k, StepKind::Pool | StepKind::Token)) else {
+        return Err(no_pooling(g, head, &steps, &t, &stop));
+    };
+    let mut last = first;
+    for (j, k) in kinds.iter().enumerate().skip(first + 1) {
+        match k {
+            StepKind::Pool | StepKind::Token => last = j,
+            StepKind::Pass => {}
+            StepKind::Head => break,
         }
     }
+    let walked = |upto: usize| {
+        let mut ops: Vec<&str> = steps[..=upto].iter().map(|s| g.node(s.node).op()).collect();
+        ops.reverse();
+        ops.join(" → ")
+    };
+    // A token selection inside the group: the feature is the selected token.
+    if let Some(tok) = (first..=last).find(|&j| kinds[j] == StepKind::Token) {
+        let s = &steps[tok];
+        return Ok((
+            s.output.clone(),
+            format!(
+                "the class token that {} node '{}' selects from the token sequence '{}' for the head {head} \
+                 (path: {} → head)",
+                g.node(s.node).op(),
+                g.label(s.node),
+                s.input,
+                walked(tok)
+            ),
+        ));
+    }
+    let s = &steps[last];
+    Ok((
+        s.input.clone(),
+        format!(
+            "the last block's output, before the pooling chain {} → head {head} (the layer AEGIS clusters)",
+            walked(last)
+        ),
+    ))
+}
+
+/// The error when no pooling chain or token selection feeds the head: names the tensors passed
+/// (the nearest candidates) and the flags.
+fn no_pooling(g: &Graph<'_>, head: &str, steps: &[Step], last: &str, stop: &str) -> OnnxError {
+    let mut cands: Vec<String> = steps
+        .iter()
+        .map(|s| format!("'{}' ({} output)", s.output, g.node(s.node).op()))
+        .chain(std::iter::once(match g.producer(last) {
+            Some(p) => format!("'{last}' ({} output)", g.node(p).op()),
+            None => format!("'{last}'"),
+        }))
+        .collect();
+    cands.dedup();
+    cands.truncate(4);
+    OnnxError::Feature(format!(
+        "cannot find the pooling, Flatten or class-token selection that feeds the classifier head {head} \
+         (walking back from it: {stop}); nearest candidates: {}; pick one with --feature-tensor NAME, or use \
+         --feature-layer penultimate",
+        cands.join(", ")
+    ))
 }

@@ -186,8 +186,8 @@ pub enum OnnxError {
         /// Its shape as declared, e.g. `[N, C, 28, 28]`.
         shape: String,
     },
-    /// The image input is channels-last.
-    #[error("wrong data layout: aegis-audit needs NCHW, but image input '{}' has shape {} (NHWC)", escape(.input), escape(.shape))]
+    /// The image input looks channels-last but is not transposed to NCHW inside the model.
+    #[error("wrong data layout: aegis-audit needs NCHW, but image input '{}' has shape {} (NHWC) and the model never transposes it to NCHW (perm [0, 3, 1, 2]); NHWC inputs are read when the model does, as tf2onnx writes Keras models", escape(.input), escape(.shape))]
     WrongLayout {
         /// The input.
         input: String,

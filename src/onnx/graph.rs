@@ -4,7 +4,7 @@
 //! defines the differentiable path over it).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
@@ -16,6 +16,59 @@ pub fn node_label(node: &NodeProto, index: usize) -> String {
         Some(n) if !n.is_empty() => n.to_string(),
         _ => format!("#{index} {}", node.op_type.as_deref().unwrap_or("?")),
     }
+}
+
+/// Whether input `slot` of an `op` node carries data that gradients flow through, as opposed to a
+/// shape, index, axis or other control value (e.g. Reshape's `shape`, Gather's `indices`).
+/// Ops whose outputs are not differentiable at all (Shape, ArgMax, comparisons...) have none.
+pub fn is_data_input(op: &str, slot: usize) -> bool {
+    match op {
+        "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "Equal" | "Less" | "Greater" | "LessOrEqual"
+        | "GreaterOrEqual" | "Not" | "And" | "Or" | "Xor" | "ConstantOfShape" | "Range" | "OneHot" | "EyeLike"
+        | "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" | "IsNaN" | "IsInf" | "Sign" | "Round" | "Floor"
+        | "Ceil" | "Multinomial" => false,
+        "Reshape" | "Expand" | "Tile" | "Slice" | "Pad" | "Squeeze" | "Unsqueeze" | "Resize" | "Upsample"
+        | "Gather" | "GatherElements" | "GatherND" | "Clip" | "Dropout" | "TopK" | "Split" | "ReduceSum"
+        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
+        | "ReduceLogSumExp" | "ReduceSumSquare" | "CenterCropPad" => slot == 0,
+        "ScatterElements" | "ScatterND" => slot == 0 || slot == 2,
+        "Where" => slot != 0,
+        _ => true,
+    }
+}
+
+/// The tensors a node reads: its non-empty inputs, then the outer-scope tensors its subgraphs
+/// (Loop, If, Scan bodies) use without defining them (each once).
+pub fn node_inputs(node: &NodeProto) -> impl Iterator<Item = &str> {
+    node.input.iter().map(String::as_str).filter(|s| !s.is_empty()).chain(implicit_inputs(node))
+}
+
+/// The outer-scope tensors that `node`'s subgraph attributes read, sorted and without repeats.
+pub fn implicit_inputs(node: &NodeProto) -> Vec<&str> {
+    fn walk<'a>(g: &'a GraphProto, outer: &mut BTreeSet<&'a str>) {
+        let mut defined: HashSet<&str> = g.input.iter().filter_map(|v| v.name.as_deref()).collect();
+        defined.extend(g.initializer.iter().filter_map(|t| t.name.as_deref()));
+        defined.extend(g.node.iter().flat_map(|n| n.output.iter().map(String::as_str)));
+        for n in &g.node {
+            for t in n.input.iter().map(String::as_str).filter(|t| !t.is_empty() && !defined.contains(t)) {
+                outer.insert(t);
+            }
+            let mut inner = BTreeSet::new();
+            for a in &n.attribute {
+                for sub in a.g.iter().chain(&a.graphs) {
+                    walk(sub, &mut inner);
+                }
+            }
+            outer.extend(inner.into_iter().filter(|t| !defined.contains(t)));
+        }
+    }
+    let mut outer = BTreeSet::new();
+    for a in &node.attribute {
+        for sub in a.g.iter().chain(&a.graphs) {
+            walk(sub, &mut outer);
+        }
+    }
+    outer.into_iter().collect()
 }
 
 /// An index over one graph's nodes and tensors. Node indices are positions in `GraphProto::node`.
@@ -50,8 +103,8 @@ impl<'a> Graph<'a> {
         let mut out_degree = vec![0usize; n];
         for node in &proto.node {
             pred_start.push(preds.len());
-            for input in node.input.iter().filter(|s| !s.is_empty()) {
-                if let Some(&p) = producer.get(input.as_str()) {
+            for input in node_inputs(node) {
+                if let Some(&p) = producer.get(input) {
                     preds.push(p);
                     out_degree[p] += 1;
                 }
@@ -76,7 +129,8 @@ impl<'a> Graph<'a> {
         Graph { proto, producer, initializers, preds, pred_start, succs, succ_start }
     }
 
-    /// The nodes producing the inputs of node `index` (one entry per input slot a node produces).
+    /// The nodes producing the inputs of node `index` (one entry per input slot a node produces,
+    /// then one per outer-scope tensor its subgraphs read: see [`node_inputs`]).
     pub fn preds(&self, index: usize) -> &[usize] {
         &self.preds[self.pred_start[index]..self.pred_start[index + 1]]
     }
@@ -106,7 +160,7 @@ impl<'a> Graph<'a> {
     pub fn consumers(&self, tensor: &str) -> Vec<usize> {
         let mut out = Vec::new();
         for (i, node) in self.proto.node.iter().enumerate() {
-            out.extend(node.input.iter().filter(|t| *t == tensor).map(|_| i));
+            out.extend(node_inputs(node).filter(|t| *t == tensor).map(|_| i));
         }
         out
     }

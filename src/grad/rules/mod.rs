@@ -9,15 +9,18 @@ use crate::grad::GradError;
 use crate::onnx::attr::NodeExt;
 use crate::onnx::builder::{attr_int, GraphBuilder};
 use crate::onnx::graph::node_label;
-use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::{NodeProto, TensorProto};
 use crate::onnx::OnnxError;
 
 mod activation;
 mod binary;
+mod index;
 mod linalg;
+mod math;
 mod nn;
+mod norm;
 mod pool;
+mod reduce;
 mod shape_ops;
 mod softmax;
 
@@ -29,9 +32,13 @@ pub(crate) fn registry() -> HashMap<&'static str, Rule> {
     let mut map = HashMap::new();
     activation::register(&mut map);
     binary::register(&mut map);
+    index::register(&mut map);
     linalg::register(&mut map);
+    math::register(&mut map);
     nn::register(&mut map);
+    norm::register(&mut map);
     pool::register(&mut map);
+    reduce::register(&mut map);
     shape_ops::register(&mut map);
     softmax::register(&mut map);
     map
@@ -44,17 +51,14 @@ pub(crate) struct Consts<'a> {
 }
 
 impl Consts<'_> {
-    /// The int64 values of constant `name`.
+    /// The integer values of constant `name` (int64 or int32 data).
     pub fn i64s(&self, name: &str) -> Option<Vec<i64>> {
-        let t = self.tensors.get(name)?;
-        if t.data_type != Some(DataType::Int64 as i32) {
-            return None;
-        }
-        if !t.int64_data.is_empty() {
-            return Some(t.int64_data.clone());
-        }
-        let raw = t.raw_data.as_ref()?;
-        Some(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect())
+        crate::onnx::tensor::tensor_i64(self.tensors.get(name)?).ok()
+    }
+
+    /// The dims of constant `name`.
+    pub fn dims(&self, name: &str) -> Option<Vec<i64>> {
+        self.tensors.get(name).map(|t| t.dims.clone())
     }
 }
 
@@ -156,6 +160,33 @@ impl Ctx<'_, '_> {
             )));
         }
         Ok(())
+    }
+
+    /// The integer values of input `i`, which must be a constant (an initializer or a `Constant`
+    /// node's output); `what` names it in the error.
+    pub fn const_i64s(&self, i: usize, what: &str) -> Result<Vec<i64>, GradError> {
+        let name = self.input(i);
+        self.consts.i64s(name).ok_or_else(|| {
+            self.unsupported(format!(
+                "input {i} ('{name}', the {what}) is not a constant integer tensor; only constant {what} are supported"
+            ))
+        })
+    }
+
+    /// Axis `a` of a rank-`rank` tensor, negative values counting from the end.
+    pub fn axis(&self, a: i64, rank: usize, attr: &str) -> Result<usize, GradError> {
+        let r = rank as i64;
+        let n = if a < 0 { a + r } else { a };
+        if !(0..r).contains(&n) {
+            return Err(self.bad_attr(attr, format!("axis {a} is out of range for rank {rank}")));
+        }
+        Ok(n as usize)
+    }
+
+    /// `ConstantOfShape(Shape(name))`: float32 zeros shaped like `name`.
+    pub fn zeros_like(&mut self, name: &str) -> String {
+        let s = self.shape_of(name);
+        self.b.op("ConstantOfShape", &[&s], vec![])
     }
 
     /// A scalar float32 constant.

@@ -1,5 +1,6 @@
-//! Backward rules of data-movement ops: Identity, Dropout (inference), Flatten, Reshape, Transpose,
-//! Concat, Pad (constant mode). Constant has no inputs and so no rule body.
+//! Backward rules of data-movement ops: Identity, Dropout (inference), Flatten, Reshape, Squeeze,
+//! Unsqueeze (axes as attribute or input), Expand, Transpose, Concat, Pad (constant mode). Constant
+//! has no inputs and so no rule body.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,9 @@ pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
     map.insert("Dropout", identity);
     map.insert("Flatten", reshape_back);
     map.insert("Reshape", reshape_back);
+    map.insert("Squeeze", squeeze_back);
+    map.insert("Unsqueeze", squeeze_back);
+    map.insert("Expand", expand);
     map.insert("Transpose", transpose);
     map.insert("Concat", concat);
     map.insert("Pad", pad);
@@ -39,6 +43,27 @@ fn reshape_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let mut res = vec![None; c.node.input.len()];
     res[0] = Some(c.b.op("Reshape", &[&dy, &shape], vec![]));
     Ok(res)
+}
+
+/// Squeeze and Unsqueeze only move axes of size 1: dX = Reshape(dY, Shape(X)). Their axes are
+/// the `axes` attribute before opset 13 and a second input from 13.
+fn squeeze_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    c.refuse_input(1, "axes")?;
+    let dy = c.dy0()?;
+    let x = c.input(0).to_string();
+    let shape = c.shape_of(&x);
+    let mut res = vec![None; c.node.input.len()];
+    res[0] = Some(c.b.op("Reshape", &[&dy, &shape], vec![]));
+    Ok(res)
+}
+
+/// dX = dY summed over the axes Expand broadcast X along.
+fn expand(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    c.refuse_input(1, "target shape")?;
+    let dy = c.dy0()?;
+    let out = c.shape(c.output(0))?.clone();
+    let x = c.input(0).to_string();
+    Ok(vec![Some(c.reduce_to(&dy, &out, &x)?), None])
 }
 
 /// dX = Transpose(dY, perm⁻¹).

@@ -1,5 +1,5 @@
 //! Shape functions of data-movement and shape ops: Flatten, Reshape, Transpose, Concat, Squeeze,
-//! Unsqueeze, Pad, Slice, Gather, Expand, Tile, Split, DepthToSpace/SpaceToDepth, Resize with
+//! Unsqueeze, Pad, Slice, Gather, GatherND, Expand, Tile, Split, DepthToSpace/SpaceToDepth, Resize with
 //! explicit sizes, and the ops that compute shapes (Shape, Size, Constant, ConstantOfShape), whose
 //! integer results are tracked by value. Axes, permutations, element counts and pads are checked.
 
@@ -21,6 +21,7 @@ pub(super) fn lookup(op: &str) -> Option<ShapeFn> {
         "Slice" => slice,
         "Gather" => gather,
         "GatherElements" => gather_elements,
+        "GatherND" => gather_nd,
         "ScatterElements" | "ScatterND" | "Scatter" => data_shape,
         "Expand" => expand,
         "Tile" => tile,
@@ -418,6 +419,41 @@ fn gather(cx: &Cx<'_>) -> Result<Out, OnnxError> {
 fn gather_elements(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     cx.required(0, "data")?;
     Ok(cx.required(1, "indices")?.map_or_else(Out::unknown, |s| Out::one(s.to_vec())))
+}
+
+/// GatherND: `indices.shape[..-1] ++ data.shape[batch_dims + indices.shape[-1]..]`, the leading
+/// `batch_dims` dimensions of both equal.
+fn gather_nd(cx: &Cx<'_>) -> Result<Out, OnnxError> {
+    let (data, indices) = (cx.required(0, "data")?, cx.required(1, "indices")?);
+    let b = cx.int("batch_dims", 0)?;
+    let (Some(data), Some(indices)) = (data, indices) else {
+        return Ok(Out::unknown());
+    };
+    let (r, q) = (data.len(), indices.len());
+    let Some(&last) = indices.last() else {
+        return Err(cx.err("indices is a scalar; GatherND needs rank 1 or more"));
+    };
+    let bu = usize::try_from(b).ok().filter(|&b| b < r.min(q));
+    let Some(bu) = bu else {
+        return Err(cx.attr_err(
+            "batch_dims",
+            format!("{b} is outside [0, {}) for data {data:?} and indices {indices:?}", r.min(q)),
+        ));
+    };
+    if data[..bu] != indices[..bu] {
+        return Err(
+            cx.err(format!("the first {bu} (batch) dimensions of data {data:?} and indices {indices:?} differ"))
+        );
+    }
+    let Some(end) = usize::try_from(last).ok().map(|l| bu + l).filter(|&e| e <= r && last >= 1) else {
+        return Err(cx.err(format!(
+            "indices {indices:?} index {last} dimensions, but data {data:?} has {} after the {bu} batch dimensions",
+            r - bu
+        )));
+    };
+    let mut out = indices[..q - 1].to_vec();
+    out.extend_from_slice(&data[end..]);
+    Ok(Out::one(out))
 }
 
 fn data_shape(cx: &Cx<'_>) -> Result<Out, OnnxError> {

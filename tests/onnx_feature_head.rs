@@ -1,0 +1,229 @@
+//! The feature tensor found automatically behind the heads torchvision and other exporters write:
+//! an MLP head with activations and dropout (MobileNet V3: Gemm → HardSwish → Dropout → Gemm), an
+//! activation written out in elementary ops (SiLU as x·Sigmoid(x)), a convolutional classifier
+//! (SqueezeNet: the features before the final conv), normalisation after the pooling (ConvNeXt's
+//! GlobalAveragePool → Transpose → LayerNormalization → Transpose → Flatten), a transformer's class
+//! token (ViT: Gather of token 0) and its Slice form; the reason is in the analysis; where nothing
+//! fits, the error names the nearest candidates and `--feature-tensor`.
+
+mod onnx_common;
+
+use aegis_audit::onnx::proto::{GraphProto, ModelProto, NodeProto};
+use aegis_audit::onnx::{analyze, load_model, Analysis, FeatureChoice, LoadLimits, OnnxError};
+use onnx_common::{
+    assert_input_error, attr_i, attr_ints, attr_t, inspect, model, node, tempdir, tensor_f32, tensor_i64, value_info,
+    write_model, D,
+};
+
+fn run(m: &ModelProto) -> Result<Analysis, OnnxError> {
+    let dir = tempdir();
+    let path = write_model(dir.path(), "model.onnx", m);
+    analyze(&load_model(&path, &LoadLimits::default()).unwrap(), &FeatureChoice::LastConv)
+}
+
+/// Conv → Relu ("block") then `head` nodes reading "block", over input [N, 3, 8, 8].
+fn with_head(head: Vec<NodeProto>, inits: Vec<aegis_audit::onnx::proto::TensorProto>, out: &str, k: i64) -> ModelProto {
+    let mut nodes = vec![
+        node("Conv", "conv", &["x", "wc"], &["c"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
+        node("Relu", "relu", &["c"], &["block"], vec![]),
+    ];
+    nodes.extend(head);
+    let mut initializer = vec![tensor_f32("wc", &[16, 3, 3, 3])];
+    initializer.extend(inits);
+    model(GraphProto {
+        node: nodes,
+        initializer,
+        input: vec![value_info("x", &[D::S("N"), D::N(3), D::N(8), D::N(8)])],
+        output: vec![value_info(out, &[D::S("N"), D::N(k)])],
+        ..Default::default()
+    })
+}
+
+#[test]
+fn mlp_head_with_hardswish_and_dropout() {
+    let m = with_head(
+        vec![
+            node("GlobalAveragePool", "gap", &["block"], &["p"], vec![]),
+            node("Flatten", "flat", &["p"], &["f"], vec![]),
+            node("Gemm", "fc1", &["f", "w1", "b1"], &["h"], vec![attr_i("transB", 1)]),
+            node("HardSwish", "hs", &["h"], &["hs"], vec![]),
+            node("Dropout", "drop", &["hs"], &["d"], vec![]),
+            node("Gemm", "fc2", &["d", "w2", "b2"], &["logits"], vec![attr_i("transB", 1)]),
+        ],
+        vec![tensor_f32("w1", &[32, 16]), tensor_f32("b1", &[32]), tensor_f32("w2", &[5, 32]), tensor_f32("b2", &[5])],
+        "logits",
+        5,
+    );
+    let a = run(&m).unwrap();
+    assert_eq!(a.feature.name, "block");
+    assert_eq!(a.feature.choice, "last-conv");
+    assert!(
+        a.feature.reason.contains("GlobalAveragePool → Flatten → Gemm → HardSwish → Dropout"),
+        "{}",
+        a.feature.reason
+    );
+    assert_eq!(a.logits.head_node, "fc2");
+}
+
+#[test]
+fn silu_written_as_x_times_sigmoid_in_the_head() {
+    let m = with_head(
+        vec![
+            node("GlobalAveragePool", "gap", &["block"], &["p"], vec![]),
+            node("Flatten", "flat", &["p"], &["f"], vec![]),
+            node("Gemm", "fc1", &["f", "w1"], &["h"], vec![attr_i("transB", 1)]),
+            node("Sigmoid", "sig", &["h"], &["s"], vec![]),
+            node("Mul", "silu", &["h", "s"], &["a"], vec![]),
+            node("Gemm", "fc2", &["a", "w2"], &["logits"], vec![attr_i("transB", 1)]),
+        ],
+        vec![tensor_f32("w1", &[32, 16]), tensor_f32("w2", &[5, 32])],
+        "logits",
+        5,
+    );
+    assert_eq!(run(&m).unwrap().feature.name, "block");
+}
+
+#[test]
+fn convolutional_classifier_takes_the_features_before_the_final_conv() {
+    let m = with_head(
+        vec![
+            node("Dropout", "drop", &["block"], &["d"], vec![]),
+            node("Conv", "final_conv", &["d", "wk"], &["k"], vec![]),
+            node("Relu", "krelu", &["k"], &["kr"], vec![]),
+            node("GlobalAveragePool", "gap", &["kr"], &["p"], vec![]),
+            node("Flatten", "flat", &["p"], &["logits"], vec![]),
+        ],
+        vec![tensor_f32("wk", &[7, 16, 1, 1])],
+        "logits",
+        7,
+    );
+    let a = run(&m).unwrap();
+    assert_eq!(a.logits.head_op, "Conv");
+    assert_eq!(a.logits.head_node, "final_conv");
+    assert_eq!(a.num_classes, 7);
+    assert_eq!(a.feature.name, "block");
+    assert!(a.feature.reason.contains("convolutional classifier"), "{}", a.feature.reason);
+}
+
+#[test]
+fn normalisation_after_pooling_stays_in_the_chain() {
+    let m = with_head(
+        vec![
+            node("GlobalAveragePool", "gap", &["block"], &["p"], vec![]),
+            node("Transpose", "t1", &["p"], &["pt"], vec![attr_ints("perm", &[0, 2, 3, 1])]),
+            node("LayerNormalization", "ln", &["pt", "g"], &["n"], vec![]),
+            node("Transpose", "t2", &["n"], &["nt"], vec![attr_ints("perm", &[0, 3, 1, 2])]),
+            node("Flatten", "flat", &["nt"], &["f"], vec![]),
+            node("Gemm", "fc", &["f", "w"], &["logits"], vec![attr_i("transB", 1)]),
+        ],
+        vec![tensor_f32("g", &[16]), tensor_f32("w", &[5, 16])],
+        "logits",
+        5,
+    );
+    assert_eq!(run(&m).unwrap().feature.name, "block");
+}
+
+/// Patch embedding → token sequence [N, 17, 16] (class token concatenated) → LayerNorm → `select`
+/// → Gemm head.
+fn vit_like(select: Vec<NodeProto>, inits: Vec<aegis_audit::onnx::proto::TensorProto>) -> ModelProto {
+    let mut nodes = vec![
+        node(
+            "Conv",
+            "patch",
+            &["x", "wp"],
+            &["e"],
+            vec![attr_ints("strides", &[2, 2]), attr_ints("kernel_shape", &[2, 2])],
+        ),
+        node("Reshape", "tokens", &["e", "tshape"], &["s"], vec![]),
+        node("Transpose", "seq", &["s"], &["q"], vec![attr_ints("perm", &[0, 2, 1])]),
+        // The class token repeated over the batch: Expand to [N, 1, 16], N read from the input.
+        node("Shape", "xshape", &["x"], &["xs"], vec![]),
+        node("Gather", "batch", &["xs", "first"], &["n"], vec![attr_i("axis", 0)]),
+        node("Concat", "cls_dims", &["n", "cls_rest"], &["cls_shape"], vec![attr_i("axis", 0)]),
+        node("Expand", "cls_expand", &["cls", "cls_shape"], &["ce"], vec![]),
+        node("Concat", "cat", &["ce", "q"], &["z"], vec![attr_i("axis", 1)]),
+        node("LayerNormalization", "ln", &["z", "g"], &["enc"], vec![]),
+    ];
+    nodes.extend(select);
+    nodes.push(node("Gemm", "head", &["token", "w"], &["logits"], vec![attr_i("transB", 1)]));
+    let mut initializer = vec![
+        tensor_f32("wp", &[16, 3, 2, 2]),
+        tensor_i64("tshape", &[0, 16, 16]),
+        tensor_f32("cls", &[1, 1, 16]),
+        tensor_i64("first", &[0]),
+        tensor_i64("cls_rest", &[1, 16]),
+        tensor_f32("g", &[16]),
+        tensor_f32("w", &[6, 16]),
+    ];
+    initializer.extend(inits);
+    model(GraphProto {
+        node: nodes,
+        initializer,
+        input: vec![value_info("x", &[D::S("N"), D::N(3), D::N(8), D::N(8)])],
+        output: vec![value_info("logits", &[D::S("N"), D::N(6)])],
+        ..Default::default()
+    })
+}
+
+#[test]
+fn transformer_class_token_by_gather_or_slice() {
+    let zero = tensor_i64("zero", &[0]);
+    let scalar_zero = aegis_audit::onnx::proto::TensorProto { dims: vec![], ..zero };
+    let m = vit_like(
+        vec![
+            node("Constant", "c0", &[], &["i0"], vec![attr_t("value", scalar_zero)]),
+            node("Gather", "select", &["enc", "i0"], &["token"], vec![attr_i("axis", 1)]),
+        ],
+        vec![],
+    );
+    let a = run(&m).unwrap();
+    assert_eq!(a.feature.name, "token");
+    assert!(a.feature.reason.contains("class token") && a.feature.reason.contains("'enc'"), "{}", a.feature.reason);
+
+    let m = vit_like(
+        vec![
+            node("Slice", "select", &["enc", "s0", "s1", "ax"], &["sl"], vec![]),
+            node("Squeeze", "squeeze", &["sl", "ax"], &["token"], vec![]),
+        ],
+        vec![tensor_i64("s0", &[0]), tensor_i64("s1", &[1]), tensor_i64("ax", &[1])],
+    );
+    let a = run(&m).unwrap();
+    assert_eq!(a.feature.name, "sl");
+    assert!(a.feature.reason.contains("class token"), "{}", a.feature.reason);
+}
+
+#[test]
+fn no_pooling_names_the_nearest_candidates_and_the_flag() {
+    // The head reads a Concat of two dense branches of the flattened image: nothing between the
+    // head and the Concat pools, flattens or selects a token.
+    let m2 = model(GraphProto {
+        node: vec![
+            node("Reshape", "to_vec", &["img", "vshape"], &["x"], vec![]),
+            node("Gemm", "a", &["x", "wa"], &["ha"], vec![attr_i("transB", 1)]),
+            node("Gemm", "b", &["x", "wb"], &["hb"], vec![attr_i("transB", 1)]),
+            node("Concat", "cat", &["ha", "hb"], &["h"], vec![attr_i("axis", 1)]),
+            node("Relu", "r", &["h"], &["hr"], vec![]),
+            node("Gemm", "fc", &["hr", "w"], &["logits"], vec![attr_i("transB", 1)]),
+        ],
+        initializer: vec![
+            tensor_i64("vshape", &[0, 8]),
+            tensor_f32("wa", &[4, 8]),
+            tensor_f32("wb", &[4, 8]),
+            tensor_f32("w", &[3, 8]),
+        ],
+        input: vec![value_info("img", &[D::S("N"), D::N(1), D::N(2), D::N(4)])],
+        output: vec![value_info("logits", &[D::S("N"), D::N(3)])],
+        ..Default::default()
+    });
+    let e = match run(&m2) {
+        Ok(a) => panic!("expected an error, chose {}", a.feature.name),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("nearest candidates: 'hr' (Relu output), 'h' (Concat output)"), "{e}");
+    assert!(e.contains("--feature-tensor NAME"), "{e}");
+    let dir = tempdir();
+    let path = write_model(dir.path(), "m.onnx", &m2);
+    assert_input_error(&inspect(&path, &[]), "--feature-tensor NAME");
+    let out = inspect(&path, &["--json", "--feature-tensor", "hr"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
