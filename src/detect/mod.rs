@@ -8,6 +8,7 @@ pub mod precondition;
 pub mod preset;
 pub mod reach;
 pub mod translate;
+pub mod universal;
 
 use thiserror::Error;
 
