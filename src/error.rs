@@ -33,6 +33,9 @@ pub enum Error {
     /// Writing a report or evidence failed.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    /// An option, a preset, an output path or the data is unusable for the audit.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// The crate's result type.

@@ -1,11 +1,14 @@
 //! aegis-audit: an ONNX-native backdoor (trojan) scanner for image classifiers.
 //!
-//! Data flows one way through the modules:
+//! [`audit`] is the front door: options → checked plan → prepared model → PGD → statistics → decision
+//! → report. Underneath, data flows one way through the modules:
 //! model + data → [`onnx`] (read, validate, analyse) → [`grad`] (feature head + gradient graph)
 //! → [`runtime`] (ONNX Runtime sessions) → [`attack`] (PGD) → features → [`embed`] (PCA, t-SNE)
-//! → [`cluster`] (mean shift, HDBSCAN, affinity propagation) → [`detect`] (verdicts) → [`report`]
-//! (SARIF, JSON, table, evidence). [`data`] reads datasets and feature matrices.
-//! The binary (`src/main.rs`, `src/cli/`) is a thin layer of argument handling over this library.
+//! → [`cluster`] (mean shift, HDBSCAN, affinity propagation) → [`detect`] (per-class statistics and
+//! flags) → [`report`] (SARIF, JSON, table, evidence). [`data`] reads datasets and feature matrices;
+//! [`matrix`] holds what `embed` and `cluster` share. The binary (`src/main.rs`, `src/cli/`) is a thin
+//! layer of argument handling over [`audit`] and [`report`]. The layers and what each module may import:
+//! `docs/architecture.md`, enforced by `tests/architecture.rs`.
 #![deny(missing_docs)]
 
 pub mod attack;
@@ -17,6 +20,7 @@ pub mod detect;
 pub mod embed;
 pub mod error;
 pub mod grad;
+pub mod matrix;
 pub mod onnx;
 pub mod report;
 pub mod runtime;

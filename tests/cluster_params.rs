@@ -2,6 +2,7 @@
 
 use aegis_audit::cluster::{estimate_bandwidth, AffinityPropagation, ClusterError, Hdbscan, MeanShift};
 use aegis_audit::embed::{EmbedError, Pca, Tsne};
+use aegis_audit::matrix::MatrixError;
 use ndarray::{array, Array2};
 
 fn small() -> Array2<f64> {
@@ -10,7 +11,7 @@ fn small() -> Array2<f64> {
 
 fn param_name(e: EmbedError) -> &'static str {
     match e {
-        EmbedError::InvalidParam { name, .. } => name,
+        EmbedError::Input(MatrixError::InvalidParam { name, .. }) => name,
         other => panic!("expected InvalidParam, got {other}"),
     }
 }
@@ -19,7 +20,7 @@ fn param_name(e: EmbedError) -> &'static str {
 fn pca_rejects_zero_components_and_one_sample() {
     assert_eq!(param_name(Pca::params(0).fit(&small()).unwrap_err()), "n_components");
     let err = Pca::params(2).fit(&array![[1.0, 2.0]]).unwrap_err();
-    assert!(matches!(err, EmbedError::TooFewSamples { got: 1, .. }), "{err}");
+    assert!(matches!(err, EmbedError::Input(MatrixError::TooFewSamples { got: 1, .. })), "{err}");
 }
 
 #[test]
@@ -51,18 +52,24 @@ fn tsne_rules() {
 fn non_finite_and_empty_inputs_are_errors() {
     let mut x = small();
     x[[4, 1]] = f64::NAN;
-    assert!(matches!(Pca::params(2).fit(&x).unwrap_err(), EmbedError::NonFinite { row: 4, col: 1 }));
-    assert!(matches!(MeanShift::params().fit(&x).unwrap_err(), ClusterError::NonFinite { row: 4, col: 1 }));
+    assert!(matches!(
+        Pca::params(2).fit(&x).unwrap_err(),
+        EmbedError::Input(MatrixError::NonFinite { row: 4, col: 1 })
+    ));
+    assert!(matches!(
+        MeanShift::params().fit(&x).unwrap_err(),
+        ClusterError::Input(MatrixError::NonFinite { row: 4, col: 1 })
+    ));
     let empty = Array2::<f64>::zeros((0, 2));
-    assert!(matches!(Hdbscan::params(5).fit(&empty).unwrap_err(), ClusterError::Empty { .. }));
-    assert!(matches!(Tsne::params().fit(&empty).unwrap_err(), EmbedError::Empty { .. }));
+    assert!(matches!(Hdbscan::params(5).fit(&empty).unwrap_err(), ClusterError::Input(MatrixError::Empty { .. })));
+    assert!(matches!(Tsne::params().fit(&empty).unwrap_err(), EmbedError::Input(MatrixError::Empty { .. })));
 }
 
 #[test]
 fn cluster_rules() {
     let x = small();
     let name = |e: ClusterError| match e {
-        ClusterError::InvalidParam { name, .. } => name,
+        ClusterError::Input(MatrixError::InvalidParam { name, .. }) => name,
         other => panic!("expected InvalidParam, got {other}"),
     };
     assert_eq!(name(MeanShift::params().bandwidth(Some(0.0)).fit(&x).unwrap_err()), "bandwidth");
@@ -70,7 +77,7 @@ fn cluster_rules() {
     assert_eq!(name(Hdbscan::params(5).min_samples(Some(0)).fit(&x).unwrap_err()), "min_samples");
     assert!(matches!(
         Hdbscan::params(20).fit(&x).unwrap_err(),
-        ClusterError::TooFewSamples { needed: 20, got: 12, .. }
+        ClusterError::Input(MatrixError::TooFewSamples { needed: 20, got: 12, .. })
     ));
     assert_eq!(name(AffinityPropagation::params().damping(1.0).fit(&x).unwrap_err()), "damping");
     assert_eq!(name(estimate_bandwidth(&x, 1.5, None, 0).unwrap_err()), "quantile");

@@ -1,15 +1,120 @@
-//! Writing an audit's visual evidence: per class the embedding scatter (clean vs translated,
-//! coloured by cluster), for flagged classes a grid of translated images per cluster and a grid of
-//! the shortest translations beside their seeds (where a trigger shows), and the `index.html` that
-//! links them. Paths in the report are relative to the
-//! evidence folder.
+//! Writing an audit's visual evidence, in one place, after the decision: for AEGIS per class the
+//! embedding scatter (clean vs translated, coloured by cluster), for flagged classes a grid of
+//! translated images per cluster and a grid of the shortest translations beside their seeds (where a
+//! trigger shows), and the bar chart of the displacements; for Neural Cleanse each class's reversed
+//! mask and pattern; for reach the rate chart and, for flagged classes, the images that reached them;
+//! then the `index.html` that links them. Paths in the report are relative to the evidence folder.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::detect::aegis::{seed_displacements, AegisClass};
-use crate::detect::translate::gather;
+use crate::data::ImageSet;
+use crate::detect::aegis::{seed_displacements, AegisClass, AegisResult};
+use crate::detect::neural_cleanse::NeuralCleanseResult;
+use crate::detect::reach::ReachResult;
+use crate::detect::sample::gather;
+use crate::detect::{DetectorEvidence, DetectorOutcome};
 use crate::report::{evidence, html, AuditReport, EvidenceFile, EvidenceInfo, EvidenceKind, ReportError};
 use crate::Result;
+
+/// The evidence files written for one outcome: per class, and all of them in the order written.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EvidenceFiles {
+    /// Files of each class.
+    pub per_class: BTreeMap<usize, Vec<EvidenceFile>>,
+    /// Every file, in the order written.
+    pub all: Vec<EvidenceFile>,
+}
+
+impl EvidenceFiles {
+    fn class(&mut self, class: usize, files: Vec<EvidenceFile>) {
+        self.all.extend(files.iter().cloned());
+        self.per_class.entry(class).or_default().extend(files);
+    }
+}
+
+/// Writes the evidence of `outcome` into `dir` (flagged classes as `flagged` says): `train` is the set
+/// AEGIS drew its seeds from.
+pub fn write(dir: &Path, outcome: &DetectorOutcome, flagged: &[usize], train: &ImageSet) -> Result<EvidenceFiles> {
+    create_dir(dir)?;
+    match &outcome.evidence {
+        DetectorEvidence::Aegis(r) => aegis(dir, r, flagged, train),
+        DetectorEvidence::NeuralCleanse(r) => neural_cleanse(dir, r, outcome),
+        DetectorEvidence::Reach(r) => reach(dir, r, outcome, flagged, (train.c, train.h, train.w)),
+    }
+}
+
+fn aegis(dir: &Path, r: &AegisResult, flagged: &[usize], train: &ImageSet) -> Result<EvidenceFiles> {
+    let mut out = EvidenceFiles::default();
+    let shape = (train.c, train.h, train.w);
+    for c in &r.classes {
+        let class = c.first.class;
+        let files = aegis_class(dir, &c.first, flagged.contains(&class), shape, &train.pixels, &train.labels)?;
+        out.class(class, files);
+    }
+    let classes: Vec<usize> = r.classes.iter().map(|c| c.first.class).collect();
+    let displacements: Vec<f64> = r.classes.iter().map(|c| c.shortcut.displacement).collect();
+    let marks: Vec<bool> = classes.iter().map(|c| flagged.contains(c)).collect();
+    out.all.push(displacement_chart(dir, &classes, &displacements, &marks)?);
+    Ok(out)
+}
+
+fn neural_cleanse(dir: &Path, r: &NeuralCleanseResult, outcome: &DetectorOutcome) -> Result<EvidenceFiles> {
+    let (c, h, w) = r.image_shape;
+    let mut out = EvidenceFiles::default();
+    for t in r.classes.iter().filter(|t| outcome.classes.iter().any(|s| s.class == t.class)) {
+        let name = format!("class-{}-nc-mask.png", t.class);
+        evidence::mask_png(&dir.join(&name), &t.mask, &t.pattern, c, h, w, 4)?;
+        let file = EvidenceFile {
+            kind: EvidenceKind::Mask,
+            path: name,
+            caption: format!("Class {}: reversed mask and mask⊙pattern (‖m‖₁ = {:.2})", t.class, t.mask_l1),
+        };
+        out.class(t.class, vec![file]);
+    }
+    Ok(out)
+}
+
+fn reach(
+    dir: &Path,
+    r: &ReachResult,
+    outcome: &DetectorOutcome,
+    flagged: &[usize],
+    (c, h, w): (usize, usize, usize),
+) -> Result<EvidenceFiles> {
+    let mut out = EvidenceFiles::default();
+    let labels: Vec<String> = r.classes.iter().map(|c| c.class.to_string()).collect();
+    let marks: Vec<bool> = r.classes.iter().map(|c| c.flagged).collect();
+    let name = "reach-rates.png".to_string();
+    evidence::bar_chart_png(
+        &dir.join(&name),
+        &labels,
+        &r.rates(),
+        &marks,
+        &format!("targeted L2 PGD success rate per class at ε = {:.3}", r.eps),
+        Some(1.0),
+    )?;
+    out.all.push(EvidenceFile {
+        kind: EvidenceKind::BarChart,
+        path: name,
+        caption: format!("Success rate of targeted L2 PGD (ε = {:.3}) toward each class", r.eps),
+    });
+    for cr in r.classes.iter().filter(|c| outcome.classes.iter().any(|s| s.class == c.class)) {
+        if !flagged.contains(&cr.class) || cr.evidence.is_empty() {
+            continue;
+        }
+        let images: Vec<f32> = cr.evidence.iter().flat_map(|e| e.image.iter().copied()).collect();
+        let name = format!("class-{}-reach.png", cr.class);
+        evidence::image_grid_png(&dir.join(&name), &images, cr.evidence.len(), c, h, w, 4, 3)?;
+        let file = EvidenceFile {
+            kind: EvidenceKind::ImageGrid,
+            path: name,
+            caption: format!("Class {}: perturbed images that reached it within ε = {:.3}", cr.class, r.eps),
+        };
+        out.class(cr.class, vec![file]);
+    }
+    Ok(out)
+}
 
 /// Translated images shown per cluster.
 const GRID_IMAGES: usize = 36;
@@ -24,7 +129,7 @@ const SHORTEST_PAIRS: usize = 18;
 
 /// Writes one class's AEGIS evidence into `dir` and returns the files (relative paths); `train` and
 /// `labels` are the training images the seeds were drawn from.
-pub fn aegis_class(
+fn aegis_class(
     dir: &Path,
     r: &AegisClass,
     flagged: bool,
@@ -114,12 +219,7 @@ fn shortest_translations(
 }
 
 /// Writes the per-class mean translation displacement as a bar chart (flagged classes in red).
-pub fn displacement_chart(
-    dir: &Path,
-    classes: &[usize],
-    displacement: &[f64],
-    flagged: &[bool],
-) -> Result<EvidenceFile> {
+fn displacement_chart(dir: &Path, classes: &[usize], displacement: &[f64], flagged: &[bool]) -> Result<EvidenceFile> {
     create_dir(dir)?;
     let name = "aegis-displacement.png".to_string();
     let labels: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
@@ -140,10 +240,11 @@ pub fn displacement_chart(
     })
 }
 
-/// Writes `index.html` for the finished report and returns the evidence summary.
-pub fn finish(dir: &Path, report: &AuditReport, files: Vec<EvidenceFile>) -> Result<EvidenceInfo> {
+/// Writes `index.html` into `dir` for the finished report, whose evidence will live in `final_dir`, and
+/// returns the evidence summary.
+pub fn finish(dir: &Path, final_dir: &Path, report: &AuditReport, files: Vec<EvidenceFile>) -> Result<EvidenceInfo> {
     create_dir(dir)?;
-    let info = EvidenceInfo { dir: dir.display().to_string(), index: "index.html".to_string(), files };
+    let info = EvidenceInfo { dir: final_dir.display().to_string(), index: "index.html".to_string(), files };
     let mut with = report.clone();
     with.evidence = Some(info.clone());
     html::index_html(dir, &with)?;

@@ -1,11 +1,37 @@
-//! The audit: a resolved plan (method, parameters, seeds) applied to a prepared model and a
-//! dataset, producing one [`crate::report::AuditReport`] and, on request, visual evidence.
-//! Data flows one way: prepared model + images → precondition → detector → per-class verdicts →
-//! report.
+//! The audit: the library's front door. Data flows one way:
+//!
+//! [`Options`] (every flag, given one-to-one by any caller) → [`Preset::apply`] → [`AuditPlan`]
+//! ([`AuditPlan::check`] before anything is loaded) → per model: [`AnalysedModel`] (load, analysis;
+//! [`AuditPlan::check_classes`]) → data ([`AuditPlan::check_data`]) → [`PreparedModel`] (gradient graph,
+//! session) → precondition → method choice → detector outcome → decision → evidence → report →
+//! [`AuditRun::write`] (every report at once, or none).
+//!
+//! [`run`] does all of it; [`tools`] holds the entry points of the other subcommands.
 
+mod batch;
+mod decision;
+mod error;
 mod evidence;
+mod method;
+mod options;
+mod outputs;
+mod plan;
 mod prepare;
+mod preset;
+mod progress;
 mod run;
+pub mod tools;
 
-pub use prepare::PreparedModel;
-pub use run::{run_audit, AuditPlan, MethodChoice};
+pub use batch::{run, AuditRun, ModelRun, RenderedRun};
+pub use decision::{decide, Decision};
+pub use error::{error_chain, AuditError};
+pub use method::{choose, MethodDecision};
+pub use options::{
+    parse_eps_sweep, BandwidthChoice, Clusterer, DecisionRule, Device, FeatureChoice, MethodChoice, Options, Reducer,
+    DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RUNS, DEFAULT_SEED,
+};
+pub use outputs::Outputs;
+pub use plan::{bounds_help, AuditPlan, Bound, BOUNDS};
+pub use prepare::{AnalysedModel, PrepareTimings, PreparedModel};
+pub use preset::{DecisionParams, EmbeddingParams, Preset, PresetFile, DEFAULT_PRESETS};
+pub use run::{audit_model, AuditData, EvidenceTarget};

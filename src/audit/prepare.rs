@@ -1,13 +1,92 @@
-//! Preparing a model for detection, once per model: safe loading and validation, analysis (image
-//! input, logits, feature tensor), the gradient graph, and the ONNX Runtime session over it.
+//! Preparing a model for detection, once per model, in two stages so that the checks needing the class
+//! count run before any expensive work: [`AnalysedModel::load`] (safe loading and validation, analysis:
+//! image input, logits, feature tensor), then [`AnalysedModel::prepare`] (the gradient graph and the ONNX
+//! Runtime session over it). The model is hashed from the bytes that were loaded.
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::attack::OnnxGradModel;
+use crate::data::ImageShape;
 use crate::grad::{self, GradSpec, RuntimeProbe};
-use crate::onnx::{self, Analysis, FeatureChoice, LoadLimits};
-use crate::runtime::{self, SessionConfig};
+use crate::onnx::{self, Analysis, FeatureChoice, LoadLimits, Model};
+use crate::report::ModelInfo;
+use crate::runtime::SessionConfig;
 use crate::Result;
+
+/// Wall time of each preparation stage, seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PrepareTimings {
+    /// Reading, decoding and validating the file.
+    pub load: f64,
+    /// Analysis.
+    pub analysis: f64,
+    /// Building the gradient graph.
+    pub graph_build: f64,
+    /// Creating the session.
+    pub session: f64,
+}
+
+/// A model loaded, validated and analysed; no graph built, nothing run.
+#[derive(Debug)]
+pub struct AnalysedModel {
+    /// The validated model.
+    pub model: Model,
+    /// What aegis-audit found in it.
+    pub analysis: Analysis,
+    /// Path, SHA-256 and size of the bytes loaded.
+    pub info: ModelInfo,
+    /// Wall time of loading and analysis.
+    pub timings: PrepareTimings,
+}
+
+impl AnalysedModel {
+    /// Loads `path` within `limits` and analyses it.
+    pub fn load(path: &Path, feature: &FeatureChoice, limits: &LoadLimits) -> Result<AnalysedModel> {
+        let started = Instant::now();
+        let model = onnx::load_model(path, limits)?;
+        let load = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let analysis = onnx::analyze(&model, feature)?;
+        let timings = PrepareTimings { load, analysis: started.elapsed().as_secs_f64(), ..PrepareTimings::default() };
+        let info =
+            ModelInfo { path: path.display().to_string(), sha256: model.sha256.clone(), size_bytes: model.size_bytes };
+        Ok(AnalysedModel { model, analysis, info, timings })
+    }
+
+    /// The image shape the model takes.
+    pub fn image_shape(&self) -> ImageShape {
+        let i = &self.analysis.image_input;
+        ImageShape::new(i.channels as usize, i.height as usize, i.width as usize)
+    }
+
+    /// The number of classes (logits).
+    pub fn num_classes(&self) -> usize {
+        self.analysis.num_classes
+    }
+
+    /// Builds the gradient graph and opens a session over it (ONNX Runtime must be initialised).
+    pub fn prepare(self, config: &SessionConfig) -> Result<PreparedModel> {
+        let AnalysedModel { model, analysis, info, mut timings } = self;
+        let started = Instant::now();
+        // An op without a backward rule makes `build_probed` fail naming the node and the op.
+        let spec = GradSpec {
+            input: analysis.image_input.name.clone(),
+            logits: analysis.logits.name.clone(),
+            features: analysis.feature.name.clone(),
+        };
+        let graph = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config: config.clone() })?;
+        drop(model);
+        let grad_graph = onnx::encode(&graph);
+        timings.graph_build = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let i = &analysis.image_input;
+        let shape = (i.channels as usize, i.height as usize, i.width as usize);
+        let model = OnnxGradModel::new(&grad_graph, shape, config)?;
+        timings.session = started.elapsed().as_secs_f64();
+        Ok(PreparedModel { analysis, grad_graph, model, info, timings })
+    }
+}
 
 /// A model ready for detection.
 #[derive(Debug)]
@@ -18,6 +97,10 @@ pub struct PreparedModel {
     pub grad_graph: Vec<u8>,
     /// The session over the gradient graph.
     pub model: OnnxGradModel,
+    /// Path, SHA-256 and size of the bytes loaded.
+    pub info: ModelInfo,
+    /// Wall time of each stage.
+    pub timings: PrepareTimings,
 }
 
 impl PreparedModel {
@@ -29,24 +112,9 @@ impl PreparedModel {
         limits: &LoadLimits,
         config: &SessionConfig,
     ) -> Result<PreparedModel> {
-        let model = onnx::load_model(path, limits)?;
-        let analysis = onnx::analyze(&model, feature)?;
-        // An op without a backward rule makes `build_probed` fail naming the node and the op.
-        let spec = GradSpec {
-            input: analysis.image_input.name.clone(),
-            logits: analysis.logits.name.clone(),
-            features: analysis.feature.name.clone(),
-        };
-        let graph = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config: config.clone() })?;
-        let grad_graph = onnx::encode(&graph);
-        let shape = (
-            analysis.image_input.channels as usize,
-            analysis.image_input.height as usize,
-            analysis.image_input.width as usize,
-        );
-        runtime::init(None)?;
-        let model = OnnxGradModel::new(&grad_graph, shape, config)?;
-        Ok(PreparedModel { analysis, grad_graph, model })
+        let analysed = AnalysedModel::load(path, feature, limits)?;
+        crate::runtime::init(None)?;
+        analysed.prepare(config)
     }
 
     /// Image shape `(c, h, w)`.

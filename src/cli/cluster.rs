@@ -9,12 +9,10 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use aegis_audit::cluster::Clusterer;
-use aegis_audit::data::features::{read_features, write_npy};
-use aegis_audit::embed::Reducer;
+use aegis_audit::audit::tools::{self, ClusterOptions};
+use aegis_audit::report::EXIT_CLEAN;
 
 use super::common::{ClustererArg, ReducerArg};
-use super::EXIT_CLEAN;
 
 /// Embed and cluster a feature matrix as AEGIS does (PCA 150 → t-SNE 2-D → mean shift by default).
 #[derive(Debug, Clone, Args)]
@@ -63,44 +61,47 @@ struct Output<'a> {
 
 /// Runs the command.
 pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
-    let x = read_features(&args.features)?;
-    let reducer = Reducer::from(args.reducer);
-    let clusterer = Clusterer::from(args.clusterer);
-    let reduced = reducer
-        .reduce(&x, args.perplexity, args.seed)
-        .with_context(|| format!("reducing {} ({:?})", args.features.display(), args.reducer))?;
+    let options = ClusterOptions {
+        features: args.features.clone(),
+        reducer: args.reducer.into(),
+        clusterer: args.clusterer.into(),
+        bandwidth: args.bandwidth,
+        perplexity: args.perplexity,
+        seed: args.seed,
+        min_cluster_size: args.min_cluster_size,
+    };
+    let c = tools::cluster_features(&options).with_context(|| {
+        format!("clustering {} ({:?}, {:?})", args.features.display(), args.reducer, args.clusterer)
+    })?;
     if let Some(out) = &args.embedding {
-        write_npy(out, &reduced.points)?;
+        tools::write_embedding(out, &c)?;
     }
-    let clustering = clusterer
-        .cluster(&reduced.points, args.bandwidth, args.min_cluster_size, args.seed)
-        .with_context(|| format!("clustering {} ({:?})", args.features.display(), args.clusterer))?;
     let name = |v: &dyn std::fmt::Debug| format!("{v:?}").to_lowercase();
     let (reducer_name, clusterer_name) = (name(&args.reducer), name(&args.clusterer));
     if args.json {
         let out = Output {
-            n_samples: x.nrows(),
-            n_features: x.ncols(),
+            n_samples: c.n_samples,
+            n_features: c.n_features,
             reducer: &reducer_name,
             clusterer: &clusterer_name,
-            n_clusters: clustering.n_clusters,
-            bandwidth: clustering.bandwidth,
-            kl_divergence: reduced.kl_divergence,
-            labels: &clustering.labels,
+            n_clusters: c.n_clusters,
+            bandwidth: c.bandwidth,
+            kl_divergence: c.kl_divergence,
+            labels: &c.labels,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
-        println!("samples: {} x {} features", x.nrows(), x.ncols());
+        println!("samples: {} x {} features", c.n_samples, c.n_features);
         println!("reducer: {reducer_name}, clusterer: {clusterer_name}");
-        if let Some(kl) = reduced.kl_divergence {
+        if let Some(kl) = c.kl_divergence {
             println!("t-SNE KL divergence: {kl:.6}");
         }
-        println!("clusters: {}", clustering.n_clusters);
-        match clustering.bandwidth {
+        println!("clusters: {}", c.n_clusters);
+        match c.bandwidth {
             Some(b) => println!("bandwidth: {b}"),
             None => println!("bandwidth: n/a"),
         }
-        let labels: Vec<String> = clustering.labels.iter().map(i64::to_string).collect();
+        let labels: Vec<String> = c.labels.iter().map(i64::to_string).collect();
         println!("labels: {}", labels.join(" "));
     }
     Ok(ExitCode::from(EXIT_CLEAN))

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use aegis_audit::audit::{Clusterer, Device, FeatureChoice, Reducer};
+
 /// Where ONNX Runtime is loaded from and which execution provider runs it.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
@@ -12,13 +14,14 @@ pub struct RuntimeArgs {
     /// then the project's .ort/ folder, then an installed Python `onnxruntime` package.
     #[arg(long, value_name = "PATH", global = true)]
     pub ort_lib: Option<PathBuf>,
-    /// Execution provider: cpu, cuda (an error if CUDA is unusable), or auto (CUDA if usable, else
-    /// CPU, and says so).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu, global = true)]
-    pub device: DeviceArg,
-    /// Intra-op threads for ONNX Runtime (0: ONNX Runtime's default, one per core).
-    #[arg(long, default_value_t = 0, global = true)]
-    pub threads: usize,
+    /// Execution provider: cpu (default), cuda (an error if CUDA is unusable), or auto (CUDA if
+    /// usable, else CPU, and says so).
+    #[arg(long, value_enum, global = true)]
+    pub device: Option<DeviceArg>,
+    /// Intra-op threads for ONNX Runtime (default 0: ONNX Runtime's default, one per core; at most
+    /// 1024).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
 }
 
 /// The `--device` choices.
@@ -55,9 +58,8 @@ pub enum FeatureLayerArg {
 }
 
 impl FeatureArgs {
-    /// The library's [`aegis_audit::onnx::FeatureChoice`] for these flags.
-    pub fn choice(&self) -> aegis_audit::onnx::FeatureChoice {
-        use aegis_audit::onnx::FeatureChoice;
+    /// The library's [`FeatureChoice`] for these flags.
+    pub fn choice(&self) -> FeatureChoice {
         match (&self.feature_tensor, self.feature_layer) {
             (Some(name), _) => FeatureChoice::Named(name.clone()),
             (None, FeatureLayerArg::LastConv) => FeatureChoice::LastConv,
@@ -66,19 +68,13 @@ impl FeatureArgs {
     }
 }
 
-impl RuntimeArgs {
-    /// Initialises ONNX Runtime from these flags and returns the session settings.
-    pub fn session_config(&self) -> anyhow::Result<aegis_audit::runtime::SessionConfig> {
-        use aegis_audit::runtime::{self, Device, SessionConfig};
-        runtime::init(self.ort_lib.as_deref())?;
-        Ok(SessionConfig {
-            device: match self.device {
-                DeviceArg::Cpu => Device::Cpu,
-                DeviceArg::Cuda => Device::Cuda,
-                DeviceArg::Auto => Device::Auto,
-            },
-            intra_threads: self.threads,
-        })
+impl From<DeviceArg> for Device {
+    fn from(arg: DeviceArg) -> Self {
+        match arg {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+            DeviceArg::Auto => Device::Auto,
+        }
     }
 }
 
@@ -93,7 +89,7 @@ pub enum ReducerArg {
     None,
 }
 
-impl From<ReducerArg> for aegis_audit::embed::Reducer {
+impl From<ReducerArg> for Reducer {
     fn from(arg: ReducerArg) -> Self {
         match arg {
             ReducerArg::Tsne => Self::Tsne,
@@ -114,7 +110,7 @@ pub enum ClustererArg {
     Affinity,
 }
 
-impl From<ClustererArg> for aegis_audit::cluster::Clusterer {
+impl From<ClustererArg> for Clusterer {
     fn from(arg: ClustererArg) -> Self {
         match arg {
             ClustererArg::Meanshift => Self::MeanShift,

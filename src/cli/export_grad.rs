@@ -7,12 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
-use aegis_audit::onnx::{self, LoadLimits};
-use aegis_audit::report;
+use aegis_audit::audit::tools::{self, ExportGradOptions};
+use aegis_audit::report::{self, EXIT_CLEAN};
 
 use crate::cli::common::{FeatureArgs, RuntimeArgs};
-use crate::cli::EXIT_CLEAN;
 
 /// Export the gradient graph of MODEL (inputs x, y; outputs logits, features, loss, grad).
 #[derive(Debug, Clone, Args)]
@@ -40,13 +38,20 @@ pub struct ExportGradArgs {
 
 /// Runs the command.
 pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
-    let model = onnx::load_model(&args.model, &LoadLimits::default())?;
-    let spec = spec(&model, &args)?;
-    let config = args.runtime.session_config()?;
-    let g = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config })
+    let options = ExportGradOptions {
+        model: args.model.clone(),
+        input: args.input.clone(),
+        logits: args.logits.clone(),
+        feature: Some(args.features.choice()),
+        ort_lib: args.runtime.ort_lib.clone(),
+        device: args.runtime.device.map(Into::into),
+        threads: args.runtime.threads,
+    };
+    let export = tools::export_grad(&options)
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
     let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
-    report::write_atomic(&out, &onnx::encode(&g)).with_context(|| format!("writing {}", out.display()))?;
+    report::write_atomic(&out, &export.graph).with_context(|| format!("writing {}", out.display()))?;
+    let spec = &export.spec;
     eprintln!(
         "wrote {} (x = '{}', logits = '{}', features = '{}')",
         out.display(),
@@ -59,18 +64,4 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
 
 fn default_output(model: &Path) -> PathBuf {
     model.with_extension("grad.onnx")
-}
-
-/// The tensor names: `onnx::analyze`'s choice, with `--input`, `--logits` and `--feature-tensor`
-/// taking precedence (when all three are given the analysis is skipped).
-fn spec(model: &onnx::Model, args: &ExportGradArgs) -> anyhow::Result<GradSpec> {
-    if let (Some(input), Some(logits), Some(features)) = (&args.input, &args.logits, &args.features.feature_tensor) {
-        return Ok(GradSpec { input: input.clone(), logits: logits.clone(), features: features.clone() });
-    }
-    let analysis = onnx::analyze(model, &args.features.choice())?;
-    Ok(GradSpec {
-        input: args.input.clone().unwrap_or(analysis.image_input.name),
-        logits: args.logits.clone().unwrap_or(analysis.logits.name),
-        features: analysis.feature.name,
-    })
 }

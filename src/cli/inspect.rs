@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use aegis_audit::onnx::{self, analyze::shape_string, Analysis, LoadLimits};
+use aegis_audit::audit::tools::{self, shape_string, Analysis};
 
 use super::common::FeatureArgs;
 
@@ -30,10 +30,7 @@ pub struct InspectArgs {
 /// Runs the command.
 pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let path = args.model.display().to_string();
-    let model =
-        onnx::load_model(&args.model, &LoadLimits::default()).with_context(|| format!("cannot load '{path}'"))?;
-    let analysis =
-        onnx::analyze(&model, &args.features.choice()).with_context(|| format!("cannot analyse '{path}'"))?;
+    let analysis = tools::inspect(&args.model, &args.features.choice()).with_context(|| format!("'{path}'"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {

@@ -1,5 +1,7 @@
-//! Command-line interface: the raw, validated flags of every subcommand (one file each) and the
-//! dispatch to the library. Exit codes are defined here and documented in `--help` and the README.
+//! Command-line interface: the raw flags of every subcommand (one file each), handed to the library
+//! (`aegis_audit::audit`), whose results are printed (`aegis_audit::report`). The CLI imports nothing
+//! else from the library (tests/architecture.rs); the exit codes are the library's and are documented in
+//! `--help` and the README.
 
 use std::process::ExitCode;
 
@@ -11,21 +13,16 @@ mod common;
 mod export_grad;
 mod inspect;
 
-/// No backdoor found (or a subcommand succeeded).
-pub const EXIT_CLEAN: u8 = 0;
-/// A backdoor is suspected in at least one class.
-pub const EXIT_SUSPECTED: u8 = 1;
 /// Usage or input error: nothing was concluded and no report was written.
-pub const EXIT_ERROR: u8 = 2;
-/// The method does not apply to this model (the robustness precondition failed).
-pub const EXIT_NOT_APPLICABLE: u8 = 3;
+pub use aegis_audit::report::EXIT_ERROR;
 
-const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  no backdoor found (subcommands: success)
   1  backdoor suspected in at least one class
   2  usage or input error (no report is written)
-  3  the method does not apply to this model (robustness precondition failed)";
+  3  the method does not apply to this model (robustness precondition failed)
+With several models: the most severe of their codes, 2 > 1 > 3 > 0.";
 
 /// aegis-audit: scan an ONNX image classifier for backdoors (trojans) before deployment.
 #[derive(Debug, Parser)]

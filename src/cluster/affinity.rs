@@ -11,7 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::distance::sq_dist;
-use super::{check_input, ClusterError, Result};
+use super::{check_input, Result};
+use crate::matrix::MatrixError;
 
 /// Affinity-propagation clustering.
 #[derive(Debug, Clone, Copy)]
@@ -87,22 +88,24 @@ impl AffinityPropagationParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if !(0.5..1.0).contains(&self.damping) {
-            return Err(ClusterError::InvalidParam {
+            return Err(MatrixError::InvalidParam {
                 name: "damping",
                 value: self.damping,
                 rule: "must be in [0.5, 1)",
-            });
+            }
+            .into());
         }
         if self.convergence_iter == 0 || self.max_iter == 0 {
-            return Err(ClusterError::InvalidParam {
+            return Err(MatrixError::InvalidParam {
                 name: "max_iter/convergence_iter",
                 value: self.max_iter.min(self.convergence_iter) as f64,
                 rule: "must be at least 1",
-            });
+            }
+            .into());
         }
         if let Some(p) = self.preference {
             if !p.is_finite() {
-                return Err(ClusterError::InvalidParam { name: "preference", value: p, rule: "must be finite" });
+                return Err(MatrixError::InvalidParam { name: "preference", value: p, rule: "must be finite" }.into());
             }
         }
         Ok(())

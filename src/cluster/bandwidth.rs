@@ -8,7 +8,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::distance::sq_dist;
-use super::{check_input, ClusterError, Result};
+use super::{check_input, Result};
+use crate::matrix::MatrixError;
 
 /// Estimates a mean-shift bandwidth for `x` (scikit-learn's default `quantile` is 0.3).
 ///
@@ -27,12 +28,12 @@ use super::{check_input, ClusterError, Result};
 pub fn estimate_bandwidth(x: &Array2<f64>, quantile: f64, n_samples: Option<usize>, seed: u64) -> Result<f64> {
     check_input(x)?;
     if !(0.0..=1.0).contains(&quantile) {
-        return Err(ClusterError::InvalidParam { name: "quantile", value: quantile, rule: "must be in [0, 1]" });
+        return Err(MatrixError::InvalidParam { name: "quantile", value: quantile, rule: "must be in [0, 1]" }.into());
     }
     let sub;
     let x = match n_samples {
         Some(0) => {
-            return Err(ClusterError::InvalidParam { name: "n_samples", value: 0.0, rule: "must be at least 1" })
+            return Err(MatrixError::InvalidParam { name: "n_samples", value: 0.0, rule: "must be at least 1" }.into())
         }
         Some(m) if m < x.nrows() => {
             let mut idx: Vec<usize> = (0..x.nrows()).collect();

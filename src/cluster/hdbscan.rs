@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use ndarray::Array2;
 
 use super::distance::dist;
-use super::{check_input, ClusterError, Result};
+use super::{check_input, Result};
+use crate::matrix::MatrixError;
 
 /// HDBSCAN clustering.
 #[derive(Debug, Clone, Copy)]
@@ -65,14 +66,17 @@ impl HdbscanParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if self.min_cluster_size < 2 {
-            return Err(ClusterError::InvalidParam {
+            return Err(MatrixError::InvalidParam {
                 name: "min_cluster_size",
                 value: self.min_cluster_size as f64,
                 rule: "must be at least 2",
-            });
+            }
+            .into());
         }
         if self.min_samples == Some(0) {
-            return Err(ClusterError::InvalidParam { name: "min_samples", value: 0.0, rule: "must be at least 1" });
+            return Err(
+                MatrixError::InvalidParam { name: "min_samples", value: 0.0, rule: "must be at least 1" }.into()
+            );
         }
         Ok(())
     }
@@ -84,7 +88,7 @@ impl HdbscanParams {
         let n = x.nrows();
         let min_samples = self.min_samples.unwrap_or(self.min_cluster_size);
         if n < min_samples.max(2) {
-            return Err(ClusterError::TooFewSamples { algorithm: "HDBSCAN", needed: min_samples.max(2), got: n });
+            return Err(MatrixError::TooFewSamples { algorithm: "HDBSCAN", needed: min_samples.max(2), got: n }.into());
         }
         let hierarchy = single_linkage(x, min_samples);
         let tree = condense(&hierarchy, n, self.min_cluster_size);

@@ -12,6 +12,7 @@ use ndarray::{Array1, Array2};
 use super::bandwidth::estimate_bandwidth;
 use super::distance::sq_dist;
 use super::{check_input, ClusterError, Result};
+use crate::matrix::MatrixError;
 
 /// Mean-shift clustering.
 #[derive(Debug, Clone, Copy)]
@@ -102,11 +103,12 @@ impl MeanShiftParams {
     pub fn check(&self) -> Result<()> {
         if let Some(b) = self.bandwidth {
             if b.is_nan() || b <= 0.0 || b.is_infinite() {
-                return Err(ClusterError::InvalidParam {
+                return Err(MatrixError::InvalidParam {
                     name: "bandwidth",
                     value: b,
                     rule: "must be positive and finite",
-                });
+                }
+                .into());
             }
         }
         Ok(())

@@ -19,46 +19,15 @@ pub use mean_shift::{MeanShift, MeanShiftFit, MeanShiftParams};
 use ndarray::Array2;
 use thiserror::Error;
 
+use crate::matrix::{check_matrix, MatrixError};
+
 /// Errors of the `cluster` module.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum ClusterError {
-    /// The input has no rows or no columns.
-    #[error("cannot cluster an empty matrix ({rows} rows x {cols} columns)")]
-    Empty {
-        /// Number of rows.
-        rows: usize,
-        /// Number of columns.
-        cols: usize,
-    },
-    /// The input holds a NaN or an infinity.
-    #[error("input holds a non-finite value at row {row}, column {col}")]
-    NonFinite {
-        /// Row of the first bad value.
-        row: usize,
-        /// Column of the first bad value.
-        col: usize,
-    },
-    /// A hyperparameter is out of its range.
-    #[error("invalid parameter {name} = {value}: {rule}")]
-    InvalidParam {
-        /// Parameter name.
-        name: &'static str,
-        /// The value given.
-        value: f64,
-        /// What the value must satisfy.
-        rule: &'static str,
-    },
-    /// Too few samples for the parameters.
-    #[error("{algorithm} needs at least {needed} samples, got {got}")]
-    TooFewSamples {
-        /// Which algorithm.
-        algorithm: &'static str,
-        /// Minimum number of samples.
-        needed: usize,
-        /// Number of samples given.
-        got: usize,
-    },
+    /// The matrix or a hyperparameter cannot be fitted (shared with `embed`).
+    #[error(transparent)]
+    Input(#[from] MatrixError),
     /// Mean shift found no seed with a point within the bandwidth.
     #[error("no point was within bandwidth {bandwidth} of any seed; increase the bandwidth")]
     NoCenters {
@@ -132,11 +101,5 @@ impl Clusterer {
 
 /// Rejects empty matrices and non-finite values.
 pub(crate) fn check_input(x: &Array2<f64>) -> Result<()> {
-    if x.nrows() == 0 || x.ncols() == 0 {
-        return Err(ClusterError::Empty { rows: x.nrows(), cols: x.ncols() });
-    }
-    if let Some(((row, col), _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(ClusterError::NonFinite { row, col });
-    }
-    Ok(())
+    Ok(check_matrix(x)?)
 }

@@ -136,14 +136,19 @@ pub enum DatasetFormat {
     ImageFolder,
 }
 
-/// The shape the model expects for one image: channels, height, width.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The shape the model expects for one image: channels, height, width (in a presets file:
+/// `{ channels, height, width }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImageShape {
     /// Channels (1 or 3).
+    #[serde(rename = "channels")]
     pub c: usize,
     /// Height in pixels.
+    #[serde(rename = "height")]
     pub h: usize,
     /// Width in pixels.
+    #[serde(rename = "width")]
     pub w: usize,
 }
 

@@ -1,14 +1,22 @@
 //! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and
 //! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
+//!
+//! Each detector owns its decision (its cross-class comparison, and AEGIS's vote over runs) and returns
+//! a [`DetectorOutcome`]: per audited class a statistic, its anomaly index, the detector's flag and a
+//! reason, plus what it measured. Detectors see a [`crate::attack::GradientModel`] and images, never
+//! files, presets or reports.
 
 pub mod aegis;
 pub mod anomaly;
 pub mod neural_cleanse;
+mod outcome;
 pub mod precondition;
-pub mod preset;
 pub mod reach;
+pub mod sample;
 pub mod translate;
 pub mod universal;
+
+pub use outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
 
 use thiserror::Error;
 

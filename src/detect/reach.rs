@@ -10,7 +10,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyIndex;
-use super::translate::{class_rng, gather};
+use super::outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+use super::sample::{class_rng, gather};
 use super::DetectError;
 use crate::attack::{argmax_rows, Goal, GradientModel, Norm, PgdParams};
 
@@ -230,6 +231,40 @@ impl ReachResult {
     /// Per-class rates at the chosen budget.
     pub fn rates(&self) -> Vec<f64> {
         self.classes.iter().map(|c| c.rate).collect()
+    }
+
+    /// The common outcome for the `audited` classes (the anomaly indices compare every class): the
+    /// success rate, its anomaly index (positive above the median), the flag and the summary.
+    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+        let classes = self
+            .classes
+            .iter()
+            .filter(|c| audited.contains(&c.class))
+            .map(|c| ClassStatistic {
+                class: c.class,
+                value: c.rate,
+                anomaly_index: signed_index(c.rate, self.decision.median_rate, c.anomaly_index, false),
+                flagged: c.flagged,
+                reason: format!(
+                    "class {}: targeted L2 PGD at ε = {:.3} reached it from {}/{} other-class images ({:.2}; median \
+                     {:.2}), anomaly index {:.2}{}",
+                    c.class,
+                    self.eps,
+                    c.reached,
+                    c.attempts,
+                    c.rate,
+                    self.decision.median_rate,
+                    c.anomaly_index,
+                    if c.flagged { ": backdoor suspected" } else { "" }
+                ),
+            })
+            .collect();
+        DetectorOutcome {
+            detector: Detector::Reach,
+            statistic: "targeted success rate",
+            classes,
+            evidence: DetectorEvidence::Reach(self),
+        }
     }
 }
 

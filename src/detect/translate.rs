@@ -1,11 +1,12 @@
 //! AEGIS step 1–2: translate random training images toward a class with targeted L2 PGD and collect
 //! the feature vectors of the translated images and of clean training images of that class.
 
+use std::time::Instant;
+
 use rand::seq::index::sample;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::sample::{class_rng, gather};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
 
@@ -21,6 +22,28 @@ pub struct TranslationParams {
     pub step: f32,
     /// PGD iterations (the paper: 50–150).
     pub steps: usize,
+}
+
+impl TranslationParams {
+    /// Checks every rule; the error names the parameter, its value and the rule.
+    pub fn check(&self) -> Result<(), DetectError> {
+        let bad = |name: &str, value: String, rule: &str| {
+            Err(DetectError::InvalidParam(format!("translation.{name} = {value}: {rule}")))
+        };
+        if self.seeds_per_class == 0 {
+            return bad("seeds_per_class", "0".into(), "must be >= 1");
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad("eps", self.eps.to_string(), "must be finite and > 0");
+        }
+        if !(self.step.is_finite() && self.step > 0.0) {
+            return bad("step", self.step.to_string(), "must be finite and > 0");
+        }
+        if self.steps == 0 {
+            return bad("steps", "0".into(), "must be >= 1");
+        }
+        Ok(())
+    }
 }
 
 /// The translated and clean samples of one class.
@@ -40,13 +63,10 @@ pub struct ClassSamples {
     pub clean_indices: Vec<usize>,
     /// Features of the clean images (`clean × feature_dim`).
     pub clean_features: Vec<f32>,
-}
-
-/// A seeded RNG for one (seed, class, purpose) triple, so classes are independent of run order.
-pub fn class_rng(seed: u64, class: usize, purpose: u64) -> ChaCha8Rng {
-    let mix =
-        seed ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ purpose.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    ChaCha8Rng::seed_from_u64(mix)
+    /// Wall time of the translation (PGD, which also gives the translated images' features), seconds.
+    pub translation_s: f64,
+    /// Wall time of the clean images' features, seconds.
+    pub features_s: f64,
 }
 
 /// Translates `params.seeds_per_class` random training images toward `class` and extracts the
@@ -71,6 +91,7 @@ pub fn translate_class(
             images.len()
         )));
     }
+    let started = Instant::now();
     let s = params.seeds_per_class.min(n);
     let mut rng = class_rng(seed, class, 1);
     let mut seed_indices = sample(&mut rng, n, s).into_vec();
@@ -88,6 +109,8 @@ pub fn translate_class(
     .check()?;
     let result = pgd.run(model, &x0, &targets, progress)?;
     let reached = result.success.iter().filter(|s| **s).count() as f64 / s.max(1) as f64;
+    let translation_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
 
     let of_class: Vec<usize> = (0..n).filter(|&i| labels[i] == class as i64).collect();
     if of_class.is_empty() {
@@ -106,6 +129,8 @@ pub fn translate_class(
         reached,
         clean_indices,
         clean_features,
+        translation_s,
+        features_s: started.elapsed().as_secs_f64(),
     })
 }
 
@@ -126,13 +151,4 @@ pub fn features_of(
         out.extend_from_slice(&model.eval(&x[start * dim..end * dim], end - start, &y)?.features);
     }
     Ok(out)
-}
-
-/// Copies the images at `indices` (each `dim` values) into one buffer.
-pub fn gather(images: &[f32], dim: usize, indices: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(indices.len() * dim);
-    for &i in indices {
-        out.extend_from_slice(&images[i * dim..(i + 1) * dim]);
-    }
-    out
 }

@@ -10,6 +10,7 @@ use linfa_linalg::Order;
 use ndarray::{Array1, Array2, Axis};
 
 use super::{check_finite, EmbedError, Result};
+use crate::matrix::MatrixError;
 
 /// Principal component analysis.
 #[derive(Debug, Clone, Copy)]
@@ -48,7 +49,9 @@ impl PcaParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if self.n_components == 0 {
-            return Err(EmbedError::InvalidParam { name: "n_components", value: 0.0, rule: "must be at least 1" });
+            return Err(
+                MatrixError::InvalidParam { name: "n_components", value: 0.0, rule: "must be at least 1" }.into()
+            );
         }
         Ok(())
     }
@@ -59,7 +62,7 @@ impl PcaParams {
         check_finite(x)?;
         let (n, d) = x.dim();
         if n < 2 {
-            return Err(EmbedError::TooFewSamples { algorithm: "PCA", needed: 2, got: n });
+            return Err(MatrixError::TooFewSamples { algorithm: "PCA", needed: 2, got: n }.into());
         }
         let k = self.n_components.min(n).min(d);
         let mean = x.mean_axis(Axis(0)).expect("n > 0");

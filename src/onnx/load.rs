@@ -18,6 +18,10 @@ pub struct Model {
     pub path: PathBuf,
     /// The version of the standard ONNX opset it imports.
     pub opset: i64,
+    /// SHA-256 of the bytes that were read and decoded, lower-case hex.
+    pub sha256: String,
+    /// Size of those bytes.
+    pub size_bytes: u64,
 }
 
 impl Model {
@@ -71,6 +75,8 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
             limit: limits.max_file_bytes,
         });
     }
+    let sha256 = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let size_bytes = bytes.len() as u64;
     let mut proto = decode(&bytes).map_err(|e| match e {
         OnnxError::NotOnnx { reason } => OnnxError::NotOnnx { reason: format!("'{}': {reason}", path.display()) },
         other => other,
@@ -82,5 +88,5 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
     };
     let model_dir = parent.canonicalize().map_err(|source| OnnxError::Io { path: parent.clone(), source })?;
     let opset = validate::validate(&mut proto, &model_dir, limits)?;
-    Ok(Model { proto, path: path.to_path_buf(), opset })
+    Ok(Model { proto, path: path.to_path_buf(), opset, sha256, size_bytes })
 }

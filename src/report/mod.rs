@@ -14,8 +14,9 @@ pub mod table;
 mod uri;
 
 pub use model::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
-    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+    most_severe_exit, AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind,
+    Level, Method, MethodInfo, ModelInfo, Notification, Precondition, Timings, ToolInfo, Verdict, EXIT_CLEAN,
+    EXIT_ERROR, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED,
 };
 pub use uri::relative_uri;
 
@@ -65,20 +66,47 @@ pub fn to_json(report: &AuditReport) -> Result<String, ReportError> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed and synced, then
 /// renamed over `path`. On any failure `path` is untouched and the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |e: std::io::Error| ReportError::Io { path: path.to_path_buf(), source: e };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name =
-        path.file_name().ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
+    StagedFile::stage(path, bytes)?.commit()
+}
+
+/// A file written and synced under a temporary name in its destination's folder, waiting for
+/// [`StagedFile::commit`] to rename it over the destination; dropped uncommitted, it is removed.
+#[derive(Debug)]
+pub struct StagedFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl StagedFile {
+    /// Writes `bytes` into a temporary file beside `path`.
+    pub fn stage(path: &Path, bytes: &[u8]) -> Result<StagedFile, ReportError> {
+        let io = |e: std::io::Error| ReportError::Io { path: path.to_path_buf(), source: e };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        tmp.write_all(bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        Ok(StagedFile { tmp, path: path.to_path_buf() })
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Renames the temporary file over the destination.
+    pub fn commit(self) -> Result<(), ReportError> {
+        let path = self.path;
+        self.tmp.persist(&path).map_err(|e| ReportError::Io { path: path.clone(), source: e.error })?;
+        Ok(())
+    }
 }

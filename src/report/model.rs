@@ -25,22 +25,10 @@ impl Default for ToolInfo {
 pub struct ModelInfo {
     /// Path as given on the command line.
     pub path: String,
-    /// SHA-256 of the file, lower-case hex.
+    /// SHA-256 of the bytes that were loaded and audited, lower-case hex.
     pub sha256: String,
     /// Size in bytes.
     pub size_bytes: u64,
-}
-
-impl ModelInfo {
-    /// Hashes the file at `path` (streamed, SHA-256) and records its size.
-    pub fn from_file(path: &std::path::Path) -> Result<Self, super::ReportError> {
-        use sha2::{Digest, Sha256};
-        let io = |e| super::ReportError::Io { path: path.to_path_buf(), source: e };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let mut hasher = Sha256::new();
-        let size_bytes = std::io::copy(&mut file, &mut hasher).map_err(io)?;
-        Ok(ModelInfo { path: path.display().to_string(), sha256: format!("{:x}", hasher.finalize()), size_bytes })
-    }
 }
 
 /// The dataset the audit drew its images from.
@@ -73,6 +61,12 @@ pub enum Method {
 }
 
 impl Method {
+    /// Whether the method is valid only for adversarially robust models (its result is "not applicable"
+    /// when the robustness precondition failed).
+    pub fn requires_robust_model(self) -> bool {
+        matches!(self, Method::Aegis | Method::Reach)
+    }
+
     /// Display name.
     pub fn name(self) -> &'static str {
         match self {
@@ -241,13 +235,47 @@ pub enum Verdict {
     NotApplicable,
 }
 
+/// Exit code: no backdoor found (or a subcommand succeeded).
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit code: a backdoor is suspected in at least one class.
+pub const EXIT_SUSPECTED: u8 = 1;
+/// Exit code: usage or input error; nothing was concluded and no report was written.
+pub const EXIT_ERROR: u8 = 2;
+/// Exit code: the method does not apply to this model (the robustness precondition failed).
+pub const EXIT_NOT_APPLICABLE: u8 = 3;
+
+/// The most severe of several exit codes (one per model): 2 (error) > 1 (suspected) > 3 (not
+/// applicable) > 0 (clean); 0 for none. An unknown code counts as an error.
+pub fn most_severe_exit(codes: impl IntoIterator<Item = u8>) -> u8 {
+    let rank = |code: u8| match code {
+        EXIT_CLEAN => 0,
+        EXIT_NOT_APPLICABLE => 1,
+        EXIT_SUSPECTED => 2,
+        _ => 3,
+    };
+    codes.into_iter().map(|c| if rank(c) == 3 { EXIT_ERROR } else { c }).max_by_key(|&c| rank(c)).unwrap_or(EXIT_CLEAN)
+}
+
 impl Verdict {
-    /// The process exit code a gate uses: 0 clean, 1 suspected, 3 not applicable.
+    /// The one verdict rule: `NotApplicable` when the method that ran does not apply to the model (its
+    /// precondition failed), otherwise `Suspected` when a class is flagged, otherwise `Clean`.
+    pub fn of(applicable: bool, any_flagged: bool) -> Verdict {
+        if !applicable {
+            Verdict::NotApplicable
+        } else if any_flagged {
+            Verdict::Suspected
+        } else {
+            Verdict::Clean
+        }
+    }
+
+    /// The process exit code a gate uses: 0 clean, 1 suspected, 3 not applicable (2 is an error, which
+    /// has no verdict).
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Clean => 0,
-            Verdict::Suspected => 1,
-            Verdict::NotApplicable => 3,
+            Verdict::Clean => EXIT_CLEAN,
+            Verdict::Suspected => EXIT_SUSPECTED,
+            Verdict::NotApplicable => EXIT_NOT_APPLICABLE,
         }
     }
 
@@ -297,6 +325,66 @@ pub struct EvidenceInfo {
     pub files: Vec<EvidenceFile>,
 }
 
+/// Wall time of each phase of one model's audit, in seconds; 0 for a phase that did not run. With
+/// several models the data is read once: its time counts for the first model that needed it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timings {
+    /// Reading, decoding and validating the model file.
+    pub load: f64,
+    /// Finding the image input, logits and feature tensor.
+    pub analysis: f64,
+    /// Building the gradient graph.
+    pub graph_build: f64,
+    /// Creating the ONNX Runtime session (and its one probing run).
+    pub session: f64,
+    /// Reading the dataset (both splits).
+    pub data: f64,
+    /// The robustness precondition.
+    pub precondition: f64,
+    /// AEGIS: translating the seed images toward each class (PGD).
+    pub translation: f64,
+    /// AEGIS: the features of the clean class images.
+    pub features: f64,
+    /// AEGIS: PCA and t-SNE.
+    pub embedding: f64,
+    /// AEGIS: the bandwidth and the clustering.
+    pub clustering: f64,
+    /// Neural Cleanse or reach: the whole detector.
+    pub detector: f64,
+    /// The cross-class decision and the verdict.
+    pub decision: f64,
+    /// Writing evidence (plots, image grids, index page).
+    pub evidence: f64,
+    /// Assembling the report.
+    pub report: f64,
+    /// Everything above, from the start of loading.
+    pub total: f64,
+}
+
+impl Timings {
+    /// The phases with their names, in order (`total` last).
+    pub fn phases(&self) -> [(&'static str, f64); 15] {
+        [
+            ("load", self.load),
+            ("analysis", self.analysis),
+            ("graph_build", self.graph_build),
+            ("session", self.session),
+            ("data", self.data),
+            ("precondition", self.precondition),
+            ("translation", self.translation),
+            ("features", self.features),
+            ("embedding", self.embedding),
+            ("clustering", self.clustering),
+            ("detector", self.detector),
+            ("decision", self.decision),
+            ("evidence", self.evidence),
+            ("report", self.report),
+            ("total", self.total),
+        ]
+    }
+}
+
 /// Everything an audit found, for every writer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -319,8 +407,12 @@ pub struct AuditReport {
     pub classes: Vec<ClassResult>,
     /// The outcome.
     pub verdict: Verdict,
-    /// Wall time of the audit in seconds.
+    /// Wall time of the audit in seconds, from the robustness check to the end of the decision (model
+    /// preparation, data reading and evidence excluded; see `timings` for every phase).
     pub wall_time_s: f64,
+    /// Wall time of each phase, in seconds.
+    #[serde(default)]
+    pub timings: Timings,
     /// Evidence files, when `--evidence` was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceInfo>,
@@ -330,16 +422,11 @@ pub struct AuditReport {
 }
 
 impl AuditReport {
-    /// The verdict the report's contents imply: `NotApplicable` when the precondition failed, `Suspected`
-    /// when a class is flagged, `Clean` otherwise.
+    /// The verdict the report's contents imply under [`Verdict::of`], the rule the audit applies: not
+    /// applicable when the method needs a robust model and the precondition failed.
     pub fn derived_verdict(&self) -> Verdict {
-        if self.precondition.as_ref().is_some_and(|p| !p.passed) {
-            Verdict::NotApplicable
-        } else if self.classes.iter().any(|c| c.flagged) {
-            Verdict::Suspected
-        } else {
-            Verdict::Clean
-        }
+        let failed = self.precondition.as_ref().is_some_and(|p| !p.passed);
+        Verdict::of(!(failed && self.method.method.requires_robust_model()), self.classes.iter().any(|c| c.flagged))
     }
 
     /// The flagged classes.

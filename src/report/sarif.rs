@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::model::{AuditReport, ClassResult, Level, Verdict};
+use super::model::{AuditReport, ClassResult, Level, ToolInfo, Verdict, EXIT_ERROR};
 use super::relative_uri;
 
 /// SARIF schema URI written in `$schema`.
@@ -60,12 +60,7 @@ pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
         "runs": [{
-            "tool": { "driver": {
-                "name": report.tool.name,
-                "version": report.tool.version,
-                "semanticVersion": report.tool.version,
-                "rules": rules(),
-            }},
+            "tool": { "driver": driver(&report.tool) },
             "automationDetails": { "id": format!("{}/{model_uri}/", report.tool.name) },
             "invocations": [invocation(report)],
             "artifacts": [{
@@ -77,6 +72,66 @@ pub fn to_sarif_with(report: &AuditReport, opts: &SarifOptions) -> Value {
             "results": results,
             "properties": run_properties(report, opts),
         }],
+    })
+}
+
+/// One model's part of a several-model SARIF log.
+#[derive(Debug, Clone, Copy)]
+pub enum RunInput<'a> {
+    /// The model was audited.
+    Report(&'a AuditReport),
+    /// The model could not be audited.
+    Failed {
+        /// The model path as given.
+        model: &'a str,
+        /// Why, in one line.
+        error: &'a str,
+        /// The command line, program name first.
+        command_line: &'a [String],
+    },
+}
+
+/// Several models as one SARIF log: one run per model, in order, each with its own
+/// `automationDetails.id`. A model that could not be audited gets a run with no results,
+/// `executionSuccessful: false` and an error notification.
+pub fn to_sarif_log(inputs: &[RunInput<'_>], opts: &SarifOptions) -> Value {
+    let runs: Vec<Value> = inputs
+        .iter()
+        .map(|input| match *input {
+            RunInput::Report(report) => to_sarif_with(report, opts)["runs"][0].take(),
+            RunInput::Failed { model, error, command_line } => failed_run(model, error, command_line, opts),
+        })
+        .collect();
+    json!({ "$schema": SCHEMA_URI, "version": "2.1.0", "runs": runs })
+}
+
+/// The run of a model that could not be audited.
+fn failed_run(model: &str, error: &str, command_line: &[String], opts: &SarifOptions) -> Value {
+    let tool = ToolInfo::default();
+    let model_uri = relative_uri(Path::new(model), &opts.base);
+    json!({
+        "tool": { "driver": driver(&tool) },
+        "automationDetails": { "id": format!("{}/{model_uri}/", tool.name) },
+        "invocations": [{
+            "commandLine": command_line.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
+            "arguments": command_line.iter().skip(1).collect::<Vec<_>>(),
+            "executionSuccessful": false,
+            "exitCode": EXIT_ERROR,
+            "toolExecutionNotifications": [{ "level": "error", "message": { "text": error } }],
+        }],
+        "artifacts": [{ "location": { "uri": model_uri }, "roles": ["analysisTarget"] }],
+        "results": [],
+        "properties": { "exitCode": EXIT_ERROR, "error": error },
+    })
+}
+
+/// `tool.driver`: name, version and the rules.
+fn driver(tool: &ToolInfo) -> Value {
+    json!({
+        "name": tool.name,
+        "version": tool.version,
+        "semanticVersion": tool.version,
+        "rules": rules(),
     })
 }
 
@@ -242,6 +297,7 @@ fn invocation(report: &AuditReport) -> Value {
             "dataset": report.dataset,
             "precondition": report.precondition,
             "wallTimeSeconds": report.wall_time_s,
+            "timings": report.timings,
         },
     })
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::model::{AuditReport, ClassDetails, Level};
 
 /// Replaces control characters (terminal escapes in untrusted class names) with `?`.
-fn clean(text: &str) -> String {
+pub fn clean(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 

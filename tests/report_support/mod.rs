@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use aegis_audit::report::{
     AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
-    MethodInfo, ModelInfo, Notification, Precondition, ToolInfo, Verdict,
+    MethodInfo, ModelInfo, Notification, Precondition, Timings, ToolInfo, Verdict,
 };
 
 /// An AEGIS class result; `flagged` classes get 4 clusters and evidence files.
@@ -98,6 +98,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
         classes,
         verdict,
         wall_time_s: 123.4,
+        timings: Timings { load: 0.5, graph_build: 0.2, translation: 90.0, total: 124.0, ..Timings::default() },
         evidence: Some(EvidenceInfo { dir: "evidence".into(), index: "index.html".into(), files: Vec::new() }),
         notifications: vec![Notification {
             level: Level::Warning,

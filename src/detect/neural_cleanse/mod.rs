@@ -17,7 +17,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyIndex;
-use super::translate::{class_rng, gather};
+use super::outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+use super::sample::{class_rng, gather};
 use super::DetectError;
 use crate::attack::GradientModel;
 
@@ -69,6 +70,48 @@ pub struct NeuralCleanseResult {
     pub flagged: Vec<usize>,
     /// Gradient evaluations (forward and backward over one mini-batch) done.
     pub gradient_evaluations: usize,
+}
+
+impl NeuralCleanseResult {
+    /// The common outcome for the `audited` classes (the anomaly indices compare every class): the mask
+    /// norm, its anomaly index (positive below the median), the flag and the summary.
+    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+        let threshold = self.params.anomaly_threshold;
+        let classes = self
+            .classes
+            .iter()
+            .filter(|t| audited.contains(&t.class))
+            .map(|t| {
+                let flagged = self.flagged.contains(&t.class);
+                ClassStatistic {
+                    class: t.class,
+                    value: t.mask_l1,
+                    anomaly_index: signed_index(t.mask_l1, self.median_l1, t.anomaly_index, true),
+                    flagged,
+                    reason: format!(
+                        "class {}: smallest reversed trigger ‖m‖₁ = {:.2} (median {:.2}), anomaly index {:.2}{}; \
+                         reversed trigger success {:.3}",
+                        t.class,
+                        t.mask_l1,
+                        self.median_l1,
+                        t.anomaly_index,
+                        if flagged {
+                            format!(" > {threshold} on the small side: backdoor suspected")
+                        } else {
+                            String::new()
+                        },
+                        t.success_rate
+                    ),
+                }
+            })
+            .collect();
+        DetectorOutcome {
+            detector: Detector::NeuralCleanse,
+            statistic: "reversed trigger mask L1 norm",
+            classes,
+            evidence: DetectorEvidence::NeuralCleanse(self),
+        }
+    }
 }
 
 /// Runs Neural Cleanse on `images` (NCHW in [0, 1]; their `labels` only check the count) and calls

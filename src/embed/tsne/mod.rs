@@ -13,7 +13,8 @@ use ndarray::Array2;
 
 use self::affinity::SparseP;
 use self::quadtree::QuadTree;
-use super::{check_finite, EmbedError, Pca, Result};
+use super::{check_finite, Pca, Result};
+use crate::matrix::MatrixError;
 
 const EXPLORATION_ITER: usize = 250;
 const N_ITER_CHECK: usize = 50;
@@ -118,7 +119,7 @@ impl TsneParams {
 
     /// Checks the parameters (one error per rule).
     pub fn check(&self) -> Result<()> {
-        let bad = |name, value, rule| Err(EmbedError::InvalidParam { name, value, rule });
+        let bad = |name, value, rule| Err(MatrixError::InvalidParam { name, value, rule }.into());
         if self.perplexity.is_nan() || self.perplexity <= 0.0 || self.perplexity.is_infinite() {
             return bad("perplexity", self.perplexity, "must be positive");
         }
@@ -145,14 +146,15 @@ impl TsneParams {
         check_finite(x)?;
         let n = x.nrows();
         if n < 2 {
-            return Err(EmbedError::TooFewSamples { algorithm: "t-SNE", needed: 2, got: n });
+            return Err(MatrixError::TooFewSamples { algorithm: "t-SNE", needed: 2, got: n }.into());
         }
         if self.perplexity >= n as f64 {
-            return Err(EmbedError::InvalidParam {
+            return Err(MatrixError::InvalidParam {
                 name: "perplexity",
                 value: self.perplexity,
                 rule: "must be less than the number of samples",
-            });
+            }
+            .into());
         }
         let k = (n - 1).min((3.0 * self.perplexity + 1.0) as usize);
         let nn = affinity::knn_squared(x, k, self.threads);

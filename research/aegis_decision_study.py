@@ -1,11 +1,11 @@
-"""Decision rules studied on `scripts/aegis_features.py` npz files (README, "The AEGIS decision rule").
+"""Decision rules studied on `research/aegis_features.py` npz files (README, "The AEGIS decision rule").
 
 fidelity (rule v1, discarded): share of images translated toward y from seeds of other classes whose 10
 nearest clean neighbours in last-conv feature space (500 clean images of every class) vote y.
 displacement (rule v2, the `shortcut` decision): mean L2 distance between translated images and their seeds
 (seeds of other classes). Both compared across classes by the MAD anomaly index on the low side.
 
-usage: .venv/bin/python scripts/aegis_decision_study.py --data ../shared/datasets/mnist loc.npz clean.npz ...
+usage: .venv/bin/python research/aegis_decision_study.py --data ../shared/datasets/mnist loc.npz clean.npz ...
 """
 import argparse, pathlib, sys
 import numpy as np

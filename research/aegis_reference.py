@@ -1,9 +1,9 @@
 """Reference AEGIS in PyTorch + scikit-learn (the paper's pipeline with scikit-learn's current t-SNE), to study
 the cluster structure on zoo checkpoints independently of the Rust pipeline. Saves each class's 2-D embedding
-(clean points first, then translated) and translated images to an npz; `scripts/aegis_reference_summary.py`
+(clean points first, then translated) and translated images to an npz; `research/aegis_reference_summary.py`
 prints mean-shift cluster counts and how many translated images carry the localised trigger.
 
-usage: .venv/bin/python scripts/aegis_reference.py fixtures/zoo/robust_localised.pt --data ../shared/datasets/mnist \\
+usage: .venv/bin/python research/aegis_reference.py fixtures/zoo/robust_localised.pt --data ../shared/datasets/mnist \\
            --classes 7,0,3 [--feat conv|pen] --out loc.npz
 """
 import argparse, sys, time

@@ -1,7 +1,7 @@
 """Adversarial accuracy of zoo checkpoints under untargeted L2 PGD (20 steps of 2.5eps/20) at several budgets,
 on 500 seeded test images of the committed MNIST subset: the calibration of the robustness precondition.
 
-usage: .venv/bin/python scripts/precondition_table.py MODEL [MODEL ...]
+usage: .venv/bin/python research/precondition_table.py MODEL [MODEL ...]
 """
 import sys, gzip, numpy as np, torch
 import pathlib

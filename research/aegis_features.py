@@ -1,9 +1,9 @@
 """AEGIS translation in PyTorch for studying decision rules: for every class, 500 seeded training images
 (any label) translated toward it (`aegis_torch.attack.translate_l2`: targeted L2 PGD, ε = 100, step 0.25,
 50 steps), and 500 clean images of the class; saves last-conv and penultimate features, translated images, seed labels and
-predictions to an npz read by `scripts/aegis_decision_study.py`.
+predictions to an npz read by `research/aegis_decision_study.py`.
 
-usage: .venv/bin/python scripts/aegis_features.py fixtures/zoo/robust_localised.pt --data ../shared/datasets/mnist --out loc.npz
+usage: .venv/bin/python research/aegis_features.py fixtures/zoo/robust_localised.pt --data ../shared/datasets/mnist --out loc.npz
 """
 import argparse, sys, time, pathlib
 import numpy as np, torch

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Lints (ruff) and tests (pytest) the integration plugins, plugins/{runner,modelscan,mlflow,fanout}, against
+# the real modelscan, MLflow and Ray (scripts/test.sh calls it; it also runs on its own).
+#   .venv-integrations/  git-ignored venv with the pinned tools (plugins/requirements-integrations.txt, every
+#                        transitive dependency pinned by plugins/constraints-integrations.txt), created once
+#                        and reinstalled when a pin or a plugin's pyproject.toml changes;
+#   AEGIS_AUDIT_BIN      the binary under test: as given, else this checkout's `cargo build --release` binary.
+# The tests run in a private network namespace with only loopback up (`unshare -rn`): Ray then binds
+# 127.0.0.1 instead of the host's address, and MLflow, modelscan and Ray are shown to need no network.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="${PYTHON:-python3}"
+venv=.venv-integrations
+plugins=(plugins/runner plugins/modelscan plugins/mlflow plugins/fanout)
+stamp="$venv/.requirements.sha256"
+want="$(cat plugins/requirements-integrations.txt plugins/constraints-integrations.txt \
+  "${plugins[@]/%//pyproject.toml}" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "test_integrations: creating $venv" >&2
+  "$py" -m venv "$venv"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "test_integrations: installing pinned modelscan, MLflow, Ray, pytest, ruff (once)" >&2
+  pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+  "${pip[@]}" -r plugins/requirements-integrations.txt -c plugins/constraints-integrations.txt
+  # Until the aegis-audit wheel is published, the plugins go in without their `aegis-audit` dependency:
+  # the binary comes from AEGIS_AUDIT_BIN below.
+  "${pip[@]}" --no-deps --no-build-isolation "${plugins[@]/#/-e}"
+  echo "$want" > "$stamp"
+fi
+if [ -z "${AEGIS_AUDIT_BIN:-}" ]; then
+  nice -n 10 cargo build --release --quiet --bin aegis-audit
+  export AEGIS_AUDIT_BIN="$root/target/release/aegis-audit"
+fi
+if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -e "$root/.ort/libonnxruntime.so.1.31.1" ]; then
+  export ORT_DYLIB_PATH="$root/.ort/libonnxruntime.so.1.31.1"
+fi
+echo "test_integrations: aegis-audit $("$AEGIS_AUDIT_BIN" --version | awk '{print $NF}') at $AEGIS_AUDIT_BIN" >&2
+
+"$venv/bin/ruff" check "${plugins[@]}"
+"$venv/bin/ruff" format --check "${plugins[@]}"
+
+tests=(-q -p no:cacheprovider --import-mode=importlib "${plugins[@]/%//tests}")
+# Bring loopback up inside the namespace: `ip` when there, else the same ioctl from Python.
+lo_up='import fcntl, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0)))[1]
+fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))'
+if unshare -rn true 2>/dev/null; then
+  unshare -rn "$venv/bin/python" -c "$lo_up"'
+import os, sys
+os.execv(sys.argv[1], sys.argv[1:])' "$venv/bin/python" -m pytest "${tests[@]}"
+else
+  echo "test_integrations: unshare -rn is not permitted here: running on the host network" >&2
+  "$venv/bin/python" -m pytest "${tests[@]}"
+fi

@@ -1,0 +1,416 @@
+//! The whole audit of one or several models: every check that needs no model first (options, presets,
+//! output paths), ONNX Runtime once, then per model: load and analyse, the plan for its input shape and
+//! class count, the data (read once per input shape, checked against the model), the gradient graph and
+//! session, the detection. The reports of all models are rendered and committed together.
+//!
+//! With one model, any error is the run's error: no report is written. With several, a model that fails
+//! gets a SARIF run with `executionSuccessful: false` and an error notification (and an `error` entry in
+//! the JSON document) while the other models' results are still written; the exit code is the most
+//! severe over the models (2 > 1 > 3 > 0).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::error::{error_chain, AuditError};
+use super::options::{Device, FeatureChoice, Options};
+use super::outputs::Outputs;
+use super::prepare::AnalysedModel;
+use super::preset::PresetFile;
+use super::run::{audit_model, AuditData, EvidenceTarget};
+use crate::data::{load_dataset, ImageShape, Split};
+use crate::onnx::LoadLimits;
+use crate::report::sarif::{self, RunInput, SarifOptions};
+use crate::report::{self, most_severe_exit, table, AuditReport, Timings, ToolInfo, EXIT_ERROR};
+use crate::runtime::{self, SessionConfig};
+use crate::Result;
+
+/// One model's part of a run.
+#[derive(Debug)]
+pub enum ModelRun {
+    /// The model was audited.
+    Audited(Box<AuditReport>),
+    /// The model could not be audited (only when several models are audited).
+    Failed {
+        /// The model path as given.
+        model: PathBuf,
+        /// The error with its causes, on one line.
+        error: String,
+    },
+}
+
+impl ModelRun {
+    /// The model's exit code: its verdict's, or 2.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ModelRun::Audited(r) => r.verdict.exit_code(),
+            ModelRun::Failed { .. } => EXIT_ERROR,
+        }
+    }
+}
+
+/// A finished run, its reports not yet written.
+#[derive(Debug)]
+pub struct AuditRun {
+    /// One entry per model, in the order given.
+    pub models: Vec<ModelRun>,
+    command_line: Vec<String>,
+    outputs: Outputs,
+}
+
+/// The reports of a run as text, as written (and for stdout).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedRun {
+    /// The SARIF log.
+    pub sarif: String,
+    /// The JSON report (one model) or document (several).
+    pub json: String,
+    /// The readable table.
+    pub table: String,
+}
+
+/// The JSON document of a several-model run.
+#[derive(Debug, Serialize)]
+struct RunDocument<'a> {
+    tool: ToolInfo,
+    exit_code: u8,
+    models: Vec<ModelEntry<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ModelEntry<'a> {
+    model: String,
+    exit_code: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a AuditReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl AuditRun {
+    /// The exit code: the verdict's with one model, the most severe over the models otherwise
+    /// (2 > 1 > 3 > 0).
+    pub fn exit_code(&self) -> u8 {
+        most_severe_exit(self.models.iter().map(ModelRun::exit_code))
+    }
+
+    /// The audited reports.
+    pub fn reports(&self) -> impl Iterator<Item = &AuditReport> {
+        self.models.iter().filter_map(|m| match m {
+            ModelRun::Audited(r) => Some(r.as_ref()),
+            ModelRun::Failed { .. } => None,
+        })
+    }
+
+    fn single(&self) -> Option<&AuditReport> {
+        match self.models.as_slice() {
+            [ModelRun::Audited(r)] => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The SARIF log: one run per model.
+    pub fn sarif(&self) -> Value {
+        let opts = SarifOptions::from_cwd();
+        if let Some(r) = self.single() {
+            return sarif::to_sarif_with(r, &opts);
+        }
+        let failed: Vec<(String, &str)> = self
+            .models
+            .iter()
+            .filter_map(|m| match m {
+                ModelRun::Failed { model, error } => Some((model.display().to_string(), error.as_str())),
+                _ => None,
+            })
+            .collect();
+        let mut failures = failed.iter();
+        let inputs: Vec<RunInput<'_>> = self
+            .models
+            .iter()
+            .map(|m| match m {
+                ModelRun::Audited(r) => RunInput::Report(r),
+                ModelRun::Failed { .. } => {
+                    let (model, error) = failures.next().expect("one per failed model");
+                    RunInput::Failed { model, error, command_line: &self.command_line }
+                }
+            })
+            .collect();
+        sarif::to_sarif_log(&inputs, &opts)
+    }
+
+    /// The JSON report with one model; with several, a document `{tool, exit_code, models: [{model,
+    /// exit_code, report | error}]}` (docs/report-json.md).
+    pub fn json(&self) -> Result<String> {
+        if let Some(r) = self.single() {
+            return Ok(report::to_json(r)?);
+        }
+        let models = self
+            .models
+            .iter()
+            .map(|m| match m {
+                ModelRun::Audited(r) => ModelEntry {
+                    model: r.model.path.clone(),
+                    exit_code: r.verdict.exit_code(),
+                    report: Some(r),
+                    error: None,
+                },
+                ModelRun::Failed { model, error } => ModelEntry {
+                    model: model.display().to_string(),
+                    exit_code: EXIT_ERROR,
+                    report: None,
+                    error: Some(error),
+                },
+            })
+            .collect();
+        let doc = RunDocument { tool: ToolInfo::default(), exit_code: self.exit_code(), models };
+        let mut text = serde_json::to_string_pretty(&doc).map_err(report::ReportError::from)?;
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// The readable table: one per model, then the run's exit code when there are several.
+    pub fn table(&self) -> String {
+        if let Some(r) = self.single() {
+            return table::render(r);
+        }
+        let mut out = String::new();
+        for m in &self.models {
+            match m {
+                ModelRun::Audited(r) => out.push_str(&table::render(r)),
+                ModelRun::Failed { model, error } => out.push_str(&format!(
+                    "{}\nmodel    {}\nerror    {}\n\nverdict  ERROR, exit code {EXIT_ERROR}\n",
+                    ToolInfo::default().name,
+                    table::clean(&model.display().to_string()),
+                    table::clean(error)
+                )),
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!("{} models, exit code {}\n", self.models.len(), self.exit_code()));
+        out
+    }
+
+    /// Each model's phase timings, one line per phase, for `--verbose`.
+    pub fn timings_text(&self) -> String {
+        let mut out = String::new();
+        for r in self.reports() {
+            out.push_str(&format!("timings of {} (seconds):\n", table::clean(&r.model.path)));
+            for (phase, s) in r.timings.phases() {
+                out.push_str(&format!("  {phase:<13} {s:>9.3}\n"));
+            }
+        }
+        out
+    }
+
+    /// Renders every report and writes them with the evidence, all together: nothing is written when
+    /// rendering or staging fails.
+    pub fn write(self) -> Result<RenderedRun> {
+        let rendered = RenderedRun {
+            sarif: serde_json::to_string_pretty(&self.sarif()).map_err(report::ReportError::from)?,
+            json: self.json()?,
+            table: self.table(),
+        };
+        let mut files = BTreeMap::new();
+        if let Some(p) = &self.outputs.sarif {
+            files.insert(p.clone(), rendered.sarif.clone().into_bytes());
+        }
+        if let Some(p) = &self.outputs.json {
+            files.insert(p.clone(), rendered.json.clone().into_bytes());
+        }
+        self.outputs.commit(files)?;
+        Ok(rendered)
+    }
+}
+
+/// The checks on the command's inputs that need nothing loaded: at least one model, each a file and
+/// given once; the data path exists.
+fn check_inputs(options: &Options) -> Result<(), AuditError> {
+    if options.models.is_empty() {
+        return Err(AuditError::Usage("no model given".into()));
+    }
+    let mut seen: HashMap<PathBuf, &Path> = HashMap::new();
+    for model in &options.models {
+        let canonical = model.canonicalize().map_err(|e| {
+            AuditError::Usage(format!(
+                "model {}: {}",
+                model.display(),
+                e.to_string().split(" (os error").next().unwrap_or("")
+            ))
+        })?;
+        if !canonical.is_file() {
+            return Err(AuditError::Usage(format!("model {}: not a file", model.display())));
+        }
+        if let Some(first) = seen.insert(canonical, model) {
+            return Err(AuditError::Usage(format!(
+                "model {} is given twice (also as {})",
+                model.display(),
+                first.display()
+            )));
+        }
+    }
+    if !options.data.exists() {
+        return Err(AuditError::DataRead {
+            path: options.data.clone(),
+            split: "train",
+            source: crate::data::DataError::Io {
+                path: options.data.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "dataset path does not exist"),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// The evidence sub-folder name of each model when several are audited: the file stem, `-2`, `-3`, …
+/// appended to repeated stems.
+fn evidence_slots(models: &[PathBuf]) -> Vec<String> {
+    let mut used = std::collections::HashSet::new();
+    models
+        .iter()
+        .map(|m| {
+            let stem = m.file_stem().map_or_else(|| "model".to_string(), |s| s.to_string_lossy().into_owned());
+            let name = (1..)
+                .map(|n| if n == 1 { stem.clone() } else { format!("{stem}-{n}") })
+                .find(|name| !used.contains(name))
+                .expect("an unused name");
+            used.insert(name.clone());
+            name
+        })
+        .collect()
+}
+
+/// Runs the audit `options` describe. Every check that needs no model runs first; an error there, or
+/// any error with one model, is returned and nothing is written.
+pub fn run(options: &Options) -> Result<AuditRun> {
+    check_inputs(options)?;
+    let presets = match &options.config {
+        Some(path) => PresetFile::load(path)?,
+        None => PresetFile::builtin(),
+    };
+    presets.check()?;
+    for (name, preset) in presets.candidates(options.preset.as_deref())? {
+        preset.apply(&name, &presets.origin, options).check()?;
+    }
+    let outputs = Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref())?;
+    runtime::init(options.ort_lib.as_deref())?;
+    let config =
+        SessionConfig { device: options.device.unwrap_or(Device::Cpu), intra_threads: options.threads.unwrap_or(0) };
+    let several = options.models.len() > 1;
+    let slots = evidence_slots(&options.models);
+    let mut data = DataCache::default();
+    let mut models = Vec::with_capacity(options.models.len());
+    for (model, slot) in options.models.iter().zip(&slots) {
+        let target = outputs.evidence.as_ref().map(|dir| EvidenceTarget {
+            stage: outputs.evidence_stage(several.then_some(slot.as_str())).expect("staged with --evidence"),
+            dir: if several { dir.join(slot) } else { dir.clone() },
+        });
+        match audit_one(options, &presets, &config, model, &mut data, target.as_ref()) {
+            Ok(report) => models.push(ModelRun::Audited(Box::new(report))),
+            Err(e) if !several => return Err(e),
+            Err(e) => {
+                models.push(ModelRun::Failed { model: model.clone(), error: error_chain(&e) });
+                if let Some(t) = &target {
+                    let _ = std::fs::remove_dir_all(&t.stage);
+                }
+            }
+        }
+    }
+    Ok(AuditRun { models, command_line: options.command_line.clone(), outputs })
+}
+
+/// The data read so far, by input shape (read once per shape; a failure is kept too).
+#[derive(Debug, Default)]
+struct DataCache {
+    sets: HashMap<ImageShape, std::result::Result<Rc<AuditData>, String>>,
+}
+
+impl DataCache {
+    /// The data for `shape`, and the seconds it took to read (0 when it was already read).
+    fn get(&mut self, path: &Path, shape: ImageShape) -> Result<(Rc<AuditData>, f64)> {
+        if let Some(entry) = self.sets.get(&shape) {
+            return entry.clone().map(|d| (d, 0.0)).map_err(|e| AuditError::Usage(e).into());
+        }
+        let started = Instant::now();
+        let read = |split: Split| {
+            load_dataset(path, split, shape).map_err(|source| AuditError::DataRead {
+                path: path.to_path_buf(),
+                split: split.name(),
+                source,
+            })
+        };
+        match read(Split::Train).and_then(|train| Ok((train, read(Split::Test)?))) {
+            Ok((train, test)) => {
+                let set = Rc::new(AuditData { path: path.to_path_buf(), train, test });
+                self.sets.insert(shape, Ok(set.clone()));
+                Ok((set, started.elapsed().as_secs_f64()))
+            }
+            Err(e) => {
+                self.sets.insert(shape, Err(error_chain(&e)));
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Audits one model.
+fn audit_one(
+    options: &Options,
+    presets: &PresetFile,
+    config: &SessionConfig,
+    path: &Path,
+    data: &mut DataCache,
+    evidence_target: Option<&EvidenceTarget>,
+) -> Result<AuditReport> {
+    let total = Instant::now();
+    let in_model =
+        |e: crate::Error| crate::Error::from(AuditError::Model { path: path.to_path_buf(), source: Box::new(e) });
+    let feature = options.feature.clone().unwrap_or(FeatureChoice::LastConv);
+    let analysed = AnalysedModel::load(path, &feature, &LoadLimits::default()).map_err(in_model)?;
+    let shape = analysed.image_shape();
+    let (preset_name, preset) = presets.select(options.preset.as_deref(), shape)?;
+    let plan = preset.apply(&preset_name, &presets.origin, options);
+    plan.check()?;
+    let k = analysed.num_classes();
+    plan.check_classes(k)?;
+    let (data, data_s) = data.get(&options.data, shape)?;
+    plan.check_data(&data.path, "train", &data.train, k)?;
+    plan.check_data(&data.path, "test", &data.test, k)?;
+    let mut prepared = analysed.prepare(config).map_err(in_model)?;
+    let k_session = crate::attack::GradientModel::num_classes(&prepared.model);
+    if k_session != k {
+        plan.check_classes(k_session)?;
+        plan.check_data(&data.path, "train", &data.train, k_session)?;
+        plan.check_data(&data.path, "test", &data.test, k_session)?;
+    }
+    let p = prepared.timings;
+    let timings = Timings {
+        load: p.load,
+        analysis: p.analysis,
+        graph_build: p.graph_build,
+        session: p.session,
+        data: data_s,
+        ..Timings::default()
+    };
+    let mut report =
+        audit_model(&plan, &mut prepared, &data, evidence_target, options.progress, &options.command_line, timings)?;
+    report.timings.total = total.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::evidence_slots;
+
+    #[test]
+    fn evidence_slots_are_distinct() {
+        let models: Vec<PathBuf> =
+            ["a/m.onnx", "b/m.onnx", "m-2.onnx", "c.onnx", "d/m.onnx"].iter().map(PathBuf::from).collect();
+        assert_eq!(evidence_slots(&models), vec!["m", "m-2", "m-2-2", "c", "m-3"]);
+    }
+}

@@ -1,0 +1,84 @@
+//! Choosing the detector from the requested method and the robustness precondition's result, with the
+//! reason in words, and whether the chosen method applies to the model.
+
+use super::options::MethodChoice;
+use crate::detect::precondition::PreconditionResult;
+use crate::report::Method;
+
+/// The detector that runs, why, and whether it applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodDecision {
+    /// The detector.
+    pub method: Method,
+    /// Why it was chosen (with the precondition's numbers where it decided).
+    pub reason: String,
+    /// False when the method needs a robust model and the precondition found the model not robust: the
+    /// detector does not run and the verdict is "not applicable".
+    pub applicable: bool,
+}
+
+/// Chooses the detector: `auto` runs AEGIS on a robust model and Neural Cleanse otherwise; an explicit
+/// AEGIS or reach on a model that failed the precondition does not apply.
+pub fn choose(requested: MethodChoice, precondition: Option<&PreconditionResult>) -> MethodDecision {
+    let describe = |p: &PreconditionResult, verb: &str| {
+        format!(
+            "adversarial accuracy {:.3} {verb} {:.3} at L2 ε = {}",
+            p.adv_accuracy, p.params.min_adv_accuracy, p.params.eps
+        )
+    };
+    let (method, reason) = match (requested, precondition) {
+        (MethodChoice::NeuralCleanse, _) => (Method::NeuralCleanse, "--method neural-cleanse".to_string()),
+        (MethodChoice::Aegis, Some(p)) if !p.passed => (
+            Method::Aegis,
+            format!("--method aegis, but {}: the model is not robust, so AEGIS does not apply", describe(p, "<")),
+        ),
+        (MethodChoice::Aegis, _) => (Method::Aegis, "--method aegis".to_string()),
+        (MethodChoice::Reach, Some(p)) if !p.passed => (
+            Method::Reach,
+            format!("--method reach, but {}: the model is not robust, so reach does not apply", describe(p, "<")),
+        ),
+        (MethodChoice::Reach, _) => (Method::Reach, "--method reach".to_string()),
+        (MethodChoice::Auto, Some(p)) if p.passed => (
+            Method::Aegis,
+            format!("--method auto: {}: the model counts as robust, so AEGIS applies", describe(p, "≥")),
+        ),
+        (MethodChoice::Auto, Some(p)) => (
+            Method::NeuralCleanse,
+            format!(
+                "--method auto: {}: the model is not robust, so Neural Cleanse (which targets standard models) runs",
+                describe(p, "<")
+            ),
+        ),
+        (MethodChoice::Auto, None) => (Method::Aegis, "--method auto with --skip-precondition".to_string()),
+    };
+    let robust = precondition.is_none_or(|p| p.passed);
+    MethodDecision { method, reason, applicable: robust || !method.requires_robust_model() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{choose, MethodChoice};
+    use crate::detect::precondition::{PreconditionParams, PreconditionResult};
+    use crate::report::Method;
+
+    fn result(passed: bool) -> PreconditionResult {
+        let params = PreconditionParams { eps: 1.5, steps: 20, step: None, images: 100, min_adv_accuracy: 0.5 };
+        let adv_accuracy = if passed { 0.7 } else { 0.2 };
+        PreconditionResult { params, step: 0.1875, images: 100, clean_accuracy: 0.99, adv_accuracy, passed }
+    }
+
+    #[test]
+    fn auto_follows_the_precondition_and_explicit_methods_may_not_apply() {
+        let d = choose(MethodChoice::Auto, Some(&result(true)));
+        assert_eq!((d.method, d.applicable), (Method::Aegis, true));
+        assert!(d.reason.contains("0.700 ≥ 0.500"), "{}", d.reason);
+        let d = choose(MethodChoice::Auto, Some(&result(false)));
+        assert_eq!((d.method, d.applicable), (Method::NeuralCleanse, true));
+        let d = choose(MethodChoice::Aegis, Some(&result(false)));
+        assert_eq!((d.method, d.applicable), (Method::Aegis, false));
+        let d = choose(MethodChoice::Reach, Some(&result(false)));
+        assert_eq!((d.method, d.applicable), (Method::Reach, false));
+        assert!(choose(MethodChoice::Aegis, None).applicable);
+        assert_eq!(choose(MethodChoice::NeuralCleanse, None).method, Method::NeuralCleanse);
+    }
+}

@@ -1,0 +1,225 @@
+//! The audit's output paths: checked before the audit starts (a file's folder exists and is writable,
+//! the path is not a folder; the evidence path is a folder or can be made one), evidence written into a
+//! staging folder beside its destination while the audit runs, and every report of a run committed
+//! together at the end: the SARIF and JSON files are staged as temporary files, the evidence moved into
+//! place, then the reports renamed over their paths. A failure before the commit leaves no report and
+//! replaces none.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+use super::error::AuditError;
+use crate::report::{self, ReportError};
+
+/// The checked output paths of an audit, and the staging folder of its evidence.
+#[derive(Debug)]
+pub struct Outputs {
+    /// The SARIF log's path.
+    pub sarif: Option<PathBuf>,
+    /// The JSON report's path.
+    pub json: Option<PathBuf>,
+    /// The evidence folder.
+    pub evidence: Option<PathBuf>,
+    staging: Option<TempDir>,
+}
+
+/// The folder a file path lives in (`.` for a bare name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether a file can be created in `dir` (tried with a temporary file, removed at once).
+fn writable(dir: &Path) -> Result<(), String> {
+    tempfile::Builder::new()
+        .prefix(".aegis-write-check.")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| format!("cannot write in folder {}: {}", dir.display(), io_text(&e)))
+}
+
+/// An I/O error without Rust's "(os error N)" suffix.
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn check_file(flag: &'static str, path: &Path) -> Result<(), AuditError> {
+    let bad = |problem: String| AuditError::Output { flag, path: path.to_path_buf(), problem };
+    if path.file_name().is_none() {
+        return Err(bad("not a file path".into()));
+    }
+    if path.is_dir() {
+        return Err(bad("is a folder; give a file path".into()));
+    }
+    let dir = folder_of(path);
+    if !dir.is_dir() {
+        return Err(bad(format!("folder {} does not exist", dir.display())));
+    }
+    writable(&dir).map_err(bad)
+}
+
+impl Outputs {
+    /// Checks every output path before the audit starts and creates the evidence staging folder.
+    pub fn check(sarif: Option<&Path>, json: Option<&Path>, evidence: Option<&Path>) -> Result<Outputs, AuditError> {
+        if let Some(p) = sarif {
+            check_file("--sarif", p)?;
+        }
+        if let Some(p) = json {
+            check_file("--json", p)?;
+        }
+        if let (Some(s), Some(j)) = (sarif, json) {
+            if s == j {
+                return Err(AuditError::Output {
+                    flag: "--json",
+                    path: j.to_path_buf(),
+                    problem: "is also the --sarif path".into(),
+                });
+            }
+        }
+        let staging = match evidence {
+            Some(dir) => Some(Self::stage_evidence(dir)?),
+            None => None,
+        };
+        Ok(Outputs {
+            sarif: sarif.map(Path::to_path_buf),
+            json: json.map(Path::to_path_buf),
+            evidence: evidence.map(Path::to_path_buf),
+            staging,
+        })
+    }
+
+    /// The evidence folder must be a folder or not exist; its staging folder is made in it, or in the
+    /// nearest existing folder above it (so that the commit renames within one file system).
+    fn stage_evidence(dir: &Path) -> Result<TempDir, AuditError> {
+        let bad = |problem: String| AuditError::Output { flag: "--evidence", path: dir.to_path_buf(), problem };
+        if dir.exists() && !dir.is_dir() {
+            return Err(bad("exists and is not a folder".into()));
+        }
+        let mut base = dir.to_path_buf();
+        while !base.is_dir() {
+            base = match base.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if base.exists() && !base.is_dir() {
+                return Err(bad(format!("{} is not a folder", base.display())));
+            }
+        }
+        tempfile::Builder::new()
+            .prefix(".aegis-evidence.")
+            .tempdir_in(&base)
+            .map_err(|e| bad(format!("cannot write in folder {}: {}", base.display(), io_text(&e))))
+    }
+
+    /// Where the evidence of model `slot` is written during the audit (`None` without `--evidence`):
+    /// the staging folder itself, or a sub-folder per model when several models are audited.
+    pub fn evidence_stage(&self, slot: Option<&str>) -> Option<PathBuf> {
+        let root = self.staging.as_ref()?.path();
+        Some(match slot {
+            Some(name) => root.join(name),
+            None => root.to_path_buf(),
+        })
+    }
+
+    /// Writes every report and moves the evidence into place, all or nothing as far as the file system
+    /// allows: `files` (path → bytes) are staged as temporary files first; a failure there leaves no
+    /// report and replaces none.
+    pub fn commit(self, files: BTreeMap<PathBuf, Vec<u8>>) -> Result<(), AuditError> {
+        let mut staged = Vec::with_capacity(files.len());
+        for (path, bytes) in &files {
+            staged.push(report::StagedFile::stage(path, bytes).map_err(|e| output_error(&self, path, e))?);
+        }
+        if let (Some(staging), Some(dir)) = (&self.staging, &self.evidence) {
+            move_tree(staging.path(), dir).map_err(|problem| AuditError::Output {
+                flag: "--evidence",
+                path: dir.clone(),
+                problem,
+            })?;
+        }
+        for file in staged {
+            let path = file.path().to_path_buf();
+            file.commit().map_err(|e| output_error(&self, &path, e))?;
+        }
+        Ok(())
+    }
+}
+
+fn output_error(outputs: &Outputs, path: &Path, e: ReportError) -> AuditError {
+    let flag = if outputs.sarif.as_deref() == Some(path) { "--sarif" } else { "--json" };
+    let problem = match e {
+        ReportError::Io { source, .. } => io_text(&source),
+        other => other.to_string(),
+    };
+    AuditError::Output { flag, path: path.to_path_buf(), problem }
+}
+
+/// Moves every file under `from` into the same place under `to` (made if missing), replacing files of the
+/// same name; a rename, or a copy where the two are on different file systems.
+fn move_tree(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("cannot create it: {}", io_text(&e)))?;
+    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {}", from.display(), io_text(&e)))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_text(&e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            move_tree(&src, &dst)?;
+        } else if std::fs::rename(&src, &dst).is_err() {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {}", dst.display(), io_text(&e)))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::Outputs;
+
+    #[test]
+    fn a_folder_for_a_file_and_a_file_for_the_evidence_are_refused_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Outputs::check(None, Some(dir.path()), None).unwrap_err().to_string();
+        assert!(err.starts_with("--json ") && err.ends_with("is a folder; give a file path"), "{err}");
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        let err = Outputs::check(None, None, Some(&file)).unwrap_err().to_string();
+        assert_eq!(err, format!("--evidence {}: exists and is not a folder", file.display()));
+        let missing = dir.path().join("no/such/report.sarif");
+        let err = Outputs::check(Some(&missing), None, None).unwrap_err().to_string();
+        assert!(err.ends_with("/no/such does not exist"), "{err}");
+    }
+
+    #[test]
+    fn commit_writes_reports_and_moves_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sarif, ev) = (dir.path().join("r.sarif"), dir.path().join("a/b/evidence"));
+        let out = Outputs::check(Some(&sarif), None, Some(&ev)).unwrap();
+        let stage = out.evidence_stage(None).unwrap();
+        std::fs::write(stage.join("index.html"), b"<html>").unwrap();
+        assert!(!ev.exists() && !sarif.exists());
+        out.commit(BTreeMap::from([(sarif.clone(), b"{}".to_vec())])).unwrap();
+        assert_eq!(std::fs::read(&sarif).unwrap(), b"{}");
+        assert_eq!(std::fs::read(ev.join("index.html")).unwrap(), b"<html>");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left.len(), 2, "no staging folder or temporary file is left: {left:?}");
+    }
+
+    #[test]
+    fn a_dropped_run_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = dir.path().join("evidence");
+        let out = Outputs::check(None, None, Some(&ev)).unwrap();
+        std::fs::write(out.evidence_stage(None).unwrap().join("x.png"), b"png").unwrap();
+        drop(out);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,313 @@
+//! Presets: the per-dataset settings of the AEGIS paper (and aegis-audit's additions), read from
+//! `config/presets.yaml` (compiled in) or a user's `--config FILE`, chosen by name or by the model's
+//! input shape. [`Preset::apply`] resolves an audit's [`Options`] against a preset into an
+//! [`AuditPlan`]: a flag overrides the preset's value.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::AuditError;
+use super::options::{BandwidthChoice, MethodChoice, Options, DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE};
+use super::options::{DEFAULT_RUNS, DEFAULT_SEED};
+use super::plan::AuditPlan;
+use crate::cluster::Clusterer;
+use crate::data::ImageShape;
+use crate::detect::aegis::{AegisParams, BandwidthRule, DecisionRule};
+use crate::detect::neural_cleanse::NeuralCleanseParams;
+use crate::detect::precondition::PreconditionParams;
+use crate::detect::reach::ReachParams;
+use crate::detect::translate::TranslationParams;
+use crate::embed::Reducer;
+
+/// The presets file compiled into the binary.
+pub const DEFAULT_PRESETS: &str = include_str!("../../config/presets.yaml");
+
+/// A presets file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresetFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Presets by name.
+    pub presets: BTreeMap<String, Preset>,
+    /// Where the file came from (`built-in` or its path), for messages.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+/// Embedding settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingParams {
+    /// PCA dimensions before t-SNE.
+    pub pca_dims: usize,
+    /// t-SNE perplexity.
+    pub perplexity: f64,
+}
+
+/// Clustering and decision settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionParams {
+    /// Which rule flags a class (`shortcut` or the paper's `clusters`).
+    #[serde(default)]
+    pub rule: DecisionRule,
+    /// Shortcut rule: low-side anomaly index above which a class is flagged.
+    #[serde(default = "default_shortcut_threshold")]
+    pub shortcut_threshold: f64,
+    /// The bandwidth rule (see `crate::detect::aegis::BandwidthRule`).
+    pub bandwidth: BandwidthRule,
+    /// Clusters below this fraction of the embedded points are not counted.
+    pub min_cluster_fraction: f64,
+    /// More clusters than this flags a class.
+    pub max_clusters: usize,
+}
+
+fn default_shortcut_threshold() -> f64 {
+    2.0
+}
+
+/// One dataset's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// The input shape the preset is for.
+    pub image: ImageShape,
+    /// Whether the preset is chosen automatically for inputs of its shape (one per shape).
+    #[serde(default)]
+    pub auto: bool,
+    /// AEGIS translation.
+    pub translation: TranslationParams,
+    /// Embedding.
+    pub embedding: EmbeddingParams,
+    /// Clustering and decision.
+    pub decision: DecisionParams,
+    /// The paper's fixed mean-shift bandwidth (for `--bandwidth paper`), in old t-SNE units.
+    pub paper_bandwidth: f64,
+    /// The robustness precondition.
+    pub precondition: PreconditionParams,
+    /// Neural Cleanse (standard models); defaults when absent.
+    #[serde(default)]
+    pub neural_cleanse: NeuralCleanseParams,
+    /// Targeted reachability (robust models); defaults when absent.
+    #[serde(default)]
+    pub reach: ReachParams,
+}
+
+impl PresetFile {
+    /// Parses a presets file; `origin` names it in errors. A YAML syntax error is reported as such, with
+    /// its line and column, before the file's fields are read.
+    pub fn parse(text: &str, origin: &str) -> Result<PresetFile, AuditError> {
+        let bad = |problem: String| AuditError::Presets { origin: origin.to_string(), problem };
+        if let Err(e) = serde_saphyr::from_str::<serde_json::Value>(text) {
+            return Err(bad(format!("YAML syntax error: {}", yaml_problem(&e))));
+        }
+        let mut file: PresetFile = serde_saphyr::from_str(text).map_err(|e| bad(yaml_problem(&e)))?;
+        if file.version != 1 {
+            return Err(bad(format!("version {} (aegis-audit reads version 1)", file.version)));
+        }
+        if file.presets.is_empty() {
+            return Err(bad("no presets".into()));
+        }
+        file.origin = origin.to_string();
+        Ok(file)
+    }
+
+    /// The compiled-in presets.
+    pub fn builtin() -> PresetFile {
+        PresetFile::parse(DEFAULT_PRESETS, "built-in config/presets.yaml").expect("the compiled-in presets parse")
+    }
+
+    /// Reads a presets file from disk (at most 1 MiB).
+    pub fn load(path: &Path) -> Result<PresetFile, AuditError> {
+        const MAX_BYTES: u64 = 1 << 20;
+        let origin = path.display().to_string();
+        let bad = |problem: String| AuditError::Presets { origin: origin.clone(), problem };
+        let len = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?.len();
+        if len > MAX_BYTES {
+            return Err(bad(format!("{len} bytes, more than the {MAX_BYTES} a presets file may have")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        PresetFile::parse(&text, &origin)
+    }
+
+    /// The preset `name`, or the first (by name) whose image shape matches `shape` and is marked `auto`.
+    pub fn select(&self, name: Option<&str>, shape: ImageShape) -> Result<(String, Preset), AuditError> {
+        let available = || self.presets.keys().cloned().collect::<Vec<_>>().join(", ");
+        if let Some(name) = name {
+            return self.presets.get(name).map(|p| (name.to_string(), p.clone())).ok_or_else(|| {
+                AuditError::Usage(format!("--preset {name}: no preset named '{name}' (available: {})", available()))
+            });
+        }
+        self.presets.iter().find(|(_, p)| p.auto && p.image == shape).map(|(n, p)| (n.clone(), p.clone())).ok_or_else(
+            || {
+                AuditError::Usage(format!(
+                    "no preset matches input {}×{}×{}; name one with --preset (available: {})",
+                    shape.c,
+                    shape.h,
+                    shape.w,
+                    available()
+                ))
+            },
+        )
+    }
+
+    /// The presets an audit with `--preset name` (or without, `None`) may use: the named one, or every
+    /// preset chosen by shape. Each is resolved against the options and checked before any model is
+    /// loaded.
+    pub fn candidates(&self, name: Option<&str>) -> Result<Vec<(String, Preset)>, AuditError> {
+        match name {
+            Some(_) => Ok(vec![self.select(name, ImageShape::new(0, 0, 0))?]),
+            None => Ok(self.presets.iter().filter(|(_, p)| p.auto).map(|(n, p)| (n.clone(), p.clone())).collect()),
+        }
+    }
+
+    /// Checks every preset of the file on its own (each resolved with no flag given).
+    pub fn check(&self) -> Result<(), AuditError> {
+        let none = Options::default();
+        for (name, preset) in &self.presets {
+            preset.apply(name, &self.origin, &none).check()?;
+        }
+        Ok(())
+    }
+}
+
+/// A serde-saphyr error as one line with its position.
+fn yaml_problem(e: &serde_saphyr::Error) -> String {
+    let plain = e.without_snippet().to_string();
+    let first = plain.lines().next().unwrap_or("").trim().to_string();
+    match e.location() {
+        Some(l) if !first.contains(" line ") => format!("{first} at line {}, column {}", l.line(), l.column()),
+        _ => first,
+    }
+}
+
+impl Preset {
+    /// Resolves `options` against this preset (named `name`, from `origin`) into a plan: every option that
+    /// is given replaces the preset's value. Nothing is checked here: see [`AuditPlan::check`].
+    pub fn apply(&self, name: &str, origin: &str, o: &Options) -> AuditPlan {
+        let mut translation: TranslationParams = self.translation.clone();
+        translation.seeds_per_class = o.seeds_per_class.unwrap_or(translation.seeds_per_class);
+        translation.eps = o.eps.unwrap_or(translation.eps);
+        translation.step = o.step.unwrap_or(translation.step);
+        translation.steps = o.steps.unwrap_or(translation.steps);
+        let bandwidth = match o.bandwidth {
+            Some(BandwidthChoice::Estimate { quantile }) => BandwidthRule::Estimate { quantile },
+            Some(BandwidthChoice::Paper) => BandwidthRule::Fixed { value: self.paper_bandwidth },
+            Some(BandwidthChoice::Relative { factor }) => BandwidthRule::Relative { factor },
+            Some(BandwidthChoice::Fixed { value }) => BandwidthRule::Fixed { value },
+            None => self.decision.bandwidth,
+        };
+        let seed = o.seed.unwrap_or(DEFAULT_SEED);
+        let batch_size = o.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        let aegis = AegisParams {
+            translation,
+            reducer: o.reducer.unwrap_or(Reducer::Tsne),
+            pca_dims: o.pca_dims.unwrap_or(self.embedding.pca_dims),
+            perplexity: o.perplexity.unwrap_or(self.embedding.perplexity),
+            clusterer: o.clusterer.unwrap_or(Clusterer::MeanShift),
+            bandwidth,
+            min_cluster_size: o.min_cluster_size.unwrap_or(DEFAULT_MIN_CLUSTER_SIZE),
+            min_cluster_fraction: o.min_cluster_fraction.unwrap_or(self.decision.min_cluster_fraction),
+            max_clusters: o.max_clusters.unwrap_or(self.decision.max_clusters),
+            decision: o.aegis_decision.unwrap_or(self.decision.rule),
+            shortcut_threshold: o.shortcut_threshold.unwrap_or(self.decision.shortcut_threshold),
+            batch_size,
+            seed,
+        };
+        let precondition = (!o.skip_precondition).then(|| {
+            let mut p = self.precondition.clone();
+            p.eps = o.precondition_eps.unwrap_or(p.eps);
+            p.steps = o.precondition_steps.unwrap_or(p.steps);
+            p.step = o.precondition_step.or(p.step);
+            p.images = o.precondition_images.unwrap_or(p.images);
+            p.min_adv_accuracy = o.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
+            p
+        });
+        let mut nc = self.neural_cleanse.clone();
+        nc.images = o.nc_images.unwrap_or(nc.images);
+        nc.batch_size = o.nc_batch.unwrap_or(nc.batch_size);
+        nc.epochs = o.nc_epochs.unwrap_or(nc.epochs);
+        nc.init_cost = o.nc_init_cost.unwrap_or(nc.init_cost);
+        nc.target_success = o.nc_target_success.unwrap_or(nc.target_success);
+        nc.anomaly_threshold = o.nc_anomaly_threshold.unwrap_or(nc.anomaly_threshold);
+        nc.reset_cost_to_zero = o.nc_reset_cost_to_zero.unwrap_or(nc.reset_cost_to_zero);
+        nc.patience = o.nc_patience.unwrap_or(nc.patience);
+        nc.cost_up = o.nc_cost_up.unwrap_or(nc.cost_up);
+        nc.cost_down = o.nc_cost_down.unwrap_or(nc.cost_down);
+        nc.early_stop_patience = o.nc_early_stop_patience.unwrap_or(nc.early_stop_patience);
+        nc.lr = o.nc_lr.unwrap_or(nc.lr);
+        nc.beta1 = o.nc_beta1.unwrap_or(nc.beta1);
+        nc.beta2 = o.nc_beta2.unwrap_or(nc.beta2);
+        nc.adam_eps = o.nc_adam_eps.unwrap_or(nc.adam_eps);
+        nc.seed = seed;
+        let mut reach = self.reach.clone();
+        reach.images_per_class = o.reach_images.unwrap_or(reach.images_per_class);
+        // The preset's sweep size shrinks with a smaller --reach-images; a given one is checked.
+        reach.sweep_images_per_class =
+            o.reach_sweep_images.unwrap_or(reach.sweep_images_per_class.min(reach.images_per_class));
+        reach.steps = o.reach_steps.unwrap_or(reach.steps);
+        reach.step_factor = o.reach_step_factor.unwrap_or(reach.step_factor);
+        if let Some(eps) = &o.reach_eps_sweep {
+            reach.eps_sweep = eps.clone();
+        }
+        reach.median_level = o.reach_median_level.unwrap_or(reach.median_level);
+        reach.anomaly_threshold = o.reach_anomaly_threshold.unwrap_or(reach.anomaly_threshold);
+        reach.min_ratio = o.reach_min_ratio.unwrap_or(reach.min_ratio);
+        reach.min_gap = o.reach_min_gap.unwrap_or(reach.min_gap);
+        reach.evidence_per_class = o.reach_evidence.unwrap_or(reach.evidence_per_class);
+        reach.batch_size = batch_size;
+        reach.seed = seed;
+        AuditPlan {
+            preset: name.to_string(),
+            preset_origin: origin.to_string(),
+            method: o.method.unwrap_or(MethodChoice::Auto),
+            aegis,
+            neural_cleanse: nc,
+            reach,
+            runs: o.runs.unwrap_or(DEFAULT_RUNS),
+            classes: o.classes.clone(),
+            precondition,
+            given: o.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PresetFile;
+    use crate::data::ImageShape;
+
+    #[test]
+    fn builtin_presets_parse_and_select_by_shape() {
+        let file = PresetFile::builtin();
+        let (name, p) = file.select(None, ImageShape::new(1, 28, 28)).unwrap();
+        assert_eq!(name, "mnist");
+        assert_eq!(p.translation.eps, 100.0);
+        let (name, p) = file.select(None, ImageShape::new(3, 32, 32)).unwrap();
+        assert_eq!(name, "cifar10");
+        assert_eq!(p.translation.eps, 500.0);
+        assert_eq!(file.select(Some("fashion-mnist"), ImageShape::new(0, 0, 0)).unwrap().1.paper_bandwidth, 28.0);
+    }
+
+    #[test]
+    fn unknown_names_shapes_fields_and_versions_are_errors() {
+        let file = PresetFile::builtin();
+        assert!(file
+            .select(Some("imagenet"), ImageShape::new(1, 28, 28))
+            .unwrap_err()
+            .to_string()
+            .contains("no preset named 'imagenet'"));
+        assert!(file
+            .select(None, ImageShape::new(3, 64, 64))
+            .unwrap_err()
+            .to_string()
+            .contains("no preset matches input 3×64×64"));
+        let err = PresetFile::parse("version: 2\npresets: {}\n", "x.yaml").unwrap_err();
+        assert!(err.to_string().contains("version 2"), "{err}");
+        let bad = super::DEFAULT_PRESETS.replace("perplexity: 30.0", "perplexity: 30.0, perplexty: 5");
+        assert!(PresetFile::parse(&bad, "x.yaml").is_err());
+    }
+}

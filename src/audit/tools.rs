@@ -1,0 +1,136 @@
+//! The library entry points of the other subcommands, so that a front end needs only `audit` and
+//! `report`: `inspect` (what aegis-audit sees in a model), `export-grad` (the gradient graph as ONNX)
+//! and `cluster` (the embedding and clustering step on a feature matrix).
+
+use std::path::{Path, PathBuf};
+
+use ndarray::Array2;
+
+use super::options::{Clusterer, Device, FeatureChoice, Reducer};
+use crate::data::features::{read_features, write_npy};
+use crate::grad::{self, GradSpec, RuntimeProbe};
+use crate::onnx::{self, LoadLimits};
+use crate::runtime::{self, SessionConfig};
+use crate::Result;
+
+pub use crate::onnx::analyze::shape_string;
+pub use crate::onnx::{Analysis, Dim};
+
+/// Loads `path` safely and analyses it (image input, logits, feature tensor, ops); runs nothing.
+pub fn inspect(path: &Path, feature: &FeatureChoice) -> Result<Analysis> {
+    let model = onnx::load_model(path, &LoadLimits::default())?;
+    Ok(onnx::analyze(&model, feature)?)
+}
+
+/// What `export-grad` needs: the model, optional tensor names overriding the analysis, and ONNX Runtime.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportGradOptions {
+    /// The classifier.
+    pub model: PathBuf,
+    /// The image input's name (default: the analysis's).
+    pub input: Option<String>,
+    /// The logits tensor's name (default: the analysis's).
+    pub logits: Option<String>,
+    /// The feature tensor (default: the last conv block's output); `FeatureChoice::Named` with `input`
+    /// and `logits` skips the analysis.
+    pub feature: Option<FeatureChoice>,
+    /// The ONNX Runtime library (used once, to probe static shapes).
+    pub ort_lib: Option<PathBuf>,
+    /// Execution provider of the probe.
+    pub device: Option<Device>,
+    /// Intra-op threads of the probe.
+    pub threads: Option<usize>,
+}
+
+/// The gradient graph of a model and the tensors it was built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradExport {
+    /// The ONNX bytes (inputs `x`, `y`; outputs `logits`, `features`, `loss`, `grad`).
+    pub graph: Vec<u8>,
+    /// The tensor names used.
+    pub spec: GradSpec,
+}
+
+/// Builds the gradient graph of `options.model`.
+pub fn export_grad(options: &ExportGradOptions) -> Result<GradExport> {
+    let model = onnx::load_model(&options.model, &LoadLimits::default())?;
+    let feature = options.feature.clone().unwrap_or_default();
+    let spec = match (&options.input, &options.logits, &feature) {
+        (Some(input), Some(logits), FeatureChoice::Named(features)) => {
+            GradSpec { input: input.clone(), logits: logits.clone(), features: features.clone() }
+        }
+        _ => {
+            let analysis = onnx::analyze(&model, &feature)?;
+            GradSpec {
+                input: options.input.clone().unwrap_or(analysis.image_input.name),
+                logits: options.logits.clone().unwrap_or(analysis.logits.name),
+                features: analysis.feature.name,
+            }
+        }
+    };
+    runtime::init(options.ort_lib.as_deref())?;
+    let config =
+        SessionConfig { device: options.device.unwrap_or(Device::Cpu), intra_threads: options.threads.unwrap_or(0) };
+    let graph = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config })?;
+    Ok(GradExport { graph: onnx::encode(&graph), spec })
+}
+
+/// What `cluster` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOptions {
+    /// Feature matrix file (NPY or CSV), one row per sample.
+    pub features: PathBuf,
+    /// Reduction before clustering.
+    pub reducer: Reducer,
+    /// Clustering algorithm.
+    pub clusterer: Clusterer,
+    /// Mean-shift bandwidth (`None`: estimated at quantile 0.3).
+    pub bandwidth: Option<f64>,
+    /// t-SNE perplexity.
+    pub perplexity: f64,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// HDBSCAN's minimum cluster size.
+    pub min_cluster_size: usize,
+}
+
+/// What `cluster` found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterOutcome {
+    /// Rows of the matrix.
+    pub n_samples: usize,
+    /// Columns of the matrix.
+    pub n_features: usize,
+    /// Clusters found (noise excluded).
+    pub n_clusters: usize,
+    /// The mean-shift bandwidth used.
+    pub bandwidth: Option<f64>,
+    /// t-SNE's final KL divergence, when t-SNE ran.
+    pub kl_divergence: Option<f64>,
+    /// Label per sample (`-1`: noise).
+    pub labels: Vec<i64>,
+    /// The reduced points.
+    pub embedding: Array2<f64>,
+}
+
+/// Reads the feature matrix, reduces and clusters it as AEGIS does.
+pub fn cluster_features(options: &ClusterOptions) -> Result<ClusterOutcome> {
+    let x = read_features(&options.features)?;
+    let reduced = options.reducer.reduce(&x, options.perplexity, options.seed)?;
+    let clustering =
+        options.clusterer.cluster(&reduced.points, options.bandwidth, options.min_cluster_size, options.seed)?;
+    Ok(ClusterOutcome {
+        n_samples: x.nrows(),
+        n_features: x.ncols(),
+        n_clusters: clustering.n_clusters,
+        bandwidth: clustering.bandwidth,
+        kl_divergence: reduced.kl_divergence,
+        labels: clustering.labels,
+        embedding: reduced.points,
+    })
+}
+
+/// Writes the reduced points as a float64 NPY file.
+pub fn write_embedding(path: &Path, outcome: &ClusterOutcome) -> Result<()> {
+    Ok(write_npy(path, &outcome.embedding)?)
+}
