@@ -258,6 +258,10 @@ fn timings_are_in_the_report_and_on_verbose() {
     let (sarif, json) = (dir.path().join("r.sarif"), dir.path().join("r.json"));
     let mut args = vec![MODEL];
     args.extend_from_slice(REDUCED);
+    // With evidence: the features (a phase below) are computed only where the clustering or the
+    // evidence's scatter plots need them.
+    let ev = dir.path().join("ev");
+    args.extend_from_slice(&["--evidence", ev.to_str().unwrap()]);
     args.extend_from_slice(&["--verbose", "--sarif", sarif.to_str().unwrap(), "--json", json.to_str().unwrap()]);
     let o = aegis(&args);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

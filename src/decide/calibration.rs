@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 use super::null::EmpiricalNull;
 use super::DecideError;
 
+/// The largest calibration file read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// An I/O error's text without the OS error number.
+fn io_text(e: &std::io::Error) -> String {
+    e.to_string().split(" (os error").next().unwrap_or("").to_string()
+}
+
 /// The calibration compiled into the binary.
 pub const DEFAULT_CALIBRATION: &str = include_str!("../../config/calibration.json");
 
@@ -19,7 +27,7 @@ pub const DEFAULT_CALIBRATION: &str = include_str!("../../config/calibration.jso
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectorWeight {
-    /// The detector's name as in the report (`shortcut`, `universal`, `neural-cleanse`, `reach`, ...).
+    /// The detector's name as in the report (`aegis`, `neural-cleanse`, `reach`, `universal`).
     pub name: String,
     /// Its weight in the fused score (`Σ weight · −ln p`); 0 keeps it in the report but out of the score.
     pub weight: f64,
@@ -56,7 +64,7 @@ pub struct CalibrationFile {
 }
 
 /// A checked calibration, its per-detector null distributions fitted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
     /// The file it came from.
     pub file: CalibrationFile,
@@ -128,10 +136,20 @@ impl Calibration {
         Calibration::new(CalibrationFile::parse(DEFAULT_CALIBRATION, "built-in calibration")?, "built-in")
     }
 
-    /// Reads a calibration file.
+    /// Reads a calibration file (a regular file of at most [`MAX_FILE_BYTES`]).
     pub fn load(path: &Path) -> Result<Calibration, DecideError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| DecideError::Calibration(format!("cannot read {}: {e}", path.display())))?;
+        let bad = |problem: String| DecideError::Calibration(format!("{}: {problem}", path.display()));
+        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
+        if !meta.is_file() {
+            return Err(bad("not a file".into()));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(bad(format!(
+                "{} bytes, more than the {MAX_FILE_BYTES} a calibration file may have",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
         let origin = path.display().to_string();
         Calibration::new(CalibrationFile::parse(&text, &origin)?, &origin)
     }

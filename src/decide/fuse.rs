@@ -174,6 +174,8 @@ fn surprise(null: &EmpiricalNull, a: f64) -> f64 {
     let p = null.p_value(a);
     if p <= 0.0 {
         MAX_SURPRISE
+    } else if p >= 1.0 {
+        0.0 // not −0.0
     } else {
         (-p.ln()).min(MAX_SURPRISE)
     }

@@ -9,7 +9,7 @@ mod calibration;
 mod fuse;
 mod null;
 
-pub use calibration::{Calibration, CalibrationFile, DetectorWeight, NullClass, DEFAULT_CALIBRATION};
+pub use calibration::{Calibration, CalibrationFile, DetectorWeight, NullClass, DEFAULT_CALIBRATION, MAX_FILE_BYTES};
 pub use fuse::{fuse, ClassScore, Contribution, DetectorIndices, FusedDecision};
 pub use null::EmpiricalNull;
 

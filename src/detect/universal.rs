@@ -19,12 +19,16 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::{median, MAD_CONSISTENCY};
-use super::translate::{class_rng, gather};
+use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+use super::sample::{class_rng, gather};
 use super::DetectError;
 use crate::attack::{argmax_rows, GradientModel};
 
 /// `class_rng` purpose for drawing the shared source images.
 const SOURCE_PURPOSE: u64 = 0x756e_6976; // "univ"
+
+/// Source images per class whose prediction under the final perturbation is kept as evidence.
+pub const EXAMPLES_PER_CLASS: usize = 8;
 
 /// Parameters of the universal-reach detector.
 ///
@@ -133,10 +137,24 @@ pub struct ClassUniversal {
     pub anomaly_index: f64,
     /// Whether the class is flagged.
     pub flagged: bool,
+    /// The first [`EXAMPLES_PER_CLASS`] sources and the model's prediction once the final
+    /// perturbation is added.
+    pub examples: Vec<UniversalExample>,
     /// The shared perturbation found (`c × h × w`), at the budget where the search stopped; not
     /// serialised (evidence images are written as files).
     #[serde(skip)]
     pub perturbation: Vec<f32>,
+}
+
+/// One source image under a class's final shared perturbation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UniversalExample {
+    /// Index of the source image in the input set.
+    pub source_index: usize,
+    /// Its true label.
+    pub source_label: i64,
+    /// The model's prediction for `clamp(x + δ, 0, 1)`.
+    pub prediction: usize,
 }
 
 /// What the universal-reach detector measured.
@@ -152,6 +170,44 @@ pub struct UniversalResult {
     pub flagged: Vec<usize>,
     /// Model evaluations (forward + backward passes over a batch).
     pub evaluations: usize,
+}
+
+impl UniversalResult {
+    /// The common outcome for the `audited` classes (the anomaly indices compare every class): the
+    /// budget, its anomaly index (positive below the median), the flag and the summary.
+    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+        let p = &self.params;
+        let median = self.median_log_budget.exp();
+        let classes = audited
+            .iter()
+            .filter_map(|&a| self.classes.iter().find(|c| c.class == a))
+            .map(|c| ClassStatistic {
+                class: c.class,
+                value: c.budget,
+                anomaly_index: c.anomaly_index,
+                flagged: c.flagged,
+                reason: format!(
+                    "class {}: {} L2 norm {:.3}{} sends {:.0}% of {} other-class images to it (median budget over \
+                     classes {:.3}), anomaly index {:.2} (log budget, low side){}",
+                    c.class,
+                    if c.reached { "one shared perturbation of" } else { "no shared perturbation within" },
+                    c.budget,
+                    if c.reached { "" } else { " (the ladder's last budget)" },
+                    p.success_level * 100.0,
+                    c.attempts,
+                    median,
+                    c.anomaly_index,
+                    if c.flagged { format!(" > {}: backdoor suspected", p.anomaly_threshold) } else { String::new() }
+                ),
+            })
+            .collect();
+        DetectorOutcome {
+            detector: Detector::Universal,
+            statistic: "shared perturbation L2 budget",
+            classes,
+            evidence: DetectorEvidence::Universal(self),
+        }
+    }
 }
 
 /// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`. `progress(class)` is
@@ -206,7 +262,11 @@ pub fn run_universal(
             )));
         }
         let x = gather(images, dim, &sources);
-        let (result, evals) = search_class(model, &x, sources.len(), dim, class, params)?;
+        let (mut result, evals) = search_class(model, &x, sources.len(), dim, class, params)?;
+        for e in result.examples.iter_mut() {
+            e.source_label = labels[sources[e.source_index]];
+            e.source_index = sources[e.source_index];
+        }
         evaluations += evals;
         classes.push(result);
         progress(class);
@@ -243,6 +303,7 @@ fn search_class(
     let mut budget = None;
     let targets = vec![class as i64; params.batch_size.min(m)];
     let mut xb = vec![0f32; params.batch_size.min(m) * dim];
+    let mut examples = Vec::new();
     for (level_index, &eps) in params.levels.iter().enumerate() {
         let step = params.step_factor * eps / params.steps_per_level as f32;
         for _ in 0..params.steps_per_level {
@@ -285,13 +346,21 @@ fn search_class(
         }
         // Success rate of δ at this level.
         let mut hits = 0;
+        examples.clear();
         for start in (0..m).step_by(params.batch_size) {
             let end = (start + params.batch_size).min(m);
             let b = end - start;
             perturb(&x[start * dim..end * dim], &delta, &mut xb[..b * dim]);
             let out = model.eval(&xb[..b * dim], b, &targets[..b])?;
             evaluations += 1;
-            hits += argmax_rows(&out.logits, k).into_iter().filter(|&p| p == class).count();
+            let predictions = argmax_rows(&out.logits, k);
+            hits += predictions.iter().filter(|&&p| p == class).count();
+            for (i, &prediction) in predictions.iter().enumerate() {
+                if examples.len() < EXAMPLES_PER_CLASS {
+                    // Positions among the sources; `run_universal` maps them to the input set.
+                    examples.push(UniversalExample { source_index: start + i, source_label: 0, prediction });
+                }
+            }
         }
         let rate = hits as f64 / m as f64;
         rates.push(rate);
@@ -311,6 +380,7 @@ fn search_class(
             rates,
             anomaly_index: 0.0,
             flagged: false,
+            examples,
             perturbation: delta,
         },
         evaluations,
