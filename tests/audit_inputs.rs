@@ -95,6 +95,11 @@ fn a_presets_file_is_checked_like_the_flags() {
     std::fs::write(&unknown, presets.replace("perplexity: 30.0", "perplexity: 30.0, perplexty: 5")).unwrap();
     let o = audit_with(&["--config", unknown.to_str().unwrap()], &sarif);
     assert_refused(&o, &["unknown.yaml", "perplexty"]);
+    // The fused decision's sections are checked too.
+    let fused = dir.path().join("fused.yaml");
+    std::fs::write(&fused, presets.replace("epochs: 40,", "epochs: 0,")).unwrap();
+    let o = audit_with(&["--config", fused.to_str().unwrap()], &sarif);
+    assert_refused(&o, &["epochs = 0", "must be >= 1", "fused.yaml"]);
     assert!(!sarif.exists());
 }
 

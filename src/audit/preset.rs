@@ -196,11 +196,15 @@ impl PresetFile {
         }
     }
 
-    /// Checks every preset of the file on its own (each resolved with no flag given).
+    /// Checks every preset of the file on its own (each resolved with no flag given, for an explicit
+    /// method and for the fused decision).
     pub fn check(&self) -> Result<(), AuditError> {
-        let none = Options::default();
+        // Both the sections an explicit method uses and those the fused decision replaces them with.
+        let single = Options { method: Some(MethodChoice::Aegis), ..Options::default() };
+        let fused = Options { method: Some(MethodChoice::Auto), ..Options::default() };
         for (name, preset) in &self.presets {
-            preset.apply(name, &self.origin, &none).check()?;
+            preset.apply(name, &self.origin, &single).check()?;
+            preset.apply(name, &self.origin, &fused).check()?;
         }
         Ok(())
     }
