@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use aegis_audit::attack::OnnxGradModel;
+use aegis_audit::audit::gradient_graph;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::detect::reach::{run_reach, ReachParams};
-use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
+use aegis_audit::grad::GradSpec;
 use aegis_audit::onnx::proto::ModelProto;
 use aegis_audit::runtime::{self, SessionConfig};
 use prost::Message;
@@ -70,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
         let model = ModelProto::decode(std::fs::read(&path)?.as_slice())?;
         let spec = spec_of(&model).ok_or_else(|| format!("{}: no image input or output", path.display()))?;
-        let graph = grad::build_probed(&model, &spec, &mut RuntimeProbe { config: config.clone() })?;
+        let graph = gradient_graph(&model, &spec, &config)?;
         let mut gm = OnnxGradModel::new(&graph.encode_to_vec(), (1, 28, 28), &config)?;
         let start = Instant::now();
         let r = run_reach(&mut gm, &data.pixels, &data.labels, &params, |_| {})?;

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# README "Quick start": installs what is needed (scripts/setup.sh), builds aegis-audit, and audits the
+# README "Quick start": installs ONNX Runtime only (`scripts/setup.sh --runtime`: the shared library from the
+# onnxruntime wheel into .ort/, no PyTorch), builds aegis-audit, and audits the
 # bundled robust MNIST model with a localised trigger (fixtures/zoo/robust_localised.onnx) on the
 # bundled MNIST subset, writing a SARIF log, a JSON report and visual evidence under out/demo/.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/setup.sh
+bash scripts/setup.sh --runtime
 cargo build --release
 mkdir -p out/demo
 code=0

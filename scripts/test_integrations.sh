@@ -4,7 +4,9 @@
 #   .venv-integrations/  git-ignored venv with the pinned tools (plugins/requirements-integrations.txt, every
 #                        transitive dependency pinned by plugins/constraints-integrations.txt), created once
 #                        and reinstalled when a pin or a plugin's pyproject.toml changes;
-#   AEGIS_AUDIT_BIN      the binary under test: as given, else this checkout's `cargo build --release` binary.
+#   the binary under test is the aegis-backdoor-audit wheel (dist/, built by scripts/wheel.sh when missing)
+#   installed into that venv with its onnxruntime dependency, run as users run it: found in the venv's
+#   scripts folder, ONNX Runtime found inside the same environment (ORT_DYLIB_PATH is unset here).
 # The tests run in a private network namespace with only loopback up (`unshare -rn`): Ray then binds
 # 127.0.0.1 instead of the host's address, and MLflow, modelscan and Ray are shown to need no network.
 set -euo pipefail
@@ -14,29 +16,31 @@ py="${PYTHON:-python3}"
 venv=.venv-integrations
 plugins=(plugins/runner plugins/modelscan plugins/mlflow plugins/fanout)
 stamp="$venv/.requirements.sha256"
+wheel="$(ls dist/aegis_backdoor_audit-*-py3-none-*.whl 2>/dev/null | head -1 || true)"
+if [ -z "$wheel" ]; then
+  echo "test_integrations: building the aegis-backdoor-audit wheel (scripts/wheel.sh --profile test)" >&2
+  bash scripts/wheel.sh --profile test >/dev/null
+  wheel="$(ls dist/aegis_backdoor_audit-*-py3-none-*.whl | head -1)"
+fi
 want="$(cat plugins/requirements-integrations.txt plugins/constraints-integrations.txt \
-  "${plugins[@]/%//pyproject.toml}" | sha256sum | cut -d' ' -f1)"
+  "${plugins[@]/%//pyproject.toml}" "$wheel" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ]; then
   echo "test_integrations: creating $venv" >&2
   "$py" -m venv "$venv"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "test_integrations: installing pinned modelscan, MLflow, Ray, pytest, ruff (once)" >&2
-  pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+  pip=("$venv/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check)
   "${pip[@]}" -r plugins/requirements-integrations.txt -c plugins/constraints-integrations.txt
-  # Until the aegis-audit wheel is published, the plugins go in without their `aegis-audit` dependency:
-  # the binary comes from AEGIS_AUDIT_BIN below.
-  "${pip[@]}" --no-deps --no-build-isolation "${plugins[@]/#/-e}"
+  # The plugins with their dependencies, aegis-backdoor-audit from dist/ (until it is on PyPI) with its
+  # onnxruntime; then the wheel itself again, since pip keeps an installed version with the same number.
+  "${pip[@]}" --find-links dist -c plugins/constraints-integrations.txt --no-build-isolation "${plugins[@]/#/-e}"
+  "${pip[@]}" --force-reinstall --no-deps "$wheel"
   echo "$want" > "$stamp"
 fi
-if [ -z "${AEGIS_AUDIT_BIN:-}" ]; then
-  nice -n 10 cargo build --release --quiet --bin aegis-audit
-  export AEGIS_AUDIT_BIN="$root/target/release/aegis-audit"
-fi
-if [ -z "${ORT_DYLIB_PATH:-}" ] && [ -e "$root/.ort/libonnxruntime.so.1.31.1" ]; then
-  export ORT_DYLIB_PATH="$root/.ort/libonnxruntime.so.1.31.1"
-fi
-echo "test_integrations: aegis-audit $("$AEGIS_AUDIT_BIN" --version | awk '{print $NF}') at $AEGIS_AUDIT_BIN" >&2
+unset ORT_DYLIB_PATH
+bin="${AEGIS_AUDIT_BIN:-$root/$venv/bin/aegis-audit}"
+echo "test_integrations: aegis-audit $("$bin" --version | awk '{print $NF}') at $bin" >&2
 
 "$venv/bin/ruff" check "${plugins[@]}"
 "$venv/bin/ruff" format --check "${plugins[@]}"

@@ -19,6 +19,7 @@ pub mod decide;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod escape;
 pub mod grad;
 pub mod matrix;
 pub mod onnx;

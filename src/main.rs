@@ -1,29 +1,57 @@
 //! The `aegis-audit` binary: parses arguments and hands them to the library. Errors (a bad flag too)
-//! print as one line with their whole context chain and map to the documented exit codes.
+//! print with their whole context chain on one line (names from the model escaped) and map to the
+//! documented exit codes. As a last line of defence an unexpected panic becomes exit code 2 with one message and no
+//! report, never a Rust backtrace; the library refuses every known bad input before that point.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
+use std::sync::Mutex;
 
+use aegis_audit::escape::escape;
 use clap::error::ErrorKind;
 use clap::Parser;
 
 mod cli;
 
+/// Where the panic hook leaves the location of a panic for the one-line message.
+static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse_from(cli::with_default_command(std::env::args_os().collect())) {
-        Ok(cli) => cli,
-        // --help, --version, and the help printed when no argument is given.
-        Err(err) if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            err.exit()
+    guarded(|| {
+        let cli = match cli::Cli::try_parse_from(cli::with_default_command(std::env::args_os().collect())) {
+            Ok(cli) => cli,
+            // --help, --version, and the help printed when no argument is given.
+            Err(err) if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                err.exit()
+            }
+            Err(err) => {
+                eprintln!("aegis-audit: {} (see --help)", escape(&one_line(&err.render().to_string())));
+                return ExitCode::from(cli::EXIT_ERROR);
+            }
+        };
+        match cli::run(cli) {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("aegis-audit: error: {}", escape(&format!("{err:#}")));
+                ExitCode::from(cli::EXIT_ERROR)
+            }
         }
-        Err(err) => {
-            eprintln!("aegis-audit: {} (see --help)", one_line(&err.render().to_string()));
-            return ExitCode::from(cli::EXIT_ERROR);
+    })
+}
+
+/// Runs `body`; a panic inside it prints one line and gives exit code 2 (the default panic output
+/// and backtrace are replaced by a hook that only records where the panic happened).
+fn guarded(body: impl FnOnce() -> ExitCode) -> ExitCode {
+    panic::set_hook(Box::new(|info| {
+        if let (Ok(mut slot), Some(loc)) = (PANIC_LOCATION.lock(), info.location()) {
+            *slot = Some(format!("{}:{}", loc.file(), loc.line()));
         }
-    };
-    match cli::run(cli) {
+    }));
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
         Ok(code) => code,
-        Err(err) => {
-            eprintln!("aegis-audit: error: {err:#}");
+        Err(payload) => {
+            let location = PANIC_LOCATION.lock().ok().and_then(|mut l| l.take());
+            eprintln!("{}", panic_line(payload.as_ref(), location.as_deref()));
             ExitCode::from(cli::EXIT_ERROR)
         }
     }
@@ -33,4 +61,40 @@ fn main() -> ExitCode {
 /// joined.
 fn one_line(text: &str) -> String {
     text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" ")
+}
+
+/// The one line printed for a caught panic.
+fn panic_line(payload: &(dyn std::any::Any + Send), location: Option<&str>) -> String {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+    format!(
+        "aegis-audit: error: internal error{at}: {}; nothing was concluded and no report was written \
+         (please report this as a bug)",
+        escape(&msg)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{guarded, panic_line};
+
+    #[test]
+    fn a_panic_becomes_exit_code_2_with_one_line() {
+        let code = guarded(|| panic!("boom\nsecond line"));
+        assert_eq!(code, std::process::ExitCode::from(2));
+        let line = panic_line(&"boom\nsecond line", Some("src/x.rs:3"));
+        assert_eq!(line.lines().count(), 1);
+        assert!(line.starts_with("aegis-audit: error: internal error at src/x.rs:3: boom\\nsecond line;"), "{line}");
+        let _ = std::panic::take_hook();
+    }
+
+    #[test]
+    fn a_normal_exit_code_passes_through() {
+        assert_eq!(guarded(|| std::process::ExitCode::from(3)), std::process::ExitCode::from(3));
+        let _ = std::panic::take_hook();
+    }
 }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// What each top-level module of the library may import (besides itself). Lower layers first.
 const RULES: &[(&str, &[&str])] = &[
+    ("escape", &[]),
     ("onnx", &[]),
-    ("runtime", &[]),
+    ("runtime", &["onnx"]),
     ("data", &[]),
     ("matrix", &[]),
     ("report", &[]),
@@ -34,13 +35,17 @@ const RULES: &[(&str, &[&str])] = &[
     ("lib", &[]),
 ];
 
-/// What the binary may use of the library.
-const BINARY_MAY_USE: &[&str] = &["audit", "report"];
+/// Leaf utilities every module (and the binary) may import: escaping names from a model before printing.
+const LEAVES: &[&str] = &["escape"];
 
-/// Imports that break the rules today and are being removed by another change (issue 15, item 3: one
-/// definition of the differentiable path, owned by `grad`; the ONNX Runtime shape probe out of `grad`).
-/// Each must still occur: the test fails when one is no longer needed, so that it is deleted here.
-const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[("onnx", "grad"), ("grad", "runtime")];
+/// What the binary may use of the library.
+const BINARY_MAY_USE: &[&str] = &["audit", "report", "escape"];
+
+/// Imports that break the rules today. `onnx::analyze` asks `grad::path` (the one definition of the
+/// differentiable path, owned by `grad`) whether the feature tensor lies on it; moving analysis into a layer
+/// of its own above `grad` removes it. Each must still occur: the test fails when one is no longer needed,
+/// so that it is deleted here.
+const KNOWN_EXCEPTIONS: &[(&str, &str)] = &[("onnx", "grad")];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -224,7 +229,7 @@ fn every_import_keeps_the_layering() {
             here.extend(inline.iter().map(|(m, _)| m.clone()));
             for (supers, name) in paths(line) {
                 if let Some(top) = target(&here, supers, &name, &roots) {
-                    if allowed.contains(&top.as_str()) {
+                    if allowed.contains(&top.as_str()) || LEAVES.contains(&top.as_str()) {
                         continue;
                     }
                     if KNOWN_EXCEPTIONS.contains(&(own.as_str(), top.as_str())) {

@@ -8,6 +8,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod sarif_dump;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -48,6 +50,7 @@ fn assert_schema_valid(log: &Value) {
     let validator = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&schema).unwrap();
     let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
+    sarif_dump::dump("audit_cli", log);
 }
 
 #[test]

@@ -4,7 +4,9 @@
 use std::io::Write;
 use std::path::Path;
 
-use aegis_audit::data::{load_dataset, DataError, DatasetFormat, ImageShape, Split};
+use aegis_audit::data::{
+    load_dataset, load_dataset_with_limits, DataError, DataLimits, DatasetFormat, ImageShape, Split,
+};
 use flate2::write::GzEncoder;
 
 /// An IDX file of `u8` with dimensions `dims`.
@@ -254,4 +256,97 @@ fn subset_and_describe() {
     assert!(set.subset(&[6]).is_err());
     assert!(set.describe().contains("6 images [1, 4, 3]"));
     assert_eq!(set.num_classes(), 3);
+}
+
+#[test]
+fn image_count_limit_is_checked_before_reading_pixels() {
+    let limits = DataLimits { max_images: 3, ..DataLimits::default() };
+    // ImageFolder: 4 files, one of them not even an image: the count is refused before decoding.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("c")).unwrap();
+    for name in ["a.png", "b.png", "c.png"] {
+        write_image(&root.path().join("c").join(name), [1, 2, 3], false);
+    }
+    std::fs::write(root.path().join("c/d.png"), b"not an image").unwrap();
+    let err = load_dataset_with_limits(root.path(), Split::Train, ImageShape::new(3, 5, 4), &limits).unwrap_err();
+    assert!(matches!(err, DataError::Limit { .. }), "{err:?}");
+    assert!(err.to_string().contains("4 images, above the limit of 3 images per split"), "{err}");
+    // IDX: the header's count is refused before its data is read (the file holds none).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), idx_bytes(&[1000, 4, 3], &[])).unwrap();
+    std::fs::write(dir.path().join("train-labels-idx1-ubyte"), idx_bytes(&[1000], &[])).unwrap();
+    let msg = load_dataset_with_limits(dir.path(), Split::Train, MNISTISH, &limits).unwrap_err().to_string();
+    assert!(msg.contains("1000 images, above the limit of 3"), "{msg}");
+    // CIFAR-10: the count follows from the file size.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("test_batch.bin"), cifar_batch(4)).unwrap();
+    let msg = load_dataset_with_limits(dir.path(), Split::Test, CIFAR, &limits).unwrap_err().to_string();
+    assert!(msg.contains("4 images, above the limit of 3"), "{msg}");
+    // The default limit is documented and generous.
+    assert_eq!(DataLimits::default().max_images, 1_000_000);
+    assert!(load_dataset_with_limits(dir.path(), Split::Test, CIFAR, &DataLimits::default()).is_ok());
+}
+
+#[test]
+fn image_file_size_limit() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("c")).unwrap();
+    write_image(&root.path().join("c/a.png"), [1, 2, 3], false);
+    let size = std::fs::metadata(root.path().join("c/a.png")).unwrap().len();
+    let limits = DataLimits { max_image_file_bytes: size - 1, ..DataLimits::default() };
+    let err = load_dataset_with_limits(root.path(), Split::Train, ImageShape::new(3, 5, 4), &limits).unwrap_err();
+    assert!(matches!(err, DataError::Limit { .. }), "{err:?}");
+    assert!(err.to_string().contains(&format!("image file of {size} bytes, above the limit of {}", size - 1)), "{err}");
+}
+
+/// A PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend(crc.sum().to_be_bytes());
+    out
+}
+
+/// A decompression bomb: a PNG whose header declares `w`×`h` grayscale pixels and whose IDAT is a
+/// tiny zlib stream of zeros (rows would inflate to gigabytes).
+fn png_bomb(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]); // 8-bit grayscale, deflate, no filter, no interlace
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&vec![0u8; 1 << 20]).unwrap();
+    let idat = z.finish().unwrap();
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(png_chunk(b"IHDR", &ihdr));
+    out.extend(png_chunk(b"IDAT", &idat));
+    out.extend(png_chunk(b"IEND", &[]));
+    out
+}
+
+#[test]
+fn decompression_bomb_is_refused_from_its_header() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("c")).unwrap();
+    let bomb = png_bomb(60_000, 60_000);
+    assert!(bomb.len() < 10_000, "the bomb file is small: {} bytes", bomb.len());
+    std::fs::write(root.path().join("c/bomb.png"), &bomb).unwrap();
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(1, 28, 28)).unwrap_err().to_string();
+    assert!(msg.contains("bomb.png") && msg.contains("60000×60000") && msg.contains("28×28"), "{msg}");
+    // Even a model declaring that size does not get it decoded: 3.6e9 values exceed the dataset bound.
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(1, 60_000, 60_000)).unwrap_err().to_string();
+    assert!(msg.contains("exceed the limit"), "{msg}");
+}
+
+#[test]
+fn hostile_file_names_are_escaped_in_errors() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("c")).unwrap();
+    std::fs::write(root.path().join("c/evil\n\u{1b}[2J.png"), b"not an image").unwrap();
+    let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
+    assert!(msg.contains("evil\\n\\u{1b}[2J.png"), "{msg}");
+    assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
 }

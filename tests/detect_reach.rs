@@ -277,8 +277,9 @@ fn params_round_trip_through_yaml_with_defaults() {
 #[test]
 fn zoo_robust_clean_end_to_end() {
     use aegis_audit::attack::OnnxGradModel;
+    use aegis_audit::audit::gradient_graph;
     use aegis_audit::data::{load_dataset, ImageShape, Split};
-    use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
+    use aegis_audit::grad::GradSpec;
     use aegis_audit::onnx::proto::ModelProto;
     use aegis_audit::runtime::{self, SessionConfig};
     use prost::Message;
@@ -292,7 +293,7 @@ fn zoo_robust_clean_end_to_end() {
     let input = g.input[0].name.clone().unwrap();
     let logits = g.output[0].name.clone().unwrap();
     let spec = GradSpec { input, features: logits.clone(), logits };
-    let graph = grad::build_probed(&model, &spec, &mut RuntimeProbe { config: config.clone() }).unwrap();
+    let graph = gradient_graph(&model, &spec, &config).unwrap();
     let mut gm = OnnxGradModel::new(&graph.encode_to_vec(), (1, 28, 28), &config).unwrap();
     let data = load_dataset(&root.join("mnist-subset"), Split::Test, ImageShape::new(1, 28, 28)).unwrap();
     let p = ReachParams {

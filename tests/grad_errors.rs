@@ -86,3 +86,257 @@ fn missing_shape_is_an_error_not_a_panic() {
     let msg = grad::build(&m, &spec, &ShapeMap::new()).unwrap_err().to_string();
     assert!(msg.contains("no static shape"), "{msg}");
 }
+
+/// Every op type of the default ONNX domain (onnx 1.19, opset 24).
+const ALL_ONNX_OPS: &[&str] = &[
+    "Abs",
+    "Acos",
+    "Acosh",
+    "Add",
+    "AffineGrid",
+    "And",
+    "ArgMax",
+    "ArgMin",
+    "Asin",
+    "Asinh",
+    "Atan",
+    "Atanh",
+    "Attention",
+    "AveragePool",
+    "BatchNormalization",
+    "Bernoulli",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseNot",
+    "BitwiseOr",
+    "BitwiseXor",
+    "BlackmanWindow",
+    "Cast",
+    "CastLike",
+    "Ceil",
+    "Celu",
+    "CenterCropPad",
+    "Clip",
+    "Col2Im",
+    "Compress",
+    "Concat",
+    "ConcatFromSequence",
+    "Constant",
+    "ConstantOfShape",
+    "Conv",
+    "ConvInteger",
+    "ConvTranspose",
+    "Cos",
+    "Cosh",
+    "CumSum",
+    "DFT",
+    "DeformConv",
+    "DepthToSpace",
+    "DequantizeLinear",
+    "Det",
+    "Div",
+    "Dropout",
+    "DynamicQuantizeLinear",
+    "Einsum",
+    "Elu",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Expand",
+    "EyeLike",
+    "Flatten",
+    "Floor",
+    "GRU",
+    "Gather",
+    "GatherElements",
+    "GatherND",
+    "Gelu",
+    "Gemm",
+    "GlobalAveragePool",
+    "GlobalLpPool",
+    "GlobalMaxPool",
+    "Greater",
+    "GreaterOrEqual",
+    "GridSample",
+    "GroupNormalization",
+    "HammingWindow",
+    "HannWindow",
+    "HardSigmoid",
+    "HardSwish",
+    "Hardmax",
+    "Identity",
+    "If",
+    "ImageDecoder",
+    "InstanceNormalization",
+    "IsInf",
+    "IsNaN",
+    "LRN",
+    "LSTM",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "Loop",
+    "LpNormalization",
+    "LpPool",
+    "MatMul",
+    "MatMulInteger",
+    "Max",
+    "MaxPool",
+    "MaxRoiPool",
+    "MaxUnpool",
+    "Mean",
+    "MeanVarianceNormalization",
+    "MelWeightMatrix",
+    "Min",
+    "Mish",
+    "Mod",
+    "Mul",
+    "Multinomial",
+    "Neg",
+    "NegativeLogLikelihoodLoss",
+    "NonMaxSuppression",
+    "NonZero",
+    "Not",
+    "OneHot",
+    "Optional",
+    "OptionalGetElement",
+    "OptionalHasElement",
+    "Or",
+    "PRelu",
+    "Pad",
+    "Pow",
+    "QLinearConv",
+    "QLinearMatMul",
+    "QuantizeLinear",
+    "RMSNormalization",
+    "RNN",
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Range",
+    "Reciprocal",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "RegexFullMatch",
+    "Relu",
+    "Reshape",
+    "Resize",
+    "ReverseSequence",
+    "RoiAlign",
+    "RotaryEmbedding",
+    "Round",
+    "STFT",
+    "Scan",
+    "Scatter",
+    "ScatterElements",
+    "ScatterND",
+    "Selu",
+    "SequenceAt",
+    "SequenceConstruct",
+    "SequenceEmpty",
+    "SequenceErase",
+    "SequenceInsert",
+    "SequenceLength",
+    "SequenceMap",
+    "Shape",
+    "Shrink",
+    "Sigmoid",
+    "Sign",
+    "Sin",
+    "Sinh",
+    "Size",
+    "Slice",
+    "Softmax",
+    "SoftmaxCrossEntropyLoss",
+    "Softplus",
+    "Softsign",
+    "SpaceToDepth",
+    "Split",
+    "SplitToSequence",
+    "Sqrt",
+    "Squeeze",
+    "StringConcat",
+    "StringNormalizer",
+    "StringSplit",
+    "Sub",
+    "Sum",
+    "Swish",
+    "Tan",
+    "Tanh",
+    "TensorScatter",
+    "TfIdfVectorizer",
+    "ThresholdedRelu",
+    "Tile",
+    "TopK",
+    "Transpose",
+    "Trilu",
+    "Unique",
+    "Unsqueeze",
+    "Upsample",
+    "Where",
+    "Xor",
+];
+
+/// x [N, 4] → `op`(x) → y, with y as the logits; shapes by hand.
+fn one_op(op: &str) -> (ModelProto, GradSpec, ShapeMap) {
+    let mut b = GraphBuilder::new();
+    b.input("x", DataType::Float, &[Dim::Param("N".into()), Dim::Fixed(4)]);
+    let y = b.op(op, &["x"], vec![]);
+    b.output(&y, DataType::Float, None);
+    let mut shapes = ShapeMap::new();
+    let batch = TensorShape { dims: vec![2, 4], batch: vec![true, false] };
+    shapes.insert("x", batch.clone());
+    shapes.insert(&y, batch);
+    let spec = GradSpec { input: "x".into(), logits: y.clone(), features: y };
+    (b.into_model("m", 17, 8), spec, shapes)
+}
+
+/// `inspect` (through `onnx::analyze`, which asks `grad::DiffPath`) and the gradient builder agree
+/// on every op type: an op outside the rule registry is reported as unsupported and the builder
+/// refuses it naming the node; an op whose outputs carry no gradient ends the path for both; an op
+/// with a rule is never refused for its type.
+#[test]
+fn analysis_and_builder_agree_on_every_op_type() {
+    use aegis_audit::grad::{op_class, DiffPath, OpClass};
+    use aegis_audit::onnx::graph::Graph;
+    assert_eq!(ALL_ONNX_OPS.len(), 198);
+    for &op in ALL_ONNX_OPS.iter().chain(grad::SUPPORTED_OPS) {
+        let (m, spec, shapes) = one_op(op);
+        let g = Graph::new(m.graph.as_ref().unwrap());
+        let path = DiffPath::new(&g, "x", &spec.logits).unwrap();
+        let unsupported = path.unsupported_ops(&g);
+        let built = grad::build(&m, &spec, &shapes);
+        match op_class(op) {
+            OpClass::Unsupported => {
+                assert_eq!(unsupported, vec![op.to_string()], "{op}: analysis");
+                assert!(matches!(built, Err(GradError::UnsupportedOp { .. })), "{op}: builder gave {built:?}");
+            }
+            OpClass::NoGradient => {
+                assert!(path.is_empty(), "{op}: analysis puts it on the path");
+                let msg = built.expect_err(op).to_string();
+                assert!(msg.contains("do not depend on the input"), "{op}: {msg}");
+            }
+            OpClass::Rule => {
+                assert!(unsupported.is_empty(), "{op}: analysis says unsupported");
+                assert!(!matches!(built, Err(GradError::UnsupportedOp { .. })), "{op}: builder refuses its type");
+                assert!(grad::is_supported(op));
+            }
+        }
+    }
+    // The ops on which the two used to disagree have no rule: not differentiable for both.
+    for op in ["Floor", "Round", "Sign", "Range", "OneHot"] {
+        assert_eq!(op_class(op), OpClass::Unsupported, "{op}");
+    }
+}

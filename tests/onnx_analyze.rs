@@ -258,8 +258,8 @@ fn topological_order_of_unsorted_graph() {
     assert_eq!(g.consumers("r1").len(), 1);
     assert!(g.is_constant("wf"));
     assert!(!g.is_constant("r1"));
-    assert_eq!(g.path_nodes("x", "p1").len(), 3);
-    assert!(g.path_nodes("wf", "r1").is_empty());
+    assert_eq!(aegis_audit::grad::DiffPath::new(&g, "x", "p1").unwrap().nodes().count(), 3);
+    assert!(aegis_audit::grad::DiffPath::new(&g, "wf", "r1").unwrap().is_empty());
 }
 
 #[test]
@@ -287,8 +287,41 @@ fn constant_node_values_and_attributes() {
 #[test]
 fn many_channels_are_not_mistaken_for_nhwc() {
     let mut m = plain_cnn();
-    m.graph.as_mut().unwrap().input[0] = value_info("x", &[D::S("N"), D::N(64), D::N(32), D::N(32)]);
+    let g = m.graph.as_mut().unwrap();
+    g.input[0] = value_info("x", &[D::S("N"), D::N(64), D::N(32), D::N(32)]);
+    // Weights that fit 64 input channels and a 32×32 image (8 channels × 16 × 16 after the pool).
+    g.initializer[0] = tensor_f32("w1", &[8, 64, 3, 3]);
+    g.initializer[2] = tensor_f32("wf", &[10, 8 * 16 * 16]);
     let a = run(&m, FeatureChoice::LastConv).unwrap();
     assert_eq!(a.image_input.channels, 64);
     assert_eq!(a.image_input.layout, "NCHW");
+}
+
+#[test]
+fn inspect_and_the_gradient_builder_agree_on_zero_gradient_ops() {
+    // Floor, Round and Sign used to end the analysis' path while the builder refused them.
+    for op in ["Floor", "Round", "Sign"] {
+        let mut m = plain_cnn();
+        m.graph.as_mut().unwrap().node[1].op_type = Some(op.into());
+        let a = run(&m, FeatureChoice::LastConv).unwrap();
+        assert!(!a.differentiable, "{op}");
+        assert_eq!(a.unsupported_ops, vec![op.to_string()]);
+        let spec = aegis_audit::grad::GradSpec { input: "x".into(), logits: "logits".into(), features: "r1".into() };
+        let config = aegis_audit::runtime::SessionConfig { intra_threads: 1, ..Default::default() };
+        let err = aegis_audit::audit::gradient_graph(&m, &spec, &config).unwrap_err().to_string();
+        assert!(err.contains(&format!("node 'relu1' ({op}): no gradient rule for op '{op}'")), "{err}");
+    }
+}
+
+#[test]
+fn an_opset_the_gradient_graph_cannot_import_is_not_differentiable() {
+    let mut m = plain_cnn();
+    m.opset_import[0].version = Some(10);
+    let a = run(&m, FeatureChoice::LastConv).unwrap();
+    assert!(a.unsupported_ops.is_empty());
+    assert!(!a.differentiable);
+    let blocker = a.gradient_blocker.clone().unwrap();
+    assert!(blocker.contains("opset 10") && blocker.contains("re-export"), "{blocker}");
+    assert!(a.differentiability().starts_with("no: the model imports ONNX opset 10"), "{}", a.differentiability());
+    assert!(run(&plain_cnn(), FeatureChoice::LastConv).unwrap().gradient_blocker.is_none());
 }

@@ -1,11 +1,17 @@
 //! SARIF output: every report validates against the committed OASIS SARIF 2.1.0 schema (draft 4) and meets
-//! GitHub code scanning's constraints; JSON and table outputs carry the same facts.
+//! GitHub code scanning's constraints; JSON and table outputs carry the same facts. With `AEGIS_SARIF_DUMP`
+//! set, every valid log is also written there, for `scripts/check_sarif.py` (Microsoft's SARIF Multitool
+//! with GitHub's rules) after `cargo test`.
 
 mod report_support;
+mod sarif_dump;
 
 use std::path::{Path, PathBuf};
 
-use aegis_audit::report::sarif::{to_sarif_with, SarifOptions, RULE_NOT_APPLICABLE, RULE_SUSPECTED};
+use aegis_audit::report::sarif::{
+    to_sarif_with, SarifOptions, FINGERPRINT_KEY, INFORMATION_URI, RULE_NOT_APPLICABLE, RULE_SUSPECTED,
+};
+use aegis_audit::report::Method;
 use aegis_audit::report::{table, to_json, AuditReport, Level, Notification, Verdict};
 use serde_json::Value;
 
@@ -24,14 +30,31 @@ fn assert_valid(log: &Value) {
     let validator = schema_validator();
     let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
+    sarif_dump::dump("report_sarif", log);
 }
 
-/// GitHub constraints: one relative location per result with startLine, fingerprints, rule metadata.
+/// `partialFingerprints.primaryLocationLineHash` of result `i`.
+fn fingerprint(log: &Value, i: usize) -> String {
+    log["runs"][0]["results"][i]["partialFingerprints"][FINGERPRINT_KEY].as_str().unwrap().to_string()
+}
+
+/// GitHub constraints: one relative location per result with startLine, our own line-hash fingerprint,
+/// rule metadata (help text; for finding rules a string `security-severity` with the `security` tag, and a
+/// precision), the tool's information URI.
 fn assert_github_ready(log: &Value) {
     let run = &log["runs"][0];
+    let info = run["tool"]["driver"]["informationUri"].as_str().unwrap();
+    assert!(info.starts_with("https://") && info == INFORMATION_URI, "{info}");
     for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
         assert!(rule["help"]["text"].as_str().is_some_and(|t| !t.is_empty()));
         assert!(rule["shortDescription"]["text"].is_string() && rule["fullDescription"]["text"].is_string());
+        let props = &rule["properties"];
+        assert!(["very-high", "high", "medium", "low"].contains(&props["precision"].as_str().unwrap()), "{rule}");
+        if rule["defaultConfiguration"]["level"] != "none" {
+            let severity: f64 = props["security-severity"].as_str().expect("severity as a string").parse().unwrap();
+            assert!((0.1..=10.0).contains(&severity), "{rule}");
+            assert!(props["tags"].as_array().unwrap().contains(&"security".into()), "{rule}");
+        }
     }
     for result in run["results"].as_array().unwrap() {
         let locations = result["locations"].as_array().unwrap();
@@ -40,7 +63,8 @@ fn assert_github_ready(log: &Value) {
         let uri = loc["artifactLocation"]["uri"].as_str().unwrap();
         assert!(!uri.starts_with('/') && !uri.contains("://"), "uri {uri}");
         assert_eq!(loc["region"]["startLine"], 1);
-        assert!(result["partialFingerprints"].as_object().is_some_and(|f| !f.is_empty()));
+        let hash = result["partialFingerprints"][FINGERPRINT_KEY].as_str().unwrap();
+        assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");
         assert!(result["message"]["text"].as_str().is_some_and(|t| !t.is_empty()));
     }
     assert_eq!(run["artifacts"][0]["hashes"]["sha-256"], "ab".repeat(32));
@@ -91,9 +115,50 @@ fn fingerprints_are_stable_and_distinct_per_class() {
     report.classes[2].flagged = true;
     let a = sarif(&report);
     let b = sarif(&report);
-    let fp = |log: &Value, i: usize| log["runs"][0]["results"][i]["partialFingerprints"].clone();
-    assert_eq!(fp(&a, 0), fp(&b, 0));
-    assert_ne!(fp(&a, 0), fp(&a, 1));
+    assert_eq!(fingerprint(&a, 0), fingerprint(&b, 0));
+    assert_ne!(fingerprint(&a, 0), fingerprint(&a, 1));
+}
+
+#[test]
+fn fingerprints_are_github_line_hashes_fixed_across_runs_and_paths() {
+    // The value is part of the output contract: GitHub matches alerts across runs by it, so a change of
+    // formula would close every open alert and reopen it. Expected values computed independently
+    // (Python hashlib) from "aegis-audit/v1\0{model sha256}\0{rule}\0{method}\0{class}".
+    let report = report_support::report(Verdict::Suspected);
+    let log = sarif(&report);
+    assert_valid(&log);
+    assert_eq!(fingerprint(&log, 0), "aed341da3bde3632c697cadbf018fc6bfa529505d6da1094efe1713207ed3c51");
+    let na = sarif(&report_support::report(Verdict::NotApplicable));
+    assert_eq!(fingerprint(&na, 0), "fd0b43a92cb66f6742147c3b3c75dddf9fe99094707185040a236d94d6e20455");
+
+    // The same model audited from elsewhere, later, with other parameters: same finding, same hash.
+    let mut moved = report.clone();
+    moved.model.path = "/srv/registry/model-v3.onnx".into();
+    moved.wall_time_s = 9.0;
+    moved.command_line.push("--steps".into());
+    let moved_log = to_sarif_with(&moved, &SarifOptions { base: PathBuf::from("/tmp"), include_passes: true });
+    assert_valid(&moved_log);
+    let moved_flagged: Vec<&Value> =
+        moved_log["runs"][0]["results"].as_array().unwrap().iter().filter(|r| r["kind"] == "fail").collect();
+    assert_eq!(moved_flagged[0]["partialFingerprints"][FINGERPRINT_KEY], fingerprint(&log, 0));
+
+    // Distinct per model, per method and per rule.
+    let mut other_model = report.clone();
+    other_model.model.sha256 = "cd".repeat(32);
+    assert_ne!(fingerprint(&sarif(&other_model), 0), fingerprint(&log, 0));
+    let mut other_method = report.clone();
+    other_method.method.method = Method::Reach;
+    assert_ne!(fingerprint(&sarif(&other_method), 0), fingerprint(&log, 0));
+    let all = to_sarif_with(&report, &SarifOptions { base: PathBuf::from("/work/repo"), include_passes: true });
+    let mut hashes: Vec<&str> = all["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["partialFingerprints"][FINGERPRINT_KEY].as_str().unwrap())
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    assert_eq!(hashes.len(), 10, "pass and fail results of 10 classes: 10 distinct hashes");
 }
 
 #[test]

@@ -34,6 +34,6 @@ pub use options::{
 };
 pub use outputs::Outputs;
 pub use plan::{bounds_help, AuditPlan, Bound, BOUNDS};
-pub use prepare::{AnalysedModel, PrepareTimings, PreparedModel};
+pub use prepare::{gradient_graph, AnalysedModel, PrepareTimings, PreparedModel};
 pub use preset::{DecisionParams, EmbeddingParams, FusedPreset, Preset, PresetFile, DEFAULT_PRESETS};
 pub use run::{audit_model, AuditData, EvidenceTarget};

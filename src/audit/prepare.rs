@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use crate::attack::OnnxGradModel;
 use crate::data::ImageShape;
-use crate::grad::{self, GradSpec, RuntimeProbe};
+use crate::grad::{self, GradSpec, ShapeMap};
+use crate::onnx::proto::ModelProto;
 use crate::onnx::{self, Analysis, FeatureChoice, LoadLimits, Model};
 use crate::report::ModelInfo;
-use crate::runtime::SessionConfig;
+use crate::runtime::{self, SessionConfig};
 use crate::Result;
 
 /// Wall time of each preparation stage, seconds.
@@ -69,13 +70,13 @@ impl AnalysedModel {
     pub fn prepare(self, config: &SessionConfig) -> Result<PreparedModel> {
         let AnalysedModel { model, analysis, info, mut timings } = self;
         let started = Instant::now();
-        // An op without a backward rule makes `build_probed` fail naming the node and the op.
+        // An op without a backward rule makes `gradient_graph` fail naming the node and the op.
         let spec = GradSpec {
             input: analysis.image_input.name.clone(),
             logits: analysis.logits.name.clone(),
             features: analysis.feature.name.clone(),
         };
-        let graph = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config: config.clone() })?;
+        let graph = gradient_graph(&model.proto, &spec, config)?;
         drop(model);
         let grad_graph = onnx::encode(&graph);
         timings.graph_build = started.elapsed().as_secs_f64();
@@ -86,6 +87,18 @@ impl AnalysedModel {
         timings.session = started.elapsed().as_secs_f64();
         Ok(PreparedModel { analysis, grad_graph, model, info, timings })
     }
+}
+
+/// The gradient graph of `model` (see [`grad::build`]): the shapes the backward rules need are
+/// inferred statically (every node checked on the way); only those static inference cannot
+/// determine are probed with ONNX Runtime (initialised here if it was not already).
+pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfig) -> Result<ModelProto> {
+    let (mut shapes, missing) = grad::static_shapes(model, spec)?;
+    if !missing.is_empty() {
+        let (at1, at2) = runtime::probe_shapes(model, &spec.input, &missing, config)?;
+        shapes.extend(ShapeMap::from_probes(&at1, &at2)?);
+    }
+    Ok(grad::build(model, spec, &shapes)?)
 }
 
 /// A model ready for detection.

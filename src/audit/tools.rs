@@ -9,7 +9,7 @@ use ndarray::Array2;
 
 use super::options::{Clusterer, Device, FeatureChoice, Reducer};
 use crate::data::features::{read_features, write_npy};
-use crate::grad::{self, GradSpec, RuntimeProbe};
+use crate::grad::GradSpec;
 use crate::onnx::{self, LoadLimits};
 use crate::runtime::{self, SessionConfig};
 use crate::Result;
@@ -76,7 +76,7 @@ pub fn export_grad(options: &ExportGradOptions) -> Result<GradExport> {
     runtime::init(options.ort_lib.as_deref())?;
     let config =
         SessionConfig { device: options.device.unwrap_or(Device::Cpu), intra_threads: options.threads.unwrap_or(0) };
-    let graph = grad::build_probed(&model.proto, &spec, &mut RuntimeProbe { config })?;
+    let graph = super::gradient_graph(&model.proto, &spec, &config)?;
     Ok(GradExport { graph: onnx::encode(&graph), spec })
 }
 

@@ -34,7 +34,7 @@ pub fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {
-        print!("{}", report(&analysis));
+        print!("{}", report(&analysis.escaped()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -83,13 +83,6 @@ fn report(a: &Analysis) -> String {
     );
     let hist: Vec<String> = a.op_histogram.iter().map(|(op, n)| format!("{op}×{n}")).collect();
     line("ops", hist.join(" "));
-    line(
-        "differentiable",
-        if a.differentiable {
-            "yes: every op on the input→logits path has a backward rule".into()
-        } else {
-            format!("no: unsupported on the input→logits path: {}", a.unsupported_ops.join(", "))
-        },
-    );
+    line("differentiable", a.differentiability());
     s
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{checked_values, file_name, DataError, DatasetFormat, ImageSet, ImageShape, Split};
+use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split};
 
 /// Shape of one CIFAR-10 image.
 const SHAPE: ImageShape = ImageShape { c: 3, h: 32, w: 32 };
@@ -67,7 +67,12 @@ fn class_names(first: &Path) -> Vec<String> {
 }
 
 /// Reads CIFAR-10 batch files into an [`ImageSet`] checked against `expected`.
-pub(super) fn load_files(files: &[PathBuf], source: &Path, expected: ImageShape) -> Result<ImageSet, DataError> {
+pub(super) fn load_files(
+    files: &[PathBuf],
+    source: &Path,
+    expected: ImageShape,
+    limits: &DataLimits,
+) -> Result<ImageSet, DataError> {
     if expected != SHAPE {
         return Err(DataError::shape(
             source,
@@ -85,7 +90,7 @@ pub(super) fn load_files(files: &[PathBuf], source: &Path, expected: ImageShape)
                 format!("size {len} bytes is not a positive multiple of the {RECORD}-byte CIFAR-10 record"),
             ));
         }
-        checked_values(file, labels.len() + len / RECORD, SHAPE)?;
+        checked_values(file, labels.len() + len / RECORD, SHAPE, limits)?;
         let bytes = std::fs::read(file).map_err(|e| DataError::io(file, e))?;
         if bytes.len() != len {
             return Err(DataError::malformed(file, "file changed while being read"));

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageReader};
+use image::{DynamicImage, ImageReader, Limits};
 
-use super::{checked_values, file_name, DataError, DatasetFormat, ImageSet, ImageShape, Split};
+use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split};
 
 /// File extensions read as images (compared case-insensitively).
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -57,7 +57,12 @@ fn split_root(root: &Path, split: Split) -> Result<PathBuf, DataError> {
 }
 
 /// Reads the ImageFolder dataset at `root` (see [`super::load_dataset`] for the channel rules).
-pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<ImageSet, DataError> {
+pub(super) fn load(
+    root: &Path,
+    split: Split,
+    expected: ImageShape,
+    limits: &DataLimits,
+) -> Result<ImageSet, DataError> {
     if expected.c != 1 && expected.c != 3 {
         return Err(DataError::shape(
             root,
@@ -74,17 +79,24 @@ pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<Im
                 .into(),
         });
     }
-    let mut pixels = Vec::new();
-    let mut labels = Vec::new();
-    let mut class_names = Vec::with_capacity(classes.len());
-    for (label, class_dir) in classes.iter().enumerate() {
+    // List every class's files and check the total count before decoding anything.
+    let mut listed = Vec::with_capacity(classes.len());
+    let mut total = 0usize;
+    for class_dir in &classes {
         let files = image_files(class_dir)?;
         if files.is_empty() {
             return Err(DataError::malformed(class_dir, "class folder holds no PNG or JPEG image"));
         }
-        checked_values(class_dir, labels.len() + files.len(), expected)?;
-        for file in &files {
-            pixels.extend(read_image(file, expected)?);
+        total = total.saturating_add(files.len());
+        checked_values(&dir, total, expected, limits)?;
+        listed.push(files);
+    }
+    let mut pixels = Vec::with_capacity(total.saturating_mul(expected.len()));
+    let mut labels = Vec::with_capacity(total);
+    let mut class_names = Vec::with_capacity(classes.len());
+    for (label, (class_dir, files)) in classes.iter().zip(&listed).enumerate() {
+        for file in files {
+            pixels.extend(read_image(file, expected, limits)?);
             labels.push(label as i64);
         }
         class_names.push(file_name(class_dir));
@@ -102,20 +114,46 @@ pub(super) fn load(root: &Path, split: Split, expected: ImageShape) -> Result<Im
     })
 }
 
-/// Opens an image file with its format guessed from content.
-fn reader(file: &Path) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
-    ImageReader::open(file)
+/// Opens an image file with its format guessed from content. With `decode_limits`, the decoder is
+/// bound to the model's size: the header's width and height may not exceed it, and the decoder may
+/// allocate at most what an image of that size needs (16-bit RGBA, twice over), so a decompression
+/// bomb is refused from its header.
+fn reader(
+    file: &Path,
+    expected: ImageShape,
+    decode_limits: bool,
+) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
+    let mut r = ImageReader::open(file)
         .map_err(|e| DataError::io(file, e))?
         .with_guessed_format()
-        .map_err(|e| DataError::io(file, e))
+        .map_err(|e| DataError::io(file, e))?;
+    if !decode_limits {
+        return Ok(r);
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(u32::try_from(expected.w).unwrap_or(u32::MAX));
+    limits.max_image_height = Some(u32::try_from(expected.h).unwrap_or(u32::MAX));
+    limits.max_alloc =
+        Some((expected.h as u64).saturating_mul(expected.w as u64).saturating_mul(16).saturating_add(1 << 20));
+    r.limits(limits);
+    Ok(r)
 }
 
-/// Decodes one image into CHW `f32` values in `[0, 1]` of shape `expected`.
-pub(crate) fn read_image(file: &Path, expected: ImageShape) -> Result<Vec<f32>, DataError> {
+/// Decodes one image into CHW `f32` values in `[0, 1]` of shape `expected`. The file's size and the
+/// dimensions in its header are checked before decoding.
+pub(crate) fn read_image(file: &Path, expected: ImageShape, limits: &DataLimits) -> Result<Vec<f32>, DataError> {
+    let size = std::fs::metadata(file).map_err(|e| DataError::io(file, e))?.len();
+    if size > limits.max_image_file_bytes {
+        return Err(DataError::limit(
+            file,
+            format!(
+                "image file of {size} bytes, above the limit of {} bytes (DataLimits::max_image_file_bytes)",
+                limits.max_image_file_bytes
+            ),
+        ));
+    }
     // Check the size from the header before decoding (no allocation sized by an unchecked header).
-    let (w, h) = reader(file)?
-        .into_dimensions()
-        .map_err(|e| DataError::malformed(file, format!("not a readable PNG/JPEG image: {e}")))?;
+    let (w, h) = reader(file, expected, false)?.into_dimensions().map_err(|e| header_error(file, e))?;
     if (h as usize, w as usize) != (expected.h, expected.w) {
         return Err(DataError::shape(
             file,
@@ -125,8 +163,24 @@ pub(crate) fn read_image(file: &Path, expected: ImageShape) -> Result<Vec<f32>, 
             ),
         ));
     }
-    let img = reader(file)?.decode().map_err(|e| DataError::malformed(file, format!("cannot decode image: {e}")))?;
+    let img = reader(file, expected, true)?.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => DataError::limit(
+            file,
+            format!("decoding needs more memory than a {}×{} image ({l})", expected.h, expected.w),
+        ),
+        e => DataError::malformed(file, format!("cannot decode image: {e}")),
+    })?;
     to_chw(&img, file, expected.c)
+}
+
+/// A header that cannot be read (or one that asks for more than image's default limits).
+fn header_error(file: &Path, e: image::ImageError) -> DataError {
+    match e {
+        image::ImageError::Limits(l) => {
+            DataError::limit(file, format!("the image header asks for too much memory ({l})"))
+        }
+        e => DataError::malformed(file, format!("not a readable PNG/JPEG image: {e}")),
+    }
 }
 
 /// Converts a decoded image to CHW `f32` with `c` channels, refusing ambiguous conversions.

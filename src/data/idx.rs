@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use super::{checked_values, file_name, DataError, DatasetFormat, ImageSet, ImageShape, Split};
+use super::{
+    check_image_count, checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split,
+};
 
 /// IDX element type code for unsigned bytes, the only one datasets use.
 const TYPE_U8: u8 = 0x08;
@@ -85,8 +87,9 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Reads an IDX file of `u8` elements whose rank is `rank`, checking the header before reading the data.
-fn read_idx(path: &Path, rank: usize) -> Result<Idx, DataError> {
+/// Reads an IDX file of `u8` elements whose rank is `rank`, checking the header (and its first
+/// dimension, the item count, against `limits.max_images`) before reading the data.
+fn read_idx(path: &Path, rank: usize, limits: &DataLimits) -> Result<Idx, DataError> {
     let mut r = open(path)?;
     let io = |e: std::io::Error| DataError::malformed(path, format!("cannot decompress or read: {e}"));
     let mut magic = [0u8; 4];
@@ -119,6 +122,7 @@ fn read_idx(path: &Path, rank: usize) -> Result<Idx, DataError> {
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .filter(|&t| t <= super::MAX_DATASET_VALUES)
         .ok_or_else(|| DataError::malformed(path, format!("absurd dimensions {dims:?} in the header")))?;
+    check_image_count(path, dims[0], limits)?;
     // The buffer grows with the data actually present, never to a size the header alone asks for.
     let mut data = Vec::new();
     r.by_ref().take(total as u64).read_to_end(&mut data).map_err(io)?;
@@ -139,7 +143,12 @@ fn read_idx(path: &Path, rank: usize) -> Result<Idx, DataError> {
 }
 
 /// Reads an IDX images file and its labels file into an [`ImageSet`] checked against `expected`.
-pub(super) fn load_files(images: &Path, labels: &Path, expected: ImageShape) -> Result<ImageSet, DataError> {
+pub(super) fn load_files(
+    images: &Path,
+    labels: &Path,
+    expected: ImageShape,
+    limits: &DataLimits,
+) -> Result<ImageSet, DataError> {
     if !labels.is_file() {
         return Err(DataError::io(
             labels,
@@ -147,7 +156,7 @@ pub(super) fn load_files(images: &Path, labels: &Path, expected: ImageShape) -> 
         ));
     }
     // Check the header shape before reading any pixel data.
-    let img = read_idx(images, 3)?;
+    let img = read_idx(images, 3, limits)?;
     let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
     let found = ImageShape::new(1, h, w);
     if found != expected {
@@ -159,8 +168,8 @@ pub(super) fn load_files(images: &Path, labels: &Path, expected: ImageShape) -> 
     if n == 0 {
         return Err(DataError::malformed(images, "holds no image"));
     }
-    checked_values(images, n, found)?;
-    let lab = read_idx(labels, 1)?;
+    checked_values(images, n, found, limits)?;
+    let lab = read_idx(labels, 1, limits)?;
     if lab.dims[0] != n {
         return Err(DataError::malformed(
             labels,

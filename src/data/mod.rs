@@ -12,6 +12,8 @@ pub mod features;
 
 use thiserror::Error;
 
+use crate::escape::escape;
+
 mod cifar;
 mod folder;
 mod idx;
@@ -24,12 +26,35 @@ pub use sample::{per_class_sample, sample_indices, sample_other_classes};
 /// Largest number of `f32` values a dataset may hold (4 GiB of pixels), a bound on header-driven sizes.
 pub const MAX_DATASET_VALUES: usize = 1 << 30;
 
+/// Bounds on what reading one split of a dataset may cost, checked against headers, file counts and
+/// file sizes before any pixel is decoded. [`DataLimits::default`] gives the documented defaults; a
+/// caller with a bigger dataset passes its own to [`load_dataset_with_limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataLimits {
+    /// Most images read from one split (default [`DEFAULT_MAX_IMAGES`]: 1,000,000).
+    pub max_images: usize,
+    /// Largest PNG/JPEG file read, in bytes (default [`DEFAULT_MAX_IMAGE_FILE_BYTES`]: 64 MiB).
+    pub max_image_file_bytes: u64,
+}
+
+/// Default [`DataLimits::max_images`]: ten times ImageNet's validation split, sixteen times MNIST's
+/// training split.
+pub const DEFAULT_MAX_IMAGES: usize = 1_000_000;
+/// Default [`DataLimits::max_image_file_bytes`].
+pub const DEFAULT_MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
+
+impl Default for DataLimits {
+    fn default() -> Self {
+        DataLimits { max_images: DEFAULT_MAX_IMAGES, max_image_file_bytes: DEFAULT_MAX_IMAGE_FILE_BYTES }
+    }
+}
+
 /// Errors of the `data` module.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DataError {
     /// A file or folder could not be read.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", esc_path(.path))]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -37,7 +62,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// A file's content is malformed (bad magic, truncated, inconsistent header...).
-    #[error("{path}: {problem}")]
+    #[error("{}: {}", esc_path(.path), escape(.problem))]
     Malformed {
         /// The file.
         path: PathBuf,
@@ -45,7 +70,7 @@ pub enum DataError {
         problem: String,
     },
     /// The data does not fit the model's input (channels or size).
-    #[error("{path}: {problem}")]
+    #[error("{}: {}", esc_path(.path), escape(.problem))]
     ShapeMismatch {
         /// The file or dataset.
         path: PathBuf,
@@ -53,18 +78,27 @@ pub enum DataError {
         problem: String,
     },
     /// No known dataset layout was found at a path.
-    #[error("{path}: {problem}")]
+    #[error("{}: {}", esc_path(.path), escape(.problem))]
     UnknownLayout {
         /// The path given.
         path: PathBuf,
         /// What was looked for.
         problem: String,
     },
+    /// The dataset exceeds a [`DataLimits`] bound (too many images, an image file too large or
+    /// declaring more pixels than the model takes).
+    #[error("{}: {}", esc_path(.path), escape(.problem))]
+    Limit {
+        /// The file or folder.
+        path: PathBuf,
+        /// Which limit, with the values.
+        problem: String,
+    },
     /// A sampling request cannot be met (too few images).
-    #[error("cannot sample: {0}")]
+    #[error("cannot sample: {}", escape(.0))]
     Sampling(String),
     /// A trigger specification is invalid.
-    #[error("trigger spec {path}: {problem}")]
+    #[error("trigger spec {}: {}", esc_path(.path), escape(.problem))]
     Trigger {
         /// The YAML file.
         path: PathBuf,
@@ -72,7 +106,7 @@ pub enum DataError {
         problem: String,
     },
     /// A feature matrix file is malformed (format, dtype, shape, values).
-    #[error("feature file {path}: {reason}")]
+    #[error("feature file {}: {}", esc_path(.path), escape(.reason))]
     FeatureFile {
         /// The file.
         path: PathBuf,
@@ -80,7 +114,7 @@ pub enum DataError {
         reason: String,
     },
     /// A feature matrix file could not be read or written.
-    #[error("feature file {path}: {source}")]
+    #[error("feature file {}: {source}", esc_path(.path))]
     FeatureIo {
         /// The file.
         path: PathBuf,
@@ -90,7 +124,16 @@ pub enum DataError {
     },
 }
 
+/// A path as printed in messages, escaped like every name from outside.
+fn esc_path(path: &Path) -> String {
+    escape(&path.display().to_string()).into_owned()
+}
+
 impl DataError {
+    pub(crate) fn limit(path: &Path, problem: impl Into<String>) -> Self {
+        DataError::Limit { path: path.to_path_buf(), problem: problem.into() }
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         DataError::Io { path: path.to_path_buf(), source }
     }
@@ -264,7 +307,21 @@ impl ImageSet {
 /// IDX and CIFAR-10 images must match `expected` exactly. ImageFolder images must have its size; a grayscale
 /// image is replicated into 3 channels and an RGB image whose channels are all equal becomes 1 channel, any
 /// other channel difference is an error.
+///
+/// Reading stays within [`DataLimits::default`]; see [`load_dataset_with_limits`].
 pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<ImageSet, DataError> {
+    load_dataset_with_limits(path, split, expected, &DataLimits::default())
+}
+
+/// [`load_dataset`] within `limits`: the image count (from IDX headers, CIFAR-10 file sizes or the
+/// number of ImageFolder files) and every PNG/JPEG file's size and header dimensions are checked
+/// before anything is decoded.
+pub fn load_dataset_with_limits(
+    path: &Path,
+    split: Split,
+    expected: ImageShape,
+    limits: &DataLimits,
+) -> Result<ImageSet, DataError> {
     if !path.exists() {
         return Err(DataError::io(
             path,
@@ -274,10 +331,10 @@ pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<I
     if path.is_file() {
         let name = file_name(path);
         if name.contains("idx3-ubyte") {
-            return idx::load_files(path, &idx::labels_path_for(path)?, expected);
+            return idx::load_files(path, &idx::labels_path_for(path)?, expected, limits);
         }
         if name.ends_with(".bin") {
-            return cifar::load_files(&[path.to_path_buf()], path, expected);
+            return cifar::load_files(&[path.to_path_buf()], path, expected, limits);
         }
         return Err(DataError::UnknownLayout {
             path: path.to_path_buf(),
@@ -285,12 +342,12 @@ pub fn load_dataset(path: &Path, split: Split, expected: ImageShape) -> Result<I
         });
     }
     if let Some((images, labels)) = idx::find_in_dir(path, split) {
-        return idx::load_files(&images, &labels, expected);
+        return idx::load_files(&images, &labels, expected, limits);
     }
     if let Some(files) = cifar::find_in_dir(path, split)? {
-        return cifar::load_files(&files, path, expected);
+        return cifar::load_files(&files, path, expected, limits);
     }
-    folder::load(path, split, expected)
+    folder::load(path, split, expected, limits)
 }
 
 /// The file name of `path` as a string (empty when it has none).
@@ -298,8 +355,26 @@ pub(crate) fn file_name(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// Checks that `n` images of `shape` fit [`MAX_DATASET_VALUES`], returning the value count.
-pub(crate) fn checked_values(path: &Path, n: usize, shape: ImageShape) -> Result<usize, DataError> {
+/// Refuses more than `limits.max_images` images.
+pub(crate) fn check_image_count(path: &Path, n: usize, limits: &DataLimits) -> Result<(), DataError> {
+    if n > limits.max_images {
+        return Err(DataError::limit(
+            path,
+            format!("{n} images, above the limit of {} images per split (DataLimits::max_images)", limits.max_images),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `n` images of `shape` fit [`MAX_DATASET_VALUES`] and `limits.max_images`, returning
+/// the value count.
+pub(crate) fn checked_values(
+    path: &Path,
+    n: usize,
+    shape: ImageShape,
+    limits: &DataLimits,
+) -> Result<usize, DataError> {
+    check_image_count(path, n, limits)?;
     n.checked_mul(shape.len()).filter(|&v| v <= MAX_DATASET_VALUES).ok_or_else(|| {
         DataError::malformed(path, format!("{n} images of {shape} exceed the limit of {MAX_DATASET_VALUES} values"))
     })

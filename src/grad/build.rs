@@ -1,45 +1,21 @@
 //! The gradient-graph driver: prunes the forward graph to what logits and features need, renames the
 //! image input to `x`, appends the per-example cross-entropy and its seed, then walks the
-//! input→logits path in reverse topological order applying each op's backward rule.
+//! input→logits path ([`DiffPath`]) in reverse topological order applying each op's backward rule.
+//! Also the static shapes the rules need ([`static_shapes`]), computed by `onnx::infer`.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::grad::rules::{registry, Consts, Ctx};
-use crate::grad::shapes::ShapeMap;
+use crate::grad::path::{self, DiffPath};
+use crate::grad::rules::{Consts, Ctx};
+use crate::grad::shapes::{ShapeMap, TensorShape};
 use crate::grad::GradError;
 use crate::onnx::builder::{attr_int, Dim, GraphBuilder};
+use crate::onnx::graph::{node_label, Graph};
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::tensor_shape_proto::dimension;
-use crate::onnx::proto::{type_proto, ModelProto, NodeProto};
-
-/// The default-domain opset the gradient graph imports at least (ScatterElements with
-/// `reduction` needs 16; 17 is what PyTorch exports by default).
-pub const MIN_OUTPUT_OPSET: i64 = 17;
-
-/// Ops whose semantics or signature changed at opset 13; a model importing opset 11 or 12 that uses
-/// one of them (among the kept nodes) cannot have its import raised and is rejected.
-const CHANGED_AT_13: &[&str] = &["Softmax", "LogSoftmax", "Hardmax", "ReduceSum", "Split", "Squeeze", "Unsqueeze"];
-
-/// Ops whose outputs carry no gradient (integer or boolean results such as a tensor's shape):
-/// dependence on the image input stops there, so `Shape(x) → Concat → Reshape` is fine.
-const NON_DIFFERENTIABLE: &[&str] = &[
-    "Shape",
-    "Size",
-    "ArgMax",
-    "ArgMin",
-    "NonZero",
-    "Equal",
-    "Greater",
-    "GreaterOrEqual",
-    "Less",
-    "LessOrEqual",
-    "Not",
-    "And",
-    "Or",
-    "Xor",
-    "IsNaN",
-    "IsInf",
-];
+use crate::onnx::proto::{ModelProto, NodeProto};
+use crate::onnx::shape::{declared_elem_type, declared_shape};
+use crate::onnx::tensor::elem_type_name;
+use crate::onnx::validate::standard_opset;
 
 /// Names of the tensors that define the gradient graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,47 +31,14 @@ pub struct GradSpec {
 /// Names of the exported graph's inputs and outputs.
 const FIXED_NAMES: [&str; 6] = ["x", "y", "logits", "features", "loss", "grad"];
 
-fn node_label(n: &NodeProto, i: usize) -> String {
-    n.name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| format!("#{i}"))
-}
-
-/// The default-domain opset of `model` and the opset the gradient graph will import.
-fn output_opset(model: &ModelProto, kept: &[&NodeProto]) -> Result<(i64, i64), GradError> {
-    let v = model
-        .opset_import
-        .iter()
-        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-        .and_then(|o| o.version)
-        .ok_or_else(|| GradError::Opset("the model imports no default-domain ONNX opset".into()))?;
-    if v < 11 {
-        return Err(GradError::Opset(format!(
-            "the model imports ONNX opset {v}; opset 11 or later is required (Clip and Pad take \
-             their bounds as inputs from 11): re-export the model with a newer opset"
-        )));
-    }
-    if v < 13 {
-        if let Some(n) = kept.iter().find(|n| {
-            n.domain.as_deref().unwrap_or("").is_empty() && CHANGED_AT_13.contains(&n.op_type.as_deref().unwrap_or(""))
-        }) {
-            return Err(GradError::Opset(format!(
-                "the model imports ONNX opset {v} and node '{}' ({}) changed meaning at opset 13, \
-                 so the import cannot be raised to {MIN_OUTPUT_OPSET}: re-export with opset ≥ 13",
-                n.name.as_deref().unwrap_or(""),
-                n.op_type.as_deref().unwrap_or("")
-            )));
-        }
-    }
-    Ok((v, v.max(MIN_OUTPUT_OPSET)))
-}
-
 /// Builds the gradient graph of `model`: inputs `x` (the image input, renamed) and `y` (int64 [N]
 /// labels); outputs `logits`, `features`, `loss` (per-example cross-entropy, [N]) and `grad`
-/// (dloss/dx, shaped like `x`). `shapes` must hold the probed shapes of the tensors on the
-/// input→logits path and of their inputs (see [`crate::grad::shapes::probe`] and
-/// [`shape_probe_tensors`]).
+/// (dloss/dx, shaped like `x`). `shapes` must hold the shapes of the tensors on the input→logits
+/// path and of their inputs ([`static_shapes`], completed by a probe where static inference
+/// cannot tell). Building runs nothing.
 ///
 /// Opsets: a model importing opset 13 or later has its import raised to at least
-/// [`MIN_OUTPUT_OPSET`] (every op the rules emit and every supported op keeps its meaning between
+/// [`MIN_OUTPUT_OPSET`](crate::grad::MIN_OUTPUT_OPSET) (every op the rules emit and every supported op keeps its meaning between
 /// 13 and 17); opset 11–12 is raised too unless a kept node is one of the ops that changed at 13
 /// (Softmax, LogSoftmax, Hardmax, ReduceSum, Split, Squeeze, Unsqueeze); older opsets are rejected.
 pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<ModelProto, GradError> {
@@ -103,10 +46,13 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
     let model = &renamed;
     let spec = &spec;
     let shapes = &shapes;
-    let plan = Plan::new(model, spec)?;
-    let graph = model.graph.as_ref().expect("checked by Plan::new");
-    let kept: Vec<&NodeProto> = (0..graph.node.len()).filter(|&i| plan.kept[i]).map(|i| &graph.node[i]).collect();
-    let (_, opset) = output_opset(model, &kept)?;
+    let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+    let g = Graph::new(graph);
+    let plan = Plan::new(&g, spec)?;
+    let opset = standard_opset(model)
+        .ok_or_else(|| GradError::Opset("the model imports no default-domain ONNX opset".into()))?;
+    let opset =
+        path::output_opset(opset, (0..graph.node.len()).filter(|&i| plan.kept[i]).map(|i| (i, &graph.node[i])))?;
 
     let mut b = GraphBuilder::new();
     for n in &FIXED_NAMES {
@@ -126,12 +72,12 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
 
     // Forward nodes, in topological order; MaxPool nodes on the path also output their Indices.
     let mut forward: Vec<NodeProto> = Vec::new();
-    for &i in &plan.order {
+    for &i in &plan.path.order {
         if !plan.kept[i] {
             continue;
         }
         let mut n = graph.node[i].clone();
-        if plan.on_path[i] && n.op_type.as_deref() == Some("MaxPool") {
+        if plan.path.on_path[i] && n.op_type.as_deref() == Some("MaxPool") {
             if n.output.len() < 2 {
                 n.output.resize(2, String::new());
             }
@@ -182,13 +128,12 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
     let seed = b.op("ScatterElements", &[&p, &y_col, &upd], vec![attr_int("axis", 1)]);
 
     // Backward pass.
-    let rules = registry();
     let mut grads: HashMap<String, Vec<String>> = HashMap::new();
     grads.insert(spec.logits.clone(), vec![seed]);
     let fwd_by_index: HashMap<usize, &NodeProto> =
-        plan.order.iter().filter(|&&i| plan.kept[i]).zip(&forward).map(|(&i, n)| (i, n)).collect();
-    for &i in plan.order.iter().rev() {
-        if !plan.on_path[i] {
+        plan.path.order.iter().filter(|&&i| plan.kept[i]).zip(&forward).map(|(&i, n)| (i, n)).collect();
+    for &i in plan.path.order.iter().rev() {
+        if !plan.path.on_path[i] {
             continue;
         }
         let node = fwd_by_index[&i];
@@ -200,15 +145,14 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
             continue;
         }
         let op = node.op_type.clone().unwrap_or_default();
-        let rule = rules
-            .get(op.as_str())
+        let rule = path::rule(op.as_str())
             .ok_or_else(|| GradError::UnsupportedOp { node: node_label(node, i), op: op.clone() })?;
-        let needs = node.input.iter().map(|t| !t.is_empty() && plan.from_x.contains(t.as_str())).collect();
-        let mut ctx = Ctx { node, dy, needs, shapes, consts: &consts, b: &mut b };
+        let needs = node.input.iter().map(|t| !t.is_empty() && plan.path.from_x.contains(t.as_str())).collect();
+        let mut ctx = Ctx { node, index: i, dy, needs, shapes, consts: &consts, b: &mut b };
         let dx = rule(&mut ctx)?;
         for (t, g) in node.input.iter().zip(dx) {
             if let Some(g) = g {
-                if plan.from_x.contains(t.as_str()) {
+                if plan.path.from_x.contains(t.as_str()) {
                     grads.entry(t.clone()).or_default().push(g);
                 }
             }
@@ -268,30 +212,45 @@ fn sum(b: &mut GraphBuilder, mut list: Vec<String>) -> String {
 }
 
 /// The tensors whose shapes [`build`] needs: inputs and outputs of every node on the input→logits
-/// path, minus initializers (whose shapes are read from the model).
-pub fn shape_probe_tensors(model: &ModelProto, spec: &GradSpec) -> Result<Vec<String>, GradError> {
-    let plan = Plan::new(model, spec)?;
-    let graph = model.graph.as_ref().expect("checked by Plan::new");
-    let inits: HashSet<&str> = graph.initializer.iter().filter_map(|t| t.name.as_deref()).collect();
+/// path, and the logits and features, minus initializers (whose shapes are read from the model).
+pub fn shape_tensors(model: &ModelProto, spec: &GradSpec) -> Result<Vec<String>, GradError> {
+    let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+    let g = Graph::new(graph);
+    let plan = Plan::new(&g, spec)?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for &i in &plan.order {
-        if !plan.on_path[i] {
-            continue;
-        }
-        let n = &graph.node[i];
-        for t in n.input.iter().chain(&n.output) {
-            if !t.is_empty() && !inits.contains(t.as_str()) && seen.insert(t.clone()) {
-                out.push(t.clone());
-            }
-        }
-    }
-    for t in [&spec.logits, &spec.features] {
-        if !inits.contains(t.as_str()) && seen.insert(t.clone()) {
+    let named = plan.path.nodes().flat_map(|i| graph.node[i].input.iter().chain(&graph.node[i].output));
+    for t in named.chain([&spec.logits, &spec.features]) {
+        if !t.is_empty() && g.initializer(t).is_none() && seen.insert(t.as_str()) {
             out.push(t.clone());
         }
     }
     Ok(out)
+}
+
+/// The static shapes [`build`] needs, inferred from the model alone (`onnx::infer`, at batch sizes
+/// 1 and 2), with the initializers' shapes; and the names of the needed tensors whose shapes static
+/// inference could not determine (a caller probes those with ONNX Runtime and adds them). A node
+/// whose attributes or inputs give an impossible shape is refused here, naming it.
+pub fn static_shapes(model: &ModelProto, spec: &GradSpec) -> Result<(ShapeMap, Vec<String>), GradError> {
+    let needed = shape_tensors(model, spec)?;
+    let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
+    let opset = standard_opset(model)
+        .ok_or_else(|| GradError::Opset("the model imports no default-domain ONNX opset".into()))?;
+    let inferred = crate::onnx::static_shapes(graph, opset, &spec.input, Some(&spec.logits))?;
+    let mut shapes = ShapeMap::new();
+    let mut missing = Vec::new();
+    for t in needed {
+        match inferred.get(&t) {
+            Some((s1, s2)) if s1.len() == s2.len() => {
+                let batch = s1.iter().zip(s2).map(|(a, b)| a != b).collect();
+                shapes.insert(&t, TensorShape { dims: s2.to_vec(), batch });
+            }
+            _ => missing.push(t),
+        }
+    }
+    add_initializer_shapes(model, &mut shapes);
+    Ok((shapes, missing))
 }
 
 /// Adds the initializers' shapes (fixed) to a probed map.
@@ -306,107 +265,59 @@ pub fn add_initializer_shapes(model: &ModelProto, shapes: &mut ShapeMap) {
 }
 
 /// Which nodes are kept, which are on the input→logits path, and in what order.
-struct Plan {
-    order: Vec<usize>,
+struct Plan<'a> {
+    path: DiffPath<'a>,
     kept: Vec<bool>,
-    on_path: Vec<bool>,
-    from_x: HashSet<String>,
     x_dims: Vec<Dim>,
 }
 
-impl Plan {
-    fn new(model: &ModelProto, spec: &GradSpec) -> Result<Plan, GradError> {
-        let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
-        let nodes = &graph.node;
-        let order =
-            crate::onnx::graph::Graph::new(graph).topo_order().map_err(|e| GradError::BadModel(e.to_string()))?;
+impl<'a> Plan<'a> {
+    fn new(g: &Graph<'a>, spec: &GradSpec) -> Result<Plan<'a>, GradError> {
+        let graph = g.proto;
         let xin = graph
             .input
             .iter()
             .find(|v| v.name.as_deref() == Some(spec.input.as_str()))
             .ok_or_else(|| GradError::MissingTensor { name: spec.input.clone(), role: "image input" })?;
-        let tt = match xin.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-            Some(type_proto::Value::TensorType(t)) => t,
-            _ => return Err(GradError::BadModel(format!("input '{}' is not a tensor", spec.input))),
-        };
-        if tt.elem_type != Some(DataType::Float as i32) {
+        let input: &'a str = xin.name.as_deref().unwrap_or("");
+        let elem = declared_elem_type(xin)
+            .ok_or_else(|| GradError::BadModel(format!("input '{}' is not a tensor", spec.input)))?;
+        if elem != DataType::Float as i32 {
             return Err(GradError::BadModel(format!(
-                "input '{}' has element type {:?}; float32 is required",
-                spec.input, tt.elem_type
+                "input '{}' has element type {}; float32 is required",
+                spec.input,
+                elem_type_name(elem)
             )));
         }
-        let x_dims: Vec<Dim> = tt
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .enumerate()
-                    .map(|(i, d)| match (&d.value, i) {
-                        (_, 0) => Dim::Param("N".into()),
-                        (Some(dimension::Value::DimValue(v)), _) => Dim::Fixed(*v),
-                        (Some(dimension::Value::DimParam(p)), _) => Dim::Param(p.clone()),
-                        (None, _) => Dim::Param(format!("d{i}")),
-                    })
-                    .collect()
+        // The batch (first) dimension becomes `N`; others keep their declared size or name.
+        let x_dims: Vec<Dim> = declared_shape(xin)
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| match (i, d) {
+                (0, _) => Dim::Param("N".into()),
+                (_, Dim::Unknown) => Dim::Param(format!("d{i}")),
+                (_, d) => d,
             })
-            .unwrap_or_default();
-
-        let mut producer: HashMap<&str, usize> = HashMap::new();
-        for (i, n) in nodes.iter().enumerate() {
-            for o in n.output.iter().filter(|o| !o.is_empty()) {
-                producer.insert(o, i);
-            }
-        }
+            .collect();
         for (name, role) in [(&spec.logits, "logits"), (&spec.features, "features")] {
-            if !producer.contains_key(name.as_str()) {
+            if g.producer(name).is_none() {
                 return Err(GradError::MissingTensor { name: name.clone(), role });
             }
         }
-        // Ancestors of logits and of features.
-        let ancestors = |root: &str| {
-            let mut seen = vec![false; nodes.len()];
-            let mut stack: Vec<usize> = producer.get(root).copied().into_iter().collect();
-            while let Some(i) = stack.pop() {
-                if std::mem::replace(&mut seen[i], true) {
-                    continue;
-                }
-                for t in &nodes[i].input {
-                    if let Some(&p) = producer.get(t.as_str()) {
-                        stack.push(p);
-                    }
-                }
-            }
-            seen
-        };
-        let to_logits = ancestors(&spec.logits);
-        let to_features = ancestors(&spec.features);
-        let kept: Vec<bool> = (0..nodes.len()).map(|i| to_logits[i] || to_features[i]).collect();
-        // Tensors depending on x, forward in topological order.
-        let mut from_x: HashSet<String> = HashSet::from([spec.input.clone()]);
-        let mut on_path = vec![false; nodes.len()];
-        for &i in &order {
-            let n = &nodes[i];
-            if NON_DIFFERENTIABLE.contains(&n.op_type.as_deref().unwrap_or("")) {
-                continue;
-            }
-            if n.input.iter().any(|t| from_x.contains(t)) {
-                for o in n.output.iter().filter(|o| !o.is_empty()) {
-                    from_x.insert(o.clone());
-                }
-                on_path[i] = to_logits[i];
-            }
-        }
-        for &i in &order {
-            let n = &nodes[i];
-            if on_path[i] && !n.domain.as_deref().unwrap_or("").is_empty() {
+        let path = DiffPath::new(g, input, &spec.logits)?;
+        let to_features = path::ancestors(g, &spec.features);
+        let kept: Vec<bool> = path.to_logits.iter().zip(&to_features).map(|(&a, &b)| a || b).collect();
+        for i in path.nodes() {
+            let n = g.node(i);
+            if !path::is_default_domain(n) {
                 return Err(GradError::UnsupportedOp {
                     node: node_label(n, i),
                     op: format!("{}:{}", n.domain.as_deref().unwrap_or(""), n.op_type.as_deref().unwrap_or("")),
                 });
             }
         }
-        Ok(Plan { order, kept, on_path, from_x, x_dims })
+        Ok(Plan { path, kept, x_dims })
     }
 }
 

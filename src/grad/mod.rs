@@ -1,27 +1,26 @@
-//! Reverse-mode differentiation written as standard ONNX ops: turns a classifier into a graph with inputs `x`, `y` and outputs `logits`, `features`, `loss`, `grad`. One file per op family holds its backward rule.
+//! Reverse-mode differentiation written as standard ONNX ops: turns a classifier into a graph with
+//! inputs `x`, `y` and outputs `logits`, `features`, `loss`, `grad`. One file per op family holds
+//! its backward rule; [`path`] is the one definition of the differentiable path (asked by
+//! `onnx::analyze` too). Graph building runs nothing: the static shapes it needs come from
+//! [`static_shapes`], and the few that static inference cannot determine are passed in by the
+//! caller (probed with ONNX Runtime, see `audit::prepare::gradient_graph`).
 
 use thiserror::Error;
 
 mod build;
+pub mod path;
 mod rules;
 pub mod shapes;
 
-pub use build::{add_initializer_shapes, build, shape_probe_tensors, GradSpec, MIN_OUTPUT_OPSET};
-pub use shapes::{RuntimeProbe, ShapeMap, ShapeProbe, TensorShape};
+pub use build::{add_initializer_shapes, build, shape_tensors, static_shapes, GradSpec};
+pub use path::{is_supported, op_class, DiffPath, OpClass, MIN_OUTPUT_OPSET, NO_GRADIENT};
+pub use shapes::{ShapeMap, TensorShape};
 
-use crate::onnx::proto::ModelProto;
+use crate::escape::escape;
+use crate::onnx::OnnxError;
 
-/// Probes the shapes `build` needs with `probe` (ONNX Runtime in practice: [`RuntimeProbe`]) and
-/// builds the gradient graph of `model` (see [`build`]).
-pub fn build_probed(model: &ModelProto, spec: &GradSpec, probe: &mut dyn ShapeProbe) -> Result<ModelProto, GradError> {
-    let tensors = shape_probe_tensors(model, spec)?;
-    let mut shapes = shapes::probe(model, &spec.input, &tensors, probe)?;
-    add_initializer_shapes(model, &mut shapes);
-    build(model, spec, &shapes)
-}
-
-/// ONNX op types (default domain) that the gradient builder can differentiate through.
-/// `inspect` reports ops outside this list on the input→logits path as not differentiable.
+/// ONNX op types (default domain) that the gradient builder can differentiate through: the keys
+/// of the rule registry (a test keeps the two equal; [`is_supported`] asks the registry).
 pub const SUPPORTED_OPS: &[&str] = &[
     "Conv",
     "BatchNormalization",
@@ -51,17 +50,12 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "LogSoftmax",
 ];
 
-/// Whether the gradient builder has a backward rule for `op_type` (default ONNX domain).
-pub fn is_supported(op_type: &str) -> bool {
-    SUPPORTED_OPS.contains(&op_type)
-}
-
 /// Errors of the `grad` module.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum GradError {
     /// A node on the input→logits path has no backward rule.
-    #[error("node '{node}' ({op}): no gradient rule for op '{op}' (supported: {})", SUPPORTED_OPS.join(", "))]
+    #[error("node '{}' ({}): no gradient rule for op '{}' (supported: {})", escape(.node), escape(.op), escape(.op), SUPPORTED_OPS.join(", "))]
     UnsupportedOp {
         /// The node's name.
         node: String,
@@ -69,7 +63,7 @@ pub enum GradError {
         op: String,
     },
     /// A node is on the path but one of its inputs or attributes is outside what its rule handles.
-    #[error("node '{node}' ({op}): {reason}")]
+    #[error("node '{}' ({}): {}", escape(.node), escape(.op), escape(.reason))]
     UnsupportedCase {
         /// The node's name.
         node: String,
@@ -79,7 +73,7 @@ pub enum GradError {
         reason: String,
     },
     /// A node attribute has the wrong type or an invalid value.
-    #[error("node '{node}' ({op}), attribute '{attr}': {reason}")]
+    #[error("node '{}' ({}), attribute '{}': {}", escape(.node), escape(.op), escape(.attr), escape(.reason))]
     BadAttribute {
         /// The node's name.
         node: String,
@@ -91,7 +85,7 @@ pub enum GradError {
         reason: String,
     },
     /// A tensor named in the [`GradSpec`] does not exist in the graph.
-    #[error("tensor '{name}' ({role}) is not in the model's graph")]
+    #[error("tensor '{}' ({role}) is not in the model's graph", escape(.name))]
     MissingTensor {
         /// The tensor's name.
         name: String,
@@ -99,15 +93,19 @@ pub enum GradError {
         role: &'static str,
     },
     /// The shape of a tensor the backward pass needs is unknown (not probed).
-    #[error("no static shape known for tensor '{0}' (shape probe incomplete)")]
+    #[error("no static shape known for tensor '{}' (shape probe incomplete)", escape(.0))]
     MissingShape(String),
     /// The model does not have the form the gradient graph needs.
-    #[error("{0}")]
+    #[error("{}", escape(.0))]
     BadModel(String),
     /// The model imports an ONNX opset this builder cannot emit rules for.
-    #[error("{0}")]
+    #[error("{}", escape(.0))]
     Opset(String),
     /// Probing static shapes with ONNX Runtime failed.
-    #[error("shape probe failed: {0}")]
+    #[error("shape probe failed: {}", escape(.0))]
     Probe(String),
+    /// The model is malformed: static shape inference or topology refused it (the same error
+    /// `onnx::analyze` gives, naming the node).
+    #[error(transparent)]
+    Model(#[from] OnnxError),
 }

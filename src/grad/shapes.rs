@@ -1,17 +1,10 @@
-//! Static shapes of the tensors the backward rules need, probed by running the forward model once at
-//! batch 1 and once at batch 2 (every needed tensor added as a graph output), so that each dimension
-//! is known and so is whether it follows the batch size.
+//! Static shapes of the tensors the backward rules need, as seen at batch sizes 1 and 2 (inferred
+//! statically by `onnx::infer`, or probed by a caller), so that each dimension is known and so is
+//! whether it follows the batch size.
 
 use std::collections::HashMap;
 
-use prost::Message;
-
 use crate::grad::GradError;
-use crate::onnx::builder::value_info;
-use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::type_proto;
-use crate::onnx::proto::ModelProto;
-use crate::runtime::{Session, SessionConfig, TensorData};
 
 /// The shape of one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +54,21 @@ impl ShapeMap {
         self.get(name).ok_or_else(|| GradError::MissingShape(name.to_string()))
     }
 
+    /// Adds every shape of `other` (replacing known ones).
+    pub fn extend(&mut self, other: ShapeMap) {
+        self.shapes.extend(other.shapes);
+    }
+
+    /// Number of tensors with a known shape.
+    pub fn len(&self) -> usize {
+        self.shapes.len()
+    }
+
+    /// Whether no shape is known.
+    pub fn is_empty(&self) -> bool {
+        self.shapes.is_empty()
+    }
+
     /// Combines the shapes seen at batch 1 and batch 2: a dimension that differs follows the batch.
     pub fn from_probes(at1: &HashMap<String, Vec<i64>>, at2: &HashMap<String, Vec<i64>>) -> Result<Self, GradError> {
         let mut map = ShapeMap::new();
@@ -80,118 +88,6 @@ impl ShapeMap {
         }
         Ok(map)
     }
-}
-
-/// Runs a model once on zeros and reports the shapes of its outputs. Implemented over ONNX Runtime
-/// by the caller (the library's runtime module, or a test harness).
-pub trait ShapeProbe {
-    /// Runs `model` (serialized ONNX) with the float32 input `input` of shape `input_shape` filled
-    /// with zeros, and returns every graph output's name and shape.
-    fn output_shapes(
-        &mut self,
-        model: &[u8],
-        input: &str,
-        input_shape: &[i64],
-    ) -> Result<Vec<(String, Vec<i64>)>, String>;
-}
-
-/// Probes the shapes of `tensors` (names in `model`) by running a copy of the model whose outputs are
-/// exactly those tensors, at batch sizes 1 and 2. The image input `input` must have a static shape
-/// apart from its first (batch) dimension. The input itself is included in the returned map.
-pub fn probe(
-    model: &ModelProto,
-    input: &str,
-    tensors: &[String],
-    runner: &mut dyn ShapeProbe,
-) -> Result<ShapeMap, GradError> {
-    let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
-    let vi = graph
-        .input
-        .iter()
-        .find(|v| v.name.as_deref() == Some(input))
-        .ok_or_else(|| GradError::MissingTensor { name: input.to_string(), role: "image input" })?;
-    let dims = input_dims(vi).ok_or_else(|| {
-        GradError::BadModel(format!(
-            "input '{input}' has no tensor shape: its dimensions after the batch must be static"
-        ))
-    })?;
-    let mut probe_model = model.clone();
-    {
-        let g = probe_model.graph.as_mut().expect("checked above");
-        g.output =
-            tensors.iter().filter(|t| t.as_str() != input).map(|t| value_info(t, DataType::Float, None)).collect();
-        g.value_info.clear();
-        for o in &mut g.output {
-            // Leave the element type to ONNX Runtime's inference: probed tensors may be int64.
-            o.r#type = None;
-        }
-    }
-    let bytes = probe_model.encode_to_vec();
-    let mut runs = Vec::new();
-    for batch in [1i64, 2] {
-        let mut shape = Vec::with_capacity(dims.len());
-        for (i, d) in dims.iter().enumerate() {
-            match (i, d) {
-                (0, _) => shape.push(batch),
-                (_, Some(v)) => shape.push(*v),
-                (_, None) => {
-                    return Err(GradError::BadModel(format!(
-                        "input '{input}' dimension {i} is symbolic: only the batch (first) dimension may be"
-                    )))
-                }
-            }
-        }
-        let outs = runner
-            .output_shapes(&bytes, input, &shape)
-            .map_err(|e| GradError::Probe(format!("at batch {batch}: {e}")))?;
-        let mut map: HashMap<String, Vec<i64>> = outs.into_iter().collect();
-        map.insert(input.to_string(), shape);
-        runs.push(map);
-    }
-    ShapeMap::from_probes(&runs[0], &runs[1])
-}
-
-/// A [`ShapeProbe`] over an ONNX Runtime session (the runtime must be initialised first, see
-/// [`crate::runtime::init`]).
-#[derive(Debug, Clone, Default)]
-pub struct RuntimeProbe {
-    /// Session settings for the probe runs.
-    pub config: SessionConfig,
-}
-
-impl ShapeProbe for RuntimeProbe {
-    fn output_shapes(
-        &mut self,
-        model: &[u8],
-        input: &str,
-        input_shape: &[i64],
-    ) -> Result<Vec<(String, Vec<i64>)>, String> {
-        let mut session = Session::from_bytes(model, &self.config).map_err(|e| e.to_string())?;
-        let n: i64 = input_shape.iter().product();
-        let x = TensorData::f32(input_shape.to_vec(), vec![0.0; n.max(0) as usize]);
-        let outs = session.run(&[(input, x)]).map_err(|e| e.to_string())?;
-        Ok(outs.into_iter().map(|(name, t)| (name, t.shape)).collect())
-    }
-}
-
-/// The dimensions of a tensor value: `Some(n)` where static, `None` where symbolic or absent.
-fn input_dims(vi: &crate::onnx::proto::ValueInfoProto) -> Option<Vec<Option<i64>>> {
-    use crate::onnx::proto::tensor_shape_proto::dimension::Value;
-    let ty = vi.r#type.as_ref()?;
-    let Some(type_proto::Value::TensorType(t)) = &ty.value else {
-        return None;
-    };
-    let shape = t.shape.as_ref()?;
-    Some(
-        shape
-            .dim
-            .iter()
-            .map(|d| match &d.value {
-                Some(Value::DimValue(v)) if *v > 0 => Some(*v),
-                _ => None,
-            })
-            .collect(),
-    )
 }
 
 #[cfg(test)]

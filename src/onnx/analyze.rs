@@ -3,16 +3,15 @@
 //! histogram and the ops on the input→logits path that the gradient builder cannot differentiate.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Serialize;
 
+use crate::grad::{DiffPath, GradError};
 use crate::onnx::attr::NodeExt;
 use crate::onnx::graph::Graph;
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
-use crate::onnx::proto::type_proto::Value as TypeValue;
-use crate::onnx::proto::ValueInfoProto;
+use crate::onnx::shape::declared_elem_type;
+pub use crate::onnx::shape::{declared_shape, shape_string, Dim};
 use crate::onnx::tensor::elem_type_name;
 use crate::onnx::{Model, OnnxError};
 
@@ -27,34 +26,6 @@ pub enum FeatureChoice {
     Penultimate,
     /// This tensor; it must lie on the input→logits path.
     Named(String),
-}
-
-/// One declared dimension.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Dim {
-    /// A fixed size.
-    Fixed(i64),
-    /// A named symbolic size (e.g. the batch `N`).
-    Symbolic(String),
-    /// Neither a size nor a name.
-    Unknown,
-}
-
-impl fmt::Display for Dim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Dim::Fixed(v) => write!(f, "{v}"),
-            Dim::Symbolic(s) => write!(f, "{s}"),
-            Dim::Unknown => write!(f, "?"),
-        }
-    }
-}
-
-/// Formats a shape as `[N, 3, 28, 28]`.
-pub fn shape_string(shape: &[Dim]) -> String {
-    let parts: Vec<String> = shape.iter().map(Dim::to_string).collect();
-    format!("[{}]", parts.join(", "))
 }
 
 /// The image input.
@@ -140,36 +111,15 @@ pub struct Analysis {
     pub op_histogram: BTreeMap<String, usize>,
     /// Count of nodes per op type on the input→logits data path.
     pub path_ops: BTreeMap<String, usize>,
-    /// Op types on that path without a backward rule in [`crate::grad`] (sorted).
+    /// Op types on that path without a backward rule in [`crate::grad`] (sorted); the path is
+    /// [`crate::grad::DiffPath`], the same the gradient builder walks.
     pub unsupported_ops: Vec<String>,
-    /// Whether every op on the input→logits path is differentiable by aegis-audit.
+    /// Whether the gradient builder can differentiate the model: every op on the input→logits path
+    /// has a backward rule and nothing else (the opset) stands in the way.
     pub differentiable: bool,
-}
-
-/// Declared shape of a tensor-typed value: `None` when the type or shape is absent.
-pub fn declared_shape(vi: &ValueInfoProto) -> Option<Vec<Dim>> {
-    let Some(TypeValue::TensorType(tt)) = vi.r#type.as_ref()?.value.as_ref() else {
-        return None;
-    };
-    let shape = tt.shape.as_ref()?;
-    Some(
-        shape
-            .dim
-            .iter()
-            .map(|d| match &d.value {
-                Some(DimValue::DimValue(v)) => Dim::Fixed(*v),
-                Some(DimValue::DimParam(s)) if !s.is_empty() => Dim::Symbolic(s.clone()),
-                _ => Dim::Unknown,
-            })
-            .collect(),
-    )
-}
-
-fn declared_elem_type(vi: &ValueInfoProto) -> Option<i32> {
-    match vi.r#type.as_ref()?.value.as_ref()? {
-        TypeValue::TensorType(tt) => tt.elem_type,
-        _ => None,
-    }
+    /// Why the model is not differentiable although every op on the path has a rule (an opset the
+    /// gradient graph cannot import), if so.
+    pub gradient_blocker: Option<String>,
 }
 
 /// Ops that may sit between the final Gemm/MatMul and the logits, or between hidden head layers.
@@ -203,30 +153,98 @@ const POOL_FLATTEN_OPS: &[&str] = &[
     "ReduceMax",
 ];
 
+impl Analysis {
+    /// One line saying whether (and if not, why not) the gradient builder can differentiate the
+    /// model, as `inspect` prints it.
+    pub fn differentiability(&self) -> String {
+        if self.differentiable {
+            "yes: every op on the input→logits path has a backward rule".into()
+        } else if !self.unsupported_ops.is_empty() {
+            format!("no: unsupported on the input→logits path: {}", self.unsupported_ops.join(", "))
+        } else {
+            format!("no: {}", self.gradient_blocker.as_deref().unwrap_or("unknown reason"))
+        }
+    }
+
+    /// A copy for printing: every name that comes from the model or the command line (path,
+    /// tensor, node and op names, declared symbolic dims, producer) passed through
+    /// [`escape`](crate::escape::escape), so no control character or escape sequence reaches
+    /// a terminal. The JSON form keeps the exact names (JSON escapes control characters itself).
+    pub fn escaped(&self) -> Analysis {
+        let e = |s: &String| crate::escape::escape(s).into_owned();
+        let dims = |d: &Vec<Dim>| {
+            d.iter().map(|d| if let Dim::Param(p) = d { Dim::Param(e(p)) } else { d.clone() }).collect::<Vec<_>>()
+        };
+        let mut a = self.clone();
+        a.model.path = e(&a.model.path);
+        a.model.producer = e(&a.model.producer);
+        a.image_input.name = e(&a.image_input.name);
+        a.image_input.shape = dims(&a.image_input.shape);
+        a.logits.name = e(&a.logits.name);
+        a.logits.graph_output = e(&a.logits.graph_output);
+        a.logits.head_node = e(&a.logits.head_node);
+        a.logits.head_op = e(&a.logits.head_op);
+        a.logits.softmax = a.logits.softmax.as_ref().map(e);
+        a.feature.name = e(&a.feature.name);
+        a.feature.producer_op = a.feature.producer_op.as_ref().map(e);
+        a.feature.shape = a.feature.shape.as_ref().map(dims);
+        a.op_histogram = a.op_histogram.iter().map(|(k, v)| (e(k), *v)).collect();
+        a.path_ops = a.path_ops.iter().map(|(k, v)| (e(k), *v)).collect();
+        a.unsupported_ops = a.unsupported_ops.iter().map(e).collect();
+        a.gradient_blocker = a.gradient_blocker.as_ref().map(e);
+        a
+    }
+}
+
+/// Whether input `slot` of a head or pooling/flatten-chain op carries the data (as opposed to a
+/// shape, axes, bounds or statistics).
+fn head_data_input(op: &str, slot: usize) -> bool {
+    match op {
+        "Reshape" | "Squeeze" | "Clip" | "Dropout" | "BatchNormalization" | "ReduceMean" | "ReduceMax" => slot == 0,
+        _ => true,
+    }
+}
+
+/// The image input's name as stored in the graph (borrowed for the path's lifetime).
+fn image_key<'a>(g: &Graph<'a>, name: &str) -> &'a str {
+    g.proto.input.iter().filter_map(|v| v.name.as_deref()).find(|n| *n == name).unwrap_or("")
+}
+
+/// A path error as an analysis error (the topology was validated at load, so only a cycle in an
+/// unvalidated model can fail here).
+fn grad_error(e: GradError) -> OnnxError {
+    match e {
+        GradError::Model(e) => e,
+        other => OnnxError::NoClassifierHead(other.to_string()),
+    }
+}
+
 /// Analyses a loaded model. See the module doc for the rules.
 pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxError> {
     let g = Graph::new(model.graph());
     let image_input = find_image_input(&g)?;
     let (logits, k) = find_logits(&g)?;
-    let path = g.path_nodes(&image_input.name, &logits.name);
+    // The one definition of the differentiable path is the gradient builder's.
+    let path = DiffPath::new(&g, image_key(&g, &image_input.name), &logits.name).map_err(grad_error)?;
     if path.is_empty() {
         return Err(OnnxError::NoClassifierHead(format!(
             "the logits tensor '{}' does not depend on the image input '{}'",
             logits.name, image_input.name
         )));
     }
-    let head = g.producer(&logits.head_node_output).expect("head node exists");
-    let feature = find_feature(&g, choice, &image_input.name, &logits, head, &path)?;
+    let feature = find_feature(&g, choice, &image_input.name, &logits, &path)?;
+    // Every node whose shape can be inferred statically is checked before anything runs.
+    crate::onnx::infer::static_shapes(g.proto, model.opset, &image_input.name, Some(&logits.name))?;
 
     let mut op_histogram = BTreeMap::new();
     for node in &g.proto.node {
         *op_histogram.entry(node.op().to_string()).or_insert(0) += 1;
     }
-    let mut path_ops = BTreeMap::new();
-    for &i in &path {
-        *path_ops.entry(g.node(i).op().to_string()).or_insert(0) += 1;
-    }
-    let unsupported_ops: Vec<String> = path_ops.keys().filter(|op| !crate::grad::is_supported(op)).cloned().collect();
+    let path_ops = path.op_counts(&g);
+    let unsupported_ops = path.unsupported_ops(&g);
+    let to_features = crate::grad::path::ancestors(&g, &feature.name);
+    let kept = (0..g.proto.node.len()).filter(|&i| path.to_logits[i] || to_features[i]).map(|i| (i, g.node(i)));
+    let gradient_blocker = crate::grad::path::output_opset(model.opset, kept).err().map(|e| e.to_string());
     let p = &model.proto;
     let producer =
         format!("{} {}", p.producer_name.as_deref().unwrap_or(""), p.producer_version.as_deref().unwrap_or(""))
@@ -252,9 +270,10 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
         num_classes: k,
         feature,
         op_histogram,
-        differentiable: unsupported_ops.is_empty(),
+        differentiable: unsupported_ops.is_empty() && gradient_blocker.is_none(),
         path_ops,
         unsupported_ops,
+        gradient_blocker,
     })
 }
 
@@ -314,7 +333,6 @@ fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {
 
 struct FoundLogits {
     name: String,
-    head_node_output: String,
     head_data_input: String,
     info: Logits,
 }
@@ -326,7 +344,7 @@ fn computed_input(g: &Graph<'_>, i: usize) -> Result<String, String> {
         .input
         .iter()
         .enumerate()
-        .filter(|(slot, t)| !t.is_empty() && crate::onnx::graph::is_data_input(node.op(), *slot) && !g.is_constant(t))
+        .filter(|(slot, t)| !t.is_empty() && head_data_input(node.op(), *slot) && !g.is_constant(t))
         .map(|(_, t)| t)
         .collect();
     match computed.as_slice() {
@@ -431,7 +449,6 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
             }
         }
     }
-    let head_output = node.output[0].clone();
     let info = Logits {
         name: name.clone(),
         graph_output: graph_output.to_string(),
@@ -439,7 +456,7 @@ fn find_logits(g: &Graph<'_>) -> Result<(FoundLogits, usize), OnnxError> {
         head_node: label,
         head_op: node.op().to_string(),
     };
-    Ok((FoundLogits { name, head_node_output: head_output, head_data_input: data_input, info }, k as usize))
+    Ok((FoundLogits { name, head_data_input: data_input, info }, k as usize))
 }
 
 fn find_feature(
@@ -447,14 +464,13 @@ fn find_feature(
     choice: &FeatureChoice,
     image: &str,
     logits: &FoundLogits,
-    _head: usize,
-    path: &std::collections::BTreeSet<usize>,
+    path: &DiffPath<'_>,
 ) -> Result<Feature, OnnxError> {
     let (name, how) = match choice {
         FeatureChoice::Penultimate => (logits.head_data_input.clone(), "penultimate"),
         FeatureChoice::Named(n) => {
             let on_path = match g.producer(n) {
-                Some(p) => path.contains(&p),
+                Some(p) => path.on_path[p],
                 None if n == image => true,
                 None if g.proto.input.iter().any(|i| i.name.as_deref() == Some(n)) || g.initializer(n).is_some() => {
                     false

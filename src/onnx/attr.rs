@@ -1,5 +1,6 @@
 //! Typed access to node attributes with defaults, in tract's `get_attr_opt` style; errors name the
-//! node, its op and the attribute.
+//! node, its op and the attribute. The one attribute reader: static shape inference and the
+//! gradient rules (`grad::rules::Ctx`) read attributes through it.
 
 use crate::onnx::proto::attribute_proto::AttributeType;
 use crate::onnx::proto::{AttributeProto, GraphProto, NodeProto, TensorProto};
@@ -119,7 +120,15 @@ impl NodeExt for NodeProto {
             return Ok(None);
         };
         T::from_attr(a).map(Some).ok_or_else(|| {
-            self.attr_error(name, format!("expected {}, found {}", T::EXPECTED.as_str_name(), type_of(a).as_str_name()))
+            let found = type_of(a);
+            let reason = if found != T::EXPECTED {
+                format!("expected {}, found {}", T::EXPECTED.as_str_name(), found.as_str_name())
+            } else if found == AttributeType::String {
+                "the string is not valid UTF-8".to_string()
+            } else {
+                format!("of type {} but holds no value", found.as_str_name())
+            };
+            self.attr_error(name, reason)
         })
     }
 }

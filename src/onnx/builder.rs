@@ -12,15 +12,7 @@ use crate::onnx::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
     ValueInfoProto,
 };
-
-/// One dimension of a graph input or output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dim {
-    /// A fixed size.
-    Fixed(i64),
-    /// A named symbolic size (such as the batch `N`).
-    Param(String),
-}
+pub use crate::onnx::shape::Dim;
 
 /// Builds an ONNX graph node by node, handing out names that collide with nothing already in it.
 #[derive(Debug, Default, Clone)]
@@ -190,10 +182,11 @@ pub fn value_info(name: &str, elem_type: DataType, dims: Option<&[Dim]>) -> Valu
             .iter()
             .map(|d| Dimension {
                 denotation: None,
-                value: Some(match d {
-                    Dim::Fixed(v) => dimension::Value::DimValue(*v),
-                    Dim::Param(p) => dimension::Value::DimParam(p.clone()),
-                }),
+                value: match d {
+                    Dim::Fixed(v) => Some(dimension::Value::DimValue(*v)),
+                    Dim::Param(p) => Some(dimension::Value::DimParam(p.clone())),
+                    Dim::Unknown => None,
+                },
             })
             .collect(),
     });

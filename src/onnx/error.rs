@@ -1,16 +1,23 @@
 //! The `onnx` module's error type: one variant per rule, each message naming the offending file,
 //! tensor, node, op or attribute with its values, so the CLI can print it on one line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use crate::escape::escape;
+
+/// A path as printed in messages: displayed, then escaped like every name from outside.
+fn esc_path(path: &Path) -> String {
+    escape(&path.display().to_string()).into_owned()
+}
 
 /// Errors of the `onnx` module: reading, validating and analysing a model.
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum OnnxError {
     /// The model file (or an external-data file) could not be read.
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{}': {source}", esc_path(.path))]
     Io {
         /// The file.
         path: PathBuf,
@@ -18,7 +25,7 @@ pub enum OnnxError {
         source: std::io::Error,
     },
     /// The model file is larger than [`LoadLimits::max_file_bytes`](crate::onnx::LoadLimits).
-    #[error("model file '{path}' is {size} bytes, above the limit of {limit} bytes")]
+    #[error("model file '{}' is {size} bytes, above the limit of {limit} bytes", esc_path(.path))]
     FileTooLarge {
         /// The file.
         path: PathBuf,
@@ -28,7 +35,7 @@ pub enum OnnxError {
         limit: u64,
     },
     /// The bytes are not an ONNX model (empty, truncated, or not protobuf).
-    #[error("not an ONNX model: {reason}")]
+    #[error("not an ONNX model: {}", escape(.reason))]
     NotOnnx {
         /// What is wrong, with the file name where known.
         reason: String,
@@ -43,8 +50,18 @@ pub enum OnnxError {
         /// The highest supported version.
         max: i64,
     },
+    /// The standard ONNX opset the model imports is outside what ONNX Runtime 1.31 runs.
+    #[error("unsupported ONNX opset {version}: aegis-audit reads models importing opset {min} to {max} of the standard domain")]
+    OpsetVersion {
+        /// The imported version.
+        version: i64,
+        /// The lowest supported version.
+        min: i64,
+        /// The highest supported version.
+        max: i64,
+    },
     /// The model imports an operator set from a domain other than the standard ONNX one.
-    #[error("opset import of domain '{domain}' (version {version}): only the standard ONNX domain is supported; custom-op domains are rejected and no custom-op library is ever loaded")]
+    #[error("opset import of domain '{}' (version {version}): only the standard ONNX domain is supported; custom-op domains are rejected and no custom-op library is ever loaded", escape(.domain))]
     ForeignOpset {
         /// The imported domain.
         domain: String,
@@ -55,7 +72,7 @@ pub enum OnnxError {
     #[error("the model imports no standard ONNX opset (domain '' or 'ai.onnx')")]
     MissingOpset,
     /// A node's op belongs to a non-standard domain (a custom op).
-    #[error("node '{node}' (op {op}) is in custom-op domain '{domain}': only standard ONNX ops are supported and no custom-op library is ever loaded")]
+    #[error("node '{}' (op {}) is in custom-op domain '{}': only standard ONNX ops are supported and no custom-op library is ever loaded", escape(.node), escape(.op), escape(.domain))]
     CustomOp {
         /// The node's name (or `#index` when unnamed).
         node: String,
@@ -65,7 +82,7 @@ pub enum OnnxError {
         domain: String,
     },
     /// The model defines model-local functions (custom composite ops).
-    #[error("the model defines local function '{name}' in domain '{domain}': model-local functions are not supported")]
+    #[error("the model defines local function '{}' in domain '{}': model-local functions are not supported", escape(.name), escape(.domain))]
     LocalFunction {
         /// The function's name.
         name: String,
@@ -84,7 +101,7 @@ pub enum OnnxError {
         limit: usize,
     },
     /// A node reads a tensor that nothing defines.
-    #[error("node '{node}' (op {op}) reads tensor '{tensor}', which is neither a graph input, an initializer nor a node output")]
+    #[error("node '{}' (op {}) reads tensor '{}', which is neither a graph input, an initializer nor a node output", escape(.node), escape(.op), escape(.tensor))]
     UndefinedInput {
         /// The node.
         node: String,
@@ -94,7 +111,7 @@ pub enum OnnxError {
         tensor: String,
     },
     /// Two definitions of the same tensor name.
-    #[error("tensor '{tensor}' is defined twice (second definition: {by})")]
+    #[error("tensor '{}' is defined twice (second definition: {})", escape(.tensor), escape(.by))]
     DuplicateDefinition {
         /// The tensor.
         tensor: String,
@@ -102,7 +119,7 @@ pub enum OnnxError {
         by: String,
     },
     /// The graph has a cycle.
-    #[error("the graph is cyclic: node '{node}' (op {op}) lies on a cycle")]
+    #[error("the graph is cyclic: node '{}' (op {}) lies on a cycle", escape(.node), escape(.op))]
     Cycle {
         /// A node on the cycle.
         node: String,
@@ -110,7 +127,7 @@ pub enum OnnxError {
         op: String,
     },
     /// A tensor (initializer, constant or declared shape) breaks a size rule.
-    #[error("tensor '{tensor}': {reason}")]
+    #[error("tensor '{}': {}", escape(.tensor), escape(.reason))]
     Tensor {
         /// The tensor's name.
         tensor: String,
@@ -126,7 +143,7 @@ pub enum OnnxError {
         limit: u64,
     },
     /// External data is missing, escapes the model's directory, or lies beyond its file.
-    #[error("external data of tensor '{tensor}' (location '{location}'): {reason}")]
+    #[error("external data of tensor '{}' (location '{}'): {}", escape(.tensor), escape(.location), escape(.reason))]
     ExternalData {
         /// The tensor.
         tensor: String,
@@ -136,7 +153,7 @@ pub enum OnnxError {
         reason: String,
     },
     /// An attribute is missing or has the wrong type.
-    #[error("node '{node}' ({op}), attribute '{attr}': {reason}")]
+    #[error("node '{}' ({}), attribute '{}': {}", escape(.node), escape(.op), escape(.attr), escape(.reason))]
     Attribute {
         /// The node.
         node: String,
@@ -147,11 +164,22 @@ pub enum OnnxError {
         /// What is wrong.
         reason: String,
     },
+    /// A node's inputs and attributes give an impossible output shape (a non-positive dimension,
+    /// operands that do not fit together), found by static shape inference before anything runs.
+    #[error("node '{}' ({}): {}", escape(.node), escape(.op), escape(.reason))]
+    Shape {
+        /// The node.
+        node: String,
+        /// Its op type.
+        op: String,
+        /// What is wrong, with the shapes and attribute values involved.
+        reason: String,
+    },
     /// No image input could be found.
-    #[error("no image input: {0}")]
+    #[error("no image input: {}", escape(.0))]
     NoImageInput(String),
     /// The image input's channel, height or width is not a fixed positive number.
-    #[error("dynamic dims that cannot be resolved: image input '{input}' has shape {shape}; channels, height and width must be fixed positive numbers")]
+    #[error("dynamic dims that cannot be resolved: image input '{}' has shape {}; channels, height and width must be fixed positive numbers", escape(.input), escape(.shape))]
     DynamicDims {
         /// The input.
         input: String,
@@ -159,7 +187,7 @@ pub enum OnnxError {
         shape: String,
     },
     /// The image input is channels-last.
-    #[error("wrong data layout: aegis-audit needs NCHW, but image input '{input}' has shape {shape} (NHWC)")]
+    #[error("wrong data layout: aegis-audit needs NCHW, but image input '{}' has shape {} (NHWC)", escape(.input), escape(.shape))]
     WrongLayout {
         /// The input.
         input: String,
@@ -167,13 +195,13 @@ pub enum OnnxError {
         shape: String,
     },
     /// No logits tensor / classifier head could be found.
-    #[error("no classifier head: {0}")]
+    #[error("no classifier head: {}", escape(.0))]
     NoClassifierHead(String),
     /// The feature tensor could not be chosen or the named one is unusable.
-    #[error("feature tensor: {0}")]
+    #[error("feature tensor: {}", escape(.0))]
     Feature(String),
     /// A tensor's data could not be read as the requested type.
-    #[error("tensor '{tensor}': cannot read as {wanted}: {reason}")]
+    #[error("tensor '{}': cannot read as {}: {}", escape(.tensor), escape(.wanted), escape(.reason))]
     TensorData {
         /// The tensor.
         tensor: String,

@@ -1,9 +1,10 @@
 //! Graph topology over a [`GraphProto`]: producers and consumers of tensors, topological order
-//! (with the cycle named), constants (initializers and Constant nodes), and the set of nodes on the
-//! data path between two tensors. Shared by `analyze` and the gradient builder.
+//! (with the cycle named), constants (initializers and Constant nodes), and node labels for
+//! messages. Shared by `analyze`, shape inference and the gradient builder (whose `grad::path`
+//! defines the differentiable path over it).
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
@@ -17,50 +18,72 @@ pub fn node_label(node: &NodeProto, index: usize) -> String {
     }
 }
 
-/// Whether input `slot` of an `op` node carries data that gradients flow through, as opposed to a
-/// shape, index, axis or other control value (e.g. Reshape's `shape`, Gather's `indices`).
-/// Ops whose outputs are not differentiable at all (Shape, ArgMax, comparisons...) have none.
-pub fn is_data_input(op: &str, slot: usize) -> bool {
-    match op {
-        "Shape" | "Size" | "NonZero" | "ArgMax" | "ArgMin" | "Equal" | "Less" | "Greater" | "LessOrEqual"
-        | "GreaterOrEqual" | "Not" | "And" | "Or" | "Xor" | "ConstantOfShape" | "Range" | "OneHot" | "EyeLike"
-        | "RandomNormalLike" | "RandomUniformLike" | "Bernoulli" | "IsNaN" | "IsInf" | "Sign" | "Round" | "Floor"
-        | "Ceil" | "Multinomial" => false,
-        "Reshape" | "Expand" | "Tile" | "Slice" | "Pad" | "Squeeze" | "Unsqueeze" | "Resize" | "Upsample"
-        | "Gather" | "GatherElements" | "GatherND" | "Clip" | "Dropout" | "TopK" | "Split" | "ReduceSum"
-        | "ReduceMean" | "ReduceMax" | "ReduceMin" | "ReduceProd" | "ReduceL1" | "ReduceL2" | "ReduceLogSum"
-        | "ReduceLogSumExp" | "ReduceSumSquare" | "CenterCropPad" => slot == 0,
-        "ScatterElements" | "ScatterND" => slot == 0 || slot == 2,
-        "Where" => slot != 0,
-        _ => true,
-    }
-}
-
 /// An index over one graph's nodes and tensors. Node indices are positions in `GraphProto::node`.
 #[derive(Debug, Clone)]
 pub struct Graph<'a> {
     /// The graph indexed.
     pub proto: &'a GraphProto,
     producer: HashMap<&'a str, usize>,
-    consumers: HashMap<&'a str, Vec<usize>>,
     initializers: HashMap<&'a str, &'a TensorProto>,
+    /// Per node, the producing node of each input that a node produces (one entry per input slot),
+    /// as one flat list: node `i`'s entries are `preds[pred_start[i]..pred_start[i + 1]]`.
+    preds: Vec<usize>,
+    pred_start: Vec<usize>,
+    /// Per node, the nodes reading its outputs (one entry per reading input slot), laid out alike.
+    succs: Vec<usize>,
+    succ_start: Vec<usize>,
 }
 
 impl<'a> Graph<'a> {
     /// Indexes `proto` (no validation; see [`load_model`](crate::onnx::load_model)).
     pub fn new(proto: &'a GraphProto) -> Self {
-        let mut producer = HashMap::new();
-        let mut consumers: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut producer = HashMap::with_capacity(proto.node.len());
         for (i, node) in proto.node.iter().enumerate() {
             for out in node.output.iter().filter(|o| !o.is_empty()) {
                 producer.insert(out.as_str(), i);
             }
-            for input in node.input.iter().filter(|s| !s.is_empty()) {
-                consumers.entry(input.as_str()).or_default().push(i);
-            }
         }
         let initializers = proto.initializer.iter().filter_map(|t| Some((t.name.as_deref()?, t))).collect();
-        Graph { proto, producer, consumers, initializers }
+        let n = proto.node.len();
+        let mut preds = Vec::with_capacity(n);
+        let mut pred_start = Vec::with_capacity(n + 1);
+        let mut out_degree = vec![0usize; n];
+        for node in &proto.node {
+            pred_start.push(preds.len());
+            for input in node.input.iter().filter(|s| !s.is_empty()) {
+                if let Some(&p) = producer.get(input.as_str()) {
+                    preds.push(p);
+                    out_degree[p] += 1;
+                }
+            }
+        }
+        pred_start.push(preds.len());
+        let mut succ_start = Vec::with_capacity(n + 1);
+        let mut total = 0;
+        for d in &out_degree {
+            succ_start.push(total);
+            total += d;
+        }
+        succ_start.push(total);
+        let mut fill = succ_start.clone();
+        let mut succs = vec![0usize; total];
+        for i in 0..n {
+            for &p in &preds[pred_start[i]..pred_start[i + 1]] {
+                succs[fill[p]] = i;
+                fill[p] += 1;
+            }
+        }
+        Graph { proto, producer, initializers, preds, pred_start, succs, succ_start }
+    }
+
+    /// The nodes producing the inputs of node `index` (one entry per input slot a node produces).
+    pub fn preds(&self, index: usize) -> &[usize] {
+        &self.preds[self.pred_start[index]..self.pred_start[index + 1]]
+    }
+
+    /// The nodes reading the outputs of node `index` (one entry per reading input slot).
+    pub fn succs(&self, index: usize) -> &[usize] {
+        &self.succs[self.succ_start[index]..self.succ_start[index + 1]]
     }
 
     /// The node at `index`.
@@ -78,9 +101,14 @@ impl<'a> Graph<'a> {
         self.producer.get(tensor).copied()
     }
 
-    /// The indices of nodes reading `tensor` (a node reading it twice appears twice).
-    pub fn consumers(&self, tensor: &str) -> &[usize] {
-        self.consumers.get(tensor).map_or(&[], Vec::as_slice)
+    /// The indices of nodes reading `tensor` (a node reading it twice appears twice). A scan of
+    /// the graph: the analyses walk [`Graph::succs`] instead.
+    pub fn consumers(&self, tensor: &str) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, node) in self.proto.node.iter().enumerate() {
+            out.extend(node.input.iter().filter(|t| *t == tensor).map(|_| i));
+        }
+        out
     }
 
     /// The initializer named `name`.
@@ -158,20 +186,15 @@ impl<'a> Graph<'a> {
     /// Errors with a node that lies on a cycle when there is one.
     pub fn topo_order(&self) -> Result<Vec<usize>, OnnxError> {
         let n = self.proto.node.len();
-        let mut indegree = vec![0usize; n];
-        for (i, node) in self.proto.node.iter().enumerate() {
-            indegree[i] = node.input.iter().filter(|s| !s.is_empty() && self.producer.contains_key(s.as_str())).count();
-        }
+        let mut indegree: Vec<usize> = (0..n).map(|i| self.preds(i).len()).collect();
         let mut ready: Vec<usize> = (0..n).rev().filter(|&i| indegree[i] == 0).collect();
         let mut order = Vec::with_capacity(n);
         while let Some(i) = ready.pop() {
             order.push(i);
-            for out in self.node(i).output.iter().filter(|o| !o.is_empty()) {
-                for &c in self.consumers(out) {
-                    indegree[c] -= 1;
-                    if indegree[c] == 0 {
-                        ready.push(c);
-                    }
+            for &c in self.succs(i) {
+                indegree[c] -= 1;
+                if indegree[c] == 0 {
+                    ready.push(c);
                 }
             }
         }
@@ -192,52 +215,5 @@ impl<'a> Graph<'a> {
         }
         let node = self.node(cur);
         Err(OnnxError::Cycle { node: node_label(node, cur), op: node.op_type.clone().unwrap_or_default() })
-    }
-
-    /// Nodes whose outputs depend on `from` (a tensor) through data inputs and that `to` depends
-    /// on through data inputs ([`is_data_input`]): the nodes gradients flow through from `from`
-    /// to `to`. Empty when `to` does not depend on `from`.
-    pub fn path_nodes(&self, from: &str, to: &str) -> BTreeSet<usize> {
-        // Backward from `to` along data inputs.
-        let mut ancestors = BTreeSet::new();
-        let mut stack: Vec<&str> = vec![to];
-        let mut seen_tensors: HashSet<&str> = HashSet::new();
-        while let Some(t) = stack.pop() {
-            if !seen_tensors.insert(t) {
-                continue;
-            }
-            let Some(p) = self.producer(t) else { continue };
-            if ancestors.insert(p) {
-                let node = self.node(p);
-                let op = node.op_type.as_deref().unwrap_or("");
-                for (slot, input) in node.input.iter().enumerate() {
-                    if !input.is_empty() && is_data_input(op, slot) {
-                        stack.push(input);
-                    }
-                }
-            }
-        }
-        // Forward from `from` along data inputs, restricted to the ancestors.
-        let mut on_path = BTreeSet::new();
-        let mut stack: Vec<&str> = vec![from];
-        let mut seen_tensors: HashSet<&str> = HashSet::new();
-        while let Some(t) = stack.pop() {
-            if !seen_tensors.insert(t) {
-                continue;
-            }
-            for &c in self.consumers(t) {
-                if !ancestors.contains(&c) || on_path.contains(&c) {
-                    continue;
-                }
-                let node = self.node(c);
-                let op = node.op_type.as_deref().unwrap_or("");
-                let via_data = node.input.iter().enumerate().any(|(slot, i)| i == t && is_data_input(op, slot));
-                if via_data {
-                    on_path.insert(c);
-                    stack.extend(node.output.iter().map(String::as_str));
-                }
-            }
-        }
-        on_path
     }
 }

@@ -15,9 +15,25 @@ pub const MIN_IR_VERSION: i64 = 3;
 /// Highest ONNX IR version read (what ONNX Runtime 1.31 loads).
 pub const MAX_IR_VERSION: i64 = 13;
 
+/// Lowest standard opset read: ONNX Runtime only guarantees opset 7 and later.
+pub const MIN_OPSET: i64 = 7;
+/// Highest standard opset read: the newest ONNX Runtime 1.31 loads.
+pub const MAX_OPSET: i64 = 26;
+
 /// Whether `domain` names the standard ONNX operator set.
 pub fn is_standard_domain(domain: &str) -> bool {
     domain.is_empty() || domain == "ai.onnx"
+}
+
+/// The version of the standard ONNX opset `model` imports (the highest when both `""` and
+/// `"ai.onnx"` are listed).
+pub fn standard_opset(model: &ModelProto) -> Option<i64> {
+    model
+        .opset_import
+        .iter()
+        .filter(|o| is_standard_domain(o.domain.as_deref().unwrap_or("")))
+        .filter_map(|o| o.version)
+        .max()
 }
 
 /// Validates `model` in place (reading external data from `model_dir`, which must be canonical)
@@ -36,7 +52,10 @@ pub fn validate(model: &mut ModelProto, model_dir: &Path, limits: &LoadLimits) -
         }
         opset = Some(opset.map_or(version, |v: i64| v.max(version)));
     }
-    let opset = opset.filter(|&v| v >= 1).ok_or(OnnxError::MissingOpset)?;
+    let opset = opset.ok_or(OnnxError::MissingOpset)?;
+    if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
+        return Err(OnnxError::OpsetVersion { version: opset, min: MIN_OPSET, max: MAX_OPSET });
+    }
     if let Some(f) = model.functions.first() {
         return Err(OnnxError::LocalFunction {
             name: f.name.clone().unwrap_or_default(),

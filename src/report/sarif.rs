@@ -18,8 +18,16 @@ pub const RULE_SUSPECTED: &str = "AEGIS001";
 pub const RULE_NOT_APPLICABLE: &str = "AEGIS002";
 /// Rule: a class was analysed and found clean (only with [`SarifOptions::include_passes`]).
 pub const RULE_CLASS_CLEAN: &str = "AEGIS003";
-/// Key of the partial fingerprint.
-pub const FINGERPRINT_KEY: &str = "aegisFinding/v1";
+/// Key of the partial fingerprint: the one GitHub code scanning matches alerts by. upload-sarif fills it
+/// only when it is missing, by hashing the text around the result's line, which for ONNX files from one
+/// exporter is the same bytes: every finding would collapse into one alert. We write it ourselves.
+pub const FINGERPRINT_KEY: &str = "primaryLocationLineHash";
+/// Where a reader of the log learns about the tool (`tool.driver.informationUri`): the crate's
+/// `homepage` when Cargo.toml sets one, else the Python package's page.
+pub const INFORMATION_URI: &str = match env!("CARGO_PKG_HOMEPAGE").as_bytes() {
+    [] => "https://pypi.org/project/aegis-backdoor-audit/",
+    _ => env!("CARGO_PKG_HOMEPAGE"),
+};
 
 /// How to write the SARIF log.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +139,7 @@ fn driver(tool: &ToolInfo) -> Value {
         "name": tool.name,
         "version": tool.version,
         "semanticVersion": tool.version,
+        "informationUri": INFORMATION_URI,
         "rules": rules(),
     })
 }
@@ -214,9 +223,13 @@ fn model_location(model_uri: &str) -> Value {
     }])
 }
 
-/// A stable fingerprint: SHA-256 of model hash, rule, method and class.
+/// The finding's identity for GitHub: SHA-256 over the model's SHA-256, the rule, the method's report name
+/// (`aegis`, `reach`, `neural-cleanse`) and the class, so it is the same in every run on the same model
+/// and distinct per finding; a retrained model (another hash) gives new alerts.
 fn fingerprint(report: &AuditReport, rule: &str, class: &str) -> Value {
-    let key = format!("{}/{rule}/{:?}/{class}", report.model.sha256, report.method.method);
+    let method = serde_json::to_value(report.method.method).ok();
+    let method = method.as_ref().and_then(Value::as_str).unwrap_or_else(|| report.method.method.name());
+    let key = format!("aegis-audit/v1\0{}\0{rule}\0{method}\0{class}", report.model.sha256);
     let digest = Sha256::digest(key.as_bytes());
     json!({ FINGERPRINT_KEY: format!("{digest:x}") })
 }

@@ -17,6 +17,9 @@ pub enum LibrarySource {
     Flag,
     /// The `ORT_DYLIB_PATH` environment variable.
     Env,
+    /// The `onnxruntime` package of the Python environment the executable was installed into (a wheel
+    /// install: `ENV/bin/aegis-audit` beside `ENV/lib/python3.X/site-packages/onnxruntime/capi/`).
+    InstalledEnvironment,
     /// The project's `.ort/` folder (written by `scripts/setup.sh`).
     ProjectFolder,
     /// An installed Python `onnxruntime` package.
@@ -30,9 +33,10 @@ struct Loaded {
 
 static LOADED: OnceLock<std::result::Result<Loaded, String>> = OnceLock::new();
 
-/// Finds the library without loading it: `explicit` (from `--ort-lib`), then `ORT_DYLIB_PATH`, then a
-/// `.ort/` folder (beside the crate it was built from, above the executable, or above the current
-/// directory), then the `onnxruntime` package of `python3`.
+/// Finds the library without loading it: `explicit` (from `--ort-lib`), then `ORT_DYLIB_PATH`, then the
+/// `onnxruntime` package of the Python environment the executable was installed into (see
+/// [`installed_environment_dirs`]), then a `.ort/` folder (beside the crate it was built from, above the
+/// executable, or above the current directory), then the `onnxruntime` package of `python3`.
 pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, LibrarySource), RuntimeError> {
     if let Some(path) = explicit {
         return existing(path, "--ort-lib").map(|p| (p, LibrarySource::Flag));
@@ -41,6 +45,15 @@ pub fn find_library(explicit: Option<&Path>) -> Result<(PathBuf, LibrarySource),
         return existing(Path::new(&path), "ORT_DYLIB_PATH").map(|p| (p, LibrarySource::Env));
     }
     let mut searched = vec!["--ort-lib".to_string(), "ORT_DYLIB_PATH".to_string()];
+    if let Ok(exe) = std::env::current_exe() {
+        for dir in installed_environment_dirs(&exe) {
+            let candidate = dir.join(LIBRARY_FILE);
+            if candidate.is_file() {
+                return Ok((candidate, LibrarySource::InstalledEnvironment));
+            }
+            searched.push(dir.display().to_string());
+        }
+    }
     for dir in project_folders() {
         let candidate = dir.join(LIBRARY_FILE);
         if candidate.is_file() {
@@ -65,6 +78,50 @@ fn existing(path: &Path, source_name: &'static str) -> Result<PathBuf, RuntimeEr
         Ok(path.to_path_buf())
     } else {
         Err(RuntimeError::LibraryMissing { path: path.to_path_buf(), source_name })
+    }
+}
+
+/// The `onnxruntime/capi/` folders of the Python environment an executable at `exe` was installed into:
+/// `exe` sits in the environment's `bin/` (a virtual environment, conda, `pip install --user`, pipx or
+/// `uv tool`, whose `bin/` links resolve to the real environment), and the package lies in
+/// `lib/python3.*/site-packages` (`lib64/` on Fedora-style layouts, `dist-packages` for Debian's
+/// system Python). Only folders that exist are returned, in a fixed order (newest Python first).
+pub fn installed_environment_dirs(exe: &Path) -> Vec<PathBuf> {
+    let Some(prefix) = exe.parent().and_then(Path::parent) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for lib in ["lib", "lib64"] {
+        let Ok(entries) = std::fs::read_dir(prefix.join(lib)) else {
+            continue;
+        };
+        let mut pythons: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with("python3")))
+            .map(|e| e.path())
+            .collect();
+        // python3.13 before python3.9: compare the minor version numerically.
+        pythons.sort_by_key(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            std::cmp::Reverse(name.trim_start_matches("python3.").parse::<u32>().unwrap_or(0))
+        });
+        for python in pythons {
+            for packages in ["site-packages", "dist-packages"] {
+                let dir = python.join(packages).join("onnxruntime").join("capi");
+                if dir.is_dir() && !out.iter().any(|d: &PathBuf| same_dir(d, &dir)) {
+                    out.push(dir);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether two existing folders are the same (`lib64` is often a link to `lib`).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
     }
 }
 
@@ -138,5 +195,43 @@ pub(super) fn environment() -> Result<&'static ort::environment::Environment, Ru
             Err(RuntimeError::LibraryUnusable { path: PathBuf::from("ONNX Runtime"), reason: msg.clone() })
         }
         None => init(None).and_then(|_| environment()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch_dir(path: &Path) -> PathBuf {
+        std::fs::create_dir_all(path).unwrap();
+        path.to_path_buf()
+    }
+
+    #[test]
+    fn finds_onnxruntime_in_the_environment_the_executable_is_installed_in() {
+        let tmp = tempfile::tempdir().unwrap();
+        let env = tmp.path().join("venv");
+        let exe = touch_dir(&env.join("bin")).join("aegis-audit");
+        std::fs::write(&exe, b"").unwrap();
+        let new = touch_dir(&env.join("lib/python3.12/site-packages/onnxruntime/capi"));
+        let old = touch_dir(&env.join("lib/python3.9/site-packages/onnxruntime/capi"));
+        let debian = touch_dir(&env.join("lib/python3.11/dist-packages/onnxruntime/capi"));
+        touch_dir(&env.join("lib/python3.10/site-packages/numpy"));
+        touch_dir(&env.join("lib/perl5/site-packages/onnxruntime/capi"));
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("lib", env.join("lib64")).unwrap();
+        assert_eq!(installed_environment_dirs(&exe), vec![new, debian, old]);
+    }
+
+    #[test]
+    fn an_executable_outside_an_environment_has_no_installed_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        let exe = touch_dir(&tmp.path().join("target/release")).join("aegis-audit");
+        assert!(installed_environment_dirs(&exe).is_empty());
+        assert!(installed_environment_dirs(Path::new("aegis-audit")).is_empty());
+        // Fedora-style: platform packages under lib64 only.
+        let env = tmp.path().join("usr");
+        let capi = touch_dir(&env.join("lib64/python3.13/site-packages/onnxruntime/capi"));
+        assert_eq!(installed_environment_dirs(&env.join("bin/aegis-audit")), vec![capi]);
     }
 }

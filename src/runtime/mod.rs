@@ -1,16 +1,25 @@
-//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the project's
-//! `.ort/` folder, an installed Python `onnxruntime` package), execution providers (CPU, CUDA) and
-//! sessions that evaluate graphs built by aegis-audit. No custom-operator library is ever registered.
+//! ONNX Runtime: locating and loading the shared library (`--ort-lib`, `ORT_DYLIB_PATH`, the Python
+//! environment the executable was installed into, the project's `.ort/` folder, the `onnxruntime` package
+//! of `python3`), execution providers (CPU, CUDA), sessions that evaluate graphs built by aegis-audit, and
+//! the shape probe that runs a model for the shapes static inference cannot determine. No custom-operator
+//! library is ever registered. ONNX Runtime's own logging is silenced and its error texts become one-line
+//! messages; a panic in the `ort` bindings is caught at this boundary and returned as
+//! [`RuntimeError::Internal`].
 
 mod library;
+mod message;
+mod probe;
 mod session;
 
-pub use library::{find_library, init, LibrarySource};
+pub use library::{find_library, init, installed_environment_dirs, LibrarySource};
+pub use probe::probe_shapes;
 pub use session::{Device, Session, SessionConfig, TensorData, Values};
 
 use std::path::PathBuf;
 
 use thiserror::Error;
+
+use crate::escape::escape;
 
 /// Errors of the `runtime` module.
 #[derive(Debug, Error)]
@@ -18,9 +27,10 @@ use thiserror::Error;
 pub enum RuntimeError {
     /// No ONNX Runtime shared library was found anywhere aegis-audit looks.
     #[error(
-        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `bash scripts/setup.sh` \
-         (or `pip install onnxruntime==1.31.1`), or pass --ort-lib PATH / set ORT_DYLIB_PATH to \
-         libonnxruntime.so.1.31.1"
+        "ONNX Runtime 1.31 not found (looked in: {searched}); install it with `pip install \
+         onnxruntime==1.31.1` into the environment aegis-audit is installed in (`pip install aegis-audit` \
+         does), or `bash scripts/setup.sh --runtime` in a checkout, or pass --ort-lib PATH / set \
+         ORT_DYLIB_PATH to libonnxruntime.so.1.31.1"
     )]
     LibraryNotFound {
         /// Where it looked, in order.
@@ -46,13 +56,16 @@ pub enum RuntimeError {
     #[error("--device cuda: the CUDA execution provider is not usable: {0} (install onnxruntime-gpu==1.31.1 with `AEGIS_GPU=1 bash scripts/setup.sh`, or use --device cpu|auto)")]
     CudaUnavailable(String),
     /// ONNX Runtime rejected the model while creating a session.
-    #[error("ONNX Runtime could not create a session: {0}")]
+    #[error("ONNX Runtime could not create a session: {}", escape(.0))]
     Session(String),
     /// A run failed or returned something unexpected.
-    #[error("ONNX Runtime run failed: {0}")]
+    #[error("ONNX Runtime run failed: {}", escape(.0))]
     Run(String),
+    /// The `ort` bindings panicked (caught at the boundary): a defect, never an expected refusal.
+    #[error("internal error in the ONNX Runtime bindings while {}", escape(.0))]
+    Internal(String),
     /// An input tensor's data does not match its shape.
-    #[error("input '{name}': shape {shape:?} needs {expected} values, got {got}")]
+    #[error("input '{}': shape {shape:?} needs {expected} values, got {got}", escape(.name))]
     InputShape {
         /// Input name.
         name: String,

@@ -2,12 +2,45 @@
 //! `Vec` + shape tensors (the boundary keeps `ort`'s types out of the rest of the crate).
 
 use std::borrow::Cow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Once;
 
 use ort::ep;
+use ort::logging::LogLevel;
 use ort::session::{builder::GraphOptimizationLevel, Session as OrtSession, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 
+use super::message::clean;
 use super::{library, RuntimeError};
+
+/// Runs `f` (a call into `ort`), turning a panic inside the bindings into
+/// [`RuntimeError::Internal`] instead of unwinding through the caller. `what` names the call.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, RuntimeError>) -> Result<T, RuntimeError> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            // `ort` panics with "infallible: Error { code: .., message: \"..\", ptr: .. }": keep the message.
+            let msg = match msg.split_once("message: \"").and_then(|(_, m)| m.split_once('"')) {
+                Some((m, _)) => m.to_string(),
+                None => msg,
+            };
+            Err(RuntimeError::Internal(format!("{what}: {}", clean(&msg))))
+        }
+    }
+}
+
+/// Silences ONNX Runtime's own logging (its coloured warning and error lines on stderr): the
+/// environment logs fatal errors only, and so does every session (see `Session::build`). Errors
+/// still reach aegis-audit as return values and are reported as its own one-line messages.
+fn silence_logging(env: &ort::environment::Environment) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| env.set_log_level(LogLevel::Fatal));
+}
 
 /// Which execution provider runs the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -107,6 +140,7 @@ impl Session {
     /// [`super::init`] (or it is initialised here with the default search).
     pub fn from_bytes(model: &[u8], config: &SessionConfig) -> Result<Session, RuntimeError> {
         let env = library::environment()?;
+        silence_logging(env);
         match config.device {
             Device::Cpu => Self::build(env, model, config, false),
             Device::Cuda => Self::build(env, model, config, true).map_err(|e| match e {
@@ -114,6 +148,9 @@ impl Session {
                 other => other,
             }),
             Device::Auto => Self::build(env, model, config, true).or_else(|err| {
+                if let RuntimeError::Internal(_) = err {
+                    return Err(err);
+                }
                 eprintln!("aegis-audit: notice: CUDA execution provider unavailable ({err}); running on CPU");
                 Self::build(env, model, config, false)
             }),
@@ -126,21 +163,25 @@ impl Session {
         config: &SessionConfig,
         cuda: bool,
     ) -> Result<Session, RuntimeError> {
-        let err = |e: ort::Error<_>| RuntimeError::Session(e.to_string());
-        let mut builder = OrtSession::builder(env)
-            .map_err(|e| RuntimeError::Session(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(err)?;
-        if config.intra_threads > 0 {
-            builder = builder.with_intra_threads(config.intra_threads).map_err(err)?;
-        }
-        if cuda {
-            builder =
-                builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]).map_err(err)?;
-        }
-        let inner = builder.commit_from_memory(model).map_err(|e| RuntimeError::Session(e.to_string()))?;
-        let output_names = inner.outputs().iter().map(|o| o.name().to_string()).collect();
-        Ok(Session { inner, device: if cuda { Device::Cuda } else { Device::Cpu }, output_names })
+        guarded("creating an ONNX Runtime session", || {
+            let err = |e: ort::Error<_>| RuntimeError::Session(clean(&e.to_string()));
+            let mut builder = OrtSession::builder(env)
+                .map_err(|e| RuntimeError::Session(clean(&e.to_string())))?
+                .with_log_level(LogLevel::Fatal)
+                .map_err(err)?
+                .with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(err)?;
+            if config.intra_threads > 0 {
+                builder = builder.with_intra_threads(config.intra_threads).map_err(err)?;
+            }
+            if cuda {
+                builder =
+                    builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]).map_err(err)?;
+            }
+            let inner = builder.commit_from_memory(model).map_err(|e| RuntimeError::Session(clean(&e.to_string())))?;
+            let output_names = inner.outputs().iter().map(|o| o.name().to_string()).collect();
+            Ok(Session { inner, device: if cuda { Device::Cuda } else { Device::Cpu }, output_names })
+        })
     }
 
     /// The execution provider in use (`Cpu` or `Cuda`, never `Auto`).
@@ -160,6 +201,10 @@ impl Session {
 
     /// Runs the model on named inputs and returns every graph output, in graph order.
     pub fn run(&mut self, inputs: &[(&str, TensorData)]) -> Result<Vec<(String, TensorData)>, RuntimeError> {
+        guarded("running an ONNX Runtime session", || self.run_unguarded(inputs))
+    }
+
+    fn run_unguarded(&mut self, inputs: &[(&str, TensorData)]) -> Result<Vec<(String, TensorData)>, RuntimeError> {
         let mut feed: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(inputs.len());
         for (name, tensor) in inputs {
             let expected: usize = tensor.shape.iter().map(|&d| d.max(0) as usize).product();
@@ -172,7 +217,7 @@ impl Session {
                 });
             }
             let shape = tensor.shape.clone();
-            let run = |e: ort::Error| RuntimeError::Run(format!("input '{name}': {e}"));
+            let run = |e: ort::Error| RuntimeError::Run(format!("input '{name}': {}", clean(&e.to_string())));
             let value: SessionInputValue<'_> = match &tensor.values {
                 Values::F32(v) => TensorRef::from_array_view((shape, v.as_slice())).map_err(run)?.into(),
                 Values::F64(v) => TensorRef::from_array_view((shape, v.as_slice())).map_err(run)?.into(),
@@ -180,7 +225,7 @@ impl Session {
             };
             feed.push((Cow::Borrowed(*name), value));
         }
-        let outputs = self.inner.run(feed).map_err(|e| RuntimeError::Run(e.to_string()))?;
+        let outputs = self.inner.run(feed).map_err(|e| RuntimeError::Run(clean(&e.to_string())))?;
         let mut result = Vec::with_capacity(outputs.len());
         for (name, value) in outputs.iter() {
             result.push((name.to_string(), extract(name, &value)?));
@@ -194,7 +239,7 @@ fn extract(name: &str, value: &DynValue) -> Result<TensorData, RuntimeError> {
     let ValueType::Tensor { ty, .. } = value.dtype() else {
         return Err(unexpected());
     };
-    let run = |e: ort::Error| RuntimeError::Run(format!("output '{name}': {e}"));
+    let run = |e: ort::Error| RuntimeError::Run(format!("output '{name}': {}", clean(&e.to_string())));
     Ok(match ty {
         TensorElementType::Float32 => {
             let (shape, data) = value.try_extract_tensor::<f32>().map_err(run)?;

@@ -1,10 +1,11 @@
 //! Test harness for the gradient graph: ONNX Runtime through `ort` (loaded from the project's
-//! `.ort/` folder), a [`ShapeProbe`] over it, and helpers to build and run gradient graphs.
+//! `.ort/` folder) and helpers to build and run gradient graphs.
 #![allow(dead_code)]
 
 pub mod ref64;
 
-use aegis_audit::grad::{self, GradSpec, RuntimeProbe};
+use aegis_audit::audit;
+use aegis_audit::grad::GradSpec;
 use aegis_audit::onnx::proto::ModelProto;
 use aegis_audit::runtime::{self, Session, SessionConfig, TensorData};
 use prost::Message;
@@ -22,7 +23,7 @@ pub fn config() -> SessionConfig {
 /// Probes shapes and builds the gradient graph of `model`.
 pub fn grad_model(model: &ModelProto, spec: &GradSpec) -> Result<ModelProto, String> {
     init_ort();
-    grad::build_probed(model, spec, &mut RuntimeProbe { config: config() }).map_err(|e| e.to_string())
+    audit::gradient_graph(model, spec, &config()).map_err(|e| e.to_string())
 }
 
 /// Output of one gradient-graph evaluation.

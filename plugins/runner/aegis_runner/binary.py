@@ -1,5 +1,5 @@
 """Where the aegis-audit binary is: an explicit setting, then $AEGIS_AUDIT_BIN, then the running
-interpreter's scripts folder (where `pip install aegis-audit` puts it), then PATH."""
+interpreter's scripts folder (where `pip install aegis-backdoor-audit` puts it), then PATH."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def find_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
     if found:
         return Path(found)
     raise BinaryNotFound(
-        f"{BINARY_NAME} not found: pass its path, set ${ENV_VAR}, or `pip install aegis-audit` "
+        f"{BINARY_NAME} not found: pass its path, set ${ENV_VAR}, or `pip install aegis-backdoor-audit` "
         f"(looked in {scripts} and on PATH)"
     )
 

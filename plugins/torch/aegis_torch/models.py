@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-ARCHITECTURES = ("small_cnn", "resnet18")
+ARCHITECTURES = ("small_cnn", "bn_cnn", "small_resnet", "resnet18")
 
 
 class Normalize(nn.Module):
@@ -94,11 +94,59 @@ def resnet18(in_channels: int, height: int, width: int, num_classes: int = 10) -
     return nn.Sequential(*layers)
 
 
+def bn_cnn(in_channels: int, height: int, width: int, num_classes: int = 10) -> nn.Sequential:
+    """conv12-BN-SiLU-avgpool-conv24-BN-LeakyReLU-avgpool-flatten-linear48-LeakyReLU-linear.
+
+    The benchmark's second family: normalisation layers, smooth and leaky activations, average pooling
+    (exported as Conv, BatchNormalization, Sigmoid + Mul, LeakyRelu, AveragePool, Flatten, Gemm; about 60k
+    parameters for 28x28 inputs).
+    """
+    if height % 4 or width % 4:
+        raise ValueError(f"bn_cnn needs height and width divisible by 4, got {height}x{width}")
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 12, 3, padding=1, bias=False),
+        nn.BatchNorm2d(12),
+        nn.SiLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(12, 24, 3, padding=1, bias=False),
+        nn.BatchNorm2d(24),
+        nn.LeakyReLU(0.1),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24 * (height // 4) * (width // 4), 48),
+        nn.LeakyReLU(0.1),
+        nn.Linear(48, num_classes),
+    )
+
+
+def small_resnet(in_channels: int, height: int, width: int, num_classes: int = 10) -> nn.Sequential:
+    """A small residual network: conv8 stem, two strided residual blocks (16, 32 channels), global average
+    pooling, linear head. Exported as Conv, BatchNormalization, Relu, Add, GlobalAveragePool, Flatten, Gemm
+    (about 19k parameters).
+    """
+    if height % 4 or width % 4:
+        raise ValueError(f"small_resnet needs height and width divisible by 4, got {height}x{width}")
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 8, 3, 1, 1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        _Block(8, 16, 2),
+        _Block(16, 32, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, num_classes),
+    )
+
+
 def build(arch: str, shape: Sequence[int], num_classes: int, mean: Sequence[float], std: Sequence[float]) -> Normalized:
     """Build architecture ``arch`` for inputs of ``shape`` = (C, H, W), wrapped with normalisation."""
     c, h, w = shape
     if arch == "small_cnn":
         net = small_cnn(c, h, w, num_classes)
+    elif arch == "bn_cnn":
+        net = bn_cnn(c, h, w, num_classes)
+    elif arch == "small_resnet":
+        net = small_resnet(c, h, w, num_classes)
     elif arch == "resnet18":
         net = resnet18(c, h, w, num_classes)
     else:

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use crate::grad::shapes::{ShapeMap, TensorShape};
 use crate::grad::GradError;
+use crate::onnx::attr::NodeExt;
 use crate::onnx::builder::{attr_int, GraphBuilder};
-use crate::onnx::proto::attribute_proto::AttributeType;
+use crate::onnx::graph::node_label;
 use crate::onnx::proto::tensor_proto::DataType;
-use crate::onnx::proto::{AttributeProto, NodeProto, TensorProto};
+use crate::onnx::proto::{NodeProto, TensorProto};
+use crate::onnx::OnnxError;
 
 mod activation;
 mod binary;
@@ -60,6 +62,8 @@ impl Consts<'_> {
 pub(crate) struct Ctx<'a, 'm> {
     /// The forward node.
     pub node: &'a NodeProto,
+    /// Its index in the model's graph (for messages about unnamed nodes).
+    pub index: usize,
     /// The gradient of each output (`None` where nothing downstream needs it).
     pub dy: Vec<Option<String>>,
     /// For each input, whether its gradient is wanted (it depends on the image input).
@@ -73,8 +77,9 @@ pub(crate) struct Ctx<'a, 'm> {
 }
 
 impl Ctx<'_, '_> {
+    /// The node's name, or `#index op` when unnamed (for messages).
     pub fn name(&self) -> String {
-        self.node.name.clone().unwrap_or_default()
+        node_label(self.node, self.index)
     }
 
     pub fn op_type(&self) -> String {
@@ -117,56 +122,28 @@ impl Ctx<'_, '_> {
         GradError::BadAttribute { node: self.name(), op: self.op_type(), attr: attr.to_string(), reason: reason.into() }
     }
 
-    fn attr(&self, name: &str) -> Option<&AttributeProto> {
-        self.node.attribute.iter().find(|a| a.name.as_deref() == Some(name))
-    }
-
-    fn check_type(&self, a: &AttributeProto, ty: AttributeType) -> Result<(), GradError> {
-        match a.r#type {
-            Some(t) if t != ty as i32 => Err(self
-                .bad_attr(a.name.as_deref().unwrap_or(""), format!("expected {}, found type {t}", ty.as_str_name()))),
-            _ => Ok(()),
-        }
+    /// An attribute read through the one attribute reader ([`NodeExt`]), its error naming this node.
+    fn read<T>(&self, r: Result<T, OnnxError>) -> Result<T, GradError> {
+        r.map_err(|e| match e {
+            OnnxError::Attribute { attr, reason, .. } => self.bad_attr(&attr, reason),
+            other => GradError::Model(other),
+        })
     }
 
     pub fn int_attr(&self, name: &str, default: i64) -> Result<i64, GradError> {
-        match self.attr(name) {
-            None => Ok(default),
-            Some(a) => {
-                self.check_type(a, AttributeType::Int)?;
-                Ok(a.i.unwrap_or(default))
-            }
-        }
+        self.read(self.node.get_attr_or(name, default))
     }
 
     pub fn float_attr(&self, name: &str, default: f32) -> Result<f32, GradError> {
-        match self.attr(name) {
-            None => Ok(default),
-            Some(a) => {
-                self.check_type(a, AttributeType::Float)?;
-                Ok(a.f.unwrap_or(default))
-            }
-        }
+        self.read(self.node.get_attr_or(name, default))
     }
 
     pub fn ints_attr(&self, name: &str) -> Result<Option<Vec<i64>>, GradError> {
-        match self.attr(name) {
-            None => Ok(None),
-            Some(a) => {
-                self.check_type(a, AttributeType::Ints)?;
-                Ok(Some(a.ints.clone()))
-            }
-        }
+        self.read(self.node.get_attr_opt::<&[i64]>(name)).map(|v| v.map(<[i64]>::to_vec))
     }
 
     pub fn string_attr(&self, name: &str, default: &str) -> Result<String, GradError> {
-        match self.attr(name) {
-            None => Ok(default.to_string()),
-            Some(a) => {
-                self.check_type(a, AttributeType::String)?;
-                Ok(String::from_utf8_lossy(a.s.as_deref().unwrap_or_default()).into_owned())
-            }
-        }
+        self.read(self.node.get_attr_or(name, default)).map(str::to_string)
     }
 
     /// Rejects a wanted gradient for input `i` (e.g. a weight computed from the image).

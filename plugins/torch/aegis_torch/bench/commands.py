@@ -1,0 +1,91 @@
+"""``python -m aegis_torch bench make|verify|table``: build the population, check a retrain is bit-identical,
+rewrite the results table. Each returns an exit code (0 done / identical, 1 a retrain differs)."""
+
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+
+from aegis_torch.bench import make as mk
+from aegis_torch.bench import spec as sp
+from aegis_torch.bench import table
+
+
+def _log(s: str) -> None:
+    print(f"[{datetime.datetime.now().strftime('%H:%M:%S')}] {s}", flush=True)
+
+
+def _setup(args):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set in this process
+        pass
+    s = sp.load(args.spec)
+    out = Path(args.out) if args.out else s.path.parent / "models"
+    return s, out
+
+
+def _binary(args) -> str | None:
+    if args.skip_grad_check:
+        return None
+    b = mk.find_aegis_audit(args.aegis_audit)
+    if b is None:
+        raise mk.BenchError("no aegis-audit binary found for the export-grad check: build it (cargo build "
+                            "--release), pass --aegis-audit PATH, or --skip-grad-check")
+    return b
+
+
+def make(args) -> int:
+    s, out = _setup(args)
+    selected = s.select(args.only)
+    todo = [m for m in selected if not (out / f"{m.name}.card.yaml").exists()]
+    _log(f"spec {s.path} ({s.name}): {len(selected)} models selected, {len(todo)} to build, output {out}")
+    if not todo:
+        table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))
+        return 0
+    binary = _binary(args)
+    d = mk.Data(s, args.data)
+    start = time.perf_counter()
+    done = []
+
+    def on_done(c: dict) -> None:
+        done.append(c)
+        left = len(todo) - len(done)
+        rate = (time.perf_counter() - start) / len(done)
+        table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))
+        _log(f"progress: {len(done)}/{len(todo)} built this run, {left} left (~{left * rate / 60:.0f} min at "
+             f"{rate:.0f}s per model)")
+
+    mk.make(s, args.only, out, d, binary, _log, args.threads, on_done)
+    md, cs, n = table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))
+    _log(f"wrote {md} and {cs} ({n} models)")
+    return 0
+
+
+def verify(args) -> int:
+    s, out = _setup(args)
+    if not args.only:
+        raise sp.SpecError("bench verify needs --only NAME (one or more models to retrain)")
+    binary = _binary(args)
+    d = mk.Data(s, args.data)
+    bad = 0
+    for name in args.only:
+        same, old, new = mk.verify(s, name, out, d, binary, _log, args.threads)
+        print(f"{name}: {'bit-identical' if same else 'DIFFERS'} (recorded {old}, retrained {new})", flush=True)
+        bad += not same
+    return 1 if bad else 0
+
+
+def table_cmd(args) -> int:
+    s, out = _setup(args)
+    md, cs, n = table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))
+    print(f"wrote {md} and {cs} ({n} of {len(s.models)} models)")
+    return 0
+
+
+def run(args) -> int:
+    return {"make": make, "verify": verify, "table": table_cmd}[args.bench_command](args)
