@@ -30,6 +30,9 @@ pub enum Error {
     /// A detector could not reach a verdict.
     #[error(transparent)]
     Detect(#[from] crate::detect::DetectError),
+    /// The fused decision or its calibration failed.
+    #[error(transparent)]
+    Decide(#[from] crate::decide::DecideError),
     /// Writing a report or evidence failed.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),

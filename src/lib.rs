@@ -15,6 +15,7 @@ pub mod attack;
 pub mod audit;
 pub mod cluster;
 pub mod data;
+pub mod decide;
 pub mod detect;
 pub mod embed;
 pub mod error;

@@ -1,6 +1,6 @@
-//! The `aegis-audit` binary: parses arguments and hands them to the library. Errors print with their
-//! whole context chain on one line (names from the model escaped) and map to the documented exit
-//! codes. As a last line of defence an unexpected panic becomes exit code 2 with one message and no
+//! The `aegis-audit` binary: parses arguments and hands them to the library. Errors (a bad flag too)
+//! print with their whole context chain on one line (names from the model escaped) and map to the
+//! documented exit codes. As a last line of defence an unexpected panic becomes exit code 2 with one message and no
 //! report, never a Rust backtrace; the library refuses every known bad input before that point.
 
 use std::panic::{self, AssertUnwindSafe};
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use aegis_audit::escape::escape;
+use clap::error::ErrorKind;
 use clap::Parser;
 
 mod cli;
@@ -17,7 +18,17 @@ static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
     guarded(|| {
-        let cli = cli::Cli::parse_from(cli::with_default_command(std::env::args_os().collect()));
+        let cli = match cli::Cli::try_parse_from(cli::with_default_command(std::env::args_os().collect())) {
+            Ok(cli) => cli,
+            // --help, --version, and the help printed when no argument is given.
+            Err(err) if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                err.exit()
+            }
+            Err(err) => {
+                eprintln!("aegis-audit: {} (see --help)", escape(&one_line(&err.render().to_string())));
+                return ExitCode::from(cli::EXIT_ERROR);
+            }
+        };
         match cli::run(cli) {
             Ok(code) => code,
             Err(err) => {
@@ -44,6 +55,12 @@ fn guarded(body: impl FnOnce() -> ExitCode) -> ExitCode {
             ExitCode::from(cli::EXIT_ERROR)
         }
     }
+}
+
+/// A clap error as one line: its text up to the first blank line (the usage and the tips follow it),
+/// joined.
+fn one_line(text: &str) -> String {
+    text.lines().take_while(|l| !l.trim().is_empty()).map(str::trim).collect::<Vec<_>>().join(" ")
 }
 
 /// The one line printed for a caught panic.

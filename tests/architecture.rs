@@ -19,12 +19,19 @@ const RULES: &[(&str, &[&str])] = &[
     ("attack", &["runtime", "onnx"]),
     ("embed", &["matrix"]),
     ("cluster", &["matrix"]),
+    ("decide", &[]),
     ("detect", &["attack", "embed", "cluster", "data"]),
-    ("audit", &["onnx", "grad", "runtime", "attack", "data", "embed", "cluster", "detect", "report", "error"]),
+    (
+        "audit",
+        &["onnx", "grad", "runtime", "attack", "data", "embed", "cluster", "detect", "decide", "report", "error"],
+    ),
     // The crate-wide error wraps every module's error type.
     (
         "error",
-        &["onnx", "grad", "runtime", "attack", "data", "embed", "cluster", "matrix", "detect", "report", "audit"],
+        &[
+            "onnx", "grad", "runtime", "attack", "data", "embed", "cluster", "matrix", "detect", "decide", "report",
+            "audit",
+        ],
     ),
     ("lib", &[]),
 ];

@@ -1,5 +1,6 @@
-//! The audit end to end through the binary, in a reduced configuration: a robust zoo model gives a
-//! verdict with a schema-valid SARIF log, JSON and evidence; a standard model fails the robustness
+//! The audit end to end through the binary, in a reduced configuration, with each detector alone
+//! (`--method`; the fused default is in `tests/audit_fused.rs`): a robust zoo model gives a verdict with
+//! a schema-valid SARIF log, JSON and evidence; AEGIS on a standard model fails the robustness
 //! precondition (exit 3); bad inputs exit 2 and write no report.
 
 use std::path::{Path, PathBuf};
@@ -58,7 +59,7 @@ fn robust_model_gives_verdict_sarif_json_and_evidence() {
     let ev = dir.path().join("evidence");
     let (code, stdout, stderr) = audit(
         "robust_localised",
-        &["--classes", "7,1", "--aegis-decision", "clusters", "--evidence", ev.to_str().unwrap()],
+        &["--method", "aegis", "--classes", "7,1", "--aegis-decision", "clusters", "--evidence", ev.to_str().unwrap()],
         dir.path(),
     );
     assert!(code == 0 || code == 1, "exit {code}: {stderr}");
@@ -98,7 +99,7 @@ fn shortcut_decision_flags_the_target_class_only() {
             model,
             "fixtures/mnist-subset",
             "30",
-            &["--reducer", "pca", "--evidence", ev.to_str().unwrap()],
+            &["--method", "aegis", "--reducer", "pca", "--evidence", ev.to_str().unwrap()],
             dir.path(),
         );
         assert_eq!(code, want_code, "{model}: {stdout}{stderr}");
@@ -137,7 +138,7 @@ fn shortcut_decision_votes_over_runs() {
         "robust_localised",
         "fixtures/mnist-subset",
         "30",
-        &["--reducer", "pca", "--runs", "3"],
+        &["--method", "aegis", "--reducer", "pca", "--runs", "3"],
         dir.path(),
     );
     assert_eq!(code, 1, "{stdout}{stderr}");
@@ -177,18 +178,18 @@ fn aegis_on_a_standard_model_fails_the_precondition_with_exit_3() {
 }
 
 #[test]
-fn auto_runs_neural_cleanse_on_a_standard_model_and_finds_the_target() {
+fn neural_cleanse_on_a_standard_model_finds_the_target() {
     let dir = tempfile::tempdir().unwrap();
     let ev = dir.path().join("evidence");
     let (code, stdout, stderr) = audit(
         "standard_localised",
-        &["--nc-images", "100", "--nc-epochs", "40", "--evidence", ev.to_str().unwrap()],
+        &["--method", "neural-cleanse", "--nc-images", "100", "--nc-epochs", "40", "--evidence", ev.to_str().unwrap()],
         dir.path(),
     );
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
     assert_eq!(json["method"]["method"], "neural-cleanse");
-    assert!(json["method"]["reason"].as_str().unwrap().contains("not robust"), "{}", json["method"]);
+    assert_eq!(json["method"]["reason"], "--method neural-cleanse", "{}", json["method"]);
     let flagged: Vec<i64> = json["classes"]
         .as_array()
         .unwrap()

@@ -95,6 +95,11 @@ fn a_presets_file_is_checked_like_the_flags() {
     std::fs::write(&unknown, presets.replace("perplexity: 30.0", "perplexity: 30.0, perplexty: 5")).unwrap();
     let o = audit_with(&["--config", unknown.to_str().unwrap()], &sarif);
     assert_refused(&o, &["unknown.yaml", "perplexty"]);
+    // The fused decision's sections are checked too.
+    let fused = dir.path().join("fused.yaml");
+    std::fs::write(&fused, presets.replace("epochs: 40,", "epochs: 0,")).unwrap();
+    let o = audit_with(&["--config", fused.to_str().unwrap()], &sarif);
+    assert_refused(&o, &["epochs = 0", "must be >= 1", "fused.yaml"]);
     assert!(!sarif.exists());
 }
 
@@ -258,6 +263,10 @@ fn timings_are_in_the_report_and_on_verbose() {
     let (sarif, json) = (dir.path().join("r.sarif"), dir.path().join("r.json"));
     let mut args = vec![MODEL];
     args.extend_from_slice(REDUCED);
+    // With evidence: the features (a phase below) are computed only where the clustering or the
+    // evidence's scatter plots need them.
+    let ev = dir.path().join("ev");
+    args.extend_from_slice(&["--evidence", ev.to_str().unwrap()]);
     args.extend_from_slice(&["--verbose", "--sarif", sarif.to_str().unwrap(), "--json", json.to_str().unwrap()]);
     let o = aegis(&args);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -11,18 +11,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::error::{error_chain, AuditError};
-use super::options::{Device, FeatureChoice, Options};
+use super::options::{Device, FeatureChoice, MethodChoice, Options};
 use super::outputs::Outputs;
 use super::prepare::AnalysedModel;
 use super::preset::PresetFile;
 use super::run::{audit_model, AuditData, EvidenceTarget};
 use crate::data::{load_dataset, ImageShape, Split};
+use crate::decide::Calibration;
 use crate::onnx::LoadLimits;
 use crate::report::sarif::{self, RunInput, SarifOptions};
 use crate::report::{self, most_severe_exit, table, AuditReport, Timings, ToolInfo, EXIT_ERROR};
@@ -292,8 +294,18 @@ pub fn run(options: &Options) -> Result<AuditRun> {
         None => PresetFile::builtin(),
     };
     presets.check()?;
+    // The fused decision's calibration, read and checked once, before any model.
+    let mut calibration = None;
     for (name, preset) in presets.candidates(options.preset.as_deref())? {
-        preset.apply(&name, &presets.origin, options).check()?;
+        let mut plan = preset.apply(&name, &presets.origin, options);
+        plan.check()?;
+        if plan.method == MethodChoice::Auto {
+            if calibration.is_none() {
+                calibration = Some(plan.load_calibration()?);
+            }
+            plan.calibration = calibration.clone();
+            plan.check()?;
+        }
     }
     let outputs = Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref())?;
     runtime::init(options.ort_lib.as_deref())?;
@@ -308,7 +320,7 @@ pub fn run(options: &Options) -> Result<AuditRun> {
             stage: outputs.evidence_stage(several.then_some(slot.as_str())).expect("staged with --evidence"),
             dir: if several { dir.join(slot) } else { dir.clone() },
         });
-        match audit_one(options, &presets, &config, model, &mut data, target.as_ref()) {
+        match audit_one(options, &presets, calibration.as_ref(), &config, model, &mut data, target.as_ref()) {
             Ok(report) => models.push(ModelRun::Audited(Box::new(report))),
             Err(e) if !several => return Err(e),
             Err(e) => {
@@ -360,6 +372,7 @@ impl DataCache {
 fn audit_one(
     options: &Options,
     presets: &PresetFile,
+    calibration: Option<&Arc<Calibration>>,
     config: &SessionConfig,
     path: &Path,
     data: &mut DataCache,
@@ -372,7 +385,8 @@ fn audit_one(
     let analysed = AnalysedModel::load(path, &feature, &LoadLimits::default()).map_err(in_model)?;
     let shape = analysed.image_shape();
     let (preset_name, preset) = presets.select(options.preset.as_deref(), shape)?;
-    let plan = preset.apply(&preset_name, &presets.origin, options);
+    let mut plan = preset.apply(&preset_name, &presets.origin, options);
+    plan.calibration = calibration.cloned();
     plan.check()?;
     let k = analysed.num_classes();
     plan.check_classes(k)?;

@@ -1,7 +1,11 @@
-//! The one decision step: the detectors' outcomes (today exactly one, the detector the method choice
-//! picked) become the flagged classes and the verdict under [`Verdict::of`]. A fused decision over
-//! several detectors replaces [`decide`]'s body, nothing else.
+//! The one decision step: the detectors' outcomes become the flagged classes and the verdict under
+//! [`Verdict::of`]. With one detector (an explicit `--method`) its own flags decide. With the fused
+//! decision (`--method auto`) every detector's per-class anomaly index is turned into a p-value against
+//! the calibration's clean classes and combined ([`crate::decide::fuse`]); a class is flagged when the
+//! calibrated probability that a clean model scores as high is at most the target false-positive rate.
+//! `aegis-audit decide` applies the same step to the indices stored in reports ([`fused`]).
 
+use crate::decide::{fuse, Calibration, DecideError, DetectorIndices, FusedDecision};
 use crate::detect::DetectorOutcome;
 use crate::report::Verdict;
 
@@ -12,16 +16,62 @@ pub struct Decision {
     pub flagged: Vec<usize>,
     /// The verdict.
     pub verdict: Verdict,
+    /// The fused decision's numbers, when it decided.
+    pub fused: Option<FusedDecision>,
 }
 
-/// Decides from the detectors' outcomes; `applicable` is false when the chosen method does not apply
-/// (then no detector ran and the verdict is not applicable).
-pub fn decide(outcomes: &[DetectorOutcome], applicable: bool) -> Decision {
-    let mut flagged: Vec<usize> = Vec::new();
-    for class in outcomes.iter().flat_map(DetectorOutcome::flagged) {
-        if !flagged.contains(&class) {
-            flagged.push(class);
+/// How the outcomes are decided.
+#[derive(Debug, Clone, Copy)]
+pub enum Rule<'a> {
+    /// Each detector's own flags (one detector: an explicit `--method`).
+    OwnFlags,
+    /// The fused decision against this calibration.
+    Fused(&'a Calibration),
+}
+
+/// Decides from the detectors' outcomes over the `audited` classes; `applicable` is false when the
+/// chosen method does not apply (then no detector ran and the verdict is not applicable).
+pub fn decide(
+    outcomes: &[DetectorOutcome],
+    applicable: bool,
+    rule: Rule<'_>,
+    audited: &[usize],
+) -> Result<Decision, DecideError> {
+    match rule {
+        Rule::OwnFlags => {
+            let mut flagged: Vec<usize> = Vec::new();
+            for class in outcomes.iter().flat_map(DetectorOutcome::flagged) {
+                if !flagged.contains(&class) {
+                    flagged.push(class);
+                }
+            }
+            Ok(Decision { verdict: Verdict::of(applicable, !flagged.is_empty()), flagged, fused: None })
+        }
+        Rule::Fused(calibration) => {
+            let indices: Vec<DetectorIndices> = outcomes.iter().map(|o| indices_of(o, audited)).collect();
+            fused(calibration, &indices, audited)
         }
     }
-    Decision { verdict: Verdict::of(applicable, !flagged.is_empty()), flagged }
+}
+
+/// The fused decision over per-detector indices (one per class of `classes`, in that order). The
+/// fused method always applies: the verdict is suspected when a class is flagged, clean otherwise.
+pub fn fused(
+    calibration: &Calibration,
+    indices: &[DetectorIndices],
+    classes: &[usize],
+) -> Result<Decision, DecideError> {
+    let f = fuse(calibration, indices, classes)?;
+    let flagged = f.flagged();
+    Ok(Decision { verdict: Verdict::of(true, !flagged.is_empty()), flagged, fused: Some(f) })
+}
+
+/// One detector's anomaly index of each audited class, in the audited order (NaN for a class the
+/// detector did not report).
+fn indices_of(outcome: &DetectorOutcome, audited: &[usize]) -> DetectorIndices {
+    let indices = audited
+        .iter()
+        .map(|&c| outcome.classes.iter().find(|s| s.class == c).map_or(f64::NAN, |s| s.anomaly_index))
+        .collect();
+    DetectorIndices { name: outcome.detector.name().to_string(), indices }
 }

@@ -72,6 +72,9 @@ pub enum AuditError {
         #[source]
         source: crate::data::DataError,
     },
+    /// The fused decision's calibration is unusable, or does not fit the detectors asked for.
+    #[error(transparent)]
+    Calibration(#[from] crate::decide::DecideError),
     /// Auditing one model failed.
     #[error("model {}", path.display())]
     Model {

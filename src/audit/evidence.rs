@@ -1,47 +1,170 @@
-//! Writing an audit's visual evidence, in one place, after the decision: for AEGIS per class the
-//! embedding scatter (clean vs translated, coloured by cluster), for flagged classes a grid of
-//! translated images per cluster and a grid of the shortest translations beside their seeds (where a
-//! trigger shows), and the bar chart of the displacements; for Neural Cleanse each class's reversed
-//! mask and pattern; for reach the rate chart and, for flagged classes, the images that reached them;
-//! then the `index.html` that links them. Paths in the report are relative to the evidence folder.
+//! Writing an audit's visual evidence, in one place, after the decision: for the fused decision the
+//! per-class fused scores against the threshold; for universal reach the budget chart and, for flagged
+//! classes, the shared perturbation and clean images with it added; for AEGIS the bar chart of the
+//! displacements, for flagged classes a grid of the shortest translations beside their seeds (where a
+//! trigger shows) and, where the clustering ran, per class the embedding scatter (clean vs translated,
+//! coloured by cluster) and for flagged classes a grid of translated images per cluster; for Neural
+//! Cleanse each class's reversed mask and pattern; for reach the rate chart and, for flagged classes,
+//! the images that reached them; then the `index.html` that links them. Classes are flagged as the
+//! decision says (with the fused decision, every detector draws its evidence for the fused flags).
+//! Paths in the report are relative to the evidence folder.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::decision::Decision;
 use crate::data::ImageSet;
+use crate::decide::FusedDecision;
 use crate::detect::aegis::{seed_displacements, AegisClass, AegisResult};
 use crate::detect::neural_cleanse::NeuralCleanseResult;
 use crate::detect::reach::ReachResult;
 use crate::detect::sample::gather;
+use crate::detect::universal::UniversalResult;
 use crate::detect::{DetectorEvidence, DetectorOutcome};
 use crate::report::{evidence, html, AuditReport, EvidenceFile, EvidenceInfo, EvidenceKind, ReportError};
 use crate::Result;
 
-/// The evidence files written for one outcome: per class, and all of them in the order written.
+/// The evidence files written: those of each class, and those not tied to one class (charts), in the
+/// order written.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EvidenceFiles {
     /// Files of each class.
     pub per_class: BTreeMap<usize, Vec<EvidenceFile>>,
-    /// Every file, in the order written.
-    pub all: Vec<EvidenceFile>,
+    /// Files not tied to one class (the fused chart first, then each detector's).
+    pub overview: Vec<EvidenceFile>,
 }
 
 impl EvidenceFiles {
     fn class(&mut self, class: usize, files: Vec<EvidenceFile>) {
-        self.all.extend(files.iter().cloned());
         self.per_class.entry(class).or_default().extend(files);
     }
 }
 
-/// Writes the evidence of `outcome` into `dir` (flagged classes as `flagged` says): `train` is the set
-/// AEGIS drew its seeds from.
-pub fn write(dir: &Path, outcome: &DetectorOutcome, flagged: &[usize], train: &ImageSet) -> Result<EvidenceFiles> {
+/// Writes the evidence of every outcome into `dir`, the classes flagged as `decision` says: `train` is
+/// the set AEGIS drew its seeds from, `test` the one Neural Cleanse, reach and universal reach used.
+pub fn write(
+    dir: &Path,
+    outcomes: &[DetectorOutcome],
+    decision: &Decision,
+    train: &ImageSet,
+    test: &ImageSet,
+) -> Result<EvidenceFiles> {
     create_dir(dir)?;
-    match &outcome.evidence {
-        DetectorEvidence::Aegis(r) => aegis(dir, r, flagged, train),
-        DetectorEvidence::NeuralCleanse(r) => neural_cleanse(dir, r, outcome),
-        DetectorEvidence::Reach(r) => reach(dir, r, outcome, flagged, (train.c, train.h, train.w)),
+    let mut out = EvidenceFiles::default();
+    if let Some(f) = &decision.fused {
+        out.overview.push(fused_chart(dir, f)?);
     }
+    let flagged = &decision.flagged;
+    for outcome in outcomes {
+        let files = match &outcome.evidence {
+            DetectorEvidence::Aegis(r) => aegis(dir, r, flagged, train)?,
+            DetectorEvidence::NeuralCleanse(r) => neural_cleanse(dir, r, outcome)?,
+            DetectorEvidence::Reach(r) => reach(dir, r, outcome, flagged, (test.c, test.h, test.w))?,
+            DetectorEvidence::Universal(r) => universal(dir, r, outcome, flagged, test)?,
+        };
+        out.overview.extend(files.overview);
+        for (class, files) in files.per_class {
+            out.per_class.entry(class).or_default().extend(files);
+        }
+    }
+    Ok(out)
+}
+
+/// The fused score of every audited class against the threshold (flagged classes in red).
+fn fused_chart(dir: &Path, f: &FusedDecision) -> Result<EvidenceFile> {
+    let name = "fused-scores.png".to_string();
+    let labels: Vec<String> = f.classes.iter().map(|c| c.class.to_string()).collect();
+    let scores: Vec<f64> = f.classes.iter().map(|c| c.score).collect();
+    let marks: Vec<bool> = f.classes.iter().map(|c| c.flagged).collect();
+    let top = scores.iter().copied().fold(f.threshold, f64::max) * 1.1;
+    evidence::bar_chart_threshold_png(
+        &dir.join(&name),
+        &labels,
+        &scores,
+        &marks,
+        &format!("fused score per class (threshold {:.1} at α = {})", f.threshold, f.target_fpr),
+        Some(top),
+        Some(f.threshold),
+    )?;
+    Ok(EvidenceFile {
+        kind: EvidenceKind::BarChart,
+        path: name,
+        caption: format!(
+            "Fused score Σ w·(−ln p) of each class over {}; the line is the threshold a class must reach for a \
+             model-level false-positive rate of {} (flagged classes in red)",
+            f.detectors.join(", "),
+            f.target_fpr
+        ),
+    })
+}
+
+/// Universal reach: the budget chart and, for flagged classes, the shared perturbation beside clean
+/// images with it added, with the model's prediction for each.
+fn universal(
+    dir: &Path,
+    r: &UniversalResult,
+    outcome: &DetectorOutcome,
+    flagged: &[usize],
+    test: &ImageSet,
+) -> Result<EvidenceFiles> {
+    let mut out = EvidenceFiles::default();
+    let (c, h, w) = (test.c, test.h, test.w);
+    let dim = c * h * w;
+    let labels: Vec<String> = r.classes.iter().map(|u| u.class.to_string()).collect();
+    let budgets: Vec<f64> = r.classes.iter().map(|u| u.budget).collect();
+    let marks: Vec<bool> = r.classes.iter().map(|u| flagged.contains(&u.class)).collect();
+    let name = "universal-budgets.png".to_string();
+    evidence::bar_chart_png(
+        &dir.join(&name),
+        &labels,
+        &budgets,
+        &marks,
+        &format!(
+            "L2 budget of one perturbation that sends {:.0}% of the images to each class",
+            r.params.success_level * 100.0
+        ),
+        None,
+    )?;
+    out.overview.push(EvidenceFile {
+        kind: EvidenceKind::BarChart,
+        path: name,
+        caption: "L2 budget of the one perturbation, shared by every source image, that sends most of them to each \
+                  class (a backdoor's target needs the least)"
+            .into(),
+    });
+    for u in
+        r.classes.iter().filter(|u| flagged.contains(&u.class) && outcome.classes.iter().any(|s| s.class == u.class))
+    {
+        if u.perturbation.len() != dim || u.examples.is_empty() {
+            continue;
+        }
+        // δ shown around grey: 0.5 + δ / (2 · max |δ|).
+        let peak = u.perturbation.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+        let mut images: Vec<f32> = u.perturbation.iter().map(|v| 0.5 + v / (2.0 * peak)).collect();
+        for e in &u.examples {
+            let x = &test.pixels[e.source_index * dim..(e.source_index + 1) * dim];
+            images.extend(x.iter().zip(&u.perturbation).map(|(a, d)| (a + d).clamp(0.0, 1.0)));
+        }
+        let n = 1 + u.examples.len();
+        let name = format!("class-{}-universal.png", u.class);
+        evidence::image_grid_png(&dir.join(&name), &images, n, c, h, w, 9, 3)?;
+        let norm = u.perturbation.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let predictions: Vec<String> =
+            u.examples.iter().map(|e| format!("{}→{}", e.source_label, e.prediction)).collect();
+        let file = EvidenceFile {
+            kind: EvidenceKind::ImageGrid,
+            path: name,
+            caption: format!(
+                "Class {}: the shared perturbation δ (first tile, ‖δ‖₂ = {norm:.2}, grey is 0, scaled to its largest \
+                 value) and {} clean test images with δ added; true label → the model's prediction: {}",
+                u.class,
+                u.examples.len(),
+                predictions.join(", ")
+            ),
+        };
+        out.class(u.class, vec![file]);
+    }
+    Ok(out)
 }
 
 fn aegis(dir: &Path, r: &AegisResult, flagged: &[usize], train: &ImageSet) -> Result<EvidenceFiles> {
@@ -55,7 +178,7 @@ fn aegis(dir: &Path, r: &AegisResult, flagged: &[usize], train: &ImageSet) -> Re
     let classes: Vec<usize> = r.classes.iter().map(|c| c.first.class).collect();
     let displacements: Vec<f64> = r.classes.iter().map(|c| c.shortcut.displacement).collect();
     let marks: Vec<bool> = classes.iter().map(|c| flagged.contains(c)).collect();
-    out.all.push(displacement_chart(dir, &classes, &displacements, &marks)?);
+    out.overview.push(displacement_chart(dir, &classes, &displacements, &marks)?);
     Ok(out)
 }
 
@@ -94,7 +217,7 @@ fn reach(
         &format!("targeted L2 PGD success rate per class at ε = {:.3}", r.eps),
         Some(1.0),
     )?;
-    out.all.push(EvidenceFile {
+    out.overview.push(EvidenceFile {
         kind: EvidenceKind::BarChart,
         path: name,
         caption: format!("Success rate of targeted L2 PGD (ε = {:.3}) toward each class", r.eps),
@@ -138,6 +261,13 @@ fn aegis_class(
     labels: &[i64],
 ) -> Result<Vec<EvidenceFile>> {
     create_dir(dir)?;
+    let mut files = Vec::new();
+    if flagged {
+        files.push(shortest_translations(dir, r, shape, train, labels)?);
+    }
+    if !r.clustered {
+        return Ok(files);
+    }
     let n_clean = r.samples.clean_indices.len();
     let points: Vec<[f64; 2]> =
         r.embedding.rows().into_iter().map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }]).collect();
@@ -151,15 +281,14 @@ fn aegis_class(
         &translated,
         &format!("class {}: {} counted clusters (○ clean, △ translated)", r.class, r.clusters),
     )?;
-    let mut files = vec![EvidenceFile {
+    files.push(EvidenceFile {
         kind: EvidenceKind::Scatter,
         path: name,
         caption: format!("Class {}: embedding of clean and translated features, coloured by cluster", r.class),
-    }];
+    });
     if flagged {
         let (c, h, w) = shape;
         let dim = c * h * w;
-        files.push(shortest_translations(dir, r, shape, train, labels)?);
         for info in r.cluster_info.iter().filter(|i| i.counted && i.translated > 0) {
             let members: Vec<usize> = r.labels[n_clean..]
                 .iter()

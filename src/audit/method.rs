@@ -1,5 +1,6 @@
-//! Choosing the detector from the requested method and the robustness precondition's result, with the
-//! reason in words, and whether the chosen method applies to the model.
+//! Choosing the method from the request and the robustness precondition's result, with the reason in
+//! words, and whether the chosen method applies to the model. `auto` is the fused decision, which
+//! applies to every model: the precondition is reported beside it, not a switch.
 
 use super::options::MethodChoice;
 use crate::detect::precondition::PreconditionResult;
@@ -17,8 +18,9 @@ pub struct MethodDecision {
     pub applicable: bool,
 }
 
-/// Chooses the detector: `auto` runs AEGIS on a robust model and Neural Cleanse otherwise; an explicit
-/// AEGIS or reach on a model that failed the precondition does not apply.
+/// Chooses the method: `auto` is the fused decision over every detector of the fused set, whatever the
+/// precondition measured; an explicit AEGIS or reach on a model that failed the precondition does not
+/// apply; Neural Cleanse and universal reach need no precondition.
 pub fn choose(requested: MethodChoice, precondition: Option<&PreconditionResult>) -> MethodDecision {
     let describe = |p: &PreconditionResult, verb: &str| {
         format!(
@@ -38,18 +40,19 @@ pub fn choose(requested: MethodChoice, precondition: Option<&PreconditionResult>
             format!("--method reach, but {}: the model is not robust, so reach does not apply", describe(p, "<")),
         ),
         (MethodChoice::Reach, _) => (Method::Reach, "--method reach".to_string()),
-        (MethodChoice::Auto, Some(p)) if p.passed => (
-            Method::Aegis,
-            format!("--method auto: {}: the model counts as robust, so AEGIS applies", describe(p, "≥")),
-        ),
+        (MethodChoice::Universal, _) => (Method::Universal, "--method universal".to_string()),
         (MethodChoice::Auto, Some(p)) => (
-            Method::NeuralCleanse,
+            Method::Fused,
             format!(
-                "--method auto: {}: the model is not robust, so Neural Cleanse (which targets standard models) runs",
-                describe(p, "<")
+                "--method auto: the fused, calibrated decision over every detector; the robustness check ({}) \
+                 is reported, not a switch",
+                describe(p, if p.passed { "≥" } else { "<" })
             ),
         ),
-        (MethodChoice::Auto, None) => (Method::Aegis, "--method auto with --skip-precondition".to_string()),
+        (MethodChoice::Auto, None) => (
+            Method::Fused,
+            "--method auto: the fused, calibrated decision over every detector (robustness check skipped)".to_string(),
+        ),
     };
     let robust = precondition.is_none_or(|p| p.passed);
     MethodDecision { method, reason, applicable: robust || !method.requires_robust_model() }
@@ -68,17 +71,21 @@ mod tests {
     }
 
     #[test]
-    fn auto_follows_the_precondition_and_explicit_methods_may_not_apply() {
+    fn auto_is_fused_whatever_the_precondition_and_explicit_methods_may_not_apply() {
         let d = choose(MethodChoice::Auto, Some(&result(true)));
-        assert_eq!((d.method, d.applicable), (Method::Aegis, true));
-        assert!(d.reason.contains("0.700 ≥ 0.500"), "{}", d.reason);
+        assert_eq!((d.method, d.applicable), (Method::Fused, true));
+        assert!(d.reason.contains("0.700 ≥ 0.500") && d.reason.contains("not a switch"), "{}", d.reason);
         let d = choose(MethodChoice::Auto, Some(&result(false)));
-        assert_eq!((d.method, d.applicable), (Method::NeuralCleanse, true));
+        assert_eq!((d.method, d.applicable), (Method::Fused, true));
+        assert!(d.reason.contains("0.200 < 0.500"), "{}", d.reason);
+        assert_eq!(choose(MethodChoice::Auto, None).method, Method::Fused);
         let d = choose(MethodChoice::Aegis, Some(&result(false)));
         assert_eq!((d.method, d.applicable), (Method::Aegis, false));
         let d = choose(MethodChoice::Reach, Some(&result(false)));
         assert_eq!((d.method, d.applicable), (Method::Reach, false));
         assert!(choose(MethodChoice::Aegis, None).applicable);
         assert_eq!(choose(MethodChoice::NeuralCleanse, None).method, Method::NeuralCleanse);
+        let d = choose(MethodChoice::Universal, Some(&result(false)));
+        assert_eq!((d.method, d.applicable), (Method::Universal, true));
     }
 }

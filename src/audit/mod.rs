@@ -20,18 +20,20 @@ mod prepare;
 mod preset;
 mod progress;
 mod run;
+mod stored;
 pub mod tools;
 
 pub use batch::{run, AuditRun, ModelRun, RenderedRun};
-pub use decision::{decide, Decision};
+pub use decision::{decide, fused, Decision, Rule};
 pub use error::{error_chain, AuditError};
 pub use method::{choose, MethodDecision};
 pub use options::{
-    parse_eps_sweep, BandwidthChoice, Clusterer, DecisionRule, Device, FeatureChoice, MethodChoice, Options, Reducer,
-    DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RUNS, DEFAULT_SEED,
+    parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, Clusterer, DecisionRule, Detector, Device,
+    FeatureChoice, MethodChoice, Options, Reducer, DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RUNS,
+    DEFAULT_SEED,
 };
 pub use outputs::Outputs;
 pub use plan::{bounds_help, AuditPlan, Bound, BOUNDS};
 pub use prepare::{gradient_graph, AnalysedModel, PrepareTimings, PreparedModel};
-pub use preset::{DecisionParams, EmbeddingParams, Preset, PresetFile, DEFAULT_PRESETS};
+pub use preset::{DecisionParams, EmbeddingParams, FusedPreset, Preset, PresetFile, DEFAULT_PRESETS};
 pub use run::{audit_model, AuditData, EvidenceTarget};

@@ -8,11 +8,13 @@ use std::str::FromStr;
 
 pub use crate::cluster::Clusterer;
 pub use crate::detect::aegis::DecisionRule;
+pub use crate::detect::Detector;
 pub use crate::embed::Reducer;
 pub use crate::onnx::FeatureChoice;
 pub use crate::runtime::Device;
 
 use crate::detect::reach::ReachParams;
+use crate::detect::universal::UniversalParams;
 
 /// Default of `runs`.
 pub const DEFAULT_RUNS: usize = 1;
@@ -26,7 +28,9 @@ pub const DEFAULT_MIN_CLUSTER_SIZE: usize = 25;
 /// Which detector the audit runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MethodChoice {
-    /// The robustness precondition decides: AEGIS on a robust model, Neural Cleanse otherwise.
+    /// The fused, calibrated decision: every detector of the fused set runs on every model and their
+    /// per-class anomaly indices are combined against a calibration (the robustness precondition is
+    /// measured and reported, not a switch).
     #[default]
     Auto,
     /// AEGIS, after the precondition unless it is skipped.
@@ -35,17 +39,20 @@ pub enum MethodChoice {
     NeuralCleanse,
     /// Targeted reachability (robust models), after the precondition unless it is skipped.
     Reach,
+    /// Universal reach (any model); no precondition.
+    Universal,
 }
 
 impl MethodChoice {
-    /// The name used on the command line and in the report's parameters (`auto`, `aegis`,
-    /// `neuralcleanse`, `reach`).
+    /// The name used in the report's parameters (`auto`, `aegis`, `neuralcleanse`, `reach`,
+    /// `universal`).
     pub fn name(self) -> &'static str {
         match self {
             MethodChoice::Auto => "auto",
             MethodChoice::Aegis => "aegis",
             MethodChoice::NeuralCleanse => "neuralcleanse",
             MethodChoice::Reach => "reach",
+            MethodChoice::Universal => "universal",
         }
     }
 }
@@ -107,6 +114,34 @@ pub fn parse_eps_sweep(text: &str) -> Result<Vec<f32>, String> {
     Ok(eps)
 }
 
+/// Parses the universal-reach budget ladder (`--universal-levels`): comma-separated numbers, each
+/// finite and > 0, strictly increasing (the rules of [`UniversalParams::check`]).
+pub fn parse_levels(text: &str) -> Result<Vec<f32>, String> {
+    let levels = text
+        .split(',')
+        .map(|s| s.trim().parse::<f32>().map_err(|_| format!("'{}' is not a number", s.trim())))
+        .collect::<Result<Vec<_>, _>>()?;
+    UniversalParams { levels: levels.clone(), ..UniversalParams::default() }.check().map_err(|e| e.to_string())?;
+    Ok(levels)
+}
+
+/// Parses a list of detector names (`--detectors aegis,universal`): each one of `aegis`,
+/// `neural-cleanse`, `reach`, `universal`, once.
+pub fn parse_detectors(text: &str) -> Result<Vec<Detector>, String> {
+    let mut out = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        let d = Detector::from_name(name).ok_or_else(|| {
+            let known: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+            format!("'{name}' is not a detector (one of {})", known.join(", "))
+        })?;
+        if out.contains(&d) {
+            return Err(format!("'{name}' is listed twice"));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
 /// Every option of an audit; `None` (or `false`) means "the preset's value, or the default".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
@@ -114,8 +149,12 @@ pub struct Options {
     pub models: Vec<PathBuf>,
     /// The training data: IDX folder, CIFAR-10 batches or an ImageFolder with `train/` and `test/`.
     pub data: PathBuf,
-    /// The detector (default: auto).
+    /// The detector (default: auto, the fused decision).
     pub method: Option<MethodChoice>,
+    /// The fused decision's detectors (default: those the calibration weights).
+    pub detectors: Option<Vec<Detector>>,
+    /// The fused decision's calibration file (default: the built-in `config/calibration.json`).
+    pub calibration: Option<PathBuf>,
     /// Preset name; chosen from the model's input shape when absent.
     pub preset: Option<String>,
     /// A presets YAML file replacing the built-in one.
@@ -218,6 +257,20 @@ pub struct Options {
     pub reach_min_gap: Option<f64>,
     /// Reach: evidence images per class.
     pub reach_evidence: Option<usize>,
+    /// Universal: shared source images.
+    pub universal_images: Option<usize>,
+    /// Universal: the budget ladder.
+    pub universal_levels: Option<Vec<f32>>,
+    /// Universal: gradient steps per budget.
+    pub universal_steps: Option<usize>,
+    /// Universal: step size as a multiple of budget / steps.
+    pub universal_step_factor: Option<f32>,
+    /// Universal: the success rate that fixes a class's budget.
+    pub universal_success_level: Option<f64>,
+    /// Universal: anomaly-index threshold (low side, log budget).
+    pub universal_anomaly_threshold: Option<f64>,
+    /// Universal: the least spread of the log budgets that counts.
+    pub universal_min_spread: Option<f64>,
     /// Write the SARIF 2.1.0 log here.
     pub sarif: Option<PathBuf>,
     /// Write the JSON report here.
@@ -240,7 +293,19 @@ pub struct Options {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_eps_sweep, BandwidthChoice};
+    use super::{parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, Detector};
+
+    #[test]
+    fn levels_and_detector_lists_parse_and_check() {
+        assert_eq!(parse_levels("0.5, 1,2").unwrap(), vec![0.5, 1.0, 2.0]);
+        assert!(parse_levels("1,0.5").unwrap_err().contains("strictly increasing"));
+        assert_eq!(parse_levels("x").unwrap_err(), "'x' is not a number");
+        assert!(parse_levels("0").unwrap_err().contains("budget 0 is not finite and > 0"));
+        assert_eq!(parse_detectors("universal,aegis").unwrap(), vec![Detector::Universal, Detector::Aegis]);
+        assert_eq!(parse_detectors(" neural-cleanse ").unwrap(), vec![Detector::NeuralCleanse]);
+        assert!(parse_detectors("aegis,shortcut").unwrap_err().contains("'shortcut' is not a detector"));
+        assert_eq!(parse_detectors("reach,reach").unwrap_err(), "'reach' is listed twice");
+    }
 
     #[test]
     fn eps_sweep_list_parses_and_checks() {

@@ -5,18 +5,21 @@
 //! data is read, before any attack. Every count has a documented upper bound ([`BOUNDS`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::error::AuditError;
 use super::options::{MethodChoice, Options};
 use crate::data::ImageSet;
+use crate::decide::{Calibration, DecideError};
 use crate::detect::aegis::{AegisParams, DecisionRule, SHORTCUT_MIN_CLASSES};
 use crate::detect::neural_cleanse::NeuralCleanseParams;
 use crate::detect::precondition::PreconditionParams;
 use crate::detect::reach::ReachParams;
-use crate::detect::DetectError;
+use crate::detect::universal::UniversalParams;
+use crate::detect::{DetectError, Detector};
 
 /// Everything an audit runs with besides the model and the data.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +36,16 @@ pub struct AuditPlan {
     pub neural_cleanse: NeuralCleanseParams,
     /// Targeted-reachability parameters.
     pub reach: ReachParams,
+    /// Universal-reach parameters.
+    pub universal: UniversalParams,
+    /// The fused decision's detectors as asked for (`--detectors`); `None`: those the calibration
+    /// weights.
+    pub detectors: Option<Vec<Detector>>,
+    /// The fused decision's calibration file (`--calibration`); `None`: the built-in one.
+    pub calibration_path: Option<PathBuf>,
+    /// The calibration, once loaded (the audit loads it once, before any model, and
+    /// [`AuditPlan::check`] then checks `--detectors` against it).
+    pub calibration: Option<Arc<Calibration>>,
     /// Independent AEGIS runs (seeds `seed`, `seed + 1`, …); a class is flagged by majority.
     pub runs: usize,
     /// Classes to examine (all when `None`).
@@ -193,13 +206,34 @@ pub const BOUNDS: &[Bound] = &[
         given: |o| o.reach_evidence.is_some(),
         value: |p| p.reach.evidence_per_class,
     },
+    Bound {
+        name: "universal.images",
+        flag: "--universal-images",
+        max: 100_000,
+        given: |o| o.universal_images.is_some(),
+        value: |p| p.universal.images,
+    },
+    Bound {
+        name: "universal.levels",
+        flag: "--universal-levels",
+        max: 100,
+        given: |o| o.universal_levels.is_some(),
+        value: |p| p.universal.levels.len(),
+    },
+    Bound {
+        name: "universal.steps_per_level",
+        flag: "--universal-steps",
+        max: 10_000,
+        given: |o| o.universal_steps.is_some(),
+        value: |p| p.universal.steps_per_level,
+    },
 ];
 
 /// The bounds as lines for `--help` and the docs: `--flag  at most N`.
 pub fn bounds_help() -> String {
     let mut text = String::from("Upper bounds (checked before any work; a preset's values too):\n");
     for b in BOUNDS {
-        let what = if b.name == "reach.eps_sweep" || b.name == "classes" { " values" } else { "" };
+        let what = if ["reach.eps_sweep", "universal.levels", "classes"].contains(&b.name) { " values" } else { "" };
         text.push_str(&format!("  {:<26} at most {}{what}\n", b.flag, b.max));
     }
     text
@@ -253,6 +287,19 @@ const GROUP_FLAGS: &[(&str, &[GivenFlag])] = &[
             ("--reach-min-ratio", |o| o.reach_min_ratio.is_some()),
             ("--reach-min-gap", |o| o.reach_min_gap.is_some()),
             ("--reach-evidence", |o| o.reach_evidence.is_some()),
+            ("--batch-size", |o| o.batch_size.is_some()),
+        ],
+    ),
+    (
+        "universal.",
+        &[
+            ("--universal-images", |o| o.universal_images.is_some()),
+            ("--universal-levels", |o| o.universal_levels.is_some()),
+            ("--universal-steps", |o| o.universal_steps.is_some()),
+            ("--universal-step-factor", |o| o.universal_step_factor.is_some()),
+            ("--universal-success-level", |o| o.universal_success_level.is_some()),
+            ("--universal-anomaly-threshold", |o| o.universal_anomaly_threshold.is_some()),
+            ("--universal-min-spread", |o| o.universal_min_spread.is_some()),
             ("--batch-size", |o| o.batch_size.is_some()),
         ],
     ),
@@ -333,13 +380,83 @@ impl AuditPlan {
         }
         self.detector_check(self.neural_cleanse.check())?;
         self.detector_check(self.reach.check())?;
+        self.detector_check(self.universal.check())?;
+        if self.method == MethodChoice::Auto {
+            // The calibration is read once per audit ([`AuditPlan::load_calibration`]), not per preset.
+            if let Some(calibration) = &self.calibration {
+                self.fused_detectors(calibration)?;
+            }
+        } else {
+            if self.detectors.is_some() {
+                return Err(AuditError::Usage(format!(
+                    "--detectors: only the fused decision (--method auto) runs several detectors, not --method {}",
+                    self.method.name()
+                )));
+            }
+            if self.calibration_path.is_some() {
+                return Err(AuditError::Usage(format!(
+                    "--calibration: only the fused decision (--method auto) uses a calibration, not --method {}",
+                    self.method.name()
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// Reads and checks the fused decision's calibration: `--calibration FILE`, or the built-in one.
+    pub fn load_calibration(&self) -> Result<Arc<Calibration>, AuditError> {
+        let calibration = match &self.calibration_path {
+            Some(path) => Calibration::load(path)?,
+            None => Calibration::builtin()?,
+        };
+        Ok(Arc::new(calibration))
+    }
+
+    /// The detectors the fused decision runs: `--detectors` (at least one of them weighted in the
+    /// calibration), or every detector the calibration weights (each one this aegis-audit has).
+    pub fn fused_detectors(&self, calibration: &Calibration) -> Result<Vec<Detector>, AuditError> {
+        let weighted: Vec<&str> =
+            calibration.file.detectors.iter().filter(|d| d.weight > 0.0).map(|d| d.name.as_str()).collect();
+        let bad = |text: String| AuditError::Calibration(DecideError::Calibration(text));
+        match &self.detectors {
+            Some(asked) => {
+                if !asked.iter().any(|d| weighted.contains(&d.name())) {
+                    return Err(AuditError::Usage(format!(
+                        "--detectors {}: none of them is weighted in the calibration {} (weighted: {})",
+                        asked.iter().map(|d| d.name()).collect::<Vec<_>>().join(","),
+                        calibration.origin,
+                        weighted.join(", ")
+                    )));
+                }
+                Ok(asked.clone())
+            }
+            None => {
+                let mut out = Vec::new();
+                for name in &weighted {
+                    let d = Detector::from_name(name).ok_or_else(|| {
+                        bad(format!(
+                            "{}: detector '{name}' is weighted but this aegis-audit has no such detector (it has {})",
+                            calibration.origin,
+                            Detector::ALL.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                    out.push(d);
+                }
+                // In the order the fused decision runs them.
+                out.sort_by_key(|d| Detector::ALL.iter().position(|a| a == d));
+                Ok(out)
+            }
+        }
     }
 
     /// The shortcut decision compares the audited classes: at least three. Checked with the class count
     /// (after a listed class is known to exist, the more basic error).
     fn check_shortcut_classes(&self, audited: usize) -> Result<(), AuditError> {
-        let aegis_may_run = matches!(self.method, MethodChoice::Auto | MethodChoice::Aegis);
+        let aegis_may_run = match self.method {
+            MethodChoice::Aegis => true,
+            MethodChoice::Auto => self.detectors.as_ref().is_none_or(|d| d.contains(&Detector::Aegis)),
+            _ => false,
+        };
         if aegis_may_run && self.aegis.decision == DecisionRule::Shortcut && audited < SHORTCUT_MIN_CLASSES {
             return Err(AuditError::Usage(format!(
                 "--classes: the shortcut decision compares the audited classes and needs at least \
@@ -400,6 +517,10 @@ impl AuditPlan {
             ("precondition", json!(self.precondition)),
             ("neural_cleanse", json!(self.neural_cleanse)),
             ("reach", json!(self.reach)),
+            ("universal", json!(self.universal)),
+            ("detectors", json!(self.detectors.as_ref().map(|d| d.iter().map(|d| d.name()).collect::<Vec<_>>()))),
+            ("calibration", json!(self.calibration.as_ref().map(|c| c.origin.clone()))),
+            ("embed", json!(a.embed)),
             ("classes", json!(self.classes)),
             ("device", json!(device)),
             ("threads", json!(self.given.threads.unwrap_or(0))),

@@ -1,7 +1,9 @@
 //! Presets: the per-dataset settings of the AEGIS paper (and aegis-audit's additions), read from
 //! `config/presets.yaml` (compiled in) or a user's `--config FILE`, chosen by name or by the model's
 //! input shape. [`Preset::apply`] resolves an audit's [`Options`] against a preset into an
-//! [`AuditPlan`]: a flag overrides the preset's value.
+//! [`AuditPlan`]: a flag overrides the preset's value; in the fused decision (`--method auto`) the
+//! preset's `fused:` sections replace its detector sections first (cheaper settings, since every
+//! detector runs).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +21,7 @@ use crate::detect::neural_cleanse::NeuralCleanseParams;
 use crate::detect::precondition::PreconditionParams;
 use crate::detect::reach::ReachParams;
 use crate::detect::translate::TranslationParams;
+use crate::detect::universal::UniversalParams;
 use crate::embed::Reducer;
 
 /// The presets file compiled into the binary.
@@ -94,6 +97,35 @@ pub struct Preset {
     /// Targeted reachability (robust models); defaults when absent.
     #[serde(default)]
     pub reach: ReachParams,
+    /// Universal reach; defaults when absent.
+    #[serde(default)]
+    pub universal: UniversalParams,
+    /// The settings the fused decision (`--method auto`) uses instead of the sections above.
+    #[serde(default)]
+    pub fused: FusedPreset,
+}
+
+/// A preset's settings for the fused decision, where every detector runs on every model: each section
+/// given replaces the preset's section of the same name (whole: a field it leaves out takes the
+/// detector's default, not the preset's value); a flag still overrides both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusedPreset {
+    /// AEGIS's translation.
+    #[serde(default)]
+    pub translation: Option<TranslationParams>,
+    /// The robustness precondition.
+    #[serde(default)]
+    pub precondition: Option<PreconditionParams>,
+    /// Neural Cleanse.
+    #[serde(default)]
+    pub neural_cleanse: Option<NeuralCleanseParams>,
+    /// Reach.
+    #[serde(default)]
+    pub reach: Option<ReachParams>,
+    /// Universal reach.
+    #[serde(default)]
+    pub universal: Option<UniversalParams>,
 }
 
 impl PresetFile {
@@ -164,11 +196,15 @@ impl PresetFile {
         }
     }
 
-    /// Checks every preset of the file on its own (each resolved with no flag given).
+    /// Checks every preset of the file on its own (each resolved with no flag given, for an explicit
+    /// method and for the fused decision).
     pub fn check(&self) -> Result<(), AuditError> {
-        let none = Options::default();
+        // Both the sections an explicit method uses and those the fused decision replaces them with.
+        let single = Options { method: Some(MethodChoice::Aegis), ..Options::default() };
+        let fused = Options { method: Some(MethodChoice::Auto), ..Options::default() };
         for (name, preset) in &self.presets {
-            preset.apply(name, &self.origin, &none).check()?;
+            preset.apply(name, &self.origin, &single).check()?;
+            preset.apply(name, &self.origin, &fused).check()?;
         }
         Ok(())
     }
@@ -188,7 +224,10 @@ impl Preset {
     /// Resolves `options` against this preset (named `name`, from `origin`) into a plan: every option that
     /// is given replaces the preset's value. Nothing is checked here: see [`AuditPlan::check`].
     pub fn apply(&self, name: &str, origin: &str, o: &Options) -> AuditPlan {
-        let mut translation: TranslationParams = self.translation.clone();
+        let method = o.method.unwrap_or(MethodChoice::Auto);
+        let fused = (method == MethodChoice::Auto).then_some(&self.fused);
+        let pick = |base: &TranslationParams| fused.and_then(|f| f.translation.clone()).unwrap_or_else(|| base.clone());
+        let mut translation: TranslationParams = pick(&self.translation);
         translation.seeds_per_class = o.seeds_per_class.unwrap_or(translation.seeds_per_class);
         translation.eps = o.eps.unwrap_or(translation.eps);
         translation.step = o.step.unwrap_or(translation.step);
@@ -202,6 +241,7 @@ impl Preset {
         };
         let seed = o.seed.unwrap_or(DEFAULT_SEED);
         let batch_size = o.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
+        let decision = o.aegis_decision.unwrap_or(self.decision.rule);
         let aegis = AegisParams {
             translation,
             reducer: o.reducer.unwrap_or(Reducer::Tsne),
@@ -212,13 +252,16 @@ impl Preset {
             min_cluster_size: o.min_cluster_size.unwrap_or(DEFAULT_MIN_CLUSTER_SIZE),
             min_cluster_fraction: o.min_cluster_fraction.unwrap_or(self.decision.min_cluster_fraction),
             max_clusters: o.max_clusters.unwrap_or(self.decision.max_clusters),
-            decision: o.aegis_decision.unwrap_or(self.decision.rule),
+            decision,
             shortcut_threshold: o.shortcut_threshold.unwrap_or(self.decision.shortcut_threshold),
+            // The features, the embedding and the clustering only when the cluster rule or the
+            // evidence's scatter plots need them.
+            embed: decision == DecisionRule::Clusters || o.evidence.is_some(),
             batch_size,
             seed,
         };
         let precondition = (!o.skip_precondition).then(|| {
-            let mut p = self.precondition.clone();
+            let mut p = fused.and_then(|f| f.precondition.clone()).unwrap_or_else(|| self.precondition.clone());
             p.eps = o.precondition_eps.unwrap_or(p.eps);
             p.steps = o.precondition_steps.unwrap_or(p.steps);
             p.step = o.precondition_step.or(p.step);
@@ -226,7 +269,7 @@ impl Preset {
             p.min_adv_accuracy = o.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
             p
         });
-        let mut nc = self.neural_cleanse.clone();
+        let mut nc = fused.and_then(|f| f.neural_cleanse.clone()).unwrap_or_else(|| self.neural_cleanse.clone());
         nc.images = o.nc_images.unwrap_or(nc.images);
         nc.batch_size = o.nc_batch.unwrap_or(nc.batch_size);
         nc.epochs = o.nc_epochs.unwrap_or(nc.epochs);
@@ -243,7 +286,7 @@ impl Preset {
         nc.beta2 = o.nc_beta2.unwrap_or(nc.beta2);
         nc.adam_eps = o.nc_adam_eps.unwrap_or(nc.adam_eps);
         nc.seed = seed;
-        let mut reach = self.reach.clone();
+        let mut reach = fused.and_then(|f| f.reach.clone()).unwrap_or_else(|| self.reach.clone());
         reach.images_per_class = o.reach_images.unwrap_or(reach.images_per_class);
         // The preset's sweep size shrinks with a smaller --reach-images; a given one is checked.
         reach.sweep_images_per_class =
@@ -260,13 +303,29 @@ impl Preset {
         reach.evidence_per_class = o.reach_evidence.unwrap_or(reach.evidence_per_class);
         reach.batch_size = batch_size;
         reach.seed = seed;
+        let mut universal = fused.and_then(|f| f.universal.clone()).unwrap_or_else(|| self.universal.clone());
+        universal.images = o.universal_images.unwrap_or(universal.images);
+        if let Some(levels) = &o.universal_levels {
+            universal.levels = levels.clone();
+        }
+        universal.steps_per_level = o.universal_steps.unwrap_or(universal.steps_per_level);
+        universal.step_factor = o.universal_step_factor.unwrap_or(universal.step_factor);
+        universal.success_level = o.universal_success_level.unwrap_or(universal.success_level);
+        universal.anomaly_threshold = o.universal_anomaly_threshold.unwrap_or(universal.anomaly_threshold);
+        universal.min_spread = o.universal_min_spread.unwrap_or(universal.min_spread);
+        universal.batch_size = batch_size;
+        universal.seed = seed;
         AuditPlan {
             preset: name.to_string(),
             preset_origin: origin.to_string(),
-            method: o.method.unwrap_or(MethodChoice::Auto),
+            method,
             aegis,
             neural_cleanse: nc,
             reach,
+            universal,
+            detectors: o.detectors.clone(),
+            calibration_path: o.calibration.clone(),
+            calibration: None,
             runs: o.runs.unwrap_or(DEFAULT_RUNS),
             classes: o.classes.clone(),
             precondition,

@@ -1,27 +1,31 @@
 //! Auditing one prepared model with its data, in order: the robustness precondition, the method
-//! choice, the chosen detector (which owns its decision), the one decision step over the detectors'
-//! outcomes, the evidence, and the report.
+//! choice, the detectors (one for an explicit method, every detector of the fused set for `auto`; each
+//! owns its own flags and is charged its gradient evaluations), the one decision step over the
+//! detectors' outcomes, the evidence, and the report.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::decision::{decide, Decision};
+use super::decision::{decide, Decision, Rule};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
+use super::options::MethodChoice;
 use super::plan::AuditPlan;
 use super::prepare::PreparedModel;
 use super::progress::{bar, PartBars};
-use crate::attack::GradientModel;
+use crate::attack::{AttackError, GradOutput, GradientModel};
 use crate::data::{sample_indices, ImageSet};
+use crate::decide::{Calibration, ClassScore, FusedDecision};
 use crate::detect::aegis::run_aegis;
 use crate::detect::neural_cleanse::run_neural_cleanse;
 use crate::detect::precondition::{check_robustness, PreconditionResult};
 use crate::detect::reach::run_reach;
 use crate::detect::sample::gather;
-use crate::detect::{DetectorEvidence, DetectorOutcome};
+use crate::detect::universal::run_universal;
+use crate::detect::{Detector, DetectorEvidence, DetectorOutcome};
 use crate::report::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, Level, Method, MethodInfo, Notification, Precondition,
-    Timings, ToolInfo,
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, FusedContribution, FusedInfo,
+    Level, Method, MethodInfo, Notification, Precondition, Timings, ToolInfo,
 };
 use crate::Result;
 
@@ -60,11 +64,12 @@ pub fn audit_model(
     let k = prepared.model.num_classes();
     let mut notifications = Vec::new();
     let device = format!("{:?}", prepared.model.device()).to_lowercase();
-    let parameters = plan.parameters(&device, &prepared.analysis.feature.name);
+    let mut parameters = plan.parameters(&device, &prepared.analysis.feature.name);
 
-    let precondition = match (&plan.precondition, plan.method) {
-        (_, super::MethodChoice::NeuralCleanse) => None,
-        (Some(p), _) => {
+    let needs_precondition = !matches!(plan.method, MethodChoice::NeuralCleanse | MethodChoice::Universal);
+    let precondition = match (&plan.precondition, needs_precondition) {
+        (_, false) => None,
+        (Some(p), true) => {
             let started = Instant::now();
             if p.images > data.test.n {
                 notifications.push(capped("precondition.images", p.images, data.test.n, "test"));
@@ -73,12 +78,18 @@ pub fn audit_model(
             timings.precondition = started.elapsed().as_secs_f64();
             Some(r)
         }
-        (None, _) => {
+        (None, true) => {
             notifications.push(Notification {
                 level: Level::Warning,
-                message: "robustness precondition skipped (--skip-precondition): AEGIS is only valid for \
-                          adversarially robust models"
-                    .into(),
+                message: if plan.method == MethodChoice::Auto {
+                    "robustness precondition skipped (--skip-precondition): the report has no robustness \
+                     measurement beside the fused decision"
+                        .into()
+                } else {
+                    "robustness precondition skipped (--skip-precondition): AEGIS and reach are only valid for \
+                     adversarially robust models"
+                        .into()
+                },
                 class: None,
             });
             None
@@ -86,34 +97,73 @@ pub fn audit_model(
     };
     let MethodDecision { method, reason, applicable } = choose(plan.method, precondition.as_ref());
     let audited = plan.audited(k);
+    let calibration = match method {
+        Method::Fused => Some(match &plan.calibration {
+            Some(c) => c.clone(),
+            None => plan.load_calibration()?,
+        }),
+        _ => None,
+    };
+    let detectors = match (&calibration, method) {
+        (Some(c), _) => plan.fused_detectors(c)?,
+        (None, Method::Aegis) => vec![Detector::Aegis],
+        (None, Method::NeuralCleanse) => vec![Detector::NeuralCleanse],
+        (None, Method::Reach) => vec![Detector::Reach],
+        (None, Method::Universal | Method::Fused) => vec![Detector::Universal],
+    };
+    if method == Method::Fused {
+        parameters
+            .insert("detectors".into(), serde_json::json!(detectors.iter().map(|d| d.name()).collect::<Vec<_>>()));
+    }
     let mut outcomes = Vec::new();
+    let mut costs = Vec::new();
     if applicable {
-        let started = Instant::now();
-        let outcome = run_detector(plan, method, prepared, data, &audited, progress, &mut notifications)?;
-        if let DetectorEvidence::Aegis(r) = &outcome.evidence {
-            timings.translation = r.timings.translation;
-            timings.features = r.timings.features;
-            timings.embedding = r.timings.embedding;
-            timings.clustering = r.timings.clustering;
-            timings.decision = r.timings.decision;
-        } else {
-            timings.detector = started.elapsed().as_secs_f64();
+        for &detector in &detectors {
+            let started = Instant::now();
+            let mut counted = Counted { inner: &mut prepared.model, images: 0 };
+            let outcome = run_detector(plan, detector, &mut counted, data, &audited, progress, &mut notifications)?;
+            let evaluations = counted.images;
+            let seconds = started.elapsed().as_secs_f64();
+            match &outcome.evidence {
+                DetectorEvidence::Aegis(r) => {
+                    timings.aegis = seconds;
+                    timings.translation = r.timings.translation;
+                    timings.features = r.timings.features;
+                    timings.embedding = r.timings.embedding;
+                    timings.clustering = r.timings.clustering;
+                    timings.decision += r.timings.decision;
+                }
+                DetectorEvidence::NeuralCleanse(_) => timings.neural_cleanse = seconds,
+                DetectorEvidence::Reach(_) => timings.reach = seconds,
+                DetectorEvidence::Universal(_) => timings.universal = seconds,
+            }
+            outcomes.push(outcome);
+            costs.push((seconds, evaluations));
         }
-        outcomes.push(outcome);
     }
     let started = Instant::now();
-    let decision = decide(&outcomes, applicable);
+    let rule = match &calibration {
+        Some(c) => Rule::Fused(c),
+        None => Rule::OwnFlags,
+    };
+    let decision = decide(&outcomes, applicable, rule, &audited)?;
     timings.decision += started.elapsed().as_secs_f64();
     let wall_time_s = start.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let files = match (evidence_target, outcomes.first()) {
-        (Some(t), Some(outcome)) => evidence::write(&t.stage, outcome, &decision.flagged, &data.train)?,
+    let files = match evidence_target {
+        Some(t) if !outcomes.is_empty() => evidence::write(&t.stage, &outcomes, &decision, &data.train, &data.test)?,
         _ => EvidenceFiles::default(),
     };
     timings.evidence = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
+    let names = &data.train.class_names;
+    let classes = match (&decision.fused, outcomes.first()) {
+        (Some(f), _) => fused_class_results(f, &decision, &files, names),
+        (None, Some(o)) => class_results(o, &decision, &files, data),
+        (None, None) => Vec::new(),
+    };
     let mut report = AuditReport {
         tool: ToolInfo::default(),
         command_line: command_line.to_vec(),
@@ -130,7 +180,9 @@ pub fn audit_model(
             threshold: p.params.min_adv_accuracy,
             passed: p.passed,
         }),
-        classes: outcomes.first().map_or_else(Vec::new, |o| class_results(o, &decision, &files, data)),
+        classes,
+        detectors: outcomes.iter().zip(&costs).map(|(o, &(s, e))| detector_report(o, s, e)).collect(),
+        fused: decision.fused.as_ref().zip(calibration.as_deref()).map(|(f, c)| fused_info(f, c)),
         verdict: decision.verdict,
         wall_time_s,
         timings: Timings::default(),
@@ -141,11 +193,163 @@ pub fn audit_model(
     timings.report = started.elapsed().as_secs_f64();
     if let Some(t) = evidence_target {
         let started = Instant::now();
-        report.evidence = Some(evidence::finish(&t.stage, &t.dir, &report, files.all)?);
+        report.evidence = Some(evidence::finish(&t.stage, &t.dir, &report, files.overview)?);
         timings.evidence += started.elapsed().as_secs_f64();
     }
     report.timings = timings;
     Ok(report)
+}
+
+/// A model that counts the images it evaluates (forward and backward through the gradient graph):
+/// each detector's cost in the report.
+struct Counted<'a> {
+    inner: &'a mut dyn GradientModel,
+    images: u64,
+}
+
+impl GradientModel for Counted<'_> {
+    fn image_shape(&self) -> (usize, usize, usize) {
+        self.inner.image_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.inner.num_classes()
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.inner.feature_dim()
+    }
+
+    fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> std::result::Result<GradOutput, AttackError> {
+        self.images += n as u64;
+        self.inner.eval(x, n, y)
+    }
+}
+
+/// One detector's part of the report.
+fn detector_report(outcome: &DetectorOutcome, seconds: f64, gradient_evaluations: u64) -> DetectorReport {
+    DetectorReport {
+        name: outcome.detector.name().to_string(),
+        statistic: outcome.statistic.to_string(),
+        seconds,
+        gradient_evaluations,
+        classes: outcome
+            .classes
+            .iter()
+            .map(|s| DetectorClass {
+                class: s.class as i64,
+                value: s.value,
+                anomaly_index: s.anomaly_index,
+                flagged: s.flagged,
+                reason: s.reason.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The fused decision's model-level numbers for the report.
+fn fused_info(f: &FusedDecision, c: &Calibration) -> FusedInfo {
+    FusedInfo {
+        calibration: c.origin.clone(),
+        description: c.file.description.clone(),
+        target_fpr: f.target_fpr,
+        threshold: f.threshold,
+        model_score: f.model_score,
+        model_p_value: f.model_p_value,
+        detectors: f.detectors.clone(),
+        weights: f.detectors.iter().map(|d| (d.clone(), c.weight(d))).collect(),
+        null_classes: f.null_classes,
+    }
+}
+
+/// The report's per-class results under the fused decision.
+fn fused_class_results(
+    f: &FusedDecision,
+    decision: &Decision,
+    files: &EvidenceFiles,
+    names: &[String],
+) -> Vec<ClassResult> {
+    f.classes
+        .iter()
+        .map(|c| ClassResult {
+            class: c.class as i64,
+            name: names.get(c.class).cloned(),
+            flagged: decision.flagged.contains(&c.class),
+            summary: fused_summary(c, f),
+            details: ClassDetails::Fused {
+                score: c.score,
+                class_p_value: c.class_p_value,
+                model_p_value: c.model_p_value,
+                threshold: f.threshold,
+                contributions: c
+                    .contributions
+                    .iter()
+                    .map(|p| FusedContribution {
+                        detector: p.detector.clone(),
+                        index: p.index,
+                        p_value: p.p_value,
+                        weight: p.weight,
+                        score: p.score,
+                    })
+                    .collect(),
+            },
+            evidence: files.per_class.get(&c.class).cloned().unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A p-value in words: two decimals down to 0.01, then scientific.
+pub(crate) fn p_text(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// Why a class is (or is not) flagged by the fused decision, with the detectors that made its score.
+pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
+    let k = f.classes.len();
+    let part =
+        |p: &crate::decide::Contribution| format!("{} (index {:.2}, p = {})", p.detector, p.index, p_text(p.p_value));
+    // The largest contributions that make up three quarters of the score (at most three).
+    let mut main = Vec::new();
+    let mut sum = 0.0;
+    for p in c.contributions.iter().filter(|p| p.score > 0.0).take(3) {
+        main.push(part(p));
+        sum += p.score;
+        if sum >= 0.75 * c.score {
+            break;
+        }
+    }
+    let parts = match main.len() {
+        0 => "no detector found the class unusual".to_string(),
+        1 => main.remove(0),
+        _ => {
+            let last = main.pop().unwrap_or_default();
+            format!("{} and {last}", main.join(", "))
+        }
+    };
+    if c.flagged {
+        format!(
+            "class {}: fused score {:.1} ≥ threshold {:.1} (probability {} that a clean model audited on {k} \
+             classes scores this high), mostly {parts}: backdoor suspected",
+            c.class,
+            c.score,
+            f.threshold,
+            p_text(c.model_p_value)
+        )
+    } else {
+        format!(
+            "class {}: fused score {:.1} < threshold {:.1} (a clean model audited on {k} classes scores this high \
+             with probability {}); {}{parts}",
+            c.class,
+            c.score,
+            f.threshold,
+            p_text(c.model_p_value),
+            if c.contributions.iter().any(|p| p.score > 0.0) { "largest part " } else { "" }
+        )
+    }
 }
 
 /// A note that a count was capped by the data.
@@ -186,62 +390,65 @@ fn run_precondition(
     Ok(r)
 }
 
-/// Runs the chosen detector on the audited classes.
+/// Runs one detector on the audited classes.
 fn run_detector(
     plan: &AuditPlan,
-    method: Method,
-    prepared: &mut PreparedModel,
+    detector: Detector,
+    model: &mut dyn GradientModel,
     data: &AuditData,
     audited: &[usize],
     progress: bool,
     notifications: &mut Vec<Notification>,
 ) -> Result<DetectorOutcome> {
-    let k = prepared.model.num_classes();
-    Ok(match method {
-        Method::Aegis => {
+    let k = model.num_classes();
+    Ok(match detector {
+        Detector::Aegis => {
             let seeds = plan.aegis.translation.seeds_per_class;
             if seeds > data.train.n {
                 notifications.push(capped("translation.seeds_per_class", seeds, data.train.n, "train"));
             }
             let mut bars = PartBars::new(progress);
-            let r = run_aegis(
-                &mut prepared.model,
-                &data.train.pixels,
-                &data.train.labels,
-                audited,
-                &plan.aegis,
-                plan.runs,
-                |p| {
-                    bars.set((p.class, p.run), p.total, p.done, || {
-                        format!("class {} run {}/{}", p.class, p.run + 1, p.runs)
-                    })
-                },
-            )?;
+            let r = run_aegis(model, &data.train.pixels, &data.train.labels, audited, &plan.aegis, plan.runs, |p| {
+                bars.set((p.class, p.run), p.total, p.done, || {
+                    format!("class {} run {}/{}", p.class, p.run + 1, p.runs)
+                })
+            })?;
             bars.finish();
             r.into_outcome()
         }
-        Method::NeuralCleanse => {
+        Detector::NeuralCleanse => {
             let params = &plan.neural_cleanse;
             if params.images > data.test.n {
                 notifications.push(capped("neural_cleanse.images", params.images, data.test.n, "test"));
             }
             let pb = bar(k * params.epochs, "Neural Cleanse (epochs)".into(), progress);
             let mut done = vec![0usize; k];
-            let r =
-                run_neural_cleanse(&mut prepared.model, &data.test.pixels, &data.test.labels, params, |class, e| {
-                    if class < k {
-                        done[class] = e;
-                    }
-                    pb.set_position(done.iter().sum::<usize>() as u64);
-                })?;
+            let r = run_neural_cleanse(model, &data.test.pixels, &data.test.labels, params, |class, e| {
+                if class < k {
+                    done[class] = e;
+                }
+                pb.set_position(done.iter().sum::<usize>() as u64);
+            })?;
             pb.finish_and_clear();
             r.into_outcome(audited)
         }
-        Method::Reach => {
+        Detector::Reach => {
             let pb = bar(0, "reach".into(), progress);
-            let r = run_reach(&mut prepared.model, &data.test.pixels, &data.test.labels, &plan.reach, |p| {
+            let r = run_reach(model, &data.test.pixels, &data.test.labels, &plan.reach, |p| {
                 pb.set_length(p.total as u64);
                 pb.set_position(p.done as u64);
+            })?;
+            pb.finish_and_clear();
+            r.into_outcome(audited)
+        }
+        Detector::Universal => {
+            let params = &plan.universal;
+            if params.images > data.test.n {
+                notifications.push(capped("universal.images", params.images, data.test.n, "test"));
+            }
+            let pb = bar(k, "universal reach (classes)".into(), progress);
+            let r = run_universal(model, &data.test.pixels, &data.test.labels, params, |class| {
+                pb.set_position(class as u64 + 1)
             })?;
             pb.finish_and_clear();
             r.into_outcome(audited)
@@ -289,8 +496,8 @@ fn details(evidence: &DetectorEvidence, position: usize, class: usize) -> ClassD
                 shortcut_votes: c.shortcut.votes,
                 shortcut_index: c.shortcut.index,
                 shortcut_threshold: r.params.shortcut_threshold,
-                cluster_flagged: c.cluster_flagged,
-                clusters: first.clusters,
+                cluster_flagged: first.clustered.then_some(c.cluster_flagged),
+                clusters: first.clustered.then_some(first.clusters),
                 cluster_sizes: first.cluster_info.iter().map(|c| c.clean + c.translated).collect(),
                 translated_per_cluster: first.cluster_info.iter().map(|c| c.translated).collect(),
                 clean_per_cluster: first.cluster_info.iter().map(|c| c.clean).collect(),
@@ -305,6 +512,15 @@ fn details(evidence: &DetectorEvidence, position: usize, class: usize) -> ClassD
         DetectorEvidence::Reach(r) => {
             let c = &r.classes[class];
             ClassDetails::Reach { success_rate: c.rate, anomaly_index: c.anomaly_index, epsilon: r.eps as f64 }
+        }
+        DetectorEvidence::Universal(r) => {
+            let c = &r.classes[class];
+            ClassDetails::Universal {
+                budget: c.budget,
+                reached: c.reached,
+                median_budget: r.median_log_budget.exp(),
+                anomaly_index: c.anomaly_index,
+            }
         }
     }
 }

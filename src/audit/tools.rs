@@ -1,6 +1,7 @@
 //! The library entry points of the other subcommands, so that a front end needs only `audit` and
-//! `report`: `inspect` (what aegis-audit sees in a model), `export-grad` (the gradient graph as ONNX)
-//! and `cluster` (the embedding and clustering step on a feature matrix).
+//! `report`: `inspect` (what aegis-audit sees in a model), `export-grad` (the gradient graph as ONNX),
+//! `cluster` (the embedding and clustering step on a feature matrix), and `calibrate` and `decide` (the
+//! fused decision over reports already written).
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,10 @@ use crate::onnx::{self, LoadLimits};
 use crate::runtime::{self, SessionConfig};
 use crate::Result;
 
+pub use super::stored::{
+    calibrate, decide, read_reports, CalibrateOptions, CalibrateOutcome, DecideOptions, DecideRun, StoredDecision,
+    StoredEntry, StoredModel,
+};
 pub use crate::onnx::analyze::shape_string;
 pub use crate::onnx::{Analysis, Dim};
 

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use aegis_audit::audit::{self, parse_eps_sweep, BandwidthChoice, DecisionRule, MethodChoice, Options};
+use aegis_audit::audit::{
+    self, parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, DecisionRule, Detector, MethodChoice,
+    Options,
+};
 
 use super::common::{ClustererArg, FeatureArgs, ReducerArg, RuntimeArgs};
 
@@ -42,10 +45,18 @@ pub struct AuditArgs {
     /// the train split gives seed and clean images, the test split the robustness check.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
-    /// Detection method (default auto: the robustness precondition, then AEGIS on a robust model and
-    /// Neural Cleanse on a standard one).
+    /// Detection method (default auto: the fused, calibrated decision over every detector; the
+    /// robustness check is measured and reported, not a switch).
     #[arg(long, value_enum)]
     pub method: Option<MethodArg>,
+    /// The fused decision's detectors, comma-separated (aegis, neural-cleanse, reach, universal;
+    /// default: every detector the calibration weights).
+    #[arg(long, value_name = "LIST", value_parser = parse_detectors)]
+    pub detectors: Option<::std::vec::Vec<Detector>>,
+    /// The fused decision's calibration file (JSON, as `aegis-audit calibrate` writes it; default: the
+    /// built-in config/calibration.json). Read and checked before any model is loaded.
+    #[arg(long, value_name = "FILE")]
+    pub calibration: Option<PathBuf>,
     /// Preset name (mnist, fashion-mnist, cifar10); chosen from the input shape when absent.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
@@ -205,6 +216,29 @@ pub struct AuditArgs {
     /// Reach: perturbed images that reached each class kept as evidence.
     #[arg(long)]
     pub reach_evidence: Option<usize>,
+    /// Universal reach: held-out source images shared by every class (correctly classified; at most
+    /// 100000).
+    #[arg(long)]
+    pub universal_images: Option<usize>,
+    /// Universal reach: the L2 budget ladder, comma-separated and strictly increasing (at most 100
+    /// values); a class's budget is the first whose shared perturbation reaches the success level.
+    #[arg(long, value_name = "LIST", value_parser = parse_levels)]
+    pub universal_levels: Option<::std::vec::Vec<f32>>,
+    /// Universal reach: gradient steps per budget (at most 10000).
+    #[arg(long)]
+    pub universal_steps: Option<usize>,
+    /// Universal reach: step size as a multiple of budget / steps.
+    #[arg(long)]
+    pub universal_step_factor: Option<f32>,
+    /// Universal reach: share of the sources the shared perturbation must send to the class.
+    #[arg(long)]
+    pub universal_success_level: Option<f64>,
+    /// Universal reach: anomaly-index threshold (low side, on the log budget) of its own rule.
+    #[arg(long)]
+    pub universal_anomaly_threshold: Option<f64>,
+    /// Universal reach: the least spread of the log budgets the anomaly index divides by.
+    #[arg(long)]
+    pub universal_min_spread: Option<f64>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
@@ -235,7 +269,8 @@ pub struct AuditArgs {
 /// `--method` choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
-    /// Robustness precondition, then AEGIS on a robust model and Neural Cleanse on a standard one.
+    /// The fused, calibrated decision over every detector (the robustness check is reported, not a
+    /// switch).
     Auto,
     /// AEGIS (after the robustness precondition unless --skip-precondition).
     Aegis,
@@ -243,6 +278,8 @@ pub enum MethodArg {
     NeuralCleanse,
     /// Targeted reachability (robust models; after the robustness precondition).
     Reach,
+    /// Universal reach (any model; no precondition).
+    Universal,
 }
 
 /// `--format` choices for stdout.
@@ -263,6 +300,7 @@ impl From<MethodArg> for MethodChoice {
             MethodArg::Aegis => MethodChoice::Aegis,
             MethodArg::NeuralCleanse => MethodChoice::NeuralCleanse,
             MethodArg::Reach => MethodChoice::Reach,
+            MethodArg::Universal => MethodChoice::Universal,
         }
     }
 }
@@ -279,6 +317,8 @@ impl AuditArgs {
             models: self.models.clone(),
             data: self.data.clone(),
             method: self.method.map(MethodChoice::from),
+            detectors: self.detectors.clone(),
+            calibration: self.calibration.clone(),
             preset: self.preset.clone(),
             config: self.config.clone(),
             classes: self.classes.clone(),
@@ -330,6 +370,13 @@ impl AuditArgs {
             reach_min_ratio: self.reach_min_ratio,
             reach_min_gap: self.reach_min_gap,
             reach_evidence: self.reach_evidence,
+            universal_images: self.universal_images,
+            universal_levels: self.universal_levels.clone(),
+            universal_steps: self.universal_steps,
+            universal_step_factor: self.universal_step_factor,
+            universal_success_level: self.universal_success_level,
+            universal_anomaly_threshold: self.universal_anomaly_threshold,
+            universal_min_spread: self.universal_min_spread,
             sarif: self.sarif.clone(),
             json: self.json.clone(),
             evidence: self.evidence.clone(),

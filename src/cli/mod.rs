@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod audit;
+mod calibrate;
 mod cluster;
 mod common;
 mod export_grad;
@@ -21,7 +22,8 @@ Exit codes:
   0  no backdoor found (subcommands: success)
   1  backdoor suspected in at least one class
   2  usage or input error (no report is written)
-  3  the method does not apply to this model (robustness precondition failed)
+  3  the method does not apply to this model (an explicit --method aegis or reach on a model that
+     failed the robustness precondition; the default fused decision always applies)
 With several models: the most severe of their codes, 2 > 1 > 3 > 0.";
 
 /// aegis-audit: scan an ONNX image classifier for backdoors (trojans) before deployment.
@@ -51,12 +53,28 @@ pub enum Command {
     ExportGrad(export_grad::ExportGradArgs),
     /// Embed and cluster a feature matrix (NPY or CSV) as AEGIS does.
     Cluster(cluster::ClusterArgs),
+    /// Build a fused-decision calibration file from the audit reports of known-clean models.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Re-apply the fused decision to the detectors' indices stored in audit reports (no model runs).
+    Decide(calibrate::DecideArgs),
 }
 
 /// The command line with `audit` inserted when the first argument names no subcommand, so that
 /// `aegis-audit model.onnx --data DIR` is `aegis-audit audit model.onnx --data DIR`.
 pub fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const KNOWN: [&str; 9] = ["audit", "inspect", "export-grad", "cluster", "help", "-h", "--help", "-V", "--version"];
+    const KNOWN: [&str; 11] = [
+        "audit",
+        "inspect",
+        "export-grad",
+        "cluster",
+        "calibrate",
+        "decide",
+        "help",
+        "-h",
+        "--help",
+        "-V",
+        "--version",
+    ];
     match args.get(1).and_then(|a| a.to_str()) {
         Some(first) if KNOWN.contains(&first) => {}
         Some(_) => args.insert(1, "audit".into()),
@@ -72,5 +90,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(args) => inspect::run(args),
         Command::ExportGrad(args) => export_grad::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Calibrate(args) => calibrate::run_calibrate(args),
+        Command::Decide(args) => calibrate::run_decide(args),
     }
 }

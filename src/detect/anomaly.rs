@@ -32,10 +32,17 @@ pub struct AnomalyIndex {
 impl AnomalyIndex {
     /// Computes the indices; `None` for an empty input or one holding NaN.
     pub fn of(values: &[f64]) -> Option<AnomalyIndex> {
+        AnomalyIndex::with_min_scale(values, 0.0)
+    }
+
+    /// [`AnomalyIndex::of`] with the scale `max(1.4826 · MAD, min_scale)`: for a statistic measured
+    /// with a resolution (a rate over n images), deviations finer than it are not measured, and a MAD
+    /// of 0 (more than half of the values equal) would otherwise make every other index infinite.
+    pub fn with_min_scale(values: &[f64], min_scale: f64) -> Option<AnomalyIndex> {
         let median = median(values)?;
         let deviations: Vec<f64> = values.iter().map(|v| (v - median).abs()).collect();
         let mad = self::median(&deviations)?;
-        let scale = MAD_CONSISTENCY * mad;
+        let scale = (MAD_CONSISTENCY * mad).max(min_scale);
         let indices = deviations
             .iter()
             .map(|d| {
@@ -65,6 +72,18 @@ impl AnomalyIndex {
 #[cfg(test)]
 mod tests {
     use super::{median, AnomalyIndex};
+
+    #[test]
+    fn a_minimum_scale_keeps_indices_finite() {
+        // Six equal rates and one apart: MAD 0; the floor 0.01 gives (0.5 − 0.02) / 0.01 = 48.
+        let v = [0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.5];
+        assert_eq!(AnomalyIndex::of(&v).unwrap().indices[6], f64::INFINITY);
+        let a = AnomalyIndex::with_min_scale(&v, 0.01).unwrap();
+        assert!((a.indices[6] - 48.0).abs() < 1e-9 && a.indices[0] == 0.0, "{:?}", a.indices);
+        // Above the floor, the MAD's scale.
+        let w = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(AnomalyIndex::with_min_scale(&w, 0.01).unwrap(), AnomalyIndex::of(&w).unwrap());
+    }
 
     #[test]
     fn median_odd_even_and_nan() {

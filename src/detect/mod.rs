@@ -1,5 +1,5 @@
-//! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability and
-//! Neural Cleanse, and the robustness precondition that decides whether AEGIS applies.
+//! Detectors that turn model behaviour into per-class verdicts: AEGIS, targeted reachability, universal
+//! reach and Neural Cleanse, and the robustness precondition that says whether AEGIS and reach apply.
 //!
 //! Each detector owns its decision (its cross-class comparison, and AEGIS's vote over runs) and returns
 //! a [`DetectorOutcome`]: per audited class a statistic, its anomaly index, the detector's flag and a
@@ -14,6 +14,7 @@ pub mod precondition;
 pub mod reach;
 pub mod sample;
 pub mod translate;
+pub mod universal;
 
 pub use outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
 

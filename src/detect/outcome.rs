@@ -6,6 +6,7 @@
 use super::aegis::AegisResult;
 use super::neural_cleanse::NeuralCleanseResult;
 use super::reach::ReachResult;
+use super::universal::UniversalResult;
 
 /// Which detector produced an outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,29 @@ pub enum Detector {
     NeuralCleanse,
     /// Targeted reachability (robust models).
     Reach,
+    /// Universal reach: the smallest shared perturbation that sends most images to a class.
+    Universal,
+}
+
+impl Detector {
+    /// Every detector, in the order the fused decision runs them.
+    pub const ALL: [Detector; 4] = [Detector::Universal, Detector::Aegis, Detector::NeuralCleanse, Detector::Reach];
+
+    /// The detector's name in reports and calibration files: `aegis`, `neural-cleanse`, `reach`,
+    /// `universal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Aegis => "aegis",
+            Detector::NeuralCleanse => "neural-cleanse",
+            Detector::Reach => "reach",
+            Detector::Universal => "universal",
+        }
+    }
+
+    /// The detector called `name` (as [`Detector::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Detector> {
+        Detector::ALL.into_iter().find(|d| d.name() == name)
+    }
 }
 
 /// One class's statistic as every detector reports it.
@@ -24,11 +48,12 @@ pub struct ClassStatistic {
     /// The class.
     pub class: usize,
     /// The detector's per-class measurement (AEGIS: mean translation displacement; Neural Cleanse: the
-    /// reversed mask's L1 norm; reach: the targeted success rate).
+    /// reversed mask's L1 norm; reach: the targeted success rate; universal: the shared perturbation's
+    /// L2 budget).
     pub value: f64,
     /// MAD anomaly index of `value` across classes, positive on the side the detector finds suspicious
-    /// (below the median for AEGIS and Neural Cleanse, above it for reach), negative on the other; NaN
-    /// where no comparison could be made.
+    /// (below the median for AEGIS, Neural Cleanse and universal, above it for reach), negative on the
+    /// other; NaN where no comparison could be made.
     pub anomaly_index: f64,
     /// Whether the detector flags the class under its own rule.
     pub flagged: bool,
@@ -46,6 +71,8 @@ pub enum DetectorEvidence {
     NeuralCleanse(NeuralCleanseResult),
     /// Reach's sweep and per-class rates (every class).
     Reach(ReachResult),
+    /// Universal reach's budgets and shared perturbations (every class).
+    Universal(UniversalResult),
 }
 
 /// A detector's result over the audited classes.
@@ -84,6 +111,14 @@ pub fn signed_index(value: f64, median: f64, index: f64, low_is_suspicious: bool
 #[cfg(test)]
 mod tests {
     use super::signed_index;
+
+    #[test]
+    fn names_round_trip() {
+        for d in super::Detector::ALL {
+            assert_eq!(super::Detector::from_name(d.name()), Some(d));
+        }
+        assert_eq!(super::Detector::from_name("shortcut"), None);
+    }
 
     #[test]
     fn index_is_positive_on_the_suspicious_side() {

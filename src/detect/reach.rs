@@ -281,11 +281,15 @@ pub struct ReachProgress {
     pub total: usize,
 }
 
-/// Applies the flag rule to per-class `rates`: a class is flagged when its anomaly index exceeds
-/// `anomaly_threshold` on the high side and its rate exceeds `max(min_ratio × median, median + min_gap)`.
+/// Applies the flag rule to per-class `rates`: a class is flagged when its anomaly index (scale at
+/// least half an image's rate, `0.5 / images_per_class`) exceeds `anomaly_threshold` on the high side
+/// and its rate exceeds `max(min_ratio × median, median + min_gap)`.
 pub fn flag_classes(rates: &[f64], params: &ReachParams) -> Result<FlagDecision, DetectError> {
-    let anomaly =
-        AnomalyIndex::of(rates).ok_or_else(|| DetectError::NoData(format!("no usable class rates in {rates:?}")))?;
+    // Rates are counts over `images_per_class` images: half an image's worth is the finest scale (a
+    // MAD of 0, more than half of the classes at the same rate, would make every other index infinite).
+    let floor = 0.5 / params.images_per_class.max(1) as f64;
+    let anomaly = AnomalyIndex::with_min_scale(rates, floor)
+        .ok_or_else(|| DetectError::NoData(format!("no usable class rates in {rates:?}")))?;
     let median = anomaly.median;
     let min_rate = (params.min_ratio * median).max(median + params.min_gap);
     let flagged =

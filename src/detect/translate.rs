@@ -55,11 +55,11 @@ pub struct ClassSamples {
     pub seed_indices: Vec<usize>,
     /// Translated images (NCHW, one per seed).
     pub translated_images: Vec<f32>,
-    /// Features of the translated images (`seeds × feature_dim`).
+    /// Features of the translated images (`seeds × feature_dim`; empty when features were not asked for).
     pub translated_features: Vec<f32>,
     /// Fraction of translated images the model assigns to the class.
     pub reached: f64,
-    /// Training-set indices of the clean images of the class.
+    /// Training-set indices of the clean images of the class (empty when features were not asked for).
     pub clean_indices: Vec<usize>,
     /// Features of the clean images (`clean × feature_dim`).
     pub clean_features: Vec<f32>,
@@ -69,8 +69,10 @@ pub struct ClassSamples {
     pub features_s: f64,
 }
 
-/// Translates `params.seeds_per_class` random training images toward `class` and extracts the
-/// features of the results and of as many clean training images of `class` (all of them if fewer).
+/// Translates `params.seeds_per_class` random training images toward `class`; with `features`, also
+/// keeps the features of the results and extracts those of as many clean training images of `class`
+/// (all of them if fewer). Without, the feature vectors and the clean images are left empty: the
+/// translation alone gives the shortcut statistic.
 #[allow(clippy::too_many_arguments)]
 pub fn translate_class(
     model: &mut dyn GradientModel,
@@ -80,6 +82,7 @@ pub fn translate_class(
     params: &TranslationParams,
     batch_size: usize,
     seed: u64,
+    features: bool,
     progress: impl FnMut(usize),
 ) -> Result<ClassSamples, DetectError> {
     let (c, h, w) = model.image_shape();
@@ -110,6 +113,19 @@ pub fn translate_class(
     let result = pgd.run(model, &x0, &targets, progress)?;
     let reached = result.success.iter().filter(|s| **s).count() as f64 / s.max(1) as f64;
     let translation_s = started.elapsed().as_secs_f64();
+    if !features {
+        return Ok(ClassSamples {
+            class,
+            seed_indices,
+            translated_images: result.images,
+            translated_features: Vec::new(),
+            reached,
+            clean_indices: Vec::new(),
+            clean_features: Vec::new(),
+            translation_s,
+            features_s: 0.0,
+        });
+    }
     let started = Instant::now();
 
     let of_class: Vec<usize> = (0..n).filter(|&i| labels[i] == class as i64).collect();

@@ -12,7 +12,7 @@ use plotters::backend::BitMapBackend;
 use plotters::chart::{ChartBuilder, SeriesLabelPosition};
 use plotters::drawing::IntoDrawingArea;
 use plotters::element::{Circle, IntoDynElement, TriangleMarker};
-use plotters::series::Histogram;
+use plotters::series::{Histogram, LineSeries};
 use plotters::style::{register_font, Color, FontStyle, RGBColor, BLACK, WHITE};
 
 use super::{write_atomic, ReportError};
@@ -177,6 +177,23 @@ pub fn bar_chart_png(
     title: &str,
     y_max: Option<f64>,
 ) -> Result<(), ReportError> {
+    bar_chart_threshold_png(path, labels, values, highlight, title, y_max, None)
+}
+
+/// [`bar_chart_png`] with a horizontal black line at `threshold` (e.g. the fused decision's threshold)
+/// across the chart.
+pub fn bar_chart_threshold_png(
+    path: &Path,
+    labels: &[String],
+    values: &[f64],
+    highlight: &[bool],
+    title: &str,
+    y_max: Option<f64>,
+    threshold: Option<f64>,
+) -> Result<(), ReportError> {
+    if threshold.is_some_and(|t| !t.is_finite()) {
+        return Err(invalid(path, "the threshold is NaN or infinite"));
+    }
     if labels.len() != values.len() || highlight.len() != values.len() || values.is_empty() {
         return Err(invalid(
             path,
@@ -191,7 +208,7 @@ pub fn bar_chart_png(
     if values.iter().any(|v| !v.is_finite()) {
         return Err(invalid(path, "values hold NaN or infinite numbers"));
     }
-    let top = y_max.unwrap_or_else(|| values.iter().copied().fold(0.0, f64::max) * 1.1).max(1e-9);
+    let top = y_max.unwrap_or_else(|| values.iter().copied().fold(threshold.unwrap_or(0.0), f64::max) * 1.1).max(1e-9);
     let bottom = values.iter().copied().fold(0.0, f64::min);
     let n = values.len() as u32;
     plot_png(path, |root| {
@@ -232,6 +249,14 @@ pub fn bar_chart_png(
                     .data(values.iter().enumerate().map(|(i, &v)| (i as u32, v))),
             )
             .map_err(|e| e.to_string())?;
+        if let Some(t) = threshold {
+            chart
+                .draw_series(LineSeries::new(
+                    [(SegmentValue::Exact(0u32), t), (SegmentValue::Last, t)],
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
         Ok(())
     })
 }

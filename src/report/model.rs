@@ -1,5 +1,6 @@
 //! The audit report's data model: one serde-serialisable [`AuditReport`] that every detector (AEGIS,
-//! reachability, Neural Cleanse) fills and every writer (SARIF, JSON, table, evidence index) reads.
+//! Neural Cleanse, reach, universal reach) and the fused decision fill and every writer (SARIF, JSON,
+//! table, evidence index) reads.
 
 use std::collections::BTreeMap;
 
@@ -58,6 +59,10 @@ pub enum Method {
     Reach,
     /// Neural Cleanse: smallest trigger mask per class.
     NeuralCleanse,
+    /// Universal reach: the smallest perturbation shared by many images that sends them to a class.
+    Universal,
+    /// The fused, calibrated decision over several detectors (`--method auto`).
+    Fused,
 }
 
 impl Method {
@@ -73,6 +78,8 @@ impl Method {
             Method::Aegis => "AEGIS",
             Method::Reach => "reach",
             Method::NeuralCleanse => "Neural Cleanse",
+            Method::Universal => "universal reach",
+            Method::Fused => "fused decision",
         }
     }
 }
@@ -136,10 +143,12 @@ pub enum ClassDetails {
         shortcut_votes: usize,
         /// Threshold on `shortcut_index` of the shortcut rule.
         shortcut_threshold: f64,
-        /// Whether the cluster rule flags the class (majority over runs).
-        cluster_flagged: bool,
-        /// Number of clusters.
-        clusters: usize,
+        /// Whether the cluster rule flags the class (majority over runs); `None` when the clustering
+        /// did not run.
+        cluster_flagged: Option<bool>,
+        /// Number of counted clusters; `None` when the clustering did not run (the shortcut decision
+        /// does not need it; `--aegis-decision clusters` or `--evidence` computes it).
+        clusters: Option<usize>,
         /// Points in each cluster, by cluster id.
         cluster_sizes: Vec<usize>,
         /// Translated points in each cluster, by cluster id.
@@ -167,6 +176,143 @@ pub enum ClassDetails {
         /// Anomaly index of the norm among classes.
         anomaly_index: f64,
     },
+    /// Universal reach.
+    Universal {
+        /// L2 budget of the shared perturbation that sends the success level of the sources to the
+        /// class (the ladder's last budget when it never did).
+        budget: f64,
+        /// Whether the success level was reached within the ladder.
+        reached: bool,
+        /// Median budget over the classes (geometric).
+        median_budget: f64,
+        /// Low-side anomaly index of the log budget among classes (negative above the median).
+        anomaly_index: f64,
+    },
+    /// The fused decision.
+    Fused {
+        /// The class's fused score `Σ weight · −ln p` over the detectors.
+        score: f64,
+        /// The score's p-value against the calibration classes' fused scores.
+        class_p_value: f64,
+        /// `1 − (1 − class_p_value)^K`: the probability that a clean model with this many classes has
+        /// some class scoring at least this high.
+        model_p_value: f64,
+        /// The score a class must reach to be flagged (with this many classes).
+        threshold: f64,
+        /// Each detector's part, largest first.
+        contributions: Vec<FusedContribution>,
+    },
+}
+
+/// One detector's part in a class's fused score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedContribution {
+    /// The detector's name (`aegis`, `neural-cleanse`, `reach`, `universal`).
+    pub detector: String,
+    /// Its signed anomaly index for the class (`"inf"`, `"-inf"` or `null` when not finite).
+    #[serde(with = "nonfinite")]
+    pub index: f64,
+    /// The index's p-value against the same detector's clean calibration classes.
+    pub p_value: f64,
+    /// The detector's weight.
+    pub weight: f64,
+    /// `weight · −ln p_value` (capped).
+    pub score: f64,
+}
+
+/// One class as one detector saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorClass {
+    /// The class.
+    pub class: i64,
+    /// The detector's statistic for the class (`null` when not a number).
+    #[serde(with = "nonfinite")]
+    pub value: f64,
+    /// Its signed anomaly index across classes, positive on the suspicious side (`"inf"`, `"-inf"` or
+    /// `null` when not finite).
+    #[serde(with = "nonfinite")]
+    pub anomaly_index: f64,
+    /// Whether the detector flags the class under its own rule.
+    pub flagged: bool,
+    /// One sentence with the detector's numbers.
+    pub reason: String,
+}
+
+/// What one detector measured (every audit lists the detectors that ran).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorReport {
+    /// The detector's name (`aegis`, `neural-cleanse`, `reach`, `universal`).
+    pub name: String,
+    /// What `classes[].value` measures.
+    pub statistic: String,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Images run forward and backward through the model's gradient graph (the detector's cost).
+    pub gradient_evaluations: u64,
+    /// One entry per audited class, in the audited order.
+    pub classes: Vec<DetectorClass>,
+}
+
+/// The fused decision's model-level numbers and where its calibration came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusedInfo {
+    /// Where the calibration was read from (`built-in` or a path).
+    pub calibration: String,
+    /// The calibration's description (its models and the command that made it).
+    pub description: String,
+    /// The target model-level false-positive rate α.
+    pub target_fpr: f64,
+    /// The fused class score a class must reach to be flagged (with this many classes).
+    pub threshold: f64,
+    /// The highest fused class score.
+    pub model_score: f64,
+    /// The calibrated probability that a clean model scores this high somewhere; the model is
+    /// flagged when it is at most `target_fpr`.
+    pub model_p_value: f64,
+    /// The detectors that entered the score.
+    pub detectors: Vec<String>,
+    /// Their weights.
+    pub weights: BTreeMap<String, f64>,
+    /// Calibration classes the fused null was fitted on.
+    pub null_classes: usize,
+}
+
+/// Serialises an `f64` that may be infinite or NaN: a number when finite, `"inf"` or `"-inf"`, and
+/// `null` for NaN; reads the same back (so a report's indices round-trip exactly).
+mod nonfinite {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else if v.is_nan() {
+            s.serialize_none()
+        } else if *v > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Option::<Value>::deserialize(d)? {
+            None => Ok(f64::NAN),
+            Some(Value::Number(v)) => Ok(v),
+            Some(Value::Text(t)) => match t.as_str() {
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                "nan" => Ok(f64::NAN),
+                other => Err(serde::de::Error::custom(format!("'{other}' is not a number, inf or -inf"))),
+            },
+        }
+    }
 }
 
 /// The kind of an evidence file.
@@ -350,8 +496,15 @@ pub struct Timings {
     pub embedding: f64,
     /// AEGIS: the bandwidth and the clustering.
     pub clustering: f64,
-    /// Neural Cleanse or reach: the whole detector.
-    pub detector: f64,
+    /// AEGIS, the whole detector (its translation, features, embedding and clustering are the phases
+    /// above).
+    pub aegis: f64,
+    /// Neural Cleanse, the whole detector.
+    pub neural_cleanse: f64,
+    /// Reach, the whole detector.
+    pub reach: f64,
+    /// Universal reach, the whole detector.
+    pub universal: f64,
     /// The cross-class decision and the verdict.
     pub decision: f64,
     /// Writing evidence (plots, image grids, index page).
@@ -364,7 +517,7 @@ pub struct Timings {
 
 impl Timings {
     /// The phases with their names, in order (`total` last).
-    pub fn phases(&self) -> [(&'static str, f64); 15] {
+    pub fn phases(&self) -> [(&'static str, f64); 18] {
         [
             ("load", self.load),
             ("analysis", self.analysis),
@@ -376,7 +529,10 @@ impl Timings {
             ("features", self.features),
             ("embedding", self.embedding),
             ("clustering", self.clustering),
-            ("detector", self.detector),
+            ("aegis", self.aegis),
+            ("neural_cleanse", self.neural_cleanse),
+            ("reach", self.reach),
+            ("universal", self.universal),
             ("decision", self.decision),
             ("evidence", self.evidence),
             ("report", self.report),
@@ -405,6 +561,13 @@ pub struct AuditReport {
     pub precondition: Option<Precondition>,
     /// Per-class results, in class order.
     pub classes: Vec<ClassResult>,
+    /// Every detector that ran, with its per-class statistics (what `aegis-audit decide` and
+    /// `calibrate` read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detectors: Vec<DetectorReport>,
+    /// The fused decision's numbers (`--method auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fused: Option<FusedInfo>,
     /// The outcome.
     pub verdict: Verdict,
     /// Wall time of the audit in seconds, from the robustness check to the end of the decision (model

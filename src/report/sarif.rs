@@ -151,14 +151,20 @@ fn rules() -> Value {
             "id": RULE_SUSPECTED,
             "name": "backdoor-suspected",
             "shortDescription": { "text": "Backdoor (trojan) suspected in an image classifier" },
-            "fullDescription": { "text": "The model behaves as if a hidden trigger maps inputs to this class: \
-                the detector's per-class measurement is anomalous (AEGIS: images translated toward the class move \
-                anomalously little, a shortcut such as a trigger, or with --aegis-decision clusters they form \
-                more clusters than clean ones; reach: anomalous targeted success rate; Neural Cleanse: anomalously small \
-                trigger mask)." },
-            "help": { "text": "Do not deploy this model. Inspect the evidence (the shortest translations beside \
-                their seeds, the image grid per cluster and the t-SNE scatter, where a trigger often becomes \
-                visible), retrain from trusted data or prune \
+            "fullDescription": { "text": "The model behaves as if a hidden trigger maps inputs to this class. \
+                With the default fused decision (--method auto) every detector measures each class (universal \
+                reach: the L2 budget of one perturbation shared by many images that sends them to the class; AEGIS: \
+                how little images move when translated toward it; Neural Cleanse: the size of the smallest reversed \
+                trigger; reach: the targeted success rate), each per-class anomaly index becomes a p-value against \
+                the same detector on known-clean calibration models, and the class is flagged when the weighted \
+                sum of −ln p reaches the threshold at which a clean model is flagged at most at the calibrated \
+                false-positive rate (the result's properties give the fused score, the class and model p-values, \
+                the threshold and each detector's contribution). An explicit --method flags the class by that \
+                detector's own rule (an anomalously small displacement, mask or shared budget, an anomalous \
+                targeted success rate, or with --aegis-decision clusters more clusters than clean classes)." },
+            "help": { "text": "Do not deploy this model. Inspect the evidence (the shared perturbation and the \
+                images it sends to the class, the shortest translations beside their seeds, the reversed trigger \
+                mask, where a trigger often becomes visible), retrain from trusted data or prune \
                 and fine-tune, and audit the training pipeline for poisoned samples." },
             "defaultConfiguration": { "level": "error" },
             "properties": {
@@ -176,7 +182,8 @@ fn rules() -> Value {
                 robust model: untargeted L2 PGD must leave at least the threshold accuracy), so nothing was \
                 concluded about backdoors." },
             "help": { "text": "The model was not verified. Run a method that applies to non-robust models \
-                (e.g. --method neural-cleanse or reach), or adversarially train the model before auditing." },
+                (the default fused decision, --method auto, or --method neural-cleanse or universal), or \
+                adversarially train the model before auditing." },
             "defaultConfiguration": { "level": "warning" },
             "properties": {
                 "security-severity": "5.0",
@@ -247,6 +254,24 @@ fn class_result(report: &AuditReport, opts: &SarifOptions, model_uri: &str, clas
     }
     props.insert("method".into(), json!(report.method.method));
     props.insert("details".into(), json!(class.details));
+    let per_detector: Vec<Value> = report
+        .detectors
+        .iter()
+        .flat_map(|d| {
+            d.classes.iter().filter(|c| c.class == class.class).map(|c| {
+                json!({ "detector": d.name, "value": c.value, "anomalyIndex": c.anomaly_index, "flagged": c.flagged })
+            })
+        })
+        .collect();
+    if !per_detector.is_empty() {
+        props.insert("detectors".into(), json!(per_detector));
+    }
+    if let Some(f) = &report.fused {
+        props.insert(
+            "fusedDecision".into(),
+            json!({ "calibration": f.calibration, "targetFpr": f.target_fpr, "threshold": f.threshold, "detectors": f.detectors }),
+        );
+    }
     props.insert("evidence".into(), json!(evidence));
     json!({
         "ruleId": rule,
@@ -323,6 +348,11 @@ fn run_properties(report: &AuditReport, opts: &SarifOptions) -> Value {
         "exitCode": report.verdict.exit_code(),
         "modelSha256": report.model.sha256,
         "classes": report.classes,
+        "fused": report.fused,
+        "detectors": report.detectors.iter().map(|d| json!({
+            "name": d.name, "statistic": d.statistic, "seconds": d.seconds,
+            "gradientEvaluations": d.gradient_evaluations,
+        })).collect::<Vec<_>>(),
         "evidenceIndex": index,
     })
 }

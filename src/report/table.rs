@@ -1,4 +1,5 @@
-//! The readable summary printed on stdout: header lines, one row per class, and the verdict.
+//! The readable summary printed on stdout: header lines (method, robustness, the fused decision's
+//! threshold, each detector's cost), one row per class, and the verdict.
 
 use std::fmt::Write;
 
@@ -20,16 +21,37 @@ fn details(d: &ClassDetails) -> String {
             translated_per_cluster,
             bandwidth,
             ..
-        } => format!(
-            "displacement {displacement:.2} (index {shortcut_index:.2}); {clusters} clusters, sizes {cluster_sizes:?}, \
-             translated {translated_per_cluster:?}, bandwidth {bandwidth:.3}"
+        } => match clusters {
+            Some(clusters) => format!(
+                "displacement {displacement:.2} (index {shortcut_index:.2}); {clusters} clusters, sizes \
+                 {cluster_sizes:?}, translated {translated_per_cluster:?}, bandwidth {bandwidth:.3}"
+            ),
+            None => format!("displacement {displacement:.2} (index {shortcut_index:.2}); clusters not computed"),
+        },
+        ClassDetails::Universal { budget, reached, anomaly_index, .. } => format!(
+            "shared perturbation budget {budget:.3}{} (index {anomaly_index:.2})",
+            if *reached { "" } else { ", not reached" }
         ),
+        ClassDetails::Fused { score, model_p_value, contributions, .. } => {
+            let parts: Vec<String> =
+                contributions.iter().map(|c| format!("{} {:.2}→{:.1}", c.detector, c.index, c.score)).collect();
+            format!("fused {score:.1} (p {}): {}", p_text(*model_p_value), parts.join(", "))
+        }
         ClassDetails::Reach { success_rate, anomaly_index, epsilon } => {
             format!("success {:.1}%, anomaly index {anomaly_index:.2}, ε {epsilon}", success_rate * 100.0)
         }
         ClassDetails::NeuralCleanse { mask_l1, anomaly_index } => {
             format!("mask L1 {mask_l1:.2}, anomaly index {anomaly_index:.2}")
         }
+    }
+}
+
+/// A p-value in words: two decimals down to 0.01, then scientific.
+fn p_text(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}")
     }
 }
 
@@ -53,6 +75,30 @@ pub fn render(report: &AuditReport) -> String {
     let _ = writeln!(out, "method   {} ({})", report.method.method.name(), clean(&report.method.reason));
     if let Some(p) = &report.precondition {
         let _ = writeln!(out, "robust   {}: {}", if p.passed { "passed" } else { "FAILED" }, p.describe());
+    }
+    if let Some(f) = &report.fused {
+        let _ = writeln!(
+            out,
+            "fused    threshold {:.2} at α = {} ({} calibration classes, calibration {}); highest score {:.2}, model \
+             p-value {}",
+            f.threshold,
+            f.target_fpr,
+            f.null_classes,
+            clean(&f.calibration),
+            f.model_score,
+            p_text(f.model_p_value)
+        );
+    }
+    for d in &report.detectors {
+        let own: Vec<String> = d.classes.iter().filter(|c| c.flagged).map(|c| c.class.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "detector {:<14} {:>7.1} s, {:>9} gradient evaluations; own rule flags {}",
+            d.name,
+            d.seconds,
+            d.gradient_evaluations,
+            if own.is_empty() { "none".to_string() } else { own.join(", ") }
+        );
     }
     if !report.classes.is_empty() {
         let labels: Vec<String> = report.classes.iter().map(|c| clean(&c.label())).collect();

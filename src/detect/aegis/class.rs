@@ -1,5 +1,6 @@
-//! AEGIS on one class for one seed: translate seed images toward the class, embed the features of the
-//! translated and of clean class images, cluster the embedding and count the clusters.
+//! AEGIS on one class for one seed: translate seed images toward the class and measure the displacement;
+//! when asked ([`AegisParams::embed`]), embed the features of the translated and of clean class images,
+//! cluster the embedding and count the clusters.
 
 use std::time::Instant;
 
@@ -31,6 +32,9 @@ pub struct ClusterInfo {
 pub struct AegisClass {
     /// The class.
     pub class: usize,
+    /// Whether the features were embedded and clustered ([`AegisParams::embed`]); when not, the
+    /// cluster fields are empty and `flagged` is false.
+    pub clustered: bool,
     /// Counted clusters.
     pub clusters: usize,
     /// Every cluster found (noise excluded), largest first.
@@ -66,10 +70,29 @@ pub fn aegis_class(
     params: &AegisParams,
     progress: impl FnMut(usize),
 ) -> Result<AegisClass, DetectError> {
+    let t = &params.translation;
     let samples =
-        translate_class(model, images, labels, class, &params.translation, params.batch_size, params.seed, progress)?;
+        translate_class(model, images, labels, class, t, params.batch_size, params.seed, params.embed, progress)?;
     let (c, h, w) = model.image_shape();
     let displacement = mean_displacement(images, labels, &samples, c * h * w);
+    if !params.embed {
+        return Ok(AegisClass {
+            class,
+            clustered: false,
+            clusters: 0,
+            cluster_info: Vec::new(),
+            bandwidth: None,
+            kl_divergence: None,
+            flagged: false,
+            displacement,
+            reached: samples.reached,
+            embedding: Array2::zeros((0, 2)),
+            labels: Vec::new(),
+            samples,
+            embedding_s: 0.0,
+            clustering_s: 0.0,
+        });
+    }
     let fdim = model.feature_dim();
     let n_clean = samples.clean_features.len() / fdim.max(1);
     let n_trans = samples.translated_features.len() / fdim.max(1);
@@ -99,6 +122,7 @@ pub fn aegis_class(
     let clustering_s = started.elapsed().as_secs_f64();
     Ok(AegisClass {
         class,
+        clustered: true,
         clusters,
         cluster_info: info,
         bandwidth: clustering.bandwidth.or(bandwidth),

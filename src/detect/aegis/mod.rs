@@ -16,6 +16,10 @@
 //! class. The per-class mean L2 displacement is compared across classes with the MAD anomaly index,
 //! which is free of scale: it depends neither on the embedding nor on the attack's step size.
 //!
+//! The features of clean class images, the embedding and the clustering are computed only when
+//! [`AegisParams::embed`] asks for them (the cluster rule and the evidence scatter plots need them; the
+//! shortcut decision does not).
+//!
 //! [`run_aegis`] runs the detector over the audited classes, `runs` times with seeds `seed`, `seed + 1`,
 //! …, and owns the decision: under either rule a class is flagged when more than half of the runs flag
 //! it. Its [`AegisResult`] becomes the common [`DetectorOutcome`].
@@ -118,6 +122,10 @@ pub struct AegisParams {
     pub decision: DecisionRule,
     /// Shortcut rule: anomaly index (low side) above which a class is flagged.
     pub shortcut_threshold: f64,
+    /// Whether to compute what only the cluster rule and the evidence use: the features of the clean
+    /// class images, the embedding (PCA, t-SNE) and the clustering. When false, only the translation
+    /// and its displacement (the shortcut statistic) are computed; the cluster rule needs it true.
+    pub embed: bool,
     /// Images per model evaluation.
     pub batch_size: usize,
     /// Seed of every random choice.
@@ -160,6 +168,9 @@ impl AegisParams {
         }
         if self.batch_size == 0 {
             return bad("batch_size", "0".into(), "must be >= 1");
+        }
+        if self.decision == DecisionRule::Clusters && !self.embed {
+            return bad("decision.rule", "clusters".into(), "needs the embedding and the clustering (embed = true)");
         }
         Ok(())
     }
@@ -287,7 +298,7 @@ fn decide_class(
 ) -> AegisClassResult {
     let class = first.class;
     let n_runs = counts.len();
-    let cluster_votes = counts.iter().filter(|&&c| c > params.max_clusters).count();
+    let cluster_votes = if first.clustered { counts.iter().filter(|&&c| c > params.max_clusters).count() } else { 0 };
     let cluster_flagged = cluster_votes * 2 > n_runs;
     let shortcut_flagged = shortcut.votes * 2 > n_runs;
     let flagged = match params.decision {
@@ -299,13 +310,19 @@ fn decide_class(
          {:.2} (runs flagging: {}/{n_runs})",
         shortcut.displacement, shortcut.median, shortcut.index, shortcut.votes
     );
-    let cluster_text = format!(
-        "{} clusters (counted, min {:.0}% of points) in the {} embedding (runs with more than {}: {cluster_votes}/{n_runs}, counts {counts:?})",
-        first.clusters,
-        params.min_cluster_fraction * 100.0,
-        format!("{:?}", params.reducer).to_lowercase(),
-        params.max_clusters,
-    );
+    let cluster_text = if first.clustered {
+        format!(
+            "{} clusters (counted, min {:.0}% of points) in the {} embedding (runs with more than {}: {cluster_votes}/{n_runs}, counts {counts:?})",
+            first.clusters,
+            params.min_cluster_fraction * 100.0,
+            format!("{:?}", params.reducer).to_lowercase(),
+            params.max_clusters,
+        )
+    } else {
+        "clusters not computed (the shortcut decision does not use them; --aegis-decision clusters or \
+         --evidence computes them)"
+            .to_string()
+    };
     let summary = match params.decision {
         DecisionRule::Shortcut => format!(
             "class {class}: {shortcut_text}{}; {cluster_text}; translation reached the class for {:.1}% of seeds",

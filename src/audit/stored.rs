@@ -1,0 +1,440 @@
+//! The fused decision over reports already written, without running any model: [`calibrate`] builds a
+//! calibration file from the audit reports of known-clean models (every class of every model becomes a
+//! null class with each detector's anomaly index), and [`decide`] re-applies the fused decision to the
+//! detectors' indices stored in reports. Both read single-model JSON reports and several-model JSON
+//! documents; anything else is an input error naming the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::decision::fused;
+use super::error::AuditError;
+use crate::decide::{Calibration, CalibrationFile, DetectorIndices, DetectorWeight, FusedDecision, NullClass};
+use crate::report::{
+    most_severe_exit, write_atomic, DetectorReport, ToolInfo, Verdict, EXIT_ERROR, EXIT_NOT_APPLICABLE,
+};
+use crate::Result;
+
+/// The largest report file read.
+pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+
+/// One model's entry in a report file.
+#[derive(Debug, Clone)]
+pub struct StoredModel {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// The model path as the report names it.
+    pub model: String,
+    /// The model's SHA-256, when the report has it.
+    pub sha256: Option<String>,
+    /// What the report holds for the model.
+    pub entry: StoredEntry,
+}
+
+/// What a report holds for one model.
+#[derive(Debug, Clone)]
+pub enum StoredEntry {
+    /// An audit report.
+    Report {
+        /// Its verdict (`clean`, `suspected`, `not-applicable`).
+        verdict: String,
+        /// The detectors that ran, with their per-class indices (empty in reports without them).
+        detectors: Vec<DetectorReport>,
+    },
+    /// The model could not be audited (a several-model document's `error` entry).
+    Failed(String),
+}
+
+impl StoredModel {
+    fn bad(&self, problem: impl std::fmt::Display) -> AuditError {
+        AuditError::Usage(format!("{}: model {}: {problem}", self.file.display(), self.model))
+    }
+
+    /// The detectors and the classes they cover (the same classes, in the same order, for each), or an
+    /// error naming what is missing or mismatched.
+    fn detectors(&self) -> Result<(&[DetectorReport], Vec<i64>), AuditError> {
+        let detectors = match &self.entry {
+            StoredEntry::Report { detectors, verdict } => {
+                if detectors.is_empty() {
+                    return Err(self.bad(format!(
+                        "the report holds no detector indices (verdict {verdict}; written by an aegis-audit without \
+                         them, or no detector ran)"
+                    )));
+                }
+                detectors.as_slice()
+            }
+            StoredEntry::Failed(error) => return Err(self.bad(format!("its audit failed ({error})"))),
+        };
+        let classes: Vec<i64> = detectors[0].classes.iter().map(|c| c.class).collect();
+        for d in detectors {
+            let these: Vec<i64> = d.classes.iter().map(|c| c.class).collect();
+            if these != classes {
+                return Err(self.bad(format!(
+                    "detectors '{}' and '{}' cover different classes ({these:?} vs {classes:?})",
+                    d.name, detectors[0].name
+                )));
+            }
+        }
+        if let Some(bad) = classes.iter().find(|&&c| c < 0) {
+            return Err(self.bad(format!("class {bad} is negative")));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(dup) = classes.iter().find(|&&c| !seen.insert(c)) {
+            return Err(self.bad(format!("class {dup} is listed twice")));
+        }
+        Ok((detectors, classes))
+    }
+}
+
+/// Reads every report file: single-model reports and several-model documents, in order.
+pub fn read_reports(paths: &[PathBuf]) -> Result<Vec<StoredModel>, AuditError> {
+    if paths.is_empty() {
+        return Err(AuditError::Usage("no report given".into()));
+    }
+    let mut out = Vec::new();
+    for path in paths {
+        let bad = |problem: String| AuditError::Usage(format!("{}: {problem}", path.display()));
+        let io = |e: std::io::Error| bad(e.to_string().split(" (os error").next().unwrap_or("").to_string());
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if !meta.is_file() {
+            return Err(bad("not a file".into()));
+        }
+        if meta.len() > MAX_REPORT_BYTES {
+            return Err(bad(format!("{} bytes, more than the {MAX_REPORT_BYTES} a report may have", meta.len())));
+        }
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON report: {e}")))?;
+        if let Some(models) = value.get("models").and_then(Value::as_array) {
+            for (i, m) in models.iter().enumerate() {
+                let name = m.get("model").and_then(Value::as_str).map_or_else(|| format!("#{}", i + 1), str::to_string);
+                match (m.get("report"), m.get("error").and_then(Value::as_str)) {
+                    (Some(r), _) => out.push(stored(path, r).map_err(|p| bad(format!("model {name}: {p}")))?),
+                    (None, Some(error)) => out.push(StoredModel {
+                        file: path.clone(),
+                        model: name,
+                        sha256: None,
+                        entry: StoredEntry::Failed(error.to_string()),
+                    }),
+                    (None, None) => return Err(bad(format!("model {name}: neither a report nor an error"))),
+                }
+            }
+        } else if value.get("verdict").is_some() && value.get("model").is_some() {
+            out.push(stored(path, &value).map_err(bad)?);
+        } else {
+            return Err(bad("not an aegis-audit JSON report (no verdict and model, no models list)".into()));
+        }
+    }
+    Ok(out)
+}
+
+/// One audit report (a JSON object) as a stored model.
+fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
+    let model = r
+        .pointer("/model/path")
+        .and_then(Value::as_str)
+        .ok_or("not an aegis-audit JSON report (no model.path)")?
+        .to_string();
+    let verdict = r.get("verdict").and_then(Value::as_str).ok_or("not an aegis-audit JSON report (no verdict)")?;
+    let detectors: Vec<DetectorReport> = match r.get("detectors") {
+        None => Vec::new(),
+        Some(d) => serde_json::from_value(d.clone()).map_err(|e| format!("model {model}: detectors: {e}"))?,
+    };
+    Ok(StoredModel {
+        file: path.to_path_buf(),
+        sha256: r.pointer("/model/sha256").and_then(Value::as_str).map(str::to_string),
+        model,
+        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors },
+    })
+}
+
+/// What `calibrate` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrateOptions {
+    /// Audit reports of known-clean models (JSON reports or several-model documents).
+    pub reports: Vec<PathBuf>,
+    /// The calibration file to write.
+    pub output: PathBuf,
+    /// Detector weights; `None`: 1 for every detector present in every report.
+    pub weights: Option<Vec<(String, f64)>>,
+    /// Target model-level false-positive rate α.
+    pub target_fpr: f64,
+    /// Fraction of the null samples the exponential tail is fitted on.
+    pub tail_fraction: f64,
+    /// The description; `None`: the models, the tool version and the command line.
+    pub description: Option<String>,
+    /// The command line, program name first (for the default description).
+    pub command_line: Vec<String>,
+}
+
+/// What `calibrate` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrateOutcome {
+    /// The file written.
+    pub output: PathBuf,
+    /// Models read.
+    pub models: usize,
+    /// Null classes written.
+    pub null_classes: usize,
+    /// The detectors and their weights.
+    pub weights: Vec<(String, f64)>,
+}
+
+/// Builds a calibration file from the reports of known-clean models and writes it (atomically); the
+/// calibration is checked (every weighted detector and the fused score get a null distribution) before
+/// anything is written.
+pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
+    check_output(&options.output, "-o")?;
+    let models = read_reports(&options.reports)?;
+    let mut per_model = Vec::new();
+    for m in &models {
+        per_model.push((m, m.detectors()?));
+    }
+    let weights: Vec<(String, f64)> = match &options.weights {
+        Some(w) => w.clone(),
+        None => {
+            let first: Vec<String> = per_model[0].1 .0.iter().map(|d| d.name.clone()).collect();
+            first
+                .into_iter()
+                .filter(|n| per_model.iter().all(|(_, (d, _))| d.iter().any(|x| &x.name == n)))
+                .map(|n| (n, 1.0))
+                .collect()
+        }
+    };
+    if weights.is_empty() {
+        return Err(
+            AuditError::Usage("no detector is present in every report: name them with --detectors".into()).into()
+        );
+    }
+    let used: Vec<&str> = weights.iter().filter(|(_, w)| *w > 0.0).map(|(n, _)| n.as_str()).collect();
+    let mut null_classes = Vec::new();
+    for (m, (detectors, classes)) in &per_model {
+        for (i, &class) in classes.iter().enumerate() {
+            let mut indices = BTreeMap::new();
+            for d in detectors.iter() {
+                let a = d.classes[i].anomaly_index;
+                if a.is_nan() {
+                    continue; // no comparison could be made: the class has no sample for this detector
+                }
+                if a.is_infinite() && used.contains(&d.name.as_str()) {
+                    return Err(m
+                        .bad(format!(
+                            "class {class}: detector '{}' has an infinite anomaly index (its spread across classes \
+                             was 0); calibrate without it (--detectors) or on other models",
+                            d.name
+                        ))
+                        .into());
+                }
+                if a.is_finite() {
+                    indices.insert(d.name.clone(), a);
+                }
+            }
+            null_classes.push(NullClass { model: m.model.clone(), class: class as usize, indices });
+        }
+    }
+    let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
+    let description = options.description.clone().unwrap_or_else(|| {
+        format!(
+            "calibrated by {} {} on the audit reports of {} models assumed clean ({}); command: {}",
+            ToolInfo::default().name,
+            ToolInfo::default().version,
+            models.len(),
+            names.join(", "),
+            options.command_line.join(" ")
+        )
+    });
+    let file = CalibrationFile {
+        version: 1,
+        description,
+        target_fpr: options.target_fpr,
+        tail_fraction: options.tail_fraction,
+        detectors: weights
+            .iter()
+            .map(|(name, weight)| DetectorWeight { name: name.clone(), weight: *weight })
+            .collect(),
+        null_classes,
+    };
+    let origin = options.output.display().to_string();
+    let calibration = Calibration::new(file.clone(), &origin)?;
+    // The fused null must be fittable too: decide one class of zeros.
+    let probe: Vec<DetectorIndices> =
+        used.iter().map(|n| DetectorIndices { name: n.to_string(), indices: vec![0.0] }).collect();
+    fused(&calibration, &probe, &[0])?;
+    let mut text = serde_json::to_string_pretty(&file).map_err(crate::report::ReportError::from)?;
+    text.push('\n');
+    write_atomic(&options.output, text.as_bytes())?;
+    Ok(CalibrateOutcome {
+        output: options.output.clone(),
+        models: models.len(),
+        null_classes: file.null_classes.len(),
+        weights,
+    })
+}
+
+/// An output file's folder exists and the path is not a folder.
+fn check_output(path: &Path, flag: &'static str) -> Result<(), AuditError> {
+    let bad = |problem: &str| AuditError::Output { flag, path: path.to_path_buf(), problem: problem.to_string() };
+    if path.is_dir() {
+        return Err(bad("is a folder"));
+    }
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(bad("its folder does not exist")),
+        _ => Ok(()),
+    }
+}
+
+/// What `decide` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecideOptions {
+    /// Audit reports (JSON reports or several-model documents).
+    pub reports: Vec<PathBuf>,
+    /// The calibration file; `None`: the built-in one.
+    pub calibration: Option<PathBuf>,
+    /// Write the decisions as JSON here.
+    pub json: Option<PathBuf>,
+}
+
+/// The fused decision for one model of a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredDecision {
+    /// The report file.
+    pub file: String,
+    /// The model path as the report names it.
+    pub model: String,
+    /// The model's SHA-256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The model's exit code under the decision (2 for a model whose audit failed).
+    pub exit_code: u8,
+    /// The verdict (absent for a model whose audit failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// The error of a model whose audit failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Flagged classes.
+    pub flagged: Vec<usize>,
+    /// The fused decision's numbers: the detectors that entered the score, every class's fused score,
+    /// p-values, flag and per-detector contributions, the model p-value and the threshold (absent for a
+    /// model whose audit failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fused: Option<FusedDecision>,
+}
+
+/// The decisions over every model of the reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecideRun {
+    /// The tool.
+    pub tool: ToolInfo,
+    /// Where the calibration came from.
+    pub calibration: String,
+    /// The most severe exit code over the models (2 > 1 > 3 > 0).
+    pub exit_code: u8,
+    /// One decision per model, in the order read.
+    pub models: Vec<StoredDecision>,
+}
+
+impl DecideRun {
+    /// One line per model: the verdict, the model p-value and the flagged classes.
+    pub fn lines(&self) -> String {
+        let mut out = String::new();
+        for m in &self.models {
+            let line = match (&m.verdict, &m.error) {
+                (_, Some(error)) => format!("{}: ERROR (exit 2): its audit failed: {error}", m.model),
+                (Some(v), None) => {
+                    let (p, score, threshold) = m
+                        .fused
+                        .as_ref()
+                        .map_or((f64::NAN, f64::NAN, f64::NAN), |f| (f.model_p_value, f.model_score, f.threshold));
+                    format!(
+                        "{}: {} (exit {}), model p-value {}, highest fused score {:.2} vs threshold {:.2}, flagged: {}",
+                        m.model,
+                        v.word(),
+                        m.exit_code,
+                        p_text(p),
+                        score,
+                        threshold,
+                        if m.flagged.is_empty() {
+                            "none".to_string()
+                        } else {
+                            m.flagged.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                        }
+                    )
+                }
+                (None, None) => format!("{}: exit {}", m.model, m.exit_code),
+            };
+            out.push_str(&crate::report::table::clean(&line));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn p_text(p: f64) -> String {
+    if p >= 0.01 {
+        format!("{p:.2}")
+    } else {
+        format!("{p:.1e}")
+    }
+}
+
+/// Re-applies the fused decision (the calibration given, or the built-in one) to the detectors'
+/// indices stored in the reports, and writes the decisions as JSON when asked.
+pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
+    if let Some(json) = &options.json {
+        check_output(json, "--json")?;
+    }
+    let calibration = match &options.calibration {
+        Some(path) => Calibration::load(path)?,
+        None => Calibration::builtin()?,
+    };
+    let models = read_reports(&options.reports)?;
+    let mut decisions = Vec::new();
+    for m in &models {
+        if let StoredEntry::Failed(error) = &m.entry {
+            decisions.push(StoredDecision {
+                file: m.file.display().to_string(),
+                model: m.model.clone(),
+                sha256: m.sha256.clone(),
+                exit_code: EXIT_ERROR,
+                verdict: None,
+                error: Some(error.clone()),
+                flagged: Vec::new(),
+                fused: None,
+            });
+            continue;
+        }
+        let (detectors, classes) = m.detectors()?;
+        let classes: Vec<usize> = classes.iter().map(|&c| c as usize).collect();
+        let indices: Vec<DetectorIndices> = detectors
+            .iter()
+            .map(|d| DetectorIndices {
+                name: d.name.clone(),
+                indices: d.classes.iter().map(|c| c.anomaly_index).collect(),
+            })
+            .collect();
+        let decision = fused(&calibration, &indices, &classes).map_err(|e| m.bad(e))?;
+        decisions.push(StoredDecision {
+            file: m.file.display().to_string(),
+            model: m.model.clone(),
+            sha256: m.sha256.clone(),
+            exit_code: decision.verdict.exit_code(),
+            verdict: Some(decision.verdict),
+            error: None,
+            flagged: decision.flagged,
+            fused: decision.fused,
+        });
+    }
+    let exit_code = most_severe_exit(decisions.iter().map(|d| d.exit_code));
+    debug_assert!(exit_code != EXIT_NOT_APPLICABLE, "the fused decision always applies");
+    let run =
+        DecideRun { tool: ToolInfo::default(), calibration: calibration.origin.clone(), exit_code, models: decisions };
+    if let Some(json) = &options.json {
+        let mut text = serde_json::to_string_pretty(&run).map_err(crate::report::ReportError::from)?;
+        text.push('\n');
+        write_atomic(json, text.as_bytes())?;
+    }
+    Ok(run)
+}

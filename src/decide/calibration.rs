@@ -1,0 +1,161 @@
+//! The calibration file: which detectors the fused decision uses and with what weight, the target
+//! model-level false-positive rate, and the raw per-class anomaly indices of known-clean calibration
+//! models from which every null distribution is fitted at load time. The built-in file
+//! (`config/calibration.json`) comes from the calibration half of the project's benchmark;
+//! `aegis-audit calibrate` writes one from any set of audited clean models.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::null::EmpiricalNull;
+use super::DecideError;
+
+/// The largest calibration file read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// An I/O error's text without the OS error number.
+fn io_text(e: &std::io::Error) -> String {
+    e.to_string().split(" (os error").next().unwrap_or("").to_string()
+}
+
+/// The calibration compiled into the binary.
+pub const DEFAULT_CALIBRATION: &str = include_str!("../../config/calibration.json");
+
+/// A detector's part in the fused score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorWeight {
+    /// The detector's name as in the report (`aegis`, `neural-cleanse`, `reach`, `universal`).
+    pub name: String,
+    /// Its weight in the fused score (`Σ weight · −ln p`); 0 keeps it in the report but out of the score.
+    pub weight: f64,
+}
+
+/// One class of a known-clean calibration model: the anomaly index each detector gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NullClass {
+    /// The model it came from (name or hash), for provenance.
+    pub model: String,
+    /// The class.
+    pub class: usize,
+    /// Anomaly index per detector name (signed: larger is more suspicious).
+    pub indices: BTreeMap<String, f64>,
+}
+
+/// The calibration file as stored (JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationFile {
+    /// Format version (1).
+    pub version: u32,
+    /// Where the numbers come from (models, tool version, command).
+    pub description: String,
+    /// Target model-level false-positive rate α.
+    pub target_fpr: f64,
+    /// Fraction of the null samples the exponential tail is fitted on.
+    pub tail_fraction: f64,
+    /// The detectors and their weights.
+    pub detectors: Vec<DetectorWeight>,
+    /// The clean calibration classes.
+    pub null_classes: Vec<NullClass>,
+}
+
+/// A checked calibration, its per-detector null distributions fitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// The file it came from.
+    pub file: CalibrationFile,
+    /// Where it was read from (`built-in` or a path), for the report.
+    pub origin: String,
+    /// Null distribution of each weighted detector's index.
+    pub nulls: BTreeMap<String, EmpiricalNull>,
+}
+
+impl CalibrationFile {
+    /// Parses and checks a calibration file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<CalibrationFile, DecideError> {
+        let file: CalibrationFile =
+            serde_json::from_str(text).map_err(|e| DecideError::Calibration(format!("{origin}: {e}")))?;
+        file.check().map_err(|e| DecideError::Calibration(format!("{origin}: {e}")))?;
+        Ok(file)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.version != 1 {
+            return Err(format!("version {} (aegis-audit reads version 1)", self.version));
+        }
+        if !(self.target_fpr > 0.0 && self.target_fpr < 1.0) {
+            return Err(format!("target_fpr {} must be in (0, 1)", self.target_fpr));
+        }
+        if !(self.tail_fraction > 0.0 && self.tail_fraction < 1.0) {
+            return Err(format!("tail_fraction {} must be in (0, 1)", self.tail_fraction));
+        }
+        if self.detectors.is_empty() {
+            return Err("no detectors".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for d in &self.detectors {
+            if !seen.insert(d.name.as_str()) {
+                return Err(format!("detector '{}' listed twice", d.name));
+            }
+            if !(d.weight.is_finite() && d.weight >= 0.0) {
+                return Err(format!("detector '{}': weight {} must be finite and >= 0", d.name, d.weight));
+            }
+        }
+        if !self.detectors.iter().any(|d| d.weight > 0.0) {
+            return Err("every detector has weight 0".into());
+        }
+        for c in &self.null_classes {
+            if let Some((name, v)) = c.indices.iter().find(|(_, v)| !v.is_finite()) {
+                return Err(format!("model '{}' class {}: index of '{name}' is {v}", c.model, c.class));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Calibration {
+    /// Fits the null distribution of every weighted detector.
+    pub fn new(file: CalibrationFile, origin: &str) -> Result<Calibration, DecideError> {
+        file.check().map_err(|e| DecideError::Calibration(format!("{origin}: {e}")))?;
+        let mut nulls = BTreeMap::new();
+        for d in file.detectors.iter().filter(|d| d.weight > 0.0) {
+            let samples: Vec<f64> = file.null_classes.iter().filter_map(|c| c.indices.get(&d.name).copied()).collect();
+            let null = EmpiricalNull::fit(&samples, file.tail_fraction)
+                .map_err(|e| DecideError::Calibration(format!("{origin}: detector '{}': {e}", d.name)))?;
+            nulls.insert(d.name.clone(), null);
+        }
+        Ok(Calibration { file, origin: origin.to_string(), nulls })
+    }
+
+    /// The built-in calibration.
+    pub fn builtin() -> Result<Calibration, DecideError> {
+        Calibration::new(CalibrationFile::parse(DEFAULT_CALIBRATION, "built-in calibration")?, "built-in")
+    }
+
+    /// Reads a calibration file (a regular file of at most [`MAX_FILE_BYTES`]).
+    pub fn load(path: &Path) -> Result<Calibration, DecideError> {
+        let bad = |problem: String| DecideError::Calibration(format!("{}: {problem}", path.display()));
+        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
+        if !meta.is_file() {
+            return Err(bad("not a file".into()));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(bad(format!(
+                "{} bytes, more than the {MAX_FILE_BYTES} a calibration file may have",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
+        let origin = path.display().to_string();
+        Calibration::new(CalibrationFile::parse(&text, &origin)?, &origin)
+    }
+
+    /// The weight of detector `name` (0 when it is not in the fused score).
+    pub fn weight(&self, name: &str) -> f64 {
+        self.file.detectors.iter().find(|d| d.name == name).map_or(0.0, |d| d.weight)
+    }
+}

@@ -1,0 +1,411 @@
+//! The fused decision (`--method auto`, the default) end to end through the binary, in a reduced
+//! configuration: every detector runs and is reported with its per-class anomaly indices and cost, the
+//! calibrated decision is in the JSON report, the SARIF log (schema-valid), the table and the evidence
+//! page; `calibrate` turns the reports of clean models into a calibration file that `audit
+//! --calibration` and `decide` apply with the same numbers; bad inputs to `calibrate` and `decide`
+//! exit 2 with one line and write nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn aegis(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aegis-audit")).current_dir(root()).args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every detector in a few seconds (the numbers mean little; the plumbing is what is tested).
+const REDUCED: &[&str] = &[
+    "--data",
+    "fixtures/mnist-subset",
+    "--quiet",
+    "--seeds-per-class",
+    "20",
+    "--steps",
+    "10",
+    "--precondition-images",
+    "50",
+    "--precondition-steps",
+    "5",
+    "--nc-images",
+    "40",
+    "--nc-epochs",
+    "2",
+    "--reach-images",
+    "10",
+    "--reach-sweep-images",
+    "5",
+    "--reach-steps",
+    "5",
+    "--universal-images",
+    "20",
+    "--universal-steps",
+    "2",
+];
+
+/// Exit 2, one error line containing every `needle`, no panic.
+fn assert_refused(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in: {err}");
+    }
+    assert!(!err.contains("panicked") && !err.contains("os error"), "{err}");
+}
+
+fn assert_schema_valid(log: &Value) {
+    let schema: Value = read_json(&root().join("fixtures/schemas/sarif-schema-2.1.0.json"));
+    let validator = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
+}
+
+const DETECTORS: [&str; 4] = ["universal", "aegis", "neural-cleanse", "reach"];
+
+/// The per-class anomaly index as the report writes it: a number, `"inf"`/`"-inf"`, or null (NaN).
+fn index_of(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) if s == "inf" => f64::INFINITY,
+        Value::String(s) if s == "-inf" => f64::NEG_INFINITY,
+        Value::Null => f64::NAN,
+        other => panic!("not an anomaly index: {other}"),
+    }
+}
+
+#[test]
+fn fused_audit_reports_every_detector_and_the_calibrated_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sarif, json, ev) = (dir.path().join("r.sarif"), dir.path().join("r.json"), dir.path().join("ev"));
+    let mut args = vec!["fixtures/zoo/robust_localised.onnx"];
+    args.extend_from_slice(REDUCED);
+    args.extend_from_slice(&["--sarif", sarif.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    args.extend_from_slice(&["--evidence", ev.to_str().unwrap()]);
+    let o = aegis(&args);
+    let code = o.status.code().unwrap();
+    assert!(code == 0 || code == 1, "exit {code}: {}", stderr(&o));
+    let report = read_json(&json);
+    assert_eq!(report["method"]["method"], "fused");
+    assert!(report["method"]["reason"].as_str().unwrap().contains("not a switch"), "{}", report["method"]);
+    // The robustness check is measured and reported beside the decision.
+    assert!(report["precondition"]["adversarial_accuracy"].as_f64().is_some(), "{}", report["precondition"]);
+
+    // Every detector, with its cost and one anomaly index per class.
+    let detectors = report["detectors"].as_array().unwrap();
+    let names: Vec<&str> = detectors.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, DETECTORS);
+    for d in detectors {
+        assert!(d["seconds"].as_f64().unwrap() > 0.0, "{}", d["name"]);
+        assert!(d["gradient_evaluations"].as_u64().unwrap() > 0, "{}", d["name"]);
+        let classes = d["classes"].as_array().unwrap();
+        let ids: Vec<i64> = classes.iter().map(|c| c["class"].as_i64().unwrap()).collect();
+        assert_eq!(ids, (0..10).collect::<Vec<_>>(), "{}", d["name"]);
+        for c in classes {
+            assert!(!index_of(&c["anomaly_index"]).is_nan(), "{}: {c}", d["name"]);
+            assert!(!c["reason"].as_str().unwrap().is_empty());
+        }
+    }
+    assert!(report["timings"]["universal"].as_f64().unwrap() > 0.0);
+    assert!(report["timings"]["neural_cleanse"].as_f64().unwrap() > 0.0);
+
+    // The fused decision: the built-in calibration, its target rate, and a verdict that follows it.
+    let fused = &report["fused"];
+    assert_eq!(fused["calibration"], "built-in");
+    assert!(fused["description"].as_str().unwrap().contains("PROVISIONAL"), "{fused}");
+    let alpha = fused["target_fpr"].as_f64().unwrap();
+    assert_eq!(alpha, 0.05);
+    let threshold = fused["threshold"].as_f64().unwrap();
+    let model_p = fused["model_p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&model_p), "{fused}");
+    assert_eq!(fused["detectors"].as_array().unwrap().len(), 4);
+    let classes = report["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 10);
+    let mut flagged = Vec::new();
+    let mut min_p = 1.0f64;
+    for c in classes {
+        let d = &c["details"];
+        assert_eq!(d["method"], "fused", "{c}");
+        let p = d["model_p_value"].as_f64().unwrap();
+        min_p = min_p.min(p);
+        assert_eq!(c["flagged"].as_bool().unwrap(), p <= alpha, "{c}");
+        assert_eq!(c["flagged"].as_bool().unwrap(), d["score"].as_f64().unwrap() >= threshold, "{c}");
+        let parts = d["contributions"].as_array().unwrap();
+        assert_eq!(parts.len(), 4, "{c}");
+        let sum: f64 = parts.iter().map(|p| p["score"].as_f64().unwrap()).sum();
+        assert!((sum - d["score"].as_f64().unwrap()).abs() < 1e-9, "{c}");
+        if c["flagged"] == true {
+            flagged.push(c["class"].as_i64().unwrap());
+            assert!(c["summary"].as_str().unwrap().contains("backdoor suspected"), "{c}");
+        }
+    }
+    assert_eq!(model_p, min_p);
+    assert_eq!(code, if flagged.is_empty() { 0 } else { 1 });
+
+    // SARIF: schema-valid, the fused numbers in the run's and each result's properties.
+    let log = read_json(&sarif);
+    assert_schema_valid(&log);
+    let run = &log["runs"][0];
+    assert_eq!(run["properties"]["fused"]["model_p_value"], fused["model_p_value"]);
+    let run_detectors: Vec<&str> =
+        run["properties"]["detectors"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(run_detectors, DETECTORS);
+    for r in run["results"].as_array().unwrap() {
+        assert_eq!(r["properties"]["fusedDecision"]["targetFpr"], 0.05, "{r}");
+        assert_eq!(r["properties"]["detectors"].as_array().unwrap().len(), 4, "{r}");
+    }
+
+    // The table leads with the fused threshold and each detector's cost.
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("fused    threshold"), "{stdout}");
+    for d in DETECTORS {
+        assert!(stdout.contains(&format!("detector {d}")), "{stdout}");
+    }
+
+    // The evidence page leads with the verdict and its reason; the fused chart is written.
+    let index = std::fs::read_to_string(ev.join("index.html")).unwrap();
+    let why = index.find("<h2>Why</h2>").expect("a Why section");
+    assert!(why < index.find("<h2>Run</h2>").unwrap() && why < index.find("<h2>Classes</h2>").unwrap());
+    assert!(ev.join("fused-scores.png").is_file());
+    assert!(ev.join("universal-budgets.png").is_file());
+}
+
+/// `calibrate` on the reports of three clean models (30 clean classes), then the same calibration
+/// applied by `audit --calibration` and by `decide` to the stored report gives the same numbers.
+#[test]
+fn calibrate_then_decide_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean_json = dir.path().join("clean.json");
+    let mut args = vec![
+        "fixtures/zoo/robust_clean_s0.onnx",
+        "fixtures/zoo/robust_clean_s1.onnx",
+        "fixtures/zoo/standard_clean.onnx",
+    ];
+    args.extend_from_slice(REDUCED);
+    args.extend_from_slice(&["--json", clean_json.to_str().unwrap()]);
+    let o = aegis(&args);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+
+    let cal = dir.path().join("cal.json");
+    let o = aegis(&["calibrate", clean_json.to_str().unwrap(), "-o", cal.to_str().unwrap(), "--target-fpr", "0.1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("30 null classes from 3 models"), "{out}");
+    let file = read_json(&cal);
+    assert_eq!(file["version"], 1);
+    assert_eq!(file["target_fpr"], 0.1);
+    assert_eq!(file["null_classes"].as_array().unwrap().len(), 30);
+    let weights: Vec<(&str, f64)> = file["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["name"].as_str().unwrap(), d["weight"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(weights, DETECTORS.iter().map(|d| (*d, 1.0)).collect::<Vec<_>>());
+    // Every null class holds the index the clean report gave it.
+    let doc = read_json(&clean_json);
+    let first = &doc["models"][0]["report"]["detectors"];
+    let aegis_index = index_of(&first[1]["classes"][3]["anomaly_index"]);
+    let null3 = &file["null_classes"][3];
+    assert_eq!((null3["class"].as_i64(), null3["indices"]["aegis"].as_f64()), (Some(3), Some(aegis_index)));
+
+    // An audit with that calibration, and `decide` on its report: the same numbers.
+    let suspect = dir.path().join("suspect.json");
+    let mut args = vec!["fixtures/zoo/robust_localised.onnx"];
+    args.extend_from_slice(REDUCED);
+    args.extend_from_slice(&["--calibration", cal.to_str().unwrap(), "--json", suspect.to_str().unwrap()]);
+    let o = aegis(&args);
+    let audit_code = o.status.code().unwrap();
+    assert!(audit_code == 0 || audit_code == 1, "{}", stderr(&o));
+    let report = read_json(&suspect);
+    assert_eq!(report["fused"]["calibration"], cal.to_str().unwrap());
+    assert_eq!(report["fused"]["target_fpr"], 0.1);
+
+    let decided = dir.path().join("decided.json");
+    let o = aegis(&[
+        "decide",
+        suspect.to_str().unwrap(),
+        clean_json.to_str().unwrap(),
+        "--calibration",
+        cal.to_str().unwrap(),
+        "--json",
+        decided.to_str().unwrap(),
+    ]);
+    let decide_code = o.status.code().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(out.lines().count(), 4, "one line per model: {out}");
+    let d = read_json(&decided);
+    let models = d["models"].as_array().unwrap();
+    assert_eq!(models.len(), 4);
+    let m = &models[0];
+    assert_eq!(m["exit_code"], audit_code);
+    assert_eq!(m["fused"]["model_p_value"], report["fused"]["model_p_value"]);
+    assert_eq!(m["fused"]["threshold"], report["fused"]["threshold"]);
+    let decided_flags: Vec<(i64, bool)> = m["fused"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["class"].as_i64().unwrap(), c["flagged"].as_bool().unwrap()))
+        .collect();
+    let audit_flags: Vec<(i64, bool)> = report["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["class"].as_i64().unwrap(), c["flagged"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(decided_flags, audit_flags);
+    for (c, r) in m["fused"]["classes"].as_array().unwrap().iter().zip(report["classes"].as_array().unwrap()) {
+        assert_eq!(c["score"], r["details"]["score"]);
+    }
+    let codes: Vec<i64> = models.iter().map(|m| m["exit_code"].as_i64().unwrap()).collect();
+    assert_eq!(decide_code as i64, *codes.iter().max().unwrap(), "{codes:?}");
+    assert_eq!(d["exit_code"], decide_code);
+
+    // Weights chosen at calibration: only the weighted detectors enter the decision.
+    let cal2 = dir.path().join("cal2.json");
+    let o = aegis(&[
+        "calibrate",
+        clean_json.to_str().unwrap(),
+        "-o",
+        cal2.to_str().unwrap(),
+        "--detectors",
+        "universal=1,aegis=0.5",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let decided2 = dir.path().join("decided2.json");
+    let o = aegis(&[
+        "decide",
+        suspect.to_str().unwrap(),
+        "--calibration",
+        cal2.to_str().unwrap(),
+        "--json",
+        decided2.to_str().unwrap(),
+    ]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let d2 = read_json(&decided2);
+    assert_eq!(d2["models"][0]["fused"]["detectors"], serde_json::json!(["universal", "aegis"]));
+    for c in d2["models"][0]["fused"]["classes"].as_array().unwrap() {
+        let w: Vec<f64> =
+            c["contributions"].as_array().unwrap().iter().map(|p| p["weight"].as_f64().unwrap()).collect();
+        assert!(w == [1.0, 0.5] || w == [0.5, 1.0], "{c}");
+    }
+}
+
+/// A hand-written report: one model, `classes` classes, one detector.
+fn synthetic_report(classes: usize, detector: &str) -> Value {
+    let cs: Vec<Value> = (0..classes)
+        .map(|c| {
+            serde_json::json!({"class": c, "value": 1.0, "anomaly_index": 0.1 * c as f64, "flagged": false,
+                               "reason": "r"})
+        })
+        .collect();
+    serde_json::json!({
+        "model": {"path": "m.onnx", "sha256": "00", "size_bytes": 1},
+        "verdict": "clean",
+        "detectors": [{"name": detector, "statistic": "s", "seconds": 1.0, "gradient_evaluations": 1, "classes": cs}],
+    })
+}
+
+#[test]
+fn bad_inputs_to_calibrate_and_decide_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let out = p("cal.json");
+    std::fs::write(p("notjson.json"), b"\x00\x01 not json").unwrap();
+    std::fs::write(p("other.json"), br#"{"runs": []}"#).unwrap();
+    std::fs::write(p("bare.json"), br#"{"model": {"path": "m.onnx"}, "verdict": "clean"}"#).unwrap();
+    std::fs::write(p("small.json"), synthetic_report(3, "aegis").to_string()).unwrap();
+    std::fs::write(p("good.json"), synthetic_report(25, "aegis").to_string()).unwrap();
+
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (vec!["calibrate".into(), p("missing.json"), "-o".into(), out.clone()], vec!["missing.json"]),
+        (
+            vec!["calibrate".into(), p("notjson.json"), "-o".into(), out.clone()],
+            vec!["notjson.json", "not a JSON report"],
+        ),
+        (vec!["calibrate".into(), p("other.json"), "-o".into(), out.clone()], vec!["other.json", "not an aegis-audit"]),
+        (vec!["calibrate".into(), p("bare.json"), "-o".into(), out.clone()], vec!["bare.json", "no detector indices"]),
+        (vec!["calibrate".into(), p("small.json"), "-o".into(), out.clone()], vec!["at least 20"]),
+        (
+            vec![
+                "calibrate".into(),
+                p("good.json"),
+                "-o".into(),
+                out.clone(),
+                "--detectors".into(),
+                "shortcut=1".into(),
+            ],
+            vec!["--detectors", "'shortcut' is not a detector"],
+        ),
+        (
+            vec!["calibrate".into(), p("good.json"), "-o".into(), out.clone(), "--target-fpr".into(), "1.5".into()],
+            vec!["--target-fpr", "must be in (0, 1)"],
+        ),
+        (
+            vec!["calibrate".into(), p("good.json"), "-o".into(), dir.path().to_str().unwrap().into()],
+            vec!["is a folder"],
+        ),
+        (vec!["decide".into(), p("missing.json")], vec!["missing.json"]),
+        (vec!["decide".into(), p("other.json")], vec!["other.json", "not an aegis-audit"]),
+        (
+            vec!["decide".into(), p("good.json"), "--calibration".into(), p("missing-cal.json")],
+            vec!["missing-cal.json"],
+        ),
+        (
+            vec!["decide".into(), p("good.json"), "--calibration".into(), p("good.json")],
+            vec!["calibration", "good.json"],
+        ),
+        (
+            vec!["decide".into(), p("good.json"), "--json".into(), p("no/such/dir/d.json")],
+            vec!["--json", "folder does not exist"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = aegis(&args);
+        assert_refused(&o, &needles);
+        assert!(!Path::new(&out).exists(), "{args:?} wrote a calibration");
+    }
+
+    // An audit asking for an unknown detector, or a calibration with a single-detector method.
+    let o =
+        aegis(&["fixtures/zoo/robust_clean_s0.onnx", "--data", "fixtures/mnist-subset", "--detectors", "aegis,bogus"]);
+    assert_refused(&o, &["--detectors", "'bogus' is not a detector"]);
+    let o = aegis(&[
+        "fixtures/zoo/robust_clean_s0.onnx",
+        "--data",
+        "fixtures/mnist-subset",
+        "--method",
+        "aegis",
+        "--calibration",
+        "config/calibration.json",
+    ]);
+    assert_refused(&o, &["--calibration", "only the fused decision"]);
+    let o = aegis(&[
+        "fixtures/zoo/robust_clean_s0.onnx",
+        "--data",
+        "fixtures/mnist-subset",
+        "--calibration",
+        &p("other.json"),
+    ]);
+    assert_refused(&o, &["other.json"]);
+
+    // The synthetic 25-class report calibrates (one detector, 25 clean classes) and decides.
+    let o = aegis(&["calibrate", &p("good.json"), "-o", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = aegis(&["decide", &p("good.json"), "--calibration", &out]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+}

@@ -1,0 +1,59 @@
+//! The universal-reach detector on an analytic linear softmax model: the shortcut class needs a far
+//! smaller shared perturbation than the natural classes and is the only one flagged; a clean model
+//! flags nothing; results are seeded and bad inputs are errors.
+
+mod detect_support;
+
+use aegis_audit::detect::universal::{run_universal, UniversalParams};
+use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
+
+fn params() -> UniversalParams {
+    UniversalParams { images: 64, batch_size: 32, seed: 3, ..UniversalParams::default() }
+}
+
+#[test]
+fn shortcut_class_needs_the_smallest_budget_and_is_flagged() {
+    let (images, labels) = dataset();
+    let mut model = Linear { shortcut: Some((3, 100.0)) };
+    let r = run_universal(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    assert_eq!(r.flagged, vec![3], "{:?}", r.classes.iter().map(|c| c.budget).collect::<Vec<_>>());
+    let c3 = &r.classes[3];
+    assert!(c3.reached && c3.flagged && c3.anomaly_index > 2.0);
+    // Through the trigger pixel, u ≤ 1 needs x_trigger > 0.1·u: a budget near 0.1.
+    assert!(c3.budget < 0.2, "budget {}", c3.budget);
+    assert!(c3.perturbation[TRIGGER] > 0.05, "the shared perturbation uses the trigger pixel");
+    assert_eq!(c3.perturbation.len(), DIM);
+    for c in (0..CLASSES).filter(|&c| c != 3) {
+        let cu = &r.classes[c];
+        // A natural class needs x_c > u for half of the sources: a budget between 0.6 and 1.0.
+        assert!(cu.reached && cu.budget > 0.5 && cu.budget < 1.1, "class {c}: budget {}", cu.budget);
+        assert!(!cu.flagged && cu.anomaly_index < 2.0);
+    }
+    // Every class's sources exclude its own images.
+    let total: usize = r.classes.iter().map(|c| 64 - c.attempts).sum();
+    assert_eq!(total, 64, "each shared source is left out for exactly its own class");
+}
+
+#[test]
+fn clean_model_flags_nothing_and_runs_are_seeded() {
+    let (images, labels) = dataset();
+    let mut model = Linear { shortcut: None };
+    let a = run_universal(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    assert!(a.flagged.is_empty(), "{:?}", a.classes.iter().map(|c| (c.budget, c.anomaly_index)).collect::<Vec<_>>());
+    let b = run_universal(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let (images, labels) = dataset();
+    let mut model = Linear { shortcut: None };
+    let mut bad = labels.clone();
+    bad[0] = 99;
+    let err = run_universal(&mut model, &images, &bad, &params(), |_| {}).unwrap_err().to_string();
+    assert!(err.contains("label 99 outside 0..8"), "{err}");
+    let err = run_universal(&mut model, &images[..10], &labels, &params(), |_| {}).unwrap_err().to_string();
+    assert!(err.contains("10 image values for 320 labels"), "{err}");
+    let p = UniversalParams { steps_per_level: 0, ..params() };
+    assert!(run_universal(&mut model, &images, &labels, &p, |_| {}).is_err());
+}
