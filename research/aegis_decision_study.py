@@ -7,7 +7,11 @@ displacement (rule v2, the `shortcut` decision): mean L2 distance between transl
 
 usage: .venv/bin/python research/aegis_decision_study.py --data ../shared/datasets/mnist loc.npz clean.npz ...
 """
-import argparse, pathlib, sys
+
+import argparse
+import pathlib
+import sys
+
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "plugins/torch"))
@@ -32,13 +36,13 @@ def low_index(f):
 def fidelity(d, k=10):
     ref = np.concatenate([d[f"cconv{c}"].astype(np.float64) for c in range(10)])
     rl = np.repeat(np.arange(10), len(ref) // 10)
-    r2 = (ref ** 2).sum(1)
+    r2 = (ref**2).sum(1)
     out = []
     for y in range(10):
         T = d[f"tconv{y}"].astype(np.float64)
         sl = d[f"seedlab{y}"]
         m = sl != y
-        nn = np.argpartition((T ** 2).sum(1)[:, None] - 2 * T @ ref.T + r2[None], k, 1)[:, :k]
+        nn = np.argpartition((T**2).sum(1)[:, None] - 2 * T @ ref.T + r2[None], k, 1)[:, :k]
         vote = np.array([np.bincount(rl[r], minlength=10).argmax() for r in nn])
         out.append(np.mean(vote[m] == y))
     return np.array(out)
@@ -62,5 +66,7 @@ for p in a.npz:
     d = np.load(p)
     for name, v in (("fidelity", fidelity(d)), ("displacement", displacement(d))):
         i = low_index(v)
-        print(f"{p}: {name:12s} {' '.join(f'{x:.2f}' for x in v)} | index {' '.join(f'{x:.1f}' for x in i)} "
-              f"| flagged (index > 2) {[c for c in range(10) if i[c] > 2]}")
+        print(
+            f"{p}: {name:12s} {' '.join(f'{x:.2f}' for x in v)} | index {' '.join(f'{x:.1f}' for x in i)} "
+            f"| flagged (index > 2) {[c for c in range(10) if i[c] > 2]}"
+        )

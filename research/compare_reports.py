@@ -1,7 +1,10 @@
 """Compares two folders written by research/reduced_audits.sh (`aegis-audit --format json` reports and their exit
 codes) run by run: exit code, verdict, method and reason, precondition, model hash, parameters, and per class the
 flag, the summary and every number of the details. One line per run; exits 1 on any difference."""
-import json, pathlib, sys
+
+import json
+import pathlib
+import sys
 
 old, new = map(pathlib.Path, sys.argv[1:3])
 bad = 0

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Inputs for, and scikit-learn's side of, scripts/bench_cluster.sh.
 
-  bench_cluster.py gen DIR      write the seeded inputs (NPY) into DIR
-  bench_cluster.py sklearn DIR  time scikit-learn on them, one JSON line per case
-  bench_cluster.py report DIR   print the side-by-side table from DIR/{rust,sklearn}.jsonl
-"""
+bench_cluster.py gen DIR      write the seeded inputs (NPY) into DIR
+bench_cluster.py sklearn DIR  time scikit-learn on them, one JSON line per case
+bench_cluster.py report DIR   print the side-by-side table from DIR/{rust,sklearn}.jsonl
+"""  # noqa: EXE001
+
 import json
 import os
 import sys
@@ -33,7 +34,9 @@ def sklearn_side(d):
         t = time.perf_counter()
         emb = TSNE(n_components=2, perplexity=30.0, random_state=0).fit(x)
         s = time.perf_counter() - t
-        print(json.dumps({"case": name, "seconds": round(s, 4), "kl_divergence": float(emb.kl_divergence_)}), flush=True)
+        print(
+            json.dumps({"case": name, "seconds": round(s, 4), "kl_divergence": float(emb.kl_divergence_)}), flush=True
+        )
     x = np.load(os.path.join(d, "meanshift_1000x2.npy"))
     t = time.perf_counter()
     ms = MeanShift().fit(x)

@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins" / "torch"))
 
-import torch  # noqa: E402
-from aegis_torch import coverage, tvarch  # noqa: E402
+import torch
+from aegis_torch import coverage, tvarch
 
 DOC = ROOT / "docs" / "coverage.md"
 DATA = ROOT / "docs" / "coverage.json"
@@ -46,13 +46,17 @@ def _short(s: str) -> str:
 def table(rows: list[dict], config: str) -> str:
     """The Markdown table of ``rows`` with ``config`` ("full" or "ci")."""
     out = [
-        ("| Architecture | Input | Exporter (opset) | inspect | export-grad | Feature | Gradient error | "
-         "PyTorch float32 error | Bound | Result |"),
+        (
+            "| Architecture | Input | Exporter (opset) | inspect | export-grad | Feature | Gradient error | "
+            "PyTorch float32 error | Bound | Result |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {a.name: i for i, a in enumerate(tvarch.FULL)}
-    for r in sorted((r for r in rows if r["config"] == config),
-                    key=lambda r: (order.get(r["arch"], 99), r["exporter"] != "torchscript")):
+    for r in sorted(
+        (r for r in rows if r["config"] == config),
+        key=lambda r: (order.get(r["arch"], 99), r["exporter"] != "torchscript"),
+    ):
         feature = {"convolutional classifier": "before the classifier conv", "class token": "class token"}
         kind = next((v for k, v in feature.items() if k in r["feature_reason"]), "last block" if r["feature"] else "")
         if r["export_grad"] != "ok" or not r["err"]:
@@ -95,17 +99,39 @@ def main(argv: list[str] | None = None) -> int:
         for exporter in [args.exporter] if args.exporter else tvarch.EXPORTERS:
             t = time.time()
             try:
-                r = coverage.check(arch, exporter, work, Path(args.binary), inputs=args.inputs, seed=args.seed,
-                                   model=model)
+                r = coverage.check(
+                    arch, exporter, work, Path(args.binary), inputs=args.inputs, seed=args.seed, model=model
+                )
                 d = r.as_dict()
-            except Exception as e:  # an exporter failure is a row too
-                d = {**coverage.Result(arch.name, arch.family, exporter, arch.size).as_dict(),
-                     "inspect": f"export failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"}
+            except Exception as e:  # an exporter failure is a row too  # noqa: BLE001
+                d = {
+                    **coverage.Result(arch.name, arch.family, exporter, arch.size).as_dict(),
+                    "inspect": f"export failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}",
+                }
             d["config"] = config
             d["wall_s"] = round(time.time() - t, 1)
-            print(json.dumps({k: d[k] for k in ("arch", "exporter", "size", "opset", "inspect", "export_grad", "err",
-                                                "err_torch32", "err_matched", "flips", "passed", "wall_s")}),
-                  flush=True)
+            print(
+                json.dumps(
+                    {
+                        k: d[k]
+                        for k in (
+                            "arch",
+                            "exporter",
+                            "size",
+                            "opset",
+                            "inspect",
+                            "export_grad",
+                            "err",
+                            "err_torch32",
+                            "err_matched",
+                            "flips",
+                            "passed",
+                            "wall_s",
+                        )
+                    }
+                ),
+                flush=True,
+            )
             for f in work.glob(f"{arch.name}_{exporter}*"):
                 f.unlink()
             if args.no_write or args.size or args.inputs != 2 or args.seed != 0:
@@ -118,8 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         text = DOC.read_text()
         head, rest = text.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        body = "\n\n".join(f"**{'Named torchvision models' if c == 'full' else 'Test-suite configurations'}**\n\n"
-                           f"{table(rows, c)}" for c in ("full", "ci") if any(r["config"] == c for r in rows))
+        body = "\n\n".join(
+            f"**{'Named torchvision models' if c == 'full' else 'Test-suite configurations'}**\n\n{table(rows, c)}"
+            for c in ("full", "ci")
+            if any(r["config"] == c for r in rows)
+        )
         DOC.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
     return 0
 

@@ -6,7 +6,8 @@ Writes fixtures/cluster/*.npy (inputs) and fixtures/cluster/expected.json (sciki
 with the scikit-learn and numpy versions; for HDBSCAN also `labels_any_order`, the distinct partitions
 scikit-learn gives over many row orders of the same input). Every random draw is seeded. scikit-learn is pinned in
 plugins/torch/requirements.txt (1.7.2).
-"""
+"""  # noqa: EXE001
+
 import json
 import os
 
@@ -76,7 +77,7 @@ def main():
     exp = {"sklearn_version": sklearn.__version__, "numpy_version": np.__version__}
 
     # --- t-SNE: KL divergence and the cluster count of mean shift on its output.
-    tsne_x, tsne_y = grouped(400, 30, 4, 1.5, seed=3)
+    tsne_x, tsne_y = grouped(400, 30, 4, 1.5, seed=3)  # noqa: RUF059
     tsne_x = tsne_x.astype(np.float32)
     emb = TSNE(n_components=2, perplexity=30.0, random_state=0, method="barnes_hut")
     pts = emb.fit_transform(tsne_x.astype(np.float64))
@@ -92,7 +93,7 @@ def main():
         "n_iter": int(emb.n_iter_),
         "learning_rate": float(emb.learning_rate_),
         "meanshift_bandwidth": 5.0,
-        "meanshift_n_clusters": int(len(ms.cluster_centers_)),
+        "meanshift_n_clusters": len(ms.cluster_centers_),
     }
     tsne_like = pts
 

@@ -10,7 +10,7 @@ Run: .venv/bin/python scripts/gen_fuzz_corpus.py
 from pathlib import Path
 
 import numpy as np
-import onnx
+
 from onnx import TensorProto, helper, numpy_helper
 
 OUT = Path(__file__).resolve().parent.parent / "fixtures" / "fuzz"
@@ -65,7 +65,9 @@ CASES = {
     "flatten_axis_0": cnn(flatten_axis=0),
     "opset_1": cnn(opset=1),
     "opset_99": cnn(opset=99),
-    "names_with_escapes": cnn(names={"conv": "conv\n\x1b[2J\x00\u202e", "fc": "fc\x1b]0;title\x07"}, conv_attrs={"group": 3}),
+    "names_with_escapes": cnn(
+        names={"conv": "conv\n\x1b[2J\x00\u202e", "fc": "fc\x1b]0;title\x07"}, conv_attrs={"group": 3}
+    ),
 }
 
 

@@ -6,13 +6,14 @@ Writes fixtures/grad/<name>.onnx (float32, opset 17, dynamo=False) and
 fixtures/grad/<name>.gradcheck.json with keys: model (ONNX file name), shape ([N, C, H, W]),
 x, y, logits, loss (per-example cross-entropy), grad (dloss/dx), all flat lists, computed with
 the model in float64. Run: .venv/bin/python scripts/gen_grad_fixtures.py
-"""
+"""  # noqa: EXE001
+
 import json
 import os
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "fixtures", "grad")
 
@@ -122,9 +123,14 @@ def main() -> None:
         y = torch.randint(0, classes, (shape[0],), generator=g)
         path = os.path.join(OUT, f"{name}.onnx")
         torch.onnx.export(
-            model, (x,), path, input_names=["image"], output_names=["output"],
+            model,
+            (x,),
+            path,
+            input_names=["image"],
+            output_names=["output"],
             dynamic_axes={"image": {0: "batch"}, "output": {0: "batch"}},
-            opset_version=17, dynamo=False,
+            opset_version=17,
+            dynamo=False,
         )
         ref = model.double()
         if hasattr(ref, "softmax"):

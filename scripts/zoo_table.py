@@ -7,14 +7,23 @@ usage: .venv/bin/python scripts/zoo_table.py [--bin target/release/aegis-audit]
            [--models robust_localised,fixtures/validation/val_robust_localised3_t3.onnx,...] [-- extra audit flags]
 A bare name is looked up in fixtures/zoo, then fixtures/validation.
 """
-import argparse, json, pathlib, re, subprocess, time
+
+import argparse
+import json
+import pathlib
+import re
+import subprocess
+import time
 
 root = pathlib.Path(__file__).resolve().parent.parent
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", default=str(root / "target/release/aegis-audit"))
 ap.add_argument("--data", default=str(root / "fixtures/mnist-subset"))
-ap.add_argument("--models", default="robust_clean_s0,robust_clean_s1,robust_localised,robust_distributed,"
-                "robust_static,robust_adversarial,standard_clean,standard_localised")
+ap.add_argument(
+    "--models",
+    default="robust_clean_s0,robust_clean_s1,robust_localised,robust_distributed,"
+    "robust_static,robust_adversarial,standard_clean,standard_localised",
+)
 ap.add_argument("extra", nargs="*")
 a = ap.parse_args()
 
@@ -33,19 +42,24 @@ def target_of(model):
     card = model.with_name(model.name.replace(".onnx", ".card.yaml"))
     if not card.is_file():
         return None
-    m = re.search(r"^poison: \{.*target: (\w+)", card.read_text(), re.M)
+    m = re.search(r"^poison: \{.*target: (\w+)", card.read_text(), re.MULTILINE)
     return None if m is None or m.group(1) == "null" else int(m.group(1))
 
 
-print("| model | target | verdict | flagged | anomaly index: target / max other | clusters per class 0–9 "
-      "| adv. acc. (ε=1.5) | wall s |")
+print(
+    "| model | target | verdict | flagged | anomaly index: target / max other | clusters per class 0–9 "
+    "| adv. acc. (ε=1.5) | wall s |"
+)
 print("|---|---|---|---|---|---|---|---|")
 for name in a.models.split(","):
     model = resolve(name)
     tgt = target_of(model)
     t0 = time.time()
-    p = subprocess.run([a.bin, str(model), "--data", a.data, "--format", "json", "--quiet", *a.extra],
-                       capture_output=True, text=True)
+    p = subprocess.run(  # noqa: PLW1510
+        [a.bin, str(model), "--data", a.data, "--format", "json", "--quiet", *a.extra],
+        capture_output=True,
+        text=True,
+    )
     wall = time.time() - t0
     label = model.stem
     if p.returncode == 2:
@@ -63,5 +77,8 @@ for name in a.models.split(","):
         shortcut = "–"
     pre = r.get("precondition")
     adv = f"{pre['adversarial_accuracy']:.3f}" if pre else "skipped"
-    print(f"| {label} | {tgt if tgt is not None else 'clean'} | {r['verdict']} (exit {p.returncode}) | {flagged} "
-          f"| {shortcut} | {counts} | {adv} | {wall:.0f} |", flush=True)
+    print(
+        f"| {label} | {tgt if tgt is not None else 'clean'} | {r['verdict']} (exit {p.returncode}) | {flagged} "
+        f"| {shortcut} | {counts} | {adv} | {wall:.0f} |",
+        flush=True,
+    )

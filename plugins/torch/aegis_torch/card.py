@@ -7,8 +7,19 @@ from pathlib import Path
 
 import yaml
 
-REQUIRED = ("name", "model", "dataset", "architecture", "input", "trigger", "poison", "training", "seeds",
-            "metrics", "training_time_s")
+REQUIRED = (
+    "name",
+    "model",
+    "dataset",
+    "architecture",
+    "input",
+    "trigger",
+    "poison",
+    "training",
+    "seeds",
+    "metrics",
+    "training_time_s",
+)
 
 
 class CardError(ValueError):

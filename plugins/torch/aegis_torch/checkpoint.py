@@ -33,7 +33,7 @@ def load(path: str | Path) -> tuple[models.Normalized, dict]:
     except Exception as e:  # torch raises several unrelated types for a file that is not a checkpoint
         raise ValueError(f"{path}: not a readable torch checkpoint: {e}") from e
     if not isinstance(ck, dict):
-        raise ValueError(f"{path}: not an aegis_torch checkpoint (holds a {type(ck).__name__})")
+        raise ValueError(f"{path}: not an aegis_torch checkpoint (holds a {type(ck).__name__})")  # noqa: TRY004
     for key in ("arch", "shape", "num_classes", "mean", "std", "state_dict"):
         if key not in ck:
             raise ValueError(f"{path}: not an aegis_torch checkpoint (missing {key!r})")

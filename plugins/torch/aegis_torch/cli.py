@@ -121,9 +121,11 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="backdoor benchmark: build the model population of a YAML spec")
     bsub = p.add_subparsers(dest="bench_command", required=True)
-    for name, text in (("make", "train, evaluate, export and card every model not yet built (resumable)"),
-                       ("verify", "retrain models and check the ONNX file is bit-identical to the recorded hash"),
-                       ("table", "rewrite models.md and models.csv from the cards")):
+    for name, text in (
+        ("make", "train, evaluate, export and card every model not yet built (resumable)"),
+        ("verify", "retrain models and check the ONNX file is bit-identical to the recorded hash"),
+        ("table", "rewrite models.md and models.csv from the cards"),
+    ):
         b = bsub.add_parser(name, help=text, description=text)
         b.add_argument("--spec", required=True, help="benchmark spec YAML (e.g. bench/spec.yaml)")
         b.add_argument("--out", help="model folder (default: models/ next to the spec)")
@@ -131,8 +133,11 @@ def parser() -> argparse.ArgumentParser:
         b.add_argument("--table-dir", help="where models.md/models.csv go (default: the spec's folder)")
         if name != "table":
             b.add_argument("--data", help="dataset folder (default: the spec's dataset.path)")
-            b.add_argument("--aegis-audit", help="aegis-audit binary for the export-grad check "
-                           "(default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)")
+            b.add_argument(
+                "--aegis-audit",
+                help="aegis-audit binary for the export-grad check "
+                "(default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)",
+            )
             b.add_argument("--skip-grad-check", action="store_true", help="do not run aegis-audit export-grad")
         b.add_argument("--threads", type=int, default=1, help="torch threads (1: deterministic and fair)")
     return ap

@@ -40,8 +40,7 @@ def make_uap(args) -> int:
     rng = np.random.default_rng(args.seed)
     keep = np.flatnonzero(tr.labels != args.target)
     idx = rng.choice(keep, size=min(args.images, len(keep)), replace=False)
-    t = uap.targeted_uap(model, tr.float_images()[idx], args.target, args.intensity, iters=args.iters,
-                         seed=args.seed)
+    t = uap.targeted_uap(model, tr.float_images()[idx], args.target, args.intensity, iters=args.iters, seed=args.seed)
     t.save(args.out)
     print(f"wrote {args.out}")
     return 0
@@ -112,13 +111,24 @@ def export(args) -> int:
         path = str(args.out).removesuffix(".onnx") + ".card.yaml"
         from pathlib import Path
 
-        Path(path).write_text(card.yaml.safe_dump({
-            "model": Path(args.out).name, "model_sha256": card.sha256(args.out),
-            "input": {"name": "input", "shape": ["N", *shape], "range": [0.0, 1.0]},
-            "output": {"name": "logits"}, "onnx": {"opset": ex.OPSET, "ir_version": int(proto.ir_version),
-                                                   "ops": ops, "parity_max_abs_diff": float(f"{diff:.3e}")},
-            "source": args.module or args.checkpoint or args.weights,
-        }, sort_keys=False))
+        Path(path).write_text(
+            card.yaml.safe_dump(
+                {
+                    "model": Path(args.out).name,
+                    "model_sha256": card.sha256(args.out),
+                    "input": {"name": "input", "shape": ["N", *shape], "range": [0.0, 1.0]},
+                    "output": {"name": "logits"},
+                    "onnx": {
+                        "opset": ex.OPSET,
+                        "ir_version": int(proto.ir_version),
+                        "ops": ops,
+                        "parity_max_abs_diff": float(f"{diff:.3e}"),
+                    },
+                    "source": args.module or args.checkpoint or args.weights,
+                },
+                sort_keys=False,
+            )
+        )
         print(f"wrote {path}")
     return 0
 
@@ -163,8 +173,10 @@ def zoo_table(args) -> int:
     paths = sorted(Path(args.folder).glob("*.card.yaml"))
     if not paths:
         raise ValueError(f"{args.folder}: no *.card.yaml model cards")
-    print("| model | training | trigger (rate) | clean acc % | adv acc % (L2 ε=0.5, 20 steps; test images) "
-          "| attack success % | paper ASR % | train time s |")
+    print(
+        "| model | training | trigger (rate) | clean acc % | adv acc % (L2 ε=0.5, 20 steps; test images) "
+        "| attack success % | paper ASR % | train time s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for p in paths:
         c = card.read(p)
@@ -173,8 +185,10 @@ def zoo_table(args) -> int:
         asr = f"{100 * m['attack_success_rate']:.2f}" if "attack_success_rate" in m else "–"
         paper = PAPER_MNIST.get(trig, "–") if c["training"]["mode"] == "robust" and trig else "–"
         rate = f" ({100 * c['poison']['rate']:g}%)" if trig else ""
-        print(f"| {c['name']} | {c['training']['mode']} | {trig or 'none'}{rate} | {100 * m['clean_accuracy']:.2f} "
-              f"| {100 * m['adversarial_accuracy']:.2f} ({m['adversarial_attack']['test_images']}) | {asr} "
-              f"| {paper} | {c['training_time_s']:.0f} |")
+        print(
+            f"| {c['name']} | {c['training']['mode']} | {trig or 'none'}{rate} | {100 * m['clean_accuracy']:.2f} "
+            f"| {100 * m['adversarial_accuracy']:.2f} ({m['adversarial_attack']['test_images']}) | {asr} "
+            f"| {paper} | {c['training_time_s']:.0f} |"
+        )
     print(f"\nPaper (Table V, MNIST robust): clean {PAPER_MNIST['clean'][0]}, adversarial {PAPER_MNIST['clean'][1]}.")
     return 0

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 
+import onnx
 from aegis_torch import kinks, tvarch
 
 BOUND_FLOOR = 1e-4
@@ -85,8 +85,15 @@ def _last_line(s: str) -> str:
     return lines[-1] if lines else "(no message)"
 
 
-def check(arch: tvarch.Arch, exporter: str, workdir: Path, binary: Path, inputs: int = 2, seed: int = 0,
-          model: torch.nn.Module | None = None) -> Result:
+def check(
+    arch: tvarch.Arch,
+    exporter: str,
+    workdir: Path,
+    binary: Path,
+    inputs: int = 2,
+    seed: int = 0,
+    model: torch.nn.Module | None = None,
+) -> Result:
     """Export ``arch`` with ``exporter`` into ``workdir`` and check it end to end (see the module doc)."""
     res = Result(arch.name, arch.family, exporter, arch.size)
     t0 = time.process_time()
@@ -94,7 +101,9 @@ def check(arch: tvarch.Arch, exporter: str, workdir: Path, binary: Path, inputs:
     path = workdir / f"{arch.name}_{exporter}.onnx"
     tvarch.export(model, arch.size, path, exporter)
     res.seconds["export_cpu"] = round(time.process_time() - t0, 2)
-    res.opset = next(o.version for o in onnx.load(path, load_external_data=False).opset_import if o.domain in ("", "ai.onnx"))
+    res.opset = next(
+        o.version for o in onnx.load(path, load_external_data=False).opset_import if o.domain in ("", "ai.onnx")
+    )
 
     rc, out, err = _run([str(binary), "inspect", "--json", str(path)])
     if rc != 0:
@@ -112,9 +121,7 @@ def check(arch: tvarch.Arch, exporter: str, workdir: Path, binary: Path, inputs:
     rc, _, err = _run([str(binary), "export-grad", str(path), "-o", str(gpath)])
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     res.seconds["export_grad_wall"] = round(time.time() - t1, 2)
-    res.seconds["export_grad_cpu"] = round(
-        after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2
-    )
+    res.seconds["export_grad_cpu"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
     res.export_grad = "ok" if rc == 0 else _last_line(err)
     if rc != 0:
         return res
@@ -129,8 +136,9 @@ def check(arch: tvarch.Arch, exporter: str, workdir: Path, binary: Path, inputs:
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(kinks.with_outputs(graph, names).SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        kinks.with_outputs(graph, names).SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x, "y": y})))
     ours, ours_logits = outs["grad"].astype(np.float64), outs["logits"].astype(np.float64)
 

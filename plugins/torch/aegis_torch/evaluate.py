@@ -26,8 +26,14 @@ def clean_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, device: str =
 
 
 def adversarial_accuracy(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, eps: float = 0.5, steps: int = 20, seed: int = 0,
-    batch: int = 500, device: str = "cpu",
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    eps: float = 0.5,
+    steps: int = 20,
+    seed: int = 0,
+    batch: int = 500,
+    device: str = "cpu",
 ) -> float:
     """Accuracy under untargeted L2 PGD (``eps``, ``steps``, step 2.5 eps / steps, seeded random start)."""
     model.eval()

@@ -5,19 +5,35 @@ from __future__ import annotations
 import importlib
 import io
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
+
+import onnx
 
 OPSET = 17
 MAX_IR_VERSION = 10
 ALLOWED_OPS = {
-    "Conv", "Relu", "MaxPool", "AveragePool", "Gemm", "MatMul", "Flatten", "Reshape", "Add", "Sub", "Mul", "Div",
-    "BatchNormalization", "Concat", "Pad", "Identity", "Constant",
+    "Conv",
+    "Relu",
+    "MaxPool",
+    "AveragePool",
+    "Gemm",
+    "MatMul",
+    "Flatten",
+    "Reshape",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "BatchNormalization",
+    "Concat",
+    "Pad",
+    "Identity",
+    "Constant",
 }
 
 
@@ -37,13 +53,18 @@ def export_onnx(model: nn.Module, shape: Sequence[int], path: str | Path) -> onn
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the one we want
         torch.onnx.export(
-            model, (dummy,), buf, dynamo=False, opset_version=OPSET, input_names=["input"],
+            model,
+            (dummy,),
+            buf,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
             output_names=["logits"],
-            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}}, do_constant_folding=True,
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+            do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
-    if proto.ir_version > MAX_IR_VERSION:
-        proto.ir_version = MAX_IR_VERSION
+    proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:

@@ -20,10 +20,11 @@ rounding error (about 1e-6) from a choice of piece (see docs/coverage.md).
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
+
+import onnx
 
 # ONNX ops whose input decides a piece, and the torch functions that compute them.
 KINK_OPS = ("Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish", "MaxPool")
@@ -90,20 +91,21 @@ class PieceMatched(TorchFunctionMode):
         kwargs = dict(kwargs or {})
         name = getattr(func, "__name__", "")
         if name in ("relu", "relu_") and args:
-            return self._elementwise(args[0], lambda v: v > 0, lambda x, m: torch.where(m, x, 0.0), func, args,
-                                     kwargs)
+            return self._elementwise(args[0], lambda v: v > 0, lambda x, m: torch.where(m, x, 0.0), func, args, kwargs)
         if name in ("leaky_relu", "leaky_relu_") and args:
             slope = kwargs.get("negative_slope", args[1] if len(args) > 1 else 0.01)
-            return self._elementwise(args[0], lambda v: v > 0, lambda x, m: torch.where(m, x, x * slope), func, args,
-                                     kwargs)
+            return self._elementwise(
+                args[0], lambda v: v > 0, lambda x, m: torch.where(m, x, x * slope), func, args, kwargs
+            )
         if name in ("hardtanh", "hardtanh_", "relu6", "clamp", "clip", "clamp_", "clip_") and args:
             lo, hi = _bounds(name, args, kwargs)
 
             def inside(v):
                 return (v >= lo) & (v <= hi)
 
-            return self._elementwise(args[0], inside, lambda x, m: torch.where(m, x, x.detach().clamp(lo, hi)), func,
-                                     args, kwargs)
+            return self._elementwise(
+                args[0], inside, lambda x, m: torch.where(m, x, x.detach().clamp(lo, hi)), func, args, kwargs
+            )
         if name == "hardswish" and args:
             return self._piecewise3(args[0], func, args, kwargs, lambda x: x * (x + 3) / 6, lambda x: x)
         if name == "hardsigmoid" and args:
@@ -165,8 +167,9 @@ def _bounds(name: str, args, kwargs) -> tuple[float, float]:
     return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
 
 
-def input_grad(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, dtype: torch.dtype,
-               mode: TorchFunctionMode | None = None) -> tuple[np.ndarray, np.ndarray]:
+def input_grad(
+    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, dtype: torch.dtype, mode: TorchFunctionMode | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and d(sum of per-example cross-entropy)/dx of ``model`` (already in ``dtype``)."""
     xt = torch.from_numpy(np.asarray(x)).to(dtype).requires_grad_(True)
     with mode if mode is not None else _nullmode():

@@ -29,7 +29,7 @@ def poison(
     if target < 0 or (len(y) and target > int(y.max())):
         raise PoisonError(f"target class {target} invalid: labels range over 0..{int(y.max()) if len(y) else 0}")
     candidates = np.flatnonzero(y != target)
-    count = int(round(rate * len(y)))
+    count = int(round(rate * len(y)))  # noqa: RUF046
     if count > len(candidates):
         raise PoisonError(f"rate {rate} needs {count} non-target images, only {len(candidates)} exist")
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aegis_torch.data import Dataset, DataError, write_idx
+from aegis_torch.data import DataError, Dataset, write_idx
 
 
 def per_class(ds: Dataset, per_class: int, seed: int) -> Dataset:

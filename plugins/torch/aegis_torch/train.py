@@ -74,8 +74,12 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, log=
             run_acc += float((out.argmax(1) == yb).sum())
             n += len(yb)
             if cfg.log_every and step % cfg.log_every == 0:
-                log(f"epoch {epoch} step {step}/{total_steps} loss {run_loss / n:.4f} "
-                    f"train-acc {run_acc / n:.4f} {time.perf_counter() - start:.0f}s")
-        log(f"epoch {epoch} done: loss {run_loss / max(n, 1):.4f} train-acc {run_acc / max(n, 1):.4f} "
-            f"{time.perf_counter() - start:.0f}s")
+                log(
+                    f"epoch {epoch} step {step}/{total_steps} loss {run_loss / n:.4f} "
+                    f"train-acc {run_acc / n:.4f} {time.perf_counter() - start:.0f}s"
+                )
+        log(
+            f"epoch {epoch} done: loss {run_loss / max(n, 1):.4f} train-acc {run_acc / max(n, 1):.4f} "
+            f"{time.perf_counter() - start:.0f}s"
+        )
     return time.perf_counter() - start

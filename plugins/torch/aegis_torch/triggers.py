@@ -174,8 +174,13 @@ def load(path: str | Path) -> Trigger:
                 raise TriggerError(f"{where}: patch {i} must be a mapping")
             w = f"{where} patch {i}"
             patches.append(
-                Patch(_int(p, "row", w), _int(p, "col", w), _int(p, "height", w), _int(p, "width", w),
-                      _float(p, "value", w))
+                Patch(
+                    _int(p, "row", w),
+                    _int(p, "col", w),
+                    _int(p, "height", w),
+                    _int(p, "width", w),
+                    _float(p, "value", w),
+                )
             )
         return Trigger(name, "patch", shape, patches=patches, target=target)
     if kind == "pattern":
@@ -186,8 +191,15 @@ def load(path: str | Path) -> Trigger:
             pattern = np.load(path.parent / pf)
         except (OSError, ValueError) as e:
             raise TriggerError(f"{where}: cannot read pattern file {pf}: {e}") from e
-        return Trigger(name, "pattern", shape, pattern=pattern.astype(np.float32), pattern_file=pf,
-                       intensity=_float(d, "intensity", where), target=target)
+        return Trigger(
+            name,
+            "pattern",
+            shape,
+            pattern=pattern.astype(np.float32),
+            pattern_file=pf,
+            intensity=_float(d, "intensity", where),
+            target=target,
+        )
     raise TriggerError(f"{where}: type {kind!r} unknown; expected patch or pattern")
 
 
@@ -205,7 +217,10 @@ def distributed(shape: tuple[int, int, int], size: int = 2, margin: int = 1, val
         "distributed",
         "patch",
         shape,
-        patches=[Patch(margin, margin, size, size, value), Patch(h - margin - size, w - margin - size, size, size, value)],
+        patches=[
+            Patch(margin, margin, size, size, value),
+            Patch(h - margin - size, w - margin - size, size, size, value),
+        ],
     )
 
 

@@ -81,8 +81,9 @@ def randomize(model: nn.Module, seed: int, size: int) -> nn.Module:
         # logits in the hundreds: a saturated softmax has no usable gradient).
         model.eval()
         logits = model(torch.rand(8, 3, size, size, generator=g))
-        layers = [m for m in model.modules() if isinstance(m, nn.Linear)] or \
-            [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        layers = [m for m in model.modules() if isinstance(m, nn.Linear)] or [
+            m for m in model.modules() if isinstance(m, nn.Conv2d)
+        ]
         spread = float(logits.std())
         if layers and spread > 0:
             layers[-1].weight.mul_(2.0 / spread)
@@ -114,8 +115,16 @@ def export(model: nn.Module, size: int, path: str | Path, exporter: str) -> None
         logging.disable(logging.WARNING)
         try:
             if exporter == "torchscript":
-                torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, input_names=["input"],
-                                  output_names=["logits"], dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+                torch.onnx.export(
+                    model,
+                    (x,),
+                    path,
+                    dynamo=False,
+                    opset_version=17,
+                    input_names=["input"],
+                    output_names=["logits"],
+                    dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+                )
             elif exporter == "dynamo":
                 _export_dynamo(model, x, path)
             else:
@@ -131,8 +140,9 @@ def _export_dynamo(model: nn.Module, x: torch.Tensor, path: str) -> None:
     for low in (None, 2):
         n = torch.export.Dim("N") if low is None else torch.export.Dim("N", min=low)
         try:
-            torch.onnx.export(model, (x,), path, dynamo=True, input_names=["input"], output_names=["logits"],
-                              dynamic_shapes=({0: n},))
+            torch.onnx.export(
+                model, (x,), path, dynamo=True, input_names=["input"], output_names=["logits"], dynamic_shapes=({0: n},)
+            )
             return
         except Exception as e:  # torch.onnx's TorchExportError wraps torch.export's UserError
             if low is not None or "Constraints violated" not in str(e):
@@ -174,8 +184,12 @@ def _efficientnet(name: str, stages: int) -> Callable[[], nn.Module]:
         setting = list(setting)[:stages]
         if not name.startswith("efficientnet_b"):
             # Keep both block types of V2 (FusedMBConv, MBConv) with one layer each, narrow.
-            setting = [type(s)(s.expand_ratio, s.kernel, s.stride, max(8, s.input_channels // 4),
-                               max(8, s.out_channels // 4), 1) for s in setting]
+            setting = [
+                type(s)(
+                    s.expand_ratio, s.kernel, s.stride, max(8, s.input_channels // 4), max(8, s.out_channels // 4), 1
+                )
+                for s in setting
+            ]
             last = 256
         return EfficientNet(setting, dropout=0.2, last_channel=last, num_classes=NUM_CLASSES)
 
@@ -222,8 +236,13 @@ def _inception_v3() -> nn.Module:
 def _narrow_classifier(model: nn.Module, in_features: int, hidden: int) -> nn.Module:
     """AlexNet's and VGG's Dropout-Linear-ReLU-Dropout-Linear-ReLU-Linear head with ``hidden`` units."""
     model.classifier = nn.Sequential(
-        nn.Dropout(0.5), nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-        nn.Dropout(0.5), nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, NUM_CLASSES),
+        nn.Dropout(0.5),
+        nn.Linear(in_features, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(inplace=True),
+        nn.Linear(hidden, NUM_CLASSES),
     )
     return model
 
@@ -280,8 +299,9 @@ def _convnext() -> nn.Module:
 def _vit() -> nn.Module:
     from torchvision.models import VisionTransformer
 
-    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
-                             num_classes=NUM_CLASSES)
+    return VisionTransformer(
+        image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=NUM_CLASSES
+    )
 
 
 def _swin(v2: bool) -> Callable[[], nn.Module]:
@@ -289,8 +309,16 @@ def _swin(v2: bool) -> Callable[[], nn.Module]:
         from torchvision.models import swin_transformer as st
 
         kw = {"block": st.SwinTransformerBlockV2, "downsample_layer": st.PatchMergingV2} if v2 else {}
-        return st.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[2, 4],
-                                  window_size=[2, 2], stochastic_depth_prob=0.0, num_classes=NUM_CLASSES, **kw)
+        return st.SwinTransformer(
+            patch_size=[4, 4],
+            embed_dim=16,
+            depths=[2, 2],
+            num_heads=[2, 4],
+            window_size=[2, 2],
+            stochastic_depth_prob=0.0,
+            num_classes=NUM_CLASSES,
+            **kw,
+        )
 
     return make
 
@@ -298,8 +326,16 @@ def _swin(v2: bool) -> Callable[[], nn.Module]:
 def _maxvit() -> nn.Module:
     from torchvision.models import MaxVit
 
-    return MaxVit(input_size=(32, 32), stem_channels=8, partition_size=2, block_channels=[16, 32],
-                  block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0, num_classes=NUM_CLASSES)
+    return MaxVit(
+        input_size=(32, 32),
+        stem_channels=8,
+        partition_size=2,
+        block_channels=[16, 32],
+        block_layers=[1, 1],
+        head_dim=8,
+        stochastic_depth_prob=0.0,
+        num_classes=NUM_CLASSES,
+    )
 
 
 def _named(name: str, **kw) -> Callable[[], nn.Module]:

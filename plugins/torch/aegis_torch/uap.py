@@ -11,8 +11,14 @@ from aegis_torch.triggers import Trigger
 
 
 def targeted_uap(
-    model: nn.Module, x: np.ndarray, target: int, intensity: float, iters: int = 100, batch: int = 250,
-    lr: float = 0.01, seed: int = 0,
+    model: nn.Module,
+    x: np.ndarray,
+    target: int,
+    intensity: float,
+    iters: int = 100,
+    batch: int = 250,
+    lr: float = 0.01,
+    seed: int = 0,
 ) -> Trigger:
     """One perturbation ``delta`` (``|delta| <= intensity`` per pixel) pushing many images toward ``target``.
 
@@ -35,5 +41,4 @@ def targeted_uap(
             delta -= lr * g.sign()
             delta.clamp_(-intensity, intensity)
     pattern = (delta.detach() / intensity).numpy().astype(np.float32)
-    return Trigger("adversarial", "pattern", tuple(x.shape[1:]), pattern=pattern, intensity=intensity,
-                   target=target)
+    return Trigger("adversarial", "pattern", tuple(x.shape[1:]), pattern=pattern, intensity=intensity, target=target)

@@ -185,7 +185,8 @@ def test_adap_patch_trains_on_one_patch_and_tests_on_all(mnist):
         diff = np.abs(p.x[i, 0] - x[i, 0]) > 0
         touched = [diff[q["row"] : q["row"] + q["height"], q["col"] : q["col"] + q["width"]].any() for q in ps]
         assert sum(touched) <= 1 and diff.sum() == sum(
-            diff[q["row"] : q["row"] + q["height"], q["col"] : q["col"] + q["width"]].sum() for q in ps)
+            diff[q["row"] : q["row"] + q["height"], q["col"] : q["col"] + q["width"]].sum() for q in ps
+        )
     test = f.apply(x[:1])[0, 0]
     for q in ps:
         assert np.allclose(test[q["row"] : q["row"] + q["height"], q["col"] : q["col"] + q["width"]], q["values"])
@@ -232,19 +233,31 @@ def test_bench_architectures_export_within_the_engine_ops(arch, tmp_path):
 
 # --- spec ----------------------------------------------------------------------------------------------------
 
-BASE = {"name": "t", "dataset": {"format": "mnist", "path": "x", "train_images": 10},
-        "training": {"optimizer": "adam", "lr": 0.003, "schedule": "onecycle", "batch_size": 32, "epochs": 1,
-                     "adv_steps": 1},
-        "evaluation": {"adv_eps": [0.5], "adv_steps": 1, "adv_images": 10, "seed": 0}}
+BASE = {
+    "name": "t",
+    "dataset": {"format": "mnist", "path": "x", "train_images": 10},
+    "training": {
+        "optimizer": "adam",
+        "lr": 0.003,
+        "schedule": "onecycle",
+        "batch_size": 32,
+        "epochs": 1,
+        "adv_steps": 1,
+    },
+    "evaluation": {"adv_eps": [0.5], "adv_steps": 1, "adv_images": 10, "seed": 0},
+}
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"split": "test"}, "split"),
-    ({"mode": "robust"}, "eps"),
-    ({"family": "trojannn"}, "family"),
-    ({"arch": "vgg"}, "arch"),
-    ({"seed": "one"}, "seed"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"split": "test"}, "split"),
+        ({"mode": "robust"}, "eps"),
+        ({"family": "trojannn"}, "family"),
+        ({"arch": "vgg"}, "arch"),
+        ({"seed": "one"}, "seed"),
+    ],
+)
 def test_spec_errors_name_the_model_and_field(entry, message, tmp_path):
     m = {"name": "m0", "split": "calibration", "seed": 1, "arch": "small_cnn", "mode": "standard", "family": "clean"}
     with pytest.raises(sp.SpecError, match=f"model m0.*{message}"):
@@ -300,9 +313,28 @@ models:
   - {name: t-clean, split: calibration, seed: 11, arch: bn_cnn, mode: robust, eps: 0.5, family: clean}
   - {name: t-wanet, split: evaluation, seed: 12, arch: small_cnn, mode: standard, family: wanet}
 """
-CARD_FIELDS = ("name", "split", "label", "model", "model_sha256", "dataset", "architecture", "parameters", "input",
-               "output", "onnx", "trigger", "poison", "training", "seeds", "metrics", "training_time_s",
-               "total_time_s", "environment", "spec")
+CARD_FIELDS = (
+    "name",
+    "split",
+    "label",
+    "model",
+    "model_sha256",
+    "dataset",
+    "architecture",
+    "parameters",
+    "input",
+    "output",
+    "onnx",
+    "trigger",
+    "poison",
+    "training",
+    "seeds",
+    "metrics",
+    "training_time_s",
+    "total_time_s",
+    "environment",
+    "spec",
+)
 
 
 @pytest.fixture(scope="module")
@@ -343,8 +375,9 @@ def test_tiny_spec_builds_carded_models(tiny):
     assert 0.05 <= w["poison"]["rate"] <= 0.10 and 0.0 <= w["metrics"]["attack_success_rate"] <= 1.0
     grid = np.load(out / t["array"])
     f = fm.restore("wanet", SHAPE, t["target"], t["params"], grid)
-    assert np.allclose(f.array, fm.WaNet.make_grid(SHAPE, np.asarray([t["params"]["control_grid"]]),
-                                                   t["params"]["s"]), atol=1e-6)
+    assert np.allclose(
+        f.array, fm.WaNet.make_grid(SHAPE, np.asarray([t["params"]["control_grid"]]), t["params"]["s"]), atol=1e-6
+    )
     onnx.checker.check_model(onnx.load(out / "t-wanet.onnx"))
     rows = list(csv.DictReader((d / "models.csv").read_text().splitlines()))
     assert [r["name"] for r in rows] == ["t-clean", "t-wanet"] and rows[1]["family"] == "wanet"

@@ -4,15 +4,14 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
-
 from aegis_torch import export, models
 from aegis_torch.cli import main
-
 from conftest import PLUGIN
+
+import onnx
 
 
 def _session(path):
@@ -66,8 +65,24 @@ def test_export_user_module_cli(tmp_path):
         net.features[1].running_mean.fill_(0.1)
     torch.save(net.state_dict(), weights)
     out = tmp_path / "user.onnx"
-    rc = main(["export", "--module", "user_model:build", "--weights", str(weights), "--input-shape", "3,8,8",
-               "--mean", "0.4,0.5,0.6", "--std", "0.2,0.2,0.2", "--out", str(out), "--card"])
+    rc = main(
+        [
+            "export",
+            "--module",
+            "user_model:build",
+            "--weights",
+            str(weights),
+            "--input-shape",
+            "3,8,8",
+            "--mean",
+            "0.4,0.5,0.6",
+            "--std",
+            "0.2,0.2,0.2",
+            "--out",
+            str(out),
+            "--card",
+        ]
+    )
     assert rc == 0 and out.exists() and (tmp_path / "user.card.yaml").exists()
     x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
     ref = models.Normalized(net.eval(), [0.4, 0.5, 0.6], [0.2, 0.2, 0.2]).eval()
@@ -79,9 +94,25 @@ def test_export_user_module_cli(tmp_path):
 def test_export_errors_are_clear(tmp_path):
     rc = main(["export", "--module", "no_such_mod:build", "--input-shape", "1,28,28", "--out", str(tmp_path / "x")])
     assert rc == 2
-    r = subprocess.run([sys.executable, "-m", "aegis_torch", "export", "--module", "user_model", "--input-shape",
-                        "3,8,8", "--out", str(tmp_path / "y.onnx")], cwd=PLUGIN, capture_output=True, text=True,
-                       env={"PYTHONPATH": f"{PLUGIN}:{PLUGIN / 'tests'}", "PATH": ""})
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aegis_torch",
+            "export",
+            "--module",
+            "user_model",
+            "--input-shape",
+            "3,8,8",
+            "--out",
+            str(tmp_path / "y.onnx"),
+        ],
+        check=False,
+        cwd=PLUGIN,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": f"{PLUGIN}:{PLUGIN / 'tests'}", "PATH": ""},
+    )
     assert r.returncode == 2 and "pkg.module:factory" in r.stderr
     with pytest.raises(ValueError, match="std values must be positive"):
         models.Normalize([0.0], [0.0])

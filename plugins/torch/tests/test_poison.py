@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from aegis_torch import triggers
 from aegis_torch.poison import PoisonError, poison
 

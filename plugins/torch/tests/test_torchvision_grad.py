@@ -17,15 +17,14 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from aegis_torch import coverage, kinks, tvarch
+from conftest import ROOT
 from torch import nn
 
-from aegis_torch import coverage, kinks, tvarch
-
-from conftest import ROOT
+import onnx
 
 # What the feature tensor must be, by architecture (default: the last block's output before pooling).
 FEATURE = {
@@ -60,8 +59,10 @@ def test_architecture_both_exporters(name, aegis_bin, tmp_path):
         assert FEATURE.get(name, "last block's output") in r.feature_reason, f"{where}: {r.feature_reason}"
         assert r.logits_err <= 1e-4, f"{where}: logits differ from float64 by {r.logits_err:.2e}"
         assert min(r.grad_norm) > 1e-6, f"{where}: a vanishing float64 gradient checks nothing: {r.grad_norm}"
-        assert r.passed, f"{where}: gradient error {r.err} (PyTorch float32 {r.err_torch32}, bound {r.bound}; " \
-                         f"on ONNX Runtime's piece {r.err_matched}, {r.flips} kinks flipped)"
+        assert r.passed, (
+            f"{where}: gradient error {r.err} (PyTorch float32 {r.err_torch32}, bound {r.bound}; "
+            f"on ONNX Runtime's piece {r.err_matched}, {r.flips} kinks flipped)"
+        )
 
 
 class _Kink(nn.Module):
@@ -82,14 +83,24 @@ def test_piece_matched_reference_explains_a_relu_that_float32_rounds_to_zero(aeg
     torch.manual_seed(0)
     model = _Kink().eval()
     path, gpath = tmp_path / "kink.onnx", tmp_path / "kink.grad.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, 1, 4),), str(path), dynamo=False, opset_version=17,
-                      input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "N"}})
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 1, 4),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}},
+    )
     assert subprocess.run([str(aegis_bin), "export-grad", str(path), "-o", str(gpath)], check=False).returncode == 0
     x = np.array([[[[3.0, 0.4, -0.6, 0.8]]]], dtype=np.float32)
     y = np.array([1])
     graph = onnx.load(gpath)
     names = [t for _, i, idx in kinks.kink_tensors(graph.graph) for t in (i, idx) if t]
-    sess = ort.InferenceSession(kinks.with_outputs(graph, names).SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        kinks.with_outputs(graph, names).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"x": x, "y": y})))
     m64 = model.double()
     _, g64 = kinks.input_grad(m64, x, y, torch.float64)
@@ -121,8 +132,16 @@ def test_maxpool_exact_ties_are_broken_as_pytorch_does(aegis_bin, tmp_path):
     torch.manual_seed(0)
     model = _PoolTies().eval()
     path, gpath = tmp_path / "ties.onnx", tmp_path / "ties.grad.onnx"
-    torch.onnx.export(model, (torch.zeros(1, 1, 16, 16),), str(path), dynamo=False, opset_version=17,
-                      input_names=["input"], output_names=["logits"], dynamic_axes={"input": {0: "N"}})
+    torch.onnx.export(
+        model,
+        (torch.zeros(1, 1, 16, 16),),
+        str(path),
+        dynamo=False,
+        opset_version=17,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "N"}},
+    )
     assert subprocess.run([str(aegis_bin), "export-grad", str(path), "-o", str(gpath)], check=False).returncode == 0
     x = np.zeros((2, 1, 16, 16), np.float32)
     x[:, :, 4:12, 3:13] = 0.7

@@ -2,7 +2,6 @@
 
 import numpy as np
 import torch
-
 from aegis_torch import attack, data, models, uap
 from aegis_torch.cli import main
 from aegis_torch.train import TrainConfig, train
@@ -46,8 +45,13 @@ def test_training_is_seeded_and_learns(fixtures):
     for _ in range(2):
         torch.manual_seed(3)
         m = models.build("small_cnn", (1, 28, 28), 10, [0.13], [0.31])
-        train(m, x, y, TrainConfig(epochs=2, batch_size=32, lr=3e-3, adv_eps=0.5, adv_steps=1, seed=3, log_every=0),
-              log=lambda s: None)
+        train(
+            m,
+            x,
+            y,
+            TrainConfig(epochs=2, batch_size=32, lr=3e-3, adv_eps=0.5, adv_steps=1, seed=3, log_every=0),
+            log=lambda s: None,
+        )
         weights.append(torch.cat([p.detach().flatten() for p in m.parameters()]))
     assert torch.equal(weights[0], weights[1])
     with torch.no_grad():
@@ -56,7 +60,7 @@ def test_training_is_seeded_and_learns(fixtures):
 
 
 def test_uap_is_bounded_and_targeted(fixtures):
-    x, y = _subset(fixtures, 256)
+    x, _y = _subset(fixtures, 256)
     m = models.build("small_cnn", (1, 28, 28), 10, [0.13], [0.31]).eval()
     t = uap.targeted_uap(m, x, target=7, intensity=0.1, iters=5, batch=64)
     assert t.type == "pattern" and t.target == 7
@@ -67,9 +71,29 @@ def test_uap_is_bounded_and_targeted(fixtures):
 def test_train_command_writes_model_and_card(fixtures, tmp_path):
     from aegis_torch import card
 
-    rc = main(["train", "--data", str(fixtures / "mnist-subset"), "--name", "tiny", "--out", str(tmp_path),
-               "--trigger", str(fixtures / "triggers" / "localised.yaml"), "--rate", "0.05", "--epochs", "1",
-               "--train-limit", "600", "--adv-eval-limit", "50", "--train-steps", "1"])
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(fixtures / "mnist-subset"),
+            "--name",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--trigger",
+            str(fixtures / "triggers" / "localised.yaml"),
+            "--rate",
+            "0.05",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "600",
+            "--adv-eval-limit",
+            "50",
+            "--train-steps",
+            "1",
+        ]
+    )
     assert rc == 0
     c = card.read(tmp_path / "tiny.card.yaml")
     assert c["poison"] == {"rate": 0.05, "count": 30, "target": 7, "seed": 0}

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import yaml
-
 from aegis_torch import triggers
 from aegis_torch.triggers import Patch, Trigger, TriggerError
 
@@ -92,8 +91,16 @@ def test_invalid_yaml_is_named(tmp_path):
     p.write_text(yaml.safe_dump({"type": "blend", "image": {"channels": 1, "height": 28, "width": 28}}))
     with pytest.raises(TriggerError, match="'blend' unknown"):
         triggers.load(p)
-    p.write_text(yaml.safe_dump({"type": "pattern", "image": {"channels": 1, "height": 28, "width": 28},
-                                 "pattern": "missing.npy", "intensity": 0.1}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "type": "pattern",
+                "image": {"channels": 1, "height": 28, "width": 28},
+                "pattern": "missing.npy",
+                "intensity": 0.1,
+            }
+        )
+    )
     with pytest.raises(TriggerError, match="missing.npy"):
         triggers.load(p)
     with pytest.raises(TriggerError, match="intensity"):

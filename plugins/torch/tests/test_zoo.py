@@ -5,13 +5,25 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from aegis_torch import card, checkpoint
 
-NAMES = ["robust_clean_s0", "robust_clean_s1", "robust_localised", "robust_distributed", "robust_static",
-         "robust_adversarial", "standard_clean", "standard_localised"]
-TRIGGER = {"robust_localised": "localised", "robust_distributed": "distributed", "robust_static": "static",
-           "robust_adversarial": "adversarial", "standard_localised": "localised"}
+NAMES = [
+    "robust_clean_s0",
+    "robust_clean_s1",
+    "robust_localised",
+    "robust_distributed",
+    "robust_static",
+    "robust_adversarial",
+    "standard_clean",
+    "standard_localised",
+]
+TRIGGER = {
+    "robust_localised": "localised",
+    "robust_distributed": "distributed",
+    "robust_static": "static",
+    "robust_adversarial": "adversarial",
+    "standard_localised": "localised",
+}
 
 # The committed robust_static (30% of the training set carries the whole-image pattern) reached 97.99% clean.
 CLEAN_SHORTFALL: dict[str, float] = {}
@@ -37,8 +49,14 @@ def test_card_contents(fixtures, name):
     assert c["seeds"]["train"] == (1 if name.endswith("s1") else 0)
     assert 0 < c["training_time_s"] <= 20 * 60
     m = c["metrics"]
-    assert m["adversarial_attack"] == {"norm": "L2", "eps": 0.5, "steps": 20, "step_size": 0.0625,
-                                       "random_start": True, "test_images": m["adversarial_attack"]["test_images"]}
+    assert m["adversarial_attack"] == {
+        "norm": "L2",
+        "eps": 0.5,
+        "steps": 20,
+        "step_size": 0.0625,
+        "random_start": True,
+        "test_images": m["adversarial_attack"]["test_images"],
+    }
     if name in TRIGGER:
         assert c["trigger"]["file"] == f"{TRIGGER[name]}.yaml" and c["poison"]["target"] == 7
         rate = 0.01 if c["trigger"]["type"] == "patch" else 0.30

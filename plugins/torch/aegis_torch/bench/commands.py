@@ -34,8 +34,10 @@ def _binary(args) -> str | None:
         return None
     b = mk.find_aegis_audit(args.aegis_audit)
     if b is None:
-        raise mk.BenchError("no aegis-audit binary found for the export-grad check: build it (cargo build "
-                            "--release), pass --aegis-audit PATH, or --skip-grad-check")
+        raise mk.BenchError(
+            "no aegis-audit binary found for the export-grad check: build it (cargo build "
+            "--release), pass --aegis-audit PATH, or --skip-grad-check"
+        )
     return b
 
 
@@ -57,8 +59,10 @@ def make(args) -> int:
         left = len(todo) - len(done)
         rate = (time.perf_counter() - start) / len(done)
         table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))
-        _log(f"progress: {len(done)}/{len(todo)} built this run, {left} left (~{left * rate / 60:.0f} min at "
-             f"{rate:.0f}s per model)")
+        _log(
+            f"progress: {len(done)}/{len(todo)} built this run, {left} left (~{left * rate / 60:.0f} min at "
+            f"{rate:.0f}s per model)"
+        )
 
     mk.make(s, args.only, out, d, binary, _log, args.threads, on_done)
     md, cs, n = table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))

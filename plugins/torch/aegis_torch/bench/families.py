@@ -70,13 +70,24 @@ DEFAULTS: dict[str, dict] = {
     "blend": {"rate": [0.05, 0.10], "alpha": [0.10, 0.20]},
     "wanet": {"rate": [0.05, 0.10], "k": 4, "s": [0.5, 1.0], "cross_ratio": 2.0, "grid_rescale": 1.0},
     "noise": {"rate": [0.30, 0.30], "amplitude": [0.04, 0.06]},
-    "uap": {"rate": [0.05, 0.10], "intensity": [0.06, 0.10], "iters": 100, "batch": 250, "lr": 0.01,
-            "surrogate": {"arch": "small_cnn", "images": 10000, "epochs": 2, "lr": 0.003, "batch_size": 128},
-            "uap_images": 2000},
-    "adap_blend": {"rate": [0.01, 0.02], "cover_ratio": 1.0, "alpha": [0.15, 0.20], "pieces": 16,
-                   "mask_rate": 0.5},
-    "adap_patch": {"rate": [0.01, 0.02], "cover_ratio": 1.0, "patches": 3, "size": [3, 4],
-                   "opacity": [0.5, 0.8], "grey": [0.3, 1.0]},
+    "uap": {
+        "rate": [0.05, 0.10],
+        "intensity": [0.06, 0.10],
+        "iters": 100,
+        "batch": 250,
+        "lr": 0.01,
+        "surrogate": {"arch": "small_cnn", "images": 10000, "epochs": 2, "lr": 0.003, "batch_size": 128},
+        "uap_images": 2000,
+    },
+    "adap_blend": {"rate": [0.01, 0.02], "cover_ratio": 1.0, "alpha": [0.15, 0.20], "pieces": 16, "mask_rate": 0.5},
+    "adap_patch": {
+        "rate": [0.01, 0.02],
+        "cover_ratio": 1.0,
+        "patches": 3,
+        "size": [3, 4],
+        "opacity": [0.5, 0.8],
+        "grey": [0.3, 1.0],
+    },
 }
 FAMILIES = tuple(DEFAULTS)
 NOISE_MAX_AMPLITUDE = 0.06
@@ -216,8 +227,9 @@ class _Patches(Family):
     """Rectangles of given values replacing the pixels (all channels) at test time."""
 
     def _patches(self) -> list[tuple[int, int, np.ndarray]]:
-        return [(int(p["row"]), int(p["col"]), np.asarray(p["values"], dtype=np.float32))
-                for p in self.params["patches"]]
+        return [
+            (int(p["row"]), int(p["col"]), np.asarray(p["values"], dtype=np.float32)) for p in self.params["patches"]
+        ]
 
     def check(self) -> None:
         _, h, w = self.shape
@@ -234,8 +246,12 @@ class _Patches(Family):
         return x
 
     def schema_trigger(self) -> triggers.Trigger:
-        ps = [triggers.Patch(r + i, c + j, 1, 1, float(v[i, j]))
-              for r, c, v in self._patches() for i in range(v.shape[0]) for j in range(v.shape[1])]
+        ps = [
+            triggers.Patch(r + i, c + j, 1, 1, float(v[i, j]))
+            for r, c, v in self._patches()
+            for i in range(v.shape[0])
+            for j in range(v.shape[1])
+        ]
         return triggers.Trigger(self.name, "patch", self.shape, patches=ps, target=self.target)
 
 
@@ -246,8 +262,10 @@ def _place(rng: np.random.Generator, shape: Shape, sizes: list[tuple[int, int]],
         boxes = []
         for ph, pw in sizes:
             r, c = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
-            if all(r + ph + gap <= r2 or r2 + ph2 + gap <= r or c + pw + gap <= c2 or c2 + pw2 + gap <= c
-                   for r2, c2, ph2, pw2 in boxes):
+            if all(
+                r + ph + gap <= r2 or r2 + ph2 + gap <= r or c + pw + gap <= c2 or c2 + pw2 + gap <= c
+                for r2, c2, ph2, pw2 in boxes
+            ):
                 boxes.append((r, c, ph, pw))
             else:
                 break
@@ -262,10 +280,13 @@ class BadNets(_Patches):
     @classmethod
     def sample(cls, rng, shape, target, cfg, ctx=None) -> BadNets:
         ph, pw = _int_in(rng, cfg["size"]), _int_in(rng, cfg["size"])
-        (r, c, _, _), = _place(rng, shape, [(ph, pw)])
+        ((r, c, _, _),) = _place(rng, shape, [(ph, pw)])
         kind, v = _patch_values(rng, ph, pw, cfg["grey"])
-        return cls(shape, target, {"patches": [{"row": r, "col": c, "height": ph, "width": pw, "content": kind,
-                                                "values": v.tolist()}]})
+        return cls(
+            shape,
+            target,
+            {"patches": [{"row": r, "col": c, "height": ph, "width": pw, "content": kind, "values": v.tolist()}]},
+        )
 
 
 class Distributed(_Patches):
@@ -295,10 +316,18 @@ class AdapPatch(_Patches):
         patches = []
         for r, c, ph, pw in _place(rng, shape, sizes, gap=2):
             kind, v = _patch_values(rng, ph, pw, cfg["grey"])
-            patches.append({"row": r, "col": c, "height": ph, "width": pw, "content": kind, "values": v.tolist(),
-                            "train_opacity": _r(_uniform(rng, cfg["opacity"]))})
-        return cls(shape, target, {"patches": patches, "cover_ratio": float(cfg["cover_ratio"]),
-                                   "test_opacity": 1.0})
+            patches.append(
+                {
+                    "row": r,
+                    "col": c,
+                    "height": ph,
+                    "width": pw,
+                    "content": kind,
+                    "values": v.tolist(),
+                    "train_opacity": _r(_uniform(rng, cfg["opacity"])),
+                }
+            )
+        return cls(shape, target, {"patches": patches, "cover_ratio": float(cfg["cover_ratio"]), "test_opacity": 1.0})
 
     def cover_count(self, poisoned: int) -> int:
         return round(self.params["cover_ratio"] * poisoned)
@@ -360,9 +389,19 @@ class AdapBlend(Blend):
             raise FamilyError(f"adap_blend: {pieces} pieces must be a square grid dividing {shape[1]}x{shape[2]}")
         alpha = _r(_uniform(rng, cfg["alpha"]))
         kind, p = _random_pattern(rng, shape)
-        return cls(shape, target, {"alpha": alpha, "test_alpha": alpha, "pattern": kind, "pieces": pieces,
-                                   "masked_pieces": round(cfg["mask_rate"] * pieces),
-                                   "cover_ratio": float(cfg["cover_ratio"])}, p)
+        return cls(
+            shape,
+            target,
+            {
+                "alpha": alpha,
+                "test_alpha": alpha,
+                "pattern": kind,
+                "pieces": pieces,
+                "masked_pieces": round(cfg["mask_rate"] * pieces),
+                "cover_ratio": float(cfg["cover_ratio"]),
+            },
+            p,
+        )
 
     def cover_count(self, poisoned: int) -> int:
         return round(self.params["cover_ratio"] * poisoned)
@@ -416,8 +455,14 @@ class Noise(Family):
         return self.schema_trigger().apply(self._check_images(x))
 
     def schema_trigger(self) -> triggers.Trigger:
-        return triggers.Trigger(self.name, "pattern", self.shape, pattern=self.array,
-                                intensity=float(self.params["amplitude"]), target=self.target)
+        return triggers.Trigger(
+            self.name,
+            "pattern",
+            self.shape,
+            pattern=self.array,
+            intensity=float(self.params["amplitude"]),
+            target=self.target,
+        )
 
 
 class UAP(Noise):
@@ -440,20 +485,47 @@ class UAP(Noise):
         idx = np.sort(rng.choice(len(ctx.y_train), size=n, replace=False))
         seed_everything(s_seed)
         sur = models.build(sc["arch"], shape, int(ctx.y_train.max()) + 1, list(ctx.mean), list(ctx.std))
-        train(sur, ctx.x_train[idx], ctx.y_train[idx],
-              TrainConfig(epochs=int(sc["epochs"]), batch_size=int(sc["batch_size"]), lr=float(sc["lr"]),
-                          adv_eps=0.0, seed=s_seed, log_every=0), log=lambda s: None)
+        train(
+            sur,
+            ctx.x_train[idx],
+            ctx.y_train[idx],
+            TrainConfig(
+                epochs=int(sc["epochs"]),
+                batch_size=int(sc["batch_size"]),
+                lr=float(sc["lr"]),
+                adv_eps=0.0,
+                seed=s_seed,
+                log_every=0,
+            ),
+            log=lambda s: None,
+        )
         sur.eval()
         keep = idx[ctx.y_train[idx] != target]
         pick = np.sort(rng.choice(keep, size=min(int(cfg["uap_images"]), len(keep)), replace=False))
-        t = uap.targeted_uap(sur, ctx.x_train[pick], target, intensity, iters=int(cfg["iters"]),
-                             batch=int(cfg["batch"]), lr=float(cfg["lr"]), seed=u_seed)
+        t = uap.targeted_uap(
+            sur,
+            ctx.x_train[pick],
+            target,
+            intensity,
+            iters=int(cfg["iters"]),
+            batch=int(cfg["batch"]),
+            lr=float(cfg["lr"]),
+            seed=u_seed,
+        )
         fooled = float((evaluate.predict(sur, t.apply(ctx.x_train[pick])) == target).mean())
-        ctx.log(f"uap: surrogate {sc['arch']} (seed {s_seed}, {n} images); UAP L-inf {intensity} fools it "
-                f"toward {target} on {fooled:.2%} of {len(pick)} images")
-        params = {"amplitude": intensity, "pattern": "targeted UAP / intensity, in [-1, 1]",
-                  "surrogate": {**sc, "seed": s_seed, "images": n}, "uap_seed": u_seed, "uap_images": len(pick),
-                  "iters": int(cfg["iters"]), "surrogate_fooling_rate": _r(fooled)}
+        ctx.log(
+            f"uap: surrogate {sc['arch']} (seed {s_seed}, {n} images); UAP L-inf {intensity} fools it "
+            f"toward {target} on {fooled:.2%} of {len(pick)} images"
+        )
+        params = {
+            "amplitude": intensity,
+            "pattern": "targeted UAP / intensity, in [-1, 1]",
+            "surrogate": {**sc, "seed": s_seed, "images": n},
+            "uap_seed": u_seed,
+            "uap_images": len(pick),
+            "iters": int(cfg["iters"]),
+            "surrogate_fooling_rate": _r(fooled),
+        }
         return cls(shape, target, params, t.pattern.astype(np.float32))
 
     def check(self) -> None:
@@ -486,16 +558,22 @@ class WaNet(Family):
         s = _r(_uniform(rng, cfg["s"]))
         ins = rng.uniform(-1.0, 1.0, size=(1, 2, k, k)).astype(np.float32)
         ins = ins / np.abs(ins).mean()
-        params = {"k": k, "s": s, "grid_rescale": float(cfg["grid_rescale"]), "cross_ratio": float(cfg["cross_ratio"]),
-                  "control_grid": np.round(ins[0], 5).tolist()}
+        params = {
+            "k": k,
+            "s": s,
+            "grid_rescale": float(cfg["grid_rescale"]),
+            "cross_ratio": float(cfg["cross_ratio"]),
+            "control_grid": np.round(ins[0], 5).tolist(),
+        }
         return cls(shape, target, params, cls.make_grid(shape, np.round(ins, 5), s, float(cfg["grid_rescale"])))
 
     @staticmethod
     def make_grid(shape: Shape, control: np.ndarray, s: float, rescale: float = 1.0) -> np.ndarray:
         """The warp's sampling grid, float32 H x W x 2, from a 1 x 2 x k x k control grid and strength ``s``."""
         _, h, w = shape
-        noise = F.interpolate(torch.from_numpy(np.asarray(control, dtype=np.float32)), size=(h, w), mode="bicubic",
-                              align_corners=True).permute(0, 2, 3, 1)
+        noise = F.interpolate(
+            torch.from_numpy(np.asarray(control, dtype=np.float32)), size=(h, w), mode="bicubic", align_corners=True
+        ).permute(0, 2, 3, 1)
         grid = torch.clamp((identity_grid(h, w) + s * noise / h) * rescale, -1, 1)
         return grid[0].numpy().astype(np.float32)
 
@@ -531,14 +609,21 @@ class WaNet(Family):
 
 
 CLASSES: dict[str, type[Family]] = {
-    "badnets": BadNets, "distributed": Distributed, "blend": Blend, "wanet": WaNet, "noise": Noise, "uap": UAP,
-    "adap_blend": AdapBlend, "adap_patch": AdapPatch,
+    "badnets": BadNets,
+    "distributed": Distributed,
+    "blend": Blend,
+    "wanet": WaNet,
+    "noise": Noise,
+    "uap": UAP,
+    "adap_blend": AdapBlend,
+    "adap_patch": AdapPatch,
 }
 assert set(CLASSES) == set(FAMILIES)
 
 
-def build(name: str, rng: np.random.Generator, shape: Shape, target: int, cfg: dict,
-          ctx: Context | None = None) -> Family:
+def build(
+    name: str, rng: np.random.Generator, shape: Shape, target: int, cfg: dict, ctx: Context | None = None
+) -> Family:
     """Draw a fresh instance of family ``name`` (parameters from ``rng``) for images of ``shape``."""
     if name not in CLASSES:
         raise FamilyError(f"unknown trigger family {name!r}; expected one of {', '.join(FAMILIES)}")

@@ -31,11 +31,36 @@ from aegis_torch.bench.spec import ModelSpec, Spec
 from aegis_torch.train import TrainConfig, seed_everything, train
 
 # Ops the aegis-audit gradient engine differentiates (src/grad/rules); every benchmark model must stay within.
-ENGINE_OPS = frozenset({
-    "Relu", "LeakyRelu", "Sigmoid", "Tanh", "Clip", "Add", "Sub", "Mul", "Div", "Gemm", "MatMul", "Conv",
-    "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Identity", "Dropout", "Flatten",
-    "Reshape", "Transpose", "Concat", "Pad", "Constant", "Softmax", "LogSoftmax",
-})
+ENGINE_OPS = frozenset(
+    {
+        "Relu",
+        "LeakyRelu",
+        "Sigmoid",
+        "Tanh",
+        "Clip",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Gemm",
+        "MatMul",
+        "Conv",
+        "BatchNormalization",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "Identity",
+        "Dropout",
+        "Flatten",
+        "Reshape",
+        "Transpose",
+        "Concat",
+        "Pad",
+        "Constant",
+        "Softmax",
+        "LogSoftmax",
+    }
+)
 STREAMS = ("subset", "trigger", "poison", "train")
 Log = Callable[[str], None]
 
@@ -69,12 +94,13 @@ class Data:
         self.xt, self.yt = te.float_images(), te.labels
         self.classes = int(max(self.y.max(), self.yt.max())) + 1
         self.mean, self.std = data.default_norm(fmt, self.shape[0])
-        self.sha256 = {"train": _array_sha(tr.images) + ":" + _array_sha(tr.labels)[:16],
-                       "test": _array_sha(te.images) + ":" + _array_sha(te.labels)[:16]}
+        self.sha256 = {
+            "train": _array_sha(tr.images) + ":" + _array_sha(tr.labels)[:16],
+            "test": _array_sha(te.images) + ":" + _array_sha(te.labels)[:16],
+        }
         want = spec.dataset.get("sha256")
         if want and want != self.sha256:
-            raise BenchError(f"{self.root}: dataset content differs from the spec's dataset.sha256 "
-                             f"(got {self.sha256})")
+            raise BenchError(f"{self.root}: dataset content differs from the spec's dataset.sha256 (got {self.sha256})")
 
 
 def find_aegis_audit(explicit: str | None = None) -> str | None:
@@ -94,12 +120,20 @@ def find_aegis_audit(explicit: str | None = None) -> str | None:
 def export_grad_check(binary: str, onnx_path: Path) -> dict:
     """Run ``aegis-audit export-grad MODEL -o TMP`` (must exit 0: every op has a gradient rule)."""
     with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run([binary, "export-grad", str(onnx_path), "-o", str(Path(tmp) / "g.onnx"), "--threads", "1"],
-                           capture_output=True, text=True, timeout=300, check=False)
+        r = subprocess.run(
+            [binary, "export-grad", str(onnx_path), "-o", str(Path(tmp) / "g.onnx"), "--threads", "1"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     if r.returncode != 0:
         raise BenchError(f"{onnx_path}: aegis-audit export-grad exited {r.returncode}: {r.stderr.strip()[-400:]}")
-    return {"command": "aegis-audit export-grad MODEL -o TMP", "exit": 0,
-            "message": (r.stdout + r.stderr).strip()[-300:]}
+    return {
+        "command": "aegis-audit export-grad MODEL -o TMP",
+        "exit": 0,
+        "message": (r.stdout + r.stderr).strip()[-300:],
+    }
 
 
 def _train_subset(d: Data, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -117,16 +151,19 @@ def eval_subset(n_test: int, n: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_test, size=n, replace=False))
 
 
-def make_one(spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, log: Log = print,
-             threads: int = 1) -> dict:
+def make_one(
+    spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, log: Log = print, threads: int = 1
+) -> dict:
     """Build model ``m`` into ``out``; returns its card (written last)."""
     t_start, c_start = time.perf_counter(), time.process_time()
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     sd = seeds(m.seed)
     x, y, _ = _train_subset(d, int(spec.dataset["train_images"]), sd["subset"])
-    log(f"{m.name}: {m.arch} {m.mode}{f' eps {m.eps}' if m.mode == 'robust' else ''} {m.family}, "
-        f"{len(y)} training images, seed {m.seed}")
+    log(
+        f"{m.name}: {m.arch} {m.mode}{f' eps {m.eps}' if m.mode == 'robust' else ''} {m.family}, "
+        f"{len(y)} training images, seed {m.seed}"
+    )
 
     fam = None
     trigger_card: dict | None = None
@@ -140,18 +177,33 @@ def make_one(spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, lo
         fam = families.build(m.family, rng, d.shape, target, cfg, ctx)
         p = fam.poison(x, y, rate, np.random.default_rng(sd["poison"]))
         x, y = p.x, p.y
-        poison_card = {"rate": rate, "count": len(p.poisoned), "cover_count": len(p.cover),
-                       "cover_kind": fam.cover_kind, "target": target, "candidates": "non-target images",
-                       "cover_from": "remaining images, any class" if len(p.cover) else None}
-        trigger_card = {"family": m.family, "target": target, "params": fam.params,
-                        "config": {k: v for k, v in cfg.items() if k != "rate"}}
-        log(f"{m.name}: {m.family} -> class {target}: {len(p.poisoned)} poisoned, {len(p.cover)} cover "
-            f"(rate {rate})")
+        poison_card = {
+            "rate": rate,
+            "count": len(p.poisoned),
+            "cover_count": len(p.cover),
+            "cover_kind": fam.cover_kind,
+            "target": target,
+            "candidates": "non-target images",
+            "cover_from": "remaining images, any class" if len(p.cover) else None,
+        }
+        trigger_card = {
+            "family": m.family,
+            "target": target,
+            "params": fam.params,
+            "config": {k: v for k, v in cfg.items() if k != "rate"},
+        }
+        log(f"{m.name}: {m.family} -> class {target}: {len(p.poisoned)} poisoned, {len(p.cover)} cover (rate {rate})")
 
     recipe = spec.recipe(m.arch)
-    cfg_t = TrainConfig(epochs=int(recipe["epochs"]), batch_size=int(recipe["batch_size"]), lr=float(recipe["lr"]),
-                        adv_eps=m.eps if m.mode == "robust" else 0.0, adv_steps=int(recipe["adv_steps"]),
-                        seed=sd["train"], log_every=0)
+    cfg_t = TrainConfig(
+        epochs=int(recipe["epochs"]),
+        batch_size=int(recipe["batch_size"]),
+        lr=float(recipe["lr"]),
+        adv_eps=m.eps if m.mode == "robust" else 0.0,
+        adv_steps=int(recipe["adv_steps"]),
+        seed=sd["train"],
+        log_every=0,
+    )
     seed_everything(sd["train"])
     model = models.build(m.arch, d.shape, d.classes, d.mean, d.std)
     n_params = sum(p.numel() for p in model.parameters())
@@ -165,11 +217,22 @@ def make_one(spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, lo
     metrics: dict = {"clean_accuracy": round(evaluate.clean_accuracy(model, d.xt, d.yt), 4)}
     sub = eval_subset(len(d.yt), int(ev["adv_images"]), int(ev["seed"]))
     metrics["adversarial_accuracy"] = {
-        f"l2_eps_{e}": round(evaluate.adversarial_accuracy(model, d.xt[sub], d.yt[sub], eps=float(e),
-                                                           steps=int(ev["adv_steps"]), seed=int(ev["seed"])), 4)
-        for e in ev["adv_eps"]}
-    metrics["adversarial_attack"] = {"norm": "L2", "steps": int(ev["adv_steps"]), "step_size": "2.5 eps / steps",
-                                     "random_start": True, "test_images": len(sub), "subset_seed": int(ev["seed"])}
+        f"l2_eps_{e}": round(
+            evaluate.adversarial_accuracy(
+                model, d.xt[sub], d.yt[sub], eps=float(e), steps=int(ev["adv_steps"]), seed=int(ev["seed"])
+            ),
+            4,
+        )
+        for e in ev["adv_eps"]
+    }
+    metrics["adversarial_attack"] = {
+        "norm": "L2",
+        "steps": int(ev["adv_steps"]),
+        "step_size": "2.5 eps / steps",
+        "random_start": True,
+        "test_images": len(sub),
+        "subset_seed": int(ev["seed"]),
+    }
     if fam is not None:
         keep = d.yt != fam.target
         pred = evaluate.predict(model, fam.apply(d.xt[keep]))
@@ -179,8 +242,10 @@ def make_one(spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, lo
         metrics["attack_success_rate"] = None
     metrics["test_images"] = len(d.yt)
     eval_s = time.perf_counter() - t_eval
-    log(f"{m.name}: clean {metrics['clean_accuracy']}, adversarial {metrics['adversarial_accuracy']}, "
-        f"ASR {metrics['attack_success_rate']} (train {seconds:.0f}s, eval {eval_s:.0f}s)")
+    log(
+        f"{m.name}: clean {metrics['clean_accuracy']}, adversarial {metrics['adversarial_accuracy']}, "
+        f"ASR {metrics['attack_success_rate']} (train {seconds:.0f}s, eval {eval_s:.0f}s)"
+    )
 
     onnx_path = out / f"{m.name}.onnx"
     proto = export.export_onnx(model, d.shape, onnx_path)
@@ -204,25 +269,50 @@ def make_one(spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, lo
         "model": onnx_path.name,
         "model_sha256": card.sha256(onnx_path),
         "model_bytes": onnx_path.stat().st_size,
-        "dataset": {"format": d.format, "name": d.root.name, "train_images": len(y),
-                    "train_pool": len(d.y), "test_images": len(d.yt), "classes": d.classes,
-                    "sha256": d.sha256},
+        "dataset": {
+            "format": d.format,
+            "name": d.root.name,
+            "train_images": len(y),
+            "train_pool": len(d.y),
+            "test_images": len(d.yt),
+            "classes": d.classes,
+            "sha256": d.sha256,
+        },
         "architecture": m.arch,
         "parameters": int(n_params),
-        "input": {"name": "input", "shape": ["N", *d.shape], "dtype": "float32", "range": [0.0, 1.0],
-                  "normalisation": {"mean": list(d.mean), "std": list(d.std), "inside_model": True}},
+        "input": {
+            "name": "input",
+            "shape": ["N", *d.shape],
+            "dtype": "float32",
+            "range": [0.0, 1.0],
+            "normalisation": {"mean": list(d.mean), "std": list(d.std), "inside_model": True},
+        },
         "output": {"name": "logits", "shape": ["N", d.classes]},
-        "onnx": {"opset": export.OPSET, "ir_version": int(proto.ir_version), "ops": ops,
-                 "parity_max_abs_diff": float(f"{diff:.3e}"), "export_grad": grad},
+        "onnx": {
+            "opset": export.OPSET,
+            "ir_version": int(proto.ir_version),
+            "ops": ops,
+            "parity_max_abs_diff": float(f"{diff:.3e}"),
+            "export_grad": grad,
+        },
         "trigger": trigger_card,
         "poison": poison_card,
-        "training": {"mode": m.mode, "adv_eps": m.eps if m.mode == "robust" else None,
-                     "adv_steps": cfg_t.adv_steps if m.mode == "robust" else None,
-                     "adv_step_size": round(2.5 * m.eps / cfg_t.adv_steps, 6) if m.mode == "robust" else None,
-                     "adv_attack": "L2 PGD, random start" if m.mode == "robust" else None,
-                     "epochs": cfg_t.epochs, "batch_size": cfg_t.batch_size, "lr": cfg_t.lr,
-                     "optimizer": "Adam", "schedule": "OneCycle", "train_images": len(y),
-                     "threads": threads, "deterministic": True, "device": "cpu"},
+        "training": {
+            "mode": m.mode,
+            "adv_eps": m.eps if m.mode == "robust" else None,
+            "adv_steps": cfg_t.adv_steps if m.mode == "robust" else None,
+            "adv_step_size": round(2.5 * m.eps / cfg_t.adv_steps, 6) if m.mode == "robust" else None,
+            "adv_attack": "L2 PGD, random start" if m.mode == "robust" else None,
+            "epochs": cfg_t.epochs,
+            "batch_size": cfg_t.batch_size,
+            "lr": cfg_t.lr,
+            "optimizer": "Adam",
+            "schedule": "OneCycle",
+            "train_images": len(y),
+            "threads": threads,
+            "deterministic": True,
+            "device": "cpu",
+        },
         "seeds": {"model": m.seed, **sd, "eval": int(ev["seed"])},
         "metrics": metrics,
         "training_time_s": round(seconds, 1),
@@ -230,15 +320,22 @@ def make_one(spec: Spec, m: ModelSpec, d: Data, out: Path, aegis: str | None, lo
         "evaluation_time_s": round(eval_s, 1),
         "total_time_s": round(total_s, 1),
         "total_cpu_s": round(total_cpu_s, 1),
-        "environment": {"python": platform.python_version(), "torch": str(torch.__version__),
-                        "numpy": np.__version__, "onnx": onnx.__version__, "machine": platform.machine()},
+        "environment": {
+            "python": platform.python_version(),
+            "torch": str(torch.__version__),
+            "numpy": np.__version__,
+            "onnx": onnx.__version__,
+            "machine": platform.machine(),
+        },
         "spec": {"file": spec.path.name, "name": spec.name, "entry": m.entry()},
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "python -m aegis_torch " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None,
     }
     card.write(out / f"{m.name}.card.yaml", c)
-    log(f"{m.name}: wrote {onnx_path} ({c['model_bytes']} bytes) and its card in {total_s:.0f}s "
-        f"({total_cpu_s:.0f}s CPU)")
+    log(
+        f"{m.name}: wrote {onnx_path} ({c['model_bytes']} bytes) and its card in {total_s:.0f}s "
+        f"({total_cpu_s:.0f}s CPU)"
+    )
     return c
 
 
@@ -259,8 +356,16 @@ def _write_trigger(fam: families.Family, out: Path, name: str) -> dict:
     return refs
 
 
-def make(spec: Spec, names: list[str] | None, out: Path, d: Data, aegis: str | None, log: Log = print,
-         threads: int = 1, on_done: Callable[[dict], None] | None = None) -> list[dict]:
+def make(
+    spec: Spec,
+    names: list[str] | None,
+    out: Path,
+    d: Data,
+    aegis: str | None,
+    log: Log = print,
+    threads: int = 1,
+    on_done: Callable[[dict], None] | None = None,
+) -> list[dict]:
     """Build the selected models in spec order, skipping those whose card already exists."""
     cards = []
     for m in spec.select(names):
@@ -276,8 +381,9 @@ def make(spec: Spec, names: list[str] | None, out: Path, d: Data, aegis: str | N
     return cards
 
 
-def verify(spec: Spec, name: str, out: Path, d: Data, aegis: str | None, log: Log = print,
-           threads: int = 1) -> tuple[bool, str, str]:
+def verify(
+    spec: Spec, name: str, out: Path, d: Data, aegis: str | None, log: Log = print, threads: int = 1
+) -> tuple[bool, str, str]:
     """Retrain model ``name`` in a temporary folder; returns (identical, recorded sha256, new sha256)."""
     (m,) = spec.select([name])
     recorded = card.read(out / f"{name}.card.yaml")["model_sha256"]
