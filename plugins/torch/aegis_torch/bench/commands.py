@@ -91,5 +91,11 @@ def table_cmd(args) -> int:
     return 0
 
 
+def evaluate(args) -> int:
+    from aegis_torch.bench import evaluate as ev
+
+    return ev.run(args, sp.load(args.spec), _log)
+
+
 def run(args) -> int:
-    return {"make": make, "verify": verify, "table": table_cmd}[args.bench_command](args)
+    return {"make": make, "verify": verify, "table": table_cmd, "evaluate": evaluate}[args.bench_command](args)

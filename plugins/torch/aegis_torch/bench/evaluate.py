@@ -1,0 +1,339 @@
+"""``python -m aegis_torch bench evaluate``: run every detector on every benchmark model, calibrate on the
+calibration half, and score the evaluation half untouched.
+
+Three stages, each resumable and each writing into ``--out`` (default ``bench/results``):
+
+1. ``audit``: one fused ``aegis-audit`` run per model (every detector of the fused set runs; the JSON report
+   keeps each detector's per-class anomaly index), ``reports/<name>.json``, with the exit code and wall time
+   in ``runs.csv``. A model whose report exists is skipped.
+2. ``calibrate``: ``aegis-audit calibrate`` on the reports of the *clean calibration* models only, once for the
+   fused decision (every detector, weight 1) and once per detector alone: ``calibration/<name>.json``.
+3. ``score``: ``aegis-audit decide`` re-applies each calibration to every report (no model runs again), and
+   the metrics are computed per detector and for the fused decision, on each half, broken down by trigger
+   family and by training: ``results.csv`` (one row per model × decision), ``summary.csv`` and ``summary.md``.
+
+Labels come from the model cards: ``clean``; ``backdoored`` when the trigger's attack success rate on
+held-out images reaches ``--min-asr`` (default 0.5); ``not-implanted`` below it (the poisoning did not take:
+the model has no working backdoor to find). Not-implanted models are listed but count neither as positives
+nor as negatives.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+import subprocess
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aegis_torch import card as cardlib
+
+FUSED = "fused"
+
+
+class EvaluateError(ValueError):
+    """A stage cannot run (missing reports, a failed calibration); the message says which."""
+
+
+# ---------------------------------------------------------------------------------------------- labels
+
+
+def status(card: dict, min_asr: float) -> str:
+    """``clean``, ``backdoored`` (attack success ≥ ``min_asr``) or ``not-implanted``."""
+    if card["label"] == "clean":
+        return "clean"
+    asr = card["metrics"].get("attack_success_rate")
+    return "backdoored" if asr is not None and asr >= min_asr else "not-implanted"
+
+
+def training_of(card: dict) -> str:
+    """``standard``, ``robust-0.5`` or ``robust-1.0``."""
+    t = card["training"]
+    return "standard" if t["mode"] == "standard" else f"robust-{t['adv_eps']}"
+
+
+def family_of(card: dict) -> str:
+    return card["trigger"]["family"] if card.get("trigger") else "clean"
+
+
+def target_of(card: dict) -> int | None:
+    return card["poison"]["target"] if card.get("poison") else None
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+def roc_auc(scores: list[float], positives: list[bool]) -> float | None:
+    """Area under the ROC curve (ties count one half); None without both classes."""
+    pos = [s for s, p in zip(scores, positives) if p]
+    neg = [s for s, p in zip(scores, positives) if not p]
+    if not pos or not neg:
+        return None
+    wins = 0.0
+    for a in pos:
+        for b in neg:
+            wins += 1.0 if a > b else 0.5 if a == b else 0.0
+    return wins / (len(pos) * len(neg))
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Metrics over ``rows`` (one decision's rows: ``status``, ``score``, ``flagged`` (list of classes),
+    ``target``, ``seconds``).
+
+    - ``auc``: model-level ROC-AUC of ``score`` (backdoored vs clean);
+    - ``tpr``: backdoored models flagged / backdoored models;
+    - ``fpr``: clean models flagged / clean models;
+    - ``exact_target``: detected backdoored models whose flagged classes are exactly the target / detected;
+    - ``fp_classes``: flagged classes that are not a target (clean models: every flagged class), and
+      ``fp_class_rate`` per audited class of the clean and backdoored models;
+    - ``median_s``: median wall time of the decision's detectors.
+    """
+    scored = [r for r in rows if r["status"] in ("clean", "backdoored")]
+    bd = [r for r in scored if r["status"] == "backdoored"]
+    cl = [r for r in scored if r["status"] == "clean"]
+    detected = [r for r in bd if r["flagged"]]
+    exact = [r for r in detected if r["flagged"] == [r["target"]]]
+    fp_classes = sum(len([c for c in r["flagged"] if c != r["target"]]) for r in scored)
+    classes = sum(r["classes"] for r in scored)
+    times = [r["seconds"] for r in scored if r["seconds"] is not None]
+    return {
+        "models": len(scored),
+        "backdoored": len(bd),
+        "clean": len(cl),
+        "auc": roc_auc([r["score"] for r in scored], [r["status"] == "backdoored" for r in scored]),
+        "tpr": len(detected) / len(bd) if bd else None,
+        "fpr": len([r for r in cl if r["flagged"]]) / len(cl) if cl else None,
+        "detected": len(detected),
+        "exact_target": len(exact) / len(detected) if detected else None,
+        "fp_classes": fp_classes,
+        "fp_class_rate": fp_classes / classes if classes else None,
+        "median_s": statistics.median(times) if times else None,
+    }
+
+
+def breakdown(rows: list[dict], key: str) -> dict[str, dict]:
+    """``summarize`` per value of ``key`` (clean models are kept in every group so FPR and AUC exist when
+    the key is the trigger family; for the training key they split with it)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[r[key]].append(r)
+    if key == "family":
+        clean = groups.pop("clean", [])
+        return {g: summarize(v + clean) for g, v in sorted(groups.items())}
+    return {g: summarize(v) for g, v in sorted(groups.items())}
+
+
+# ------------------------------------------------------------------------------------------- the stages
+
+
+def _cards(spec, models_dir: Path) -> dict[str, dict]:
+    out = {}
+    for m in spec.models:
+        p = models_dir / f"{m.name}.card.yaml"
+        if p.exists():
+            out[m.name] = cardlib.read(p)
+    return out
+
+
+def audit(spec, models_dir: Path, data_dir: Path, out: Path, binary: str, extra: list[str], jobs: int,
+          log=print) -> list[dict]:
+    """Stage 1: one fused audit per model that has a card and no report yet; returns the run rows."""
+    reports = out / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    cards = _cards(spec, models_dir)
+    todo = [n for n in cards if not (reports / f"{n}.json").exists()]
+    log(f"audit: {len(cards)} models with cards, {len(todo)} to audit, {jobs} at a time")
+
+    def one(name: str) -> dict:
+        report = reports / f"{name}.json"
+        cmd = [binary, str(models_dir / f"{name}.onnx"), "--data", str(data_dir), "--json", str(report),
+               "--quiet", "--format", "json", *extra]
+        start = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - start
+        row = {"name": name, "exit": r.returncode, "wall_s": round(seconds, 1),
+               "error": r.stderr.strip().splitlines()[-1] if r.returncode == 2 and r.stderr.strip() else ""}
+        log(f"audit: {name} exit {r.returncode} in {seconds:.0f}s {row['error']}")
+        return row
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        rows = list(pool.map(one, todo))
+    runs = out / "runs.csv"
+    old = list(csv.DictReader(runs.open())) if runs.exists() else []
+    keep = [r for r in old if r["name"] not in {x["name"] for x in rows}]
+    with runs.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["name", "exit", "wall_s", "error"])
+        w.writeheader()
+        w.writerows(sorted(keep + rows, key=lambda r: r["name"]))
+    return rows
+
+
+def _detectors(report: dict) -> list[str]:
+    return [d["name"] for d in report.get("detectors", [])]
+
+
+def calibrate(spec, models_dir: Path, out: Path, binary: str, min_asr: float, target_fpr: float,
+              log=print) -> dict[str, Path]:
+    """Stage 2: calibration files from the clean calibration models' reports: fused and one per detector."""
+    cards = _cards(spec, models_dir)
+    reports = out / "reports"
+    clean = [reports / f"{n}.json" for n, c in cards.items()
+             if c["split"] == "calibration" and status(c, min_asr) == "clean" and (reports / f"{n}.json").exists()]
+    if not clean:
+        raise EvaluateError(f"no report of a clean calibration model in {reports}: run the audit stage first")
+    names = _detectors(json.loads(clean[0].read_text()))
+    cal_dir = out / "calibration"
+    cal_dir.mkdir(parents=True, exist_ok=True)
+    made = {}
+    for name, weights in [(FUSED, {d: 1.0 for d in names}), *[(d, {d: 1.0}) for d in names]]:
+        path = cal_dir / f"{name}.json"
+        spec_w = ",".join(f"{d}={w}" for d, w in weights.items())
+        cmd = [binary, "calibrate", *map(str, clean), "-o", str(path), "--detectors", spec_w,
+               "--target-fpr", str(target_fpr),
+               "--description", f"{spec.name} calibration half: {len(clean)} clean models; decision {name}"]
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise EvaluateError(f"aegis-audit calibrate for {name} exited {r.returncode}: {r.stderr.strip()}")
+        made[name] = path
+        log(f"calibrate: {name} from {len(clean)} clean calibration models -> {path}")
+    return made
+
+
+def decide(binary: str, calibration: Path, report: Path) -> dict:
+    """``aegis-audit decide`` on one report: the fused decision's JSON for it."""
+    with_json = report.with_suffix(f".{calibration.stem}.decision.json")
+    cmd = [binary, "decide", str(report), "--calibration", str(calibration), "--json", str(with_json)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode not in (0, 1):
+        raise EvaluateError(f"aegis-audit decide {report.name} with {calibration.name} exited {r.returncode}: "
+                            f"{r.stderr.strip()}")
+    doc = json.loads(with_json.read_text())
+    with_json.unlink()
+    return doc
+
+
+def decision_row(doc: dict) -> tuple[float, list[int]]:
+    """The model score (−log10 of the model-level p-value) and the flagged classes of a ``decide`` result."""
+    model = doc["models"][0] if "models" in doc else doc
+    fused = model.get("fused", model)
+    p = max(float(fused["model_p_value"]), 1e-300)
+    flagged = sorted(int(c["class"]) for c in fused["classes"] if c["flagged"])
+    return -math.log10(p), flagged
+
+
+def score(spec, models_dir: Path, out: Path, binary: str, min_asr: float, calibrations: dict[str, Path],
+          log=print) -> list[dict]:
+    """Stage 3: every calibration applied to every report; rows and summaries written."""
+    cards = _cards(spec, models_dir)
+    reports = out / "reports"
+    rows = []
+    for name, c in cards.items():
+        rp = reports / f"{name}.json"
+        if not rp.exists():
+            continue
+        report = json.loads(rp.read_text())
+        seconds = {d["name"]: d.get("seconds") for d in report.get("detectors", [])}
+        for decision, cal in calibrations.items():
+            s, flagged = decision_row(decide(binary, cal, rp))
+            secs = sum(v for v in seconds.values() if v) if decision == FUSED else seconds.get(decision)
+            rows.append({"name": name, "split": c["split"], "status": status(c, min_asr), "family": family_of(c),
+                         "training": training_of(c), "architecture": c["architecture"], "target": target_of(c),
+                         "asr": c["metrics"].get("attack_success_rate"), "decision": decision,
+                         "score": round(s, 4), "flagged": flagged, "classes": c["dataset"]["classes"],
+                         "seconds": secs})
+    write(rows, out, log)
+    return rows
+
+
+def write(rows: list[dict], out: Path, log=print) -> None:
+    """``results.csv``, ``summary.csv`` and ``summary.md``."""
+    with (out / "results.csv").open("w", newline="") as f:
+        fields = ["name", "split", "status", "family", "training", "architecture", "target", "asr", "decision",
+                  "score", "flagged", "classes", "seconds"]
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r, "flagged": " ".join(map(str, r["flagged"]))})
+    decisions = sorted({r["decision"] for r in rows}, key=lambda d: (d != FUSED, d))
+    table = []
+    for split in ("calibration", "evaluation"):
+        for d in decisions:
+            sel = [r for r in rows if r["split"] == split and r["decision"] == d]
+            table.append({"split": split, "decision": d, "group": "all", **summarize(sel)})
+            for key in ("family", "training"):
+                for g, m in breakdown(sel, key).items():
+                    table.append({"split": split, "decision": d, "group": f"{key}={g}", **m})
+    with (out / "summary.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    (out / "summary.md").write_text(markdown(table, rows))
+    log(f"score: wrote {out / 'results.csv'}, {out / 'summary.csv'} and {out / 'summary.md'}")
+
+
+def _f(v, pct=False) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v:.1f}%" if pct else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+
+def markdown(table: list[dict], rows: list[dict]) -> str:
+    """The summary as markdown: per half, per decision, then the breakdowns of the evaluation half."""
+    intro = ("Generated by `python -m aegis_torch bench evaluate`. Thresholds and weights come from the "
+             "calibration half only; the evaluation half is scored untouched.")
+    lines = ["# Benchmark results", "", intro, ""]
+    not_impl = sorted({r["name"] for r in rows if r["status"] == "not-implanted"})
+    if not_impl:
+        note = f"Not implanted (attack success below the threshold; neither positive nor negative): {', '.join(not_impl)}."
+        lines += [note, ""]
+    head = "| half | decision | models (bd/clean) | ROC-AUC | TPR | FPR | exact target | FP classes | median s |"
+    sep = "|" + "---|" * 9
+    lines += ["## Overall", "", head, sep]
+    for t in table:
+        if t["group"] != "all":
+            continue
+        lines.append(f"| {t['split']} | {t['decision']} | {t['backdoored']}/{t['clean']} | {_f(t['auc'])} | "
+                     f"{_f(t['tpr'], True)} | {_f(t['fpr'], True)} | {_f(t['exact_target'], True)} | "
+                     f"{t['fp_classes']} | {_f(t['median_s'])} |")
+    for key in ("family", "training"):
+        lines += ["", f"## Evaluation half by {key}", "",
+                  "| decision | group | models (bd/clean) | ROC-AUC | TPR | FPR | exact target | FP classes |",
+                  "|" + "---|" * 8]
+        for t in table:
+            if t["split"] != "evaluation" or not t["group"].startswith(f"{key}="):
+                continue
+            lines.append(f"| {t['decision']} | {t['group'].split('=', 1)[1]} | {t['backdoored']}/{t['clean']} | "
+                         f"{_f(t['auc'])} | {_f(t['tpr'], True)} | {_f(t['fpr'], True)} | "
+                         f"{_f(t['exact_target'], True)} | {t['fp_classes']} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args, spec, log=print) -> int:
+    """The ``bench evaluate`` command: the stages named by ``--stages`` (default all three)."""
+    from aegis_torch.bench.make import find_aegis_audit
+
+    binary = find_aegis_audit(args.aegis_audit)
+    if binary is None:
+        raise EvaluateError("no aegis-audit binary: build it (cargo build --release) or pass --aegis-audit PATH")
+    models_dir = Path(args.models) if args.models else spec.path.parent / "models"
+    out = Path(args.out) if args.out else spec.path.parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stages = args.stages.split(",")
+    if "audit" in stages:
+        audit(spec, models_dir, Path(args.data), out, binary, args.audit_args.split() if args.audit_args else [],
+              args.jobs, log)
+    if "calibrate" in stages or "score" in stages:
+        cal_dir = out / "calibration"
+        if "calibrate" in stages:
+            cals = calibrate(spec, models_dir, out, binary, args.min_asr, args.target_fpr, log)
+        else:
+            cals = {p.stem: p for p in sorted(cal_dir.glob("*.json"))}
+            if not cals:
+                raise EvaluateError(f"no calibration in {cal_dir}: run the calibrate stage first")
+        if "score" in stages:
+            score(spec, models_dir, out, binary, args.min_asr, cals, log)
+    return 0
