@@ -140,20 +140,28 @@ def parser() -> argparse.ArgumentParser:
             )
             b.add_argument("--skip-grad-check", action="store_true", help="do not run aegis-audit export-grad")
         b.add_argument("--threads", type=int, default=1, help="torch threads (1: deterministic and fair)")
-    text = ("run every detector on every model (fused aegis-audit), calibrate on the calibration half's clean "
-            "models, score both halves per detector and fused (resumable stages)")
+    text = (
+        "run every detector on every model (fused aegis-audit), calibrate on the calibration half's clean "
+        "models, score both halves per detector and fused (resumable stages)"
+    )
     b = bsub.add_parser("evaluate", help=text, description=text)
     b.add_argument("--spec", required=True, help="benchmark spec YAML (e.g. bench/spec.yaml)")
     b.add_argument("--models", help="model folder (default: models/ next to the spec)")
     b.add_argument("--data", required=True, help="the clean data the audits get (e.g. fixtures/mnist-subset)")
     b.add_argument("--out", help="results folder (default: results/ next to the spec)")
-    b.add_argument("--aegis-audit", help="aegis-audit binary (default: $AEGIS_AUDIT, target/release or "
-                   "target/debug of this repository, PATH)")
+    b.add_argument(
+        "--aegis-audit",
+        help="aegis-audit binary (default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)",
+    )
     b.add_argument("--stages", default="audit,calibrate,score", help="comma-separated: audit, calibrate, score")
     b.add_argument("--audit-args", default="", help="extra aegis-audit flags for every audit (one string)")
     b.add_argument("--jobs", type=int, default=1, help="audits run at once")
-    b.add_argument("--min-asr", type=float, default=0.5,
-                   help="attack success rate from which a poisoned model counts as backdoored")
+    b.add_argument(
+        "--min-asr",
+        type=float,
+        default=0.5,
+        help="attack success rate from which a poisoned model counts as backdoored",
+    )
     b.add_argument("--target-fpr", type=float, default=0.05, help="model-level false-positive rate to calibrate")
     return ap
 

@@ -7,10 +7,13 @@ from sklearn.metrics import roc_auc_score
 
 
 def card(label="clean", asr=None, mode="standard", eps=None, family=None, target=None):
-    return {"label": label, "metrics": {"attack_success_rate": asr},
-            "training": {"mode": mode, "adv_eps": eps},
-            "trigger": {"family": family} if family else None,
-            "poison": {"target": target}}
+    return {
+        "label": label,
+        "metrics": {"attack_success_rate": asr},
+        "training": {"mode": mode, "adv_eps": eps},
+        "trigger": {"family": family} if family else None,
+        "poison": {"target": target},
+    }
 
 
 def test_status_training_family_target():
@@ -39,18 +42,26 @@ def test_roc_auc_needs_both_classes():
 
 
 def row(status, score, flagged, target=None, family="clean", training="standard", seconds=10.0):
-    return {"status": status, "score": score, "flagged": flagged, "target": target, "family": family,
-            "training": training, "classes": 10, "seconds": seconds}
+    return {
+        "status": status,
+        "score": score,
+        "flagged": flagged,
+        "target": target,
+        "family": family,
+        "training": training,
+        "classes": 10,
+        "seconds": seconds,
+    }
 
 
 def test_summarize_hand_worked():
     rows = [
-        row("backdoored", 9.0, [3], 3, "badnets"),       # detected, exact
-        row("backdoored", 5.0, [3, 8], 3, "badnets"),    # detected, one false-positive class
-        row("backdoored", 0.5, [], 1, "wanet"),          # missed
+        row("backdoored", 9.0, [3], 3, "badnets"),  # detected, exact
+        row("backdoored", 5.0, [3, 8], 3, "badnets"),  # detected, one false-positive class
+        row("backdoored", 0.5, [], 1, "wanet"),  # missed
         row("clean", 0.1, []),
-        row("clean", 6.0, [2], seconds=20.0),            # a false-positive model
-        row("not-implanted", 7.0, [5], 5, "noise"),      # neither positive nor negative
+        row("clean", 6.0, [2], seconds=20.0),  # a false-positive model
+        row("not-implanted", 7.0, [5], 5, "noise"),  # neither positive nor negative
     ]
     m = ev.summarize(rows)
     assert (m["models"], m["backdoored"], m["clean"]) == (5, 3, 2)
@@ -70,7 +81,19 @@ def test_summarize_hand_worked():
 
 
 def test_decision_row_reads_the_decide_document():
-    doc = {"models": [{"fused": {"model_p_value": 1e-4, "classes": [
-        {"class": 0, "flagged": False}, {"class": 7, "flagged": True}, {"class": 2, "flagged": True}]}}]}
+    doc = {
+        "models": [
+            {
+                "fused": {
+                    "model_p_value": 1e-4,
+                    "classes": [
+                        {"class": 0, "flagged": False},
+                        {"class": 7, "flagged": True},
+                        {"class": 2, "flagged": True},
+                    ],
+                }
+            }
+        ]
+    }
     s, flagged = ev.decision_row(doc)
     assert s == pytest.approx(4.0) and flagged == [2, 7]

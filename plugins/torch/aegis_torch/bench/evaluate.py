@@ -139,8 +139,9 @@ def _cards(spec, models_dir: Path) -> dict[str, dict]:
     return out
 
 
-def audit(spec, models_dir: Path, data_dir: Path, out: Path, binary: str, extra: list[str], jobs: int,
-          log=print) -> list[dict]:
+def audit(
+    spec, models_dir: Path, data_dir: Path, out: Path, binary: str, extra: list[str], jobs: int, log=print
+) -> list[dict]:
     """Stage 1: one fused audit per model that has a card and no report yet; returns the run rows."""
     reports = out / "reports"
     reports.mkdir(parents=True, exist_ok=True)
@@ -150,13 +151,27 @@ def audit(spec, models_dir: Path, data_dir: Path, out: Path, binary: str, extra:
 
     def one(name: str) -> dict:
         report = reports / f"{name}.json"
-        cmd = [binary, str(models_dir / f"{name}.onnx"), "--data", str(data_dir), "--json", str(report),
-               "--quiet", "--format", "json", *extra]
+        cmd = [
+            binary,
+            str(models_dir / f"{name}.onnx"),
+            "--data",
+            str(data_dir),
+            "--json",
+            str(report),
+            "--quiet",
+            "--format",
+            "json",
+            *extra,
+        ]
         start = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
-        row = {"name": name, "exit": r.returncode, "wall_s": round(seconds, 1),
-               "error": r.stderr.strip().splitlines()[-1] if r.returncode == 2 and r.stderr.strip() else ""}
+        row = {
+            "name": name,
+            "exit": r.returncode,
+            "wall_s": round(seconds, 1),
+            "error": r.stderr.strip().splitlines()[-1] if r.returncode == 2 and r.stderr.strip() else "",
+        }
         log(f"audit: {name} exit {r.returncode} in {seconds:.0f}s {row['error']}")
         return row
 
@@ -176,13 +191,17 @@ def _detectors(report: dict) -> list[str]:
     return [d["name"] for d in report.get("detectors", [])]
 
 
-def calibrate(spec, models_dir: Path, out: Path, binary: str, min_asr: float, target_fpr: float,
-              log=print) -> dict[str, Path]:
+def calibrate(
+    spec, models_dir: Path, out: Path, binary: str, min_asr: float, target_fpr: float, log=print
+) -> dict[str, Path]:
     """Stage 2: calibration files from the clean calibration models' reports: fused and one per detector."""
     cards = _cards(spec, models_dir)
     reports = out / "reports"
-    clean = [reports / f"{n}.json" for n, c in cards.items()
-             if c["split"] == "calibration" and status(c, min_asr) == "clean" and (reports / f"{n}.json").exists()]
+    clean = [
+        reports / f"{n}.json"
+        for n, c in cards.items()
+        if c["split"] == "calibration" and status(c, min_asr) == "clean" and (reports / f"{n}.json").exists()
+    ]
     if not clean:
         raise EvaluateError(f"no report of a clean calibration model in {reports}: run the audit stage first")
     names = _detectors(json.loads(clean[0].read_text()))
@@ -192,9 +211,19 @@ def calibrate(spec, models_dir: Path, out: Path, binary: str, min_asr: float, ta
     for name, weights in [(FUSED, {d: 1.0 for d in names}), *[(d, {d: 1.0}) for d in names]]:
         path = cal_dir / f"{name}.json"
         spec_w = ",".join(f"{d}={w}" for d, w in weights.items())
-        cmd = [binary, "calibrate", *map(str, clean), "-o", str(path), "--detectors", spec_w,
-               "--target-fpr", str(target_fpr),
-               "--description", f"{spec.name} calibration half: {len(clean)} clean models; decision {name}"]
+        cmd = [
+            binary,
+            "calibrate",
+            *map(str, clean),
+            "-o",
+            str(path),
+            "--detectors",
+            spec_w,
+            "--target-fpr",
+            str(target_fpr),
+            "--description",
+            f"{spec.name} calibration half: {len(clean)} clean models; decision {name}",
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if r.returncode != 0:
             raise EvaluateError(f"aegis-audit calibrate for {name} exited {r.returncode}: {r.stderr.strip()}")
@@ -209,8 +238,9 @@ def decide(binary: str, calibration: Path, report: Path) -> dict:
     cmd = [binary, "decide", str(report), "--calibration", str(calibration), "--json", str(with_json)]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode not in (0, 1):
-        raise EvaluateError(f"aegis-audit decide {report.name} with {calibration.name} exited {r.returncode}: "
-                            f"{r.stderr.strip()}")
+        raise EvaluateError(
+            f"aegis-audit decide {report.name} with {calibration.name} exited {r.returncode}: {r.stderr.strip()}"
+        )
     doc = json.loads(with_json.read_text())
     with_json.unlink()
     return doc
@@ -225,8 +255,9 @@ def decision_row(doc: dict) -> tuple[float, list[int]]:
     return -math.log10(p), flagged
 
 
-def score(spec, models_dir: Path, out: Path, binary: str, min_asr: float, calibrations: dict[str, Path],
-          log=print) -> list[dict]:
+def score(
+    spec, models_dir: Path, out: Path, binary: str, min_asr: float, calibrations: dict[str, Path], log=print
+) -> list[dict]:
     """Stage 3: every calibration applied to every report; rows and summaries written."""
     cards = _cards(spec, models_dir)
     reports = out / "reports"
@@ -240,11 +271,23 @@ def score(spec, models_dir: Path, out: Path, binary: str, min_asr: float, calibr
         for decision, cal in calibrations.items():
             s, flagged = decision_row(decide(binary, cal, rp))
             secs = sum(v for v in seconds.values() if v) if decision == FUSED else seconds.get(decision)
-            rows.append({"name": name, "split": c["split"], "status": status(c, min_asr), "family": family_of(c),
-                         "training": training_of(c), "architecture": c["architecture"], "target": target_of(c),
-                         "asr": c["metrics"].get("attack_success_rate"), "decision": decision,
-                         "score": round(s, 4), "flagged": flagged, "classes": c["dataset"]["classes"],
-                         "seconds": secs})
+            rows.append(
+                {
+                    "name": name,
+                    "split": c["split"],
+                    "status": status(c, min_asr),
+                    "family": family_of(c),
+                    "training": training_of(c),
+                    "architecture": c["architecture"],
+                    "target": target_of(c),
+                    "asr": c["metrics"].get("attack_success_rate"),
+                    "decision": decision,
+                    "score": round(s, 4),
+                    "flagged": flagged,
+                    "classes": c["dataset"]["classes"],
+                    "seconds": secs,
+                }
+            )
     write(rows, out, log)
     return rows
 
@@ -252,8 +295,21 @@ def score(spec, models_dir: Path, out: Path, binary: str, min_asr: float, calibr
 def write(rows: list[dict], out: Path, log=print) -> None:
     """``results.csv``, ``summary.csv`` and ``summary.md``."""
     with (out / "results.csv").open("w", newline="") as f:
-        fields = ["name", "split", "status", "family", "training", "architecture", "target", "asr", "decision",
-                  "score", "flagged", "classes", "seconds"]
+        fields = [
+            "name",
+            "split",
+            "status",
+            "family",
+            "training",
+            "architecture",
+            "target",
+            "asr",
+            "decision",
+            "score",
+            "flagged",
+            "classes",
+            "seconds",
+        ]
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in rows:
@@ -283,12 +339,16 @@ def _f(v, pct=False) -> str:
 
 def markdown(table: list[dict], rows: list[dict]) -> str:
     """The summary as markdown: per half, per decision, then the breakdowns of the evaluation half."""
-    intro = ("Generated by `python -m aegis_torch bench evaluate`. Thresholds and weights come from the "
-             "calibration half only; the evaluation half is scored untouched.")
+    intro = (
+        "Generated by `python -m aegis_torch bench evaluate`. Thresholds and weights come from the "
+        "calibration half only; the evaluation half is scored untouched."
+    )
     lines = ["# Benchmark results", "", intro, ""]
     not_impl = sorted({r["name"] for r in rows if r["status"] == "not-implanted"})
     if not_impl:
-        note = f"Not implanted (attack success below the threshold; neither positive nor negative): {', '.join(not_impl)}."
+        note = (
+            f"Not implanted (attack success below the threshold; neither positive nor negative): {', '.join(not_impl)}."
+        )
         lines += [note, ""]
     head = "| half | decision | models (bd/clean) | ROC-AUC | TPR | FPR | exact target | FP classes | median s |"
     sep = "|" + "---|" * 9
@@ -296,19 +356,27 @@ def markdown(table: list[dict], rows: list[dict]) -> str:
     for t in table:
         if t["group"] != "all":
             continue
-        lines.append(f"| {t['split']} | {t['decision']} | {t['backdoored']}/{t['clean']} | {_f(t['auc'])} | "
-                     f"{_f(t['tpr'], True)} | {_f(t['fpr'], True)} | {_f(t['exact_target'], True)} | "
-                     f"{t['fp_classes']} | {_f(t['median_s'])} |")
+        lines.append(
+            f"| {t['split']} | {t['decision']} | {t['backdoored']}/{t['clean']} | {_f(t['auc'])} | "
+            f"{_f(t['tpr'], True)} | {_f(t['fpr'], True)} | {_f(t['exact_target'], True)} | "
+            f"{t['fp_classes']} | {_f(t['median_s'])} |"
+        )
     for key in ("family", "training"):
-        lines += ["", f"## Evaluation half by {key}", "",
-                  "| decision | group | models (bd/clean) | ROC-AUC | TPR | FPR | exact target | FP classes |",
-                  "|" + "---|" * 8]
+        lines += [
+            "",
+            f"## Evaluation half by {key}",
+            "",
+            "| decision | group | models (bd/clean) | ROC-AUC | TPR | FPR | exact target | FP classes |",
+            "|" + "---|" * 8,
+        ]
         for t in table:
             if t["split"] != "evaluation" or not t["group"].startswith(f"{key}="):
                 continue
-            lines.append(f"| {t['decision']} | {t['group'].split('=', 1)[1]} | {t['backdoored']}/{t['clean']} | "
-                         f"{_f(t['auc'])} | {_f(t['tpr'], True)} | {_f(t['fpr'], True)} | "
-                         f"{_f(t['exact_target'], True)} | {t['fp_classes']} |")
+            lines.append(
+                f"| {t['decision']} | {t['group'].split('=', 1)[1]} | {t['backdoored']}/{t['clean']} | "
+                f"{_f(t['auc'])} | {_f(t['tpr'], True)} | {_f(t['fpr'], True)} | "
+                f"{_f(t['exact_target'], True)} | {t['fp_classes']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -324,8 +392,16 @@ def run(args, spec, log=print) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stages = args.stages.split(",")
     if "audit" in stages:
-        audit(spec, models_dir, Path(args.data), out, binary, args.audit_args.split() if args.audit_args else [],
-              args.jobs, log)
+        audit(
+            spec,
+            models_dir,
+            Path(args.data),
+            out,
+            binary,
+            args.audit_args.split() if args.audit_args else [],
+            args.jobs,
+            log,
+        )
     if "calibrate" in stages or "score" in stages:
         cal_dir = out / "calibration"
         if "calibrate" in stages:
