@@ -41,7 +41,7 @@ def test_backdoored_model_gives_exit_1_and_the_flagged_class(suspected, zoo, aeg
     report = suspected.report
     assert report.model_sha256 == sha256_file(zoo / "robust_localised.onnx")
     assert report.tool_version == tool_version(aegis_bin)
-    assert report.method == "aegis"
+    assert report.method == "fused"  # the default: the fused decision over every detector
     assert len(report.classes) == 10
     assert all(c.summary.startswith(f"class {c.label}:") for c in report.classes)
     assert suspected.json_path.is_file() and suspected.sarif_path.is_file()
