@@ -15,36 +15,12 @@ use aegis_audit::onnx::proto::{AttributeProto, ModelProto};
 use aegis_audit::onnx::{analyze, load_model, FeatureChoice, LoadLimits};
 use aegis_audit::runtime::SessionConfig;
 use onnx_common::{
-    assert_input_error, attr_i, attr_ints, inspect, model, node, tempdir, tensor_f32, value_info, write_model, D,
+    assert_input_error, attr_i, attr_ints, inspect, plain_cnn_of_side, tempdir, tensor_f32, write_model,
 };
 
-/// Conv(8, 3×3, pad 1) → Relu → MaxPool(2) → Flatten → Gemm(10) on a 28×28 grayscale input.
+/// The common small CNN on a 28×28 grayscale input (the audit's MNIST data fits it).
 fn cnn28() -> ModelProto {
-    model(aegis_audit::onnx::proto::GraphProto {
-        name: Some("cnn28".into()),
-        node: vec![
-            node("Conv", "conv1", &["x", "w1", "b1"], &["c1"], vec![attr_ints("pads", &[1, 1, 1, 1])]),
-            node("Relu", "relu1", &["c1"], &["r1"], vec![]),
-            node(
-                "MaxPool",
-                "pool1",
-                &["r1"],
-                &["p1"],
-                vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2])],
-            ),
-            node("Flatten", "flatten", &["p1"], &["f"], vec![attr_i("axis", 1)]),
-            node("Gemm", "fc", &["f", "wf", "bf"], &["logits"], vec![attr_i("transB", 1)]),
-        ],
-        initializer: vec![
-            tensor_f32("w1", &[8, 1, 3, 3]),
-            tensor_f32("b1", &[8]),
-            tensor_f32("wf", &[10, 8 * 14 * 14]),
-            tensor_f32("bf", &[10]),
-        ],
-        input: vec![value_info("x", &[D::S("N"), D::N(1), D::N(28), D::N(28)])],
-        output: vec![value_info("logits", &[D::S("N"), D::N(10)])],
-        ..Default::default()
-    })
+    plain_cnn_of_side(28)
 }
 
 fn set_attr(m: &mut ModelProto, node: &str, attr: AttributeProto) {

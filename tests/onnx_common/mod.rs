@@ -138,6 +138,12 @@ pub fn model(graph: GraphProto) -> ModelProto {
 
 /// Conv(8, 3x3, pad 1) → Relu → MaxPool(2) → Flatten → Gemm(10), input [N, 1, 8, 8].
 pub fn plain_cnn() -> ModelProto {
+    plain_cnn_of_side(8)
+}
+
+/// [`plain_cnn`] on a `side`×`side` grayscale input (`side` even).
+pub fn plain_cnn_of_side(side: i64) -> ModelProto {
+    let pooled = side / 2;
     let graph = GraphProto {
         name: Some("plain_cnn".into()),
         node: vec![
@@ -156,10 +162,10 @@ pub fn plain_cnn() -> ModelProto {
         initializer: vec![
             tensor_f32("w1", &[8, 1, 3, 3]),
             tensor_f32("b1", &[8]),
-            tensor_f32("wf", &[10, 128]),
+            tensor_f32("wf", &[10, 8 * pooled * pooled]),
             tensor_f32("bf", &[10]),
         ],
-        input: vec![value_info("x", &[D::S("N"), D::N(1), D::N(8), D::N(8)])],
+        input: vec![value_info("x", &[D::S("N"), D::N(1), D::N(side), D::N(side)])],
         output: vec![value_info("logits", &[D::S("N"), D::N(10)])],
         ..Default::default()
     };
