@@ -107,6 +107,12 @@ def parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--train-per-class", type=int, default=600)
     p.add_argument("--test-per-class", type=int, default=100)
+    p.add_argument(
+        "--held-out-per-class",
+        type=int,
+        help="instead: N images per class of the test split only, as one heldout-*-ubyte.gz pair (a gate's "
+        "small held-out clean set; audit it with --data OUT/heldout-images-idx3-ubyte.gz)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
 
@@ -156,6 +162,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--stages", default="audit,calibrate,score", help="comma-separated: audit, calibrate, score")
     b.add_argument("--audit-args", default="", help="extra aegis-audit flags for every audit (one string)")
     b.add_argument("--jobs", type=int, default=1, help="audits run at once")
+    b.add_argument(
+        "--split",
+        choices=["calibration", "evaluation", "both"],
+        default="both",
+        help="audit and score only the models of this half (default both)",
+    )
+    b.add_argument(
+        "--calibrations",
+        help="score with the calibration files of this folder instead of OUT/calibration (e.g. the full-data "
+        "run's, to measure a smaller data budget against the same thresholds)",
+    )
     b.add_argument(
         "--min-asr",
         type=float,

@@ -138,6 +138,11 @@ def make_subset(args) -> int:
 
     if args.format not in ("mnist", "fashion-mnist"):
         raise data.DataError(f"make-subset writes IDX files; format {args.format!r} is not IDX")
+    if args.held_out_per_class is not None:
+        held = subset.per_class(data.load(args.format, args.data, "test"), args.held_out_per_class, args.seed)
+        for p in subset.write_held_out(args.out, held):
+            print(f"wrote {p}")
+        return 0
     tr = subset.per_class(data.load(args.format, args.data, "train"), args.train_per_class, args.seed)
     te = subset.per_class(data.load(args.format, args.data, "test"), args.test_per_class, args.seed)
     for p in subset.write_mnist(args.out, tr, te):

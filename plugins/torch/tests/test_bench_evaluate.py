@@ -97,3 +97,37 @@ def test_decision_row_reads_the_decide_document():
     }
     s, flagged = ev.decision_row(doc)
     assert s == pytest.approx(4.0) and flagged == [2, 7]
+
+
+def test_cards_of_one_half():
+    from aegis_torch.bench import spec as sp
+    from conftest import ROOT
+
+    s = sp.load(ROOT / "bench" / "spec.yaml")
+    models = ROOT / "bench" / "models"
+    every = ev._cards(s, models)
+    cal = ev._cards(s, models, "calibration")
+    evl = ev._cards(s, models, "evaluation")
+    assert cal and evl and set(cal) | set(evl) == set(every) and not set(cal) & set(evl)
+    assert {c["split"] for c in cal.values()} == {"calibration"}
+    assert {c["split"] for c in evl.values()} == {"evaluation"}
+
+
+@pytest.mark.parametrize(
+    "flags, problem",
+    [
+        (["--stages", "audit,plot"], "unknown stage plot"),
+        (["--stages", "calibrate", "--calibrations", "x"], "leave out the calibrate stage"),
+        (["--stages", "calibrate,score", "--split", "evaluation"], "needs the calibration half"),
+    ],
+)
+def test_evaluate_refuses_inconsistent_stages(flags, problem, tmp_path, capsys):
+    from aegis_torch.cli import main
+    from conftest import ROOT
+
+    spec = str(ROOT / "bench" / "spec.yaml")
+    args = ["bench", "evaluate", "--spec", spec, "--data", "d", "--out", str(tmp_path), *flags]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert problem in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())

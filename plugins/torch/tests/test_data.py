@@ -136,3 +136,25 @@ def test_gz_corruption_is_named(tmp_path):
     (tmp_path / "c.gz").write_bytes(gzip.compress(b"abcdef")[:10])
     with pytest.raises(DataError, match="corrupt gzip"):
         data.read_idx(tmp_path / "c.gz")
+
+
+def test_held_out_subset_comes_from_the_test_split_only(fixtures, tmp_path, capsys):
+    from aegis_torch.cli import main
+
+    out = tmp_path / "held"
+    args = ["make-subset", "--data", str(fixtures / "mnist-subset"), "--held-out-per-class", "7", "--seed", "3"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["heldout-images-idx3-ubyte.gz", "heldout-labels-idx1-ubyte.gz"]
+    images = data.read_idx(out / "heldout-images-idx3-ubyte.gz")
+    labels = data.read_idx(out / "heldout-labels-idx1-ubyte.gz")
+    assert images.shape == (70, 28, 28) and np.array_equal(np.bincount(labels, minlength=10), np.full(10, 7))
+    te = data.load("mnist", fixtures / "mnist-subset", "test")
+    test_rows = {te.images[i, 0].tobytes(): int(te.labels[i]) for i in range(len(te))}
+    assert all(test_rows.get(img.tobytes()) == int(lab) for img, lab in zip(images, labels))
+    # seeded: the same seed draws the same images, another seed others
+    again, other = tmp_path / "again", tmp_path / "other"
+    assert main([*args, "--out", str(again)]) == 0
+    assert main([*args[:-1], "4", "--out", str(other)]) == 0
+    assert np.array_equal(data.read_idx(again / "heldout-images-idx3-ubyte.gz"), images)
+    assert not np.array_equal(data.read_idx(other / "heldout-images-idx3-ubyte.gz"), images)
+    capsys.readouterr()

@@ -130,22 +130,33 @@ def breakdown(rows: list[dict], key: str) -> dict[str, dict]:
 # ------------------------------------------------------------------------------------------- the stages
 
 
-def _cards(spec, models_dir: Path) -> dict[str, dict]:
+def _cards(spec, models_dir: Path, split: str = "both") -> dict[str, dict]:
+    """The cards of the models built so far, of one half (``calibration``, ``evaluation``) or ``both``."""
     out = {}
     for m in spec.models:
         p = models_dir / f"{m.name}.card.yaml"
         if p.exists():
-            out[m.name] = cardlib.read(p)
+            c = cardlib.read(p)
+            if split in ("both", c["split"]):
+                out[m.name] = c
     return out
 
 
 def audit(
-    spec, models_dir: Path, data_dir: Path, out: Path, binary: str, extra: list[str], jobs: int, log=print
+    spec,
+    models_dir: Path,
+    data_dir: Path,
+    out: Path,
+    binary: str,
+    extra: list[str],
+    jobs: int,
+    log=print,
+    split: str = "both",
 ) -> list[dict]:
-    """Stage 1: one fused audit per model that has a card and no report yet; returns the run rows."""
+    """Stage 1: one fused audit per model of ``split`` that has a card and no report yet; returns the run rows."""
     reports = out / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    cards = _cards(spec, models_dir)
+    cards = _cards(spec, models_dir, split)
     todo = [n for n in cards if not (reports / f"{n}.json").exists()]
     log(f"audit: {len(cards)} models with cards, {len(todo)} to audit, {jobs} at a time")
 
@@ -256,10 +267,17 @@ def decision_row(doc: dict) -> tuple[float, list[int]]:
 
 
 def score(
-    spec, models_dir: Path, out: Path, binary: str, min_asr: float, calibrations: dict[str, Path], log=print
+    spec,
+    models_dir: Path,
+    out: Path,
+    binary: str,
+    min_asr: float,
+    calibrations: dict[str, Path],
+    log=print,
+    split: str = "both",
 ) -> list[dict]:
-    """Stage 3: every calibration applied to every report; rows and summaries written."""
-    cards = _cards(spec, models_dir)
+    """Stage 3: every calibration applied to every report of ``split``; rows and summaries written."""
+    cards = _cards(spec, models_dir, split)
     reports = out / "reports"
     rows = []
     for name, c in cards.items():
@@ -319,6 +337,8 @@ def write(rows: list[dict], out: Path, log=print) -> None:
     for split in ("calibration", "evaluation"):
         for d in decisions:
             sel = [r for r in rows if r["split"] == split and r["decision"] == d]
+            if not sel:
+                continue
             table.append({"split": split, "decision": d, "group": "all", **summarize(sel)})
             for key in ("family", "training"):
                 for g, m in breakdown(sel, key).items():
@@ -384,13 +404,20 @@ def run(args, spec, log=print) -> int:
     """The ``bench evaluate`` command: the stages named by ``--stages`` (default all three)."""
     from aegis_torch.bench.make import find_aegis_audit
 
+    stages = args.stages.split(",")
+    unknown = sorted(set(stages) - {"audit", "calibrate", "score"})
+    if unknown:
+        raise EvaluateError(f"unknown stage {', '.join(unknown)} (stages: audit, calibrate, score)")
+    if "calibrate" in stages and args.calibrations:
+        raise EvaluateError("--calibrations names existing calibration files: leave out the calibrate stage")
+    if "calibrate" in stages and args.split != "both":
+        raise EvaluateError("the calibrate stage needs the calibration half: leave --split at both")
     binary = find_aegis_audit(args.aegis_audit)
     if binary is None:
         raise EvaluateError("no aegis-audit binary: build it (cargo build --release) or pass --aegis-audit PATH")
     models_dir = Path(args.models) if args.models else spec.path.parent / "models"
     out = Path(args.out) if args.out else spec.path.parent / "results"
     out.mkdir(parents=True, exist_ok=True)
-    stages = args.stages.split(",")
     if "audit" in stages:
         audit(
             spec,
@@ -401,9 +428,10 @@ def run(args, spec, log=print) -> int:
             args.audit_args.split() if args.audit_args else [],
             args.jobs,
             log,
+            args.split,
         )
     if "calibrate" in stages or "score" in stages:
-        cal_dir = out / "calibration"
+        cal_dir = Path(args.calibrations) if args.calibrations else out / "calibration"
         if "calibrate" in stages:
             cals = calibrate(spec, models_dir, out, binary, args.min_asr, args.target_fpr, log)
         else:
@@ -411,5 +439,5 @@ def run(args, spec, log=print) -> int:
             if not cals:
                 raise EvaluateError(f"no calibration in {cal_dir}: run the calibrate stage first")
         if "score" in stages:
-            score(spec, models_dir, out, binary, args.min_asr, cals, log)
+            score(spec, models_dir, out, binary, args.min_asr, cals, log, args.split)
     return 0
