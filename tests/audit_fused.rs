@@ -409,3 +409,80 @@ fn bad_inputs_to_calibrate_and_decide_exit_2_with_one_line() {
     let o = aegis(&["decide", &p("good.json"), "--calibration", &out]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
 }
+
+/// A hand-written report of one detector over 10 classes (indices `shift + 0.1·class`) whose robustness
+/// check measured adversarial accuracy `adv`.
+fn robust_report(name: &str, shift: f64, adv: f64) -> Value {
+    let mut r = synthetic_report(10, "aegis");
+    r["model"]["path"] = serde_json::json!(name);
+    for (c, class) in r["detectors"][0]["classes"].as_array_mut().unwrap().iter_mut().enumerate() {
+        class["anomaly_index"] = serde_json::json!(shift + 0.1 * c as f64);
+    }
+    r["precondition"] = serde_json::json!({"epsilon": 1.5, "steps": 20, "samples": 200, "clean_accuracy": 0.99,
+                                           "adversarial_accuracy": adv, "threshold": 0.5, "passed": adv >= 0.5});
+    r
+}
+
+/// `calibrate --robustness-neighbours` records each model's adversarial accuracy; `decide` then judges a
+/// model against the calibration models nearest to it in robustness, and says which.
+#[test]
+fn calibration_matched_on_robustness() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let accs = [0.1, 0.2, 0.8, 0.9];
+    for (i, adv) in accs.iter().enumerate() {
+        std::fs::write(p(&format!("m{i}.json")), robust_report(&format!("m{i}.onnx"), i as f64, *adv).to_string())
+            .unwrap();
+    }
+    let reports: Vec<String> = (0..4).map(|i| p(&format!("m{i}.json"))).collect();
+    let cal = p("cal.json");
+    let mut args = vec!["calibrate"];
+    args.extend(reports.iter().map(String::as_str));
+    args.extend(["-o", cal.as_str(), "--robustness-neighbours", "2"]);
+    let o = aegis(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let file = read_json(Path::new(&cal));
+    assert_eq!(file["robustness_neighbours"], 2);
+    let recorded: Vec<f64> =
+        file["null_classes"].as_array().unwrap().iter().map(|c| c["adversarial_accuracy"].as_f64().unwrap()).collect();
+    assert_eq!(recorded.len(), 40);
+    assert!(recorded.chunks(10).zip(accs).all(|(c, a)| c.iter().all(|&x| x == a)));
+
+    // A robust model with indices like models 2 and 3 is judged against those two only (20 classes);
+    // a standard one against models 0 and 1.
+    std::fs::write(p("robust.json"), robust_report("r.onnx", 2.5, 0.85).to_string()).unwrap();
+    std::fs::write(p("standard.json"), robust_report("s.onnx", 2.5, 0.15).to_string()).unwrap();
+    let json = p("d.json");
+    let o = aegis(&["decide", &p("robust.json"), &p("standard.json"), "--calibration", &cal, "--json", &json]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let d = read_json(Path::new(&json));
+    let robust = &d["models"][0]["fused"];
+    assert_eq!(robust["neighbourhood"]["models"], 2);
+    assert_eq!(robust["neighbourhood"]["range"], serde_json::json!([0.8, 0.9]));
+    assert_eq!(robust["null_classes"], 20);
+    let standard = &d["models"][1]["fused"];
+    assert_eq!(standard["neighbourhood"]["range"], serde_json::json!([0.1, 0.2]));
+    // The same indices are far out against the standard models' null and ordinary against the robust ones.
+    assert!(standard["model_p_value"].as_f64().unwrap() < robust["model_p_value"].as_f64().unwrap());
+    assert_eq!(d["models"][0]["flagged"], serde_json::json!([]));
+
+    // Refused: a report without a robustness check, a neighbour count below 2, an accuracy out of [0, 1].
+    std::fs::write(p("bare.json"), synthetic_report(10, "aegis").to_string()).unwrap();
+    let mut bad = robust_report("b.onnx", 0.0, 0.5);
+    bad["precondition"]["adversarial_accuracy"] = serde_json::json!(1.5);
+    std::fs::write(p("bad.json"), bad.to_string()).unwrap();
+    let out = p("cal2.json");
+    for (extra, needles) in [
+        (vec![p("bare.json"), "--robustness-neighbours".into(), "2".into()], vec!["bare.json", "no robustness check"]),
+        (vec!["--robustness-neighbours".into(), "1".into()], vec!["--robustness-neighbours"]),
+        (vec![p("bad.json")], vec!["bad.json", "adversarial_accuracy 1.5"]),
+    ] {
+        let mut args: Vec<&str> = vec!["calibrate"];
+        args.extend(reports.iter().map(String::as_str));
+        args.extend(extra.iter().map(String::as_str));
+        args.extend(["-o", out.as_str()]);
+        let o = aegis(&args);
+        assert_refused(&o, &needles);
+        assert!(!Path::new(&out).exists());
+    }
+}

@@ -2,7 +2,9 @@
 //! [`Verdict::of`]. With one detector (an explicit `--method`) its own flags decide. With the fused
 //! decision (`--method auto`) every detector's per-class anomaly index is turned into a p-value against
 //! the calibration's clean classes and combined ([`crate::decide::fuse`]); a class is flagged when the
-//! calibrated probability that a clean model scores as high is at most the target false-positive rate.
+//! calibrated probability that a clean model scores as high is at most the target false-positive rate;
+//! the model's measured robustness picks the calibration models it is compared with, where the
+//! calibration asks for it.
 //! `aegis-audit decide` applies the same step to the indices stored in reports ([`fused`]).
 
 use crate::decide::{fuse, Calibration, DecideError, DetectorIndices, FusedDecision};
@@ -30,12 +32,16 @@ pub enum Rule<'a> {
 }
 
 /// Decides from the detectors' outcomes over the `audited` classes; `applicable` is false when the
-/// chosen method does not apply (then no detector ran and the verdict is not applicable).
+/// chosen method does not apply (then no detector ran and the verdict is not applicable). `robustness`
+/// is the model's adversarial accuracy in the robustness check (`None`: skipped): the fused decision
+/// judges the model against the calibration models of most similar robustness when its calibration
+/// asks for it.
 pub fn decide(
     outcomes: &[DetectorOutcome],
     applicable: bool,
     rule: Rule<'_>,
     audited: &[usize],
+    robustness: Option<f64>,
 ) -> Result<Decision, DecideError> {
     match rule {
         Rule::OwnFlags => {
@@ -49,7 +55,7 @@ pub fn decide(
         }
         Rule::Fused(calibration) => {
             let indices: Vec<DetectorIndices> = outcomes.iter().map(|o| indices_of(o, audited)).collect();
-            fused(calibration, &indices, audited)
+            fused(calibration, &indices, audited, robustness)
         }
     }
 }
@@ -60,8 +66,9 @@ pub fn fused(
     calibration: &Calibration,
     indices: &[DetectorIndices],
     classes: &[usize],
+    robustness: Option<f64>,
 ) -> Result<Decision, DecideError> {
-    let f = fuse(calibration, indices, classes)?;
+    let f = fuse(calibration, indices, classes, robustness)?;
     let flagged = f.flagged();
     Ok(Decision { verdict: Verdict::of(true, !flagged.is_empty()), flagged, fused: Some(f) })
 }

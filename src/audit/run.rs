@@ -25,7 +25,7 @@ use crate::detect::universal::run_universal;
 use crate::detect::{Detector, DetectorEvidence, DetectorOutcome};
 use crate::report::{
     AuditReport, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, FusedContribution, FusedInfo,
-    Level, Method, MethodInfo, Notification, Precondition, Timings, ToolInfo,
+    Level, Method, MethodInfo, Notification, Precondition, RobustnessMatch, Timings, ToolInfo,
 };
 use crate::Result;
 
@@ -146,7 +146,7 @@ pub fn audit_model(
         Some(c) => Rule::Fused(c),
         None => Rule::OwnFlags,
     };
-    let decision = decide(&outcomes, applicable, rule, &audited)?;
+    let decision = decide(&outcomes, applicable, rule, &audited, precondition.as_ref().map(|p| p.adv_accuracy))?;
     timings.decision += started.elapsed().as_secs_f64();
     let wall_time_s = start.elapsed().as_secs_f64();
 
@@ -259,6 +259,11 @@ fn fused_info(f: &FusedDecision, c: &Calibration) -> FusedInfo {
         detectors: f.detectors.clone(),
         weights: f.detectors.iter().map(|d| (d.clone(), c.weight(d))).collect(),
         null_classes: f.null_classes,
+        robustness_match: f.neighbourhood.as_ref().map(|n| RobustnessMatch {
+            adversarial_accuracy: n.adversarial_accuracy,
+            models: n.models,
+            range: n.range,
+        }),
     }
 }
 

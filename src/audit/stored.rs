@@ -43,6 +43,8 @@ pub enum StoredEntry {
         verdict: String,
         /// The detectors that ran, with their per-class indices (empty in reports without them).
         detectors: Vec<DetectorReport>,
+        /// The adversarial accuracy of the robustness check (absent when it was skipped).
+        robustness: Option<f64>,
     },
     /// The model could not be audited (a several-model document's `error` entry).
     Failed(String),
@@ -57,7 +59,7 @@ impl StoredModel {
     /// error naming what is missing or mismatched.
     fn detectors(&self) -> Result<(&[DetectorReport], Vec<i64>), AuditError> {
         let detectors = match &self.entry {
-            StoredEntry::Report { detectors, verdict } => {
+            StoredEntry::Report { detectors, verdict, .. } => {
                 if detectors.is_empty() {
                     return Err(self.bad(format!(
                         "the report holds no detector indices (verdict {verdict}; written by an aegis-audit without \
@@ -86,6 +88,14 @@ impl StoredModel {
             return Err(self.bad(format!("class {dup} is listed twice")));
         }
         Ok((detectors, classes))
+    }
+
+    /// The adversarial accuracy of the model's robustness check, when the report has one.
+    fn robustness(&self) -> Option<f64> {
+        match &self.entry {
+            StoredEntry::Report { robustness, .. } => *robustness,
+            StoredEntry::Failed(_) => None,
+        }
     }
 }
 
@@ -142,11 +152,17 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
         None => Vec::new(),
         Some(d) => serde_json::from_value(d.clone()).map_err(|e| format!("model {model}: detectors: {e}"))?,
     };
+    let robustness = match r.pointer("/precondition/adversarial_accuracy") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_f64().filter(|a| (0.0..=1.0).contains(a)).ok_or_else(|| {
+            format!("model {model}: precondition.adversarial_accuracy {v} is not a number in [0, 1]")
+        })?),
+    };
     Ok(StoredModel {
         file: path.to_path_buf(),
         sha256: r.pointer("/model/sha256").and_then(Value::as_str).map(str::to_string),
         model,
-        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors },
+        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness },
     })
 }
 
@@ -163,6 +179,9 @@ pub struct CalibrateOptions {
     pub target_fpr: f64,
     /// Fraction of the null samples the exponential tail is fitted on.
     pub tail_fraction: f64,
+    /// Judge each audited model against only this many calibration models, the nearest in adversarial
+    /// accuracy (`None`: against all of them); every report must then have a robustness check.
+    pub robustness_neighbours: Option<usize>,
     /// The description; `None`: the models, the tool version and the command line.
     pub description: Option<String>,
     /// The command line, program name first (for the default description).
@@ -231,7 +250,12 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
                     indices.insert(d.name.clone(), a);
                 }
             }
-            null_classes.push(NullClass { model: m.model.clone(), class: class as usize, indices });
+            null_classes.push(NullClass {
+                model: m.model.clone(),
+                class: class as usize,
+                indices,
+                adversarial_accuracy: m.robustness(),
+            });
         }
     }
     let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
@@ -254,14 +278,30 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
             .iter()
             .map(|(name, weight)| DetectorWeight { name: name.clone(), weight: *weight })
             .collect(),
+        robustness_neighbours: options.robustness_neighbours,
         null_classes,
     };
+    if options.robustness_neighbours.is_some() {
+        if let Some(m) = models.iter().find(|m| m.robustness().is_none()) {
+            return Err(m
+                .bad(
+                    "the report has no robustness check, which --robustness-neighbours needs (audit without \
+                      --skip-precondition)",
+                )
+                .into());
+        }
+    }
     let origin = options.output.display().to_string();
     let calibration = Calibration::new(file.clone(), &origin)?;
     // The fused null must be fittable too: decide one class of zeros.
     let probe: Vec<DetectorIndices> =
         used.iter().map(|n| DetectorIndices { name: n.to_string(), indices: vec![0.0] }).collect();
-    fused(&calibration, &probe, &[0])?;
+    fused(&calibration, &probe, &[0], None)?;
+    if options.robustness_neighbours.is_some() {
+        for (_, a) in file.robustness_of_models() {
+            fused(&calibration, &probe, &[0], Some(a))?;
+        }
+    }
     let mut text = serde_json::to_string_pretty(&file).map_err(crate::report::ReportError::from)?;
     text.push('\n');
     write_atomic(&options.output, text.as_bytes())?;
@@ -415,7 +455,7 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
                 indices: d.classes.iter().map(|c| c.anomaly_index).collect(),
             })
             .collect();
-        let decision = fused(&calibration, &indices, &classes).map_err(|e| m.bad(e))?;
+        let decision = fused(&calibration, &indices, &classes, m.robustness()).map_err(|e| m.bad(e))?;
         decisions.push(StoredDecision {
             file: m.file.display().to_string(),
             model: m.model.clone(),

@@ -69,6 +69,11 @@ pub struct CalibrateArgs {
     /// Fraction of the null samples the exponential tail of each null distribution is fitted on.
     #[arg(long, value_name = "F", default_value = "0.1", value_parser = unit_interval)]
     pub tail_fraction: f64,
+    /// Judge each audited model against only the N calibration models nearest to it in adversarial
+    /// accuracy (the robustness check), so that each detector is trusted as far as it is on clean models
+    /// of similar robustness (default: against every calibration model).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub robustness_neighbours: Option<u32>,
     /// The calibration's description (default: the models, the tool version and this command line).
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
@@ -97,6 +102,7 @@ pub fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         weights: args.detectors,
         target_fpr: args.target_fpr,
         tail_fraction: args.tail_fraction,
+        robustness_neighbours: args.robustness_neighbours.map(|n| n as usize),
         description: args.description,
         command_line: std::env::args().collect(),
     };

@@ -1,6 +1,8 @@
 //! The calibration file: which detectors the fused decision uses and with what weight, the target
 //! model-level false-positive rate, and the raw per-class anomaly indices of known-clean calibration
-//! models from which every null distribution is fitted at load time. The built-in file
+//! models from which every null distribution is fitted at load time, with each calibration model's
+//! adversarial accuracy (the robustness check) so that a model can be judged against the calibration
+//! models of most similar robustness ([`Calibration::near`]). The built-in file
 //! (`config/calibration.json`) comes from the calibration half of the project's benchmark;
 //! `aegis-audit calibrate` writes one from any set of audited clean models.
 
@@ -43,6 +45,9 @@ pub struct NullClass {
     pub class: usize,
     /// Anomaly index per detector name (signed: larger is more suspicious).
     pub indices: BTreeMap<String, f64>,
+    /// The model's adversarial accuracy in the robustness check (absent when it was not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial_accuracy: Option<f64>,
 }
 
 /// The calibration file as stored (JSON).
@@ -59,6 +64,13 @@ pub struct CalibrationFile {
     pub tail_fraction: f64,
     /// The detectors and their weights.
     pub detectors: Vec<DetectorWeight>,
+    /// When set, a model whose robustness check ran is judged against the null classes of only this many
+    /// calibration models: those whose adversarial accuracy is nearest its own ([`Calibration::near`]).
+    /// How far each detector's index can be trusted depends on the model's robustness (AEGIS's
+    /// translations are meaningful on robust models, noisy on standard ones); p-values against clean
+    /// models of similar robustness carry that into the fused score, with no threshold on robustness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robustness_neighbours: Option<usize>,
     /// The clean calibration classes.
     pub null_classes: Vec<NullClass>,
 }
@@ -112,12 +124,81 @@ impl CalibrationFile {
             if let Some((name, v)) = c.indices.iter().find(|(_, v)| !v.is_finite()) {
                 return Err(format!("model '{}' class {}: index of '{name}' is {v}", c.model, c.class));
             }
+            if let Some(a) = c.adversarial_accuracy.filter(|a| !(a.is_finite() && (0.0..=1.0).contains(a))) {
+                return Err(format!(
+                    "model '{}' class {}: adversarial accuracy {a} is not in [0, 1]",
+                    c.model, c.class
+                ));
+            }
+        }
+        if let Some(n) = self.robustness_neighbours {
+            let measured = self.robustness_of_models().len();
+            if n < 2 || n > measured {
+                return Err(format!(
+                    "robustness_neighbours {n} must be between 2 and the {measured} calibration models whose \
+                     adversarial accuracy is recorded"
+                ));
+            }
         }
         Ok(())
     }
 }
 
+impl CalibrationFile {
+    /// Each calibration model's adversarial accuracy (models without one left out), in file order; a
+    /// model is its name with its accuracy.
+    pub fn robustness_of_models(&self) -> Vec<(&str, f64)> {
+        let mut out: Vec<(&str, f64)> = Vec::new();
+        for c in &self.null_classes {
+            if let Some(a) = c.adversarial_accuracy {
+                if !out.iter().any(|&(m, x)| m == c.model && x == a) {
+                    out.push((&c.model, a));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The calibration models a robustness-matched decision used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Neighbourhood {
+    /// The audited model's adversarial accuracy.
+    pub adversarial_accuracy: f64,
+    /// Calibration models used (the nearest in adversarial accuracy).
+    pub models: usize,
+    /// Their lowest and highest adversarial accuracy.
+    pub range: [f64; 2],
+}
+
 impl Calibration {
+    /// The calibration to judge a model of adversarial accuracy `robustness` with: when the file sets
+    /// `robustness_neighbours` N and `robustness` is known, a calibration fitted on the null classes of the
+    /// N calibration models nearest in adversarial accuracy (ties: the earlier model in the file), with
+    /// what it used; otherwise `None` (the whole calibration applies).
+    pub fn near(&self, robustness: Option<f64>) -> Result<Option<(Calibration, Neighbourhood)>, DecideError> {
+        let (Some(n), Some(a)) = (self.file.robustness_neighbours, robustness) else {
+            return Ok(None);
+        };
+        if !a.is_finite() {
+            return Ok(None);
+        }
+        let mut models = self.file.robustness_of_models();
+        models.sort_by(|x, y| (x.1 - a).abs().total_cmp(&(y.1 - a).abs()));
+        models.truncate(n);
+        let lo = models.iter().map(|m| m.1).fold(f64::INFINITY, f64::min);
+        let hi = models.iter().map(|m| m.1).fold(f64::NEG_INFINITY, f64::max);
+        let kept = |c: &NullClass| models.iter().any(|&(m, x)| m == c.model && Some(x) == c.adversarial_accuracy);
+        let file = CalibrationFile {
+            robustness_neighbours: None,
+            null_classes: self.file.null_classes.iter().filter(|c| kept(c)).cloned().collect(),
+            ..self.file.clone()
+        };
+        let origin = format!("{} (the {n} calibration models nearest in adversarial accuracy)", self.origin);
+        let near = Calibration::new(file, &origin)?;
+        Ok(Some((near, Neighbourhood { adversarial_accuracy: a, models: n, range: [lo, hi] })))
+    }
+
     /// Fits the null distribution of every weighted detector.
     pub fn new(file: CalibrationFile, origin: &str) -> Result<Calibration, DecideError> {
         file.check().map_err(|e| DecideError::Calibration(format!("{origin}: {e}")))?;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::calibration::Calibration;
+use super::calibration::{Calibration, Neighbourhood};
 use super::null::EmpiricalNull;
 use super::DecideError;
 
@@ -70,6 +70,9 @@ pub struct FusedDecision {
     pub threshold: f64,
     /// Calibration classes the fused null was fitted on.
     pub null_classes: usize,
+    /// When the calibration matches robustness: the calibration models the model was judged against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood: Option<Neighbourhood>,
 }
 
 impl FusedDecision {
@@ -80,12 +83,21 @@ impl FusedDecision {
 }
 
 /// Fuses `measured` (the detectors that ran; those without weight in `calibration` are ignored) for
-/// the audited `classes`.
+/// the audited `classes` of a model whose robustness check measured adversarial accuracy `robustness`
+/// (`None`: not measured). A calibration that matches robustness judges the model against its nearest
+/// calibration models only ([`Calibration::near`]); otherwise against all of them.
 pub fn fuse(
     calibration: &Calibration,
     measured: &[DetectorIndices],
     classes: &[usize],
+    robustness: Option<f64>,
 ) -> Result<FusedDecision, DecideError> {
+    let near = calibration.near(robustness)?;
+    let (calibration, neighbourhood) = match near {
+        Some((c, n)) => (std::borrow::Cow::Owned(c), Some(n)),
+        None => (std::borrow::Cow::Borrowed(calibration), None),
+    };
+    let calibration: &Calibration = &calibration;
     let k = classes.len();
     if k == 0 {
         return Err(DecideError::Fuse("no classes to decide on".into()));
@@ -166,6 +178,7 @@ pub fn fuse(
         target_fpr: alpha,
         threshold,
         null_classes: null_scores.len(),
+        neighbourhood,
     })
 }
 
@@ -207,6 +220,7 @@ mod tests {
                 model: format!("m{}", i / 5),
                 class: i % 5,
                 indices: BTreeMap::from([("a".to_string(), i as f64 * 0.1), ("b".to_string(), 0.2 * (i % 5) as f64)]),
+                adversarial_accuracy: None,
             })
             .collect();
         let file = CalibrationFile {
@@ -215,6 +229,7 @@ mod tests {
             target_fpr: 0.05,
             tail_fraction: 0.2,
             detectors: weights.iter().map(|(n, w)| DetectorWeight { name: n.to_string(), weight: *w }).collect(),
+            robustness_neighbours: None,
             null_classes,
         };
         Calibration::new(file, "test").unwrap()
@@ -236,7 +251,7 @@ mod tests {
         let (u, pu, beta) = cal.nulls["a"].tail();
         assert!((u - 1.9).abs() < 1e-12 && (pu - 7.0 / 26.0).abs() < 1e-12 && (beta - 0.3).abs() < 1e-12);
         let m = [DetectorIndices { name: "a".into(), indices: vec![0.55, 4.0, -1.0] }];
-        let d = fuse(&cal, &m, &[0, 1, 2]).unwrap();
+        let d = fuse(&cal, &m, &[0, 1, 2], None).unwrap();
         // Class 0: p_a = (1 + #{x ≥ 0.55} = 19) / 26 = 20/26; score −ln(20/26).
         let s0 = -(20.0f64 / 26.0).ln();
         assert!((d.classes[0].score - s0).abs() < 1e-12);
@@ -266,7 +281,7 @@ mod tests {
             DetectorIndices { name: "b".into(), indices: vec![0.8, 0.0] },
             DetectorIndices { name: "zzz".into(), indices: vec![9.0, 9.0] },
         ];
-        let d = fuse(&cal, &m, &[4, 7]).unwrap();
+        let d = fuse(&cal, &m, &[4, 7], None).unwrap();
         assert_eq!(d.detectors, vec!["b".to_string()]);
         // b's null: 0, .2, .4, .6, .8 five times each; the tail over the top 5 starts at u = 0.6 with
         // p(u) = (1 + 10) / 26 and mean excess 0.2, so p(0.8) = 11/26 · e^−1.
@@ -278,25 +293,82 @@ mod tests {
             DetectorIndices { name: "a".into(), indices: vec![0.55, 0.0] },
             DetectorIndices { name: "b".into(), indices: vec![0.8, 0.0] },
         ];
-        let d2 = fuse(&cal, &m2, &[4, 7]).unwrap();
+        let d2 = fuse(&cal, &m2, &[4, 7], None).unwrap();
         let want = -(20.0f64 / 26.0).ln() + 0.5 * -p.ln();
         assert!((d2.classes[0].score - want).abs() < 1e-12);
         assert_eq!(d2.classes[0].contributions.len(), 2);
         assert!(d2.classes[0].contributions[0].score >= d2.classes[0].contributions[1].score);
     }
 
+    /// Six models of five classes: model j has adversarial accuracy 0.2·j and detector `a` gives it
+    /// j + 0.1·class, so the nearest models in robustness have the nearest null.
+    fn robustness_calibration(neighbours: Option<usize>) -> Result<Calibration, DecideError> {
+        let null_classes = (0..30)
+            .map(|i| NullClass {
+                model: format!("m{}", i / 5),
+                class: i % 5,
+                indices: BTreeMap::from([("a".to_string(), (i / 5) as f64 + 0.1 * (i % 5) as f64)]),
+                adversarial_accuracy: Some(0.2 * (i / 5) as f64),
+            })
+            .collect();
+        let file = CalibrationFile {
+            version: 1,
+            description: "test".into(),
+            target_fpr: 0.05,
+            tail_fraction: 0.2,
+            detectors: vec![DetectorWeight { name: "a".into(), weight: 1.0 }],
+            robustness_neighbours: neighbours,
+            null_classes,
+        };
+        Calibration::new(file, "test")
+    }
+
+    #[test]
+    fn robustness_picks_the_nearest_calibration_models() {
+        let cal = robustness_calibration(Some(4)).unwrap();
+        let m = [DetectorIndices { name: "a".into(), indices: vec![3.45] }];
+        // Robust model (0.95): models 5, 4, 3, 2 (accuracy 1.0 … 0.4); 10 of their 20 indices are ≥ 3.45,
+        // below the tail (the top 5 samples, from u = 4.4), so p = 11/21.
+        let robust = fuse(&cal, &m, &[0], Some(0.95)).unwrap();
+        assert!((robust.classes[0].contributions[0].p_value - 11.0 / 21.0).abs() < 1e-12);
+        let n = robust.neighbourhood.clone().unwrap();
+        assert_eq!((n.models, n.adversarial_accuracy), (4, 0.95));
+        assert!((n.range[0] - 0.4).abs() < 1e-12 && (n.range[1] - 1.0).abs() < 1e-12);
+        assert_eq!(robust.null_classes, 20);
+        // Standard model (0.0): models 0 … 3, indices 0.0 … 3.4; the tail starts at u = 2.4 with
+        // p(u) = 7/21 and mean excess 0.8 (3.0 … 3.4 above it), so p = 7/21 · e^(−1.05/0.8).
+        let standard = fuse(&cal, &m, &[0], Some(0.0)).unwrap();
+        let want = 7.0 / 21.0 * (-1.05f64 / 0.8).exp();
+        assert!((standard.classes[0].contributions[0].p_value - want).abs() < 1e-12);
+        assert!((standard.neighbourhood.unwrap().range[1] - 0.6).abs() < 1e-12);
+        // Robustness not measured, or a calibration without neighbours: every model (30 classes).
+        let all = fuse(&cal, &m, &[0], None).unwrap();
+        assert!(all.neighbourhood.is_none() && all.null_classes == 30);
+        let pooled = robustness_calibration(None).unwrap();
+        assert_eq!(fuse(&pooled, &m, &[0], Some(0.95)).unwrap().null_classes, 30);
+        // The count is checked against the models whose accuracy is recorded.
+        for bad in [1, 7] {
+            let err = robustness_calibration(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains(&format!("robustness_neighbours {bad} must be between 2 and the 6")), "{err}");
+        }
+    }
+
     #[test]
     fn errors_name_the_problem() {
         let cal = calibration(&[("a", 1.0)]);
-        let none = fuse(&cal, &[DetectorIndices { name: "x".into(), indices: vec![1.0] }], &[0]).unwrap_err();
+        let none = fuse(&cal, &[DetectorIndices { name: "x".into(), indices: vec![1.0] }], &[0], None).unwrap_err();
         assert!(none.to_string().contains("none of the detectors that ran (x) is calibrated"), "{none}");
-        let short = fuse(&cal, &[DetectorIndices { name: "a".into(), indices: vec![1.0] }], &[0, 1]).unwrap_err();
+        let short = fuse(&cal, &[DetectorIndices { name: "a".into(), indices: vec![1.0] }], &[0, 1], None).unwrap_err();
         assert!(short.to_string().contains("gave 1 indices for 2 classes"), "{short}");
-        assert!(fuse(&cal, &[], &[]).is_err());
+        assert!(fuse(&cal, &[], &[], None).is_err());
         // An infinite index is capped, not NaN.
-        let inf =
-            fuse(&cal, &[DetectorIndices { name: "a".into(), indices: vec![f64::INFINITY, 0.0, 0.0] }], &[0, 1, 2])
-                .unwrap();
+        let inf = fuse(
+            &cal,
+            &[DetectorIndices { name: "a".into(), indices: vec![f64::INFINITY, 0.0, 0.0] }],
+            &[0, 1, 2],
+            None,
+        )
+        .unwrap();
         assert_eq!(inf.classes[0].score, MAX_SURPRISE);
         assert!(inf.classes[0].flagged);
     }

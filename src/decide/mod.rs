@@ -9,7 +9,9 @@ mod calibration;
 mod fuse;
 mod null;
 
-pub use calibration::{Calibration, CalibrationFile, DetectorWeight, NullClass, DEFAULT_CALIBRATION, MAX_FILE_BYTES};
+pub use calibration::{
+    Calibration, CalibrationFile, DetectorWeight, Neighbourhood, NullClass, DEFAULT_CALIBRATION, MAX_FILE_BYTES,
+};
 pub use fuse::{fuse, ClassScore, Contribution, DetectorIndices, FusedDecision};
 pub use null::EmpiricalNull;
 

@@ -78,6 +78,9 @@ fn reason(o: &mut String, report: &AuditReport) {
             f.model_score,
             p_text(f.model_p_value)
         );
+        if let Some(r) = &f.robustness_match {
+            let _ = writeln!(o, "<p>The model was {}.</p>", escape(&r.describe()));
+        }
         let _ = writeln!(o, "<p class=\"note\">{}</p>", escape(&f.description));
     }
     let flagged: Vec<_> = report.flagged().collect();

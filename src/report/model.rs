@@ -275,6 +275,31 @@ pub struct FusedInfo {
     pub weights: BTreeMap<String, f64>,
     /// Calibration classes the fused null was fitted on.
     pub null_classes: usize,
+    /// When the calibration matches robustness: the calibration models this model was judged against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub robustness_match: Option<RobustnessMatch>,
+}
+
+/// The calibration models a model was judged against when the calibration matches robustness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RobustnessMatch {
+    /// The audited model's adversarial accuracy (the robustness check).
+    pub adversarial_accuracy: f64,
+    /// Calibration models used: the nearest in adversarial accuracy.
+    pub models: usize,
+    /// Their lowest and highest adversarial accuracy.
+    pub range: [f64; 2],
+}
+
+impl RobustnessMatch {
+    /// One phrase for the table and the evidence page.
+    pub fn describe(&self) -> String {
+        format!(
+            "judged against the {} calibration models nearest in robustness (adversarial accuracy {:.3}–{:.3}; this \
+             model {:.3})",
+            self.models, self.range[0], self.range[1], self.adversarial_accuracy
+        )
+    }
 }
 
 /// Serialises an `f64` that may be infinite or NaN: a number when finite, `"inf"` or `"-inf"`, and

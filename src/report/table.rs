@@ -88,6 +88,9 @@ pub fn render(report: &AuditReport) -> String {
             f.model_score,
             p_text(f.model_p_value)
         );
+        if let Some(r) = &f.robustness_match {
+            let _ = writeln!(out, "         {}", r.describe());
+        }
     }
     for d in &report.detectors {
         let own: Vec<String> = d.classes.iter().filter(|c| c.flagged).map(|c| c.class.to_string()).collect();
