@@ -180,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
         help="attack success rate from which a poisoned model counts as backdoored",
     )
     b.add_argument("--target-fpr", type=float, default=0.05, help="model-level false-positive rate to calibrate")
+    b.add_argument(
+        "--robustness-neighbours",
+        default="auto",
+        help="judge each model against the N calibration models nearest in robustness: a number, 'all', or "
+        "'auto' (default: chosen on the calibration half by leave-one-out among all, 4, 6, 8, 10)",
+    )
     return ap
 
 

@@ -131,3 +131,13 @@ def test_evaluate_refuses_inconsistent_stages(flags, problem, tmp_path, capsys):
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_evaluate_refuses_a_bad_neighbour_count(tmp_path, capsys):
+    from aegis_torch.cli import main
+    from conftest import ROOT
+
+    spec = str(ROOT / "bench" / "spec.yaml")
+    args = ["bench", "evaluate", "--spec", spec, "--data", "d", "--out", str(tmp_path), "--robustness-neighbours", "1"]
+    assert main(args) == 2
+    assert "--robustness-neighbours '1'" in capsys.readouterr().err

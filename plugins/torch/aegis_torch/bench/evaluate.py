@@ -7,7 +7,9 @@ Three stages, each resumable and each writing into ``--out`` (default ``bench/re
    keeps each detector's per-class anomaly index), ``reports/<name>.json``, with the exit code and wall time
    in ``runs.csv``. A model whose report exists is skipped.
 2. ``calibrate``: ``aegis-audit calibrate`` on the reports of the *clean calibration* models only, once for the
-   fused decision (every detector, weight 1) and once per detector alone: ``calibration/<name>.json``.
+   fused decision (every detector, weight 1) and once per detector alone: ``calibration/<name>.json``. How
+   many calibration models a model is judged against (matched on robustness, ``--robustness-neighbours``) is
+   chosen on the calibration half alone by leave-one-out (:func:`crossvalidate`, ``calibration/choice.csv``).
 3. ``score``: ``aegis-audit decide`` re-applies each calibration to every report (no model runs again), and
    the metrics are computed per detector and for the fused decision, on each half, broken down by trigger
    family and by training: ``results.csv`` (one row per model × decision), ``summary.csv`` and ``summary.md``.
@@ -202,44 +204,143 @@ def _detectors(report: dict) -> list[str]:
     return [d["name"] for d in report.get("detectors", [])]
 
 
-def calibrate(
-    spec, models_dir: Path, out: Path, binary: str, min_asr: float, target_fpr: float, log=print
-) -> dict[str, Path]:
-    """Stage 2: calibration files from the clean calibration models' reports: fused and one per detector."""
-    cards = _cards(spec, models_dir)
+def _calibration_reports(spec, models_dir: Path, out: Path, min_asr: float) -> tuple[list[Path], list[tuple]]:
+    """The calibration half's reports: the clean models' paths, and (path, target) of the backdoored ones."""
+    cards = _cards(spec, models_dir, "calibration")
     reports = out / "reports"
-    clean = [
-        reports / f"{n}.json"
-        for n, c in cards.items()
-        if c["split"] == "calibration" and status(c, min_asr) == "clean" and (reports / f"{n}.json").exists()
-    ]
+    clean, backdoored = [], []
+    for n, c in cards.items():
+        rp = reports / f"{n}.json"
+        if not rp.exists():
+            continue
+        if status(c, min_asr) == "clean":
+            clean.append(rp)
+        elif status(c, min_asr) == "backdoored":
+            backdoored.append((rp, target_of(c)))
     if not clean:
         raise EvaluateError(f"no report of a clean calibration model in {reports}: run the audit stage first")
+    return clean, backdoored
+
+
+def _calibrate_one(
+    binary: str,
+    clean: list[Path],
+    path: Path,
+    weights: dict[str, float],
+    target_fpr: float,
+    neighbours: int | None,
+    description: str,
+) -> Path:
+    cmd = [
+        binary,
+        "calibrate",
+        *map(str, clean),
+        "-o",
+        str(path),
+        "--detectors",
+        ",".join(f"{d}={w}" for d, w in weights.items()),
+        "--target-fpr",
+        str(target_fpr),
+        "--description",
+        description,
+    ]
+    if neighbours is not None:
+        cmd += ["--robustness-neighbours", str(neighbours)]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        raise EvaluateError(f"aegis-audit calibrate for {path.name} exited {r.returncode}: {r.stderr.strip()}")
+    return path
+
+
+def _k(report: Path) -> int:
+    """The number of classes a report audited."""
+    return len(json.loads(report.read_text())["classes"])
+
+
+def crossvalidate(
+    spec,
+    models_dir: Path,
+    out: Path,
+    binary: str,
+    min_asr: float,
+    target_fpr: float,
+    candidates: list[int | None],
+    log=print,
+) -> tuple[int | None, list[dict]]:
+    """Chooses the fused calibration's robustness neighbours on the calibration half alone.
+
+    For each candidate (``None``: every calibration model): each clean calibration model is decided by a
+    calibration made from the *other* clean calibration models (leave one out, so its own classes are not in
+    its null), each backdoored calibration model by the calibration of all clean ones. The candidate with
+    the highest ROC-AUC wins, then the lower false-positive rate, then the higher true-positive rate, then
+    the earlier candidate (``None`` first). Returns the choice and one summary row per candidate
+    (``calibration/choice.csv``)."""
+    clean, backdoored = _calibration_reports(spec, models_dir, out, min_asr)
+    names = _detectors(json.loads(clean[0].read_text()))
+    weights = {d: 1.0 for d in names}
+    work = out / "calibration" / "crossval"
+    work.mkdir(parents=True, exist_ok=True)
+    table = []
+    for cand in candidates:
+        if cand is not None and cand > len(clean) - 1:
+            log(f"crossval: neighbours {cand} skipped: only {len(clean) - 1} clean models remain when one is left out")
+            continue
+        rows = []
+        for i, held in enumerate(clean):
+            rest = clean[:i] + clean[i + 1 :]
+            cal = _calibrate_one(binary, rest, work / "loo.json", weights, target_fpr, cand, "cross-validation")
+            s, flagged = decision_row(decide(binary, cal, held))
+            rows.append({"status": "clean", "score": s, "flagged": flagged, "target": None, "classes": _k(held)})
+        cal = _calibrate_one(binary, clean, work / "all.json", weights, target_fpr, cand, "cross-validation")
+        for rp, target in backdoored:
+            s, flagged = decision_row(decide(binary, cal, rp))
+            rows.append({"status": "backdoored", "score": s, "flagged": flagged, "target": target, "classes": _k(rp)})
+        m = summarize([{**r, "seconds": None} for r in rows])
+        table.append({"neighbours": "all" if cand is None else cand, **m})
+        log(
+            f"crossval: neighbours {'all' if cand is None else cand}: AUC {_f(m['auc'])}, TPR {_f(m['tpr'], True)}, "
+            f"FPR {_f(m['fpr'], True)}, exact target {_f(m['exact_target'], True)}"
+        )
+    for p in work.iterdir():
+        p.unlink()
+    work.rmdir()
+    if not table:
+        raise EvaluateError("no robustness-neighbour candidate fits the clean calibration models")
+
+    def key(t):
+        return (-(t["auc"] or 0.0), t["fpr"] or 0.0, -(t["tpr"] or 0.0))
+
+    best = min(table, key=key)  # min keeps the earliest of equal keys
+    with (out / "calibration" / "choice.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]) + ["chosen"])
+        w.writeheader()
+        w.writerows({**t, "chosen": t is best} for t in table)
+    return (None if best["neighbours"] == "all" else best["neighbours"]), table
+
+
+def calibrate(
+    spec,
+    models_dir: Path,
+    out: Path,
+    binary: str,
+    min_asr: float,
+    target_fpr: float,
+    log=print,
+    neighbours: int | None = None,
+) -> dict[str, Path]:
+    """Stage 2: calibration files from the clean calibration models' reports: fused and one per detector,
+    each matched on robustness with ``neighbours`` (``None``: against every calibration model)."""
+    clean, _ = _calibration_reports(spec, models_dir, out, min_asr)
     names = _detectors(json.loads(clean[0].read_text()))
     cal_dir = out / "calibration"
     cal_dir.mkdir(parents=True, exist_ok=True)
     made = {}
+    matched = "" if neighbours is None else f", judged against the {neighbours} nearest in robustness"
     for name, weights in [(FUSED, {d: 1.0 for d in names}), *[(d, {d: 1.0}) for d in names]]:
-        path = cal_dir / f"{name}.json"
-        spec_w = ",".join(f"{d}={w}" for d, w in weights.items())
-        cmd = [
-            binary,
-            "calibrate",
-            *map(str, clean),
-            "-o",
-            str(path),
-            "--detectors",
-            spec_w,
-            "--target-fpr",
-            str(target_fpr),
-            "--description",
-            f"{spec.name} calibration half: {len(clean)} clean models; decision {name}",
-        ]
-        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if r.returncode != 0:
-            raise EvaluateError(f"aegis-audit calibrate for {name} exited {r.returncode}: {r.stderr.strip()}")
+        description = f"{spec.name} calibration half: {len(clean)} clean models{matched}; decision {name}"
+        path = _calibrate_one(binary, clean, cal_dir / f"{name}.json", weights, target_fpr, neighbours, description)
         made[name] = path
-        log(f"calibrate: {name} from {len(clean)} clean calibration models -> {path}")
+        log(f"calibrate: {name} from {len(clean)} clean calibration models{matched} -> {path}")
     return made
 
 
@@ -412,6 +513,9 @@ def run(args, spec, log=print) -> int:
         raise EvaluateError("--calibrations names existing calibration files: leave out the calibrate stage")
     if "calibrate" in stages and args.split != "both":
         raise EvaluateError("the calibrate stage needs the calibration half: leave --split at both")
+    rn = args.robustness_neighbours
+    if rn not in ("auto", "all") and not (rn.isdigit() and int(rn) >= 2):
+        raise EvaluateError(f"--robustness-neighbours {rn!r}: a number >= 2, 'all' or 'auto'")
     binary = find_aegis_audit(args.aegis_audit)
     if binary is None:
         raise EvaluateError("no aegis-audit binary: build it (cargo build --release) or pass --aegis-audit PATH")
@@ -433,7 +537,15 @@ def run(args, spec, log=print) -> int:
     if "calibrate" in stages or "score" in stages:
         cal_dir = Path(args.calibrations) if args.calibrations else out / "calibration"
         if "calibrate" in stages:
-            cals = calibrate(spec, models_dir, out, binary, args.min_asr, args.target_fpr, log)
+            neighbours = args.robustness_neighbours
+            if neighbours == "auto":
+                neighbours, _ = crossvalidate(
+                    spec, models_dir, out, binary, args.min_asr, args.target_fpr, [None, 4, 6, 8, 10], log
+                )
+                log(f"calibrate: robustness neighbours chosen on the calibration half: {neighbours or 'all'}")
+            else:
+                neighbours = None if neighbours == "all" else int(neighbours)
+            cals = calibrate(spec, models_dir, out, binary, args.min_asr, args.target_fpr, log, neighbours)
         else:
             cals = {p.stem: p for p in sorted(cal_dir.glob("*.json"))}
             if not cals:
