@@ -125,7 +125,7 @@ fn fused_audit_reports_every_detector_and_the_calibrated_decision() {
     // The fused decision: the built-in calibration, its target rate, and a verdict that follows it.
     let fused = &report["fused"];
     assert_eq!(fused["calibration"], "built-in");
-    assert!(fused["description"].as_str().unwrap().contains("PROVISIONAL"), "{fused}");
+    assert!(fused["description"].as_str().unwrap().contains("calibration half"), "{fused}");
     let alpha = fused["target_fpr"].as_f64().unwrap();
     assert_eq!(alpha, 0.05);
     let threshold = fused["threshold"].as_f64().unwrap();
