@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# The PROVISIONAL built-in calibration (config/calibration.json): fused audits (default settings, the
+# A small calibration from the zoo (the former, provisional built-in one): fused audits (default settings, the
 # presets' `fused:` sections) of the five known-clean MNIST models committed in the repository
 # (fixtures/zoo: robust_clean_s0, robust_clean_s1, standard_clean; fixtures/validation: val_robust_clean_s2,
 # val_robust_clean_s3) on the committed MNIST subset, then `aegis-audit calibrate` on their reports.
 # 5 models x 10 classes = 50 clean classes: enough to fit the nulls, far too few for a trustworthy
-# false-positive rate; the benchmark's calibration half (plugins/torch, `bench`) replaces it.
+# false-positive rate. The built-in calibration (config/calibration.json) is the benchmark's calibration half
+# (`python -m aegis_torch bench evaluate`, bench/README.md).
 #
-# Usage: scripts/calibrate_zoo.sh [OUT.json]   (default: config/calibration.json; needs a release build)
+# Usage: scripts/calibrate_zoo.sh OUT.json   (needs a release build)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-out="${1:-config/calibration.json}"
+out="${1:?usage: scripts/calibrate_zoo.sh OUT.json}"
 bin="${AEGIS_AUDIT_BIN:-$root/target/release/aegis-audit}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$root/.ort/libonnxruntime.so.1.31.1}"
 work="$(mktemp -d)"
@@ -39,4 +40,4 @@ done
   "PROVISIONAL: $("$bin" --version) calibration on only 5 known-clean MNIST small CNNs (fixtures/zoo \
 robust_clean_s0, robust_clean_s1, standard_clean; fixtures/validation val_robust_clean_s2, val_robust_clean_s3), \
 fused audits with the default settings on fixtures/mnist-subset, made by scripts/calibrate_zoo.sh; 50 clean \
-classes cannot pin a 5% false-positive rate: to be replaced by the benchmark's calibration half"
+classes cannot pin a 5% false-positive rate"
