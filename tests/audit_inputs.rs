@@ -285,3 +285,21 @@ fn timings_are_in_the_report_and_on_verbose() {
     let err = stderr(&o);
     assert!(err.contains("graph_build") && err.contains("translation"), "{err}");
 }
+
+/// `--data` naming one IDX images file (a gate's small held-out clean set): it serves every role, and the
+/// report says so.
+#[test]
+fn one_held_out_file_serves_every_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let held_out = "fixtures/mnist-subset/t10k-images-idx3-ubyte.gz";
+    let mut args = vec![MODEL, "--json", json.to_str().unwrap(), "--data", held_out];
+    // REDUCED without its --data folder.
+    args.extend(REDUCED.iter().skip(2));
+    let o = aegis(&args);
+    assert!(matches!(o.status.code(), Some(0 | 1 | 3)), "{}", stderr(&o));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["dataset"]["path"], held_out);
+    assert_eq!(report["dataset"]["split"], "all");
+    assert_eq!(report["dataset"]["images"], 1000);
+}

@@ -370,7 +370,8 @@ fn dataset_info(path: &Path, set: &ImageSet) -> DatasetInfo {
     DatasetInfo {
         path: path.display().to_string(),
         format: format!("{:?}", set.format).to_lowercase(),
-        split: "train".to_string(),
+        // One file (a held-out set) serves every role; a folder gives the train split here.
+        split: if path.is_file() { "all" } else { "train" }.to_string(),
         images: set.n,
         classes: set.num_classes(),
         image_shape: [set.c, set.h, set.w],
