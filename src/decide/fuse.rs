@@ -223,16 +223,25 @@ mod tests {
                 adversarial_accuracy: None,
             })
             .collect();
-        let file = CalibrationFile {
+        let detectors = weights.iter().map(|(n, w)| DetectorWeight { name: n.to_string(), weight: *w }).collect();
+        Calibration::new(test_file(detectors, None, null_classes), "test").unwrap()
+    }
+
+    /// The tests' calibration file: α 0.05, tail fraction 0.2.
+    fn test_file(
+        detectors: Vec<DetectorWeight>,
+        robustness_neighbours: Option<usize>,
+        null_classes: Vec<NullClass>,
+    ) -> CalibrationFile {
+        CalibrationFile {
             version: 1,
             description: "test".into(),
             target_fpr: 0.05,
             tail_fraction: 0.2,
-            detectors: weights.iter().map(|(n, w)| DetectorWeight { name: n.to_string(), weight: *w }).collect(),
-            robustness_neighbours: None,
+            detectors,
+            robustness_neighbours,
             null_classes,
-        };
-        Calibration::new(file, "test").unwrap()
+        }
     }
 
     #[test]
@@ -311,16 +320,8 @@ mod tests {
                 adversarial_accuracy: Some(0.2 * (i / 5) as f64),
             })
             .collect();
-        let file = CalibrationFile {
-            version: 1,
-            description: "test".into(),
-            target_fpr: 0.05,
-            tail_fraction: 0.2,
-            detectors: vec![DetectorWeight { name: "a".into(), weight: 1.0 }],
-            robustness_neighbours: neighbours,
-            null_classes,
-        };
-        Calibration::new(file, "test")
+        let detectors = vec![DetectorWeight { name: "a".into(), weight: 1.0 }];
+        Calibration::new(test_file(detectors, neighbours, null_classes), "test")
     }
 
     #[test]
