@@ -278,6 +278,7 @@ def crossvalidate(
     clean, backdoored = _calibration_reports(spec, models_dir, out, min_asr)
     names = _detectors(json.loads(clean[0].read_text()))
     weights = {d: 1.0 for d in names}
+    classes = {p: _k(p) for p in [*clean, *(rp for rp, _ in backdoored)]}
     work = out / "calibration" / "crossval"
     work.mkdir(parents=True, exist_ok=True)
     table = []
@@ -290,11 +291,13 @@ def crossvalidate(
             rest = clean[:i] + clean[i + 1 :]
             cal = _calibrate_one(binary, rest, work / "loo.json", weights, target_fpr, cand, "cross-validation")
             s, flagged = decision_row(decide(binary, cal, held))
-            rows.append({"status": "clean", "score": s, "flagged": flagged, "target": None, "classes": _k(held)})
+            rows.append({"status": "clean", "score": s, "flagged": flagged, "target": None, "classes": classes[held]})
         cal = _calibrate_one(binary, clean, work / "all.json", weights, target_fpr, cand, "cross-validation")
         for rp, target in backdoored:
             s, flagged = decision_row(decide(binary, cal, rp))
-            rows.append({"status": "backdoored", "score": s, "flagged": flagged, "target": target, "classes": _k(rp)})
+            rows.append(
+                {"status": "backdoored", "score": s, "flagged": flagged, "target": target, "classes": classes[rp]}
+            )
         m = summarize([{**r, "seconds": None} for r in rows])
         table.append({"neighbours": "all" if cand is None else cand, **m})
         log(
