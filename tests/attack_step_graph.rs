@@ -120,6 +120,38 @@ fn step_workers_share_the_images_and_agree_with_one_worker() {
     assert!(seen.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// A memory budget caps the images per session run: batches larger than the cap are evaluated and
+/// stepped in pieces. Every output is per image, so PGD gives the same images, logits and features,
+/// on both the step graph and the gradient session, with one worker or several.
+#[test]
+fn a_batch_cap_splits_runs_without_changing_results() {
+    let mut prepared = zoo_model();
+    let (x, y) = test_images(30);
+    let p = PgdParams { norm: Norm::L2, eps: 1.5, step: 0.25, steps: 5, goal: Goal::Untargeted, batch_size: 16 };
+    for (fused, workers) in [(true, 1), (true, 2), (false, 1)] {
+        prepared.model.set_step_workers(workers);
+        prepared.model.set_max_batch(usize::MAX);
+        let whole = run(&mut prepared.model, fused, &p, &x, &y);
+        prepared.model.set_max_batch(3);
+        let pieces = run(&mut prepared.model, fused, &p, &x, &y);
+        let d = max_diff(&whole.images, &pieces.images);
+        assert!(d <= 1e-6, "fused {fused}, {workers} workers: images differ by {d}");
+        assert!(max_diff(&whole.logits, &pieces.logits) <= 1e-5);
+        assert!(max_diff(&whole.features, &pieces.features) <= 1e-5);
+        assert_eq!(whole.success, pieces.success);
+        assert_eq!(whole.evaluations, pieces.evaluations, "the detector's count is of batches it asked for");
+    }
+    // A direct evaluation of 7 images in pieces of 3 equals the whole one.
+    use aegis_audit::attack::GradientModel;
+    prepared.model.set_max_batch(usize::MAX);
+    let whole = prepared.model.eval(&x[..7 * 784], 7, &y[..7]).unwrap();
+    prepared.model.set_max_batch(3);
+    let pieces = prepared.model.eval(&x[..7 * 784], 7, &y[..7]).unwrap();
+    assert!(max_diff(&whole.grad, &pieces.grad) <= 1e-6);
+    assert!(max_diff(&whole.loss, &pieces.loss) <= 1e-6);
+    assert_eq!(pieces.logits.len(), 70);
+}
+
 /// logits = Flatten(x) · W / 0: every gradient value is infinite or NaN.
 fn poisoned_model() -> OnnxGradModel {
     let graph = aegis_audit::onnx::proto::GraphProto {

@@ -206,6 +206,8 @@ fn json_round_trips_and_table_shows_verdict() {
     assert!(table.contains("BACKDOOR SUSPECTED (classes 7), exit code 1"), "{table}");
     assert!(table.contains("7 (\"digit 7\")  SUSPECT"), "{table}");
     assert!(table.contains("4 clusters, sizes [120, 90, 60, 30]"), "{table}");
+    let memory = "memory   peak 400 MiB; limit 4096 MiB, about 0.2 MiB per image, at most 100 images per evaluation";
+    assert!(table.contains(memory), "{table}");
     let na = table::render(&report_support::report(Verdict::NotApplicable));
     assert!(na.contains("robust   FAILED") && na.contains("exit code 3"), "{na}");
 }

@@ -20,6 +20,8 @@ pub struct OnnxGradModel {
     steppers: [Vec<OnnxStepper>; 2],
     workers: usize,
     fused: bool,
+    /// The most images one session run takes; larger batches run in pieces.
+    max_batch: usize,
     shape: (usize, usize, usize),
     classes: usize,
     feature_dim: usize,
@@ -52,6 +54,7 @@ impl OnnxGradModel {
             steppers: [Vec::new(), Vec::new()],
             workers: default_workers(config),
             fused: true,
+            max_batch: usize::MAX,
             shape,
             classes: 0,
             feature_dim: 0,
@@ -88,7 +91,41 @@ impl OnnxGradModel {
         }
     }
 
+    /// How many step workers PGD uses.
+    pub fn step_workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The most images one session run may take (at least 1; default: no limit). A larger batch
+    /// is evaluated, and stepped, in pieces of this size: every output is per image, so the results
+    /// are the same; only the memory each session's arena grows to is bounded.
+    pub fn set_max_batch(&mut self, images: usize) {
+        self.max_batch = images.max(1);
+        for s in self.steppers.iter_mut().flatten() {
+            s.max_batch = self.max_batch;
+        }
+    }
+
+    /// Runs the gradient session on `n` images in pieces of at most `max_batch`.
     fn run(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
+        if n <= self.max_batch {
+            return self.run_once(x, n, y);
+        }
+        let (c, h, w) = self.shape;
+        let dim = c * h * w;
+        let mut out = GradOutput::default();
+        for start in (0..n).step_by(self.max_batch) {
+            let end = (start + self.max_batch).min(n);
+            let part = self.run_once(&x[start * dim..end * dim], end - start, &y[start..end])?;
+            out.logits.extend_from_slice(&part.logits);
+            out.features.extend_from_slice(&part.features);
+            out.loss.extend_from_slice(&part.loss);
+            out.grad.extend_from_slice(&part.grad);
+        }
+        Ok(out)
+    }
+
+    fn run_once(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
         let (c, h, w) = self.shape;
         let inputs = [
             ("x", TensorData::f32(vec![n as i64, c as i64, h as i64, w as i64], x.to_vec())),
@@ -115,10 +152,39 @@ struct OnnxStepper {
     session: Session,
     names: StepNames,
     shape: (usize, usize, usize),
+    /// The most images one run takes ([`OnnxGradModel::set_max_batch`]).
+    max_batch: usize,
 }
 
 impl PgdStepper for OnnxStepper {
     fn step(&mut self, req: StepRequest<'_>) -> Result<Vec<f64>, AttackError> {
+        if req.n <= self.max_batch {
+            return self.step_once(req);
+        }
+        let (c, h, w) = self.shape;
+        let (n, dim) = (req.n, c * h * w);
+        if req.x.len() != n * dim || req.x0.len() != n * dim || req.y.len() != n {
+            return self.step_once(req);
+        }
+        let mut grad_sq = Vec::with_capacity(n);
+        for start in (0..n).step_by(self.max_batch) {
+            let end = (start + self.max_batch).min(n);
+            let part = StepRequest {
+                x: &mut req.x[start * dim..end * dim],
+                x0: &req.x0[start * dim..end * dim],
+                y: &req.y[start..end],
+                n: end - start,
+                step: req.step,
+                eps: req.eps,
+            };
+            grad_sq.extend(self.step_once(part)?);
+        }
+        Ok(grad_sq)
+    }
+}
+
+impl OnnxStepper {
+    fn step_once(&mut self, req: StepRequest<'_>) -> Result<Vec<f64>, AttackError> {
         let (c, h, w) = self.shape;
         let n = req.n;
         let dim = c * h * w;
@@ -205,7 +271,12 @@ impl GradientModel for OnnxGradModel {
             for _ in 0..self.workers {
                 let session = Session::from_bytes(&bytes, &config)
                     .map_err(|e| AttackError::Model(format!("PGD step graph: {e}")))?;
-                self.steppers[slot].push(OnnxStepper { session, names: graph.names.clone(), shape: self.shape });
+                self.steppers[slot].push(OnnxStepper {
+                    session,
+                    names: graph.names.clone(),
+                    shape: self.shape,
+                    max_batch: self.max_batch,
+                });
             }
         }
         Ok(self.steppers[slot].iter_mut().map(|s| s as &mut dyn PgdStepper).collect())

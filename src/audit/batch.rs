@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::error::{error_chain, AuditError};
+use super::memory::{peak_resident_bytes, MemoryBudget, DEFAULT_MEMORY_LIMIT};
 use super::options::{Device, FeatureChoice, MethodChoice, Options};
 use super::outputs::Outputs;
 use super::prepare::AnalysedModel;
@@ -27,7 +28,7 @@ use crate::data::{load_dataset, ImageShape, Split};
 use crate::decide::Calibration;
 use crate::onnx::LoadLimits;
 use crate::report::sarif::{self, RunInput, SarifOptions};
-use crate::report::{self, most_severe_exit, table, AuditReport, Timings, ToolInfo, EXIT_ERROR};
+use crate::report::{self, most_severe_exit, table, AuditReport, MemoryInfo, Timings, ToolInfo, EXIT_ERROR};
 use crate::runtime::{self, SessionConfig};
 use crate::Result;
 
@@ -394,6 +395,13 @@ fn audit_one(
     plan.check_data(&data.path, "train", &data.train, k)?;
     plan.check_data(&data.path, "test", &data.test, k)?;
     let mut prepared = analysed.prepare(config).map_err(in_model)?;
+    let budget = MemoryBudget::new(
+        options.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
+        prepared.activations_per_image,
+        1 + prepared.model.step_workers(),
+        plan.largest_batch(),
+    )?;
+    prepared.model.set_max_batch(budget.images_per_evaluation);
     let k_session = crate::attack::GradientModel::num_classes(&prepared.model);
     if k_session != k {
         plan.check_classes(k_session)?;
@@ -412,6 +420,14 @@ fn audit_one(
     let mut report =
         audit_model(&plan, &mut prepared, &data, evidence_target, options.progress, &options.command_line, timings)?;
     report.timings.total = total.elapsed().as_secs_f64();
+    report.memory = Some(MemoryInfo {
+        limit_bytes: budget.limit_bytes,
+        activations_per_image: budget.activations_per_image,
+        bytes_per_image: budget.bytes_per_image,
+        sessions: budget.sessions,
+        images_per_evaluation: budget.images_per_evaluation,
+        peak_resident_bytes: peak_resident_bytes(),
+    });
     Ok(report)
 }
 

@@ -12,6 +12,7 @@ mod batch;
 mod decision;
 mod error;
 mod evidence;
+mod memory;
 mod method;
 mod options;
 mod outputs;
@@ -26,6 +27,9 @@ pub mod tools;
 pub use batch::{run, AuditRun, ModelRun, RenderedRun};
 pub use decision::{decide, fused, Decision, Rule};
 pub use error::{error_chain, AuditError};
+pub use memory::{
+    format_bytes, parse_size, peak_resident_bytes, MemoryBudget, BYTES_PER_ACTIVATION, DEFAULT_MEMORY_LIMIT,
+};
 pub use method::{choose, MethodDecision};
 pub use options::{
     parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, Clusterer, DecisionRule, Detector, Device,

@@ -195,6 +195,9 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Images per model evaluation (default 100).
     pub batch_size: Option<usize>,
+    /// Limit on the ONNX Runtime sessions' working memory, bytes (default 4 GiB): batches larger
+    /// than it allows are evaluated in pieces (see [`crate::audit::MemoryBudget`]).
+    pub memory_limit: Option<u64>,
     /// Skip the robustness precondition.
     pub skip_precondition: bool,
     /// L2 budget of the robustness check.

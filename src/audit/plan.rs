@@ -350,6 +350,15 @@ impl AuditPlan {
         })
     }
 
+    /// The largest batch any detector asks one evaluation for (the memory budget never needs to
+    /// allow more).
+    pub fn largest_batch(&self) -> usize {
+        [self.aegis.batch_size, self.neural_cleanse.batch_size, self.reach.batch_size, self.universal.batch_size]
+            .into_iter()
+            .max()
+            .unwrap_or(1)
+    }
+
     /// Every check that needs no model: each count within its bound, `runs` at least 1, no class
     /// listed twice, each detector's parameter rules. Errors name the parameter, its value and where it
     /// came from.
@@ -524,6 +533,7 @@ impl AuditPlan {
             ("classes", json!(self.classes)),
             ("device", json!(device)),
             ("threads", json!(self.given.threads.unwrap_or(0))),
+            ("memory_limit", json!(self.given.memory_limit.unwrap_or(super::memory::DEFAULT_MEMORY_LIMIT))),
             ("preset", json!(self.preset)),
             ("feature_tensor", json!(feature_tensor)),
         ]

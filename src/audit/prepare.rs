@@ -76,7 +76,7 @@ impl AnalysedModel {
             logits: analysis.logits.name.clone(),
             features: analysis.feature.name.clone(),
         };
-        let graph = gradient_graph(&model.proto, &spec, config)?;
+        let (graph, activations_per_image) = gradient_graph_and_activations(&model.proto, &spec, config)?;
         drop(model);
         let grad_graph = onnx::encode(&graph);
         timings.graph_build = started.elapsed().as_secs_f64();
@@ -85,7 +85,7 @@ impl AnalysedModel {
         let shape = (i.channels as usize, i.height as usize, i.width as usize);
         let model = OnnxGradModel::new(&grad_graph, shape, config)?;
         timings.session = started.elapsed().as_secs_f64();
-        Ok(PreparedModel { analysis, grad_graph, model, info, timings })
+        Ok(PreparedModel { analysis, grad_graph, model, info, timings, activations_per_image })
     }
 }
 
@@ -94,6 +94,16 @@ impl AnalysedModel {
 /// determine are probed with ONNX Runtime (initialised here if it was not already). A
 /// channels-last image input is presented as NCHW `x` ([`grad::nchw_front`]).
 pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfig) -> Result<ModelProto> {
+    Ok(gradient_graph_and_activations(model, spec, config)?.0)
+}
+
+/// [`gradient_graph`], and the activation elements per image on the input→logits path (the
+/// shapes' [`ShapeMap::per_image_elements`]), which size the audit's memory budget.
+fn gradient_graph_and_activations(
+    model: &ModelProto,
+    spec: &GradSpec,
+    config: &SessionConfig,
+) -> Result<(ModelProto, u64)> {
     let fronted = grad::nchw_front(model, &spec.input)?;
     let model = fronted.as_ref().unwrap_or(model);
     let (mut shapes, missing) = grad::static_shapes(model, spec)?;
@@ -101,7 +111,7 @@ pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfi
         let (at1, at2) = runtime::probe_shapes(model, &spec.input, &missing, config)?;
         shapes.extend(ShapeMap::from_probes(&at1, &at2)?);
     }
-    Ok(grad::build(model, spec, &shapes)?)
+    Ok((grad::build(model, spec, &shapes)?, shapes.per_image_elements()))
 }
 
 /// A model ready for detection.
@@ -117,6 +127,8 @@ pub struct PreparedModel {
     pub info: ModelInfo,
     /// Wall time of each stage.
     pub timings: PrepareTimings,
+    /// Activation elements of one image on the input→logits path (the memory budget's estimate).
+    pub activations_per_image: u64,
 }
 
 impl PreparedModel {

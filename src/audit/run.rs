@@ -186,6 +186,7 @@ pub fn audit_model(
         verdict: decision.verdict,
         wall_time_s,
         timings: Timings::default(),
+        memory: None,
         evidence: None,
         notifications,
     };

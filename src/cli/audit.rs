@@ -121,6 +121,13 @@ pub struct AuditArgs {
     /// Images per model evaluation (default 100, at most 10000).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Limit on ONNX Runtime's working memory (default 4GiB; e.g. 2GiB, 1500MB): from the model's
+    /// activations per image, each evaluation takes at most as many images as fit, shared between
+    /// the gradient session and the PGD step workers; larger batches run in pieces (same results).
+    /// An error when one image does not fit. The report gives the estimate and the peak resident
+    /// memory
+    #[arg(long, value_name = "SIZE", value_parser = aegis_audit::audit::parse_size)]
+    pub memory_limit: Option<u64>,
     /// Skip the robustness precondition (AEGIS is only valid for robust models).
     #[arg(long)]
     pub skip_precondition: bool,
@@ -339,6 +346,7 @@ impl AuditArgs {
             runs: self.runs,
             seed: self.seed,
             batch_size: self.batch_size,
+            memory_limit: self.memory_limit,
             skip_precondition: self.skip_precondition,
             precondition_eps: self.precondition_eps,
             precondition_images: self.precondition_images,

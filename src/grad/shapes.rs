@@ -69,6 +69,17 @@ impl ShapeMap {
         self.shapes.is_empty()
     }
 
+    /// Elements per image of the tensors that follow the batch, from their shapes at batch size 2:
+    /// in a map of the input→logits path (what [`crate::grad::static_shapes`] returns), the
+    /// activations the gradient graph keeps from its forward pass for the backward one.
+    pub fn per_image_elements(&self) -> u64 {
+        self.shapes
+            .values()
+            .filter(|s| s.batch.iter().any(|&b| b))
+            .map(|s| s.dims.iter().map(|&d| d.max(0) as u64).fold(1u64, u64::saturating_mul) / 2)
+            .fold(0, u64::saturating_add)
+    }
+
     /// Combines the shapes seen at batch 1 and batch 2: a dimension that differs follows the batch.
     pub fn from_probes(at1: &HashMap<String, Vec<i64>>, at2: &HashMap<String, Vec<i64>>) -> Result<Self, GradError> {
         let mut map = ShapeMap::new();
@@ -105,6 +116,22 @@ mod tests {
         assert_eq!(s.batch, vec![true, false, false]);
         assert_eq!(s.dims, vec![2, 3, 4]);
         assert!(m.require("b").is_err());
+    }
+
+    #[test]
+    fn per_image_elements_count_only_tensors_that_follow_the_batch() {
+        let at1 = HashMap::from([
+            ("act".to_string(), vec![1, 8, 4, 4]),
+            ("flat".to_string(), vec![1, 128]),
+            ("weight".to_string(), vec![8, 3, 3, 3]),
+        ]);
+        let at2 = HashMap::from([
+            ("act".to_string(), vec![2, 8, 4, 4]),
+            ("flat".to_string(), vec![2, 128]),
+            ("weight".to_string(), vec![8, 3, 3, 3]),
+        ]);
+        let m = ShapeMap::from_probes(&at1, &at2).unwrap();
+        assert_eq!(m.per_image_elements(), 8 * 4 * 4 + 128);
     }
 
     #[test]

@@ -566,6 +566,26 @@ impl Timings {
     }
 }
 
+/// The memory an audit was allowed and took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryInfo {
+    /// The limit on ONNX Runtime's working memory, bytes (`--memory-limit`).
+    pub limit_bytes: u64,
+    /// Activation elements of one image on the model's input→logits path.
+    pub activations_per_image: u64,
+    /// Estimated working memory of one image in one evaluation, bytes.
+    pub bytes_per_image: u64,
+    /// Sessions sharing the limit (the gradient session and the PGD step workers).
+    pub sessions: usize,
+    /// The most images one evaluation took (larger batches ran in pieces).
+    pub images_per_evaluation: usize,
+    /// Peak resident memory of the process by the end of this model's audit, bytes (absent where
+    /// the system does not say; with several models, it includes those audited before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_resident_bytes: Option<u64>,
+}
+
 /// Everything an audit found, for every writer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -601,6 +621,9 @@ pub struct AuditReport {
     /// Wall time of each phase, in seconds.
     #[serde(default)]
     pub timings: Timings,
+    /// The memory budget and the peak resident memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemoryInfo>,
     /// Evidence files, when `--evidence` was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceInfo>,

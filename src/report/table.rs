@@ -123,6 +123,17 @@ pub fn render(report: &AuditReport) -> String {
     if let Some(ev) = &report.evidence {
         let _ = writeln!(out, "\nevidence {}/{}", clean(&ev.dir), clean(&ev.index));
     }
+    if let Some(m) = &report.memory {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let peak = m.peak_resident_bytes.map_or("not known".to_string(), |b| format!("{:.0} MiB", mib(b)));
+        let _ = writeln!(
+            out,
+            "\nmemory   peak {peak}; limit {:.0} MiB, about {:.1} MiB per image, at most {} images per evaluation",
+            mib(m.limit_bytes),
+            mib(m.bytes_per_image),
+            m.images_per_evaluation
+        );
+    }
     let flagged: Vec<String> = report.flagged().map(|c| c.class.to_string()).collect();
     let suffix = if flagged.is_empty() { String::new() } else { format!(" (classes {})", flagged.join(", ")) };
     let _ = writeln!(

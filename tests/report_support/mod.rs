@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use aegis_audit::report::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, Method,
-    MethodInfo, ModelInfo, Notification, Precondition, Timings, ToolInfo, Verdict,
+    AuditReport, ClassDetails, ClassResult, DatasetInfo, EvidenceFile, EvidenceInfo, EvidenceKind, Level, MemoryInfo,
+    Method, MethodInfo, ModelInfo, Notification, Precondition, Timings, ToolInfo, Verdict,
 };
 
 /// An AEGIS class result; `flagged` classes get 4 clusters and evidence files.
@@ -101,6 +101,14 @@ pub fn report(verdict: Verdict) -> AuditReport {
         verdict,
         wall_time_s: 123.4,
         timings: Timings { load: 0.5, graph_build: 0.2, translation: 90.0, total: 124.0, ..Timings::default() },
+        memory: Some(MemoryInfo {
+            limit_bytes: 4 << 30,
+            activations_per_image: 20_000,
+            bytes_per_image: 160_000,
+            sessions: 3,
+            images_per_evaluation: 100,
+            peak_resident_bytes: Some(400 << 20),
+        }),
         evidence: Some(EvidenceInfo { dir: "evidence".into(), index: "index.html".into(), files: Vec::new() }),
         notifications: vec![Notification {
             level: Level::Warning,
