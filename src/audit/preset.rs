@@ -349,16 +349,19 @@ mod tests {
         assert_eq!(name, "cifar10");
         assert_eq!(p.translation.eps, 500.0);
         assert_eq!(file.select(Some("fashion-mnist"), ImageShape::new(0, 0, 0)).unwrap().1.paper_bandwidth, 28.0);
+        let (name, p) = file.select(None, ImageShape::new(3, 224, 224)).unwrap();
+        assert_eq!(name, "imagenet");
+        assert_eq!(p.precondition.eps, 3.0);
     }
 
     #[test]
     fn unknown_names_shapes_fields_and_versions_are_errors() {
         let file = PresetFile::builtin();
         assert!(file
-            .select(Some("imagenet"), ImageShape::new(1, 28, 28))
+            .select(Some("tiny-imagenet"), ImageShape::new(1, 28, 28))
             .unwrap_err()
             .to_string()
-            .contains("no preset named 'imagenet'"));
+            .contains("no preset named 'tiny-imagenet'"));
         assert!(file
             .select(None, ImageShape::new(3, 64, 64))
             .unwrap_err()
