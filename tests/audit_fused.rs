@@ -208,6 +208,7 @@ fn calibrate_then_decide_round_trip() {
     assert_eq!(file["version"], 1);
     assert_eq!(file["target_fpr"], 0.1);
     assert_eq!(file["null_classes"].as_array().unwrap().len(), 30);
+    assert_eq!(file["presets"], serde_json::json!(["mnist"]), "the presets the reports were audited with");
     let weights: Vec<(&str, f64)> = file["detectors"]
         .as_array()
         .unwrap()
@@ -233,6 +234,8 @@ fn calibrate_then_decide_round_trip() {
     let report = read_json(&suspect);
     assert_eq!(report["fused"]["calibration"], cal.to_str().unwrap());
     assert_eq!(report["fused"]["target_fpr"], 0.1);
+    let warned = report["notifications"].as_array().unwrap().iter().any(|n| n.to_string().contains("calibration"));
+    assert!(!warned, "same preset as the calibration: no warning: {}", report["notifications"]);
 
     let decided = dir.path().join("decided.json");
     let o = aegis(&[

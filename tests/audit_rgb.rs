@@ -93,4 +93,27 @@ fn rgb_model_on_cifar_batches_runs_the_whole_audit() {
     assert_eq!(report["precondition"]["passed"], false, "{report:#}");
     let sarif: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
+
+    // The fused decision (the default) runs on it too, and says that the built-in calibration was
+    // measured on MNIST models, not on models of this preset (universal and reach need correctly
+    // classified images, which this untrained model has too few of).
+    let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
+        .arg(&model)
+        .arg("--data")
+        .arg(dir.path())
+        .args(["--seeds-per-class", "4", "--steps", "3", "--precondition-images", "20", "--precondition-steps", "2"])
+        .args(["--nc-images", "20", "--nc-epochs", "1", "--reach-images", "4", "--reach-sweep-images", "2"])
+        .args(["--reach-steps", "2", "--universal-images", "20", "--universal-steps", "1"])
+        .args(["--detectors", "aegis,neural-cleanse"])
+        .args(["--threads", "1", "--quiet", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{stdout}\n{stderr}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["method"]["method"], "fused", "{report:#}");
+    let warning = "the calibration was measured on models audited with preset mnist, this model with preset cifar10";
+    assert!(report["notifications"].to_string().contains(warning), "{}", report["notifications"]);
+    assert!(stdout.contains(warning), "{stdout}");
 }

@@ -111,6 +111,11 @@ pub fn audit_model(
         (None, Method::Reach) => vec![Detector::Reach],
         (None, Method::Universal | Method::Fused) => vec![Detector::Universal],
     };
+    if let Some(c) = &calibration {
+        if let Some(n) = calibration_mismatch(&c.file.presets, &plan.preset) {
+            notifications.push(n);
+        }
+    }
     if method == Method::Fused {
         parameters
             .insert("detectors".into(), serde_json::json!(detectors.iter().map(|d| d.name()).collect::<Vec<_>>()));
@@ -359,6 +364,27 @@ pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
 }
 
 /// A note that a count was capped by the data.
+/// The warning a fused decision carries when its calibration was measured on models audited with
+/// other presets (other data and input shapes) than this one's, or does not say which.
+fn calibration_mismatch(presets: &[String], preset: &str) -> Option<Notification> {
+    let message = if presets.is_empty() {
+        format!(
+            "the calibration does not say which presets its models were audited with: its thresholds and \
+             false-positive rate may not hold for this model (preset {preset})"
+        )
+    } else if !presets.iter().any(|p| p == preset) {
+        format!(
+            "the calibration was measured on models audited with preset {}, this model with preset {preset}: \
+             its thresholds and false-positive rate are not known to hold here; calibrate on clean models of this \
+             kind (aegis-audit calibrate) and pass --calibration",
+            presets.join(", ")
+        )
+    } else {
+        return None;
+    };
+    Some(Notification { level: Level::Warning, message, class: None })
+}
+
 fn capped(name: &str, asked: usize, available: usize, split: &str) -> Notification {
     Notification {
         level: Level::Note,
@@ -529,5 +555,21 @@ fn details(evidence: &DetectorEvidence, position: usize, class: usize) -> ClassD
                 anomaly_index: c.anomaly_index,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calibration_mismatch;
+
+    #[test]
+    fn a_preset_outside_the_calibrations_is_warned_about() {
+        let mnist = vec!["mnist".to_string()];
+        assert!(calibration_mismatch(&mnist, "mnist").is_none());
+        let w = calibration_mismatch(&mnist, "cifar10").unwrap();
+        assert!(w.message.contains("audited with preset mnist, this model with preset cifar10"), "{}", w.message);
+        assert!(w.message.contains("--calibration"), "{}", w.message);
+        let w = calibration_mismatch(&[], "mnist").unwrap();
+        assert!(w.message.contains("does not say which presets"), "{}", w.message);
     }
 }

@@ -4,7 +4,7 @@
 //! detectors' indices stored in reports. Both read single-model JSON reports and several-model JSON
 //! documents; anything else is an input error naming the file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -45,6 +45,8 @@ pub enum StoredEntry {
         detectors: Vec<DetectorReport>,
         /// The adversarial accuracy of the robustness check (absent when it was skipped).
         robustness: Option<f64>,
+        /// The preset the audit used (`parameters.preset`; absent in reports without it).
+        preset: Option<String>,
     },
     /// The model could not be audited (a several-model document's `error` entry).
     Failed(String),
@@ -88,6 +90,14 @@ impl StoredModel {
             return Err(self.bad(format!("class {dup} is listed twice")));
         }
         Ok((detectors, classes))
+    }
+
+    /// The preset the model's audit used, when the report says.
+    fn preset(&self) -> Option<&str> {
+        match &self.entry {
+            StoredEntry::Report { preset, .. } => preset.as_deref(),
+            StoredEntry::Failed(_) => None,
+        }
     }
 
     /// The adversarial accuracy of the model's robustness check, when the report has one.
@@ -158,11 +168,12 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
             format!("model {model}: precondition.adversarial_accuracy {v} is not a number in [0, 1]")
         })?),
     };
+    let preset = r.pointer("/parameters/preset").and_then(Value::as_str).map(str::to_string);
     Ok(StoredModel {
         file: path.to_path_buf(),
         sha256: r.pointer("/model/sha256").and_then(Value::as_str).map(str::to_string),
         model,
-        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness },
+        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness, preset },
     })
 }
 
@@ -279,6 +290,12 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
             .map(|(name, weight)| DetectorWeight { name: name.clone(), weight: *weight })
             .collect(),
         robustness_neighbours: options.robustness_neighbours,
+        presets: models
+            .iter()
+            .filter_map(|m| m.preset().map(str::to_string))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         null_classes,
     };
     if options.robustness_neighbours.is_some() {

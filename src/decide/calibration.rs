@@ -71,6 +71,11 @@ pub struct CalibrationFile {
     /// models of similar robustness carry that into the fused score, with no threshold on robustness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robustness_neighbours: Option<usize>,
+    /// The presets (data and input shape) of the calibration models' audits. The thresholds hold for
+    /// models audited with one of them; a model audited with another preset is judged against null
+    /// distributions measured on other data, and its report says so. Empty in files that do not say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presets: Vec<String>,
     /// The clean calibration classes.
     pub null_classes: Vec<NullClass>,
 }

@@ -240,6 +240,7 @@ mod tests {
             tail_fraction: 0.2,
             detectors,
             robustness_neighbours,
+            presets: Vec::new(),
             null_classes,
         }
     }
