@@ -116,6 +116,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
 
+    p = sub.add_parser(
+        "make-cifar",
+        help="CIFAR-10 binary-batch folder of coloured, padded MNIST digits (3x32x32; generated, not CIFAR-10)",
+    )
+    p.add_argument("--data", required=True, help="MNIST IDX folder (e.g. ../shared/datasets/mnist)")
+    p.add_argument("--train-per-class", type=int, default=1000)
+    p.add_argument("--test-per-class", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+
     p = sub.add_parser("gradcheck", help="write <name>.gradcheck.json: float64 autograd dCE/dx for a few inputs")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True, help="IDX folder to draw the test inputs from")

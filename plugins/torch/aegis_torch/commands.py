@@ -150,6 +150,25 @@ def make_subset(args) -> int:
     return 0
 
 
+def make_cifar(args) -> int:
+    from aegis_torch import cifar_make, data
+
+    tr, te = cifar_make.make(
+        data.load("mnist", args.data, "train"),
+        data.load("mnist", args.data, "test"),
+        args.train_per_class,
+        args.test_per_class,
+        args.seed,
+    )
+    command = (
+        f"python -m aegis_torch make-cifar --data {args.data} --out {args.out} "
+        f"--train-per-class {args.train_per_class} --test-per-class {args.test_per_class} --seed {args.seed}"
+    )
+    for p in cifar_make.write(args.out, tr, te, command):
+        print(f"wrote {p}")
+    return 0
+
+
 def gradcheck(args) -> int:
     from pathlib import Path
 
