@@ -57,7 +57,7 @@ pub struct AuditArgs {
     /// built-in config/calibration.json). Read and checked before any model is loaded.
     #[arg(long, value_name = "FILE")]
     pub calibration: Option<PathBuf>,
-    /// Preset name (mnist, fashion-mnist, cifar10); chosen from the input shape when absent.
+    /// Preset name (mnist, fashion-mnist, cifar10, imagenet); chosen from the input shape when absent.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// A presets YAML file replacing the built-in config/presets.yaml.
