@@ -152,6 +152,36 @@ fn a_batch_cap_splits_runs_without_changing_results() {
     assert_eq!(pieces.logits.len(), 70);
 }
 
+/// With several workers a batch is evaluated in even shares, one single-threaded session each, at
+/// the same time: the same per-image outputs as one session, in the same order; small batches stay on
+/// one session.
+#[test]
+fn evaluation_workers_share_a_batch_and_agree_with_one_session() {
+    use aegis_audit::attack::GradientModel;
+    let mut prepared = zoo_model();
+    let (x, y) = test_images(30);
+    prepared.model.set_step_workers(1);
+    let one = prepared.model.eval(&x, 30, &y).unwrap();
+    for workers in [2, 3] {
+        prepared.model.set_step_workers(workers);
+        assert_eq!(prepared.model.sessions(), 1 + 2 * workers);
+        let shared = prepared.model.eval(&x, 30, &y).unwrap();
+        assert!(max_diff(&one.grad, &shared.grad) <= 1e-6, "{workers} workers");
+        assert!(max_diff(&one.logits, &shared.logits) <= 1e-5);
+        assert!(max_diff(&one.loss, &shared.loss) <= 1e-5);
+        assert!(max_diff(&one.features, &shared.features) <= 1e-5);
+        // With a memory cap too: shares of 10 or 15 images in pieces of 4.
+        prepared.model.set_max_batch(4);
+        let capped = prepared.model.eval(&x, 30, &y).unwrap();
+        assert!(max_diff(&one.grad, &capped.grad) <= 1e-6, "{workers} workers, capped");
+        prepared.model.set_max_batch(usize::MAX);
+        let small = prepared.model.eval(&x[..5 * 784], 5, &y[..5]).unwrap();
+        assert!(max_diff(&one.grad[..5 * 784], &small.grad) <= 1e-6);
+    }
+    prepared.model.set_step_workers(1);
+    assert_eq!(prepared.model.sessions(), 2);
+}
+
 /// logits = Flatten(x) · W / 0: every gradient value is infinite or NaN.
 fn poisoned_model() -> OnnxGradModel {
     let graph = aegis_audit::onnx::proto::GraphProto {

@@ -84,7 +84,7 @@ fn a_small_limit_splits_evaluations_and_changes_no_number() {
     assert_eq!(whole["parameters"]["memory_limit"], 4u64 << 30);
     let per_image = m["bytes_per_image"].as_u64().unwrap();
     let sessions = m["sessions"].as_u64().unwrap();
-    assert_eq!(sessions, 3, "the gradient session and two step workers (--threads 2)");
+    assert_eq!(sessions, 5, "the gradient session, and two evaluation and two step workers (--threads 2)");
     // The zoo CNN's activations: a few thousand values per image, 8 bytes each.
     assert_eq!(per_image, 8 * m["activations_per_image"].as_u64().unwrap());
     assert!((1_000..1_000_000).contains(&per_image), "{m}");

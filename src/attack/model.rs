@@ -16,6 +16,16 @@ pub struct GradOutput {
     pub features: Vec<f32>,
 }
 
+impl GradOutput {
+    /// Appends the outputs of the images that follow this batch's.
+    pub fn append(&mut self, next: GradOutput) {
+        self.logits.extend_from_slice(&next.logits);
+        self.loss.extend_from_slice(&next.loss);
+        self.grad.extend_from_slice(&next.grad);
+        self.features.extend_from_slice(&next.features);
+    }
+}
+
 /// One PGD step for a batch, for [`PgdStepper::step`].
 #[derive(Debug)]
 pub struct StepRequest<'a> {

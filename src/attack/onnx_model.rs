@@ -1,7 +1,9 @@
 //! A [`GradientModel`] backed by ONNX Runtime sessions over a gradient graph (inputs `x`, `y`;
 //! outputs `logits`, `features`, `loss`, `grad`) and over its step graph ([`super::step_graph`]),
 //! which does a whole PGD step in one run. The step sessions are created on the first PGD of each
-//! norm: one per worker, so that batches are stepped in parallel, each worker on one thread.
+//! norm: one per worker, so that batches are stepped in parallel, each worker on one thread; with
+//! several workers, batches evaluated outside PGD are split the same way over one single-threaded
+//! gradient session per worker.
 
 use super::step_graph::{step_graph, StepNames};
 use super::{AttackError, GradOutput, GradientModel, Norm, PgdStepper, StepRequest};
@@ -18,6 +20,9 @@ pub struct OnnxGradModel {
     grad_graph: Vec<u8>,
     /// Step workers, L2 then L∞, created when first needed.
     steppers: [Vec<OnnxStepper>; 2],
+    /// Gradient sessions of one thread each, one per worker, created when a batch is first evaluated
+    /// in shares (with several workers): each evaluates an even share of the images at the same time.
+    eval_workers: Vec<Session>,
     workers: usize,
     fused: bool,
     /// The most images one session run takes; larger batches run in pieces.
@@ -52,6 +57,7 @@ impl OnnxGradModel {
             config: config.clone(),
             grad_graph: grad_model.to_vec(),
             steppers: [Vec::new(), Vec::new()],
+            eval_workers: Vec::new(),
             workers: default_workers(config),
             fused: true,
             max_batch: usize::MAX,
@@ -88,6 +94,7 @@ impl OnnxGradModel {
         if workers != self.workers {
             self.workers = workers;
             self.steppers = [Vec::new(), Vec::new()];
+            self.eval_workers = Vec::new();
         }
     }
 
@@ -106,44 +113,109 @@ impl OnnxGradModel {
         }
     }
 
-    /// Runs the gradient session on `n` images in pieces of at most `max_batch`.
-    fn run(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
-        if n <= self.max_batch {
-            return self.run_once(x, n, y);
+    /// The ONNX Runtime sessions that hold memory at the same time at most: the gradient session,
+    /// and with several workers one gradient session and one step session per worker.
+    pub fn sessions(&self) -> usize {
+        match self.workers {
+            1 => 2,
+            w => 1 + 2 * w,
         }
-        let (c, h, w) = self.shape;
-        let dim = c * h * w;
-        let mut out = GradOutput::default();
-        for start in (0..n).step_by(self.max_batch) {
-            let end = (start + self.max_batch).min(n);
-            let part = self.run_once(&x[start * dim..end * dim], end - start, &y[start..end])?;
-            out.logits.extend_from_slice(&part.logits);
-            out.features.extend_from_slice(&part.features);
-            out.loss.extend_from_slice(&part.loss);
-            out.grad.extend_from_slice(&part.grad);
-        }
-        Ok(out)
     }
 
-    fn run_once(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
+    /// Evaluates `n` images: with several workers and at least [`MIN_SHARE`] images per worker, each
+    /// worker's session evaluates an even share at the same time (one thread each, as the step workers
+    /// do); otherwise the gradient session does. Either way in pieces of at most `max_batch`. Every
+    /// output is per image, so the split changes no value.
+    fn run(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, RuntimeError> {
         let (c, h, w) = self.shape;
-        let inputs = [
-            ("x", TensorData::f32(vec![n as i64, c as i64, h as i64, w as i64], x.to_vec())),
-            ("y", TensorData::i64(vec![n as i64], y.to_vec())),
-        ];
+        let dim = c * h * w;
+        if self.workers < 2 || n < 2 * MIN_SHARE {
+            return run_pieces(&mut self.session, self.shape, self.max_batch, x, n, y);
+        }
+        if self.eval_workers.is_empty() {
+            let config = SessionConfig { intra_threads: 1, ..self.config.clone() };
+            for _ in 0..self.workers {
+                self.eval_workers.push(Session::from_bytes(&self.grad_graph, &config)?);
+            }
+        }
+        let workers = self.workers.min(n / MIN_SHARE);
+        let bounds: Vec<usize> = (0..=workers).map(|i| i * n / workers).collect();
+        let (shape, max_batch) = (self.shape, self.max_batch);
+        let parts: Vec<Result<GradOutput, RuntimeError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .eval_workers
+                .iter_mut()
+                .take(workers)
+                .enumerate()
+                .map(|(i, session)| {
+                    let (lo, hi) = (bounds[i], bounds[i + 1]);
+                    let (xs, ys) = (&x[lo * dim..hi * dim], &y[lo..hi]);
+                    scope.spawn(move || run_pieces(session, shape, max_batch, xs, hi - lo, ys))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(RuntimeError::Run("an evaluation worker panicked".into()))))
+                .collect()
+        });
         let mut out = GradOutput::default();
-        for (name, tensor) in self.session.run(&inputs)? {
-            let slot = match name.as_str() {
-                "logits" => &mut out.logits,
-                "features" => &mut out.features,
-                "loss" => &mut out.loss,
-                "grad" => &mut out.grad,
-                _ => continue,
-            };
-            *slot = tensor.into_f32().ok_or_else(|| RuntimeError::Run(format!("output '{name}' is not float32")))?;
+        for part in parts {
+            out.append(part?);
         }
         Ok(out)
     }
+}
+
+/// The fewest images a worker's share holds when a batch is evaluated in shares: smaller batches
+/// stay on one session, where splitting them would cost more than it gains.
+const MIN_SHARE: usize = 8;
+
+/// Runs `session` on `n` images in pieces of at most `max_batch`, concatenating the outputs.
+fn run_pieces(
+    session: &mut Session,
+    shape: (usize, usize, usize),
+    max_batch: usize,
+    x: &[f32],
+    n: usize,
+    y: &[i64],
+) -> Result<GradOutput, RuntimeError> {
+    if n <= max_batch {
+        return run_once(session, shape, x, n, y);
+    }
+    let dim = shape.0 * shape.1 * shape.2;
+    let mut out = GradOutput::default();
+    for start in (0..n).step_by(max_batch) {
+        let end = (start + max_batch).min(n);
+        out.append(run_once(session, shape, &x[start * dim..end * dim], end - start, &y[start..end])?);
+    }
+    Ok(out)
+}
+
+/// One session run on `n` images.
+fn run_once(
+    session: &mut Session,
+    shape: (usize, usize, usize),
+    x: &[f32],
+    n: usize,
+    y: &[i64],
+) -> Result<GradOutput, RuntimeError> {
+    let (c, h, w) = shape;
+    let inputs = [
+        ("x", TensorData::f32(vec![n as i64, c as i64, h as i64, w as i64], x.to_vec())),
+        ("y", TensorData::i64(vec![n as i64], y.to_vec())),
+    ];
+    let mut out = GradOutput::default();
+    for (name, tensor) in session.run(&inputs)? {
+        let slot = match name.as_str() {
+            "logits" => &mut out.logits,
+            "features" => &mut out.features,
+            "loss" => &mut out.loss,
+            "grad" => &mut out.grad,
+            _ => continue,
+        };
+        *slot = tensor.into_f32().ok_or_else(|| RuntimeError::Run(format!("output '{name}' is not float32")))?;
+    }
+    Ok(out)
 }
 
 /// A session over a step graph: takes PGD steps for one batch at a time.

@@ -398,7 +398,7 @@ fn audit_one(
     let budget = MemoryBudget::new(
         options.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
         prepared.activations_per_image,
-        1 + prepared.model.step_workers(),
+        prepared.model.sessions(),
         plan.largest_batch(),
     )?;
     prepared.model.set_max_batch(budget.images_per_evaluation);

@@ -5,8 +5,9 @@
 //! A gradient evaluation keeps every activation on the input→logits path from its forward pass for
 //! its backward pass, and needs about as much again for the gradients and the kernels' scratch
 //! space while it runs: [`BYTES_PER_ACTIVATION`] float32 bytes per activation element, per image.
-//! Every session (the gradient session and one per PGD step worker) keeps its own memory arena
-//! sized by the largest batch it ran, so the limit is shared between them.
+//! Every session (the gradient session, and with several workers one gradient session and one PGD
+//! step session per worker) keeps its own memory arena sized by the largest batch it ran, so the
+//! limit is shared between them.
 
 use serde::{Deserialize, Serialize};
 

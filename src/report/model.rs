@@ -576,7 +576,7 @@ pub struct MemoryInfo {
     pub activations_per_image: u64,
     /// Estimated working memory of one image in one evaluation, bytes.
     pub bytes_per_image: u64,
-    /// Sessions sharing the limit (the gradient session and the PGD step workers).
+    /// Sessions sharing the limit (the gradient session, and per worker an evaluation and a step session).
     pub sessions: usize,
     /// The most images one evaluation took (larger batches ran in pieces).
     pub images_per_evaluation: usize,
