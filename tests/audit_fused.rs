@@ -5,26 +5,12 @@
 //! --calibration` and `decide` apply with the same numbers; bad inputs to `calibrate` and `decide`
 //! exit 2 with one line and write nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
 
+use std::path::Path;
+
+use cli_support::{aegis, assert_refused, assert_schema_valid, read_json, stderr};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn aegis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aegis-audit")).current_dir(root()).args(args).output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// Every detector in a few seconds (the numbers mean little; the plumbing is what is tested).
 const REDUCED: &[&str] = &[
@@ -54,25 +40,6 @@ const REDUCED: &[&str] = &[
     "--universal-steps",
     "2",
 ];
-
-/// Exit 2, one error line containing every `needle`, no panic.
-fn assert_refused(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line: {err}");
-    for n in needles {
-        assert!(err.contains(n), "{n:?} not in: {err}");
-    }
-    assert!(!err.contains("panicked") && !err.contains("os error"), "{err}");
-}
-
-fn assert_schema_valid(log: &Value) {
-    let schema: Value = read_json(&root().join("fixtures/schemas/sarif-schema-2.1.0.json"));
-    let validator = jsonschema::options().with_draft(jsonschema::Draft::Draft4).build(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(log).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "SARIF invalid: {errors:#?}");
-}
 
 const DETECTORS: [&str; 4] = ["universal", "aegis", "neural-cleanse", "reach"];
 

@@ -3,22 +3,12 @@
 //! report gives the estimate, the cap and the peak resident memory; a limit below one image, or a size
 //! that is not one, is refused with exit 2 before anything is written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_support;
 
+use std::path::Path;
+
+use cli_support::{aegis, assert_refused, read_json, stderr};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn aegis(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aegis-audit")).current_dir(root()).args(args).output().unwrap()
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// Every detector in a few seconds, on a robust zoo model.
 const REDUCED: &[&str] = &[
@@ -115,21 +105,13 @@ fn a_limit_below_one_image_and_a_bad_size_are_refused() {
     let json = dir.path().join("r.json");
     let mut args = REDUCED.to_vec();
     args.extend_from_slice(&["--json", json.to_str().unwrap(), "--memory-limit", "1KB"]);
-    let o = aegis(&args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().filter(|l| !l.trim().is_empty()).count(), 1, "{err}");
-    assert!(
-        err.contains("--memory-limit 1000 B is too small for this model") && err.contains("give at least"),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
+    assert_refused(&aegis(&args), &["--memory-limit 1000 B is too small for this model", "give at least"]);
     assert!(!json.exists(), "no report after a refusal");
 
     for bad in ["4 parsecs", "0", "-1G"] {
         let flag = format!("--memory-limit={bad}");
         let o = aegis(&["fixtures/zoo/robust_localised.onnx", "--data", "fixtures/mnist-subset", &flag]);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
         assert!(err.contains("--memory-limit"), "{bad}: {err}");
         assert!(!err.contains("panicked"), "{err}");
