@@ -1,9 +1,11 @@
 //! The reachability detector on an analytic linear softmax model: budget search, the flag rule on
-//! hand-worked rates, and parameter validation.
+//! hand-worked rates, parameter validation, and the clean predictions it shares with universal reach.
 
 mod detect_support;
 
-use aegis_audit::detect::reach::{flag_classes, run_reach, BudgetOutcome, ReachParams};
+use aegis_audit::detect::reach::{flag_classes, run_reach, run_reach_with, BudgetOutcome, ReachParams, ReachResult};
+use aegis_audit::detect::sample::{predict, Predictions};
+use aegis_audit::detect::universal::{run_universal, run_universal_with, UniversalParams, UniversalResult};
 use aegis_audit::detect::DetectError;
 use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
 
@@ -241,4 +243,34 @@ fn zoo_robust_clean_end_to_end() {
     }
     // Clean predictions (10 batches of 100), then 31 evaluations per budget tried (100 images each).
     assert_eq!(r.evaluations, 10 + r.sweep.len() * 31);
+}
+
+#[test]
+fn predictions_computed_once_serve_reach_and_universal_alike() {
+    // The audit computes the test split's clean predictions once and hands them to both detectors: the
+    // same results as each computing its own, less the evaluations of that pass.
+    let (images, labels) = dataset();
+    let mut model = Linear { shortcut: Some((3, 100.0)) };
+    let p = params();
+    let (predictions, passes) = predict(&mut model, &images, &labels, p.batch_size).unwrap();
+    assert_eq!(passes, labels.len().div_ceil(p.batch_size));
+    assert_eq!(predictions.classes.len(), labels.len());
+    let own = run_reach(&mut model, &images, &labels, &p, |_| {}).unwrap();
+    let shared = run_reach_with(&mut model, &images, &labels, &predictions, &p, |_| {}).unwrap();
+    assert_eq!(shared.evaluations + passes, own.evaluations);
+    assert_eq!(ReachResult { evaluations: own.evaluations, ..shared }, own);
+
+    let u = UniversalParams { images: 64, batch_size: p.batch_size, seed: 3, ..UniversalParams::default() };
+    let own = run_universal(&mut model, &images, &labels, &u, |_| {}).unwrap();
+    let shared = run_universal_with(&mut model, &images, &labels, &predictions, &u, |_| {}).unwrap();
+    assert_eq!(shared.evaluations + passes, own.evaluations);
+    assert_eq!(UniversalResult { evaluations: own.evaluations, ..shared }, own);
+
+    // Predictions that do not fit the set are refused.
+    let short = Predictions { batch_size: p.batch_size, classes: predictions.classes[1..].to_vec() };
+    let err = run_reach_with(&mut model, &images, &labels, &short, &p, |_| {}).unwrap_err().to_string();
+    assert!(err.contains("319 predictions for 320 images"), "{err}");
+    let bad = Predictions { batch_size: p.batch_size, classes: vec![CLASSES; labels.len()] };
+    let err = run_universal_with(&mut model, &images, &labels, &bad, &u, |_| {}).unwrap_err().to_string();
+    assert!(err.contains(&format!("prediction {CLASSES} outside 0..{CLASSES}")), "{err}");
 }

@@ -1,9 +1,10 @@
 //! The universal-reach detector on an analytic linear softmax model: the shortcut class needs a far
 //! smaller shared perturbation than the natural classes and is the only one flagged; a clean model
-//! flags nothing; results are seeded and bad inputs are errors.
+//! flags nothing; results are seeded and bad inputs are errors; no batch is evaluated twice in a row.
 
 mod detect_support;
 
+use aegis_audit::attack::{AttackError, GradOutput, GradientModel};
 use aegis_audit::detect::universal::{run_universal, UniversalParams};
 use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
 
@@ -56,4 +57,58 @@ fn bad_inputs_are_errors() {
     assert!(err.contains("10 image values for 320 labels"), "{err}");
     let p = UniversalParams { steps_per_level: 0, ..params() };
     assert!(run_universal(&mut model, &images, &labels, &p, |_| {}).is_err());
+}
+
+/// Records a fingerprint of every batch the detector evaluates.
+struct Recording {
+    inner: Linear,
+    batches: Vec<Vec<u32>>,
+}
+
+impl GradientModel for Recording {
+    fn image_shape(&self) -> (usize, usize, usize) {
+        self.inner.image_shape()
+    }
+
+    fn num_classes(&self) -> usize {
+        self.inner.num_classes()
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.inner.feature_dim()
+    }
+
+    fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> Result<GradOutput, AttackError> {
+        self.batches.push(x.iter().map(|v| v.to_bits()).collect());
+        self.inner.eval(x, n, y)
+    }
+}
+
+#[test]
+fn no_batch_is_evaluated_twice_in_a_row() {
+    // A level's success check evaluates the sources under the δ the next level's first step starts
+    // from: its gradient is carried over, not computed again, with the same numbers.
+    let (images, labels) = dataset();
+    let p = params();
+    let mut model = Recording { inner: Linear { shortcut: Some((3, 100.0)) }, batches: Vec::new() };
+    let r = run_universal(&mut model, &images, &labels, &p, |_| {}).unwrap();
+    assert_eq!(r.evaluations, model.batches.len());
+    for (i, w) in model.batches.windows(2).enumerate() {
+        assert!(w[0] != w[1], "evaluation {i} repeats the one before it");
+    }
+    // Per class and batch of sources: every level's steps and success check, less the first step of every
+    // level after the first (it takes the success check's gradient): levels × steps + 1.
+    let clean_predictions = labels.len().div_ceil(p.batch_size);
+    let per_class: usize = r
+        .classes
+        .iter()
+        .map(|c| {
+            let levels = c.rates.len();
+            let batches = c.attempts.div_ceil(p.batch_size);
+            (levels * p.steps_per_level + 1) * batches
+        })
+        .sum();
+    assert_eq!(r.evaluations, clean_predictions + per_class);
+    // The same result as before the change: the shortcut class is the only one flagged.
+    assert_eq!(r.flagged, vec![3]);
 }

@@ -19,9 +19,9 @@ use crate::decide::{Calibration, ClassScore, FusedDecision};
 use crate::detect::aegis::run_aegis;
 use crate::detect::neural_cleanse::run_neural_cleanse;
 use crate::detect::precondition::{check_robustness, PreconditionResult};
-use crate::detect::reach::run_reach;
-use crate::detect::sample::gather;
-use crate::detect::universal::run_universal;
+use crate::detect::reach::run_reach_with;
+use crate::detect::sample::{gather, predict, Predictions};
+use crate::detect::universal::run_universal_with;
 use crate::detect::{Detector, DetectorEvidence, DetectorOutcome};
 use crate::report::{
     AuditReport, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, FusedContribution, FusedInfo,
@@ -122,11 +122,22 @@ pub fn audit_model(
     }
     let mut outcomes = Vec::new();
     let mut costs = Vec::new();
+    // The clean predictions of the test split, computed by the first detector that needs them.
+    let mut held_out = None;
     if applicable {
         for &detector in &detectors {
             let started = Instant::now();
             let mut counted = Counted { inner: &mut prepared.model, images: 0 };
-            let outcome = run_detector(plan, detector, &mut counted, data, &audited, progress, &mut notifications)?;
+            let outcome = run_detector(
+                plan,
+                detector,
+                &mut counted,
+                data,
+                &audited,
+                &mut held_out,
+                progress,
+                &mut notifications,
+            )?;
             let evaluations = counted.images;
             let seconds = started.elapsed().as_secs_f64();
             match &outcome.evidence {
@@ -423,13 +434,30 @@ fn run_precondition(
     Ok(r)
 }
 
-/// Runs one detector on the audited classes.
+/// The model's clean predictions of the test split in batches of `batch_size`: those in `held_out` when
+/// they were computed with that batch size, else computed now and kept there.
+fn test_predictions<'a>(
+    model: &mut dyn GradientModel,
+    test: &ImageSet,
+    batch_size: usize,
+    held_out: &'a mut Option<Predictions>,
+) -> Result<&'a Predictions> {
+    if held_out.as_ref().is_none_or(|p| p.batch_size != batch_size) {
+        *held_out = Some(predict(model, &test.pixels, &test.labels, batch_size)?.0);
+    }
+    Ok(held_out.as_ref().expect("just computed"))
+}
+
+/// Runs one detector on the audited classes (universal reach and reach share the clean predictions of
+/// the test split through `held_out`).
+#[allow(clippy::too_many_arguments)]
 fn run_detector(
     plan: &AuditPlan,
     detector: Detector,
     model: &mut dyn GradientModel,
     data: &AuditData,
     audited: &[usize],
+    held_out: &mut Option<Predictions>,
     progress: bool,
     notifications: &mut Vec<Notification>,
 ) -> Result<DetectorOutcome> {
@@ -467,7 +495,8 @@ fn run_detector(
         }
         Detector::Reach => {
             let pb = bar(0, "reach".into(), progress);
-            let r = run_reach(model, &data.test.pixels, &data.test.labels, &plan.reach, |p| {
+            let predictions = test_predictions(model, &data.test, plan.reach.batch_size, held_out)?;
+            let r = run_reach_with(model, &data.test.pixels, &data.test.labels, predictions, &plan.reach, |p| {
                 pb.set_length(p.total as u64);
                 pb.set_position(p.done as u64);
             })?;
@@ -480,7 +509,8 @@ fn run_detector(
                 notifications.push(capped("universal.images", params.images, data.test.n, "test"));
             }
             let pb = bar(k, "universal reach (classes)".into(), progress);
-            let r = run_universal(model, &data.test.pixels, &data.test.labels, params, |class| {
+            let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
+            let r = run_universal_with(model, &data.test.pixels, &data.test.labels, predictions, params, |class| {
                 pb.set_position(class as u64 + 1)
             })?;
             pb.finish_and_clear();

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyIndex;
 use super::outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{class_rng, gather};
+use super::sample::{check_predictions, class_rng, gather, predict, Predictions};
 use super::DetectError;
-use crate::attack::{argmax_rows, Goal, GradientModel, Norm, PgdParams};
+use crate::attack::{Goal, GradientModel, Norm, PgdParams};
 
 /// `class_rng` purpose for drawing the source images of a class.
 const SOURCE_PURPOSE: u64 = 0x7265_6163; // "reac"
@@ -307,24 +307,33 @@ pub fn run_reach(
     images: &[f32],
     labels: &[i64],
     params: &ReachParams,
+    progress: impl FnMut(ReachProgress),
+) -> Result<ReachResult, DetectError> {
+    params.check()?;
+    check_inputs(model, images, labels)?;
+    let (predictions, evaluations) = predict(model, images, labels, params.batch_size)?;
+    let mut r = run_reach_with(model, images, labels, &predictions, params, progress)?;
+    r.evaluations += evaluations;
+    Ok(r)
+}
+
+/// [`run_reach`] with the model's clean `predictions` of `images` already computed (shared with universal
+/// reach; computed with `params.batch_size`, they give the same numbers as [`run_reach`]); the result's
+/// evaluations leave out those of the predictions.
+pub fn run_reach_with(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    predictions: &Predictions,
+    params: &ReachParams,
     mut progress: impl FnMut(ReachProgress),
 ) -> Result<ReachResult, DetectError> {
     params.check()?;
-    let (c, h, w) = model.image_shape();
-    let dim = c * h * w;
-    let k = model.num_classes();
-    let n = labels.len();
-    if k < 2 {
-        return Err(DetectError::NoData(format!("the model has {k} class(es); reachability needs at least 2")));
-    }
-    if n == 0 || dim == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
-    }
-    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
-        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
-    }
-    let (predictions, mut evaluations) = predict(model, images, labels, params.batch_size)?;
-    let sources = draw_sources(labels, &predictions, k, params)?;
+    let (dim, k) = check_inputs(model, images, labels)?;
+    check_predictions(predictions, labels.len(), k)?;
+    let predictions = &predictions.classes;
+    let mut evaluations = 0;
+    let sources = draw_sources(labels, predictions, k, params)?;
 
     // Budget sweep on the first `sweep_images_per_class` sources of every class.
     let sweep_sources: Vec<Vec<usize>> =
@@ -404,31 +413,23 @@ fn rate(reached: usize, attempts: usize) -> f64 {
     }
 }
 
-/// Clean predictions of every image, and the evaluations that took.
-fn predict(
-    model: &mut dyn GradientModel,
-    images: &[f32],
-    labels: &[i64],
-    batch_size: usize,
-) -> Result<(Vec<usize>, usize), DetectError> {
+/// Checks the held-out set against the model: the image size and count, the labels; returns the image
+/// size and the class count.
+fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<(usize, usize), DetectError> {
+    let (c, h, w) = model.image_shape();
+    let dim = c * h * w;
     let k = model.num_classes();
-    let dim = images.len() / labels.len();
-    let mut predictions = Vec::with_capacity(labels.len());
-    let mut evaluations = 0;
-    for start in (0..labels.len()).step_by(batch_size) {
-        let end = (start + batch_size).min(labels.len());
-        let out = model.eval(&images[start * dim..end * dim], end - start, &labels[start..end])?;
-        evaluations += 1;
-        if out.logits.len() != (end - start) * k {
-            return Err(DetectError::Attack(crate::attack::AttackError::Model(format!(
-                "logits have {} values, expected {}",
-                out.logits.len(),
-                (end - start) * k
-            ))));
-        }
-        predictions.extend(argmax_rows(&out.logits, k));
+    let n = labels.len();
+    if k < 2 {
+        return Err(DetectError::NoData(format!("the model has {k} class(es); reachability needs at least 2")));
     }
-    Ok((predictions, evaluations))
+    if n == 0 || dim == 0 || images.len() != n * dim {
+        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
+        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
+    }
+    Ok((dim, k))
 }
 
 /// For every class, a seeded draw of up to `images_per_class` correctly classified images of other

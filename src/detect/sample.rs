@@ -1,8 +1,12 @@
 //! Helpers every detector shares: a seeded random generator per (seed, class, purpose), so that
-//! classes are independent of the order they run in, and gathering images by index.
+//! classes are independent of the order they run in, gathering images by index, and the model's clean
+//! predictions of a held-out set ([`predict`]), which universal reach and reach both start from.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+use super::DetectError;
+use crate::attack::{argmax_rows, AttackError, GradientModel};
 
 /// A seeded RNG for one (seed, class, purpose) triple, so classes are independent of run order.
 pub fn class_rng(seed: u64, class: usize, purpose: u64) -> ChaCha8Rng {
@@ -18,4 +22,58 @@ pub fn gather(images: &[f32], dim: usize, indices: &[usize]) -> Vec<f32> {
         out.extend_from_slice(&images[i * dim..(i + 1) * dim]);
     }
     out
+}
+
+/// The model's clean predictions of a held-out set, one per image, computed in batches of `batch_size`.
+/// Universal reach and reach both draw their sources from the correctly classified images: an audit
+/// computes the predictions once for both (with the same batches, the same numbers as each computing them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predictions {
+    /// Images per evaluation they were computed with.
+    pub batch_size: usize,
+    /// The predicted class of every image, in order.
+    pub classes: Vec<usize>,
+}
+
+/// The model's predictions of every image of `images` (NCHW, `labels.len()` images) in batches of
+/// `batch_size`, and the evaluations that took.
+pub fn predict(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    batch_size: usize,
+) -> Result<(Predictions, usize), DetectError> {
+    let k = model.num_classes();
+    let n = labels.len();
+    if n == 0 || batch_size == 0 || !images.len().is_multiple_of(n) {
+        return Err(DetectError::NoData(format!("{} image values for {n} labels", images.len())));
+    }
+    let dim = images.len() / n;
+    let mut classes = Vec::with_capacity(n);
+    let mut evaluations = 0;
+    for start in (0..n).step_by(batch_size) {
+        let end = (start + batch_size).min(n);
+        let out = model.eval(&images[start * dim..end * dim], end - start, &labels[start..end])?;
+        evaluations += 1;
+        if out.logits.len() != (end - start) * k {
+            return Err(DetectError::Attack(AttackError::Model(format!(
+                "logits have {} values, expected {}",
+                out.logits.len(),
+                (end - start) * k
+            ))));
+        }
+        classes.extend(argmax_rows(&out.logits, k));
+    }
+    Ok((Predictions { batch_size, classes }, evaluations))
+}
+
+/// Checks that `predictions` cover the `n` images of a held-out set.
+pub(crate) fn check_predictions(predictions: &Predictions, n: usize, k: usize) -> Result<(), DetectError> {
+    if predictions.classes.len() != n {
+        return Err(DetectError::NoData(format!("{} predictions for {n} images", predictions.classes.len())));
+    }
+    if let Some(bad) = predictions.classes.iter().find(|&&p| p >= k) {
+        return Err(DetectError::NoData(format!("prediction {bad} outside 0..{k}")));
+    }
+    Ok(())
 }

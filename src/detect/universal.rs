@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{median, MAD_CONSISTENCY};
 use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{class_rng, gather};
+use super::sample::{check_predictions, class_rng, gather, predict, Predictions};
 use super::DetectError;
 use crate::attack::{argmax_rows, GradientModel};
 
@@ -217,35 +217,34 @@ pub fn run_universal(
     images: &[f32],
     labels: &[i64],
     params: &UniversalParams,
+    progress: impl FnMut(usize),
+) -> Result<UniversalResult, DetectError> {
+    params.check()?;
+    check_inputs(model, images, labels)?;
+    let (predictions, evaluations) = predict(model, images, labels, params.batch_size)?;
+    let mut r = run_universal_with(model, images, labels, &predictions, params, progress)?;
+    r.evaluations += evaluations;
+    Ok(r)
+}
+
+/// [`run_universal`] with the model's clean `predictions` of `images` already computed (shared with
+/// reach; computed with `params.batch_size`, they give the same numbers as [`run_universal`]); the
+/// result's evaluations leave out those of the predictions.
+pub fn run_universal_with(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    predictions: &Predictions,
+    params: &UniversalParams,
     mut progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
     params.check()?;
-    let (c, h, w) = model.image_shape();
-    let dim = c * h * w;
-    let k = model.num_classes();
+    let (dim, k) = check_inputs(model, images, labels)?;
     let n = labels.len();
-    if k < 3 {
-        return Err(DetectError::NoData(format!("the model has {k} classes; universal reach compares at least 3")));
-    }
-    if n == 0 || dim == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
-    }
-    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
-        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
-    }
+    check_predictions(predictions, n, k)?;
     // Correctly classified sources, one seeded draw shared by every class.
     let mut evaluations = 0;
-    let mut correct = Vec::new();
-    for start in (0..n).step_by(params.batch_size) {
-        let end = (start + params.batch_size).min(n);
-        let out = model.eval(&images[start * dim..end * dim], end - start, &labels[start..end])?;
-        evaluations += 1;
-        for (i, p) in argmax_rows(&out.logits, k).into_iter().enumerate() {
-            if p as i64 == labels[start + i] {
-                correct.push(start + i);
-            }
-        }
-    }
+    let mut correct: Vec<usize> = (0..n).filter(|&i| predictions.classes[i] as i64 == labels[i]).collect();
     let mut rng = class_rng(params.seed, 0, SOURCE_PURPOSE);
     correct.shuffle(&mut rng);
     correct.truncate(params.images);
@@ -287,6 +286,25 @@ pub fn run_universal(
     Ok(UniversalResult { params: params.clone(), classes, median_log_budget: median, flagged, evaluations })
 }
 
+/// Checks the held-out set against the model: the class count, the image size and count, the labels;
+/// returns the image size and the class count.
+fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<(usize, usize), DetectError> {
+    let (c, h, w) = model.image_shape();
+    let dim = c * h * w;
+    let k = model.num_classes();
+    let n = labels.len();
+    if k < 3 {
+        return Err(DetectError::NoData(format!("the model has {k} classes; universal reach compares at least 3")));
+    }
+    if n == 0 || dim == 0 || images.len() != n * dim {
+        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
+        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
+    }
+    Ok((dim, k))
+}
+
 /// The continuation search for one class over `m` source images `x`.
 fn search_class(
     model: &mut dyn GradientModel,
@@ -296,7 +314,6 @@ fn search_class(
     class: usize,
     params: &UniversalParams,
 ) -> Result<(ClassUniversal, usize), DetectError> {
-    let k = model.num_classes();
     let mut delta = vec![0f32; dim];
     let mut rates = Vec::with_capacity(params.levels.len());
     let mut evaluations = 0;
@@ -304,29 +321,19 @@ fn search_class(
     let targets = vec![class as i64; params.batch_size.min(m)];
     let mut xb = vec![0f32; params.batch_size.min(m) * dim];
     let mut examples = Vec::new();
+    // The gradient at the δ of the last success check: the next level's first step starts from the
+    // same δ, so it takes this sum instead of evaluating the same images again (the same numbers).
+    let mut carried: Option<Vec<f64>> = None;
     for (level_index, &eps) in params.levels.iter().enumerate() {
         let step = params.step_factor * eps / params.steps_per_level as f32;
         for _ in 0..params.steps_per_level {
-            // Gradient of the mean targeted loss w.r.t. δ: the sum of the per-image input gradients
-            // where the clamp passes it (inclusive bounds, as PyTorch's clamp backward).
-            let mut g = vec![0f64; dim];
-            for start in (0..m).step_by(params.batch_size) {
-                let end = (start + params.batch_size).min(m);
-                let b = end - start;
-                perturb(&x[start * dim..end * dim], &delta, &mut xb[..b * dim]);
-                let out = model.eval(&xb[..b * dim], b, &targets[..b])?;
-                evaluations += 1;
-                for i in 0..b {
-                    let gi = &out.grad[i * dim..(i + 1) * dim];
-                    let xi = &x[(start + i) * dim..(start + i + 1) * dim];
-                    for j in 0..dim {
-                        let v = xi[j] + delta[j];
-                        if (0.0..=1.0).contains(&v) {
-                            g[j] += gi[j] as f64;
-                        }
-                    }
+            let g = match carried.take() {
+                Some(g) => g,
+                None => {
+                    let (g, _) = evaluate(model, x, m, &delta, &targets, &mut xb, params.batch_size, &mut evaluations)?;
+                    g
                 }
-            }
+            };
             if g.iter().any(|v| !v.is_finite()) {
                 return Err(DetectError::Attack(crate::attack::AttackError::NonFinite { step: 0, example: 0 }));
             }
@@ -345,29 +352,22 @@ fn search_class(
             }
         }
         // Success rate of δ at this level.
-        let mut hits = 0;
-        examples.clear();
-        for start in (0..m).step_by(params.batch_size) {
-            let end = (start + params.batch_size).min(m);
-            let b = end - start;
-            perturb(&x[start * dim..end * dim], &delta, &mut xb[..b * dim]);
-            let out = model.eval(&xb[..b * dim], b, &targets[..b])?;
-            evaluations += 1;
-            let predictions = argmax_rows(&out.logits, k);
-            hits += predictions.iter().filter(|&&p| p == class).count();
-            for (i, &prediction) in predictions.iter().enumerate() {
-                if examples.len() < EXAMPLES_PER_CLASS {
-                    // Positions among the sources; `run_universal` maps them to the input set.
-                    examples.push(UniversalExample { source_index: start + i, source_label: 0, prediction });
-                }
-            }
-        }
+        let (g, predictions) = evaluate(model, x, m, &delta, &targets, &mut xb, params.batch_size, &mut evaluations)?;
+        let hits = predictions.iter().filter(|&&p| p == class).count();
+        // Positions among the sources; `run_universal` maps them to the input set.
+        examples = predictions
+            .iter()
+            .take(EXAMPLES_PER_CLASS)
+            .enumerate()
+            .map(|(i, &prediction)| UniversalExample { source_index: i, source_label: 0, prediction })
+            .collect();
         let rate = hits as f64 / m as f64;
         rates.push(rate);
         if rate >= params.success_level {
             budget = Some(interpolate(params, level_index, &rates));
             break;
         }
+        carried = Some(g);
     }
     let reached = budget.is_some();
     let budget = budget.unwrap_or(*params.levels.last().expect("checked non-empty") as f64);
@@ -385,6 +385,46 @@ fn search_class(
         },
         evaluations,
     ))
+}
+
+/// Evaluates the `m` sources of `x` under `δ` toward the class (`targets`), in batches through `xb`:
+/// the gradient of the summed targeted loss w.r.t. δ (the per-image input gradients where the clamp
+/// passes them, inclusive bounds as PyTorch's clamp backward; summed in float64 in source order) and
+/// every source's prediction.
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    model: &mut dyn GradientModel,
+    x: &[f32],
+    m: usize,
+    delta: &[f32],
+    targets: &[i64],
+    xb: &mut [f32],
+    batch_size: usize,
+    evaluations: &mut usize,
+) -> Result<(Vec<f64>, Vec<usize>), DetectError> {
+    let dim = delta.len();
+    let k = model.num_classes();
+    let mut g = vec![0f64; dim];
+    let mut predictions = Vec::with_capacity(m);
+    for start in (0..m).step_by(batch_size) {
+        let end = (start + batch_size).min(m);
+        let b = end - start;
+        perturb(&x[start * dim..end * dim], delta, &mut xb[..b * dim]);
+        let out = model.eval(&xb[..b * dim], b, &targets[..b])?;
+        *evaluations += 1;
+        for i in 0..b {
+            let gi = &out.grad[i * dim..(i + 1) * dim];
+            let xi = &x[(start + i) * dim..(start + i + 1) * dim];
+            for j in 0..dim {
+                let v = xi[j] + delta[j];
+                if (0.0..=1.0).contains(&v) {
+                    g[j] += gi[j] as f64;
+                }
+            }
+        }
+        predictions.extend(argmax_rows(&out.logits, k));
+    }
+    Ok((g, predictions))
 }
 
 /// `clamp(x_i + δ, 0, 1)` for every image of `x` into `out`.
