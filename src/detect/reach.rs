@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyIndex;
 use super::outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{check_predictions, class_rng, gather, predict, Predictions};
+use super::sample::{check_held_out, check_predictions, class_rng, gather, predict, Predictions};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
 
@@ -413,23 +413,14 @@ fn rate(reached: usize, attempts: usize) -> f64 {
     }
 }
 
-/// Checks the held-out set against the model: the image size and count, the labels; returns the image
-/// size and the class count.
+/// Checks the held-out set against the model: at least two classes, then [`check_held_out`]; returns the
+/// image size and the class count.
 fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<(usize, usize), DetectError> {
-    let (c, h, w) = model.image_shape();
-    let dim = c * h * w;
     let k = model.num_classes();
-    let n = labels.len();
     if k < 2 {
         return Err(DetectError::NoData(format!("the model has {k} class(es); reachability needs at least 2")));
     }
-    if n == 0 || dim == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
-    }
-    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
-        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
-    }
-    Ok((dim, k))
+    Ok((check_held_out(model, images, labels)?, k))
 }
 
 /// For every class, a seeded draw of up to `images_per_class` correctly classified images of other

@@ -67,6 +67,22 @@ pub fn predict(
     Ok((Predictions { batch_size, classes }, evaluations))
 }
 
+/// Checks a held-out set against the model: `labels.len()` images of the model's input size, every label
+/// one of its classes; returns the image size (values per image).
+pub(crate) fn check_held_out(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<usize, DetectError> {
+    let (c, h, w) = model.image_shape();
+    let dim = c * h * w;
+    let k = model.num_classes();
+    let n = labels.len();
+    if n == 0 || dim == 0 || images.len() != n * dim {
+        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
+        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
+    }
+    Ok(dim)
+}
+
 /// Checks that `predictions` cover the `n` images of a held-out set.
 pub(crate) fn check_predictions(predictions: &Predictions, n: usize, k: usize) -> Result<(), DetectError> {
     if predictions.classes.len() != n {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anomaly::{median, MAD_CONSISTENCY};
 use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{check_predictions, class_rng, gather, predict, Predictions};
+use super::sample::{check_held_out, check_predictions, class_rng, gather, predict, Predictions};
 use super::DetectError;
 use crate::attack::{argmax_rows, GradientModel};
 
@@ -286,23 +286,14 @@ pub fn run_universal_with(
     Ok(UniversalResult { params: params.clone(), classes, median_log_budget: median, flagged, evaluations })
 }
 
-/// Checks the held-out set against the model: the class count, the image size and count, the labels;
-/// returns the image size and the class count.
+/// Checks the held-out set against the model: at least three classes, then [`check_held_out`]; returns the
+/// image size and the class count.
 fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<(usize, usize), DetectError> {
-    let (c, h, w) = model.image_shape();
-    let dim = c * h * w;
     let k = model.num_classes();
-    let n = labels.len();
     if k < 3 {
         return Err(DetectError::NoData(format!("the model has {k} classes; universal reach compares at least 3")));
     }
-    if n == 0 || dim == 0 || images.len() != n * dim {
-        return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
-    }
-    if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
-        return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
-    }
-    Ok((dim, k))
+    Ok((check_held_out(model, images, labels)?, k))
 }
 
 /// The continuation search for one class over `m` source images `x`.
