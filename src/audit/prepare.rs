@@ -92,7 +92,8 @@ impl AnalysedModel {
 /// The gradient graph of `model` (see [`grad::build`]): the shapes the backward rules need are
 /// inferred statically (every node checked on the way); only those static inference cannot
 /// determine are probed with ONNX Runtime (initialised here if it was not already). A
-/// channels-last image input is presented as NCHW `x` ([`grad::nchw_front`]).
+/// channels-last image input is presented as NCHW `x` ([`grad::nchw_front`]), and a Relu read only
+/// by a MaxPool is moved after it, with the same numbers to the bit ([`grad::pool_before_relu`]).
 pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfig) -> Result<ModelProto> {
     Ok(gradient_graph_and_activations(model, spec, config)?.0)
 }
@@ -106,6 +107,8 @@ fn gradient_graph_and_activations(
 ) -> Result<(ModelProto, u64)> {
     let fronted = grad::nchw_front(model, &spec.input)?;
     let model = fronted.as_ref().unwrap_or(model);
+    let reordered = grad::pool_before_relu(model, spec)?;
+    let model = reordered.as_ref().unwrap_or(model);
     let (mut shapes, missing) = grad::static_shapes(model, spec)?;
     if !missing.is_empty() {
         let (at1, at2) = runtime::probe_shapes(model, &spec.input, &missing, config)?;

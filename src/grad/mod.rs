@@ -11,12 +11,14 @@ mod build;
 mod layout;
 mod opset;
 pub mod path;
+mod reorder;
 mod rules;
 pub mod shapes;
 
 pub use build::{add_initializer_shapes, build, shape_tensors, static_shapes, GradSpec};
 pub use layout::nchw_front;
 pub use path::{is_supported, op_class, DiffPath, OpClass, MIN_OUTPUT_OPSET, NO_GRADIENT};
+pub use reorder::pool_before_relu;
 pub use shapes::{ShapeMap, TensorShape};
 
 use crate::escape::escape;

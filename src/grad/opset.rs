@@ -22,7 +22,7 @@ pub(crate) fn attributes_to_inputs(model: &mut ModelProto) {
 }
 
 /// Every tensor name used anywhere in `g` and its subgraphs, so new names shadow nothing.
-fn collect_names(g: &GraphProto, taken: &mut HashSet<String>) {
+pub(super) fn collect_names(g: &GraphProto, taken: &mut HashSet<String>) {
     for n in &g.node {
         taken.extend(n.input.iter().chain(&n.output).cloned());
         for sub in n.attribute.iter().flat_map(|a| a.g.iter().chain(&a.graphs)) {
