@@ -29,7 +29,7 @@ Runtime session with `--threads` intra-op threads instead of one single-threaded
 `aegis-before` (the engine before the in-graph PGD step: a gradient evaluation per step, the step in Rust).
 
 usage: .venv/bin/python scripts/bench_pgd.py [--arch zoo-cnn resnet-small] [--n 500] [--steps 20] [--batch 100]
-       [--threads 2] [--repeats 5] [--json FILE]
+       [--threads 2] [--repeats 5] [--json FILE] [--baseline-exe OTHER_BUILD/bench_pgd]
 """
 
 from __future__ import annotations
@@ -284,6 +284,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds; the best round counts")
     ap.add_argument("--variants", nargs="+", default=list(TORCH_VARIANTS), choices=TORCH_VARIANTS)
     ap.add_argument("--json", help="also write every measurement here")
+    ap.add_argument(
+        "--baseline-exe",
+        help="another build of examples/bench_pgd (e.g. from an older commit), run in the same interleaved rounds "
+        "as the row aegis-baseline: an A/B of two builds with PyTorch as the yardstick",
+    )
     a = ap.parse_args()
     if a.n % a.batch:
         ap.error("--n must be a multiple of --batch (a ragged last batch would recompile the compiled variants)")
@@ -315,16 +320,19 @@ def main() -> None:
             # A variant this PyTorch build cannot run (compiler errors are RuntimeErrors) is reported, not hidden.
             except (RuntimeError, ValueError, TypeError, NotImplementedError, OSError) as e:
                 print(f"{arch}: {name} skipped: {type(e).__name__}: {str(e).splitlines()[0][:200]}", file=sys.stderr)
-        engines = {k: v for k, v in AEGIS.items() if k != "aegis-1-session" or a.threads > 1}
-        for flags in engines.values():
-            aegis(exe, onnx_path, a, flags, warmup_only=True)
+        engines = {k: (exe, v) for k, v in AEGIS.items() if k != "aegis-1-session" or a.threads > 1}
+        if a.baseline_exe:
+            engines["aegis-baseline"] = (pathlib.Path(a.baseline_exe), [])
+        for e, flags in engines.values():
+            aegis(e, onnx_path, a, flags, warmup_only=True)
         best: dict[str, dict] = {}
         names = [*engines, *impls]
         for r in range(a.repeats):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 if name in engines:
-                    m = aegis(exe, onnx_path, a, engines[name])
+                    e, flags = engines[name]
+                    m = aegis(e, onnx_path, a, flags)
                 else:
                     t0 = time.perf_counter()
                     x_adv = impls[name](x0, y, a.steps, a.batch)
