@@ -59,6 +59,7 @@ pub fn pool_before_relu(model: &ModelProto, spec: &GradSpec) -> Result<Option<Mo
         let r = &graph.node[i];
         if is_default(r, "Relu")
             && r.input.len() == 1
+            && !r.input[0].is_empty()
             && r.output.len() == 1
             && readers.get(r_out.as_str()) == Some(&1)
             && !pinned.contains(r_out.as_str())
