@@ -8,8 +8,9 @@ mod common;
 
 use aegis_audit::grad::{self, GradSpec};
 use aegis_audit::onnx::builder::{attr_int, attr_ints, Dim, GraphBuilder};
+use aegis_audit::onnx::proto::attribute_proto::AttributeType;
 use aegis_audit::onnx::proto::tensor_proto::DataType;
-use aegis_audit::onnx::proto::{AttributeProto, ModelProto};
+use aegis_audit::onnx::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, ValueInfoProto};
 use common::{eval_grad, grad_model};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -152,8 +153,38 @@ fn pairs_that_do_not_qualify_are_left_alone() {
     let g = m.graph.as_mut().unwrap();
     let relu = g.node.iter().find(|n| n.op_type.as_deref() == Some("Relu")).unwrap().output[0].clone();
     let extra = g.output[0].clone();
-    g.output.push(aegis_audit::onnx::proto::ValueInfoProto { name: Some(relu), ..extra });
+    g.output.push(ValueInfoProto { name: Some(relu), ..extra });
     assert!(grad::pool_before_relu(&m, &spec).unwrap().is_none(), "a Relu that is a graph output was reordered");
+    // A Relu that an If branch reads from the enclosing graph stays (a reader the node inputs
+    // alone do not show); the same model without that read is reordered.
+    let (mut m, spec) = model(pool(2, 2, 0, vec![]), false, false, 6);
+    assert!(grad::pool_before_relu(&m, &spec).unwrap().is_some(), "the plain model was not reordered");
+    let g = m.graph.as_mut().unwrap();
+    let relu = g.node.iter().find(|n| n.op_type.as_deref() == Some("Relu")).unwrap().output[0].clone();
+    let branch = GraphProto {
+        node: vec![NodeProto {
+            input: vec![relu],
+            output: vec!["branch_out".into()],
+            op_type: Some("Identity".into()),
+            ..Default::default()
+        }],
+        output: vec![ValueInfoProto { name: Some("branch_out".into()), ..Default::default() }],
+        ..Default::default()
+    };
+    let graph_attr = |name: &str| AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Graph as i32),
+        g: Some(branch.clone()),
+        ..Default::default()
+    };
+    g.node.push(NodeProto {
+        input: vec!["img".into()],
+        output: vec!["if_out".into()],
+        op_type: Some("If".into()),
+        attribute: vec![graph_attr("then_branch"), graph_attr("else_branch")],
+        ..Default::default()
+    });
+    assert!(grad::pool_before_relu(&m, &spec).unwrap().is_none(), "a Relu read inside an If branch was reordered");
     // A MaxPool whose Indices the model uses stays.
     let (mut m, spec) = model(pool(2, 2, 0, vec![]), false, false, 5);
     let g = m.graph.as_mut().unwrap();

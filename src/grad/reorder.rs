@@ -3,13 +3,14 @@
 //! pooling's gradient work on the pooled tensor instead of the full-size one. The logits, loss and
 //! input gradient stay bit-identical (see the function's proof); only the time changes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::grad::build::GradSpec;
 use crate::grad::opset::collect_names;
 use crate::grad::GradError;
 use crate::onnx::attr::NodeExt;
-use crate::onnx::proto::{GraphProto, ModelProto, NodeProto};
+use crate::onnx::graph::Graph;
+use crate::onnx::proto::{ModelProto, NodeProto};
 
 /// A copy of `model` in which every `Relu → MaxPool` pair that qualifies reads
 /// `MaxPool → Relu`, or `None` when no pair does.
@@ -29,21 +30,9 @@ use crate::onnx::proto::{GraphProto, ModelProto, NodeProto};
 /// than the kernel (`auto_pad` SAME pads are, always).
 pub fn pool_before_relu(model: &ModelProto, spec: &GradSpec) -> Result<Option<ModelProto>, GradError> {
     let graph = model.graph.as_ref().ok_or_else(|| GradError::BadModel("the model has no graph".into()))?;
-    let mut readers: HashMap<&str, usize> = HashMap::new();
-    for n in &graph.node {
-        for t in n.input.iter().filter(|t| !t.is_empty()) {
-            *readers.entry(t.as_str()).or_default() += 1;
-        }
-    }
+    let index = Graph::new(graph);
     let mut pinned: HashSet<&str> = graph.output.iter().filter_map(|v| v.name.as_deref()).collect();
-    pinned.extend([spec.features.as_str(), spec.logits.as_str(), spec.input.as_str()]);
-    for n in &graph.node {
-        for sub in n.attribute.iter().flat_map(|a| a.g.iter().chain(&a.graphs)) {
-            subgraph_names(sub, &mut pinned);
-        }
-    }
-    let producer: HashMap<&str, usize> =
-        graph.node.iter().enumerate().flat_map(|(i, n)| n.output.iter().map(move |o| (o.as_str(), i))).collect();
+    pinned.extend([spec.features.as_str(), spec.logits.as_str()]);
 
     let mut pairs = Vec::new();
     for (j, m) in graph.node.iter().enumerate() {
@@ -55,13 +44,15 @@ pub fn pool_before_relu(model: &ModelProto, spec: &GradSpec) -> Result<Option<Mo
             continue;
         }
         let Some(r_out) = m.input.first().filter(|t| !t.is_empty()) else { continue };
-        let Some(&i) = producer.get(r_out.as_str()) else { continue };
+        let Some(i) = index.producer(r_out) else { continue };
         let r = &graph.node[i];
+        // `succs` counts every reading input slot, subgraphs' outer-scope reads included: the
+        // MaxPool must be the Relu's one reader.
         if is_default(r, "Relu")
             && r.input.len() == 1
             && !r.input[0].is_empty()
             && r.output.len() == 1
-            && readers.get(r_out.as_str()) == Some(&1)
+            && index.succs(i) == [j]
             && !pinned.contains(r_out.as_str())
         {
             pairs.push((i, j));
@@ -78,21 +69,20 @@ pub fn pool_before_relu(model: &ModelProto, spec: &GradSpec) -> Result<Option<Mo
     for (i, j) in pairs {
         let pre = g.node[i].input[0].clone();
         let relu_out = g.node[i].output[0].clone();
+        let out = g.node[j].output[0].clone();
         let pooled = (0..).map(|k| format!("{pre}__pooled{k}")).find(|c| !taken.contains(c)).expect("a free name");
         taken.insert(pooled.clone());
-        let out = g.node[j].output[0].clone();
         // Position i (where the Relu was, after `pre` is computed) now pools; position j applies
         // the Relu to the pooled tensor and writes the MaxPool's old output: topological order
         // holds and every other reader is untouched.
-        let (relu, mut pool) = (g.node[i].clone(), g.node[j].clone());
+        g.node.swap(i, j);
+        let pool = &mut g.node[i];
         pool.input[0] = pre;
         pool.output.truncate(1);
         pool.output[0] = pooled.clone();
-        let mut relu = relu;
+        let relu = &mut g.node[j];
         relu.input[0] = pooled;
         relu.output[0] = out;
-        g.node[i] = pool;
-        g.node[j] = relu;
         g.value_info.retain(|v| v.name.as_deref() != Some(relu_out.as_str()));
     }
     Ok(Some(m))
@@ -125,15 +115,4 @@ fn every_window_real(n: &NodeProto) -> bool {
         _ => false,
     };
     dil_ok && ceil_ok && pads_ok && kernel.iter().all(|&v| v >= 1)
-}
-
-/// Names a subgraph (Loop or If body) reads from the enclosing scope, conservatively: every name
-/// it mentions.
-fn subgraph_names<'a>(g: &'a GraphProto, out: &mut HashSet<&'a str>) {
-    for n in &g.node {
-        out.extend(n.input.iter().map(String::as_str));
-        for sub in n.attribute.iter().flat_map(|a| a.g.iter().chain(&a.graphs)) {
-            subgraph_names(sub, out);
-        }
-    }
 }

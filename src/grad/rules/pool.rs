@@ -34,8 +34,8 @@ fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     }
     let kernel = c.ints_attr("kernel_shape")?.ok_or_else(|| c.bad_attr("kernel_shape", "required but missing"))?;
     let win = Window::read(c, kernel, &x)?;
+    let shape = c.shape_of(&x);
     if disjoint(&win, c.shape(&x)?, c.shape(c.output(0))?) {
-        let shape = c.shape_of(&x);
         let attrs = vec![
             attr_ints("kernel_shape", &win.kernel),
             attr_ints("strides", &win.strides),
@@ -52,7 +52,6 @@ fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy_f = c.b.op("Reshape", &[&dy, &flat], vec![]);
     let s =
         c.b.op("ScatterElements", &[&zeros, &idx_f, &dy_f], vec![attr_int("axis", 0), attr_string("reduction", "add")]);
-    let shape = c.shape_of(&x);
     Ok(vec![Some(c.b.op("Reshape", &[&s, &shape], vec![]))])
 }
 
