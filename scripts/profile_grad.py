@@ -4,9 +4,12 @@ Exports each model's gradient graph with `aegis-audit export-grad`, runs it on o
 worker does) with ONNX Runtime's profiler on, and prints each op type's share of the kernel time. With
 `--conv-flip` it also times, interleaved, the graph with each stride-1 ConvTranspose (the input gradient
 of a Conv) rewritten as the equivalent Conv on flipped, transposed weights, one node at a time and all
-at once, and checks that the gradient stays the same (relative difference).
+at once, and checks that the gradient stays the same (relative difference). With `--baseline-exe` it
+also times, interleaved, the gradient graph another build of aegis-audit exports for the same model and
+compares every output (logits, features, loss, gradient) of the two graphs bit for bit.
 
     .venv/bin/python scripts/profile_grad.py bench/models/cal-00.onnx bench/models/cal-03.onnx --conv-flip
+    .venv/bin/python scripts/profile_grad.py MODEL.onnx --runs 60 --baseline-exe OLD/release/aegis-audit
 """
 
 from __future__ import annotations
@@ -100,6 +103,33 @@ def flip(graph: onnx.ModelProto, which: set[int]) -> onnx.ModelProto:
     return m
 
 
+def export_grad(exe: Path, model: Path, out: Path) -> onnx.ModelProto:
+    subprocess.run([str(exe), "export-grad", str(model), "-o", str(out)], check=True, capture_output=True)
+    return onnx.load(out)
+
+
+def against_baseline(graph: onnx.ModelProto, base: onnx.ModelProto, feed: dict, runs: int) -> None:
+    """Both builds' gradient graphs, interleaved: best time of each, and whether every output is the same."""
+    names = ["logits", "features", "loss", "grad"]
+    sessions = {"this build": session(graph.SerializeToString()), "baseline": session(base.SerializeToString())}
+    outs = {k: s.run(names, feed) for k, s in sessions.items()}
+    best = dict.fromkeys(sessions, float("inf"))
+    for _ in range(runs):
+        for k, s in sessions.items():
+            t = time.perf_counter()
+            s.run(["grad"], feed)
+            best[k] = min(best[k], time.perf_counter() - t)
+    same_bits = all(
+        np.array_equal(a.view(np.uint32), b.view(np.uint32)) for a, b in zip(outs["this build"], outs["baseline"])
+    )
+    same_values = all(np.array_equal(a, b) for a, b in zip(outs["this build"], outs["baseline"]))
+    verdict = "bit-identical" if same_bits else "equal values" if same_values else "DIFFERENT"
+    print(
+        f"  baseline {1000 * best['baseline']:.2f} ms, this build {1000 * best['this build']:.2f} ms "
+        f"(best of {runs}, interleaved): {best['baseline'] / best['this build']:.3f}x; outputs {verdict}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", type=Path)
@@ -107,19 +137,19 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--conv-flip", action="store_true", help="also time ConvTranspose rewritten as Conv")
     ap.add_argument("--aegis-audit", type=Path, default=ROOT / "target/release/aegis-audit")
+    ap.add_argument("--baseline-exe", type=Path, help="another build of aegis-audit to time against")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for model in a.models:
-            out = Path(tmp) / f"{model.stem}.grad.onnx"
-            subprocess.run(
-                [str(a.aegis_audit), "export-grad", str(model), "-o", str(out)], check=True, capture_output=True
-            )
-            graph = onnx.load(out)
+            graph = export_grad(a.aegis_audit, model, Path(tmp) / f"{model.stem}.grad.onnx")
             feed = inputs(graph, a.batch)
             ms, shares = profile(graph, feed, a.runs, tmp)
             print(f"{model}: {ms:.2f} ms of kernel time per run of {a.batch} images")
             for op, share in shares[:10]:
                 print(f"  {op:20s} {100 * share:5.1f}%")
+            if a.baseline_exe:
+                base = export_grad(a.baseline_exe, model, Path(tmp) / f"{model.stem}.base.grad.onnx")
+                against_baseline(graph, base, feed, a.runs)
             if not a.conv_flip:
                 continue
             nodes = flippable(graph)

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use crate::grad::rules::{Ctx, Rule};
 use crate::grad::GradError;
+use crate::onnx::builder::attr_int;
+use crate::onnx::proto::tensor_proto::DataType;
 
 pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
     map.insert("Relu", relu);
@@ -18,13 +20,21 @@ pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
     map.insert("Gelu", gelu);
 }
 
-/// dX = Where(X > 0, dY, 0).
+/// dX = dY·Cast(Y > 0): the same values as `Where(X > 0, dY, 0)`, faster on ONNX Runtime.
+///
+/// The mask reads the Relu's output, not its input: `max(x, 0) > 0` exactly when `x > 0` (NaN
+/// included: neither side is greater than zero), and a Conv whose output only the Relu reads is then
+/// fused with it by ONNX Runtime. `Cast`+`Mul` costs about half of `Where`; where the mask is 0 the
+/// product is a zero whose sign is dY's, which no later sum, product or norm can tell from `Where`'s
+/// +0. The one difference: a non-finite dY under a closed mask now gives NaN where `Where` gave 0,
+/// so such a gradient stops the attack with the non-finite-gradient error instead of being masked.
 fn relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
-    let x = c.input(0).to_string();
+    let y = c.output(0).to_string();
     let zero = c.scalar(0.0);
-    let mask = c.b.op("Greater", &[&x, &zero], vec![]);
-    Ok(vec![Some(c.b.op("Where", &[&mask, &dy, &zero], vec![]))])
+    let mask = c.b.op("Greater", &[&y, &zero], vec![]);
+    let mask = c.b.op("Cast", &[&mask], vec![attr_int("to", DataType::Float as i64)]);
+    Ok(vec![Some(c.b.op("Mul", &[&dy, &mask], vec![]))])
 }
 
 /// dX = Where(X > 0, dY, alpha·dY).
