@@ -191,6 +191,26 @@ fn relu() {
     activation_case("relu", 5, "Relu", Vec::new);
 }
 
+/// Relu's backward masks with its own output (`Relu(X) > 0` is `X > 0` exactly) and multiplies,
+/// so the Conv before it keeps the Relu as its only reader and ONNX Runtime can fuse the two.
+#[test]
+fn relu_backward_reads_the_relu_output_so_conv_and_relu_can_fuse() {
+    let (_, g) = check_graph("conv_relu_twice", S, 50, 17, |c, x| {
+        let h = conv(c, x, 3, 4, 3, vec![attr_ints("pads", &[1, 1, 1, 1])], 1);
+        let h = c.op("Relu", &[&h], vec![]);
+        let h = conv(c, &h, 4, 3, 3, vec![], 1);
+        c.op("Relu", &[&h], vec![])
+    });
+    let nodes = &g.graph.as_ref().unwrap().node;
+    let relus: Vec<_> = nodes.iter().filter(|n| n.op_type.as_deref() == Some("Relu")).collect();
+    assert_eq!(relus.len(), 2);
+    for r in relus {
+        let readers = nodes.iter().filter(|n| n.input.iter().any(|i| i == &r.input[0])).count();
+        assert_eq!(readers, 1, "the Relu's input {} has {readers} readers", r.input[0]);
+    }
+    assert_eq!(count_ops(&g, "Where"), 0, "Relu's backward multiplies by its mask");
+}
+
 #[test]
 fn leaky_relu() {
     activation_case("leaky_relu", 6, "LeakyRelu", || vec![attr_float("alpha", 0.2)]);
