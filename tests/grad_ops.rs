@@ -228,13 +228,14 @@ fn tanh() {
 
 #[test]
 fn clip_with_both_bounds_and_min_only() {
-    check("clip", S, 9, |c, x| {
+    let (_, g) = check_graph("clip", S, 9, 17, |c, x| {
         let lo = c.b.const_f32("lo", &[], &[-0.3]);
         let hi = c.b.const_f32("hi", &[], &[0.4]);
         let a = c.op("Clip", &[x, &lo, &hi], vec![]);
         let b = c.op("Clip", &[x, &lo], vec![]);
         c.op("Add", &[&a, &b], vec![])
     });
+    assert_eq!(count_ops(&g, "Where"), 0, "Clip's backward multiplies by its mask");
 }
 
 #[test]

@@ -33,8 +33,14 @@ fn relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let y = c.output(0).to_string();
     let zero = c.scalar(0.0);
     let mask = c.b.op("Greater", &[&y, &zero], vec![]);
-    let mask = c.b.op("Cast", &[&mask], vec![attr_int("to", DataType::Float as i64)]);
-    Ok(vec![Some(c.b.op("Mul", &[&dy, &mask], vec![]))])
+    Ok(vec![Some(masked(c, &mask, &dy))])
+}
+
+/// `dY·Cast(mask)`: `Where(mask, dY, 0)`'s values (see [`relu`] for the sign of zero and a
+/// non-finite dY), in about half of `Where`'s time on ONNX Runtime.
+fn masked(c: &mut Ctx, mask: &str, dy: &str) -> String {
+    let mask = c.b.op("Cast", &[mask], vec![attr_int("to", DataType::Float as i64)]);
+    c.b.op("Mul", &[dy, &mask], vec![])
 }
 
 /// dX = Where(X > 0, dY, alpha·dY).
@@ -69,8 +75,8 @@ fn tanh(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     Ok(vec![Some(c.b.op("Mul", &[&dy, &d], vec![]))])
 }
 
-/// dX = Where(min ≤ X ≤ max, dY, 0) (bounds inclusive, as PyTorch's clamp); min/max are inputs
-/// from opset 11 (older opsets are rejected before the rules run).
+/// dX = dY·Cast(min ≤ X ≤ max) (bounds inclusive, as PyTorch's clamp; [`masked`]); min/max are
+/// inputs from opset 11 (older opsets are rejected before the rules run).
 fn clip(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "minimum")?;
     c.refuse_input(2, "maximum")?;
@@ -91,8 +97,7 @@ fn clip(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let Some(mask) = mask else {
         return Ok(vec![Some(dy)]);
     };
-    let zero = c.scalar(0.0);
-    Ok(vec![Some(c.b.op("Where", &[&mask, &dy, &zero], vec![]))])
+    Ok(vec![Some(masked(c, &mask, &dy))])
 }
 
 /// Y = max(0, min(1, αX + β)): dX = α·dY where 0 < αX + β < 1 (PyTorch's hardsigmoid_backward
