@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use crate::grad::path::is_default_domain;
 use crate::onnx::builder::tensor_i64;
 use crate::onnx::proto::{GraphProto, ModelProto};
 
@@ -39,7 +40,7 @@ fn rewrite(g: &mut GraphProto, taken: &mut HashSet<String>) {
         for sub in n.attribute.iter_mut().flat_map(|a| a.g.iter_mut().chain(a.graphs.iter_mut())) {
             rewrite(sub, taken);
         }
-        if !matches!(n.domain.as_deref(), None | Some("") | Some("ai.onnx")) {
+        if !is_default_domain(n) {
             continue;
         }
         let Some(&(_, attr)) = MOVED_AT_13.iter().find(|(op, _)| n.op_type.as_deref() == Some(op)) else {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use crate::grad::build::GradSpec;
 use crate::grad::opset::collect_names;
+use crate::grad::path::is_default_domain;
 use crate::grad::GradError;
 use crate::onnx::attr::NodeExt;
 use crate::onnx::graph::Graph;
@@ -89,7 +90,7 @@ pub fn pool_before_relu(model: &ModelProto, spec: &GradSpec) -> Result<Option<Mo
 }
 
 fn is_default(n: &NodeProto, op: &str) -> bool {
-    n.op_type.as_deref() == Some(op) && matches!(n.domain.as_deref(), None | Some("") | Some("ai.onnx"))
+    n.op_type.as_deref() == Some(op) && is_default_domain(n)
 }
 
 /// Whether every window of MaxPool `n` overlaps its input: dilation 1, no `ceil_mode`, and each
