@@ -108,17 +108,23 @@ def export_grad(exe: Path, model: Path, out: Path) -> onnx.ModelProto:
     return onnx.load(out)
 
 
-def against_baseline(graph: onnx.ModelProto, base: onnx.ModelProto, feed: dict, runs: int) -> None:
-    """Both builds' gradient graphs, interleaved: best time of each, and whether every output is the same."""
-    names = ["logits", "features", "loss", "grad"]
-    sessions = {"this build": session(graph.SerializeToString()), "baseline": session(base.SerializeToString())}
-    outs = {k: s.run(names, feed) for k, s in sessions.items()}
+def interleaved_best(sessions: dict[str, ort.InferenceSession], feed: dict, runs: int) -> dict[str, float]:
+    """Each session's best time (seconds) for the gradient over `runs` rounds that run every session once."""
     best = dict.fromkeys(sessions, float("inf"))
     for _ in range(runs):
         for k, s in sessions.items():
             t = time.perf_counter()
             s.run(["grad"], feed)
             best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
+def against_baseline(graph: onnx.ModelProto, base: onnx.ModelProto, feed: dict, runs: int) -> None:
+    """Both builds' gradient graphs, interleaved: best time of each, and whether every output is the same."""
+    names = ["logits", "features", "loss", "grad"]
+    sessions = {"this build": session(graph.SerializeToString()), "baseline": session(base.SerializeToString())}
+    outs = {k: s.run(names, feed) for k, s in sessions.items()}
+    best = interleaved_best(sessions, feed, runs)
     same_bits = all(
         np.array_equal(a.view(np.uint32), b.view(np.uint32)) for a, b in zip(outs["this build"], outs["baseline"])
     )
@@ -159,12 +165,7 @@ def main() -> None:
                 variants[f"only {list(w.dims)} flipped"] = flip(graph, {i})
             sessions = {k: session(v.SerializeToString()) for k, v in variants.items()}
             grads = {k: s.run(["grad"], feed)[0] for k, s in sessions.items()}
-            best = dict.fromkeys(sessions, float("inf"))
-            for _ in range(a.runs):
-                for k, s in sessions.items():
-                    t = time.perf_counter()
-                    s.run(["grad"], feed)
-                    best[k] = min(best[k], time.perf_counter() - t)
+            best = interleaved_best(sessions, feed, a.runs)
             ref = grads["as exported"]
             for k in sessions:
                 diff = float(np.abs(grads[k] - ref).max() / max(float(np.abs(ref).max()), 1e-30))
