@@ -56,9 +56,10 @@ fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// Whether MaxUnpool can spread a MaxPool gradient: undilated windows that never overlap (stride ≥
-/// kernel on every axis), so each input cell receives at most one dY, and the last window ending
-/// inside the input (`ceil_mode` windows that run past it make MaxUnpool's own size check fail), on
-/// spatial sizes that do not follow the batch size.
+/// kernel on every axis), so each input cell receives at most one dY; MaxUnpool's minimum output
+/// size, (out − 1)·stride − pads + kernel, not above the input (ONNX Runtime refuses an output shape
+/// below it, as `ceil_mode` windows running past the input would give); spatial sizes that do not
+/// follow the batch size.
 fn disjoint(win: &Window, sx: &TensorShape, sy: &TensorShape) -> bool {
     let n = win.kernel.len();
     (0..n).all(|a| {
