@@ -17,6 +17,7 @@ use super::{AttackError, Norm};
 use crate::onnx::builder::{attr_int, Dim, GraphBuilder};
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::{ModelProto, ValueInfoProto};
+use crate::onnx::validate::standard_opset;
 
 /// A step graph: inputs `x`, `y` and the three of [`StepNames`]; outputs the two of [`StepNames`].
 #[derive(Debug, Clone)]
@@ -57,12 +58,7 @@ pub fn step_graph(grad: &ModelProto, norm: Norm) -> Result<StepGraph, AttackErro
     if !g.output.iter().any(|v| v.name.as_deref() == Some("grad")) {
         return Err(bad("no output 'grad'"));
     }
-    let opset = grad
-        .opset_import
-        .iter()
-        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-        .and_then(|o| o.version)
-        .ok_or_else(|| bad("no default-domain opset import"))?;
+    let opset = standard_opset(grad).ok_or_else(|| bad("no default-domain opset import"))?;
     if opset < 13 {
         return Err(bad(format!("opset {opset} < 13 (ReduceSum takes its axes as an input from 13)")));
     }

@@ -15,7 +15,7 @@ use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::{ModelProto, NodeProto};
 use crate::onnx::shape::{declared_elem_type, declared_shape};
 use crate::onnx::tensor::elem_type_name;
-use crate::onnx::validate::standard_opset;
+use crate::onnx::validate::{is_standard_domain, standard_opset};
 
 /// Names of the tensors that define the gradient graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,13 +196,8 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
     let ir = model.ir_version.unwrap_or(8).max(8);
     let mut out = b.into_model("aegis_grad", opset, ir);
     // Keep the model's other domain imports (nodes outside the path may use them).
-    out.opset_import.extend(
-        model
-            .opset_import
-            .iter()
-            .filter(|o| !matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
-            .cloned(),
-    );
+    out.opset_import
+        .extend(model.opset_import.iter().filter(|o| !is_standard_domain(o.domain.as_deref().unwrap_or(""))).cloned());
     Ok(out)
 }
 

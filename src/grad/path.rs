@@ -15,6 +15,7 @@ use crate::grad::GradError;
 use crate::onnx::attr::NodeExt;
 use crate::onnx::graph::{node_label, Graph};
 use crate::onnx::proto::NodeProto;
+use crate::onnx::validate::is_standard_domain;
 
 /// Ops (default domain) whose outputs carry no gradient: dependence on the image input stops
 /// there, so `Shape(x) → Concat → Reshape` is fine.
@@ -144,9 +145,9 @@ impl<'a> DiffPath<'a> {
     }
 }
 
-/// Whether the node belongs to the default ONNX domain.
+/// Whether the node belongs to the default ONNX domain (no domain, `""` or `"ai.onnx"`).
 pub(crate) fn is_default_domain(n: &NodeProto) -> bool {
-    matches!(n.domain.as_deref(), None | Some("") | Some("ai.onnx"))
+    is_standard_domain(n.domain.as_deref().unwrap_or(""))
 }
 
 /// Per node: whether `root` depends on its outputs (through any input).
