@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from profile_grad import session as one_thread_session  # scripts/ is on the path when run as a script
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -37,11 +38,7 @@ def session(nodes, inputs, outputs, inits=()) -> ort.InferenceSession:
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return one_thread_session(model.SerializeToString())
 
 
 def value(name: str, shape) -> onnx.ValueInfoProto:
@@ -150,11 +147,8 @@ def tied_windows(mnist: Path, images: int) -> str:
     model.graph.node.extend(kept)
     del model.graph.output[:]
     model.graph.output.append(helper.make_tensor_value_info(kept[-1].output[0], TensorProto.FLOAT, None))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3  # the later layers' weights are left unused on purpose
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    z = sess.run(None, {model.graph.input[0].name: x})[0]
+    ort.set_default_logger_severity(3)  # the later layers' weights are left unused on purpose
+    z = one_thread_session(model.SerializeToString()).run(None, {model.graph.input[0].name: x})[0]
     n, c, h, w = z.shape
     win = z[:, :, : h // 2 * 2, : w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2)
     top = win.max(axis=(3, 5), keepdims=True)
