@@ -22,11 +22,21 @@ Variants that fail here (for example a compiler error) are reported and skipped,
 
 Timing: every implementation is warmed up first (sessions created, compilation done, outside the timing); then
 `--repeats` rounds run every implementation once each, in a rotated order (interleaved, so a load change hits all
-of them alike), and the best round of each counts. The table gives seconds, PGD step·images/s, the fraction not
-fooled and the mean L2 perturbation (equal work: these agree up to floating-point rounding), and per architecture
-the ratio aegis-audit / fastest PyTorch variant. Two more aegis rows are references: `aegis-1-session` (one ONNX
-Runtime session with `--threads` intra-op threads instead of one single-threaded step worker per thread) and
-`aegis-before` (the engine before the in-graph PGD step: a gradient evaluation per step, the step in Rust).
+of them alike), and the best round of each counts. The table gives seconds, PGD step·images/s, the arithmetic rate
+(GFLOP/s: PyTorch's FlopCounterMode count of one step's convolutions and matrix products, forward and input
+gradient), the fraction not fooled and the mean L2 perturbation (equal work: these agree up to floating-point
+rounding), and per architecture the ratio aegis-audit / fastest PyTorch variant. Two more aegis rows are
+references: `aegis-1-session` (one ONNX Runtime session with `--threads` intra-op threads instead of one
+single-threaded step worker per thread) and `aegis-before` (the engine before the in-graph PGD step: a gradient
+evaluation per step, the step in Rust).
+
+The convolution ceiling, measured in the same run after the rounds: every convolution of the model timed alone
+(PyTorch's oneDNN kernels, the model's weights and input shapes at --batch, --threads threads, the faster of the
+two memory formats, best of 20) and counted twice, for the forward pass and for the input gradient, with nothing
+else (no activation, normalisation, loss or step): the step·images/s an engine would reach if its whole step cost
+only that. An optimistic bound for any engine whose convolutions are as fast as oneDNN's (it takes each input
+gradient to cost what its forward costs, and everything else nothing), set against the fastest PyTorch variant and
+against the issue's 2x target.
 
 usage: .venv/bin/python scripts/bench_pgd.py [--arch zoo-cnn resnet-small] [--n 500] [--steps 20] [--batch 100]
        [--threads 2] [--repeats 5] [--json FILE] [--baseline-exe OTHER_BUILD/bench_pgd]
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import io
 import json
 import multiprocessing
@@ -235,6 +246,67 @@ class MultiProcess:
         return torch.from_numpy(np.concatenate(self.pool.map(_mp_run, shards)))
 
 
+def step_flops(model: nn.Module, x: torch.Tensor) -> float:
+    """Floating-point operations of one PGD gradient per image: PyTorch's count (FlopCounterMode) of the
+    convolutions and matrix products of the forward pass and of the input gradient (the weights are frozen)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = x.clone().requires_grad_(True)
+    with FlopCounterMode(display=False) as counter:
+        # backward(), not autograd.grad: the counter's module hooks do not support the latter.
+        F.cross_entropy(model(x), torch.zeros(len(x), dtype=torch.long), reduction="sum").backward()
+    return counter.get_total_flops() / len(x)
+
+
+def best_seconds(fn, runs: int = 20) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def conv_ceiling(model: nn.Module, x: torch.Tensor) -> dict:
+    """Every Conv2d of the model alone on its own input shape (the faster memory format, best of 20), counted
+    twice (forward and input gradient): seconds per batch and the step·images/s of a step costing only that."""
+    shapes: list[tuple[nn.Conv2d, torch.Size]] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out: shapes.append((mod, inp[0].shape)))
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    layers = []
+    with torch.no_grad():
+        for conv, shape in shapes:
+            inp = torch.rand(shape)
+            times = {}
+            for fmt_name, fmt in (("nchw", torch.contiguous_format), ("channels-last", torch.channels_last)):
+                xi, w = inp.contiguous(memory_format=fmt), conv.weight.contiguous(memory_format=fmt)
+                conv2d = functools.partial(
+                    F.conv2d, xi, w, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups
+                )
+                times[fmt_name] = best_seconds(conv2d)
+            fmt_name = min(times, key=times.get)
+            layers.append(
+                {
+                    "input": list(shape),
+                    "weight": list(conv.weight.shape),
+                    "format": fmt_name,
+                    "seconds": times[fmt_name],
+                }
+            )
+    seconds = 2 * sum(layer["seconds"] for layer in layers)
+    return {"layers": layers, "seconds_per_batch": seconds, "step_images_per_s": len(x) / seconds}
+
+
 def summary(x_adv: torch.Tensor, x0: torch.Tensor, y: torch.Tensor, model: nn.Module) -> tuple[float, float]:
     with torch.no_grad():
         not_fooled = (model(x_adv.contiguous()).argmax(1) == y).float().mean().item()
@@ -303,6 +375,7 @@ def main() -> None:
     y = torch.as_tensor(test.labels[: a.n].astype(np.int64))
 
     results = []
+    roofline: dict[str, dict] = {}
     for arch in a.arch:
         if arch == "zoo-cnn":
             model, _ = checkpoint.load(root / "fixtures/zoo" / f"{a.zoo_model}.pt")
@@ -344,18 +417,22 @@ def main() -> None:
                 if name not in best or m["seconds"] < best[name]["seconds"]:
                     best[name] = m
         work = a.n * a.steps
+        flops = step_flops(model, x0[: a.batch])
+        ceiling = conv_ceiling(model, x0[: a.batch])
+        roofline[arch] = {"flops_per_step_image": flops, "conv_ceiling": ceiling}
         fastest_torch = min((b for n, b in best.items() if n not in engines), key=lambda b: b["seconds"], default=None)
         print(
             f"\n{arch}: {a.n} images x {a.steps} steps, batch {a.batch}, {a.threads} threads, best of {a.repeats} "
             f"interleaved rounds"
         )
         print(
-            f"{'implementation':22} {'seconds':>8} {'step*img/s':>11} {'aegis/this':>10} {'not fooled':>10} {'mean L2':>8}"
+            f"{'implementation':22} {'seconds':>8} {'step*img/s':>11} {'GFLOP/s':>8} {'aegis/this':>10} {'not fooled':>10} "
+            f"{'mean L2':>8}"
         )
         for name in names:
             b = best[name]
             print(
-                f"{name:22} {b['seconds']:8.3f} {work / b['seconds']:11.1f} "
+                f"{name:22} {b['seconds']:8.3f} {work / b['seconds']:11.1f} {work * flops / b['seconds'] / 1e9:8.1f} "
                 f"{b['seconds'] / best['aegis-audit']['seconds'] if name != 'aegis-audit' else 1.0:9.2f}x "
                 f"{b['not_fooled']:10.4f} {b['mean_l2']:8.4f}"
             )
@@ -363,8 +440,15 @@ def main() -> None:
             for name in engines:
                 ratio = fastest_torch["seconds"] / best[name]["seconds"]
                 print(f"ratio {name} / fastest PyTorch ({fastest_torch['impl']}) = {ratio:.2f}x")
+            torch_rate = work / fastest_torch["seconds"]
+            print(
+                f"arithmetic: {flops / 1e6:.2f} MFLOP per step·image; convolution ceiling ({len(ceiling['layers'])} "
+                f"convolutions at oneDNN's isolated speed, counted twice, nothing else): "
+                f"{ceiling['step_images_per_s']:.1f} step·img/s = {ceiling['step_images_per_s'] / torch_rate:.2f}x "
+                f"the fastest PyTorch variant (the 2x target: {2 * torch_rate:.1f})"
+            )
     if a.json:
-        pathlib.Path(a.json).write_text(json.dumps({"args": vars(a), "runs": results}, indent=1))
+        pathlib.Path(a.json).write_text(json.dumps({"args": vars(a), "runs": results, "roofline": roofline}, indent=1))
 
 
 if __name__ == "__main__":
