@@ -2,13 +2,15 @@
 "Exact graph changes").
 
 Times, on one thread (as one step worker runs), a 2x2 stride-2 MaxPool and its input gradient written
-four ways, and checks each gradient against the one aegis-audit builds (MaxPool with indices, then
+five ways, and checks each gradient against the one aegis-audit builds (MaxPool with indices, then
 MaxUnpool), bit for bit:
 
 - ``indices``: MaxPool with its indices output, MaxUnpool (what the gradient graph does);
 - ``slices``: four strided Slices, a variadic Max, first-maximum masks, Where, Concat, DepthToSpace;
 - ``priority``: the maximum upsampled (nearest), an equality mask, the first maximum chosen through a
   per-position priority and a second MaxPool;
+- ``reshape-6d``: the input reshaped to (N, C, H/2, 2, W/2, 2), ReduceMax over the two window axes, and the
+  priority tie-break by broadcasting against the window's maximum (no Resize, no copy of the layout);
 - ``no-tie-break``: the equality mask alone, exact only where no window holds two equal maxima.
 
 It also counts, on the first MNIST test images through the zoo CNN's first convolution, the windows of
@@ -118,6 +120,31 @@ def variants(n: int, c: int, h: int, w: int) -> dict[str, ort.InferenceSession]:
         [x, dy],
         [y, dx],
         [up, zero, const("P", priority)],
+    )
+    window = {"axes": [3, 5], "keepdims": 1}
+    out["reshape-6d"] = session(
+        [
+            helper.make_node("Reshape", ["X", "s6"], ["X6"]),
+            helper.make_node("ReduceMax", ["X6"], ["M6"], **window),
+            helper.make_node("Reshape", ["M6", "y4"], ["Y"]),
+            helper.make_node("Equal", ["X6", "M6"], ["m"]),
+            helper.make_node("Where", ["m", "P6", "zf"], ["pr"]),
+            helper.make_node("ReduceMax", ["pr"], ["wm"], **window),
+            helper.make_node("Equal", ["pr", "wm"], ["sel"]),
+            helper.make_node("Reshape", ["dY", "m6"], ["dY6"]),
+            helper.make_node("Where", ["sel", "dY6", "zf"], ["dX6"]),
+            helper.make_node("Reshape", ["dX6", "x4"], ["dX"]),
+        ],
+        [x, dy],
+        [y, dx],
+        [
+            const("s6", np.array([n, c, ho, 2, wo, 2], np.int64)),
+            const("m6", np.array([n, c, ho, 1, wo, 1], np.int64)),
+            const("y4", np.array([n, c, ho, wo], np.int64)),
+            const("x4", np.array([n, c, h, w], np.int64)),
+            const("P6", np.array([8, 4, 2, 1], np.float32).reshape(1, 1, 1, 2, 1, 2)),
+            zero,
+        ],
     )
     out["no-tie-break"] = session(
         [
