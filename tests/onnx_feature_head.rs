@@ -194,11 +194,12 @@ fn transformer_class_token_by_gather_or_slice() {
 
 #[test]
 fn no_pooling_names_the_nearest_candidates_and_the_flag() {
-    // The head reads a Concat of two dense branches of the flattened image: nothing between the
-    // head and the Concat pools, flattens or selects a token.
+    // A convolution, then the head reads a Concat of two dense branches of the flattened features:
+    // nothing between the head and the Concat pools, flattens or selects a token.
     let m2 = model(GraphProto {
         node: vec![
-            node("Reshape", "to_vec", &["img", "vshape"], &["x"], vec![]),
+            node("Conv", "conv", &["img", "wc"], &["ci"], vec![]),
+            node("Reshape", "to_vec", &["ci", "vshape"], &["x"], vec![]),
             node("Gemm", "a", &["x", "wa"], &["ha"], vec![attr_i("transB", 1)]),
             node("Gemm", "b", &["x", "wb"], &["hb"], vec![attr_i("transB", 1)]),
             node("Concat", "cat", &["ha", "hb"], &["h"], vec![attr_i("axis", 1)]),
@@ -206,6 +207,7 @@ fn no_pooling_names_the_nearest_candidates_and_the_flag() {
             node("Gemm", "fc", &["hr", "w"], &["logits"], vec![attr_i("transB", 1)]),
         ],
         initializer: vec![
+            tensor_f32("wc", &[1, 1, 1, 1]),
             tensor_i64("vshape", &[0, 8]),
             tensor_f32("wa", &[4, 8]),
             tensor_f32("wb", &[4, 8]),
@@ -226,4 +228,85 @@ fn no_pooling_names_the_nearest_candidates_and_the_flag() {
     assert_input_error(&inspect(&path, &[]), "--feature-tensor NAME");
     let out = inspect(&path, &["--json", "--feature-tensor", "hr"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A multi-layer perceptron (issue 32 item 7): normalisation, Flatten, two hidden Gemm → Relu layers,
+/// Dropout, the classifier. The feature is the last hidden layer, not the normalised image that the
+/// Flatten reads; a linear classifier (no hidden layer) keeps the Flatten's input as before.
+#[test]
+fn a_network_without_convolutions_takes_its_last_hidden_layer() {
+    let mlp = |hidden: bool| {
+        let mut nodes = vec![
+            node("Sub", "centre", &["img", "mean"], &["c"], vec![]),
+            node("Div", "scale", &["c", "std"], &["n"], vec![]),
+            node("Flatten", "flat", &["n"], &["f"], vec![]),
+        ];
+        let mut inits = vec![tensor_f32("mean", &[1]), tensor_f32("std", &[1])];
+        if hidden {
+            nodes.extend([
+                node("Gemm", "fc1", &["f", "w1", "b1"], &["h1"], vec![attr_i("transB", 1)]),
+                node("Relu", "r1", &["h1"], &["a1"], vec![]),
+                node("Gemm", "fc2", &["a1", "w2", "b2"], &["h2"], vec![attr_i("transB", 1)]),
+                node("Relu", "r2", &["h2"], &["a2"], vec![]),
+                node("Dropout", "drop", &["a2"], &["d"], vec![]),
+                node("Gemm", "fc3", &["d", "w3", "b3"], &["logits"], vec![attr_i("transB", 1)]),
+            ]);
+            inits.extend([
+                tensor_f32("w1", &[16, 64]),
+                tensor_f32("b1", &[16]),
+                tensor_f32("w2", &[12, 16]),
+                tensor_f32("b2", &[12]),
+                tensor_f32("w3", &[5, 12]),
+                tensor_f32("b3", &[5]),
+            ]);
+        } else {
+            nodes.push(node("Gemm", "fc", &["f", "w", "b"], &["logits"], vec![attr_i("transB", 1)]));
+            inits.extend([tensor_f32("w", &[5, 64]), tensor_f32("b", &[5])]);
+        }
+        model(GraphProto {
+            node: nodes,
+            initializer: inits,
+            input: vec![value_info("img", &[D::S("N"), D::N(1), D::N(8), D::N(8)])],
+            output: vec![value_info("logits", &[D::S("N"), D::N(5)])],
+            ..Default::default()
+        })
+    };
+    let a = run(&mlp(true)).unwrap();
+    assert_eq!(a.feature.name, "a2", "{}", a.feature.reason);
+    assert_eq!(a.feature.choice, "last-hidden");
+    assert!(
+        a.feature.reason.contains("no convolution") && a.feature.reason.contains("Relu output"),
+        "{}",
+        a.feature.reason
+    );
+    let dir = tempdir();
+    let path = write_model(dir.path(), "mlp.onnx", &mlp(true));
+    let out = inspect(&path, &["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"a2\""));
+    // No hidden layer: the input of the pooling chain, as for any model.
+    let a = run(&mlp(false)).unwrap();
+    assert_eq!((a.feature.name.as_str(), a.feature.choice.as_str()), ("n", "last-conv"));
+    // The Concat network of the refusal test above, without its convolution, is an MLP too: its last
+    // hidden layer is the Relu after the Concat.
+    let m = model(GraphProto {
+        node: vec![
+            node("Reshape", "to_vec", &["img", "vshape"], &["x"], vec![]),
+            node("Gemm", "a", &["x", "wa"], &["ha"], vec![attr_i("transB", 1)]),
+            node("Gemm", "b", &["x", "wb"], &["hb"], vec![attr_i("transB", 1)]),
+            node("Concat", "cat", &["ha", "hb"], &["h"], vec![attr_i("axis", 1)]),
+            node("Relu", "r", &["h"], &["hr"], vec![]),
+            node("Gemm", "fc", &["hr", "w"], &["logits"], vec![attr_i("transB", 1)]),
+        ],
+        initializer: vec![
+            tensor_i64("vshape", &[0, 8]),
+            tensor_f32("wa", &[4, 8]),
+            tensor_f32("wb", &[4, 8]),
+            tensor_f32("w", &[3, 8]),
+        ],
+        input: vec![value_info("img", &[D::S("N"), D::N(1), D::N(2), D::N(4)])],
+        output: vec![value_info("logits", &[D::S("N"), D::N(3)])],
+        ..Default::default()
+    });
+    assert_eq!(run(&m).unwrap().feature.name, "hr");
 }

@@ -638,12 +638,18 @@ fn find_feature(
             (n.clone(), "named", "named with --feature-tensor".to_string())
         }
         FeatureChoice::LastConv => {
-            let (t, why) = if logits.info.head_op == "Conv" {
-                conv_head_feature(g, &logits.head_data_input, &head)
-            } else {
-                last_block_feature(g, &logits.head_data_input, &head)?
-            };
-            (t, "last-conv", why)
+            let convolutional = path.order.iter().any(|&i| path.on_path[i] && CONV_OPS.contains(&g.node(i).op()));
+            match (convolutional, last_hidden_feature(g, path, &logits.head_data_input, &head)) {
+                (false, Some((t, why))) => (t, "last-hidden", why),
+                _ => {
+                    let (t, why) = if logits.info.head_op == "Conv" {
+                        conv_head_feature(g, &logits.head_data_input, &head)
+                    } else {
+                        last_block_feature(g, &logits.head_data_input, &head)?
+                    };
+                    (t, "last-conv", why)
+                }
+            }
         }
     };
     if name == image && *choice != FeatureChoice::Named(name.clone()) {
@@ -654,6 +660,51 @@ fn find_feature(
     let producer_op = g.producer(&name).map(|p| g.node(p).op().to_string());
     let shape = g.value_info(&name).and_then(declared_shape);
     Ok(Feature { name, choice: how.to_string(), producer_op, shape, reason })
+}
+
+/// Ops that make a network convolutional: without one on the image→logits path, the feature layer is
+/// the last hidden layer ([`last_hidden_feature`]).
+const CONV_OPS: &[&str] = &["Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"];
+
+/// Ops with learned weights that make a hidden layer.
+const LAYER_OPS: &[&str] = &["Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "Einsum"];
+
+/// For a network without convolutions (a multi-layer perceptron): its last hidden layer, the input of
+/// the classifier layer past Dropout and Identity, when a layer with learned weights lies on the path
+/// before it. `None` for a classifier with no hidden layer (a linear model of the image).
+fn last_hidden_feature(g: &Graph<'_>, path: &DiffPath<'_>, head_input: &str, head: &str) -> Option<(String, String)> {
+    let mut t = head_input.to_string();
+    while let Some(p) = g.producer(&t) {
+        if !matches!(g.node(p).op(), "Dropout" | "Identity") {
+            break;
+        }
+        t = g.node(p).input.first()?.clone();
+    }
+    // Whether a learned layer on the path feeds `t`: walk its ancestors.
+    let mut stack = vec![t.clone()];
+    let mut seen = std::collections::HashSet::new();
+    let mut hidden = false;
+    while let Some(name) = stack.pop() {
+        let Some(p) = g.producer(&name) else { continue };
+        if !seen.insert(p) || !path.on_path[p] {
+            continue;
+        }
+        if LAYER_OPS.contains(&g.node(p).op()) {
+            hidden = true;
+            break;
+        }
+        stack.extend(g.node(p).input.iter().filter(|i| !i.is_empty()).cloned());
+    }
+    hidden.then(|| {
+        let op = g.producer(&t).map_or("input", |p| g.node(p).op());
+        (
+            t.clone(),
+            format!(
+                "the network has no convolution: its last hidden layer, the {op} output that feeds the classifier \
+                 layer {head}"
+            ),
+        )
+    })
 }
 
 /// For a convolutional classifier (SqueezeNet): the input of the classifier convolution, past
