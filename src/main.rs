@@ -18,7 +18,18 @@ static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
     guarded(|| {
-        let cli = match cli::Cli::try_parse_from(cli::with_default_command(std::env::args_os().collect())) {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        // `aegis-audit --help` (or no argument): the audit's usage and its most used options; with no
+        // argument at all it is a usage error (exit 2), on stderr.
+        if cli::wants_main_help(&args) {
+            if args.len() == 1 {
+                eprint!("{}", cli::main_help());
+                return ExitCode::from(cli::EXIT_ERROR);
+            }
+            print!("{}", cli::main_help());
+            return ExitCode::SUCCESS;
+        }
+        let cli = match cli::Cli::try_parse_from(cli::with_default_command(args)) {
             Ok(cli) => cli,
             // --help, --version, and the help printed when no argument is given.
             Err(err) if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {

@@ -59,6 +59,54 @@ pub enum Command {
     Decide(calibrate::DecideArgs),
 }
 
+/// The audit options `aegis-audit --help` shows, by clap id (the field names of [`audit::AuditArgs`]);
+/// `aegis-audit audit --help` lists every option.
+const MAIN_OPTIONS: &[&str] = &[
+    "models",
+    "data",
+    "sarif",
+    "json",
+    "evidence",
+    "format",
+    "calibration",
+    "memory_limit",
+    "device",
+    "threads",
+    "quiet",
+    "verbose",
+];
+
+/// What `aegis-audit --help` (and `-h`, `help`, or no argument at all) prints: the audit's usage with its
+/// most used options, each with the documentation of its one definition in [`audit::AuditArgs`], then
+/// the subcommands and the exit codes.
+pub fn main_help() -> String {
+    use clap::{Args, CommandFactory};
+    let top = Cli::command();
+    let commands: String = top
+        .get_subcommands()
+        .map(|s| format!("  {:<12} {}\n", s.get_name(), s.get_about().map(|a| a.to_string()).unwrap_or_default()))
+        .collect();
+    let mut cmd = audit::AuditArgs::augment_args(clap::Command::new("aegis-audit"))
+        .about(top.get_about().map(|a| a.to_string()).unwrap_or_default())
+        .override_usage("aegis-audit MODEL... --data DIR [--sarif FILE] [--json FILE] [OPTIONS]\n       aegis-audit <COMMAND> [ARGS]")
+        .mut_args(|a| if MAIN_OPTIONS.contains(&a.get_id().as_str()) { a } else { a.hide(true) })
+        .disable_help_flag(true)
+        .after_help(format!(
+            "Every audit option (detector settings, presets, seeds): aegis-audit audit --help\n\nCommands:\n{commands}\n\
+             {EXIT_CODES_HELP}"
+        ));
+    cmd.render_help().to_string()
+}
+
+/// Whether the command line asks for the main help: no argument, or only `--help`, `-h` or `help`.
+pub fn wants_main_help(args: &[std::ffi::OsString]) -> bool {
+    match args.len() {
+        1 => true,
+        2 => matches!(args[1].to_str(), Some("--help" | "-h" | "help")),
+        _ => false,
+    }
+}
+
 /// The command line with `audit` inserted when the first argument names no subcommand, so that
 /// `aegis-audit model.onnx --data DIR` is `aegis-audit audit model.onnx --data DIR`.
 pub fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -92,5 +140,34 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cluster(args) => cluster::run(args),
         Command::Calibrate(args) => calibrate::run_calibrate(args),
         Command::Decide(args) => calibrate::run_decide(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{main_help, wants_main_help};
+
+    #[test]
+    fn the_main_help_shows_the_audit_and_its_most_used_options_only() {
+        let help = main_help();
+        assert!(help.contains("aegis-audit MODEL... --data DIR"), "{help}");
+        for flag in ["--data", "--sarif", "--json", "--evidence", "--calibration", "--memory-limit", "--threads"] {
+            assert!(help.contains(flag), "{flag} missing from\n{help}");
+        }
+        // Detector settings stay under `aegis-audit audit --help`.
+        for flag in ["--nc-epochs", "--reach-steps", "--perplexity", "--seeds-per-class"] {
+            assert!(!help.contains(flag), "{flag} in\n{help}");
+        }
+        assert!(help.contains("aegis-audit audit --help"), "{help}");
+        for command in ["inspect", "export-grad", "calibrate", "decide", "cluster"] {
+            assert!(help.contains(command), "{command} missing from\n{help}");
+        }
+        assert!(help.contains("Exit codes:"), "{help}");
+        let os = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert!(wants_main_help(&os(&["aegis-audit"])));
+        assert!(wants_main_help(&os(&["aegis-audit", "--help"])));
+        assert!(wants_main_help(&os(&["aegis-audit", "help"])));
+        assert!(!wants_main_help(&os(&["aegis-audit", "audit", "--help"])));
+        assert!(!wants_main_help(&os(&["aegis-audit", "m.onnx", "--help"])));
     }
 }
