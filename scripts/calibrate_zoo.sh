@@ -23,7 +23,7 @@ python3 - "$work/stand-in.json" <<'EOF'
 import json, sys
 names = ["universal", "aegis", "neural-cleanse", "reach"]
 null = [{"model": "stand-in", "class": i, "indices": {n: 0.1 * i for n in names}} for i in range(20)]
-json.dump({"version": 1, "description": "stand-in", "target_fpr": 0.05, "tail_fraction": 0.1,
+json.dump({"version": 2, "description": "stand-in", "target_fpr": 0.05, "tail_fraction": 0.1,
            "detectors": [{"name": n, "weight": 1.0} for n in names], "null_classes": null}, open(sys.argv[1], "w"))
 EOF
 

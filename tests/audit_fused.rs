@@ -172,7 +172,7 @@ fn calibrate_then_decide_round_trip() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("30 null classes from 3 models"), "{out}");
     let file = read_json(&cal);
-    assert_eq!(file["version"], 1);
+    assert_eq!(file["version"], 2);
     assert_eq!(file["target_fpr"], 0.1);
     assert_eq!(file["null_classes"].as_array().unwrap().len(), 30);
     assert_eq!(file["presets"], serde_json::json!(["mnist"]), "the presets the reports were audited with");
@@ -285,7 +285,8 @@ fn synthetic_report(classes: usize, detector: &str) -> Value {
     serde_json::json!({
         "model": {"path": "m.onnx", "sha256": "00", "size_bytes": 1},
         "verdict": "clean",
-        "detectors": [{"name": detector, "statistic": "s", "seconds": 1.0, "gradient_evaluations": 1, "classes": cs}],
+        "detectors": [{"name": detector, "statistic": "s", "seconds": 1.0, "gradient_evaluations": 1, "index_version": 2,
+                       "classes": cs}],
     })
 }
 

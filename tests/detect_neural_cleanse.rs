@@ -139,35 +139,43 @@ fn trigger_application_is_a_convex_blend() {
     assert!((t.mask_l1() - 2.0).abs() < 1e-6);
 }
 
-/// Mask norms 40, 42, 38, 45, 41, 39, 44, 43, 40, 10: sorted 10 38 39 40 40 41 42 43 44 45, median
-/// (40 + 41) / 2 = 40.5; deviations .5 1.5 2.5 4.5 .5 1.5 3.5 2.5 .5 30.5, sorted .5 .5 .5 1.5 1.5
-/// 2.5 2.5 3.5 4.5 30.5, MAD (1.5 + 2.5) / 2 = 2; index of 10 = 30.5 / (1.4826 · 2) = 10.28598...,
-/// of 45 = 4.5 / 2.9652 = 1.5176..., of 38 = 2.5 / 2.9652 = 0.8431...
+/// Mask norms 40, 42, 38, 45, 41, 39, 44, 43, 40, 10, compared on the log scale: median ln =
+/// (ln 40 + ln 41) / 2, reported as √(40 · 41) = 40.4969; |deviations| of ln 40 and ln 41 from it
+/// ½ ln(41/40) = 0.012346, sorted .012346 ×3, .036444 (ln 39), .037664 (ln 42), .059974 (ln 38), ...,
+/// 1.398641 (ln 10); MAD (.037664 + .059974) / 2 = 0.048819; index of 10 = 1.398641 / (1.4826 ·
+/// 0.048819) = 19.3237, of 45 = ln(45 / 40.4969) / 0.072379 = 1.4567, of 38 = 0.8793.
 #[test]
 fn hand_worked_anomaly_indices_and_flags() {
     let norms = [40.0, 42.0, 38.0, 45.0, 41.0, 39.0, 44.0, 43.0, 40.0, 10.0];
     let (a, flagged) = flag_outliers(&norms, 2.0).unwrap();
-    assert_eq!(a.median, 40.5);
-    assert_eq!(a.mad, 2.0);
-    assert!((a.indices[9] - 10.285_98).abs() < 1e-4, "{}", a.indices[9]);
-    assert!((a.indices[3] - 1.517_6).abs() < 1e-4, "{}", a.indices[3]);
-    assert!((a.indices[2] - 0.843_1).abs() < 1e-4, "{}", a.indices[2]);
+    let median = (40.0f64 * 41.0).sqrt();
+    assert!((a.median - median).abs() < 1e-9, "{}", a.median);
+    assert!((a.mad - 0.048_819).abs() < 1e-6, "{}", a.mad);
+    assert!((a.indices[9] - 19.323_7).abs() < 1e-4, "{}", a.indices[9]);
+    assert!((a.indices[3] - 1.456_7).abs() < 1e-4, "{}", a.indices[3]);
+    assert!((a.indices[2] - 0.879_3).abs() < 1e-4, "{}", a.indices[2]);
     assert_eq!(flagged, vec![9]);
-    // A large norm (index (90 − 40.5) / 2.9652 = 16.69) is an outlier on the wrong side: not flagged.
+    // A large norm (index ln(90 / 40.4969) / 0.072379 = 11.0333) is an outlier on the wrong side: not
+    // flagged.
     let high = [40.0, 42.0, 38.0, 90.0, 41.0, 39.0, 44.0, 43.0, 40.0, 10.0];
     let (a, flagged) = flag_outliers(&high, 2.0).unwrap();
-    assert_eq!((a.median, a.mad), (40.5, 2.0));
-    assert!((a.indices[3] - 16.693_6).abs() < 1e-4);
+    assert!((a.median - median).abs() < 1e-9 && (a.mad - 0.048_819).abs() < 1e-6);
+    assert!((a.indices[3] - 11.033_3).abs() < 1e-4, "{}", a.indices[3]);
     assert_eq!(flagged, vec![9]);
-    // 35: deviations .5 1.5 2.5 4.5 .5 1.5 3.5 2.5 .5 5.5, sorted .5 .5 .5 1.5 1.5 2.5 2.5 3.5 4.5
-    // 5.5, MAD 2; index 5.5 / 2.9652 = 1.8549: flagged at threshold 1.8, not at 2.
+    // 35: |deviation| ln(40.4969 / 35) = 0.145878, the largest, so the MAD stays 0.048819; index
+    // 0.145878 / 0.072379 = 2.0155: flagged at threshold 2, not at 2.1.
     let mild = [40.0, 42.0, 38.0, 45.0, 41.0, 39.0, 44.0, 43.0, 40.0, 35.0];
-    let (a, flagged) = flag_outliers(&mild, 2.0).unwrap();
-    assert_eq!((a.median, a.mad), (40.5, 2.0));
-    assert!((a.indices[9] - 1.854_87).abs() < 1e-4, "{}", a.indices[9]);
+    let (a, flagged) = flag_outliers(&mild, 2.1).unwrap();
+    assert!((a.indices[9] - 2.015_5).abs() < 1e-4, "{}", a.indices[9]);
     assert!(flagged.is_empty());
-    assert_eq!(flag_outliers(&mild, 1.8).unwrap().1, vec![9]);
+    assert_eq!(flag_outliers(&mild, 2.0).unwrap().1, vec![9]);
     assert!(flag_outliers(&[1.0, f64::NAN], 2.0).is_err());
+    // The example: a reversed mask of 6.5 among clean norms from 23 to 160 is an outlier
+    // (index 3.47 on the log scale; 1.23 on the raw norms, which the reference code's rule misses).
+    let spread = [23.0, 38.0, 53.0, 68.0, 84.0, 99.0, 114.0, 130.0, 160.0, 6.5];
+    let (a, flagged) = flag_outliers(&spread, 2.0).unwrap();
+    assert!((a.indices[9] - 3.471_3).abs() < 1e-4, "{}", a.indices[9]);
+    assert_eq!(flagged, vec![9]);
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub struct AuditPlan {
     pub preset: String,
     /// The presets file it is in (`built-in ...` or a path).
     pub preset_origin: String,
+    /// How the preset was derived, for an input shape no preset matches (`None`: a preset of the file).
+    pub preset_derivation: Option<String>,
     /// The detector.
     pub method: MethodChoice,
     /// AEGIS parameters (seed and batch size included).
@@ -538,6 +540,7 @@ impl AuditPlan {
             ("feature_tensor", json!(feature_tensor)),
         ]
         .into_iter()
+        .chain(self.preset_derivation.as_ref().map(|d| ("preset_derivation", json!(d))))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -103,6 +103,10 @@ pub struct Preset {
     /// The settings the fused decision (`--method auto`) uses instead of the sections above.
     #[serde(default)]
     pub fused: FusedPreset,
+    /// For a preset derived for an input shape that no preset matches ([`PresetFile::derive`]): how it
+    /// was derived, in words (never read from a file).
+    #[serde(skip)]
+    pub derivation: Option<String>,
 }
 
 /// A preset's settings for the fused decision, where every detector runs on every model: each section
@@ -165,7 +169,8 @@ impl PresetFile {
         PresetFile::parse(&text, &origin)
     }
 
-    /// The preset `name`, or the first (by name) whose image shape matches `shape` and is marked `auto`.
+    /// The preset `name`, or the first (by name) whose image shape matches `shape` and is marked `auto`,
+    /// or, when none matches, one derived from the nearest automatic preset ([`PresetFile::derive`]).
     pub fn select(&self, name: Option<&str>, shape: ImageShape) -> Result<(String, Preset), AuditError> {
         let available = || self.presets.keys().cloned().collect::<Vec<_>>().join(", ");
         if let Some(name) = name {
@@ -173,17 +178,49 @@ impl PresetFile {
                 AuditError::Usage(format!("--preset {name}: no preset named '{name}' (available: {})", available()))
             });
         }
-        self.presets.iter().find(|(_, p)| p.auto && p.image == shape).map(|(n, p)| (n.clone(), p.clone())).ok_or_else(
-            || {
-                AuditError::Usage(format!(
-                    "no preset matches input {}×{}×{}; name one with --preset (available: {})",
-                    shape.c,
-                    shape.h,
-                    shape.w,
-                    available()
-                ))
-            },
-        )
+        if let Some((n, p)) = self.presets.iter().find(|(_, p)| p.auto && p.image == shape) {
+            return Ok((n.clone(), p.clone()));
+        }
+        self.derive(shape).ok_or_else(|| {
+            AuditError::Usage(format!(
+                "no preset matches input {}×{}×{} and {} has no automatic preset to derive settings from; name one \
+                 with --preset (available: {})",
+                shape.c,
+                shape.h,
+                shape.w,
+                self.origin,
+                available()
+            ))
+        })
+    }
+
+    /// Settings for an input shape that no preset matches, derived from the automatic preset nearest to
+    /// it: the same channel count where one has it (else any), then the nearest pixel count on a log
+    /// scale (ties: by name). Every count (seeds, images, steps, epochs) is kept; every L2 budget (the
+    /// translation bound, the robustness radius, reach's and universal reach's budget ladders) is
+    /// multiplied by `√(c·h·w / c₀·h₀·w₀)`, since the L2 norm of a perturbation of the same per-pixel size
+    /// grows with the square root of the pixel count. The preset is named `derived-C×H×W` (stable, so a
+    /// calibration measured on such models names it) and says how it was derived
+    /// ([`Preset::derivation`]). `None` when the file has no automatic preset.
+    pub fn derive(&self, shape: ImageShape) -> Option<(String, Preset)> {
+        let dim = |s: &ImageShape| (s.c * s.h * s.w).max(1) as f64;
+        let distance = |p: &Preset| (dim(&shape).ln() - dim(&p.image).ln()).abs();
+        let auto: Vec<(&String, &Preset)> = self.presets.iter().filter(|(_, p)| p.auto).collect();
+        let same_channels: Vec<(&String, &Preset)> =
+            auto.iter().copied().filter(|(_, p)| p.image.c == shape.c).collect();
+        let pool = if same_channels.is_empty() { auto } else { same_channels };
+        let (base_name, base) = pool.into_iter().min_by(|a, b| distance(a.1).total_cmp(&distance(b.1)))?;
+        let factor = (dim(&shape) / dim(&base.image)).sqrt();
+        let mut p = base.clone();
+        p.image = shape;
+        p.auto = false;
+        p.scale_budgets(factor);
+        p.derivation = Some(format!(
+            "no preset matches input {}×{}×{}: settings derived from preset '{base_name}' ({}×{}×{}) of {}, every \
+             count kept, every L2 budget × {factor:.3} (√ of the pixel-count ratio)",
+            shape.c, shape.h, shape.w, base.image.c, base.image.h, base.image.w, self.origin
+        ));
+        Some((format!("derived-{}x{}x{}", shape.c, shape.h, shape.w), p))
     }
 
     /// The presets an audit with `--preset name` (or without, `None`) may use: the named one, or every
@@ -221,6 +258,25 @@ fn yaml_problem(e: &serde_saphyr::Error) -> String {
 }
 
 impl Preset {
+    /// Multiplies every L2 budget of the preset by `factor`: the translation bound, the robustness
+    /// radius, reach's budget sweep and universal reach's ladder, in the detector sections and in the
+    /// fused decision's replacements.
+    fn scale_budgets(&mut self, factor: f64) {
+        let f32f = factor as f32;
+        let translation = |t: &mut TranslationParams| t.eps *= f32f;
+        let precondition = |p: &mut PreconditionParams| p.eps *= f32f;
+        let reach = |r: &mut ReachParams| r.eps_sweep.iter_mut().for_each(|e| *e *= f32f);
+        let universal = |u: &mut UniversalParams| u.levels.iter_mut().for_each(|e| *e *= f32f);
+        translation(&mut self.translation);
+        precondition(&mut self.precondition);
+        reach(&mut self.reach);
+        universal(&mut self.universal);
+        self.fused.translation.iter_mut().for_each(translation);
+        self.fused.precondition.iter_mut().for_each(precondition);
+        self.fused.reach.iter_mut().for_each(reach);
+        self.fused.universal.iter_mut().for_each(universal);
+    }
+
     /// Resolves `options` against this preset (named `name`, from `origin`) into a plan: every option that
     /// is given replaces the preset's value. Nothing is checked here: see [`AuditPlan::check`].
     pub fn apply(&self, name: &str, origin: &str, o: &Options) -> AuditPlan {
@@ -318,6 +374,7 @@ impl Preset {
         AuditPlan {
             preset: name.to_string(),
             preset_origin: origin.to_string(),
+            preset_derivation: self.derivation.clone(),
             method,
             aegis,
             neural_cleanse: nc,
@@ -355,6 +412,53 @@ mod tests {
     }
 
     #[test]
+    fn a_shape_no_preset_matches_gets_derived_settings() {
+        let file = PresetFile::builtin();
+        let mnist = &file.presets["mnist"];
+        // 1×28×56 (two-digit composites): from mnist, the same channels; budgets × √2.
+        let (name, p) = file.select(None, ImageShape::new(1, 28, 56)).unwrap();
+        assert_eq!(name, "derived-1x28x56");
+        assert_eq!(p.image, ImageShape::new(1, 28, 56));
+        assert!(!p.auto);
+        let r2 = 2f32.sqrt();
+        assert!((p.translation.eps - 100.0 * r2).abs() < 1e-3, "{}", p.translation.eps);
+        assert!((p.precondition.eps - 1.5 * r2).abs() < 1e-5);
+        let fused = p.fused.precondition.as_ref().unwrap();
+        assert!((fused.eps - 1.5 * r2).abs() < 1e-5);
+        assert!((p.fused.translation.as_ref().unwrap().eps - 100.0 * r2).abs() < 1e-3);
+        for (a, b) in p.universal.levels.iter().zip(&mnist.universal.levels) {
+            assert!((a - b * r2).abs() < 1e-5);
+        }
+        for (a, b) in p.reach.eps_sweep.iter().zip(&mnist.reach.eps_sweep) {
+            assert!((a - b * r2).abs() < 1e-5);
+        }
+        // Counts are kept.
+        assert_eq!(p.translation.seeds_per_class, mnist.translation.seeds_per_class);
+        assert_eq!(p.neural_cleanse, mnist.neural_cleanse);
+        let how = p.derivation.as_deref().unwrap();
+        assert!(how.contains("derived from preset 'mnist'") && how.contains("× 1.414"), "{how}");
+        // 3×64×64: the nearest RGB preset by pixel count is cifar10 (4× its pixels, 74× fewer than
+        // imagenet's): budgets × 2.
+        let (name, p) = file.select(None, ImageShape::new(3, 64, 64)).unwrap();
+        assert_eq!(name, "derived-3x64x64");
+        assert!((p.translation.eps - 1000.0).abs() < 1e-3 && (p.precondition.eps - 1.0).abs() < 1e-6);
+        // A channel count no preset has: the nearest pixel count of any (2×20×20 = 800 → mnist's 784, not
+        // cifar10's 3072; 2×28×28 = 1568 is nearer cifar10's on the log scale).
+        let (_, p) = file.select(None, ImageShape::new(2, 20, 20)).unwrap();
+        assert!(p.derivation.unwrap().contains("'mnist'"));
+        let (_, p) = file.select(None, ImageShape::new(2, 28, 28)).unwrap();
+        assert!(p.derivation.unwrap().contains("'cifar10'"));
+        // The derived preset resolves into a plan that passes every check, and the plan carries it.
+        let o = super::Options::default();
+        let (name, p) = file.select(None, ImageShape::new(1, 28, 56)).unwrap();
+        let plan = p.apply(&name, &file.origin, &o);
+        plan.check().unwrap();
+        assert!(plan.preset_derivation.is_some());
+        // A shape a preset matches is never derived.
+        assert!(file.select(None, ImageShape::new(1, 28, 28)).unwrap().1.derivation.is_none());
+    }
+
+    #[test]
     fn unknown_names_shapes_fields_and_versions_are_errors() {
         let file = PresetFile::builtin();
         assert!(file
@@ -362,11 +466,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no preset named 'tiny-imagenet'"));
-        assert!(file
-            .select(None, ImageShape::new(3, 64, 64))
-            .unwrap_err()
-            .to_string()
-            .contains("no preset matches input 3×64×64"));
+        // A file without an automatic preset has nothing to derive from.
+        let manual = super::DEFAULT_PRESETS.replace("auto: true", "auto: false");
+        let manual = PresetFile::parse(&manual, "manual.yaml").unwrap();
+        let err = manual.select(None, ImageShape::new(3, 64, 64)).unwrap_err().to_string();
+        assert!(err.contains("no preset matches input 3×64×64") && err.contains("--preset"), "{err}");
         let err = PresetFile::parse("version: 2\npresets: {}\n", "x.yaml").unwrap_err();
         assert!(err.to_string().contains("version 2"), "{err}");
         let bad = super::DEFAULT_PRESETS.replace("perplexity: 30.0", "perplexity: 30.0, perplexty: 5");

@@ -111,6 +111,9 @@ pub fn audit_model(
         (None, Method::Reach) => vec![Detector::Reach],
         (None, Method::Universal | Method::Fused) => vec![Detector::Universal],
     };
+    if let Some(derivation) = &plan.preset_derivation {
+        notifications.push(Notification { level: Level::Note, message: derivation.clone(), class: None });
+    }
     if let Some(c) = &calibration {
         if let Some(n) = calibration_mismatch(&c.file.presets, &plan.preset) {
             notifications.push(n);
@@ -250,6 +253,7 @@ fn detector_report(outcome: &DetectorOutcome, seconds: f64, gradient_evaluations
         statistic: outcome.statistic.to_string(),
         seconds,
         gradient_evaluations,
+        index_version: crate::detect::INDEX_VERSION,
         classes: outcome
             .classes
             .iter()

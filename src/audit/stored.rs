@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::decision::fused;
 use super::error::AuditError;
 use crate::decide::{Calibration, CalibrationFile, DetectorIndices, DetectorWeight, FusedDecision, NullClass};
+use crate::detect::{reindex, Detector, INDEX_VERSION};
 use crate::report::{
     most_severe_exit, write_atomic, DetectorReport, ToolInfo, Verdict, EXIT_ERROR, EXIT_NOT_APPLICABLE,
 };
@@ -162,6 +163,7 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
         None => Vec::new(),
         Some(d) => serde_json::from_value(d.clone()).map_err(|e| format!("model {model}: detectors: {e}"))?,
     };
+    let detectors = reindexed(r, detectors).map_err(|p| format!("model {model}: {p}"))?;
     let robustness = match r.pointer("/precondition/adversarial_accuracy") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_f64().filter(|a| (0.0..=1.0).contains(a)).ok_or_else(|| {
@@ -175,6 +177,52 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
         model,
         entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness, preset },
     })
+}
+
+/// The detectors of report `r` with every index brought to this aegis-audit's index version
+/// ([`INDEX_VERSION`]): a section written with an older version has its indices computed again from its
+/// stored per-class values ([`reindex`]), which needs every class of the model (and, for AEGIS, one
+/// run); a section from a newer version is refused.
+fn reindexed(r: &Value, mut detectors: Vec<DetectorReport>) -> Result<Vec<DetectorReport>, String> {
+    for d in detectors.iter_mut() {
+        if d.index_version > INDEX_VERSION {
+            return Err(format!(
+                "detector '{}': index version {} is newer than this aegis-audit's ({INDEX_VERSION}): decide with the \
+                 aegis-audit that wrote the report",
+                d.name, d.index_version
+            ));
+        }
+        if d.index_version == INDEX_VERSION {
+            continue;
+        }
+        let Some(detector) = Detector::from_name(&d.name) else { continue };
+        let values: Vec<f64> = d.classes.iter().map(|c| c.value).collect();
+        if !matches!(detector, Detector::NeuralCleanse | Detector::Aegis) {
+            d.index_version = INDEX_VERSION; // the same index in both versions
+            continue;
+        }
+        let old = |why: &str| {
+            format!(
+                "detector '{}': its anomaly indices are of index version {} (raw scale) and {why}, so they cannot be \
+                 computed again from the report; audit the model again",
+                d.name, d.index_version
+            )
+        };
+        let k = r.pointer("/dataset/classes").and_then(Value::as_u64);
+        if !k.is_some_and(|k| d.classes.iter().map(|c| c.class).eq(0..k as i64)) {
+            return Err(old("cover only some of the model's classes"));
+        }
+        if detector == Detector::Aegis && r.pointer("/parameters/runs").and_then(Value::as_u64).is_some_and(|n| n != 1)
+        {
+            return Err(old("average several AEGIS runs"));
+        }
+        let new = reindex(detector, &values).ok_or_else(|| old("its stored values give no index"))?;
+        for (c, a) in d.classes.iter_mut().zip(new) {
+            c.anomaly_index = a;
+        }
+        d.index_version = INDEX_VERSION;
+    }
+    Ok(detectors)
 }
 
 /// What `calibrate` needs.
@@ -281,7 +329,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
         )
     });
     let file = CalibrationFile {
-        version: 1,
+        version: crate::decide::CALIBRATION_VERSION,
         description,
         target_fpr: options.target_fpr,
         tail_fraction: options.tail_fraction,
@@ -494,4 +542,69 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
         write_atomic(json, text.as_bytes())?;
     }
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::stored;
+    use crate::detect::{reindex, Detector, INDEX_VERSION};
+
+    /// A report of a 5-class model written before index versions: Neural Cleanse and AEGIS with raw
+    /// indices (here nonsense, 9.0, to see them replaced), reach untouched.
+    fn old_report(classes: &[i64], runs: u64) -> Value {
+        let section = |name: &str, values: &[f64]| {
+            json!({
+                "name": name, "statistic": "s", "seconds": 1.0, "gradient_evaluations": 10,
+                "classes": classes.iter().zip(values).map(|(c, v)| json!({
+                    "class": c, "value": v, "anomaly_index": 9.0, "flagged": false, "reason": "r"
+                })).collect::<Vec<_>>()
+            })
+        };
+        json!({
+            "model": { "path": "m.onnx" }, "verdict": "clean", "dataset": { "classes": 5 },
+            "parameters": { "runs": runs },
+            "detectors": [
+                section("neural-cleanse", &[40.0, 42.0, 38.0, 45.0, 6.5]),
+                section("aegis", &[5.0, 5.5, 6.0, 4.0, 5.2]),
+                section("reach", &[0.1, 0.2, 0.1, 0.9, 0.1]),
+            ]
+        })
+    }
+
+    #[test]
+    fn reports_of_the_first_index_version_are_reindexed_from_their_values() {
+        let all = [0, 1, 2, 3, 4];
+        let m = stored(std::path::Path::new("r.json"), &old_report(&all, 1)).unwrap();
+        let super::StoredEntry::Report { detectors, .. } = m.entry else { panic!("not a report") };
+        for (d, detector) in detectors.iter().zip([Detector::NeuralCleanse, Detector::Aegis]) {
+            let values: Vec<f64> = d.classes.iter().map(|c| c.value).collect();
+            let want = reindex(detector, &values).unwrap();
+            let got: Vec<f64> = d.classes.iter().map(|c| c.anomaly_index).collect();
+            assert_eq!(got, want, "{}", d.name);
+            assert_eq!(d.index_version, INDEX_VERSION);
+        }
+        // 6.5 among 38..45 on the log scale: a low outlier, positive.
+        assert!(detectors[0].classes[4].anomaly_index > 10.0, "{:?}", detectors[0].classes[4]);
+        // Reach's index did not change between versions: kept as stored.
+        assert!(detectors[2].classes.iter().all(|c| c.anomaly_index == 9.0));
+
+        // Not every class, or several AEGIS runs: the indices cannot be computed again.
+        let e = stored(std::path::Path::new("r.json"), &old_report(&[0, 1, 2, 3], 1)).unwrap_err();
+        assert!(e.contains("only some of the model's classes") && e.contains("audit the model again"), "{e}");
+        let e = stored(std::path::Path::new("r.json"), &old_report(&all, 3)).unwrap_err();
+        assert!(e.contains("several AEGIS runs"), "{e}");
+        // A report of this version keeps its indices; one of a newer version is refused.
+        let mut current = old_report(&all, 1);
+        for d in current["detectors"].as_array_mut().unwrap() {
+            d["index_version"] = json!(INDEX_VERSION);
+        }
+        let m = stored(std::path::Path::new("r.json"), &current).unwrap();
+        let super::StoredEntry::Report { detectors, .. } = m.entry else { panic!("not a report") };
+        assert!(detectors.iter().all(|d| d.classes.iter().all(|c| c.anomaly_index == 9.0)));
+        current["detectors"][0]["index_version"] = json!(INDEX_VERSION + 1);
+        let e = stored(std::path::Path::new("r.json"), &current).unwrap_err();
+        assert!(e.contains("newer than this aegis-audit's"), "{e}");
+    }
 }

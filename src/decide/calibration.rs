@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 use super::null::EmpiricalNull;
 use super::DecideError;
 
+/// The calibration file format this aegis-audit writes and reads: 2, whose null classes hold the anomaly
+/// indices of the detectors' index version 2 (Neural Cleanse and AEGIS on the log scale; version 1
+/// files held the first version's indices, which new audits no longer compute, so they are refused with
+/// what to do).
+pub const CALIBRATION_VERSION: u32 = 2;
+
 /// The largest calibration file read.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
@@ -54,7 +60,7 @@ pub struct NullClass {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalibrationFile {
-    /// Format version (1).
+    /// Format version ([`CALIBRATION_VERSION`]).
     pub version: u32,
     /// Where the numbers come from (models, tool version, command).
     pub description: String,
@@ -101,8 +107,15 @@ impl CalibrationFile {
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.version != 1 {
-            return Err(format!("version {} (aegis-audit reads version 1)", self.version));
+        if self.version == 1 {
+            return Err(format!(
+                "version 1: its null classes hold the first version's anomaly indices, while this aegis-audit \
+                 compares Neural Cleanse's and AEGIS's statistics on the log scale; make it again with \
+                 `aegis-audit calibrate` from the same audit reports (their stored values are re-indexed)"
+            ));
+        }
+        if self.version != CALIBRATION_VERSION {
+            return Err(format!("version {} (aegis-audit reads version {CALIBRATION_VERSION})", self.version));
         }
         if !(self.target_fpr > 0.0 && self.target_fpr < 1.0) {
             return Err(format!("target_fpr {} must be in (0, 1)", self.target_fpr));

@@ -234,7 +234,7 @@ mod tests {
         null_classes: Vec<NullClass>,
     ) -> CalibrationFile {
         CalibrationFile {
-            version: 1,
+            version: super::super::calibration::CALIBRATION_VERSION,
             description: "test".into(),
             target_fpr: 0.05,
             tail_fraction: 0.2,
@@ -384,7 +384,10 @@ mod tests {
             let err = Calibration::new(f, "x.json").unwrap_err().to_string();
             assert!(err.contains(want), "{err} lacks {want}");
         };
-        bad(CalibrationFile { version: 2, ..ok.clone() }, "version 2");
+        bad(CalibrationFile { version: 3, ..ok.clone() }, "version 3 (aegis-audit reads version 2)");
+        // A file of the first version holds raw-scale Neural Cleanse and AEGIS indices: refused, saying
+        // what to do.
+        bad(CalibrationFile { version: 1, ..ok.clone() }, "make it again with `aegis-audit calibrate`");
         bad(CalibrationFile { target_fpr: 0.0, ..ok.clone() }, "target_fpr 0");
         bad(CalibrationFile { tail_fraction: 1.0, ..ok.clone() }, "tail_fraction 1");
         bad(CalibrationFile { detectors: vec![], ..ok.clone() }, "no detectors");

@@ -1,6 +1,12 @@
 //! Outlier scores across classes by the median absolute deviation (MAD), as Neural Cleanse's
 //! anomaly index: `|x − median| / (1.4826 · MAD)`, where 1.4826 makes the MAD a consistent estimator
 //! of the standard deviation for normal data.
+//!
+//! A positive statistic whose clean classes spread over a range of ratios (a reversed trigger's norm,
+//! a translation's length) is compared on the log scale ([`AnomalyIndex::on_log_scale`]): the index
+//! then measures how many robust standard deviations of `ln x` a class lies from the others, so that
+//! a norm of 6.5 among clean norms of 23 to 160 is an outlier whatever the spread of the clean norms
+//! in their own units, and a statistic and any multiple of it give the same indices.
 
 /// The consistency constant that scales the MAD to a standard deviation under normality.
 pub const MAD_CONSISTENCY: f64 = 1.4826;
@@ -58,6 +64,21 @@ impl AnomalyIndex {
         Some(AnomalyIndex { median, mad, indices })
     }
 
+    /// [`AnomalyIndex::of`] on `ln x` (values at or below 1e-12 count as 1e-12, for a statistic that
+    /// can round to 0): `median` is reported on the values' own scale (`exp` of the median log, the
+    /// geometric mean of the two middle values for an even count) and `mad` on the log scale. The
+    /// order of the values is unchanged, so [`AnomalyIndex::low_outliers`] and
+    /// [`AnomalyIndex::high_outliers`] take the values themselves. `None` for an empty input or one
+    /// holding NaN.
+    pub fn on_log_scale(values: &[f64]) -> Option<AnomalyIndex> {
+        if values.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let logs: Vec<f64> = values.iter().map(|v| v.max(1e-12).ln()).collect();
+        let a = AnomalyIndex::of(&logs)?;
+        Some(AnomalyIndex { median: a.median.exp(), ..a })
+    }
+
     /// Indices of values above `threshold` on the low side (below the median): Neural Cleanse's rule.
     pub fn low_outliers(&self, values: &[f64], threshold: f64) -> Vec<usize> {
         (0..values.len()).filter(|&i| values[i] < self.median && self.indices[i] > threshold).collect()
@@ -83,6 +104,40 @@ mod tests {
         // Above the floor, the MAD's scale.
         let w = [1.0, 2.0, 3.0, 4.0, 5.0];
         assert_eq!(AnomalyIndex::with_min_scale(&w, 0.01).unwrap(), AnomalyIndex::of(&w).unwrap());
+    }
+
+    #[test]
+    fn the_log_scale_makes_a_small_norm_among_widely_spread_ones_an_outlier() {
+        // The Neural Cleanse example: the target's reversed mask 6.5, nine clean classes from
+        // 23 to 160. On the raw norms: median 76, MAD 38, index (76 − 6.5) / (1.4826 · 38) = 1.23, below
+        // the rule's 2. On ln: median (ln 68 + ln 84) / 2 = 4.3252, |deviations| of the clean classes
+        // 0.106 .. 1.190 and of 6.5 2.4534; MAD 0.4767 (the mean of 0.4110 and 0.5424), index
+        // 2.4534 / (1.4826 · 0.4767) = 3.47.
+        let norms = [23.0, 38.0, 53.0, 68.0, 84.0, 99.0, 114.0, 130.0, 160.0, 6.5];
+        let raw = AnomalyIndex::of(&norms).unwrap();
+        assert_eq!(raw.median, 76.0);
+        assert_eq!(raw.mad, 38.0);
+        assert!((raw.indices[9] - 69.5 / (1.4826 * 38.0)).abs() < 1e-12);
+        assert!(raw.low_outliers(&norms, 2.0).is_empty());
+        let log = AnomalyIndex::on_log_scale(&norms).unwrap();
+        let median_log = (68f64.ln() + 84f64.ln()) / 2.0;
+        assert!((log.median - median_log.exp()).abs() < 1e-9, "{}", log.median);
+        let mut dev: Vec<f64> = norms.iter().map(|v: &f64| (v.ln() - median_log).abs()).collect();
+        let target_dev = dev[9];
+        dev.sort_by(f64::total_cmp);
+        let mad = (dev[4] + dev[5]) / 2.0;
+        assert!((log.mad - mad).abs() < 1e-12 && (mad - 0.4767).abs() < 1e-4, "{mad}");
+        let want = target_dev / (1.4826 * mad);
+        assert!((log.indices[9] - want).abs() < 1e-12 && (want - 3.4713).abs() < 1e-4, "{want}");
+        assert_eq!(log.low_outliers(&norms, 2.0), vec![9]);
+        // Scale-free: the same norms in other units give the same indices.
+        let scaled: Vec<f64> = norms.iter().map(|v| v * 37.5).collect();
+        let s = AnomalyIndex::on_log_scale(&scaled).unwrap();
+        for (a, b) in s.indices.iter().zip(&log.indices) {
+            assert!((a - b).abs() < 1e-9);
+        }
+        assert_eq!(AnomalyIndex::on_log_scale(&[1.0, f64::NAN]), None);
+        assert_eq!(AnomalyIndex::on_log_scale(&[]), None);
     }
 
     #[test]

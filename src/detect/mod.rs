@@ -16,7 +16,7 @@ pub mod sample;
 pub mod translate;
 pub mod universal;
 
-pub use outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+pub use outcome::{reindex, signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome, INDEX_VERSION};
 
 use thiserror::Error;
 

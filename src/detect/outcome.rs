@@ -4,9 +4,37 @@
 //! decision step.
 
 use super::aegis::AegisResult;
+use super::anomaly::AnomalyIndex;
 use super::neural_cleanse::NeuralCleanseResult;
 use super::reach::ReachResult;
 use super::universal::UniversalResult;
+
+/// The version of the per-class anomaly indices the detectors compute, written in every report's
+/// detector sections and checked in calibration files: 1, the first; 2 since Neural Cleanse and AEGIS
+/// compare their statistics on the log scale ([`AnomalyIndex::on_log_scale`]). Reach and universal
+/// reach compute the same indices in both.
+pub const INDEX_VERSION: u32 = 2;
+
+/// The anomaly indices of this [`INDEX_VERSION`], computed from one detector's per-class `values`
+/// (every class of the model, in class order) stored by an older version: Neural Cleanse's and AEGIS's
+/// indices on the log scale, positive below the median, as the detectors compute them (AEGIS with one
+/// run). `None` for the detectors whose index did not change, and for values that give no index (NaN).
+pub fn reindex(detector: Detector, values: &[f64]) -> Option<Vec<f64>> {
+    let log = || AnomalyIndex::on_log_scale(values);
+    match detector {
+        // As `NeuralCleanseResult::into_outcome` signs them.
+        Detector::NeuralCleanse => {
+            let a = log()?;
+            Some(values.iter().zip(&a.indices).map(|(v, i)| signed_index(*v, a.median, *i, true)).collect())
+        }
+        // As `aegis::shortcut_decision` signs them.
+        Detector::Aegis => {
+            let a = log()?;
+            Some(values.iter().zip(&a.indices).map(|(v, i)| if *v <= a.median { *i } else { -*i }).collect())
+        }
+        Detector::Reach | Detector::Universal => None,
+    }
+}
 
 /// Which detector produced an outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -249,8 +249,17 @@ pub struct DetectorReport {
     pub seconds: f64,
     /// Images run forward and backward through the model's gradient graph (the detector's cost).
     pub gradient_evaluations: u64,
+    /// The version of the anomaly indices (`crate::detect::INDEX_VERSION`); 1 in reports written before
+    /// the field existed, whose Neural Cleanse and AEGIS indices `calibrate` and `decide` compute again
+    /// from the stored values.
+    #[serde(default = "first_index_version")]
+    pub index_version: u32,
     /// One entry per audited class, in the audited order.
     pub classes: Vec<DetectorClass>,
+}
+
+fn first_index_version() -> u32 {
+    1
 }
 
 /// The fused decision's model-level numbers and where its calibration came from.

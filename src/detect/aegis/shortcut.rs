@@ -1,7 +1,8 @@
 //! AEGIS's cross-class decision: a backdoor's target class is reached by translations that move the
 //! images anomalously little (a shortcut). The mean L2 displacement of the translations toward each class
-//! is compared across the audited classes with the MAD anomaly index, once per run; a class is flagged
-//! when more than half of the runs flag it.
+//! is compared across the audited classes with the MAD anomaly index of its logarithm (scale-free:
+//! [`AnomalyIndex::on_log_scale`]), once per run; a class is flagged when more than half of the runs
+//! flag it.
 
 use crate::detect::anomaly::AnomalyIndex;
 use crate::detect::translate::ClassSamples;
@@ -10,7 +11,7 @@ use crate::detect::DetectError;
 /// The shortcut decision over all audited classes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShortcutDecision {
-    /// Median of the per-class mean displacements.
+    /// Median of the per-class mean displacements (`exp` of the median log displacement).
     pub median: f64,
     /// Per-class anomaly index on the low side (negative above the median).
     pub indices: Vec<f64>,
@@ -21,8 +22,8 @@ pub struct ShortcutDecision {
 /// The fewest classes the shortcut decision can compare.
 pub const SHORTCUT_MIN_CLASSES: usize = 3;
 
-/// Flags the classes whose mean displacement is a low outlier: `(median − d) / (1.4826 · MAD) >
-/// threshold`. Needs at least three classes to compare.
+/// Flags the classes whose mean displacement is a low outlier on the log scale: `(median ln d − ln d) /
+/// (1.4826 · MAD ln d) > threshold`. Needs at least three classes to compare.
 pub fn shortcut_decision(displacements: &[f64], threshold: f64) -> Result<ShortcutDecision, DetectError> {
     if displacements.len() < SHORTCUT_MIN_CLASSES {
         return Err(DetectError::InvalidParam(format!(
@@ -31,7 +32,7 @@ pub fn shortcut_decision(displacements: &[f64], threshold: f64) -> Result<Shortc
             displacements.len()
         )));
     }
-    let a = AnomalyIndex::of(displacements).ok_or_else(|| {
+    let a = AnomalyIndex::on_log_scale(displacements).ok_or_else(|| {
         DetectError::NoData(format!("a class has no translated seed of another class: displacements {displacements:?}"))
     })?;
     let indices = displacements.iter().zip(&a.indices).map(|(d, i)| if *d <= a.median { *i } else { -*i }).collect();
@@ -109,10 +110,12 @@ mod tests {
     use super::*;
     #[test]
     fn shortcut_decision_flags_the_low_outlier_with_hand_worked_indices() {
-        // median 6.5; |deviations| 0, .1, .1, 1.5, 0 → MAD 0.1, scale 0.14826.
+        // On ln d: median ln 6.5; |deviations| 0, ln(6.6/6.5) = 0.015268, ln(6.5/6.4) = 0.015504,
+        // ln(6.5/5) = 0.262364, 0 → MAD ln(6.6/6.5), scale 1.4826 · MAD.
         let d = shortcut_decision(&[6.5, 6.6, 6.4, 5.0, 6.5], 2.0).unwrap();
         assert!((d.median - 6.5).abs() < 1e-12);
-        let want = [0.0, -0.1 / 0.14826, 0.1 / 0.14826, 1.5 / 0.14826, 0.0];
+        let scale = 1.4826 * (6.6f64 / 6.5).ln();
+        let want = [0.0, -1.0 / 1.4826, (6.5f64 / 6.4).ln() / scale, (6.5f64 / 5.0).ln() / scale, 0.0];
         for (got, want) in d.indices.iter().zip(want) {
             assert!((got - want).abs() < 1e-9, "{:?}", d.indices);
         }

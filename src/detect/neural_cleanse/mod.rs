@@ -1,8 +1,10 @@
 //! Neural Cleanse (Wang et al., IEEE S&P 2019): per class, reverse-engineer the smallest trigger
 //! (mask m, pattern p; x' = (1−m)⊙x + m⊙p) that sends the images to that class, with Adam and the
 //! reference code's dynamic cost on ‖m‖₁; then flag the classes whose mask norm is an outlier on the
-//! small side by the MAD anomaly index. Works on standard models; the AEGIS paper reports it fails
-//! on adversarially robust ones.
+//! small side by the MAD anomaly index of the log norms (the reference code takes the raw norms; on the
+//! log scale the index does not depend on how widely the clean classes' norms spread:
+//! [`AnomalyIndex::on_log_scale`]). Works on standard models; the AEGIS paper reports it fails on
+//! adversarially robust ones.
 
 mod params;
 mod schedule;
@@ -39,7 +41,7 @@ pub struct ClassTrigger {
     pub reached_target: bool,
     /// Attack success rate of the kept trigger on all the images used.
     pub success_rate: f64,
-    /// Anomaly index of `mask_l1` among all classes.
+    /// Anomaly index of `ln mask_l1` among all classes.
     pub anomaly_index: f64,
     /// Epochs run (fewer than `epochs` after an early stop).
     pub epochs_run: usize,
@@ -62,9 +64,9 @@ pub struct NeuralCleanseResult {
     pub images_used: usize,
     /// One reversed trigger per class, in class order.
     pub classes: Vec<ClassTrigger>,
-    /// Median of the mask norms.
+    /// Median of the mask norms (`exp` of the median log norm).
     pub median_l1: f64,
-    /// Median absolute deviation of the mask norms (unscaled).
+    /// Median absolute deviation of the log mask norms (unscaled).
     pub mad_l1: f64,
     /// Classes whose norm is below the median with an anomaly index above the threshold.
     pub flagged: Vec<usize>,
@@ -162,11 +164,11 @@ pub fn run_neural_cleanse(
     })
 }
 
-/// Neural Cleanse's rule on per-class mask norms: the MAD anomaly indices
-/// `|norm − median| / (1.4826 · MAD)` and the classes below the median whose index exceeds
+/// Neural Cleanse's rule on per-class mask norms, on the log scale: the MAD anomaly indices
+/// `|ln norm − median ln| / (1.4826 · MAD ln)` and the classes below the median whose index exceeds
 /// `threshold`. An error when a norm is NaN or there are none.
 pub fn flag_outliers(norms: &[f64], threshold: f64) -> Result<(AnomalyIndex, Vec<usize>), DetectError> {
-    let stats = AnomalyIndex::of(norms)
+    let stats = AnomalyIndex::on_log_scale(norms)
         .ok_or_else(|| DetectError::InvalidParam(format!("mask norms are empty or not all numbers: {norms:?}")))?;
     let flagged = stats.low_outliers(norms, threshold);
     Ok((stats, flagged))
