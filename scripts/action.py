@@ -81,7 +81,10 @@ def sarif_name(model: str) -> str:
     return f"{stem}-{digest}.sarif"
 
 
-DISTRIBUTIONS = {"aegis-backdoor-audit": ("aegis_backdoor_audit", False), "aegis-backdoor-audit-gpu": ("aegis_backdoor_audit_gpu", True)}
+DISTRIBUTIONS = {
+    "aegis-backdoor-audit": ("aegis_backdoor_audit", False),
+    "aegis-backdoor-audit-gpu": ("aegis_backdoor_audit_gpu", True),
+}
 BUILD_WORDS = {"auto", "always", "never"}
 
 
@@ -128,7 +131,9 @@ def build_wheel(action_path: Path, package: str, version: str, temp_root: Path) 
     """Builds `package`'s wheel from the action's own checkout with scripts/wheel.sh (maturin, Rust); refuses
     when the checkout is another version than the one asked for."""
     if package not in DISTRIBUTIONS:
-        raise ActionError(f"input 'package' must be one of {sorted(DISTRIBUTIONS)} to build it from source, got {package!r}")
+        raise ActionError(
+            f"input 'package' must be one of {sorted(DISTRIBUTIONS)} to build it from source, got {package!r}"
+        )
     have = checkout_version(action_path)
     if version and version != have:
         raise ActionError(
@@ -168,9 +173,7 @@ def install(python: str, source: dict[str, str], pip_args: list[str], venv: Path
             pip_install(vpy, [spec], pip_args, package=package)
         except IndexMiss:
             if build == "never":
-                raise ActionError(
-                    f"{spec} is not on the package index (input 'build-from-source' is never)"
-                ) from None
+                raise ActionError(f"{spec} is not on the package index (input 'build-from-source' is never)") from None
             print(
                 f"::notice::aegis-audit action: {spec} is not on the package index; building it from the "
                 "action's checkout (maturin; some minutes)",

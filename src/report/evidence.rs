@@ -24,9 +24,9 @@ static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 /// Plot size in pixels (width, height).
 pub const PLOT_SIZE: (u32, u32) = (800, 600);
-/// Pixel size of a plot's title. The page shows a plot 560 pixels wide (0.7×), where the axis labels must
-/// still read as body text (about 14 pixels on screen).
-const CAPTION_PX: u32 = 28;
+/// Pixel size of a plot's title (the longest titles, about 75 characters, just fit the plot's width). The
+/// page shows a plot 560 pixels wide (0.7×), where the axis labels must still read as body text.
+const CAPTION_PX: u32 = 22;
 /// Pixel size of the axis labels (14 on the page).
 const LABEL_PX: u32 = 20;
 /// Pixel size of the legend's text.
