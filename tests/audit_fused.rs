@@ -107,7 +107,12 @@ fn fused_audit_reports_every_detector_and_the_calibrated_decision() {
             let field = index_of(&c["anomaly_index"]);
             let reason = c["reason"].as_str().unwrap();
             let text = index_in_sentence(reason);
-            assert_eq!(text.starts_with('-'), field.is_sign_negative(), "{}: field {field}, sentence: {reason}", d["name"]);
+            assert_eq!(
+                text.starts_with('-'),
+                field.is_sign_negative(),
+                "{}: field {field}, sentence: {reason}",
+                d["name"]
+            );
             let value: f64 = text.parse().unwrap();
             assert!(value == field || (value - field).abs() <= 0.005 + 1e-9, "{}: field {field}: {reason}", d["name"]);
             negative += usize::from(field < 0.0);
