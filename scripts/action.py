@@ -10,6 +10,11 @@ Inputs come from environment variables set by action.yml's `env:` (never spliced
   INPUT_PACKAGE, INPUT_VERSION   the distribution pip installs (`aegis-backdoor-audit==0.1.0`)
   INPUT_WHEEL      a wheel file to install instead (e.g. built by an earlier step)
   INPUT_PIP_ARGS   more pip arguments (a mirror: `--index-url URL`; offline: `--no-index --find-links DIR`)
+  INPUT_BUILD_FROM_SOURCE  `auto` (default): when the package index has no such version (before the first
+                   release, or a tag not published), build the wheel from the action's own checkout
+                   (GITHUB_ACTION_PATH, the same commit as the tag pinned in `uses:`) with scripts/wheel.sh
+                   (maturin; needs Rust, which GitHub's Ubuntu runners have) and install that; `always`: build
+                   without asking the index; `never`: a missing version is an error.
 The Python running this script (3.11+; action.yml runs input `python`) creates the virtual environment.
 GitHub's variables: GITHUB_WORKSPACE (models are found and audited from there), RUNNER_TEMP (the virtual
 environment goes there), GITHUB_OUTPUT (outputs `verdict`, `exit-code`, `sarif-dir`, `models`),
@@ -27,7 +32,9 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -74,13 +81,106 @@ def sarif_name(model: str) -> str:
     return f"{stem}-{digest}.sarif"
 
 
-def install(python: str, spec: list[str], pip_args: list[str], venv: Path) -> Path:
-    """Creates a virtual environment at `venv`, pip-installs `spec` there, returns its aegis-audit."""
+DISTRIBUTIONS = {
+    "aegis-backdoor-audit": ("aegis_backdoor_audit", False),
+    "aegis-backdoor-audit-gpu": ("aegis_backdoor_audit_gpu", True),
+}
+BUILD_WORDS = {"auto", "always", "never"}
+
+
+class IndexMiss(Exception):
+    """pip found no distribution of the package itself (not of a dependency) for the pinned version."""
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def make_venv(python: str, venv: Path) -> Path:
+    """Creates a virtual environment at `venv`; returns its python."""
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    vpy = venv / "bin" / "python"
+    return venv / "bin" / "python"
+
+
+def pip_install(vpy: Path, spec: list[str], pip_args: list[str], package: str | None = None) -> None:
+    """pip-installs `spec`; pip's output is shown. With `package`, a failure because the index has no such
+    version of that package raises IndexMiss (any other failure: CalledProcessError)."""
     cmd = [str(vpy), "-m", "pip", "install", "--disable-pip-version-check", "--quiet", *pip_args, *spec]
     print(f"aegis-audit action: {shlex.join(cmd)}", flush=True)
-    subprocess.run(cmd, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    sys.stdout.write(proc.stdout)
+    sys.stdout.write(proc.stderr)
+    sys.stdout.flush()
+    if proc.returncode == 0:
+        return
+    missing = re.findall(r"No matching distribution found for ([A-Za-z0-9_.\-]+)", proc.stderr)
+    if package and any(normalize(m) == normalize(package) for m in missing):
+        raise IndexMiss(spec[0])
+    raise subprocess.CalledProcessError(proc.returncode, cmd)
+
+
+def checkout_version(action_path: Path) -> str:
+    """The version of the action's checkout (Cargo.toml's `version`), the version its wheel gets."""
+    import tomllib  # 3.11+, checked in run() before anything is installed
+
+    with open(action_path / "Cargo.toml", "rb") as f:
+        return tomllib.load(f)["package"]["version"]
+
+
+def build_wheel(action_path: Path, package: str, version: str, temp_root: Path) -> Path:
+    """Builds `package`'s wheel from the action's own checkout with scripts/wheel.sh (maturin, Rust); refuses
+    when the checkout is another version than the one asked for."""
+    if package not in DISTRIBUTIONS:
+        raise ActionError(
+            f"input 'package' must be one of {sorted(DISTRIBUTIONS)} to build it from source, got {package!r}"
+        )
+    have = checkout_version(action_path)
+    if version and version != have:
+        raise ActionError(
+            f"{package}=={version} is not on the package index, and this action's checkout is version {have}: "
+            f"pin the action at v{version} (`uses: ...@v{version}`) or set input 'version' to {have}"
+        )
+    if shutil.which("cargo") is None:
+        raise ActionError(
+            f"{package}=={version or have} must be built from the action's checkout, which needs Rust 1.92+ "
+            "('cargo' is not on PATH): add a Rust set-up step, or give input 'wheel'"
+        )
+    out = Path(tempfile.mkdtemp(prefix="aegis-audit-wheel-", dir=temp_root))
+    prefix, gpu = DISTRIBUTIONS[package]
+    cmd = ["bash", str(action_path / "scripts" / "wheel.sh"), "--out", str(out), *(["--gpu"] if gpu else [])]
+    print(f"::group::aegis-audit action: building {package} {have} from {action_path}", flush=True)
+    print(shlex.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHON": sys.executable}, stdout=sys.stderr)
+    print("::endgroup::", flush=True)
+    built = sorted(out.glob(f"{prefix}-{have}-*.whl"))
+    if len(built) != 1:
+        raise ActionError(f"scripts/wheel.sh left {[p.name for p in out.iterdir()]} in {out}, not one {prefix} wheel")
+    return built[0]
+
+
+def install(python: str, source: dict[str, str], pip_args: list[str], venv: Path, temp_root: Path) -> Path:
+    """Creates a virtual environment at `venv` and installs aegis-audit there from `source` (the inputs
+    `wheel`, `package`, `version`, `build-from-source`); returns its aegis-audit."""
+    vpy = make_venv(python, venv)
+    package, version, build = source["package"], source["version"], source["build"]
+    if source["wheel"]:
+        pip_install(vpy, [source["wheel"]], pip_args)
+    elif build == "always":
+        pip_install(vpy, [str(build_wheel(Path(source["action_path"]), package, version, temp_root))], pip_args)
+    else:
+        spec = f"{package}{'==' + version if version else ''}"
+        try:
+            pip_install(vpy, [spec], pip_args, package=package)
+        except IndexMiss:
+            if build == "never":
+                raise ActionError(f"{spec} is not on the package index (input 'build-from-source' is never)") from None
+            print(
+                f"::notice::aegis-audit action: {spec} is not on the package index; building it from the "
+                "action's checkout (maturin; some minutes)",
+                flush=True,
+            )
+            wheel = build_wheel(Path(source["action_path"]), package, version, temp_root)
+            pip_install(vpy, [str(wheel)], pip_args)
     exe = venv / "bin" / "aegis-audit"
     if not exe.is_file():
         raise ActionError(f"the installed package has no {exe}")
@@ -143,6 +243,9 @@ def run() -> int:
     fail_on = set(env("INPUT_FAIL_ON", "suspected error").replace(",", " ").split())
     if not fail_on or not fail_on <= FAIL_WORDS:
         raise ActionError(f"input 'fail-on' must list {sorted(FAIL_WORDS)}, got {sorted(fail_on)}")
+    build = env("INPUT_BUILD_FROM_SOURCE", "auto")
+    if build not in BUILD_WORDS:
+        raise ActionError(f"input 'build-from-source' must be one of {sorted(BUILD_WORDS)}, got {build!r}")
     try:
         extra = shlex.split(env("INPUT_ARGS"))
         pip_args = shlex.split(env("INPUT_PIP_ARGS"))
@@ -157,14 +260,16 @@ def run() -> int:
     sarif_dir.mkdir(parents=True, exist_ok=True)
 
     wheel = env("INPUT_WHEEL")
-    if wheel:
-        spec = [str((workspace / wheel).resolve())]
-    else:
-        version = env("INPUT_VERSION")
-        spec = [f"{env('INPUT_PACKAGE', 'aegis-backdoor-audit')}{'==' + version if version else ''}"]
+    source = {
+        "wheel": str((workspace / wheel).resolve()) if wheel else "",
+        "package": env("INPUT_PACKAGE", "aegis-backdoor-audit"),
+        "version": env("INPUT_VERSION"),
+        "build": build,
+        "action_path": env("GITHUB_ACTION_PATH", str(Path(__file__).resolve().parents[1])),
+    }
     temp_root = Path(env("RUNNER_TEMP", tempfile.gettempdir()))
     venv = Path(tempfile.mkdtemp(prefix="aegis-audit-venv-", dir=temp_root))
-    exe = install(sys.executable, spec, pip_args, venv)
+    exe = install(sys.executable, source, pip_args, venv, temp_root)
 
     rows: list[tuple[str, int, str]] = []
     for model in models:

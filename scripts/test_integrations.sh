@@ -34,7 +34,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "${pip[@]}" -r plugins/requirements-integrations.txt -c plugins/constraints-integrations.txt
   # The plugins with their dependencies, aegis-backdoor-audit from dist/ (until it is on PyPI) with its
   # onnxruntime; then the wheel itself again, since pip keeps an installed version with the same number.
-  "${pip[@]}" --find-links dist -c plugins/constraints-integrations.txt --no-build-isolation "${plugins[@]/#/-e}"
+  # The MLflow gate with its `sql` extra, as docs/integrations.md installs it: the SQLite registry of its
+  # tests works only if that extra brings SQLAlchemy and alembic (requirements-integrations.txt does not).
+  "${pip[@]}" --find-links dist -c plugins/constraints-integrations.txt --no-build-isolation \
+    -eplugins/runner -eplugins/modelscan "-eplugins/mlflow[sql]" -eplugins/fanout
   "${pip[@]}" --force-reinstall --no-deps "$wheel"
   echo "$want" > "$stamp"
 fi

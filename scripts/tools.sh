@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the CI-only tools into the git-ignored .tools/ folder, pinned, from the package registries:
-#   .tools/venv/    maturin, check-jsonschema, pre-commit, pytest, ruff (scripts/tools/requirements.txt);
+#   .tools/venv/    check-jsonschema, pre-commit, pytest, ruff (scripts/tools/requirements.txt);
 #   .tools/sarif/   Microsoft's SARIF Multitool from npm (scripts/tools/package-lock.json, `npm ci`);
 #   .tools/wheels/  onnxruntime==1.31.1 and its dependencies as wheels, so the packaging tests install
 #                   the aegis-audit wheel with `pip --no-index` (offline);
 #   .tools/wheels-runtime/  the one onnxruntime wheel `scripts/setup.sh --runtime` downloads (cp312), for
 #                   the test of that mode.
-# Idempotent: each part is redone only when its pin file changed. Needs python3 (3.11+) and npm.
+# Idempotent: each part is redone only when its pin file changed. Needs python3 (3.11+) and npm. The scripts
+# that use these tools call it (scripts/test_packaging.sh, scripts/test.sh); a wheel build does not
+# (scripts/wheel.sh installs maturin alone).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -19,7 +21,7 @@ stamp() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
 want="$(stamp "$pin/requirements.txt")"
 if [ "$(cat .tools/venv/.stamp 2>/dev/null)" != "$want" ]; then
-  echo "tools: installing maturin, check-jsonschema, pre-commit, pytest, ruff into .tools/venv" >&2
+  echo "tools: installing check-jsonschema, pre-commit, pytest, ruff into .tools/venv" >&2
   rm -rf .tools/venv
   "$py" -m venv .tools/venv
   .tools/venv/bin/python -m pip install "${pipq[@]}" -r "$pin/requirements.txt"

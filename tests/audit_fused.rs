@@ -54,6 +54,19 @@ fn index_of(v: &Value) -> f64 {
     }
 }
 
+/// The number a detector's sentence gives after "anomaly index " (e.g. `-2.54`), as written.
+fn index_in_sentence(reason: &str) -> &str {
+    let at = reason.find("anomaly index ").unwrap_or_else(|| panic!("no anomaly index in: {reason}")) + 14;
+    let rest = &reason[at..];
+    let end = rest.find(|ch: char| !(ch == '-' || ch == '.' || ch.is_ascii_alphanumeric())).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// HTML text as the evidence page escapes it.
+fn html_escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
 #[test]
 fn fused_audit_reports_every_detector_and_the_calibrated_decision() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +99,26 @@ fn fused_audit_reports_every_detector_and_the_calibrated_decision() {
             assert!(!c["reason"].as_str().unwrap().is_empty());
         }
     }
+    // Every explanation line writes the anomaly index with the sign of its field (the table, the JSON
+    // field and the sentence tell the same number); some of them are negative, so the sign is exercised.
+    let mut negative = 0;
+    for d in detectors {
+        for c in d["classes"].as_array().unwrap() {
+            let field = index_of(&c["anomaly_index"]);
+            let reason = c["reason"].as_str().unwrap();
+            let text = index_in_sentence(reason);
+            assert_eq!(
+                text.starts_with('-'),
+                field.is_sign_negative(),
+                "{}: field {field}, sentence: {reason}",
+                d["name"]
+            );
+            let value: f64 = text.parse().unwrap();
+            assert!(value == field || (value - field).abs() <= 0.005 + 1e-9, "{}: field {field}: {reason}", d["name"]);
+            negative += usize::from(field < 0.0);
+        }
+    }
+    assert!(negative > 0, "no negative anomaly index to check the sign of");
     assert!(report["timings"]["universal"].as_f64().unwrap() > 0.0);
     assert!(report["timings"]["neural_cleanse"].as_f64().unwrap() > 0.0);
 
@@ -146,6 +179,13 @@ fn fused_audit_reports_every_detector_and_the_calibrated_decision() {
     let index = std::fs::read_to_string(ev.join("index.html")).unwrap();
     let why = index.find("<h2>Why</h2>").expect("a Why section");
     assert!(why < index.find("<h2>Run</h2>").unwrap() && why < index.find("<h2>Classes</h2>").unwrap());
+    // Each class lists every detector's sentence, signs included.
+    for d in detectors {
+        for c in d["classes"].as_array().unwrap() {
+            let reason = html_escaped(c["reason"].as_str().unwrap());
+            assert!(index.contains(&format!("<li>{reason}</li>")), "{reason} not on the evidence page");
+        }
+    }
     assert!(ev.join("fused-scores.png").is_file());
     assert!(ev.join("universal-budgets.png").is_file());
 }

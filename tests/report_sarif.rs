@@ -230,3 +230,31 @@ fn schema_validation_catches_broken_logs() {
     log["version"] = "2.0.0".into();
     assert!(!schema_validator().is_valid(&log), "another version must fail");
 }
+
+/// The README, docs/ci.md and the wheels' metadata give the address SARIF's `informationUri` gives (Cargo.toml's
+/// `repository`): the pre-commit `repo:` and the Action's `uses: OWNER/NAME@TAG` point at it; and every rule a log
+/// declares is documented in the README, docs/ci.md and docs/reports.md.
+#[test]
+fn the_docs_give_the_logs_address_and_every_rule() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let slug = INFORMATION_URI.strip_prefix("https://github.com/").expect("a GitHub repository");
+    let tag = format!("v{}", env!("CARGO_PKG_VERSION"));
+    for doc in ["README.md", "docs/ci.md"] {
+        let text = read(doc);
+        assert!(text.contains(&format!("repo: {INFORMATION_URI}")), "{doc}: pre-commit repo is not {INFORMATION_URI}");
+        assert!(text.contains(&format!("rev: {tag}")), "{doc}: pre-commit rev is not {tag}");
+        assert!(text.contains(&format!("uses: {slug}@{tag}")), "{doc}: the Action is not {slug}@{tag}");
+        assert!(!text.contains("OWNER/"), "{doc}: a placeholder owner");
+    }
+    for meta in ["pyproject.toml", "packaging/gpu/pyproject.toml"] {
+        assert!(read(meta).contains(&format!("Repository = \"{INFORMATION_URI}\"")), "{meta}");
+    }
+    let log = sarif(&report_support::report(Verdict::Suspected));
+    for rule in log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap() {
+        let (id, name) = (rule["id"].as_str().unwrap(), rule["name"].as_str().unwrap());
+        for doc in ["README.md", "docs/ci.md", "docs/reports.md"] {
+            assert!(read(doc).contains(&format!("`{id}` {name}")), "{doc} does not list rule `{id}` {name}");
+        }
+    }
+}

@@ -191,7 +191,11 @@ fn neural_cleanse(dir: &Path, r: &NeuralCleanseResult, outcome: &DetectorOutcome
         let file = EvidenceFile {
             kind: EvidenceKind::Mask,
             path: name,
-            caption: format!("Class {}: reversed mask and mask⊙pattern (‖m‖₁ = {:.2})", t.class, t.mask_l1),
+            caption: format!(
+                "Class {}: the reversed mask, the pattern and the trigger as stamped (mask⊙pattern), left to right \
+                 (‖m‖₁ = {:.2})",
+                t.class, t.mask_l1
+            ),
         };
         out.class(t.class, vec![file]);
     }

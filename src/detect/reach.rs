@@ -178,7 +178,8 @@ pub struct ClassReach {
     pub reached: usize,
     /// `reached / attempts`.
     pub rate: f64,
-    /// MAD anomaly index of the rate across classes.
+    /// Signed MAD anomaly index of the rate across classes: positive above the median (the suspicious,
+    /// high side), negative below it; every report and sentence shows this one value.
     pub anomaly_index: f64,
     /// Whether the class is flagged.
     pub flagged: bool,
@@ -243,7 +244,7 @@ impl ReachResult {
             .map(|c| ClassStatistic {
                 class: c.class,
                 value: c.rate,
-                anomaly_index: signed_index(c.rate, self.decision.median_rate, c.anomaly_index, false),
+                anomaly_index: c.anomaly_index,
                 flagged: c.flagged,
                 reason: format!(
                     "class {}: targeted L2 PGD at ε = {:.3} reached it from {}/{} other-class images ({:.2}; median \
@@ -388,7 +389,7 @@ pub fn run_reach_with(
             attempts: r.attempts,
             reached: r.reached,
             rate: rates[class],
-            anomaly_index: decision.anomaly_indices[class],
+            anomaly_index: signed_index(rates[class], decision.median_rate, decision.anomaly_indices[class], false),
             flagged: decision.flagged.contains(&class),
             evidence: r.evidence,
         })

@@ -24,6 +24,13 @@ static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 /// Plot size in pixels (width, height).
 pub const PLOT_SIZE: (u32, u32) = (800, 600);
+/// Pixel size of a plot's title (the longest titles, about 75 characters, just fit the plot's width). The
+/// page shows a plot 560 pixels wide (0.7×), where the axis labels must still read as body text.
+const CAPTION_PX: u32 = 22;
+/// Pixel size of the axis labels (14 on the page).
+const LABEL_PX: u32 = 20;
+/// Pixel size of the legend's text.
+const LEGEND_PX: u32 = 18;
 /// Colour of points whose cluster is `usize::MAX` (noise).
 const NOISE: RGBColor = RGBColor(150, 150, 150);
 /// Cluster colours (the "tab10" palette), cycled.
@@ -129,13 +136,13 @@ pub fn scatter_png(
     groups.dedup();
     plot_png(path, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(title, (FAMILY, 22))
+            .caption(title, (FAMILY, CAPTION_PX))
             .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(48)
+            .x_label_area_size(44)
+            .y_label_area_size(72)
             .build_cartesian_2d(padded_range(points.iter().map(|p| p[0])), padded_range(points.iter().map(|p| p[1])))
             .map_err(|e| e.to_string())?;
-        chart.configure_mesh().label_style((FAMILY, 13)).draw().map_err(|e| e.to_string())?;
+        chart.configure_mesh().label_style((FAMILY, LABEL_PX)).draw().map_err(|e| e.to_string())?;
         for &(k, tr) in &groups {
             let color = cluster_color(k);
             let members = (0..points.len()).filter(|&i| clusters[i] == k && translated[i] == tr);
@@ -159,7 +166,7 @@ pub fn scatter_png(
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 13))
+            .label_font((FAMILY, LEGEND_PX))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -214,10 +221,10 @@ pub fn bar_chart_threshold_png(
     plot_png(path, |root| {
         use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
         let mut chart = ChartBuilder::on(root)
-            .caption(title, (FAMILY, 22))
+            .caption(title, (FAMILY, CAPTION_PX))
             .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
+            .x_label_area_size(48)
+            .y_label_area_size(80)
             .build_cartesian_2d((0u32..n).into_segmented(), bottom..top)
             .map_err(|e| e.to_string())?;
         chart
@@ -228,7 +235,7 @@ pub fn bar_chart_threshold_png(
                 SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
-            .label_style((FAMILY, 13))
+            .label_style((FAMILY, LABEL_PX))
             .draw()
             .map_err(|e| e.to_string())?;
         chart

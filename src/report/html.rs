@@ -136,6 +136,7 @@ pub fn render_index(report: &AuditReport) -> Result<String, ReportError> {
          td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .flag{{color:#b00;font-weight:bold}}\n\
          .note{{color:#555}} figure{{display:inline-block;margin:8px;vertical-align:top}} \
          img{{max-width:560px;image-rendering:pixelated}}\n\
+         pre{{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:6px}}\n\
          </style>\n</head>\n<body>",
         escape(&report.model.path)
     );

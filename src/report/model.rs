@@ -164,7 +164,8 @@ pub enum ClassDetails {
     Reach {
         /// Fraction of seed images translated into the class within ε, in `[0, 1]`.
         success_rate: f64,
-        /// Anomaly index of the success rate among classes (robust z-score, MAD).
+        /// Anomaly index of the success rate among classes (robust z-score, MAD), signed: positive above
+        /// the median (the suspicious side), negative below it.
         anomaly_index: f64,
         /// The ε budget chosen.
         epsilon: f64,
@@ -173,7 +174,8 @@ pub enum ClassDetails {
     NeuralCleanse {
         /// L1 norm of the smallest mask that flips images into the class.
         mask_l1: f64,
-        /// Anomaly index of the norm among classes.
+        /// Anomaly index of the norm among classes (MAD), signed: positive below the median (the
+        /// suspicious side), negative above it.
         anomaly_index: f64,
     },
     /// Universal reach.

@@ -22,12 +22,10 @@ pub const RULE_CLASS_CLEAN: &str = "AEGIS003";
 /// only when it is missing, by hashing the text around the result's line, which for ONNX files from one
 /// exporter is the same bytes: every finding would collapse into one alert. We write it ourselves.
 pub const FINGERPRINT_KEY: &str = "primaryLocationLineHash";
-/// Where a reader of the log learns about the tool (`tool.driver.informationUri`): the crate's
-/// `homepage` when Cargo.toml sets one, else the Python package's page.
-pub const INFORMATION_URI: &str = match env!("CARGO_PKG_HOMEPAGE").as_bytes() {
-    [] => "https://pypi.org/project/aegis-backdoor-audit/",
-    _ => env!("CARGO_PKG_HOMEPAGE"),
-};
+/// Where a reader of the log learns about the tool (`tool.driver.informationUri`): the project's repository,
+/// Cargo.toml's `repository` (the README is its front page), the address the README's Action and pre-commit
+/// examples and the wheels' project URLs give too.
+pub const INFORMATION_URI: &str = env!("CARGO_PKG_REPOSITORY");
 
 /// How to write the SARIF log.
 #[derive(Debug, Clone, PartialEq)]

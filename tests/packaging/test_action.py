@@ -9,6 +9,7 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,12 +44,15 @@ def parse_outputs(path: Path) -> dict[str, str]:
     return outputs
 
 
-def run_step(inputs: dict[str, str], tmp: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, str], str]:
+def run_step(
+    inputs: dict[str, str], tmp: Path, **extra_env: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], str]:
     """Runs action.yml's step as the runner would: each env entry `${{ inputs.x }}` becomes the input's
     value (or its default), then `bash -c RUN` with the GitHub variables set."""
     spec = action()
     step = spec["runs"]["steps"][0]
     env = clean_env(
+        **extra_env,
         GITHUB_ACTION_PATH=str(ROOT),
         GITHUB_WORKSPACE=str(ROOT),
         GITHUB_OUTPUT=str(tmp / "output"),
@@ -171,3 +175,57 @@ def test_action_audits_every_model_the_globs_name(tmp_path: Path) -> None:
     assert len(ids) == 2, "one upload-sarif category per model"
     assert "| `fixtures/zoo/robust_localised.onnx` | suspected | 1 |" in summary, summary
     assert "| `fixtures/zoo/standard_clean.onnx` | not-applicable | 3 |" in summary, summary
+
+
+def with_cargo() -> str:
+    """The test PATH (clean_env's) with Rust's cargo in front, as on GitHub's Ubuntu runners."""
+    cargo = shutil.which("cargo")
+    assert cargo, "cargo on PATH"
+    return f"{Path(cargo).parent}:{clean_env()['PATH']}"
+
+
+def test_an_index_miss_builds_the_wheel_from_the_actions_checkout(tmp_path: Path) -> None:
+    """Before the first release the index has no aegis-backdoor-audit: a fake index (.tools/wheels, ONNX Runtime
+    and its dependencies but no aegis-audit) misses, and the step builds the wheel from GITHUB_ACTION_PATH with
+    scripts/wheel.sh, installs it with the same pip arguments and audits (the Cargo profile of the tests, so
+    that only packaging and the link are new work; a runner builds in release)."""
+    inputs = {
+        "models": "fixtures/zoo/robust_localised.onnx",
+        "data": DATA,
+        "args": shlex.join([*REDUCED, "--method", "aegis"]),
+        "sarif-dir": str(tmp_path / "sarif"),
+        "pip-args": f"--no-index --find-links {WHEELS}",
+        "python": sys.executable,
+    }
+    proc, outputs, _ = run_step(inputs, tmp_path, PATH=with_cargo(), AEGIS_WHEEL_PROFILE="test")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1, log
+    assert "No matching distribution found for aegis-backdoor-audit==0.1.0" in log, log
+    assert "::notice::aegis-audit action: aegis-backdoor-audit==0.1.0 is not on the package index" in log, log
+    assert f"building aegis-backdoor-audit 0.1.0 from {ROOT}" in log, log
+    assert outputs["verdict"] == "suspected", outputs
+    built = list((tmp_path / "runner").glob("aegis-audit-wheel-*/aegis_backdoor_audit-0.1.0-*.whl"))
+    assert len(built) == 1, list((tmp_path / "runner").iterdir())
+
+
+def test_an_index_miss_is_refused_when_the_checkout_cannot_supply_it(tmp_path: Path) -> None:
+    base = {
+        "models": "fixtures/zoo/robust_localised.onnx",
+        "data": DATA,
+        "pip-args": f"--no-index --find-links {WHEELS}",
+        "python": sys.executable,
+    }
+    cases = [
+        ({"version": "9.9.9"}, "this action's checkout is version 0.1.0: pin the action at v9.9.9"),
+        ({"build-from-source": "never"}, "aegis-backdoor-audit==0.1.0 is not on the package index (input"),
+        ({"build-from-source": "sometimes"}, "input 'build-from-source' must be one of"),
+        ({"pip-args": "--no-such-pip-flag"}, "installing failed"),
+    ]
+    for i, (inputs, message) in enumerate(cases):
+        tmp = tmp_path / str(i)
+        tmp.mkdir()
+        proc, outputs, _ = run_step({**base, **inputs}, tmp, PATH=with_cargo())
+        assert proc.returncode == 2, f"{inputs}: {proc.stdout}{proc.stderr}"
+        assert message in proc.stdout, proc.stdout
+        assert outputs == {"verdict": "error", "exit-code": "2"}, outputs
+        assert not list((tmp / "runner").glob("aegis-audit-wheel-*")), "nothing built"

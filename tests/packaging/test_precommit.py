@@ -124,3 +124,65 @@ def test_pre_commit_runs_the_hook_on_committed_models(tmp_path: Path) -> None:
     assert proc.returncode == 1, log
     assert "aegis-audit (ONNX backdoor scan)" in log and "Failed" in log and "exit code: 1" in log, log
     assert "models/robust_localised.onnx" in log and "models/standard_clean.onnx" in log, log
+
+
+def readme_local_hook() -> dict:
+    """The README's `repo: local` block: the hook that installs the published wheel."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```yaml\n- repo: local\n") + len("```yaml\n")
+    repos = yaml.safe_load(text[start : text.index("```", start)])
+    assert len(repos) == 1 and repos[0]["repo"] == "local", repos
+    return repos[0]
+
+
+def test_the_readme_hook_installs_the_published_wheel_and_names_its_stage(tmp_path: Path) -> None:
+    """The README's fastest route as a user pastes it, the day the wheel is published: pre-commit pip-installs
+    `aegis-backdoor-audit==VERSION` (PIP_FIND_LINKS serves the built wheel in place of PyPI; nothing is
+    compiled). Only `args` is replaced (the test's data and a reduced audit). `pre-commit run --all-files`
+    skips it without a word (the README says so); naming it without its stage is an error."""
+    block = readme_local_hook()
+    [hook_] = block["hooks"]
+    version = wheel("aegis_backdoor_audit").name.split("-")[1]
+    assert hook_["additional_dependencies"] == [f"aegis-backdoor-audit=={version}"]
+    assert hook_["stages"] == hook()["stages"] and hook_["files"] == hook()["files"]
+    hook_["args"] = ["--data", str(ROOT / DATA), *REDUCED, "--method", "aegis"]
+    repo = tmp_path / "repo"
+    (repo / "models").mkdir(parents=True)
+    for name in ("robust_localised", "standard_clean"):
+        shutil.copy(ROOT / f"fixtures/zoo/{name}.onnx", repo / "models" / f"{name}.onnx")
+    (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump({"repos": [block]}))
+    env = clean_env(
+        PRE_COMMIT_HOME=str(tmp_path / "cache"),
+        VIRTUALENV_OVERRIDE_APP_DATA=str(tmp_path / "virtualenv"),
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=f"{wheel('aegis_backdoor_audit').parent} {WHEELS}",
+        GIT_CONFIG_GLOBAL=str(tmp_path / "gitconfig"),
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    git = shutil.which("git", path=env["PATH"]) or "git"
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "models"]):
+        subprocess.run([git, *cmd], cwd=repo, env=env, check=True)
+    pre_commit = tool("pre-commit")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [pre_commit, "run", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=900, check=False
+        )
+
+    quiet = run("--all-files")
+    assert quiet.returncode == 0 and "aegis-audit" not in quiet.stdout, quiet.stdout + quiet.stderr
+    named = run("aegis-audit", "--all-files")
+    assert named.returncode == 1, named.stdout + named.stderr
+    assert "No hook with id `aegis-audit` in stage `pre-commit`" in named.stdout + named.stderr, named.stdout
+    proc = run("aegis-audit", "--hook-stage", "pre-push", "--all-files")
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1, log
+    assert "aegis-audit (ONNX backdoor scan)" in log and "Failed" in log and "exit code: 1" in log, log
+    # verbose: the audit's table is shown; one call audited both models.
+    assert "2 models, exit code 1" in log, log
+    envs = list((tmp_path / "cache").glob("repo*/py_env-*/bin/aegis-audit"))
+    assert len(envs) == 1, "the wheel's binary in pre-commit's environment"
+    assert not list((tmp_path / "cache").rglob("target")), "nothing compiled"

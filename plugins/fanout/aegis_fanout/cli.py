@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from aegis_runner import BinaryNotFound, Failure, check_extra_args, combined_exit_code, find_binary
+from aegis_runner import BinaryNotFound, Failure, check_data, check_extra_args, combined_exit_code, find_binary
 
 from .backends import Resources, run_local, run_ray
 from .manifest import Entry, ManifestError, read_manifest, registry_entries
@@ -43,7 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--collect", action="store_true", help="only write summary.csv and aegis.sarif from --out")
     p.add_argument("--pending-only", action="store_true", help="--registry-query: versions without aegis.verdict")
     p.add_argument("--tracking-uri", help="MLflow tracking URI for models:/ URIs (default: $MLFLOW_TRACKING_URI)")
-    p.add_argument("--data", type=Path, help="training data folder aegis-audit samples (on every worker)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="training data folder or one held-out data file, as aegis-audit --data (on every worker)",
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--cpus-per-task", type=float, default=1.0, help="CPUs per task (default: 1; sets --threads)")
     p.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs per task (default: 0; >0 sets --device cuda)")
@@ -109,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             write_summary(args.out, results, args.sarif_category)
             print(f"{len(results)} models: {args.out / 'summary.csv'}, {args.out / 'aegis.sarif'}", file=sys.stderr)
             return combined_exit_code(r.exit_code for r in results)
-        if args.data is None or not args.data.is_dir():
-            raise ValueError(f"--data {args.data} is not a folder")
+        check_data(args.data)
         extra = task_args(check_extra_args(shlex.split(args.aegis_args)), args.cpus_per_task, args.gpus_per_task)
         if args.backend == "local" or args.index is not None or args.aegis_bin:
             find_binary(args.aegis_bin)

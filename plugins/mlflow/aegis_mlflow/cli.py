@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
-from aegis_runner import BinaryNotFound, check_extra_args, combined_exit_code, find_binary
+from aegis_runner import BinaryNotFound, check_data, check_extra_args, combined_exit_code, find_binary
 
 from .fetch import Registry, parse_model_uri
 from .gate import GateConfig, gate_version, sweep
@@ -40,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", nargs="?", help="models:/NAME/VERSION or models:/NAME@ALIAS (omit with --sweep)")
-    p.add_argument("--data", required=True, type=Path, help="training data folder aegis-audit samples")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="the training data folder, or one held-out data file (IDX images file or CIFAR-10 batch), as "
+        "aegis-audit --data",
+    )
     p.add_argument("--promote-alias", metavar="ALIAS", help="point this alias at the version when it is clean")
     p.add_argument("--sweep", action="store_true", help="audit every version without an aegis.verdict tag")
     p.add_argument("--filter", dest="filter_string", help="search_model_versions filter for --sweep, e.g. \"name='m'\"")
@@ -56,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> GateConfig:
-    if not args.data.is_dir():
-        raise ValueError(f"--data {args.data} is not a folder")
+    check_data(args.data)
     find_binary(args.aegis_bin)
     return GateConfig(
         data=args.data.absolute(),

@@ -4,7 +4,9 @@ alias and logged artifacts read back through MlflowClient."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -57,6 +59,7 @@ def registry(tmp_path_factory, zoo, broken_model):
     register("sweep-standard", {"model.onnx": zoo / "standard_clean.onnx"})
     register("sweep-broken", {"model.onnx": broken_model})
     register("sweep-empty", {"card.yaml": zoo / "robust_clean_s0.card.yaml"})
+    register("held-out", {"model.onnx": zoo / "robust_localised.onnx"})
     return uri, client
 
 
@@ -188,3 +191,71 @@ def test_a_sweep_never_moves_the_alias_back_to_an_older_version(registry, aegis_
     assert client.get_model_version("order", "1").tags["aegis.verdict"] == "clean"
     assert str(client.get_model_version_by_alias("order", "production").version) == "2"
     assert "aegis.verdict" not in client.get_model_version("order", "2").tags
+
+
+def test_a_single_held_out_data_file_is_accepted(registry, tmp_path, aegis_bin, mnist, aegis_args):
+    """`--data FILE` as aegis-audit takes it (README: a gate rarely has the training set): one IDX images file,
+    its labels file beside it, serves every role."""
+    uri, client = registry
+    held_out = mnist / "t10k-images-idx3-ubyte.gz"
+    proc = gate_cli(uri, "models:/held-out/1", held_out, aegis_args, tmp_path)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    tags = client.get_model_version("held-out", "1").tags
+    assert tags["aegis.verdict"] in ("clean", "backdoor_suspected"), tags
+    report, _ = downloaded_report(client, "held-out", "1", tmp_path)
+    dataset = json.loads(report.read_text())["dataset"]
+    assert Path(dataset["path"]) == held_out, dataset
+    # A path that does not exist is still a usage error, naming both forms.
+    missing = gate_cli(uri, "models:/held-out/1", mnist / "none.gz", aegis_args, tmp_path)
+    assert missing.returncode == 2
+    assert "does not exist: give the training data folder or one held-out data file" in missing.stderr
+
+
+def test_the_sql_extra_brings_the_sqlite_registry(root):
+    """mlflow-skinny has no SQLAlchemy or alembic, so a `sqlite:///` registry (the docs' and these tests') needs
+    the gate's `sql` extra; docs/integrations.md installs it, and so does scripts/test_integrations.sh (the
+    pinned requirements leave both out, so the registry fixture above works only through the extra)."""
+    requires = importlib.metadata.requires("aegis-mlflow") or []
+    extra = {r.split(";")[0].split(">")[0].split("<")[0].split("=")[0].split("!")[0].strip().lower()
+             for r in requires if 'extra == "sql"' in r}  # fmt: skip
+    assert {"sqlalchemy", "alembic"} <= extra, requires
+    assert "mlflow-skinny" in "".join(requires)
+    docs = (root / "docs" / "integrations.md").read_text()
+    assert '"./plugins/mlflow[sql]"' in docs
+    pins = (root / "plugins" / "requirements-integrations.txt").read_text().lower()
+    assert "sqlalchemy==" not in pins and "alembic==" not in pins
+
+
+def _fenced_after(text: str, marker: str, language: str) -> str:
+    """The first ```language block after `marker` in a Markdown text."""
+    start = text.index(f"```{language}\n", text.index(marker)) + len(language) + 4
+    return text[start : text.index("```", start)]
+
+
+def test_the_documented_registration_and_gate(root, tmp_path, zoo, mnist, aegis_args):
+    """docs/integrations.md's "A version to gate, from scratch" as a user runs it, in an empty folder: the Python
+    block registers model.onnx in a new SQLite registry, then the shell command gates that version with one
+    held-out file (audit flags reduced for speed)."""
+    docs = (root / "docs" / "integrations.md").read_text()
+    marker = "**A version to gate, from scratch**"
+    shutil.copy(zoo / "robust_clean_s0.onnx", tmp_path / "model.onnx")
+    (tmp_path / "held-out").mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        shutil.copy(mnist / name, tmp_path / "held-out" / name)
+    registered = subprocess.run(
+        [sys.executable, "-c", _fenced_after(docs, marker, "python")], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert registered.returncode == 0, registered.stderr
+    assert registered.stdout.strip() == "models:/classifier/1"
+    command = shlex.split(_fenced_after(docs, marker, "sh").replace("\\\n", " "))
+    assert command[:3] == ["aegis-audit-gate", "mlflow", "models:/classifier/1"], command
+    proc = subprocess.run(
+        [GATE, *command[1:], f"--aegis-args={aegis_args}"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    uri = "sqlite:///mlflow.db"
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    tags = client.get_model_version("classifier", "1").tags
+    assert tags["aegis.exit_code"] == str(proc.returncode) and uri in docs
+    if proc.returncode == 0:
+        assert str(client.get_model_version_by_alias("classifier", "production").version) == "1"

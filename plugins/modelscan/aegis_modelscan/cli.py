@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from aegis_runner import check_data
+
 from .settings import settings_toml
 
 
@@ -15,7 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aegis-modelscan", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("settings-file", help="write modelscan-settings.toml with the aegis scanner enabled")
-    p.add_argument("--data", required=True, help="training data folder aegis-audit samples (IDX, CIFAR, ImageFolder)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="training data folder (IDX, CIFAR, ImageFolder) or one held-out data file, as aegis-audit --data",
+    )
     p.add_argument("-o", "--output", default="modelscan-settings.toml", help="file to write (default: %(default)s)")
     p.add_argument("--aegis-args", default="", help='extra aegis-audit flags, e.g. --aegis-args="--method reach"')
     p.add_argument("--aegis-bin", default=None, help="aegis-audit binary (default: $AEGIS_AUDIT_BIN, then PATH)")
@@ -27,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists() and not args.force:
         print(f"aegis-modelscan: error: {out} exists (use --force to overwrite)", file=sys.stderr)
         return 2
-    if not Path(args.data).is_dir():
-        print(f"aegis-modelscan: error: --data {args.data} is not a folder", file=sys.stderr)
+    try:
+        check_data(args.data)
+    except ValueError as e:
+        print(f"aegis-modelscan: error: {e}", file=sys.stderr)
         return 2
     out.write_text(
         settings_toml(

@@ -3,7 +3,7 @@ aegis-audit binary and read its JSON report."""
 
 from .binary import ENV_VAR, BinaryNotFound, find_binary, tool_version
 from .report import ClassFinding, Report, ReportError, parse_reports, read_reports, sha256_file
-from .run import AuditResult, Failure, Verdict, check_extra_args, combined_exit_code, run_audit
+from .run import AuditResult, Failure, Verdict, check_data, check_extra_args, combined_exit_code, run_audit
 
 __all__ = [
     "ENV_VAR",
@@ -14,6 +14,7 @@ __all__ = [
     "Report",
     "ReportError",
     "Verdict",
+    "check_data",
     "check_extra_args",
     "combined_exit_code",
     "find_binary",

@@ -89,6 +89,18 @@ def check_extra_args(extra_args: Iterable[str]) -> list[str]:
     return args
 
 
+def check_data(data: str | os.PathLike[str] | None) -> Path:
+    """`--data` as aegis-audit takes it: a training data folder, or one held-out data file (an IDX images
+    file with its labels file beside it, or one CIFAR-10 batch); aegis-audit checks the format itself. A path
+    that does not exist is a ValueError naming both forms."""
+    if data is None or not Path(data).exists():
+        raise ValueError(
+            f"--data {data} does not exist: give the training data folder or one held-out data file "
+            "(an IDX images file beside its labels file, or a CIFAR-10 batch), as aegis-audit --data takes"
+        )
+    return Path(data)
+
+
 def audit_command(binary: Path, model: Path, data: Path, out_dir: Path, extra_args: Sequence[str]) -> list[str]:
     """The command line: the absolute model path first (never mistaken for a subcommand), reports into out_dir."""
     return [

@@ -41,7 +41,8 @@ pub struct ClassTrigger {
     pub reached_target: bool,
     /// Attack success rate of the kept trigger on all the images used.
     pub success_rate: f64,
-    /// Anomaly index of `ln mask_l1` among all classes.
+    /// Signed MAD anomaly index of `ln mask_l1` among all classes: positive below the median (the
+    /// suspicious, small side), negative above it; every report and sentence shows this one value.
     pub anomaly_index: f64,
     /// Epochs run (fewer than `epochs` after an early stop).
     pub epochs_run: usize,
@@ -88,7 +89,7 @@ impl NeuralCleanseResult {
                 ClassStatistic {
                     class: t.class,
                     value: t.mask_l1,
-                    anomaly_index: signed_index(t.mask_l1, self.median_l1, t.anomaly_index, true),
+                    anomaly_index: t.anomaly_index,
                     flagged,
                     reason: format!(
                         "class {}: smallest reversed trigger ‖m‖₁ = {:.2} (median {:.2}), anomaly index {:.2}{}; \
@@ -150,7 +151,7 @@ pub fn run_neural_cleanse(
     let norms: Vec<f64> = classes.iter().map(|t| t.mask_l1).collect();
     let (stats, flagged) = flag_outliers(&norms, params.anomaly_threshold)?;
     for (t, a) in classes.iter_mut().zip(&stats.indices) {
-        t.anomaly_index = *a;
+        t.anomaly_index = signed_index(t.mask_l1, stats.median, *a, true);
     }
     Ok(NeuralCleanseResult {
         params: params.clone(),
