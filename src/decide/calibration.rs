@@ -17,11 +17,6 @@ use super::DecideError;
 /// The largest calibration file read.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
-/// An I/O error's text without the OS error number.
-fn io_text(e: &std::io::Error) -> String {
-    e.to_string().split(" (os error").next().unwrap_or("").to_string()
-}
-
 /// The calibration compiled into the binary.
 pub const DEFAULT_CALIBRATION: &str = include_str!("../../config/calibration.json");
 
@@ -225,17 +220,7 @@ impl Calibration {
     /// Reads a calibration file (a regular file of at most [`MAX_FILE_BYTES`]).
     pub fn load(path: &Path) -> Result<Calibration, DecideError> {
         let bad = |problem: String| DecideError::Calibration(format!("{}: {problem}", path.display()));
-        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
-        if !meta.is_file() {
-            return Err(bad("not a file".into()));
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(bad(format!(
-                "{} bytes, more than the {MAX_FILE_BYTES} a calibration file may have",
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
+        let text = crate::fsio::read_text(path, MAX_FILE_BYTES, "a calibration file").map_err(|e| bad(e.problem()))?;
         let origin = path.display().to_string();
         Calibration::new(CalibrationFile::parse(&text, &origin)?, &origin)
     }
