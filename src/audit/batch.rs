@@ -244,8 +244,11 @@ fn check_inputs(options: &Options) -> Result<(), AuditError> {
                 e.to_string().split(" (os error").next().unwrap_or("")
             ))
         })?;
-        if !canonical.is_file() {
-            return Err(AuditError::Usage(format!("model {}: not a file", model.display())));
+        let meta = std::fs::metadata(&canonical)
+            .map_err(|e| AuditError::Usage(format!("model {}: {}", model.display(), crate::fsio::io_text(&e))))?;
+        if !meta.is_file() {
+            let kind = crate::fsio::kind_of(&meta.file_type());
+            return Err(AuditError::Usage(format!("model {}: is {kind}, not a regular file", model.display())));
         }
         if let Some(first) = seen.insert(canonical, model) {
             return Err(AuditError::Usage(format!(

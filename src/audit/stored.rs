@@ -571,3 +571,16 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
     }
     Ok(run)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::decide::KNOWN_DETECTORS;
+    use crate::detect::Detector;
+
+    #[test]
+    fn the_calibration_knows_every_detector_name() {
+        let mut names: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+        names.sort_unstable();
+        assert_eq!(names, KNOWN_DETECTORS);
+    }
+}

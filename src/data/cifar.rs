@@ -101,7 +101,7 @@ pub(super) fn load_files(
         opened.push((file, handle, len / RECORD));
     }
     // Only the records kept are read (a seeded sample when the batches hold more than MAX_KEPT_VALUES).
-    let kept = super::kept_indices(available, SHAPE);
+    let kept = super::kept_indices(available, SHAPE, limits);
     let n = kept.as_ref().map_or(available, Vec::len);
     let mut pixels = Vec::with_capacity(n * SHAPE.len());
     let mut labels = Vec::with_capacity(n);

@@ -100,7 +100,7 @@ pub(super) fn load(
         listed.push(files);
     }
     // Only the files kept are decoded (a seeded sample when the split holds more than MAX_KEPT_VALUES).
-    let kept = super::kept_indices(total, expected);
+    let kept = super::kept_indices(total, expected, limits);
     let n = kept.as_ref().map_or(total, Vec::len);
     let mut wanted = kept.as_deref().map(|k| k.iter().peekable());
     let mut pixels = Vec::with_capacity(n.saturating_mul(expected.len()));

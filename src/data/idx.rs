@@ -153,19 +153,20 @@ fn read_idx(
     let whole = (4 + 4 * rank + total) as u64;
     match gzip_isize {
         None if disk_len != whole => {
+            let what = if disk_len < whole { "truncated" } else { "trailing bytes" };
             return Err(DataError::malformed(
                 path,
-                format!("header {dims:?} needs {whole} bytes, the file has {disk_len}"),
-            ))
+                format!("{what}: header {dims:?} needs {whole} bytes, the file has {disk_len}"),
+            ));
         }
         Some(isize) if u64::from(isize) != whole % (1 << 32) => {
             return Err(DataError::malformed(
                 path,
                 format!(
-                    "header {dims:?} needs {whole} bytes, the gzip trailer says the file inflates to {isize} \
-                     (mod 2^32)"
+                    "does not decompress to what its header promises: header {dims:?} needs {whole} bytes, the \
+                     gzip trailer says the file inflates to {isize} (mod 2^32)"
                 ),
-            ))
+            ));
         }
         _ => {}
     }
@@ -226,7 +227,7 @@ pub(super) fn load_files(
                 format!("IDX images are {found} (grayscale), the model expects {expected}"),
             ));
         }
-        kept = super::kept_indices(n, found);
+        kept = super::kept_indices(n, found, limits);
         Ok(kept.clone())
     })?;
     let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);

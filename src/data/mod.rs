@@ -36,9 +36,9 @@ pub const MAX_KEPT_VALUES: usize = 1 << 28;
 pub const KEEP_SEED: u64 = 0x6165_6769_735f_6b65;
 
 /// The images of a split of `n` images of `shape` to read: `None` for all of them, or the sorted
-/// indices of a seeded sample of `MAX_KEPT_VALUES / shape.len()` of them.
-pub(crate) fn kept_indices(n: usize, shape: ImageShape) -> Option<Vec<usize>> {
-    let keep = (MAX_KEPT_VALUES / shape.len().max(1)).max(1);
+/// indices of a seeded sample of `limits.max_kept_values / shape.len()` of them.
+pub(crate) fn kept_indices(n: usize, shape: ImageShape, limits: &DataLimits) -> Option<Vec<usize>> {
+    let keep = (limits.max_kept_values / shape.len().max(1)).max(1);
     if n <= keep {
         return None;
     }
@@ -56,6 +56,9 @@ pub struct DataLimits {
     pub max_images: usize,
     /// Largest PNG/JPEG file read, in bytes (default [`DEFAULT_MAX_IMAGE_FILE_BYTES`]: 64 MiB).
     pub max_image_file_bytes: u64,
+    /// Most `f32` values kept from one split (default [`MAX_KEPT_VALUES`]: 2^28); a split holding more
+    /// keeps a seeded sample of images and reads only those.
+    pub max_kept_values: usize,
 }
 
 /// Default [`DataLimits::max_images`]: ten times ImageNet's validation split, sixteen times MNIST's
@@ -66,7 +69,11 @@ pub const DEFAULT_MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 
 impl Default for DataLimits {
     fn default() -> Self {
-        DataLimits { max_images: DEFAULT_MAX_IMAGES, max_image_file_bytes: DEFAULT_MAX_IMAGE_FILE_BYTES }
+        DataLimits {
+            max_images: DEFAULT_MAX_IMAGES,
+            max_image_file_bytes: DEFAULT_MAX_IMAGE_FILE_BYTES,
+            max_kept_values: MAX_KEPT_VALUES,
+        }
     }
 }
 
