@@ -6,7 +6,8 @@
 //! → [`runtime`] (ONNX Runtime sessions) → [`attack`] (PGD) → features → [`embed`] (PCA, t-SNE)
 //! → [`cluster`] (mean shift, HDBSCAN, affinity propagation) → [`detect`] (per-class statistics and
 //! flags) → [`report`] (SARIF, JSON, table, evidence). [`data`] reads datasets and feature matrices;
-//! [`matrix`] holds what `embed` and `cluster` share. The binary (`src/main.rs`, `src/cli/`) is a thin
+//! [`matrix`] holds what `embed` and `cluster` share; [`fsio`] opens inputs and checks outputs safely
+//! (special files, bounds, interruption). The binary (`src/main.rs`, `src/cli/`) is a thin
 //! layer of argument handling over [`audit`] and [`report`]. The layers and what each module may import:
 //! `docs/architecture.md`, enforced by `tests/architecture.rs`.
 #![deny(missing_docs)]
@@ -20,6 +21,7 @@ pub mod detect;
 pub mod embed;
 pub mod error;
 pub mod escape;
+pub mod fsio;
 pub mod grad;
 pub mod matrix;
 pub mod onnx;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use aegis_audit::escape::escape;
+use aegis_audit::fsio;
 use clap::error::ErrorKind;
 use clap::Parser;
 
@@ -17,6 +18,7 @@ mod cli;
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
+    fsio::cleanup::install_signal_handling();
     guarded(|| {
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         // `aegis-audit --help` (or no argument): the audit's usage and its most used options; with no
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
         match cli::run(cli) {
             Ok(code) => code,
             Err(err) => {
-                eprintln!("aegis-audit: error: {}", escape(&format!("{err:#}")));
+                eprintln!("aegis-audit: error: {}", escape(&chain_line(&err)));
                 ExitCode::from(cli::EXIT_ERROR)
             }
         }
@@ -66,6 +68,27 @@ fn guarded(body: impl FnOnce() -> ExitCode) -> ExitCode {
             ExitCode::from(cli::EXIT_ERROR)
         }
     }
+}
+
+/// An error and its causes on one line, joined by ": ", without Rust's "(os error N)" suffixes and
+/// without a cause whose text the line already holds (an I/O error a message already quotes).
+fn chain_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = match text.find(" (os error") {
+            Some(i) if text.ends_with(')') => text[..i].to_string(),
+            _ => text,
+        };
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// A clap error as one line: its text up to the first blank line (the usage and the tips follow it),
@@ -91,7 +114,14 @@ fn panic_line(payload: &(dyn std::any::Any + Send), location: Option<&str>) -> S
 
 #[cfg(test)]
 mod tests {
-    use super::{guarded, panic_line};
+    use super::{chain_line, guarded, panic_line};
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(20);
+        let err = anyhow::Error::new(io).context("x: Not a directory").context("reading the data");
+        assert_eq!(chain_line(&err), "reading the data: x: Not a directory");
+    }
 
     #[test]
     fn a_panic_becomes_exit_code_2_with_one_line() {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 /// What each top-level module of the library may import (besides itself). Lower layers first.
 const RULES: &[(&str, &[&str])] = &[
     ("escape", &[]),
+    ("fsio", &[]),
     ("onnx", &[]),
     ("runtime", &["onnx"]),
     ("data", &[]),
@@ -36,11 +37,12 @@ const RULES: &[(&str, &[&str])] = &[
     ("lib", &[]),
 ];
 
-/// Leaf utilities every module (and the binary) may import: escaping names from a model before printing.
-const LEAVES: &[&str] = &["escape"];
+/// Leaf utilities every module (and the binary) may import: escaping names from a model before printing,
+/// opening inputs and checking outputs safely.
+const LEAVES: &[&str] = &["escape", "fsio"];
 
 /// What the binary may use of the library.
-const BINARY_MAY_USE: &[&str] = &["audit", "report", "escape"];
+const BINARY_MAY_USE: &[&str] = &["audit", "report", "escape", "fsio"];
 
 /// Imports that break the rules today. `onnx::analyze` asks `grad::path` (the one definition of the
 /// differentiable path, owned by `grad`) whether the feature tensor lies on it; moving analysis into a layer

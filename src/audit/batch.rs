@@ -244,8 +244,11 @@ fn check_inputs(options: &Options) -> Result<(), AuditError> {
                 e.to_string().split(" (os error").next().unwrap_or("")
             ))
         })?;
-        if !canonical.is_file() {
-            return Err(AuditError::Usage(format!("model {}: not a file", model.display())));
+        let meta = std::fs::metadata(&canonical)
+            .map_err(|e| AuditError::Usage(format!("model {}: {}", model.display(), crate::fsio::io_text(&e))))?;
+        if !meta.is_file() {
+            let kind = crate::fsio::kind_of(&meta.file_type());
+            return Err(AuditError::Usage(format!("model {}: is {kind}, not a regular file", model.display())));
         }
         if let Some(first) = seen.insert(canonical, model) {
             return Err(AuditError::Usage(format!(
@@ -255,16 +258,7 @@ fn check_inputs(options: &Options) -> Result<(), AuditError> {
             )));
         }
     }
-    if !options.data.exists() {
-        return Err(AuditError::DataRead {
-            path: options.data.clone(),
-            split: "train",
-            source: crate::data::DataError::Io {
-                path: options.data.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "dataset path does not exist"),
-            },
-        });
-    }
+    crate::data::check_dataset_path(&options.data).map_err(|e| AuditError::Usage(format!("--data {e}")))?;
     Ok(())
 }
 
@@ -296,17 +290,34 @@ pub fn run(options: &Options) -> Result<AuditRun> {
     };
     presets.check()?;
     // The fused decision's calibration, read and checked once, before any model.
+    // Without --preset, the options are checked against every preset a model may select by its input
+    // shape; one that fails under some presets only is refused for the models that select those (each
+    // model's plan is checked again once its preset is known), so that an MNIST model's error never
+    // names the CIFAR-10 preset. Options that fail under every candidate are refused here.
     let mut calibration = None;
-    for (name, preset) in presets.candidates(options.preset.as_deref())? {
-        let mut plan = preset.apply(&name, &presets.origin, options);
-        plan.check()?;
-        if plan.method == MethodChoice::Auto {
-            if calibration.is_none() {
-                calibration = Some(plan.load_calibration()?);
+    let mut first_error = None;
+    let candidates = presets.candidates(options.preset.as_deref())?;
+    let mut passed = 0;
+    for (name, preset) in &candidates {
+        let mut plan = preset.apply(name, &presets.origin, options);
+        let checked = plan.check().and_then(|()| {
+            if plan.method == MethodChoice::Auto {
+                if calibration.is_none() {
+                    calibration = Some(plan.load_calibration()?);
+                }
+                plan.calibration = calibration.clone();
+                plan.check()?;
             }
-            plan.calibration = calibration.clone();
-            plan.check()?;
+            Ok(())
+        });
+        match checked {
+            Ok(()) => passed += 1,
+            Err(e) if first_error.is_none() => first_error = Some(e),
+            Err(_) => {}
         }
+    }
+    if let (0, Some(e)) = (passed, first_error) {
+        return Err(e.into());
     }
     let outputs = Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref())?;
     runtime::init(options.ort_lib.as_deref())?;

@@ -1,5 +1,6 @@
-//! The audit's output paths: checked before the audit starts (a file's folder exists and is writable,
-//! the path is not a folder; the evidence path is a folder or can be made one), evidence written into a
+//! The audit's output paths: checked before the audit starts (`fsio::check_output`: a new path or a
+//! regular file, never a device, FIFO, socket or folder, in a writable folder; no two outputs the same
+//! file; the evidence path is a folder or can be made one), evidence written into a
 //! staging folder beside its destination while the audit runs, and every report of a run committed
 //! together at the end: the SARIF and JSON files are staged as temporary files, the evidence moved into
 //! place, then the reports renamed over their paths. A failure before the commit leaves no report and
@@ -9,6 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
+
+use crate::fsio::{self, cleanup::Registered, OutputTarget};
 
 use super::error::AuditError;
 use crate::report::{self, ReportError};
@@ -22,68 +25,35 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     /// The evidence folder.
     pub evidence: Option<PathBuf>,
-    staging: Option<TempDir>,
-}
-
-/// The folder a file path lives in (`.` for a bare name).
-fn folder_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// Whether a file can be created in `dir` (tried with a temporary file, removed at once).
-fn writable(dir: &Path) -> Result<(), String> {
-    tempfile::Builder::new()
-        .prefix(".aegis-write-check.")
-        .tempfile_in(dir)
-        .map(drop)
-        .map_err(|e| format!("cannot write in folder {}: {}", dir.display(), io_text(&e)))
+    // The registration after the folder: the folder is removed before it leaves the registry.
+    staging: Option<(TempDir, Registered)>,
 }
 
 /// An I/O error without Rust's "(os error N)" suffix.
 fn io_text(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
+    fsio::io_text(e)
 }
 
-fn check_file(flag: &'static str, path: &Path) -> Result<(), AuditError> {
-    let bad = |problem: String| AuditError::Output { flag, path: path.to_path_buf(), problem };
-    if path.file_name().is_none() {
-        return Err(bad("not a file path".into()));
-    }
-    if path.is_dir() {
-        return Err(bad("is a folder; give a file path".into()));
-    }
-    let dir = folder_of(path);
-    if !dir.is_dir() {
-        return Err(bad(format!("folder {} does not exist", dir.display())));
-    }
-    writable(&dir).map_err(bad)
+fn check_file(flag: &'static str, path: &Path) -> Result<OutputTarget, AuditError> {
+    fsio::check_output(path).map_err(|e| AuditError::Output { flag, path: path.to_path_buf(), problem: e.problem() })
 }
 
 impl Outputs {
     /// Checks every output path before the audit starts and creates the evidence staging folder.
     pub fn check(sarif: Option<&Path>, json: Option<&Path>, evidence: Option<&Path>) -> Result<Outputs, AuditError> {
+        let mut targets: Vec<(&str, OutputTarget)> = Vec::new();
         if let Some(p) = sarif {
-            check_file("--sarif", p)?;
+            targets.push(("--sarif", check_file("--sarif", p)?));
         }
         if let Some(p) = json {
-            check_file("--json", p)?;
+            targets.push(("--json", check_file("--json", p)?));
         }
-        if let (Some(s), Some(j)) = (sarif, json) {
-            if s == j {
-                return Err(AuditError::Output {
-                    flag: "--json",
-                    path: j.to_path_buf(),
-                    problem: "is also the --sarif path".into(),
-                });
-            }
-        }
+        let pairs: Vec<(&str, &OutputTarget)> = targets.iter().map(|(f, t)| (*f, t)).collect();
+        fsio::check_distinct(&pairs).map_err(|e| AuditError::Output {
+            flag: "--json",
+            path: e.path().to_path_buf(),
+            problem: e.problem(),
+        })?;
         let staging = match evidence {
             Some(dir) => Some(Self::stage_evidence(dir)?),
             None => None,
@@ -98,7 +68,7 @@ impl Outputs {
 
     /// The evidence folder must be a folder or not exist; its staging folder is made in it, or in the
     /// nearest existing folder above it (so that the commit renames within one file system).
-    fn stage_evidence(dir: &Path) -> Result<TempDir, AuditError> {
+    fn stage_evidence(dir: &Path) -> Result<(TempDir, Registered), AuditError> {
         let bad = |problem: String| AuditError::Output { flag: "--evidence", path: dir.to_path_buf(), problem };
         if dir.exists() && !dir.is_dir() {
             return Err(bad("exists and is not a folder".into()));
@@ -113,16 +83,18 @@ impl Outputs {
                 return Err(bad(format!("{} is not a folder", base.display())));
             }
         }
-        tempfile::Builder::new()
-            .prefix(".aegis-evidence.")
-            .tempdir_in(&base)
-            .map_err(|e| bad(format!("cannot write in folder {}: {}", base.display(), io_text(&e))))
+        fsio::cleanup::track(
+            || tempfile::Builder::new().prefix(".aegis-evidence.").tempdir_in(&base),
+            |t| t.path().to_path_buf(),
+            true,
+        )
+        .map_err(|e| bad(format!("cannot write in folder {}: {}", base.display(), io_text(&e))))
     }
 
     /// Where the evidence of model `slot` is written during the audit (`None` without `--evidence`):
     /// the staging folder itself, or a sub-folder per model when several models are audited.
     pub fn evidence_stage(&self, slot: Option<&str>) -> Option<PathBuf> {
-        let root = self.staging.as_ref()?.path();
+        let root = self.staging.as_ref()?.0.path();
         Some(match slot {
             Some(name) => root.join(name),
             None => root.to_path_buf(),
@@ -137,18 +109,20 @@ impl Outputs {
         for (path, bytes) in &files {
             staged.push(report::StagedFile::stage(path, bytes).map_err(|e| output_error(&self, path, e))?);
         }
-        if let (Some(staging), Some(dir)) = (&self.staging, &self.evidence) {
-            move_tree(staging.path(), dir).map_err(|problem| AuditError::Output {
-                flag: "--evidence",
-                path: dir.clone(),
-                problem,
-            })?;
-        }
-        for file in staged {
-            let path = file.path().to_path_buf();
-            file.commit().map_err(|e| output_error(&self, &path, e))?;
-        }
-        Ok(())
+        fsio::cleanup::commit_section(|| {
+            if let (Some((staging, _)), Some(dir)) = (&self.staging, &self.evidence) {
+                move_tree(staging.path(), dir).map_err(|problem| AuditError::Output {
+                    flag: "--evidence",
+                    path: dir.clone(),
+                    problem,
+                })?;
+            }
+            for file in staged {
+                let path = file.path().to_path_buf();
+                file.commit().map_err(|e| output_error(&self, &path, e))?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -196,6 +170,27 @@ mod tests {
         let missing = dir.path().join("no/such/report.sarif");
         let err = Outputs::check(Some(&missing), None, None).unwrap_err().to_string();
         assert!(err.ends_with("/no/such does not exist"), "{err}");
+        let same = dir.path().join("same.out");
+        let err = Outputs::check(Some(&same), Some(&dir.path().join("x/../same.out")), None);
+        assert!(err.is_err(), "x does not exist, so x/.. does not resolve: refused either way");
+        let err = Outputs::check(Some(&same), Some(&dir.path().join(".").join("same.out")), None).unwrap_err();
+        assert!(err
+            .to_string()
+            .ends_with("is the same file as the --sarif output; --json and --sarif would overwrite each other"));
+    }
+
+    #[test]
+    fn reports_respect_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let sarif = dir.path().join("r.sarif");
+        let out = Outputs::check(Some(&sarif), None, None).unwrap();
+        out.commit(BTreeMap::from([(sarif.clone(), b"{}".to_vec())])).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap().trim();
+        let umask = u32::from_str_radix(umask, 8).unwrap();
+        let mode = std::fs::metadata(&sarif).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask, "mode {mode:o} under umask {umask:o}");
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub struct AuditPlan {
     pub classes: Option<Vec<usize>>,
     /// The robustness check, or `None` to skip it.
     pub precondition: Option<PreconditionParams>,
+    /// With `--skip-precondition`: the robustness check's parameters as resolved anyway, so that its
+    /// flags (`--precondition-eps -1`, `--min-adv-accuracy NaN`) are refused rather than ignored.
+    pub skipped_precondition: Option<PreconditionParams>,
     /// The options the plan was resolved from (to name the flag behind a value in messages).
     pub given: Options,
 }
@@ -386,7 +389,7 @@ impl AuditPlan {
             }
         }
         self.detector_check(self.aegis.check())?;
-        if let Some(p) = &self.precondition {
+        if let Some(p) = self.precondition.as_ref().or(self.skipped_precondition.as_ref()) {
             self.detector_check(p.check())?;
         }
         self.detector_check(self.neural_cleanse.check())?;

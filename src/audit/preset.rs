@@ -161,11 +161,7 @@ impl PresetFile {
         const MAX_BYTES: u64 = 1 << 20;
         let origin = path.display().to_string();
         let bad = |problem: String| AuditError::Presets { origin: origin.clone(), problem };
-        let len = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {e}")))?.len();
-        if len > MAX_BYTES {
-            return Err(bad(format!("{len} bytes, more than the {MAX_BYTES} a presets file may have")));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {e}")))?;
+        let text = crate::fsio::read_text(path, MAX_BYTES, "a presets file").map_err(|e| bad(e.problem()))?;
         PresetFile::parse(&text, &origin)
     }
 
@@ -316,7 +312,8 @@ impl Preset {
             batch_size,
             seed,
         };
-        let precondition = (!o.skip_precondition).then(|| {
+        // Resolved even with --skip-precondition, so that its flags are range-checked either way.
+        let resolved_precondition = {
             let mut p = fused.and_then(|f| f.precondition.clone()).unwrap_or_else(|| self.precondition.clone());
             p.eps = o.precondition_eps.unwrap_or(p.eps);
             p.steps = o.precondition_steps.unwrap_or(p.steps);
@@ -324,7 +321,9 @@ impl Preset {
             p.images = o.precondition_images.unwrap_or(p.images);
             p.min_adv_accuracy = o.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
             p
-        });
+        };
+        let skipped_precondition = o.skip_precondition.then(|| resolved_precondition.clone());
+        let precondition = (!o.skip_precondition).then_some(resolved_precondition);
         let mut nc = fused.and_then(|f| f.neural_cleanse.clone()).unwrap_or_else(|| self.neural_cleanse.clone());
         nc.images = o.nc_images.unwrap_or(nc.images);
         nc.batch_size = o.nc_batch.unwrap_or(nc.batch_size);
@@ -386,6 +385,7 @@ impl Preset {
             runs: o.runs.unwrap_or(DEFAULT_RUNS),
             classes: o.classes.clone(),
             precondition,
+            skipped_precondition,
             given: o.clone(),
         }
     }

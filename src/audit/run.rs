@@ -63,6 +63,21 @@ pub fn audit_model(
     let start = Instant::now();
     let k = prepared.model.num_classes();
     let mut notifications = Vec::new();
+    for (split, set) in [("train", &data.train), ("test", &data.test)] {
+        if set.available > set.n {
+            notifications.push(Notification {
+                level: Level::Note,
+                message: format!(
+                    "the {split} split holds {} images, more than the {} values a split keeps in memory \
+                     (data::MAX_KEPT_VALUES): a seeded sample of {} was read",
+                    set.available,
+                    crate::data::MAX_KEPT_VALUES,
+                    set.n
+                ),
+                class: None,
+            });
+        }
+    }
     let device = format!("{:?}", prepared.model.device()).to_lowercase();
     let mut parameters = plan.parameters(&device, &prepared.analysis.feature.name);
 
@@ -381,7 +396,7 @@ pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
 /// A note that a count was capped by the data.
 /// The warning a fused decision carries when its calibration was measured on models audited with
 /// other presets (other data and input shapes) than this one's, or does not say which.
-fn calibration_mismatch(presets: &[String], preset: &str) -> Option<Notification> {
+pub(super) fn calibration_mismatch(presets: &[String], preset: &str) -> Option<Notification> {
     let message = if presets.is_empty() {
         format!(
             "the calibration does not say which presets its models were audited with: its thresholds and \

@@ -12,15 +12,24 @@ use serde_json::Value;
 
 use super::decision::fused;
 use super::error::AuditError;
+use super::options::Detector;
+use super::run::calibration_mismatch;
 use crate::decide::{Calibration, CalibrationFile, DetectorIndices, DetectorWeight, FusedDecision, NullClass};
 use crate::detect::{reindex, Detector, INDEX_VERSION};
+use crate::fsio;
 use crate::report::{
     most_severe_exit, write_atomic, DetectorReport, ToolInfo, Verdict, EXIT_ERROR, EXIT_NOT_APPLICABLE,
 };
 use crate::Result;
 
-/// The largest report file read.
-pub const MAX_REPORT_BYTES: u64 = 256 << 20;
+/// The largest report file read: 32 MiB (a ten-class report is about 35 kB; a thousand-class one about
+/// 3.5 MB). Parsing one takes at most about 17 times its size in memory (docs/hardening.md).
+pub const MAX_REPORT_BYTES: u64 = 32 << 20;
+
+/// The largest magnitude of an anomaly index read from a report or a calibration file: far above any
+/// index a detector gives (the built-in calibration's largest is below 100), far below where the fused
+/// score's arithmetic loses meaning.
+pub const MAX_ANOMALY_INDEX: f64 = 1e9;
 
 /// One model's entry in a report file.
 #[derive(Debug, Clone)]
@@ -74,7 +83,21 @@ impl StoredModel {
             StoredEntry::Failed(error) => return Err(self.bad(format!("its audit failed ({error})"))),
         };
         let classes: Vec<i64> = detectors[0].classes.iter().map(|c| c.class).collect();
+        let mut names = BTreeSet::new();
         for d in detectors {
+            if Detector::from_name(&d.name).is_none() {
+                let known: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+                return Err(self.bad(format!("detector '{}' is not a detector (one of {})", d.name, known.join(", "))));
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err(self.bad(format!("detector '{}' is listed twice", d.name)));
+            }
+            if let Some(c) = d.classes.iter().find(|c| c.anomaly_index.abs() > MAX_ANOMALY_INDEX) {
+                return Err(self.bad(format!(
+                    "detector '{}' class {}: anomaly index {} is outside [-{MAX_ANOMALY_INDEX:e}, {MAX_ANOMALY_INDEX:e}]",
+                    d.name, c.class, c.anomaly_index
+                )));
+            }
             let these: Vec<i64> = d.classes.iter().map(|c| c.class).collect();
             if these != classes {
                 return Err(self.bad(format!(
@@ -118,17 +141,13 @@ pub fn read_reports(paths: &[PathBuf]) -> Result<Vec<StoredModel>, AuditError> {
     let mut out = Vec::new();
     for path in paths {
         let bad = |problem: String| AuditError::Usage(format!("{}: {problem}", path.display()));
-        let io = |e: std::io::Error| bad(e.to_string().split(" (os error").next().unwrap_or("").to_string());
-        let meta = std::fs::metadata(path).map_err(io)?;
-        if !meta.is_file() {
-            return Err(bad("not a file".into()));
-        }
-        if meta.len() > MAX_REPORT_BYTES {
-            return Err(bad(format!("{} bytes, more than the {MAX_REPORT_BYTES} a report may have", meta.len())));
-        }
-        let text = std::fs::read_to_string(path).map_err(io)?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("not a JSON report: {e}")))?;
+        let bytes = fsio::read_input(path, MAX_REPORT_BYTES, "a report").map_err(|e| bad(e.problem()))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a JSON report: {e}")))?;
+        drop(bytes);
         if let Some(models) = value.get("models").and_then(Value::as_array) {
+            if models.is_empty() {
+                return Err(bad("the report holds no model (an empty models list): nothing to decide".into()));
+            }
             for (i, m) in models.iter().enumerate() {
                 let name = m.get("model").and_then(Value::as_str).map_or_else(|| format!("#{}", i + 1), str::to_string);
                 match (m.get("report"), m.get("error").and_then(Value::as_str)) {
@@ -146,6 +165,18 @@ pub fn read_reports(paths: &[PathBuf]) -> Result<Vec<StoredModel>, AuditError> {
             out.push(stored(path, &value).map_err(bad)?);
         } else {
             return Err(bad("not an aegis-audit JSON report (no verdict and model, no models list)".into()));
+        }
+    }
+    let mut by_hash: BTreeMap<&str, &StoredModel> = BTreeMap::new();
+    for m in &out {
+        if let Some(hash) = m.sha256.as_deref() {
+            if let Some(first) = by_hash.insert(hash, m) {
+                return Err(m.bad(format!(
+                    "the same model (sha256 {hash}) as model {} of {}: each model may be given once",
+                    first.model,
+                    first.file.display()
+                )));
+            }
         }
     }
     Ok(out)
@@ -245,6 +276,9 @@ pub struct CalibrateOptions {
     pub description: Option<String>,
     /// The command line, program name first (for the default description).
     pub command_line: Vec<String>,
+    /// Accept reports whose verdict was "backdoor suspected" as clean (`--allow-suspected`); by default
+    /// they are refused, since a calibration on a backdoored model raises every threshold.
+    pub allow_suspected: bool,
 }
 
 /// What `calibrate` wrote.
@@ -258,6 +292,8 @@ pub struct CalibrateOutcome {
     pub null_classes: usize,
     /// The detectors and their weights.
     pub weights: Vec<(String, f64)>,
+    /// Warnings for the user (reports audited with different presets).
+    pub warnings: Vec<String>,
 }
 
 /// Builds a calibration file from the reports of known-clean models and writes it (atomically); the
@@ -266,6 +302,18 @@ pub struct CalibrateOutcome {
 pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
     check_output(&options.output, "-o")?;
     let models = read_reports(&options.reports)?;
+    if !options.allow_suspected {
+        if let Some(m) =
+            models.iter().find(|m| matches!(&m.entry, StoredEntry::Report { verdict, .. } if verdict == "suspected"))
+        {
+            return Err(m
+                .bad(
+                    "its verdict was \"backdoor suspected\": a calibration is made from known-clean models only; \
+                     if this model is known to be clean, pass --allow-suspected",
+                )
+                .into());
+        }
+    }
     let mut per_model = Vec::new();
     for m in &models {
         per_model.push((m, m.detectors()?));
@@ -369,25 +417,45 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
     }
     let mut text = serde_json::to_string_pretty(&file).map_err(crate::report::ReportError::from)?;
     text.push('\n');
-    write_atomic(&options.output, text.as_bytes())?;
+    write_output(&options.output, &text)?;
+    let mut warnings = Vec::new();
+    if file.presets.len() > 1 {
+        warnings.push(format!(
+            "the reports were audited with different presets ({}): one calibration's thresholds are meant for \
+             models of one kind; calibrate each kind on its own",
+            file.presets.join(", ")
+        ));
+    }
+    if let Some(m) = models.iter().find(|m| m.preset().is_none()) {
+        warnings.push(format!(
+            "{}: model {}: the report does not say which preset its audit used, so the calibration cannot say either",
+            m.file.display(),
+            m.model
+        ));
+    }
     Ok(CalibrateOutcome {
         output: options.output.clone(),
         models: models.len(),
         null_classes: file.null_classes.len(),
         weights,
+        warnings,
     })
 }
 
-/// An output file's folder exists and the path is not a folder.
-fn check_output(path: &Path, flag: &'static str) -> Result<(), AuditError> {
-    let bad = |problem: &str| AuditError::Output { flag, path: path.to_path_buf(), problem: problem.to_string() };
-    if path.is_dir() {
-        return Err(bad("is a folder"));
-    }
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => Err(bad("its folder does not exist")),
-        _ => Ok(()),
-    }
+/// An output file: a new path or a regular file, in a writable folder (`fsio::check_output`).
+pub(super) fn check_output(path: &Path, flag: &'static str) -> Result<(), AuditError> {
+    fsio::check_output(path).map(drop).map_err(|e| AuditError::Output {
+        flag,
+        path: path.to_path_buf(),
+        problem: e.problem(),
+    })
+}
+
+/// Writes a command's one output file, renamed into place so that an interruption leaves the previous
+/// file.
+fn write_output(path: &Path, text: &str) -> Result<()> {
+    fsio::cleanup::commit_section(|| write_atomic(path, text.as_bytes()))?;
+    Ok(())
 }
 
 /// What `decide` needs.
@@ -426,6 +494,9 @@ pub struct StoredDecision {
     /// model whose audit failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fused: Option<FusedDecision>,
+    /// Warnings, as the audit gives them (a calibration measured with other presets than the model's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The decisions over every model of the reports.
@@ -508,6 +579,7 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
                 error: Some(error.clone()),
                 flagged: Vec::new(),
                 fused: None,
+                warnings: Vec::new(),
             });
             continue;
         }
@@ -530,6 +602,10 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
             error: None,
             flagged: decision.flagged,
             fused: decision.fused,
+            warnings: calibration_mismatch(&calibration.file.presets, m.preset().unwrap_or("(not recorded)"))
+                .map(|n| n.message)
+                .into_iter()
+                .collect(),
         });
     }
     let exit_code = most_severe_exit(decisions.iter().map(|d| d.exit_code));
@@ -539,7 +615,7 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
     if let Some(json) = &options.json {
         let mut text = serde_json::to_string_pretty(&run).map_err(crate::report::ReportError::from)?;
         text.push('\n');
-        write_atomic(json, text.as_bytes())?;
+        write_output(json, &text)?;
     }
     Ok(run)
 }
@@ -549,6 +625,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::stored;
+    use crate::decide::KNOWN_DETECTORS;
     use crate::detect::{reindex, Detector, INDEX_VERSION};
 
     /// A report of a 5-class model written before index versions: Neural Cleanse and AEGIS with raw
@@ -606,5 +683,12 @@ mod tests {
         current["detectors"][0]["index_version"] = json!(INDEX_VERSION + 1);
         let e = stored(std::path::Path::new("r.json"), &current).unwrap_err();
         assert!(e.contains("newer than this aegis-audit's"), "{e}");
+    }
+
+    #[test]
+    fn the_calibration_knows_every_detector_name() {
+        let mut names: Vec<&str> = Detector::ALL.iter().map(|d| d.name()).collect();
+        names.sort_unstable();
+        assert_eq!(names, KNOWN_DETECTORS);
     }
 }

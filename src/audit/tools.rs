@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use super::options::{Clusterer, Device, FeatureChoice, Reducer};
-use crate::data::features::{read_features, write_npy};
+use crate::data::features::{npy_bytes, read_features};
 use crate::grad::GradSpec;
 use crate::onnx::{self, LoadLimits};
 use crate::runtime::{self, SessionConfig};
@@ -135,7 +135,20 @@ pub fn cluster_features(options: &ClusterOptions) -> Result<ClusterOutcome> {
     })
 }
 
-/// Writes the reduced points as a float64 NPY file.
+/// Writes the reduced points as a float64 NPY file (staged, then renamed into place).
 pub fn write_embedding(path: &Path, outcome: &ClusterOutcome) -> Result<()> {
-    Ok(write_npy(path, &outcome.embedding)?)
+    write_output(path, &npy_bytes(&outcome.embedding))
+}
+
+/// Checks an output file path before any work (`fsio::check_output`: a new path or a regular file in a
+/// writable folder, never a device, FIFO, socket or folder); `flag` names it in the error.
+pub fn check_output(flag: &'static str, path: &Path) -> Result<()> {
+    Ok(super::stored::check_output(path, flag)?)
+}
+
+/// Writes one output file of a command: staged beside it, renamed into place (an interruption leaves
+/// the previous file).
+pub fn write_output(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::fsio::cleanup::commit_section(|| crate::report::write_atomic(path, bytes))?;
+    Ok(())
 }

@@ -77,6 +77,10 @@ pub struct CalibrateArgs {
     /// The calibration's description (default: the models, the tool version and this command line).
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+    /// Accept reports whose verdict was "backdoor suspected" as clean models (refused by default: a
+    /// calibration on a backdoored model raises every threshold).
+    #[arg(long)]
+    pub allow_suspected: bool,
 }
 
 /// Re-apply the fused decision to the detectors' indices stored in JSON audit reports, without running
@@ -105,8 +109,12 @@ pub fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         robustness_neighbours: args.robustness_neighbours.map(|n| n as usize),
         description: args.description,
         command_line: std::env::args().collect(),
+        allow_suspected: args.allow_suspected,
     };
     let out = tools::calibrate(&options)?;
+    for w in &out.warnings {
+        eprintln!("aegis-audit: warning: {w}");
+    }
     let weights: Vec<String> = out.weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
     println!(
         "wrote {}: {} null classes from {} models; detectors {}",
@@ -122,6 +130,11 @@ pub fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
 pub fn run_decide(args: DecideArgs) -> anyhow::Result<ExitCode> {
     let options = DecideOptions { reports: args.reports, calibration: args.calibration, json: args.json };
     let run = tools::decide(&options)?;
+    for m in &run.models {
+        for w in &m.warnings {
+            eprintln!("aegis-audit: warning: {}: {w}", m.model);
+        }
+    }
     print!("{}", run.lines());
     Ok(ExitCode::from(run.exit_code))
 }

@@ -70,6 +70,9 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         min_cluster_size: args.min_cluster_size,
     };
+    if let Some(out) = &args.embedding {
+        tools::check_output("--embedding", out)?;
+    }
     let c = tools::cluster_features(&options).with_context(|| {
         format!("clustering {} ({:?}, {:?})", args.features.display(), args.reducer, args.clusterer)
     })?;

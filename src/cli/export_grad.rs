@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 
 use aegis_audit::audit::tools::{self, ExportGradOptions};
-use aegis_audit::report::{self, EXIT_CLEAN};
+use aegis_audit::report::EXIT_CLEAN;
 
 use crate::cli::common::{FeatureArgs, RuntimeArgs};
 
@@ -47,10 +47,11 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
         device: args.runtime.device.map(Into::into),
         threads: args.runtime.threads,
     };
+    let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
+    tools::check_output("-o", &out)?;
     let export = tools::export_grad(&options)
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
-    let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
-    report::write_atomic(&out, &export.graph).with_context(|| format!("writing {}", out.display()))?;
+    tools::write_output(&out, &export.graph).with_context(|| format!("writing {}", out.display()))?;
     let spec = &export.spec;
     eprintln!(
         "wrote {} (x = '{}', logits = '{}', features = '{}')",

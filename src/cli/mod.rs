@@ -21,10 +21,14 @@ pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  no backdoor found (subcommands: success)
   1  backdoor suspected in at least one class
-  2  usage or input error (no report is written)
+  2  usage or input error: nothing concluded; with one model no report is written or replaced
   3  the method does not apply to this model (an explicit --method aegis or reach on a model that
      failed the robustness precondition; the default fused decision always applies)
-With several models: the most severe of their codes, 2 > 1 > 3 > 0.";
+130, 143  interrupted (SIGINT, SIGTERM): temporary files removed, no report written or replaced
+With several models: the most severe of their codes, 2 > 1 > 3 > 0. An error found before any model
+is audited (a flag, an output path, the data path) writes nothing; a model that cannot be audited
+gives exit 2 while every other model is audited and reported, the failed one appearing in the
+reports as an error (a failed SARIF run, an \"error\" entry in the JSON), so a gate sees which.";
 
 /// aegis-audit: scan an ONNX image classifier for backdoors (trojans) before deployment.
 #[derive(Debug, Parser)]

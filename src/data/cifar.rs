@@ -1,5 +1,7 @@
 //! CIFAR-10 binary batches: records of one label byte then 3×32×32 bytes (R, G, B planes).
 
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split};
@@ -16,7 +18,9 @@ const CLASSES: u8 = 10;
 pub(super) fn find_in_dir(dir: &Path, split: Split) -> Result<Option<Vec<PathBuf>>, DataError> {
     let nested = dir.join("cifar-10-batches-bin");
     let dir = if nested.is_dir() { nested } else { dir.to_path_buf() };
-    let is_cifar = dir.join("test_batch.bin").is_file() || dir.join("data_batch_1.bin").is_file();
+    // Any entry of those names counts (a FIFO too), so that reading it names it.
+    let present = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let is_cifar = present(&dir.join("test_batch.bin")) || present(&dir.join("data_batch_1.bin"));
     if !is_cifar {
         return Ok(None);
     }
@@ -36,7 +40,7 @@ pub(super) fn find_in_dir(dir: &Path, split: Split) -> Result<Option<Vec<PathBuf
             batches.into_iter().map(|(_, p)| p).collect()
         }
     };
-    if files.is_empty() || !files.iter().all(|f| f.is_file()) {
+    if files.is_empty() || !files.iter().all(|f| present(f)) {
         return Err(DataError::UnknownLayout {
             path: dir,
             problem: format!(
@@ -55,7 +59,8 @@ pub(super) fn find_in_dir(dir: &Path, split: Split) -> Result<Option<Vec<PathBuf
 /// Class names from `batches.meta.txt` next to the first batch, when it is there and lists 10 names.
 fn class_names(first: &Path) -> Vec<String> {
     let meta = first.with_file_name("batches.meta.txt");
-    let Ok(text) = std::fs::read_to_string(meta) else {
+    // Optional: anything that is not a small regular text file is ignored.
+    let Ok(text) = crate::fsio::read_text(&meta, 1 << 16, "a CIFAR-10 meta file") else {
         return Vec::new();
     };
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
@@ -79,10 +84,11 @@ pub(super) fn load_files(
             format!("CIFAR-10 images are {SHAPE} (RGB), the model expects {expected}"),
         ));
     }
-    let mut pixels = Vec::new();
-    let mut labels = Vec::new();
+    // Every batch opened once (a regular file) and sized before any record is read.
+    let mut opened = Vec::with_capacity(files.len());
+    let mut available = 0usize;
     for file in files {
-        let len = std::fs::metadata(file).map_err(|e| DataError::io(file, e))?.len();
+        let (handle, len) = crate::fsio::open_input(file)?;
         let len = usize::try_from(len).map_err(|_| DataError::malformed(file, "file too large"))?;
         if len == 0 || len % RECORD != 0 {
             return Err(DataError::malformed(
@@ -90,12 +96,35 @@ pub(super) fn load_files(
                 format!("size {len} bytes is not a positive multiple of the {RECORD}-byte CIFAR-10 record"),
             ));
         }
-        checked_values(file, labels.len() + len / RECORD, SHAPE, limits)?;
-        let bytes = std::fs::read(file).map_err(|e| DataError::io(file, e))?;
-        if bytes.len() != len {
-            return Err(DataError::malformed(file, "file changed while being read"));
-        }
-        for (i, record) in bytes.chunks_exact(RECORD).enumerate() {
+        available += len / RECORD;
+        checked_values(file, available, SHAPE, limits)?;
+        opened.push((file, handle, len / RECORD));
+    }
+    // Only the records kept are read (a seeded sample when the batches hold more than MAX_KEPT_VALUES).
+    let kept = super::kept_indices(available, SHAPE, limits);
+    let n = kept.as_ref().map_or(available, Vec::len);
+    let mut pixels = Vec::with_capacity(n * SHAPE.len());
+    let mut labels = Vec::with_capacity(n);
+    let mut record = vec![0u8; RECORD];
+    let mut wanted = kept.as_deref().map(|k| k.iter().peekable());
+    let mut first = 0usize;
+    for (file, handle, records) in &opened {
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, handle);
+        for i in 0..*records {
+            let global = first + i;
+            let take = match wanted.as_mut() {
+                None => true,
+                Some(it) => it.next_if_eq(&&global).is_some(),
+            };
+            if !take {
+                continue;
+            }
+            if wanted.is_some() {
+                handle.read_exact_at(&mut record, (i * RECORD) as u64)
+            } else {
+                reader.read_exact(&mut record)
+            }
+            .map_err(|_| DataError::malformed(file, "file changed while being read"))?;
             if record[0] >= CLASSES {
                 return Err(DataError::malformed(
                     file,
@@ -105,9 +134,11 @@ pub(super) fn load_files(
             labels.push(i64::from(record[0]));
             pixels.extend(record[1..].iter().map(|&b| f32::from(b) / 255.0));
         }
+        first += records;
     }
     Ok(ImageSet {
         n: labels.len(),
+        available,
         c: SHAPE.c,
         h: SHAPE.h,
         w: SHAPE.w,

@@ -32,8 +32,11 @@ fn bad(path: &Path, reason: String) -> DataError {
     DataError::FeatureFile { path: path.to_path_buf(), reason }
 }
 
+/// The largest feature matrix file read: 2 GiB (2^28 float64 values, the NPY reader's element bound).
+pub const MAX_FEATURE_FILE_BYTES: u64 = 2 << 30;
+
 fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
-    fs::read(path).map_err(|source| DataError::FeatureIo { path: path.to_path_buf(), source })
+    Ok(crate::fsio::read_input(path, MAX_FEATURE_FILE_BYTES, "a feature matrix")?)
 }
 
 /// Reads a 2-D float32 or float64 NPY file.
@@ -82,6 +85,11 @@ pub fn write_npy(path: &Path, x: &Array2<f64>) -> Result<(), DataError> {
     fs::File::create(path)
         .and_then(|mut f| f.write_all(&super::npy::npy_matrix_bytes(x)))
         .map_err(|source| DataError::FeatureIo { path: path.to_path_buf(), source })
+}
+
+/// The bytes of a float64 NPY file (C order) of `x`, for writers that stage their files.
+pub fn npy_bytes(x: &Array2<f64>) -> Vec<u8> {
+    super::npy::npy_matrix_bytes(x)
 }
 
 #[cfg(test)]

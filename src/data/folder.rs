@@ -21,20 +21,28 @@ fn sub_dirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(dirs)
 }
 
-/// Image files of a class folder, sorted by name.
+/// Image files of a class folder, sorted by name: every visible entry with an image extension, which
+/// must be a regular file (links followed): a FIFO, a device, a link loop or a dangling link named
+/// `x.png` is an error naming it, as a text file named `x.png` is.
 fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DataError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file()
-                && !file_name(p).starts_with('.')
+            !file_name(p).starts_with('.')
                 && p.extension()
                     .map(|e| e.to_string_lossy().to_ascii_lowercase())
                     .is_some_and(|e| EXTENSIONS.contains(&e.as_str()))
         })
         .collect();
     files.sort();
+    for file in &files {
+        let meta = std::fs::metadata(file).map_err(|e| crate::fsio::FileError::io(file, &e))?;
+        if !meta.is_file() {
+            let kind = crate::fsio::kind_of(&meta.file_type());
+            return Err(crate::fsio::FileError::NotRegular { path: file.clone(), kind }.into());
+        }
+    }
     Ok(files)
 }
 
@@ -91,18 +99,28 @@ pub(super) fn load(
         checked_values(&dir, total, expected, limits)?;
         listed.push(files);
     }
-    let mut pixels = Vec::with_capacity(total.saturating_mul(expected.len()));
-    let mut labels = Vec::with_capacity(total);
+    // Only the files kept are decoded (a seeded sample when the split holds more than MAX_KEPT_VALUES).
+    let kept = super::kept_indices(total, expected, limits);
+    let n = kept.as_ref().map_or(total, Vec::len);
+    let mut wanted = kept.as_deref().map(|k| k.iter().peekable());
+    let mut pixels = Vec::with_capacity(n.saturating_mul(expected.len()));
+    let mut labels = Vec::with_capacity(n);
     let mut class_names = Vec::with_capacity(classes.len());
+    let mut global = 0usize;
     for (label, (class_dir, files)) in classes.iter().zip(&listed).enumerate() {
         for file in files {
-            pixels.extend(read_image(file, expected, limits)?);
-            labels.push(label as i64);
+            let take = wanted.as_mut().is_none_or(|it| it.next_if_eq(&&global).is_some());
+            global += 1;
+            if take {
+                pixels.extend(read_image(file, expected, limits)?);
+                labels.push(label as i64);
+            }
         }
         class_names.push(file_name(class_dir));
     }
     Ok(ImageSet {
         n: labels.len(),
+        available: total,
         c: expected.c,
         h: expected.h,
         w: expected.w,
@@ -118,15 +136,14 @@ pub(super) fn load(
 /// bound to the model's size: the header's width and height may not exceed it, and the decoder may
 /// allocate at most what an image of that size needs (16-bit RGBA, twice over), so a decompression
 /// bomb is refused from its header.
-fn reader(
+fn reader<'a>(
+    bytes: &'a [u8],
     file: &Path,
     expected: ImageShape,
     decode_limits: bool,
-) -> Result<ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
-    let mut r = ImageReader::open(file)
-        .map_err(|e| DataError::io(file, e))?
-        .with_guessed_format()
-        .map_err(|e| DataError::io(file, e))?;
+) -> Result<ImageReader<std::io::Cursor<&'a [u8]>>, DataError> {
+    let mut r =
+        ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| DataError::io(file, e))?;
     if !decode_limits {
         return Ok(r);
     }
@@ -142,18 +159,21 @@ fn reader(
 /// Decodes one image into CHW `f32` values in `[0, 1]` of shape `expected`. The file's size and the
 /// dimensions in its header are checked before decoding.
 pub(crate) fn read_image(file: &Path, expected: ImageShape, limits: &DataLimits) -> Result<Vec<f32>, DataError> {
-    let size = std::fs::metadata(file).map_err(|e| DataError::io(file, e))?.len();
-    if size > limits.max_image_file_bytes {
-        return Err(DataError::limit(
-            file,
-            format!(
-                "image file of {size} bytes, above the limit of {} bytes (DataLimits::max_image_file_bytes)",
-                limits.max_image_file_bytes
-            ),
-        ));
-    }
+    // Opened once (a regular file), its size checked before it is read.
+    let bytes = match crate::fsio::read_input(file, limits.max_image_file_bytes, "an image file") {
+        Err(crate::fsio::FileError::TooLarge { len, .. }) => {
+            return Err(DataError::limit(
+                file,
+                format!(
+                    "image file of {len} bytes, above the limit of {} bytes (DataLimits::max_image_file_bytes)",
+                    limits.max_image_file_bytes
+                ),
+            ))
+        }
+        other => other?,
+    };
     // Check the size from the header before decoding (no allocation sized by an unchecked header).
-    let (w, h) = reader(file, expected, false)?.into_dimensions().map_err(|e| header_error(file, e))?;
+    let (w, h) = reader(&bytes, file, expected, false)?.into_dimensions().map_err(|e| header_error(file, e))?;
     if (h as usize, w as usize) != (expected.h, expected.w) {
         return Err(DataError::shape(
             file,
@@ -163,7 +183,7 @@ pub(crate) fn read_image(file: &Path, expected: ImageShape, limits: &DataLimits)
             ),
         ));
     }
-    let img = reader(file, expected, true)?.decode().map_err(|e| match e {
+    let img = reader(&bytes, file, expected, true)?.decode().map_err(|e| match e {
         image::ImageError::Limits(l) => DataError::limit(
             file,
             format!("decoding needs more memory than a {}×{} image ({l})", expected.h, expected.w),

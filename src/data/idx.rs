@@ -1,7 +1,7 @@
 //! IDX files (MNIST, Fashion-MNIST): raw or gzip, `u8` images of rank 3 and `u8` labels of rank 1.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -23,7 +23,8 @@ fn split_names(split: Split) -> (&'static str, &'static str) {
 
 /// `dir/name` or `dir/name.gz`, whichever exists (raw first).
 fn raw_or_gz(dir: &Path, name: &str) -> Option<PathBuf> {
-    [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|p| p.is_file())
+    // Any directory entry of that name counts (a FIFO or a dangling link too), so that reading it names it.
+    [dir.join(name), dir.join(format!("{name}.gz"))].into_iter().find(|p| std::fs::symlink_metadata(p).is_ok())
 }
 
 /// The images and labels files of `split` in `dir`, when the images file is there.
@@ -48,7 +49,7 @@ pub(super) fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
         });
     }
     let candidate = images.with_file_name(&labels);
-    if candidate.is_file() {
+    if std::fs::symlink_metadata(&candidate).is_ok() {
         return Ok(candidate);
     }
     // Accept the other compression of the labels file.
@@ -56,23 +57,41 @@ pub(super) fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
         Some(raw) => images.with_file_name(raw),
         None => images.with_file_name(format!("{labels}.gz")),
     };
-    Ok(if alt.is_file() { alt } else { candidate })
+    Ok(if std::fs::symlink_metadata(&alt).is_ok() { alt } else { candidate })
 }
 
-/// A parsed IDX file: dimensions and `u8` data.
+/// A parsed IDX file: dimensions and the `u8` data of the items kept.
 struct Idx {
     dims: Vec<usize>,
     data: Vec<u8>,
 }
 
-/// Opens `path`, decompressing when it starts with the gzip magic.
-fn open(path: &Path) -> Result<Box<dyn Read>, DataError> {
-    let mut file = File::open(path).map_err(|e| DataError::io(path, e))?;
+/// An IDX file opened once (a regular file, `fsio::open_input`), decompressed when it starts with the
+/// gzip magic, with what its size on disk allows: the exact size for a raw file, the gzip trailer's
+/// ISIZE (the inflated size mod 2^32) for a compressed one.
+struct Opened {
+    reader: Box<dyn Read>,
+    disk_len: u64,
+    gzip_isize: Option<u32>,
+}
+
+/// Opens `path` (see [`Opened`]).
+fn open(path: &Path) -> Result<Opened, DataError> {
+    let (mut file, disk_len) = crate::fsio::open_input(path)?;
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut file, &mut magic).map_err(|e| DataError::io(path, e))?;
+    let gz = got == 2 && magic == [0x1f, 0x8b];
+    let gzip_isize = if gz && disk_len >= 18 {
+        let mut trailer = [0u8; 4];
+        file.read_exact_at(&mut trailer, disk_len - 4).map_err(|e| DataError::io(path, e))?;
+        Some(u32::from_le_bytes(trailer))
+    } else {
+        None
+    };
     let head = std::io::Cursor::new(magic[..got].to_vec());
     let reader = BufReader::new(head.chain(file));
-    Ok(if got == 2 && magic == [0x1f, 0x8b] { Box::new(GzDecoder::new(reader)) } else { Box::new(reader) })
+    let reader: Box<dyn Read> = if gz { Box::new(GzDecoder::new(reader)) } else { Box::new(reader) };
+    Ok(Opened { reader, disk_len, gzip_isize })
 }
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
@@ -87,10 +106,18 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Reads an IDX file of `u8` elements whose rank is `rank`, checking the header (and its first
-/// dimension, the item count, against `limits.max_images`) before reading the data.
-fn read_idx(path: &Path, rank: usize, limits: &DataLimits) -> Result<Idx, DataError> {
-    let mut r = open(path)?;
+/// Reads an IDX file of `u8` elements whose rank is `rank`, keeping the items (slices along the first
+/// dimension) `keep` lists (sorted; `None`: all). The header is checked first: its item count against
+/// `limits.max_images`, and the data size it promises against the file's size (raw) or the gzip
+/// trailer (compressed), so that a header promising more than the file holds is refused before
+/// anything is allocated; only the kept items are stored.
+fn read_idx(
+    path: &Path,
+    rank: usize,
+    limits: &DataLimits,
+    keep: impl FnOnce(&[usize]) -> Result<Option<Vec<usize>>, DataError>,
+) -> Result<Idx, DataError> {
+    let Opened { reader: mut r, disk_len, gzip_isize } = open(path)?;
     let io = |e: std::io::Error| DataError::malformed(path, format!("cannot decompress or read: {e}"));
     let mut magic = [0u8; 4];
     if read_up_to(&mut r, &mut magic).map_err(io)? < 4 {
@@ -123,14 +150,52 @@ fn read_idx(path: &Path, rank: usize, limits: &DataLimits) -> Result<Idx, DataEr
         .filter(|&t| t <= super::MAX_DATASET_VALUES)
         .ok_or_else(|| DataError::malformed(path, format!("absurd dimensions {dims:?} in the header")))?;
     check_image_count(path, dims[0], limits)?;
-    // The buffer grows with the data actually present, never to a size the header alone asks for.
-    let mut data = Vec::new();
-    r.by_ref().take(total as u64).read_to_end(&mut data).map_err(io)?;
-    if data.len() < total {
-        return Err(DataError::malformed(
-            path,
-            format!("truncated: header {dims:?} needs {total} data bytes, found {}", data.len()),
-        ));
+    let whole = (4 + 4 * rank + total) as u64;
+    match gzip_isize {
+        None if disk_len != whole => {
+            let what = if disk_len < whole { "truncated" } else { "trailing bytes" };
+            return Err(DataError::malformed(
+                path,
+                format!("{what}: header {dims:?} needs {whole} bytes, the file has {disk_len}"),
+            ));
+        }
+        Some(isize) if u64::from(isize) != whole % (1 << 32) => {
+            return Err(DataError::malformed(
+                path,
+                format!(
+                    "does not decompress to what its header promises: header {dims:?} needs {whole} bytes, the \
+                     gzip trailer says the file inflates to {isize} (mod 2^32)"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let n = dims[0];
+    let item = if n == 0 { 0 } else { total / n };
+    let kept = keep(&dims)?;
+    let mut data = Vec::with_capacity(kept.as_ref().map_or(total, |k| k.len() * item).min(1 << 26));
+    let mut buf = vec![0u8; item.clamp(1, 1 << 20)];
+    let mut next = kept.as_deref().map(|k| k.iter().peekable());
+    for i in 0..n {
+        let keep_this = match next.as_mut() {
+            None => true,
+            Some(it) => it.next_if_eq(&&i).is_some(),
+        };
+        let mut left = item;
+        while left > 0 {
+            let chunk = left.min(buf.len());
+            let got = read_up_to(&mut r, &mut buf[..chunk]).map_err(io)?;
+            if got < chunk {
+                return Err(DataError::malformed(
+                    path,
+                    format!("truncated: header {dims:?} needs {total} data bytes, the data ends in item {i}"),
+                ));
+            }
+            if keep_this {
+                data.extend_from_slice(&buf[..chunk]);
+            }
+            left -= chunk;
+        }
     }
     let mut extra = [0u8; 1];
     if read_up_to(&mut r, &mut extra).map_err(io)? > 0 {
@@ -149,40 +214,46 @@ pub(super) fn load_files(
     expected: ImageShape,
     limits: &DataLimits,
 ) -> Result<ImageSet, DataError> {
-    if !labels.is_file() {
-        return Err(DataError::io(
-            labels,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "IDX labels file not found"),
-        ));
+    if std::fs::metadata(labels).is_err() {
+        return Err(DataError::malformed(labels, "IDX labels file not found"));
     }
-    // Check the header shape before reading any pixel data.
-    let img = read_idx(images, 3, limits)?;
+    // The header's shape is checked before any pixel is read; the images kept are chosen from it.
+    let mut kept = None;
+    let img = read_idx(images, 3, limits, |dims| {
+        let (n, found) = (dims[0], ImageShape::new(1, dims[1], dims[2]));
+        if found != expected {
+            return Err(DataError::shape(
+                images,
+                format!("IDX images are {found} (grayscale), the model expects {expected}"),
+            ));
+        }
+        kept = super::kept_indices(n, found, limits);
+        Ok(kept.clone())
+    })?;
     let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
-    let found = ImageShape::new(1, h, w);
-    if found != expected {
-        return Err(DataError::shape(
-            images,
-            format!("IDX images are {found} (grayscale), the model expects {expected}"),
-        ));
-    }
     if n == 0 {
         return Err(DataError::malformed(images, "holds no image"));
     }
-    checked_values(images, n, found, limits)?;
-    let lab = read_idx(labels, 1, limits)?;
+    checked_values(images, img.data.len() / (h * w).max(1), ImageShape::new(1, h, w), limits)?;
+    let lab = read_idx(labels, 1, limits, |_| Ok(None))?;
     if lab.dims[0] != n {
         return Err(DataError::malformed(
             labels,
             format!("{} labels for {n} images in {}", lab.dims[0], images.display()),
         ));
     }
+    let labels: Vec<i64> = match &kept {
+        None => lab.data.iter().map(|&b| i64::from(b)).collect(),
+        Some(idx) => idx.iter().map(|&i| i64::from(lab.data[i])).collect(),
+    };
     Ok(ImageSet {
-        n,
+        n: labels.len(),
+        available: n,
         c: 1,
         h,
         w,
         pixels: img.data.iter().map(|&b| f32::from(b) / 255.0).collect(),
-        labels: lab.data.iter().map(|&b| i64::from(b)).collect(),
+        labels,
         class_names: Vec::new(),
         source: images.display().to_string(),
         format: DatasetFormat::Idx,

@@ -26,6 +26,27 @@ pub use sample::{per_class_sample, sample_indices, sample_other_classes};
 /// Largest number of `f32` values a dataset may hold (4 GiB of pixels), a bound on header-driven sizes.
 pub const MAX_DATASET_VALUES: usize = 1 << 30;
 
+/// Most `f32` values one split keeps in memory: 2^28 (1 GiB of pixels; all of MNIST's 47 M and
+/// CIFAR-10's 154 M training values). A split holding more keeps a seeded uniform sample of
+/// `MAX_KEPT_VALUES / (c·h·w)` images, chosen from the header or the file count before any pixel is
+/// read, and reads only those ([`ImageSet::available`] says how many there were).
+pub const MAX_KEPT_VALUES: usize = 1 << 28;
+
+/// The seed of that sample (fixed: the same dataset always gives the same images).
+pub const KEEP_SEED: u64 = 0x6165_6769_735f_6b65;
+
+/// The images of a split of `n` images of `shape` to read: `None` for all of them, or the sorted
+/// indices of a seeded sample of `limits.max_kept_values / shape.len()` of them.
+pub(crate) fn kept_indices(n: usize, shape: ImageShape, limits: &DataLimits) -> Option<Vec<usize>> {
+    let keep = (limits.max_kept_values / shape.len().max(1)).max(1);
+    if n <= keep {
+        return None;
+    }
+    let mut idx = sample_indices(n, keep, KEEP_SEED).ok()?;
+    idx.sort_unstable();
+    Some(idx)
+}
+
 /// Bounds on what reading one split of a dataset may cost, checked against headers, file counts and
 /// file sizes before any pixel is decoded. [`DataLimits::default`] gives the documented defaults; a
 /// caller with a bigger dataset passes its own to [`load_dataset_with_limits`].
@@ -35,6 +56,9 @@ pub struct DataLimits {
     pub max_images: usize,
     /// Largest PNG/JPEG file read, in bytes (default [`DEFAULT_MAX_IMAGE_FILE_BYTES`]: 64 MiB).
     pub max_image_file_bytes: u64,
+    /// Most `f32` values kept from one split (default [`MAX_KEPT_VALUES`]: 2^28); a split holding more
+    /// keeps a seeded sample of images and reads only those.
+    pub max_kept_values: usize,
 }
 
 /// Default [`DataLimits::max_images`]: ten times ImageNet's validation split, sixteen times MNIST's
@@ -45,7 +69,11 @@ pub const DEFAULT_MAX_IMAGE_FILE_BYTES: u64 = 64 << 20;
 
 impl Default for DataLimits {
     fn default() -> Self {
-        DataLimits { max_images: DEFAULT_MAX_IMAGES, max_image_file_bytes: DEFAULT_MAX_IMAGE_FILE_BYTES }
+        DataLimits {
+            max_images: DEFAULT_MAX_IMAGES,
+            max_image_file_bytes: DEFAULT_MAX_IMAGE_FILE_BYTES,
+            max_kept_values: MAX_KEPT_VALUES,
+        }
     }
 }
 
@@ -94,6 +122,19 @@ pub enum DataError {
         /// Which limit, with the values.
         problem: String,
     },
+    /// The dataset path cannot be reached (it does not exist, or a component is not a folder).
+    #[error(
+        "{}: {}; give a dataset folder (IDX files, CIFAR-10 batches or class sub-folders) or one IDX images file \
+         or CIFAR-10 batch file",
+        esc_path(.path),
+        escape(.problem)
+    )]
+    Missing {
+        /// The path given.
+        path: PathBuf,
+        /// The operating system's message.
+        problem: String,
+    },
     /// A sampling request cannot be met (too few images).
     #[error("cannot sample: {}", escape(.0))]
     Sampling(String),
@@ -113,6 +154,10 @@ pub enum DataError {
         /// What is wrong, with values.
         reason: String,
     },
+    /// An input is not a regular file (a FIFO, a device, a folder), is larger than its bound, or cannot be
+    /// opened.
+    #[error(transparent)]
+    File(#[from] crate::fsio::FileError),
     /// A feature matrix file could not be read or written.
     #[error("feature file {}: {source}", esc_path(.path))]
     FeatureIo {
@@ -229,6 +274,9 @@ pub struct ImageSet {
     pub h: usize,
     /// Width.
     pub w: usize,
+    /// Images in the split on disk: `n`, or more when the split holds more than [`MAX_KEPT_VALUES`]
+    /// values and a seeded sample of `n` was read.
+    pub available: usize,
     /// Pixels, NCHW, `n * c * h * w` values in `[0, 1]`.
     pub pixels: Vec<f32>,
     /// One label per image (class index).
@@ -322,13 +370,7 @@ pub fn load_dataset_with_limits(
     expected: ImageShape,
     limits: &DataLimits,
 ) -> Result<ImageSet, DataError> {
-    if !path.exists() {
-        return Err(DataError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "dataset path does not exist"),
-        ));
-    }
-    if path.is_file() {
+    if check_dataset_path(path)? {
         let name = file_name(path);
         if name.contains("idx3-ubyte") {
             return idx::load_files(path, &idx::labels_path_for(path)?, expected, limits);
@@ -348,6 +390,17 @@ pub fn load_dataset_with_limits(
         return cifar::load_files(&files, path, expected, limits);
     }
     folder::load(path, split, expected, limits)
+}
+
+/// Checks that a dataset path exists and is a folder or a regular file (links followed); true for a file.
+pub fn check_dataset_path(path: &Path) -> Result<bool, DataError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| DataError::Missing { path: path.to_path_buf(), problem: crate::fsio::io_text(&e) })?;
+    if !meta.is_file() && !meta.is_dir() {
+        let kind = crate::fsio::kind_of(&meta.file_type());
+        return Err(DataError::Missing { path: path.to_path_buf(), problem: format!("is {kind}") });
+    }
+    Ok(meta.is_file())
 }
 
 /// The file name of `path` as a string (empty when it has none).

@@ -97,7 +97,7 @@ fn parse(bytes: &[u8]) -> Result<Npy<'_>, String> {
 /// Reads a `float32` `.npy` file: its shape and values (C order). Errors name the file and the problem:
 /// wrong magic, another dtype, Fortran order, a size that does not match the header.
 pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), DataError> {
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = crate::fsio::read_input(path, (MAX_ELEMENTS as u64) * 4 + (1 << 16), "an NPY file")?;
     parse_npy_f32(&bytes).map_err(|problem| DataError::malformed(path, problem))
 }
 

@@ -117,7 +117,7 @@ impl TriggerSpec {
     /// `image_shape`, and non-finite numbers.
     pub fn load(path: &Path) -> Result<Self, DataError> {
         let err = |problem: String| DataError::Trigger { path: path.to_path_buf(), problem };
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let text = crate::fsio::read_text(path, 1 << 20, "a trigger specification")?;
         let yaml: SpecYaml = serde_saphyr::from_str(&text).map_err(|e| err(format!("invalid YAML: {e}")))?;
         let image_shape = [yaml.image.channels, yaml.image.height, yaml.image.width];
         let [c, h, w] = image_shape;

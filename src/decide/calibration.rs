@@ -20,13 +20,19 @@ use super::DecideError;
 /// what to do).
 pub const CALIBRATION_VERSION: u32 = 2;
 
+/// The largest weight a detector may have in the fused score: the score is a weighted sum of
+/// `−ln p` (each at most about 700), so weights above this only overflow it.
+pub const MAX_WEIGHT: f64 = 1000.0;
+
+/// The largest magnitude of an anomaly index in a calibration file (as in reports).
+pub const MAX_INDEX: f64 = 1e9;
+
 /// The largest calibration file read.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
-/// An I/O error's text without the OS error number.
-fn io_text(e: &std::io::Error) -> String {
-    e.to_string().split(" (os error").next().unwrap_or("").to_string()
-}
+/// The detector names a calibration may weight (the report's names; `audit::Detector` is above this
+/// module, so they are listed here and `tests` checks they agree).
+pub const KNOWN_DETECTORS: [&str; 4] = ["aegis", "neural-cleanse", "reach", "universal"];
 
 /// The calibration compiled into the binary.
 pub const DEFAULT_CALIBRATION: &str = include_str!("../../config/calibration.json");
@@ -131,16 +137,22 @@ impl CalibrationFile {
             if !seen.insert(d.name.as_str()) {
                 return Err(format!("detector '{}' listed twice", d.name));
             }
-            if !(d.weight.is_finite() && d.weight >= 0.0) {
-                return Err(format!("detector '{}': weight {} must be finite and >= 0", d.name, d.weight));
+            if !(d.weight.is_finite() && (0.0..=MAX_WEIGHT).contains(&d.weight)) {
+                return Err(format!("detector '{}': weight {} must be in [0, {MAX_WEIGHT}]", d.name, d.weight));
+            }
+            if !KNOWN_DETECTORS.contains(&d.name.as_str()) {
+                return Err(format!("detector '{}' is not a detector (one of {})", d.name, KNOWN_DETECTORS.join(", ")));
             }
         }
         if !self.detectors.iter().any(|d| d.weight > 0.0) {
             return Err("every detector has weight 0".into());
         }
         for c in &self.null_classes {
-            if let Some((name, v)) = c.indices.iter().find(|(_, v)| !v.is_finite()) {
-                return Err(format!("model '{}' class {}: index of '{name}' is {v}", c.model, c.class));
+            if let Some((name, v)) = c.indices.iter().find(|(_, v)| !(v.is_finite() && v.abs() <= MAX_INDEX)) {
+                return Err(format!(
+                    "model '{}' class {}: index of '{name}' is {v}, outside [-{MAX_INDEX:e}, {MAX_INDEX:e}]",
+                    c.model, c.class
+                ));
             }
             if let Some(a) = c.adversarial_accuracy.filter(|a| !(a.is_finite() && (0.0..=1.0).contains(a))) {
                 return Err(format!(
@@ -238,17 +250,7 @@ impl Calibration {
     /// Reads a calibration file (a regular file of at most [`MAX_FILE_BYTES`]).
     pub fn load(path: &Path) -> Result<Calibration, DecideError> {
         let bad = |problem: String| DecideError::Calibration(format!("{}: {problem}", path.display()));
-        let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
-        if !meta.is_file() {
-            return Err(bad("not a file".into()));
-        }
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(bad(format!(
-                "{} bytes, more than the {MAX_FILE_BYTES} a calibration file may have",
-                meta.len()
-            )));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read it: {}", io_text(&e))))?;
+        let text = crate::fsio::read_text(path, MAX_FILE_BYTES, "a calibration file").map_err(|e| bad(e.problem()))?;
         let origin = path.display().to_string();
         Calibration::new(CalibrationFile::parse(&text, &origin)?, &origin)
     }

@@ -3,7 +3,6 @@
 //! it), must name a regular file, and `offset`/`length` must lie within that file. The bytes are
 //! moved into the tensor's `raw_data`, so code after loading never sees external data.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path};
 
@@ -79,12 +78,13 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
             model_dir.display()
         )));
     }
-    let meta =
-        std::fs::metadata(&canonical).map_err(|e| fail(format!("cannot stat '{}': {e}", canonical.display())))?;
-    if !meta.is_file() {
-        return Err(fail(format!("'{}' is not a regular file", canonical.display())));
-    }
-    let file_len = meta.len();
+    // Opened once, without blocking on a FIFO; checked to be a regular file on the open descriptor.
+    let (mut file, file_len) = crate::fsio::open_input(&canonical).map_err(|e| match e {
+        crate::fsio::FileError::NotRegular { kind, .. } => {
+            fail(format!("'{}' is {kind}, not a regular file", canonical.display()))
+        }
+        other => fail(format!("cannot open '{}': {}", canonical.display(), other.problem())),
+    })?;
     let length = length.unwrap_or_else(|| file_len.saturating_sub(offset));
     let end = offset.checked_add(length).ok_or_else(|| fail(format!("offset {offset} + length {length} overflows")))?;
     if end > file_len {
@@ -95,7 +95,6 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
     if length != expected {
         return Err(fail(format!("length {length} differs from the {expected} bytes that dims {:?} declare", t.dims)));
     }
-    let mut file = File::open(&canonical).map_err(|e| fail(format!("cannot open: {e}")))?;
     file.seek(SeekFrom::Start(offset)).map_err(|e| fail(format!("cannot seek to {offset}: {e}")))?;
     let mut buf = Vec::with_capacity(length as usize);
     file.take(length).read_to_end(&mut buf).map_err(|e| fail(format!("cannot read: {e}")))?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+use crate::fsio::{self, FileError};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::{validate, LoadLimits, OnnxError};
 
@@ -54,19 +55,17 @@ pub fn decode(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
 /// (only from inside the model's directory).
 pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> {
     let io = |source| OnnxError::Io { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(io)?;
-    let meta = file.metadata().map_err(io)?;
-    if !meta.is_file() {
-        return Err(OnnxError::NotOnnx { reason: format!("'{}' is not a regular file", path.display()) });
+    // Opened once, without blocking on a FIFO, and checked to be a regular file on the open descriptor.
+    let (file, len) = fsio::open_input(path).map_err(|e| match e {
+        FileError::NotRegular { kind, .. } => {
+            OnnxError::NotOnnx { reason: format!("'{}' is {kind}, not a regular file", path.display()) }
+        }
+        other => OnnxError::Io { path: path.to_path_buf(), source: std::io::Error::other(other.problem()) },
+    })?;
+    if len > limits.max_file_bytes {
+        return Err(OnnxError::FileTooLarge { path: path.to_path_buf(), size: len, limit: limits.max_file_bytes });
     }
-    if meta.len() > limits.max_file_bytes {
-        return Err(OnnxError::FileTooLarge {
-            path: path.to_path_buf(),
-            size: meta.len(),
-            limit: limits.max_file_bytes,
-        });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(len as usize);
     file.take(limits.max_file_bytes + 1).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(OnnxError::FileTooLarge {

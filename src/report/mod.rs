@@ -2,9 +2,12 @@
 //! plots, image grids, index.html), and atomic writing so that no partial report is ever left behind.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use crate::fsio;
 
 pub mod evidence;
 pub mod html;
@@ -71,11 +74,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 }
 
 /// A file written and synced under a temporary name in its destination's folder, waiting for
-/// [`StagedFile::commit`] to rename it over the destination; dropped uncommitted, it is removed.
+/// [`StagedFile::commit`] to rename it over the destination; dropped uncommitted, it is removed (and on
+/// SIGINT/SIGTERM, by `fsio::cleanup`). It is created with mode 0666 less the umask, as other tools'
+/// outputs are.
 #[derive(Debug)]
 pub struct StagedFile {
     tmp: tempfile::NamedTempFile,
     path: PathBuf,
+    // After `tmp`: the file is removed before it leaves the registry.
+    _registered: fsio::cleanup::Registered,
 }
 
 impl StagedFile {
@@ -89,14 +96,21 @@ impl StagedFile {
         let name = path
             .file_name()
             .ok_or_else(|| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path")))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!(".{}.", name.to_string_lossy()))
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io)?;
+        let (mut tmp, registered) = fsio::cleanup::track(
+            || {
+                tempfile::Builder::new()
+                    .prefix(&format!(".{}.", name.to_string_lossy()))
+                    .suffix(".tmp")
+                    .permissions(std::fs::Permissions::from_mode(fsio::FILE_MODE))
+                    .tempfile_in(dir)
+            },
+            |t| t.path().to_path_buf(),
+            false,
+        )
+        .map_err(io)?;
         tmp.write_all(bytes).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
-        Ok(StagedFile { tmp, path: path.to_path_buf() })
+        Ok(StagedFile { tmp, path: path.to_path_buf(), _registered: registered })
     }
 
     /// The destination.
@@ -104,10 +118,13 @@ impl StagedFile {
         &self.path
     }
 
-    /// Renames the temporary file over the destination.
+    /// Renames the temporary file over the destination, after checking once more that the destination
+    /// is absent or a regular file (never a device, FIFO, socket or folder).
     pub fn commit(self) -> Result<(), ReportError> {
-        let path = self.path;
-        self.tmp.persist(&path).map_err(|e| ReportError::Io { path: path.clone(), source: e.error })?;
+        let StagedFile { tmp, path, _registered } = self;
+        fsio::output::recheck(&path)
+            .map_err(|e| ReportError::Io { path: path.clone(), source: std::io::Error::other(e.problem()) })?;
+        tmp.persist(&path).map_err(|e| ReportError::Io { path: path.clone(), source: e.error })?;
         Ok(())
     }
 }
