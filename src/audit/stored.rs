@@ -15,7 +15,7 @@ use super::error::AuditError;
 use super::options::Detector;
 use super::run::calibration_mismatch;
 use crate::decide::{Calibration, CalibrationFile, DetectorIndices, DetectorWeight, FusedDecision, NullClass};
-use crate::detect::{reindex, Detector, INDEX_VERSION};
+use crate::detect::{reindex, INDEX_VERSION};
 use crate::fsio;
 use crate::report::{
     most_severe_exit, write_atomic, DetectorReport, ToolInfo, Verdict, EXIT_ERROR, EXIT_NOT_APPLICABLE,
