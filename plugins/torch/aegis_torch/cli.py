@@ -181,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
         help="aegis-audit binary (default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)",
     )
     b.add_argument("--stages", default="audit,calibrate,score", help="comma-separated: audit, calibrate, score")
+    b.add_argument("--domains", help="folder of the spec's derived data domains (DIR/NAME), for their models' audits")
+    b.add_argument(
+        "--group-out",
+        help="comma list of arch, domain, family: after the stages, score each group with a calibration made "
+        "without it (OUT/groupout/summary.md)",
+    )
     b.add_argument("--audit-args", default="", help="extra aegis-audit flags for every audit (one string)")
     b.add_argument("--jobs", type=int, default=1, help="audits run at once")
     b.add_argument(

@@ -287,7 +287,10 @@ def test_committed_spec_v2_mix():
     assert len({m.arch for m in ms}) >= 6 and len({m.domain for m in ms}) >= 3
     assert len({m.family for m in ms if m.backdoored}) >= 12
     cells = {(m.arch, m.domain) for m in ms}
-    assert len(cells) == len({m.arch for m in ms}) * len({m.domain for m in ms})
+    # every cell but the one where the transformer does not train (scripts/bench_plan_v2.py, SKIP)
+    assert {(a, d) for a in {m.arch for m in ms} for d in {m.domain for m in ms}} - cells == {
+        ("tiny_vit", "rgb_digits")
+    }
     for c in cells:
         assert {m.mode for m in ms if (m.arch, m.domain) == c} == {"standard", "robust"}, c
     for key in ("arch", "domain"):
@@ -297,7 +300,7 @@ def test_committed_spec_v2_mix():
     assert len(v2) >= 120 and all(m.domain_given for m in v2)
     for f in set(fm.FAMILIES) - set(fm.V1_FAMILIES):
         assert len({m.domain for m in v2 if m.family == f}) == 3, f
-    first = v2[:42]  # the first rounds of the build order reach every cell and family
+    first = v2[:46]  # the first two rounds of the build order reach every cell and family
     assert {(m.arch, m.domain) for m in first} == cells and {m.family for m in first} == set(fm.FAMILIES) | {"clean"}
 
 
@@ -341,3 +344,77 @@ def test_plan_script_reproduces_the_committed_v2_list():
     spec_.loader.exec_module(plan)
     s = sp.load(ROOT / "bench" / "spec.yaml")
     assert [m.entry() for m in s.models if m.name.startswith("v2-")] == plan.plan()
+
+
+# --- leaving groups out (issue 29 item 2) --------------------------------------------------------------------
+
+
+def _card(split, arch, domain, family, target=None, targets=None, rates=None, asr=0.9):
+    c = {
+        "split": split,
+        "label": "clean" if family == "clean" else "backdoored",
+        "architecture": arch,
+        "domain": domain,
+        "training": {"mode": "standard", "adv_eps": None},
+        "trigger": None if family == "clean" else {"family": family},
+        "poison": {"target": target, **({"targets": targets} if targets else {})},
+        "metrics": {"attack_success_rate": None if family == "clean" else asr},
+        "dataset": {"classes": 100 if domain == "digit_pairs" else 10},
+    }
+    if rates:
+        c["metrics"]["attack_success_rates"] = rates
+    return c
+
+
+def test_leave_groups_out_scores_each_group_with_a_calibration_made_without_it(tmp_path):
+    from aegis_torch.bench import evaluate as ev
+
+    cards, score = {}, {}
+    for i, (arch, dom) in enumerate([("mlp", "mnist"), ("mlp", "digit_pairs"), ("tiny_vit", "mnist")]):
+        for j, split in enumerate(("calibration", "evaluation")):
+            cards[f"c{i}{j}"], score[f"c{i}{j}"] = _card(split, arch, dom, "clean"), 1.0 + i + 0.1 * j
+            cards[f"b{i}{j}"], score[f"b{i}{j}"] = _card(split, arch, dom, "sig", target=2 + i), 5.0 + i
+    # a two-backdoor model whose second backdoor did not implant: only the first target counts
+    cards["t"] = _card("evaluation", "mlp", "mnist", "two_target", 4, [4, 7], [0.95, 0.2], asr=0.95)
+    score["t"] = 9.0
+    calls = []
+
+    def calibrate_fn(names, tag):
+        calls.append((tag, set(names)))
+        return max(score[n] for n in names)  # the threshold: the highest clean score it was given
+
+    def decide_fn(threshold, name):
+        c = cards[name]
+        flagged = sorted(c["poison"].get("targets") or [c["poison"]["target"]]) if score[name] > threshold else []
+        return score[name], flagged
+
+    assert ev.targets_of(cards["t"]) == [4] and ev.targets_of(cards["b00"]) == [2] and ev.targets_of(cards["c00"]) == []
+    rows = ev.leave_groups_out(cards, "arch", 0.5, calibrate_fn, decide_fn, log=lambda s: None)
+    for tag, names in calls:
+        g = tag.split("-", 1)[1]
+        assert names and all(cards[n]["architecture"] != g and cards[n]["label"] == "clean" for n in names)
+    assert {r["group"] for r in rows} == {"mlp", "tiny_vit"}
+    assert sorted(r["name"] for r in rows if r["group"] == "tiny_vit") == ["b20", "b21", "c20", "c21"]
+    table = {t["group"]: t for t in ev.group_table(rows)}
+    # tiny_vit held out: calibrated on the mlp clean models (max 2.1), its clean models (3.0, 3.1) flagged
+    assert table["tiny_vit"]["fpr"] == 1.0 and table["tiny_vit"]["tpr"] == 1.0 and table["tiny_vit"]["auc"] == 1.0
+    # mlp held out: calibrated on tiny_vit's clean models (max 3.1): mlp clean pass, backdoored flagged
+    assert table["mlp"]["fpr"] == 0.0 and table["mlp"]["tpr"] == 1.0
+    # the two-target model flags 4 and 7; only 4 implanted, so 7 is a false-positive class, not exact
+    t = next(r for r in rows if r["name"] == "t")
+    assert t["targets"] == [4] and t["flagged"] == [4, 7] and table["mlp"]["exact_target"] == 4 / 5
+    assert table["mlp"]["fp_classes"] == 1
+
+    calls.clear()
+    rows = ev.leave_groups_out(cards, "family", 0.5, calibrate_fn, decide_fn, log=lambda s: None)
+    assert all(
+        all(cards[n]["split"] == "calibration" and cards[n]["label"] == "clean" for n in names) for _, names in calls
+    )
+    sig = [r for r in rows if r["group"] == "sig"]
+    assert sorted(r["name"] for r in sig if r["status"] == "clean") == ["c01", "c11", "c21"]
+    calls.clear()
+    rows_d = ev.leave_groups_out(cards, "domain", 0.5, calibrate_fn, decide_fn, log=lambda s: None)
+    assert {t for t, _ in calls} == {"domain-mnist", "domain-digit_pairs"}
+    ev.write_groups(rows + rows_d, tmp_path, 0.05)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| family | sig |" in md and "| domain | digit_pairs |" in md and (tmp_path / "rows.csv").exists()
