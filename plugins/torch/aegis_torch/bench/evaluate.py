@@ -722,9 +722,9 @@ def run(args, spec, log=print) -> int:
     from aegis_torch.bench.make import find_aegis_audit
 
     stages = args.stages.split(",")
-    unknown = sorted(set(stages) - {"audit", "calibrate", "score"})
+    unknown = sorted(set(stages) - {"audit", "calibrate", "score", "groupout"})
     if unknown:
-        raise EvaluateError(f"unknown stage {', '.join(unknown)} (stages: audit, calibrate, score)")
+        raise EvaluateError(f"unknown stage {', '.join(unknown)} (stages: audit, calibrate, score, groupout)")
     if "calibrate" in stages and args.calibrations:
         raise EvaluateError("--calibrations names existing calibration files: leave out the calibrate stage")
     if "calibrate" in stages and args.split != "both":
@@ -769,8 +769,8 @@ def run(args, spec, log=print) -> int:
                 raise EvaluateError(f"no calibration in {cal_dir}: run the calibrate stage first")
         if "score" in stages:
             score(spec, models_dir, out, binary, args.min_asr, cals, log, args.split)
-    if getattr(args, "group_out", None):
-        keys = args.group_out.split(",")
+    if getattr(args, "group_out", None) or "groupout" in stages:
+        keys = (getattr(args, "group_out", None) or ",".join(GROUP_KEYS)).split(",")
         bad = sorted(set(keys) - set(GROUP_KEYS))
         if bad:
             raise EvaluateError(f"--group-out {', '.join(bad)}: expected a comma list of {', '.join(GROUP_KEYS)}")
