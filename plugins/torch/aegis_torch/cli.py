@@ -180,7 +180,11 @@ def parser() -> argparse.ArgumentParser:
         "--aegis-audit",
         help="aegis-audit binary (default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)",
     )
-    b.add_argument("--stages", default="audit,calibrate,score", help="comma-separated: audit, calibrate, score")
+    b.add_argument(
+        "--stages",
+        default="audit,calibrate,score",
+        help="comma-separated: audit, calibrate, score, groupout (held-out groups on the reports there)",
+    )
     b.add_argument("--domains", help="folder of the spec's derived data domains (DIR/NAME), for their models' audits")
     b.add_argument(
         "--group-out",
