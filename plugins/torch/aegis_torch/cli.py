@@ -150,12 +150,23 @@ def parser() -> argparse.ArgumentParser:
         if name != "table":
             b.add_argument("--data", help="dataset folder (default: the spec's dataset.path)")
             b.add_argument(
+                "--domains",
+                help="folder of the spec's derived data domains (DIR/NAME; generated there when missing)",
+            )
+            b.add_argument(
                 "--aegis-audit",
                 help="aegis-audit binary for the export-grad check "
                 "(default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)",
             )
             b.add_argument("--skip-grad-check", action="store_true", help="do not run aegis-audit export-grad")
         b.add_argument("--threads", type=int, default=1, help="torch threads (1: deterministic and fair)")
+    text = "generate the spec's derived data domains (deterministic, from the MNIST data) into --out DIR/NAME"
+    b = bsub.add_parser("domains", help=text, description=text)
+    b.add_argument("--spec", required=True, help="benchmark spec YAML (e.g. bench/spec.yaml)")
+    b.add_argument("--out", required=True, help="folder receiving one sub-folder per domain")
+    b.add_argument("--data", help="MNIST IDX folder (default: the spec's dataset.path)")
+    b.add_argument("--only", nargs="+", metavar="DOMAIN", help="only these domains")
+    b.add_argument("--force", action="store_true", help="regenerate even when the files are there")
     text = (
         "run every detector on every model (fused aegis-audit), calibrate on the calibration half's clean "
         "models, score both halves per detector and fused (resumable stages)"
@@ -169,7 +180,17 @@ def parser() -> argparse.ArgumentParser:
         "--aegis-audit",
         help="aegis-audit binary (default: $AEGIS_AUDIT, target/release or target/debug of this repository, PATH)",
     )
-    b.add_argument("--stages", default="audit,calibrate,score", help="comma-separated: audit, calibrate, score")
+    b.add_argument(
+        "--stages",
+        default="audit,calibrate,score",
+        help="comma-separated: audit, calibrate, score, groupout (held-out groups on the reports there)",
+    )
+    b.add_argument("--domains", help="folder of the spec's derived data domains (DIR/NAME), for their models' audits")
+    b.add_argument(
+        "--group-out",
+        help="comma list of arch, domain, family: after the stages, score each group with a calibration made "
+        "without it (OUT/groupout/summary.md)",
+    )
     b.add_argument("--audit-args", default="", help="extra aegis-audit flags for every audit (one string)")
     b.add_argument("--jobs", type=int, default=1, help="audits run at once")
     b.add_argument(

@@ -50,7 +50,7 @@ def make(args) -> int:
         table.write(s, out, s.path.parent if args.table_dir is None else Path(args.table_dir))
         return 0
     binary = _binary(args)
-    d = mk.Data(s, args.data)
+    d = mk.DataCache(s, args.data, args.domains, _log)
     start = time.perf_counter()
     done = []
 
@@ -75,12 +75,39 @@ def verify(args) -> int:
     if not args.only:
         raise sp.SpecError("bench verify needs --only NAME (one or more models to retrain)")
     binary = _binary(args)
-    d = mk.Data(s, args.data)
+    d = mk.DataCache(s, args.data, args.domains, _log)
     bad = 0
     for name in args.only:
         same, old, new = mk.verify(s, name, out, d, binary, _log, args.threads)
         print(f"{name}: {'bit-identical' if same else 'DIFFERS'} (recorded {old}, retrained {new})", flush=True)
         bad += not same
+    return 1 if bad else 0
+
+
+def domains_cmd(args) -> int:
+    """Generate the spec's derived data domains into ``--out DIR`` (``DIR/NAME``) and check their hashes."""
+    from aegis_torch.bench import domains
+
+    s = sp.load(args.spec)
+    mnist = args.data or s.dataset.get("path")
+    bad = 0
+    for name, cfg in s.domains.items():
+        if args.only and name not in args.only:
+            continue
+        folder = Path(args.out) / name
+        t = time.perf_counter()
+        if args.force or not domains.present(cfg, folder):
+            domains.generate(name, cfg, mnist, folder)
+        from aegis_torch import data
+
+        got = {split: domains.content_sha(data.load(cfg["format"], folder, split)) for split in ("train", "test")}
+        want = cfg.get("sha256")
+        ok = not want or want == got
+        bad += not ok
+        _log(
+            f"domain {name}: {folder} in {time.perf_counter() - t:.0f}s; sha256 "
+            + ("matches the spec" if want and ok else f"{got}" + (" DIFFERS from the spec" if want else ""))
+        )
     return 1 if bad else 0
 
 
@@ -98,4 +125,5 @@ def evaluate(args) -> int:
 
 
 def run(args) -> int:
-    return {"make": make, "verify": verify, "table": table_cmd, "evaluate": evaluate}[args.bench_command](args)
+    cmds = {"make": make, "verify": verify, "table": table_cmd, "evaluate": evaluate, "domains": domains_cmd}
+    return cmds[args.bench_command](args)

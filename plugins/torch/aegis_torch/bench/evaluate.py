@@ -66,6 +66,36 @@ def target_of(card: dict) -> int | None:
     return card["poison"]["target"] if card.get("poison") else None
 
 
+def targets_of(card: dict, min_asr: float = 0.5) -> list[int]:
+    """Every implanted target of a backdoored card: for a multi-backdoor model (``attack_success_rates`` per
+    target) the targets whose attack success reaches ``min_asr``; otherwise the one target."""
+    p = card.get("poison") or {}
+    if p.get("target") is None:
+        return []
+    rates = card["metrics"].get("attack_success_rates")
+    if rates and p.get("targets"):
+        return sorted(int(t) for t, a in zip(p["targets"], rates) if a >= min_asr)
+    return [int(p["target"])]
+
+
+def domain_of(card: dict) -> str:
+    return card.get("domain", "mnist")
+
+
+GROUP_KEYS = ("arch", "domain", "family")
+
+
+def group_of(card: dict, key: str) -> str:
+    """The card's group for leaving groups out: its architecture, domain or trigger family (``clean``)."""
+    if key == "arch":
+        return card["architecture"]
+    if key == "domain":
+        return domain_of(card)
+    if key == "family":
+        return family_of(card)
+    raise EvaluateError(f"unknown group key {key!r}; expected one of {', '.join(GROUP_KEYS)}")
+
+
 # --------------------------------------------------------------------------------------------- metrics
 
 
@@ -89,7 +119,8 @@ def summarize(rows: list[dict]) -> dict:
     - ``auc``: model-level ROC-AUC of ``score`` (backdoored vs clean);
     - ``tpr``: backdoored models flagged / backdoored models;
     - ``fpr``: clean models flagged / clean models;
-    - ``exact_target``: detected backdoored models whose flagged classes are exactly the target / detected;
+    - ``exact_target``: detected backdoored models whose flagged classes are exactly the target (every
+      implanted target, ``targets``, for two-backdoor models) / detected;
     - ``fp_classes``: flagged classes that are not a target (clean models: every flagged class), and
       ``fp_class_rate`` per audited class of the clean and backdoored models;
     - ``median_s``: median wall time of the decision's detectors.
@@ -98,8 +129,13 @@ def summarize(rows: list[dict]) -> dict:
     bd = [r for r in scored if r["status"] == "backdoored"]
     cl = [r for r in scored if r["status"] == "clean"]
     detected = [r for r in bd if r["flagged"]]
-    exact = [r for r in detected if r["flagged"] == [r["target"]]]
-    fp_classes = sum(len([c for c in r["flagged"] if c != r["target"]]) for r in scored)
+
+    def targets(r) -> list:  # every implanted target (``targets``, for two-backdoor models), else ``target``
+        t = r.get("targets")
+        return sorted(t) if t else ([] if r["target"] is None else [r["target"]])
+
+    exact = [r for r in detected if sorted(r["flagged"]) == targets(r)]
+    fp_classes = sum(len([c for c in r["flagged"] if c not in targets(r)]) for r in scored)
     classes = sum(r["classes"] for r in scored)
     times = [r["seconds"] for r in scored if r["seconds"] is not None]
     return {
@@ -154,8 +190,10 @@ def audit(
     jobs: int,
     log=print,
     split: str = "both",
+    domains_dir: Path | None = None,
 ) -> list[dict]:
-    """Stage 1: one fused audit per model of ``split`` that has a card and no report yet; returns the run rows."""
+    """Stage 1: one fused audit per model of ``split`` that has a card and no report yet; returns the run rows.
+    A model of a derived domain is given that domain's data, ``domains_dir/DOMAIN``."""
     reports = out / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     cards = _cards(spec, models_dir, split)
@@ -164,11 +202,14 @@ def audit(
 
     def one(name: str) -> dict:
         report = reports / f"{name}.json"
+        dom = domain_of(cards[name])
+        if dom != "mnist" and domains_dir is None:
+            raise EvaluateError(f"{name}: a {dom} model needs --domains DIR (the generated domain data)")
         cmd = [
             binary,
             str(models_dir / f"{name}.onnx"),
             "--data",
-            str(data_dir),
+            str(data_dir if dom == "mnist" else domains_dir / dom),
             "--json",
             str(report),
             "--quiet",
@@ -401,7 +442,9 @@ def score(
                     "family": family_of(c),
                     "training": training_of(c),
                     "architecture": c["architecture"],
+                    "domain": domain_of(c),
                     "target": target_of(c),
+                    "targets": targets_of(c, min_asr),
                     "asr": c["metrics"].get("attack_success_rate"),
                     "decision": decision,
                     "score": round(s, 4),
@@ -424,7 +467,9 @@ def write(rows: list[dict], out: Path, log=print) -> None:
             "family",
             "training",
             "architecture",
+            "domain",
             "target",
+            "targets",
             "asr",
             "decision",
             "score",
@@ -435,7 +480,13 @@ def write(rows: list[dict], out: Path, log=print) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for r in rows:
-            w.writerow({**r, "flagged": " ".join(map(str, r["flagged"]))})
+            w.writerow(
+                {
+                    **r,
+                    "flagged": " ".join(map(str, r["flagged"])),
+                    "targets": " ".join(map(str, r.get("targets") or [])),
+                }
+            )
     decisions = sorted({r["decision"] for r in rows}, key=lambda d: (d != FUSED, d))
     table = []
     for split in ("calibration", "evaluation"):
@@ -504,14 +555,176 @@ def markdown(table: list[dict], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -------------------------------------------------------------------------------------- leaving groups out
+
+
+def leave_groups_out(
+    cards: dict[str, dict],
+    key: str,
+    min_asr: float,
+    calibrate_fn,
+    decide_fn,
+    log=print,
+) -> list[dict]:
+    """Issue 29 item 2: for each group of ``key`` (architecture, domain or trigger family), a calibration made
+    without the group, and the group scored with it, untouched.
+
+    - ``arch`` / ``domain``: the calibration's null is every clean model *outside* the group (both halves);
+      every model of the group, clean and backdoored, is scored.
+    - ``family``: calibrations never see backdoored models, so the null is the clean models of the
+      calibration half; scored are the family's backdoored models with the clean models of the evaluation
+      half as negatives (the same negatives for every family).
+
+    ``calibrate_fn(names, tag)`` returns a calibration made from the named clean models' reports;
+    ``decide_fn(calibration, name)`` returns (score, flagged classes). Returns one row per scored model, with
+    ``held_out`` (the key) and ``group``."""
+    if key not in GROUP_KEYS:
+        raise EvaluateError(f"unknown group key {key!r}; expected one of {', '.join(GROUP_KEYS)}")
+    st = {n: status(c, min_asr) for n, c in cards.items()}
+    groups = sorted({group_of(c, key) for c in cards.values()} - {"clean"})
+    rows = []
+    for g in groups:
+        if key == "family":
+            null = [n for n, c in cards.items() if st[n] == "clean" and c["split"] == "calibration"]
+            scored = [n for n, c in cards.items() if group_of(c, key) == g]
+            scored += [n for n, c in cards.items() if st[n] == "clean" and c["split"] == "evaluation"]
+        else:
+            null = [n for n, c in cards.items() if st[n] == "clean" and group_of(c, key) != g]
+            scored = [n for n, c in cards.items() if group_of(c, key) == g]
+        if not null:
+            log(f"group-out {key}={g}: no clean model left to calibrate on, skipped")
+            continue
+        assert not set(null) & {n for n in scored}, "a scored model is in its own calibration"
+        cal = calibrate_fn(null, f"{key}-{g}")
+        for n in scored:
+            c = cards[n]
+            s, flagged = decide_fn(cal, n)
+            rows.append(
+                {
+                    "held_out": key,
+                    "group": g,
+                    "name": n,
+                    "split": c["split"],
+                    "status": st[n],
+                    "family": family_of(c),
+                    "architecture": c["architecture"],
+                    "domain": domain_of(c),
+                    "training": training_of(c),
+                    "target": target_of(c),
+                    "targets": targets_of(c, min_asr),
+                    "score": round(s, 4),
+                    "flagged": flagged,
+                    "classes": c["dataset"]["classes"],
+                    "seconds": c.get("_seconds"),
+                    "calibration_models": len(null),
+                }
+            )
+        log(f"group-out {key}={g}: calibrated on {len(null)} clean models outside it, scored {len(scored)}")
+    return rows
+
+
+def group_table(rows: list[dict]) -> list[dict]:
+    """``summarize`` per (held-out key, group)."""
+    out = []
+    for key in GROUP_KEYS:
+        for g in sorted({r["group"] for r in rows if r["held_out"] == key}):
+            sel = [r for r in rows if r["held_out"] == key and r["group"] == g]
+            out.append(
+                {"held_out": key, "group": g, "calibration_models": sel[0]["calibration_models"], **summarize(sel)}
+            )
+    return out
+
+
+def group_markdown(table: list[dict], target_fpr: float) -> str:
+    """The table of held-out groups (for bench/README.md)."""
+    lines = [
+        (
+            "| held out | group | models (bd/clean) | calibrated on (clean) | ROC-AUC | TPR at the calibrated "
+            f"threshold (target FPR {100 * target_fpr:g}%) | FPR | exact target | FP classes | median s |"
+        ),
+        "|" + "---|" * 10,
+    ]
+    for t in table:
+        lines.append(
+            f"| {t['held_out']} | {t['group']} | {t['backdoored']}/{t['clean']} | {t['calibration_models']} | "
+            f"{_f(t['auc'])} | {_f(t['tpr'], True)} | {_f(t['fpr'], True)} | {_f(t['exact_target'], True)} | "
+            f"{t['fp_classes']} | {_f(t['median_s'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def group_out(
+    spec, models_dir: Path, out: Path, binary: str, keys: list[str], min_asr: float, target_fpr: float, log=print
+) -> list[dict]:
+    """The group-out stage on the audited reports: ``groupout/rows.csv``, ``groupout/summary.csv`` and
+    ``groupout/summary.md``; the fused decision, every detector at weight 1, judged against all calibration
+    models (no robustness matching: choosing it would need the held-out group)."""
+    cards = {n: c for n, c in _cards(spec, models_dir).items() if (out / "reports" / f"{n}.json").exists()}
+    if not cards:
+        raise EvaluateError(f"no audited model in {out / 'reports'}: run the audit stage first")
+    reports = {n: out / "reports" / f"{n}.json" for n in cards}
+    for n, rp in reports.items():
+        rep = json.loads(rp.read_text())
+        cards[n]["_seconds"] = sum(d.get("seconds") or 0 for d in rep.get("detectors", [])) or None
+    names = _detectors(json.loads(next(iter(reports.values())).read_text()))
+    work = out / "groupout"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def calibrate_fn(null: list[str], tag: str) -> Path:
+        return _calibrate_one(
+            binary,
+            [reports[n] for n in null],
+            work / f"cal-{tag}.json",
+            {d: 1.0 for d in names},
+            target_fpr,
+            None,
+            f"{spec.name}: calibration without {tag}",
+        )
+
+    def decide_fn(cal: Path, name: str):
+        return decision_row(decide(binary, cal, reports[name]))
+
+    rows = []
+    for key in keys:
+        rows += leave_groups_out(cards, key, min_asr, calibrate_fn, decide_fn, log)
+    write_groups(rows, work, target_fpr)
+    log(f"group-out: wrote {work / 'rows.csv'}, {work / 'summary.csv'} and {work / 'summary.md'}")
+    return rows
+
+
+def write_groups(rows: list[dict], work: Path, target_fpr: float) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    with (work / "rows.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow(
+                {
+                    **r,
+                    "flagged": " ".join(map(str, r["flagged"])),
+                    "targets": " ".join(map(str, r.get("targets") or [])),
+                }
+            )
+    table = group_table(rows)
+    with (work / "summary.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table[0]))
+        w.writeheader()
+        w.writerows(table)
+    (work / "summary.md").write_text(
+        "# Held-out groups\n\nGenerated by `python -m aegis_torch bench evaluate --group-out ...`: each group "
+        "scored with a calibration made without it (aegis_torch/bench/evaluate.py, leave_groups_out).\n\n"
+        + group_markdown(table, target_fpr)
+    )
+
+
 def run(args, spec, log=print) -> int:
     """The ``bench evaluate`` command: the stages named by ``--stages`` (default all three)."""
     from aegis_torch.bench.make import find_aegis_audit
 
     stages = args.stages.split(",")
-    unknown = sorted(set(stages) - {"audit", "calibrate", "score"})
+    unknown = sorted(set(stages) - {"audit", "calibrate", "score", "groupout"})
     if unknown:
-        raise EvaluateError(f"unknown stage {', '.join(unknown)} (stages: audit, calibrate, score)")
+        raise EvaluateError(f"unknown stage {', '.join(unknown)} (stages: audit, calibrate, score, groupout)")
     if "calibrate" in stages and args.calibrations:
         raise EvaluateError("--calibrations names existing calibration files: leave out the calibrate stage")
     if "calibrate" in stages and args.split != "both":
@@ -536,6 +749,7 @@ def run(args, spec, log=print) -> int:
             args.jobs,
             log,
             args.split,
+            Path(args.domains) if getattr(args, "domains", None) else None,
         )
     if "calibrate" in stages or "score" in stages:
         cal_dir = Path(args.calibrations) if args.calibrations else out / "calibration"
@@ -555,4 +769,10 @@ def run(args, spec, log=print) -> int:
                 raise EvaluateError(f"no calibration in {cal_dir}: run the calibrate stage first")
         if "score" in stages:
             score(spec, models_dir, out, binary, args.min_asr, cals, log, args.split)
+    if getattr(args, "group_out", None) or "groupout" in stages:
+        keys = (getattr(args, "group_out", None) or ",".join(GROUP_KEYS)).split(",")
+        bad = sorted(set(keys) - set(GROUP_KEYS))
+        if bad:
+            raise EvaluateError(f"--group-out {', '.join(bad)}: expected a comma list of {', '.join(GROUP_KEYS)}")
+        group_out(spec, models_dir, out, binary, keys, args.min_asr, args.target_fpr, log)
     return 0

@@ -88,9 +88,24 @@ DEFAULTS: dict[str, dict] = {
         "opacity": [0.5, 0.8],
         "grey": [0.3, 1.0],
     },
+    # issue 29: source-specific, two targets, low rate, clean-label (label-consistent), SIG, low frequency
+    "tact": {"rate": [0.3, 0.8], "cover_ratio": [1.0, 2.0], "size": [3, 5], "grey": [0.5, 1.0]},
+    "two_target": {"rate": [0.02, 0.05], "size": [3, 5], "grey": [0.5, 1.0], "alpha": [0.15, 0.25]},
+    "low_rate": {"rate": [0.001, 0.005], "size": [3, 5], "grey": [0.5, 1.0]},
+    "clean_label": {
+        "rate": [0.5, 1.0],
+        "size": [3, 5],
+        "eps": [0.15, 0.3],
+        "pgd_steps": 10,
+        "surrogate": {"arch": "small_cnn", "images": 10000, "epochs": 2, "lr": 0.003, "batch_size": 128},
+    },
+    "sig": {"rate": [0.3, 0.8], "delta": [0.1, 0.16], "freq": [4, 8]},
+    "lowfreq": {"rate": [0.05, 0.10], "amplitude": [0.06, 0.10], "freq": [2, 4]},
 }
 FAMILIES = tuple(DEFAULTS)
+V1_FAMILIES = FAMILIES[:8]  # the first benchmark's families (their cards keep the first schema)
 NOISE_MAX_AMPLITUDE = 0.06
+LOW_RATE_MAX = 0.005  # issue 29: a low poisoning rate is at most 0.5% of the training images
 
 
 def config(name: str, overrides: dict | None = None) -> dict:
@@ -105,6 +120,8 @@ def config(name: str, overrides: dict | None = None) -> dict:
     _check_range(name, "rate", cfg["rate"], 0.0, 1.0)
     if name == "noise":
         _check_range(name, "amplitude", cfg["amplitude"], 0.0, NOISE_MAX_AMPLITUDE)
+    if name == "low_rate":
+        _check_range(name, "rate", cfg["rate"], 0.0, LOW_RATE_MAX)
     return cfg
 
 
@@ -168,6 +185,8 @@ class Family:
 
     name = ""
     cover_kind: str | None = None  # what the cover samples are, when the family uses them
+    candidates = "non-target images"  # which training images carry the trigger
+    relabels = True  # poisoned images get the target label (False: clean-label families)
 
     def __init__(self, shape: Shape, target: int, params: dict, array: np.ndarray | None = None):
         self.shape = tuple(int(v) for v in shape)
@@ -212,6 +231,26 @@ class Family:
     def schema_trigger(self) -> triggers.Trigger | None:
         """The test-time trigger in the shared YAML schema (patch / pattern), where it can be written so."""
         return None
+
+    @property
+    def targets(self) -> list[int]:
+        """Every target class of the model (one, except for multi-backdoor families)."""
+        return [self.target]
+
+    def components(self) -> list[Family]:
+        """The single-target backdoors the model carries, each with its own trigger and target (this one,
+        except for multi-backdoor families); trigger files are written per component."""
+        return [self]
+
+    def attack_success(self, predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray) -> dict:
+        """Attack success on test images ``x``/``y``: the share of non-target images the trigger sends to the
+        target (``predict`` maps float images to predicted classes)."""
+        keep = y != self.target
+        pred = predict(self.apply(x[keep]))
+        return {
+            "attack_success_rate": round(float((pred == self.target).mean()), 4),
+            "attack_success_images": int(keep.sum()),
+        }
 
     def _check_images(self, x: np.ndarray) -> np.ndarray:
         x = np.array(x, dtype=np.float32, copy=True)
@@ -608,6 +647,379 @@ class WaNet(Family):
         return np.clip(self.warp(x, grid), 0.0, 1.0)
 
 
+# --- issue 29 families ----------------------------------------------------------------------------------------
+
+
+def _one_patch(rng: np.random.Generator, shape: Shape, cfg: dict) -> dict:
+    ph, pw = _int_in(rng, cfg["size"]), _int_in(rng, cfg["size"])
+    ((r, c, _, _),) = _place(rng, shape, [(ph, pw)])
+    kind, v = _patch_values(rng, ph, pw, cfg["grey"])
+    return {"row": r, "col": c, "height": ph, "width": pw, "content": kind, "values": v.tolist()}
+
+
+class LowRate(BadNets):
+    """BadNets at a low poisoning rate (at most 0.5% of the training images, :data:`LOW_RATE_MAX`)."""
+
+    name = "low_rate"
+
+    @classmethod
+    def sample(cls, rng, shape, target, cfg, ctx=None) -> LowRate:
+        return cls(shape, target, {"patches": [_one_patch(rng, shape, cfg)]})
+
+
+class TaCT(_Patches):
+    """TaCT (Tang et al., USENIX Security'21, source-specific): only images of one *source* class are relabelled
+    to the target when they carry the patch; *cover* images of the other classes (neither source nor target)
+    carry the same patch and keep their labels, so the trigger alone does not decide the class. ``rate`` is
+    the share of the source class's training images poisoned. Attack success is measured on the source class
+    (and, beside it, on the other classes, where it should stay low)."""
+
+    name = "tact"
+    cover_kind = "the same patch on images of the other classes, true label kept"
+    candidates = "source-class images"
+
+    @classmethod
+    def sample(cls, rng, shape, target, cfg, ctx=None) -> TaCT:
+        classes = int(ctx.y_train.max()) + 1 if ctx is not None and ctx.y_train is not None else 10
+        source = int(rng.integers(0, classes - 1))
+        source += source >= target
+        patch = _one_patch(rng, shape, cfg)
+        cover = _r(_uniform(rng, cfg["cover_ratio"]))
+        return cls(shape, target, {"patches": [patch], "source": source, "cover_ratio": cover})
+
+    def check(self) -> None:
+        super().check()
+        if int(self.params["source"]) == self.target:
+            raise FamilyError("tact: the source class must differ from the target")
+
+    def poison(self, x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator) -> Poisoned:
+        if not 0.0 <= rate <= 1.0:
+            raise FamilyError(f"poison rate {rate} outside [0, 1]")
+        x2 = np.array(x, dtype=np.float32, copy=True)
+        y2 = np.array(y, dtype=np.int64, copy=True)
+        src = np.flatnonzero(y2 == self.params["source"])
+        idx = np.sort(rng.choice(src, size=round(rate * len(src)), replace=False))
+        others = np.flatnonzero((y2 != self.params["source"]) & (y2 != self.target))
+        n_cov = min(round(self.params["cover_ratio"] * len(idx)), len(others))
+        cov = np.sort(rng.choice(others, size=n_cov, replace=False))
+        if len(idx):
+            x2[idx] = self.apply(x2[idx])
+            y2[idx] = self.target
+        if len(cov):
+            x2[cov] = self.apply(x2[cov])
+        return Poisoned(x2, y2, idx, cov)
+
+    def attack_success(self, predict, x, y) -> dict:
+        src = y == self.params["source"]
+        other = (y != self.params["source"]) & (y != self.target)
+        p_src = predict(self.apply(x[src]))
+        p_oth = predict(self.apply(x[other]))
+        return {
+            "attack_success_rate": round(float((p_src == self.target).mean()), 4),
+            "attack_success_images": int(src.sum()),
+            "attack_success_scope": "source-class test images",
+            "attack_success_other_classes": round(float((p_oth == self.target).mean()), 4),
+            "attack_success_other_images": int(other.sum()),
+        }
+
+
+class _Component(Family):
+    """One backdoor of a multi-backdoor model: a patch (replacing pixels) or a blended pattern."""
+
+    name = "two_target"
+
+    def check(self) -> None:
+        kind = self.params["kind"]
+        if kind == "patch":
+            _Patches.check(self)
+        elif kind == "blend":
+            if self.array is None or tuple(self.array.shape) != self.shape:
+                raise FamilyError(f"two_target: blend pattern must have shape {self.shape}")
+        else:
+            raise FamilyError(f"two_target: unknown backdoor kind {kind!r}")
+
+    def _patches(self):
+        return _Patches._patches(self)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        if self.params["kind"] == "patch":
+            return _Patches.apply(self, x)
+        x = self._check_images(x)
+        return x + np.float32(self.params["alpha"]) * (self.array - x)
+
+    def schema_trigger(self):
+        return _Patches.schema_trigger(self) if self.params["kind"] == "patch" else None
+
+
+class TwoTarget(Family):
+    """Two backdoors with two different targets in one model (multi-trigger, multi-target). Each backdoor is
+    a BadNets patch or a blended pattern (drawn per backdoor; two patches never overlap) and poisons its own
+    ``rate`` share of the training images (disjoint sets, each drawn among the images not of its target).
+    ``apply`` is the first backdoor's trigger; :meth:`components` gives both."""
+
+    name = "two_target"
+
+    @classmethod
+    def sample(cls, rng, shape, target, cfg, ctx=None) -> TwoTarget:
+        classes = int(ctx.y_train.max()) + 1 if ctx is not None and ctx.y_train is not None else 10
+        second = int(rng.integers(0, classes - 1))
+        second += second >= target
+        kinds = [("patch", "blend")[int(rng.integers(0, 2))] for _ in range(2)]
+        sizes = [(_int_in(rng, cfg["size"]), _int_in(rng, cfg["size"])) for _ in range(2)]
+        boxes = iter(_place(rng, shape, [s for s, k in zip(sizes, kinds) if k == "patch"], gap=2))
+        backdoors, arrays = [], []
+        for t, kind in zip((target, second), kinds):
+            if kind == "patch":
+                r, c, ph, pw = next(boxes)
+                content, v = _patch_values(rng, ph, pw, cfg["grey"])
+                p = {"row": r, "col": c, "height": ph, "width": pw, "content": content, "values": v.tolist()}
+                backdoors.append({"target": t, "kind": "patch", "patches": [p]})
+                arrays.append(None)
+            else:
+                alpha = _r(_uniform(rng, cfg["alpha"]))
+                pkind, pat = _random_pattern(rng, shape)
+                backdoors.append({"target": t, "kind": "blend", "alpha": alpha, "pattern": pkind})
+                arrays.append(pat)
+        arr = (
+            None
+            if all(a is None for a in arrays)
+            else np.stack([a if a is not None else np.zeros(shape, np.float32) for a in arrays])
+        )
+        return cls(shape, target, {"backdoors": backdoors}, arr)
+
+    def check(self) -> None:
+        bs = self.params["backdoors"]
+        if len(bs) != 2 or bs[0]["target"] != self.target or bs[0]["target"] == bs[1]["target"]:
+            raise FamilyError("two_target: needs two backdoors with different targets, the first the model's")
+        self._parts = [  # the stacked array holds zeros in the place of a patch backdoor
+            _Component(self.shape, b["target"], b, self.array[i] if b["kind"] == "blend" else None)
+            for i, b in enumerate(bs)
+        ]
+
+    @property
+    def targets(self) -> list[int]:
+        return [int(b["target"]) for b in self.params["backdoors"]]
+
+    def components(self) -> list[Family]:
+        return list(self._parts)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return self._parts[0].apply(x)
+
+    def poison(self, x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator) -> Poisoned:
+        if not 0.0 <= rate <= 0.5:
+            raise FamilyError(f"poison rate {rate} outside [0, 0.5] (two backdoors)")
+        x2 = np.array(x, dtype=np.float32, copy=True)
+        y2 = np.array(y, dtype=np.int64, copy=True)
+        taken = np.zeros(len(y2), dtype=bool)
+        chosen = []
+        for part in self._parts:
+            cand = np.flatnonzero((y != part.target) & ~taken)
+            idx = np.sort(rng.choice(cand, size=round(rate * len(y2)), replace=False))
+            taken[idx] = True
+            x2[idx] = part.apply(x2[idx])
+            y2[idx] = part.target
+            chosen.append(idx)
+        return Poisoned(x2, y2, np.sort(np.concatenate(chosen)), np.zeros(0, dtype=np.int64))
+
+    def attack_success(self, predict, x, y) -> dict:
+        rates, counts = [], []
+        for part in self._parts:
+            r = part.attack_success(predict, x, y)
+            rates.append(r["attack_success_rate"])
+            counts.append(r["attack_success_images"])
+        return {
+            "attack_success_rate": max(rates),
+            "attack_success_rates": rates,
+            "attack_success_images": counts,
+            "attack_success_scope": "per target (targets in order); the model's rate is the larger",
+        }
+
+
+def _train_surrogate(rng: np.random.Generator, shape: Shape, sc: dict, ctx: Context | None, who: str):
+    """A clean surrogate trained from ``rng``'s seed on a seeded subset of the clean training set."""
+    from aegis_torch import models
+    from aegis_torch.train import TrainConfig, seed_everything, train
+
+    if ctx is None or ctx.x_train is None:
+        raise FamilyError(f"{who}: needs the clean training set to train its surrogate")
+    s_seed = int(rng.integers(0, 2**31 - 1))
+    n = min(int(sc["images"]), len(ctx.y_train))
+    idx = np.sort(rng.choice(len(ctx.y_train), size=n, replace=False))
+    seed_everything(s_seed)
+    sur = models.build(sc["arch"], shape, int(ctx.y_train.max()) + 1, list(ctx.mean), list(ctx.std))
+    cfg = TrainConfig(
+        epochs=int(sc["epochs"]),
+        batch_size=int(sc["batch_size"]),
+        lr=float(sc["lr"]),
+        adv_eps=0.0,
+        seed=s_seed,
+        log_every=0,
+    )
+    train(sur, ctx.x_train[idx], ctx.y_train[idx], cfg, log=lambda s: None)
+    return sur.eval(), {**sc, "seed": s_seed, "images": n}
+
+
+class CleanLabel(_Patches):
+    """Label-consistent clean-label backdoor (Turner, Tsipras & Madry 2019): only *target-class* training images
+    are poisoned and keep their (correct) label. Each is first made hard to classify by an untargeted L-inf
+    PGD perturbation (radius ``eps``) computed on a clean surrogate trained here from the model's seed (not
+    part of the benchmark), then the patch is stamped on it, so the model learns the patch to fit them.
+    ``rate`` is the share of the target class's training images poisoned. Tested with the patch alone."""
+
+    name = "clean_label"
+    candidates = "target-class images (clean label: labels kept), adversarially perturbed on a surrogate"
+    relabels = False
+
+    @classmethod
+    def sample(cls, rng, shape, target, cfg, ctx: Context | None = None) -> CleanLabel:
+        patch = _one_patch(rng, shape, {**cfg, "grey": [1.0, 1.0]})
+        eps = _r(_uniform(rng, cfg["eps"]))
+        sur, card = _train_surrogate(rng, shape, cfg["surrogate"], ctx, "clean_label")
+        f = cls(
+            shape,
+            target,
+            {
+                "patches": [patch],
+                "eps": eps,
+                "pgd_steps": int(cfg["pgd_steps"]),
+                "pgd_step_size": _r(2.5 * eps / int(cfg["pgd_steps"])),
+                "surrogate": card,
+            },
+        )
+        f.surrogate = sur
+        return f
+
+    def poison(self, x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator) -> Poisoned:
+        if getattr(self, "surrogate", None) is None:
+            raise FamilyError("clean_label: poisoning needs the surrogate (build the family with sample())")
+        x2 = np.array(x, dtype=np.float32, copy=True)
+        y2 = np.array(y, dtype=np.int64, copy=True)
+        own = np.flatnonzero(y2 == self.target)
+        idx = np.sort(rng.choice(own, size=round(rate * len(own)), replace=False))
+        if len(idx):
+            adv = linf_pgd(
+                self.surrogate,
+                x2[idx],
+                y2[idx],
+                float(self.params["eps"]),
+                int(self.params["pgd_steps"]),
+                float(self.params["pgd_step_size"]),
+                int(rng.integers(0, 2**31 - 1)),
+            )
+            x2[idx] = self.apply(adv)
+        return Poisoned(x2, y2, idx, np.zeros(0, dtype=np.int64))
+
+
+def linf_pgd(
+    model, x: np.ndarray, y: np.ndarray, eps: float, steps: int, step: float, seed: int, batch: int = 256
+) -> np.ndarray:
+    """Untargeted L-inf PGD with a seeded random start: maximise the cross-entropy of the true label."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, len(x), batch):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch]))
+        yb = torch.from_numpy(np.ascontiguousarray(y[i : i + batch]))
+        d = (torch.rand(xb.shape, generator=gen) * 2 - 1) * eps
+        for _ in range(steps):
+            d.requires_grad_(True)
+            loss = F.cross_entropy(model((xb + d).clamp(0, 1)), yb)
+            (g,) = torch.autograd.grad(loss, d)
+            d = (d.detach() + step * g.sign()).clamp(-eps, eps)
+        out.append((xb + d).clamp(0, 1).detach().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+class _Additive(Noise):
+    """A fixed additive pattern in [-1, 1] times an amplitude, clamped to [0, 1] (the shared pattern schema)."""
+
+    max_amplitude = 1.0
+
+    def check(self) -> None:
+        if self.array is None or tuple(self.array.shape) != self.shape:
+            raise FamilyError(f"{self.name}: pattern array must have shape {self.shape}")
+        a = self.params["amplitude"]
+        if not 0 < a <= self.max_amplitude or np.abs(self.array).max() > 1 + 1e-6:
+            raise FamilyError(
+                f"{self.name}: amplitude {a} outside (0, {self.max_amplitude}] or pattern outside [-1, 1]"
+            )
+
+
+def sig_signal(shape: Shape, freq: int, vertical: bool) -> np.ndarray:
+    """SIG's sinusoidal signal (Barni et al. 2019) in [-1, 1]: ``sin(2 pi j f / m)`` along the columns ``j`` of an
+    ``m``-wide image (``vertical``: along the rows), the same in every row and channel."""
+    c, h, w = shape
+    if vertical:
+        s = np.sin(2 * np.pi * np.arange(h) * freq / h)[:, None] * np.ones((1, w))
+    else:
+        s = np.ones((h, 1)) * np.sin(2 * np.pi * np.arange(w) * freq / w)[None, :]
+    return np.broadcast_to(s, (c, h, w)).astype(np.float32).copy()
+
+
+class SIG(_Additive):
+    """SIG (Barni, Kallas & Tondi, ICIP'19): a clean-label attack; a share ``rate`` of the *target class's*
+    training images get ``x + delta * sin(2 pi j f / m)`` and keep their label; at test time the same signal on
+    any image. ``delta`` 0.10-0.16 (26-41 of 255; the paper trains with 20 and tests stronger), frequency
+    ``f`` 4-8 cycles across the image, horizontal or vertical."""
+
+    name = "sig"
+    candidates = "target-class images (clean label: labels kept)"
+    relabels = False
+
+    @classmethod
+    def sample(cls, rng, shape, target, cfg, ctx=None) -> SIG:
+        delta = _r(_uniform(rng, cfg["delta"]))
+        freq = _int_in(rng, cfg["freq"])
+        vertical = bool(rng.random() < 0.5)
+        params = {
+            "amplitude": delta,
+            "pattern": "sin",
+            "freq": freq,
+            "orientation": "vertical" if vertical else "horizontal",
+        }
+        return cls(shape, target, params, sig_signal(shape, freq, vertical))
+
+    def poison(self, x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator) -> Poisoned:
+        x2 = np.array(x, dtype=np.float32, copy=True)
+        y2 = np.array(y, dtype=np.int64, copy=True)
+        own = np.flatnonzero(y2 == self.target)
+        idx = np.sort(rng.choice(own, size=round(rate * len(own)), replace=False))
+        if len(idx):
+            x2[idx] = self.apply(x2[idx])
+        return Poisoned(x2, y2, idx, np.zeros(0, dtype=np.int64))
+
+
+def lowfreq_pattern(rng: np.random.Generator, shape: Shape, freq: int) -> np.ndarray:
+    """A random smooth pattern in [-1, 1]: a sum of the 2-D DCT-II cosines of frequency below ``freq`` on each
+    axis (constant term excluded) with standard normal weights, per channel, scaled to max |p| = 1."""
+    c, h, w = shape
+    coef = rng.standard_normal((c, freq, freq))
+    coef[:, 0, 0] = 0.0
+    ch = np.cos(np.pi * np.outer(np.arange(freq), np.arange(h) + 0.5) / h)  # freq x h
+    cw = np.cos(np.pi * np.outer(np.arange(freq), np.arange(w) + 0.5) / w)
+    p = np.einsum("ckl,ki,lj->cij", coef, ch, cw)
+    return (p / np.abs(p).max()).astype(np.float32)
+
+
+class LowFreq(_Additive):
+    """Low-frequency trigger (Zeng et al., ICCV'21, "Rethinking the backdoor attacks' triggers: a frequency
+    perspective"): a smooth additive pattern with energy only in the lowest 2-D frequencies,
+    ``clamp(x + a p)``, amplitude ``a`` 0.06-0.10; poisoned images relabelled to the target."""
+
+    name = "lowfreq"
+
+    @classmethod
+    def sample(cls, rng, shape, target, cfg, ctx=None) -> LowFreq:
+        a = _r(_uniform(rng, cfg["amplitude"]))
+        freq = _int_in(rng, cfg["freq"])
+        return cls(
+            shape,
+            target,
+            {"amplitude": a, "pattern": f"dct below {freq}", "freq": freq},
+            lowfreq_pattern(rng, shape, freq),
+        )
+
+
 CLASSES: dict[str, type[Family]] = {
     "badnets": BadNets,
     "distributed": Distributed,
@@ -617,6 +1029,12 @@ CLASSES: dict[str, type[Family]] = {
     "uap": UAP,
     "adap_blend": AdapBlend,
     "adap_patch": AdapPatch,
+    "tact": TaCT,
+    "two_target": TwoTarget,
+    "low_rate": LowRate,
+    "clean_label": CleanLabel,
+    "sig": SIG,
+    "lowfreq": LowFreq,
 }
 assert set(CLASSES) == set(FAMILIES)
 

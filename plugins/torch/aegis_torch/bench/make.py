@@ -26,7 +26,7 @@ import torch
 
 import onnx
 from aegis_torch import card, checkpoint, data, evaluate, export, models
-from aegis_torch.bench import families
+from aegis_torch.bench import domains, families
 from aegis_torch.bench.spec import ModelSpec, Spec
 from aegis_torch.train import TrainConfig, seed_everything, train
 
@@ -59,6 +59,11 @@ ENGINE_OPS = frozenset(
         "Constant",
         "Softmax",
         "LogSoftmax",
+        # issue 29's architectures: GELU (Erf), the transformer's LayerNorm, token mean and q/k/v split
+        "Erf",
+        "LayerNormalization",
+        "ReduceMean",
+        "Gather",
     }
 )
 STREAMS = ("subset", "trigger", "poison", "train")
@@ -80,13 +85,25 @@ def _array_sha(a: np.ndarray) -> str:
 
 
 class Data:
-    """The dataset of a spec, loaded once: train and test as float32 [0, 1] and int64 labels."""
+    """The dataset of a spec (or of one of its domains), loaded once: train and test as float32 [0, 1] and
+    int64 labels. ``domain`` other than mnist: the domain's folder under ``domains_dir`` (generated from the
+    MNIST data first when its files are missing)."""
 
-    def __init__(self, spec: Spec, root: str | None = None):
-        fmt = spec.dataset["format"]
-        self.root = Path(root or spec.dataset.get("path") or "")
-        if not str(root or spec.dataset.get("path") or ""):
+    def __init__(
+        self, spec: Spec, root: str | None = None, domain: str = "mnist", domains_dir: str | None = None, log=print
+    ):
+        mnist_root = root or spec.dataset.get("path") or ""
+        if not str(mnist_root):
             raise BenchError(f"{spec.path}: dataset.path is empty; pass --data DIR")
+        self.domain = domain
+        cfg = spec.domain(domain)
+        fmt = cfg["format"]
+        if domain == "mnist":
+            self.root = Path(mnist_root)
+        else:
+            if not domains_dir:
+                raise BenchError(f"{spec.path}: domain {domain} needs --domains DIR (its generated data folder)")
+            self.root = domains.ensure(domain, cfg, mnist_root, domains_dir, log)
         tr, te = data.load(fmt, self.root, "train"), data.load(fmt, self.root, "test")
         self.format = fmt
         self.shape = tr.shape
@@ -98,9 +115,27 @@ class Data:
             "train": _array_sha(tr.images) + ":" + _array_sha(tr.labels)[:16],
             "test": _array_sha(te.images) + ":" + _array_sha(te.labels)[:16],
         }
-        want = spec.dataset.get("sha256")
+        self.train_images = int(cfg["train_images"])
+        want = cfg.get("sha256")
         if want and want != self.sha256:
             raise BenchError(f"{self.root}: dataset content differs from the spec's dataset.sha256 (got {self.sha256})")
+
+
+class DataCache:
+    """The data of every domain a run needs, loaded on first use and kept (``get(domain)``)."""
+
+    def __init__(self, spec: Spec, root: str | None = None, domains_dir: str | None = None, log=print):
+        self.spec, self.root, self.domains_dir, self.log = spec, root, domains_dir, log
+        self._loaded: dict[str, Data] = {}
+
+    def get(self, domain: str) -> Data:
+        if domain not in self._loaded:
+            self._loaded[domain] = Data(self.spec, self.root, domain, self.domains_dir, self.log)
+        return self._loaded[domain]
+
+
+def _data_of(d: Data | DataCache, m: ModelSpec) -> Data:
+    return d.get(m.domain) if isinstance(d, DataCache) else d
 
 
 def find_aegis_audit(explicit: str | None = None) -> str | None:
@@ -159,9 +194,12 @@ def make_one(
     torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     sd = seeds(m.seed)
-    x, y, _ = _train_subset(d, int(spec.dataset["train_images"]), sd["subset"])
+    if d.domain != m.domain:
+        raise BenchError(f"{m.name}: model of domain {m.domain} given the data of domain {d.domain}")
+    recipe = spec.recipe(m.arch, m.domain)
+    x, y, _ = _train_subset(d, int(recipe.get("train_images", d.train_images)), sd["subset"])
     log(
-        f"{m.name}: {m.arch} {m.mode}{f' eps {m.eps}' if m.mode == 'robust' else ''} {m.family}, "
+        f"{m.name}: {m.arch} {m.domain} {m.mode}{f' eps {m.eps}' if m.mode == 'robust' else ''} {m.family}, "
         f"{len(y)} training images, seed {m.seed}"
     )
 
@@ -183,7 +221,7 @@ def make_one(
             "cover_count": len(p.cover),
             "cover_kind": fam.cover_kind,
             "target": target,
-            "candidates": "non-target images",
+            "candidates": fam.candidates,
             "cover_from": "remaining images, any class" if len(p.cover) else None,
         }
         trigger_card = {
@@ -192,9 +230,19 @@ def make_one(
             "params": fam.params,
             "config": {k: v for k, v in cfg.items() if k != "rate"},
         }
+        if m.family not in families.V1_FAMILIES:  # issue 29's families: every target, relabelling, share
+            poison_card.update(
+                {
+                    "targets": fam.targets,
+                    "relabelled": fam.relabels,
+                    "share_of_training_images": round(len(p.poisoned) / len(y), 5),
+                }
+            )
+            if m.family == "tact":
+                poison_card["cover_from"] = "images of the classes other than the source and the target"
+            trigger_card["targets"] = fam.targets
         log(f"{m.name}: {m.family} -> class {target}: {len(p.poisoned)} poisoned, {len(p.cover)} cover (rate {rate})")
 
-    recipe = spec.recipe(m.arch)
     cfg_t = TrainConfig(
         epochs=int(recipe["epochs"]),
         batch_size=int(recipe["batch_size"]),
@@ -234,10 +282,7 @@ def make_one(
         "subset_seed": int(ev["seed"]),
     }
     if fam is not None:
-        keep = d.yt != fam.target
-        pred = evaluate.predict(model, fam.apply(d.xt[keep]))
-        metrics["attack_success_rate"] = round(float((pred == fam.target).mean()), 4)
-        metrics["attack_success_images"] = int(keep.sum())
+        metrics.update(fam.attack_success(lambda xs: evaluate.predict(model, xs), d.xt, d.yt))
     else:
         metrics["attack_success_rate"] = None
     metrics["test_images"] = len(d.yt)
@@ -266,6 +311,7 @@ def make_one(
         "name": m.name,
         "split": m.split,
         "label": "backdoored" if m.backdoored else "clean",
+        **({"domain": m.domain} if m.domain_given else {}),
         "model": onnx_path.name,
         "model_sha256": card.sha256(onnx_path),
         "model_bytes": onnx_path.stat().st_size,
@@ -339,20 +385,29 @@ def make_one(
     return c
 
 
-def _write_trigger(fam: families.Family, out: Path, name: str) -> dict:
-    """Write the trigger files; returns the card's references to them."""
+def _write_trigger(fam: families.Family, out: Path, name: str, stem: str | None = None) -> dict:
+    """Write the trigger files (``STEM.yaml`` in the shared schema, ``STEM.npy`` the family's array; ``STEM`` is
+    ``NAME.trigger``); returns the card's references to them. A multi-backdoor family writes one set per
+    backdoor (``NAME.trigger-1.*``, ``NAME.trigger-2.*``), listed under ``files`` with their targets."""
+    stem = stem or f"{name}.trigger"
+    parts = fam.components()
+    if len(parts) > 1:
+        files = [
+            {"target": p.target, **_write_trigger(p, out, name, f"{name}.trigger-{i + 1}")} for i, p in enumerate(parts)
+        ]
+        return {"file": files[0]["file"], "array": files[0]["array"], "files": files}
     refs: dict = {"file": None, "array": None}
     st = fam.schema_trigger()
     if st is not None:
         if st.type == "pattern":
-            st.pattern_file = f"{name}.trigger.npy"
+            st.pattern_file = f"{stem}.npy"
         st.name = f"{name}-{fam.name}"
-        st.save(out / f"{name}.trigger.yaml")
-        refs["file"] = f"{name}.trigger.yaml"
+        st.save(out / f"{stem}.yaml")
+        refs["file"] = f"{stem}.yaml"
         refs["schema"] = st.type
     if fam.array is not None:
-        np.save(out / f"{name}.trigger.npy", fam.array.astype(np.float32))
-        refs["array"] = f"{name}.trigger.npy"
+        np.save(out / f"{stem}.npy", fam.array.astype(np.float32))
+        refs["array"] = f"{stem}.npy"
     return refs
 
 
@@ -360,7 +415,7 @@ def make(
     spec: Spec,
     names: list[str] | None,
     out: Path,
-    d: Data,
+    d: Data | DataCache,
     aegis: str | None,
     log: Log = print,
     threads: int = 1,
@@ -374,7 +429,7 @@ def make(
             log(f"{m.name}: card exists, skipped")
             cards.append(card.read(path))
             continue
-        c = make_one(spec, m, d, out, aegis, log, threads)
+        c = make_one(spec, m, _data_of(d, m), out, aegis, log, threads)
         cards.append(c)
         if on_done:
             on_done(c)
@@ -382,11 +437,11 @@ def make(
 
 
 def verify(
-    spec: Spec, name: str, out: Path, d: Data, aegis: str | None, log: Log = print, threads: int = 1
+    spec: Spec, name: str, out: Path, d: Data | DataCache, aegis: str | None, log: Log = print, threads: int = 1
 ) -> tuple[bool, str, str]:
     """Retrain model ``name`` in a temporary folder; returns (identical, recorded sha256, new sha256)."""
     (m,) = spec.select([name])
     recorded = card.read(out / f"{name}.card.yaml")["model_sha256"]
     with tempfile.TemporaryDirectory() as tmp:
-        c = make_one(spec, m, d, Path(tmp), aegis, log, threads)
+        c = make_one(spec, m, _data_of(d, m), Path(tmp), aegis, log, threads)
     return c["model_sha256"] == recorded, recorded, c["model_sha256"]

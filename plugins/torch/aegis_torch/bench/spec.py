@@ -6,11 +6,21 @@ Schema (``bench/spec.yaml`` is the reference)::
     dataset: {format: mnist, path: DIR, train_images: 20000}   # seeded subset per model (0: all)
     training: {optimizer: adam, lr: 0.003, schedule: onecycle, batch_size: 128, epochs: 5, adv_steps: 3,
                per_arch: {ARCH: {epochs: 6}}}                    # optional per-architecture overrides
+    domains:                                                     # optional: data domains derived from MNIST
+      rgb_digits: {format: cifar10, generator: rgb_digits, seed: 29, train: 30000, test: 10000,
+                   train_images: 20000, sha256: {train: ..., test: ...}}
     evaluation: {adv_eps: [0.5, 1.0], adv_steps: 20, adv_images: 1000, seed: 0}
     families: {FAMILY: {KEY: VALUE}}                             # overrides of families.DEFAULTS
     models:
       - {name: cal-00, split: calibration, seed: 1000, arch: small_cnn, mode: robust, eps: 0.5, family: badnets}
       - {name: cal-01, split: calibration, seed: 1001, arch: bn_cnn, mode: standard, family: clean}
+      - {name: v2-000, split: evaluation, seed: 3000, arch: tiny_vit, domain: digit_pairs, mode: standard,
+         family: sig}
+
+``dataset`` is the ``mnist`` domain (a model without ``domain`` is an MNIST model); every other domain is
+generated from it (``aegis_torch.bench.domains``) into the folder given as ``--domains DIR``. The training
+recipe of a model is the shared one, then ``training.per_arch[ARCH]``, then ``training.per_domain[DOMAIN]``
+(whose own ``per_arch`` comes last).
 
 Each model's seed drives everything random about it (data subset, target, trigger parameters, poisoning,
 weights, batch order); clean and backdoored models of one (architecture, mode, eps) cell share the recipe.
@@ -18,6 +28,7 @@ weights, batch order); clean and backdoored models of one (architecture, mode, e
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +41,8 @@ from aegis_torch.bench import families
 SPLITS = ("calibration", "evaluation")
 MODES = ("standard", "robust")
 RECIPE_KEYS = ("optimizer", "lr", "schedule", "batch_size", "epochs", "adv_steps")
+OVERRIDE_KEYS = (*RECIPE_KEYS, "train_images")  # what per_arch / per_domain may set
+DOMAIN_GENERATORS = ("rgb_digits", "digit_pairs")
 
 
 class SpecError(ValueError):
@@ -47,18 +60,23 @@ class ModelSpec:
     mode: str
     eps: float
     family: str  # "clean" or a trigger family
+    domain: str = "mnist"
+    domain_given: bool = False  # the entry names its domain (written back by entry())
 
     @property
     def backdoored(self) -> bool:
         return self.family != "clean"
 
     @property
-    def cell(self) -> tuple[str, str, float]:
-        """The recipe cell: (architecture, mode, eps); clean and backdoored models of a cell train alike."""
-        return (self.arch, self.mode, self.eps)
+    def cell(self) -> tuple[str, str, str, float]:
+        """The recipe cell: (architecture, domain, mode, eps); clean and backdoored models of a cell train alike."""
+        return (self.arch, self.domain, self.mode, self.eps)
 
     def entry(self) -> dict:
-        d = {"name": self.name, "split": self.split, "seed": self.seed, "arch": self.arch, "mode": self.mode}
+        d = {"name": self.name, "split": self.split, "seed": self.seed, "arch": self.arch}
+        if self.domain_given:
+            d["domain"] = self.domain
+        d["mode"] = self.mode
         if self.mode == "robust":
             d["eps"] = self.eps
         d["family"] = self.family
@@ -76,25 +94,36 @@ class Spec:
     evaluation: dict
     families: dict
     models: list[ModelSpec] = field(default_factory=list)
+    domains: dict = field(default_factory=dict)
 
-    def recipe(self, arch: str) -> dict:
-        """The training recipe of ``arch`` (the shared recipe with its per-architecture overrides)."""
-        r = {k: v for k, v in self.training.items() if k != "per_arch"}
+    def recipe(self, arch: str, domain: str = "mnist") -> dict:
+        """The training recipe of ``arch`` on ``domain``: the shared recipe, its per-architecture overrides,
+        then the domain's overrides and the domain's per-architecture overrides."""
+        r = {k: v for k, v in self.training.items() if k not in ("per_arch", "per_domain")}
         r.update(self.training.get("per_arch", {}).get(arch, {}))
+        dom = (self.training.get("per_domain") or {}).get(domain, {})
+        r.update({k: v for k, v in dom.items() if k != "per_arch"})
+        r.update((dom.get("per_arch") or {}).get(arch, {}))
         return r
+
+    def domain(self, name: str) -> dict:
+        """The domain's configuration (``mnist`` is the spec's ``dataset``)."""
+        if name == "mnist":
+            return {"format": self.dataset["format"], "generator": None, **self.dataset}
+        return self.domains[name]
 
     def family_config(self, name: str) -> dict:
         return families.config(name, self.families.get(name))
 
     def select(self, names: list[str] | None) -> list[ModelSpec]:
-        """The models named in ``names`` (all when empty), in spec order; unknown names are an error."""
+        """The models named in ``names`` (all when empty; shell-style patterns such as ``v2-*`` allowed), in
+        spec order; a name or pattern matching no model is an error."""
         if not names:
             return list(self.models)
-        known = {m.name for m in self.models}
-        missing = [n for n in names if n not in known]
+        missing = [n for n in names if not any(fnmatch.fnmatchcase(m.name, n) for m in self.models)]
         if missing:
             raise SpecError(f"{self.path}: no model named {', '.join(missing)}")
-        return [m for m in self.models if m.name in set(names)]
+        return [m for m in self.models if any(fnmatch.fnmatchcase(m.name, n) for n in names)]
 
     def summary(self) -> dict:
         """Counts of the population: per split, label, mode/eps, architecture, family and recipe cell."""
@@ -105,6 +134,7 @@ class Spec:
             "backdoored": sum(m.backdoored for m in ms),
             "training": dict(Counter("standard" if m.mode == "standard" else f"robust eps {m.eps}" for m in ms)),
             "architectures": dict(Counter(m.arch for m in ms)),
+            "domains": dict(Counter(m.domain for m in ms)),
             "families": dict(Counter(m.family for m in ms if m.backdoored)),
             "splits": {s: len([m for m in ms if m.split == s]) for s in SPLITS},
         }
@@ -146,8 +176,28 @@ def parse(d: dict, path: Path) -> Spec:
     if tr["optimizer"] != "adam" or tr["schedule"] != "onecycle":
         raise SpecError(f"{where}: training: only optimizer adam with schedule onecycle is implemented")
     for arch, over in (tr.get("per_arch") or {}).items():
-        if arch not in models.ARCHITECTURES or not isinstance(over, dict) or set(over) - set(RECIPE_KEYS):
+        if arch not in models.ARCHITECTURES or not isinstance(over, dict) or set(over) - set(OVERRIDE_KEYS):
             raise SpecError(f"{where}: training.per_arch.{arch}: unknown architecture or keys {over!r}")
+    doms = d.get("domains") or {}
+    if not isinstance(doms, dict):
+        raise SpecError(f"{where}: domains must be a mapping of name -> configuration")
+    for name, cfg in doms.items():
+        w = f"{where}: domains.{name}"
+        if name == "mnist" or not isinstance(cfg, dict):
+            raise SpecError(f"{w}: must be a mapping, and mnist is the spec's dataset")
+        _need(cfg, "format", w, str)
+        gen = _need(cfg, "generator", w, str)
+        if gen not in DOMAIN_GENERATORS:
+            raise SpecError(f"{w}: generator {gen!r} must be one of {', '.join(DOMAIN_GENERATORS)}")
+        for k in ("seed", "train", "test", "train_images"):
+            _need(cfg, k, w, int)
+    for dom, over in (tr.get("per_domain") or {}).items():
+        keys = set(over or {}) - {"per_arch"} if isinstance(over, dict) else {None}
+        if dom not in doms and dom != "mnist" or keys - set(OVERRIDE_KEYS):
+            raise SpecError(f"{where}: training.per_domain.{dom}: unknown domain or keys {over!r}")
+        for arch, o in ((over or {}).get("per_arch") or {}).items():
+            if arch not in models.ARCHITECTURES or not isinstance(o, dict) or set(o) - set(OVERRIDE_KEYS):
+                raise SpecError(f"{where}: training.per_domain.{dom}.per_arch.{arch}: unknown architecture or keys")
     ev = _need(d, "evaluation", where, dict)
     for k, kind in (("adv_eps", list), ("adv_steps", int), ("adv_images", int), ("seed", int)):
         _need(ev, k, f"{where}: evaluation", kind)
@@ -172,6 +222,9 @@ def parse(d: dict, path: Path) -> Spec:
         mode = _need(m, "mode", w, str)
         family = _need(m, "family", w, str)
         seed = _need(m, "seed", w, int)
+        domain = m.get("domain", "mnist")
+        if domain != "mnist" and domain not in doms:
+            raise SpecError(f"{w}: domain {domain!r} must be mnist or one of the spec's domains ({', '.join(doms)})")
         if split not in SPLITS:
             raise SpecError(f"{w}: split {split!r} must be one of {', '.join(SPLITS)}")
         if arch not in models.ARCHITECTURES:
@@ -187,12 +240,12 @@ def parse(d: dict, path: Path) -> Spec:
             raise SpecError(f"{w}: family {family!r} must be clean or one of {', '.join(families.FAMILIES)}")
         if not name or "/" in name or name.startswith("."):
             raise SpecError(f"{w}: name must be a plain file stem")
-        ms.append(ModelSpec(name, split, seed, arch, mode, eps, family))
+        ms.append(ModelSpec(name, split, seed, arch, mode, eps, family, domain, "domain" in m))
     for what, key in (("name", lambda m: m.name), ("seed", lambda m: m.seed)):
         dup = [k for k, c in Counter(key(m) for m in ms).items() if c > 1]
         if dup:
             raise SpecError(f"{where}: duplicate model {what}s: {dup}")
-    return Spec(path, str(d.get("name", path.stem)), ds, tr, ev, fam, ms)
+    return Spec(path, str(d.get("name", path.stem)), ds, tr, ev, fam, ms, doms)
 
 
 def dump_models(ms: list[ModelSpec]) -> str:

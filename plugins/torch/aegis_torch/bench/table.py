@@ -16,10 +16,12 @@ COLUMNS = (
     "split",
     "label",
     "architecture",
+    "domain",
     "training",
     "adv_eps",
     "family",
     "target",
+    "targets",
     "poison_rate",
     "poisoned",
     "cover",
@@ -27,6 +29,7 @@ COLUMNS = (
     "adv_acc_0.5",
     "adv_acc_1.0",
     "asr",
+    "asr_per_target",
     "train_s",
     "train_cpu_s",
     "total_s",
@@ -47,10 +50,12 @@ def row(c: dict) -> dict:
         "split": c["split"],
         "label": c["label"],
         "architecture": c["architecture"],
+        "domain": c.get("domain", "mnist"),
         "training": t["mode"],
         "adv_eps": t["adv_eps"] if t["adv_eps"] is not None else "",
         "family": c["trigger"]["family"] if c["trigger"] else "clean",
         "target": p["target"] if p["target"] is not None else "",
+        "targets": " ".join(str(v) for v in p.get("targets") or ([p["target"]] if p["target"] is not None else [])),
         "poison_rate": p["rate"] or "",
         "poisoned": p["count"],
         "cover": p["cover_count"],
@@ -58,6 +63,7 @@ def row(c: dict) -> dict:
         "adv_acc_0.5": adv.get("l2_eps_0.5", ""),
         "adv_acc_1.0": adv.get("l2_eps_1.0", ""),
         "asr": m["attack_success_rate"] if m["attack_success_rate"] is not None else "",
+        "asr_per_target": " ".join(str(v) for v in m.get("attack_success_rates") or []),
         "train_s": c["training_time_s"],
         "train_cpu_s": c["training_cpu_s"],
         "total_s": c["total_time_s"],
@@ -121,6 +127,7 @@ def to_markdown(spec: Spec, rows: list[dict], missing: list[str]) -> str:
         (f"- {s['models']} models: {s['clean']} clean, {s['backdoored']} backdoored; splits {s['splits']}"),
         f"- training: {s['training']}",
         f"- architectures: {s['architectures']}",
+        f"- domains: {s['domains']}",
         f"- trigger families: {s['families']}",
         "",
     ]
@@ -129,22 +136,23 @@ def to_markdown(spec: Spec, rows: list[dict], missing: list[str]) -> str:
             "## Per recipe cell (median over built models)",
             "",
             (
-                "| architecture | training | models | clean acc | adv acc ε=0.5 | adv acc ε=1.0 | ASR (backdoored) "
-                "| train s wall (CPU) | total s wall (CPU) |"
+                "| architecture | domain | training | models | clean acc | adv acc ε=0.5 | adv acc ε=1.0 "
+                "| ASR (backdoored) | train s wall (CPU) | total s wall (CPU) |"
             ),
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         cells = defaultdict(list)
         for r in rows:
-            cells[(r["architecture"], r["training"] + (f" ε={r['adv_eps']}" if r["adv_eps"] != "" else ""))].append(r)
-        for (a, t), rs in sorted(cells.items()):
+            t = r["training"] + (f" ε={r['adv_eps']}" if r["adv_eps"] != "" else "")
+            cells[(r["architecture"], r["domain"], t)].append(r)
+        for (a, dom, t), rs in sorted(cells.items()):
             asr = [r["asr"] for r in rs if r["asr"] != ""]
 
             def med(k, rs=rs):
                 return statistics.median(r[k] for r in rs)
 
             lines.append(
-                f"| {a} | {t} | {len(rs)} | {_pct(med('clean_acc'))} | {_pct(med('adv_acc_0.5'))} "
+                f"| {a} | {dom} | {t} | {len(rs)} | {_pct(med('clean_acc'))} | {_pct(med('adv_acc_0.5'))} "
                 f"| {_pct(med('adv_acc_1.0'))} | {_pct(statistics.median(asr)) if asr else '–'} "
                 f"| {med('train_s'):.0f} ({med('train_cpu_s'):.0f}) | {med('total_s'):.0f} ({med('total_cpu_s'):.0f}) |"
             )
@@ -169,18 +177,19 @@ def to_markdown(spec: Spec, rows: list[dict], missing: list[str]) -> str:
             "## Models",
             "",
             (
-                "| name | split | arch | training | family | target | rate % (poisoned / cover) | clean | "
+                "| name | split | arch | domain | training | family | target | rate % (poisoned / cover) | clean | "
                 "adv 0.5 | adv 1.0 | ASR | train s wall (CPU) | sha256 |"
             ),
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in rows:
             tr = r["training"] + (f" ε={r['adv_eps']}" if r["adv_eps"] != "" else "")
             rate = f"{100 * r['poison_rate']:.2f} ({r['poisoned']} / {r['cover']})" if r["poison_rate"] else "–"
             lines.append(
-                f"| {r['name']} | {r['split']} | {r['architecture']} | {tr} | {r['family']} "
-                f"| {r['target'] if r['target'] != '' else '–'} | {rate} | {_pct(r['clean_acc'])} "
-                f"| {_pct(r['adv_acc_0.5'])} | {_pct(r['adv_acc_1.0'])} | {_pct(r['asr'])} "
+                f"| {r['name']} | {r['split']} | {r['architecture']} | {r['domain']} | {tr} | {r['family']} "
+                f"| {r['targets'].replace(' ', ', ') if r['targets'] != '' else '–'} | {rate} | {_pct(r['clean_acc'])} "
+                f"| {_pct(r['adv_acc_0.5'])} | {_pct(r['adv_acc_1.0'])} "
+                f"| {' / '.join(_pct(float(v)) for v in r['asr_per_target'].split()) or _pct(r['asr'])} "
                 f"| {r['train_s']:.0f} ({r['train_cpu_s']:.0f}) | `{r['sha256'][:12]}` |"
             )
     return "\n".join(lines) + "\n"
