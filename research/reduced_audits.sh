@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # usage: research/reduced_audits.sh BIN OUTDIR — reduced audits (JSON per run) of every zoo and validation model and of
 # a few flag combinations (cluster rule with --runs 3, --classes, reach, t-SNE, not applicable); used to show that a
-# refactoring leaves verdicts and per-class numbers bit-identical (research/compare_reports.py OLD NEW).
+# refactoring leaves verdicts and per-class numbers bit-identical (scripts/compare_reports.py OLD NEW).
 set -u
 mkdir -p "$2"; BIN=$(realpath "$1"); OUT=$(realpath "$2")
 : "${ORT_DYLIB_PATH:?set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1}"

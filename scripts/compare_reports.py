@@ -4,9 +4,12 @@ audit number unchanged, checked on the benchmark's reports).
 Every field is compared exactly (floats to the bit, as JSON writes them), except those that describe the run
 rather than the result: wall times, per-phase timings, peak memory, the command line and, unless
 `--count-evaluations`, the number of gradient evaluations; `--ignore KEY` skips more (for example `memory`,
-which older reports lack). Prints one line per model and exits 1 if any differs.
+which older reports lack). Where a report has an exit-code file beside it (`NAME.code`, as
+research/reduced_audits.sh writes), the exit codes are compared too, and a report of a run that exited 2 (an
+input error: no report) is not read. Prints one line per model and exits 1 if any differs.
 
     .venv/bin/python scripts/compare_reports.py bench/results/reports OUT/reports
+    python3 scripts/compare_reports.py old new          # two folders of research/reduced_audits.sh
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ def main() -> int:
         if not other.exists():
             print(f"{name}: missing in {a.second}")
             differ += 1
+            continue
+        codes = [f.with_suffix(".code") for f in (a.first / name, other)]
+        exit_codes = [c.read_text().strip() if c.exists() else None for c in codes]
+        if exit_codes[0] != exit_codes[1]:
+            print(f"{name}: exit {exit_codes[0]} against {exit_codes[1]}")
+            differ += 1
+            continue
+        if exit_codes[0] == "2":
+            print(f"{name}: identical (exit 2 both)")
             continue
         d = differences(json.loads((a.first / name).read_text()), json.loads(other.read_text()), ignore)
         print(f"{name}: {'identical' if not d else f'{len(d)} differences, first {d[0]}'}")

@@ -7,7 +7,7 @@ clean, without changing any verdict? The bound is chosen on the calibration half
 smallest screened -log10 p among the calibration models the full audit flags) and checked on the
 evaluation half. Writes one CSV row per model and prints the rule, its check and the time it saves.
 
-    .venv/bin/python scripts/screen_experiment.py --data ../shared/datasets/mnist --out OUT \\
+    .venv/bin/python research/screen_experiment.py --data ../shared/datasets/mnist --out OUT \\
         -- --seeds-per-class 30 --universal-images 30 --reach-images 15 --reach-sweep-images 8
 """
 

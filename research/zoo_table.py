@@ -3,7 +3,7 @@ the trigger's target (from the model card), verdict, flagged classes, the anomal
 class and the largest one among the other classes (AEGIS: the shortcut index; Neural Cleanse and reach: theirs), per-class cluster counts, the precondition's
 adversarial accuracy and wall time.
 
-usage: .venv/bin/python scripts/zoo_table.py [--bin target/release/aegis-audit]
+usage: .venv/bin/python research/zoo_table.py [--bin target/release/aegis-audit]
            [--models robust_localised,fixtures/validation/val_robust_localised3_t3.onnx,...] [-- extra audit flags]
 A bare name is looked up in fixtures/zoo, then fixtures/validation.
 """

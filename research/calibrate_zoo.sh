@@ -7,11 +7,11 @@
 # false-positive rate. The built-in calibration (config/calibration.json) is the benchmark's calibration half
 # (`python -m aegis_torch bench evaluate`, bench/README.md).
 #
-# Usage: scripts/calibrate_zoo.sh OUT.json   (needs a release build)
+# Usage: research/calibrate_zoo.sh OUT.json   (needs a release build)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-out="${1:?usage: scripts/calibrate_zoo.sh OUT.json}"
+out="${1:?usage: research/calibrate_zoo.sh OUT.json}"
 bin="${AEGIS_AUDIT_BIN:-$root/target/release/aegis-audit}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$root/.ort/libonnxruntime.so.1.31.1}"
 work="$(mktemp -d)"
@@ -40,5 +40,5 @@ done
 "$bin" calibrate "${reports[@]}" -o "$out" --allow-suspected --description \
   "PROVISIONAL: $("$bin" --version) calibration on only 5 known-clean MNIST small CNNs (fixtures/zoo \
 robust_clean_s0, robust_clean_s1, standard_clean; fixtures/validation val_robust_clean_s2, val_robust_clean_s3), \
-fused audits with the default settings on fixtures/mnist-subset, made by scripts/calibrate_zoo.sh; 50 clean \
+fused audits with the default settings on fixtures/mnist-subset, made by research/calibrate_zoo.sh; 50 clean \
 classes cannot pin a 5% false-positive rate"

@@ -8,8 +8,8 @@ at once, and checks that the gradient stays the same (relative difference). With
 also times, interleaved, the gradient graph another build of aegis-audit exports for the same model and
 compares every output (logits, features, loss, gradient) of the two graphs bit for bit.
 
-    .venv/bin/python scripts/profile_grad.py bench/models/cal-00.onnx bench/models/cal-03.onnx --conv-flip
-    .venv/bin/python scripts/profile_grad.py MODEL.onnx --runs 60 --baseline-exe OLD/release/aegis-audit
+    .venv/bin/python research/profile_grad.py bench/models/cal-00.onnx bench/models/cal-03.onnx --conv-flip
+    .venv/bin/python research/profile_grad.py MODEL.onnx --runs 60 --baseline-exe OLD/release/aegis-audit
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ measured BatchNorm statistics and whose linear head is fitted on the train split
 classifies some images (every detector needs correctly classified images). Exported with the TorchScript
 exporter (opset 17). Seeded.
 
-    PYTHONPATH=plugins/torch python scripts/resnet50_224.py MNIST_DIR OUT_DIR
+    PYTHONPATH=plugins/torch python research/resnet50_224.py MNIST_DIR OUT_DIR
     aegis-audit OUT_DIR/resnet50-224-fit.onnx --data OUT_DIR/folder224 ...
 """
 

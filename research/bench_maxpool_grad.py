@@ -16,7 +16,7 @@ MaxUnpool), bit for bit:
 It also counts, on the first MNIST test images through the zoo CNN's first convolution, the windows of
 its first max pool that hold two or more equal maxima: those are where the mask alone would be wrong.
 
-    .venv/bin/python scripts/bench_maxpool_grad.py [--mnist ../shared/datasets/mnist]
+    .venv/bin/python research/bench_maxpool_grad.py [--mnist ../shared/datasets/mnist]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from profile_grad import session as one_thread_session  # scripts/ is on the path when run as a script
+from profile_grad import session as one_thread_session  # research/ is on the path when run as a script
 
 import onnx
 from onnx import TensorProto, helper, numpy_helper
