@@ -23,7 +23,7 @@ GOOD = {
                 "driver": {
                     "name": "aegis-audit",
                     "version": "0.1.0",
-                    "informationUri": "https://pypi.org/project/aegis-backdoor-audit/",
+                    "informationUri": "https://github.com/aegis-audit/aegis-audit",
                     "rules": [
                         {
                             "id": "AEGIS001",
