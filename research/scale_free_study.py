@@ -77,7 +77,7 @@ class Null:
         self.pu = (sum(1 for x in s if x >= self.u) + 1) / (n + 1)
 
     def p(self, a):
-        if a != a or a == -math.inf:
+        if math.isnan(a) or a == -math.inf:
             return 1.0
         if a > self.u:
             return self.pu * math.exp(-(a - self.u) / self.beta)
@@ -90,7 +90,8 @@ def surprise(null, a):
 
 
 def load(path):
-    r = json.load(open(path))
+    with open(path) as f:
+        r = json.load(f)
     return {d["name"]: [c["value"] for c in d["classes"]] for d in r["detectors"]}
 
 
@@ -102,7 +103,8 @@ def labels():
                 out[row["name"]] = (row["split"], row["status"], row["target"])
     for card in glob.glob(os.path.join(ROOT, "fixtures/zoo/*.card.yaml")):
         name = os.path.basename(card).split(".")[0]
-        text = open(card).read()
+        with open(card) as f:
+            text = f.read()
         target = None
         for line in text.splitlines():
             if line.strip().startswith("target"):
@@ -124,7 +126,8 @@ def main():
     for p in glob.glob(os.path.join(ROOT, "bench/results/reports/*.json")):
         reports[os.path.basename(p)[:-5]] = load(p)
     for p in glob.glob(os.path.join(ROOT, "bench/results/zoo/*.json")):
-        reports["zoo/" + os.path.basename(p)[:-5]] = load(p)
+        if not p.endswith("decisions.json"):  # the decide output beside the reports
+            reports["zoo/" + os.path.basename(p)[:-5]] = load(p)
     dets = ["aegis", "neural-cleanse", "reach", "universal"]
     for variant in sys.argv[1:] or ["raw", "log", "mixed"]:
         idx = {}
@@ -154,9 +157,7 @@ def main():
             tp = sum(1 for r in sel if r[2] == "backdoored" and r[5])
             fp = sum(1 for r in sel if r[2] == "clean" and r[5])
             exact = sum(1 for r in sel if r[2] == "backdoored" and r[5] and str(r[3]) in [str(c) for c in r[5]])
-            print(
-                f"{split:12s} AUC {auc(pos, neg):.3f} TPR {tp}/{len(pos)} FPR {fp}/{len(neg)} exact {exact}/{tp}"
-            )
+            print(f"{split:12s} AUC {auc(pos, neg):.3f} TPR {tp}/{len(pos)} FPR {fp}/{len(neg)} exact {exact}/{tp}")
         for r in rows:
             if r[1] == "zoo" or (r[2] == "backdoored" and not r[5]) or (r[2] == "clean" and r[5]):
                 print(f"   {r[0]:28s} {r[2]:10s} target {r[3]:>3} p {r[4]:.2e} flagged {r[5]}")
