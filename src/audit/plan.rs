@@ -426,6 +426,7 @@ impl AuditPlan {
             Some(path) => Calibration::load(path)?,
             None => Calibration::builtin()?,
         };
+        super::stored::check_detector_names(&calibration)?;
         Ok(Arc::new(calibration))
     }
 

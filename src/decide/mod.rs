@@ -10,8 +10,8 @@ mod fuse;
 mod null;
 
 pub use calibration::{
-    Calibration, CalibrationFile, DetectorWeight, Neighbourhood, NullClass, DEFAULT_CALIBRATION, KNOWN_DETECTORS,
-    MAX_FILE_BYTES, MAX_INDEX, MAX_WEIGHT,
+    Calibration, CalibrationFile, DetectorWeight, Neighbourhood, NullClass, DEFAULT_CALIBRATION, MAX_FILE_BYTES,
+    MAX_INDEX, MAX_WEIGHT,
 };
 pub use fuse::{fuse, ClassScore, Contribution, DetectorIndices, FusedDecision};
 pub use null::EmpiricalNull;
