@@ -381,7 +381,7 @@ fn bad_inputs_to_calibrate_and_decide_exit_2_with_one_line() {
         ),
         (
             vec!["decide".into(), p("good.json"), "--json".into(), p("no/such/dir/d.json")],
-            vec!["--json", "folder does not exist"],
+            vec!["--json", "no/such/dir does not exist"],
         ),
     ];
     for (args, needles) in cases {
@@ -426,6 +426,8 @@ fn bad_inputs_to_calibrate_and_decide_exit_2_with_one_line() {
 fn robust_report(name: &str, shift: f64, adv: f64) -> Value {
     let mut r = synthetic_report(10, "aegis");
     r["model"]["path"] = serde_json::json!(name);
+    // Each model its own hash: calibrate and decide refuse the same model twice.
+    r["model"]["sha256"] = serde_json::json!(format!("{name}-sha256"));
     for (c, class) in r["detectors"][0]["classes"].as_array_mut().unwrap().iter_mut().enumerate() {
         class["anomaly_index"] = serde_json::json!(shift + 0.1 * c as f64);
     }

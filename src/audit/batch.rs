@@ -317,6 +317,16 @@ pub fn run(options: &Options) -> Result<AuditRun> {
         }
     }
     if let (0, Some(e)) = (passed, first_error) {
+        // Every preset fails: the error names them all (an MNIST model's error must not name only
+        // the CIFAR-10 preset), when the first preset's check fails the same way under that name.
+        if let [(_, first), _, ..] = candidates.as_slice() {
+            let names: Vec<&str> = candidates.iter().map(|(n, _)| n.as_str()).collect();
+            let mut plan = first.apply(&names.join(", "), &presets.origin, options);
+            plan.calibration = calibration.clone();
+            if let Err(every) = plan.check() {
+                return Err(every.into());
+            }
+        }
         return Err(e.into());
     }
     let outputs = Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref())?;

@@ -329,7 +329,12 @@ const GROUP_FLAGS: &[(&str, &[GivenFlag])] = &[
 impl AuditPlan {
     /// Where the preset's values came from, for messages.
     fn preset_text(&self) -> String {
-        format!("preset '{}' of {}", self.preset, self.preset_origin)
+        if self.preset.contains(", ") {
+            // Checked before the model is known, against every preset it may select.
+            format!("every preset ({}) of {}", self.preset, self.preset_origin)
+        } else {
+            format!("preset '{}' of {}", self.preset, self.preset_origin)
+        }
     }
 
     /// The origin of a detector's parameters: the preset, and the flags given for that detector.
@@ -423,6 +428,7 @@ impl AuditPlan {
             Some(path) => Calibration::load(path)?,
             None => Calibration::builtin()?,
         };
+        super::stored::check_detector_names(&calibration)?;
         Ok(Arc::new(calibration))
     }
 

@@ -11,7 +11,7 @@ mod null;
 
 pub use calibration::{
     Calibration, CalibrationFile, DetectorWeight, Neighbourhood, NullClass, CALIBRATION_VERSION, DEFAULT_CALIBRATION,
-    KNOWN_DETECTORS, MAX_FILE_BYTES, MAX_INDEX, MAX_WEIGHT,
+    MAX_FILE_BYTES, MAX_INDEX, MAX_WEIGHT,
 };
 pub use fuse::{fuse, ClassScore, Contribution, DetectorIndices, FusedDecision};
 pub use null::EmpiricalNull;
