@@ -171,7 +171,7 @@ fn read_idx(
         _ => {}
     }
     let n = dims[0];
-    let item = if n == 0 { 0 } else { total / n };
+    let item = total.checked_div(n).unwrap_or(0);
     let kept = keep(&dims)?;
     let mut data = Vec::with_capacity(kept.as_ref().map_or(total, |k| k.len() * item).min(1 << 26));
     let mut buf = vec![0u8; item.clamp(1, 1 << 20)];
