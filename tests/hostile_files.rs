@@ -112,7 +112,10 @@ fn report(classes: usize, detectors: &[&str], sha: &str, verdict: &str, preset: 
         .collect();
     let ds: Vec<serde_json::Value> = detectors
         .iter()
-        .map(|d| serde_json::json!({"name": d, "statistic": "s", "seconds": 1.0, "gradient_evaluations": 1, "classes": cs}))
+        .map(|d| {
+            serde_json::json!({"name": d, "statistic": "s", "seconds": 1.0, "gradient_evaluations": 1,
+            "index_version": 2, "classes": cs})
+        })
         .collect();
     serde_json::json!({
         "model": {"path": format!("{sha}.onnx"), "sha256": sha, "size_bytes": 1},
