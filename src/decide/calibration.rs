@@ -110,11 +110,12 @@ impl CalibrationFile {
 
     fn check(&self) -> Result<(), String> {
         if self.version == 1 {
-            return Err(format!(
+            return Err(
                 "version 1: its null classes hold the first version's anomaly indices, while this aegis-audit \
                  compares Neural Cleanse's and AEGIS's statistics on the log scale; make it again with \
                  `aegis-audit calibrate` from the same audit reports (their stored values are re-indexed)"
-            ));
+                    .into(),
+            );
         }
         if self.version != CALIBRATION_VERSION {
             return Err(format!("version {} (aegis-audit reads version {CALIBRATION_VERSION})", self.version));
