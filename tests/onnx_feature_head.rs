@@ -192,31 +192,46 @@ fn transformer_class_token_by_gather_or_slice() {
     assert!(a.feature.reason.contains("class token"), "{}", a.feature.reason);
 }
 
+/// The head reads a Concat of two dense branches of the flattened image (through a 1×1 convolution
+/// when `conv`), then Relu and the classifier: no pooling, Flatten or token selection before the head.
+fn concat_network(conv: bool) -> ModelProto {
+    let mut nodes = Vec::new();
+    let mut initializer = Vec::new();
+    let flat_input = if conv {
+        nodes.push(node("Conv", "conv", &["img", "wc"], &["ci"], vec![]));
+        initializer.push(tensor_f32("wc", &[1, 1, 1, 1]));
+        "ci"
+    } else {
+        "img"
+    };
+    nodes.extend([
+        node("Reshape", "to_vec", &[flat_input, "vshape"], &["x"], vec![]),
+        node("Gemm", "a", &["x", "wa"], &["ha"], vec![attr_i("transB", 1)]),
+        node("Gemm", "b", &["x", "wb"], &["hb"], vec![attr_i("transB", 1)]),
+        node("Concat", "cat", &["ha", "hb"], &["h"], vec![attr_i("axis", 1)]),
+        node("Relu", "r", &["h"], &["hr"], vec![]),
+        node("Gemm", "fc", &["hr", "w"], &["logits"], vec![attr_i("transB", 1)]),
+    ]);
+    initializer.extend([
+        tensor_i64("vshape", &[0, 8]),
+        tensor_f32("wa", &[4, 8]),
+        tensor_f32("wb", &[4, 8]),
+        tensor_f32("w", &[3, 8]),
+    ]);
+    model(GraphProto {
+        node: nodes,
+        initializer,
+        input: vec![value_info("img", &[D::S("N"), D::N(1), D::N(2), D::N(4)])],
+        output: vec![value_info("logits", &[D::S("N"), D::N(3)])],
+        ..Default::default()
+    })
+}
+
 #[test]
 fn no_pooling_names_the_nearest_candidates_and_the_flag() {
     // A convolution, then the head reads a Concat of two dense branches of the flattened features:
     // nothing between the head and the Concat pools, flattens or selects a token.
-    let m2 = model(GraphProto {
-        node: vec![
-            node("Conv", "conv", &["img", "wc"], &["ci"], vec![]),
-            node("Reshape", "to_vec", &["ci", "vshape"], &["x"], vec![]),
-            node("Gemm", "a", &["x", "wa"], &["ha"], vec![attr_i("transB", 1)]),
-            node("Gemm", "b", &["x", "wb"], &["hb"], vec![attr_i("transB", 1)]),
-            node("Concat", "cat", &["ha", "hb"], &["h"], vec![attr_i("axis", 1)]),
-            node("Relu", "r", &["h"], &["hr"], vec![]),
-            node("Gemm", "fc", &["hr", "w"], &["logits"], vec![attr_i("transB", 1)]),
-        ],
-        initializer: vec![
-            tensor_f32("wc", &[1, 1, 1, 1]),
-            tensor_i64("vshape", &[0, 8]),
-            tensor_f32("wa", &[4, 8]),
-            tensor_f32("wb", &[4, 8]),
-            tensor_f32("w", &[3, 8]),
-        ],
-        input: vec![value_info("img", &[D::S("N"), D::N(1), D::N(2), D::N(4)])],
-        output: vec![value_info("logits", &[D::S("N"), D::N(3)])],
-        ..Default::default()
-    });
+    let m2 = concat_network(true);
     let e = match run(&m2) {
         Ok(a) => panic!("expected an error, chose {}", a.feature.name),
         Err(e) => e.to_string(),
@@ -289,24 +304,6 @@ fn a_network_without_convolutions_takes_its_last_hidden_layer() {
     assert_eq!((a.feature.name.as_str(), a.feature.choice.as_str()), ("n", "last-conv"));
     // The Concat network of the refusal test above, without its convolution, is an MLP too: its last
     // hidden layer is the Relu after the Concat.
-    let m = model(GraphProto {
-        node: vec![
-            node("Reshape", "to_vec", &["img", "vshape"], &["x"], vec![]),
-            node("Gemm", "a", &["x", "wa"], &["ha"], vec![attr_i("transB", 1)]),
-            node("Gemm", "b", &["x", "wb"], &["hb"], vec![attr_i("transB", 1)]),
-            node("Concat", "cat", &["ha", "hb"], &["h"], vec![attr_i("axis", 1)]),
-            node("Relu", "r", &["h"], &["hr"], vec![]),
-            node("Gemm", "fc", &["hr", "w"], &["logits"], vec![attr_i("transB", 1)]),
-        ],
-        initializer: vec![
-            tensor_i64("vshape", &[0, 8]),
-            tensor_f32("wa", &[4, 8]),
-            tensor_f32("wb", &[4, 8]),
-            tensor_f32("w", &[3, 8]),
-        ],
-        input: vec![value_info("img", &[D::S("N"), D::N(1), D::N(2), D::N(4)])],
-        output: vec![value_info("logits", &[D::S("N"), D::N(3)])],
-        ..Default::default()
-    });
+    let m = concat_network(false);
     assert_eq!(run(&m).unwrap().feature.name, "hr");
 }
