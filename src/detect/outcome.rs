@@ -3,35 +3,32 @@
 //! report's details and the evidence). The audit collects a list of outcomes and hands them to one
 //! decision step.
 
+use super::aegis::shortcut_decision;
 use super::aegis::AegisResult;
-use super::anomaly::AnomalyIndex;
 use super::neural_cleanse::NeuralCleanseResult;
+use super::neural_cleanse::{flag_outliers, signed_indices};
 use super::reach::ReachResult;
 use super::universal::UniversalResult;
 
 /// The version of the per-class anomaly indices the detectors compute, written in every report's
 /// detector sections and checked in calibration files: 1, the first; 2 since Neural Cleanse and AEGIS
-/// compare their statistics on the log scale ([`AnomalyIndex::on_log_scale`]). Reach and universal
+/// compare their statistics on the log scale ([`super::anomaly::AnomalyIndex::on_log_scale`]). Reach and universal
 /// reach compute the same indices in both.
 pub const INDEX_VERSION: u32 = 2;
 
 /// The anomaly indices of this [`INDEX_VERSION`], computed from one detector's per-class `values`
 /// (every class of the model, in class order) stored by an older version: Neural Cleanse's and AEGIS's
-/// indices on the log scale, positive below the median, as the detectors compute them (AEGIS with one
-/// run). `None` for the detectors whose index did not change, and for values that give no index (NaN).
+/// indices on the log scale, positive below the median, computed by the detectors' own functions
+/// ([`flag_outliers`] and [`signed_indices`], [`shortcut_decision`]; AEGIS with one run). `None` for the
+/// detectors whose index did not change, and for values that give no index (NaN; AEGIS with fewer than
+/// three classes).
 pub fn reindex(detector: Detector, values: &[f64]) -> Option<Vec<f64>> {
-    let log = || AnomalyIndex::on_log_scale(values);
     match detector {
-        // As `NeuralCleanseResult::into_outcome` signs them.
         Detector::NeuralCleanse => {
-            let a = log()?;
-            Some(values.iter().zip(&a.indices).map(|(v, i)| signed_index(*v, a.median, *i, true)).collect())
+            let (stats, _) = flag_outliers(values, f64::INFINITY).ok()?;
+            Some(signed_indices(values, &stats))
         }
-        // As `aegis::shortcut_decision` signs them.
-        Detector::Aegis => {
-            let a = log()?;
-            Some(values.iter().zip(&a.indices).map(|(v, i)| if *v <= a.median { *i } else { -*i }).collect())
-        }
+        Detector::Aegis => shortcut_decision(values, f64::INFINITY).ok().map(|d| d.indices),
         Detector::Reach | Detector::Universal => None,
     }
 }

@@ -150,8 +150,8 @@ pub fn run_neural_cleanse(
     }
     let norms: Vec<f64> = classes.iter().map(|t| t.mask_l1).collect();
     let (stats, flagged) = flag_outliers(&norms, params.anomaly_threshold)?;
-    for (t, a) in classes.iter_mut().zip(&stats.indices) {
-        t.anomaly_index = signed_index(t.mask_l1, stats.median, *a, true);
+    for (t, a) in classes.iter_mut().zip(signed_indices(&norms, &stats)) {
+        t.anomaly_index = a;
     }
     Ok(NeuralCleanseResult {
         params: params.clone(),
@@ -163,6 +163,12 @@ pub fn run_neural_cleanse(
         flagged,
         gradient_evaluations: evals,
     })
+}
+
+/// The signed anomaly index of each of `norms` under `stats` (from [`flag_outliers`]): positive below
+/// the median (the suspicious, small side), negative above it, 0 on it.
+pub fn signed_indices(norms: &[f64], stats: &AnomalyIndex) -> Vec<f64> {
+    norms.iter().zip(&stats.indices).map(|(n, a)| signed_index(*n, stats.median, *a, true)).collect()
 }
 
 /// Neural Cleanse's rule on per-class mask norms, on the log scale: the MAD anomaly indices
