@@ -2,7 +2,8 @@
 //! images (the shape of two-digit composites), written here with the graph builder, goes through the
 //! whole fused audit on IDX files of that shape generated here. No exit 2 for the new shape: the
 //! settings are derived from the nearest preset (`mnist`, L2 budgets × √2), the report names the
-//! derived preset and says how it was derived, and every one of the 100 classes is decided.
+//! derived preset and says how it was derived, and every one of the 100 classes is decided under
+//! `--effort full`; by default (issue 33) a screen chooses the classes that get the full effort.
 
 use std::path::Path;
 use std::process::Command;
@@ -65,13 +66,74 @@ fn idx_pair(dir: &Path, split: &str, per_class: usize, seed: u64) {
     std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
 }
 
-#[test]
-fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
+/// A 100-class template matcher of 1×28×56 images: Flatten → Gemm → ReLU → Gemm (identity), whose
+/// first Gemm's class-k row is class k's
+/// seeded binary template (centred); on [`template_data`] it classifies every image right, so every
+/// class has correctly classified images of other classes to attack toward it.
+fn template_model(path: &Path) {
+    let mut b = GraphBuilder::new();
+    b.input(
+        "image",
+        DataType::Float,
+        &[Dim::Param("N".into()), Dim::Fixed(1), Dim::Fixed(H as i64), Dim::Fixed(W as i64)],
+    );
+    let f = b.op("Flatten", &["image"], vec![attr_int("axis", 1)]);
+    let weights: Vec<f32> =
+        (0..K).flat_map(|k| template(k).into_iter().map(|t| if t { 0.05 } else { -0.05 })).collect();
+    let w = b.const_f32("w", &[K as i64, (H * W) as i64], &weights);
+    let bias = b.const_f32("b", &[K as i64], &vec![0.0; K]);
+    let hidden = b.op("Gemm", &[&f, &w, &bias], vec![attr_int("transB", 1)]);
+    let relu = b.op("Relu", &[&hidden], vec![]);
+    let identity: Vec<f32> = (0..K * K).map(|i| if i / K == i % K { 1.0 } else { 0.0 }).collect();
+    let w2 = b.const_f32("w2", &[K as i64, K as i64], &identity);
+    let b2 = b.const_f32("b2", &[K as i64], &vec![0.0; K]);
+    let logits = b.op("Gemm", &[&relu, &w2, &b2], vec![attr_int("transB", 1)]);
+    b.output(&logits, DataType::Float, None);
+    std::fs::write(path, b.into_model("templates", 17, 8).encode_to_vec()).unwrap();
+}
+
+/// Class `k`'s template: a seeded half of the pixels.
+fn template(k: usize) -> Vec<bool> {
+    let mut rng = ChaCha8Rng::seed_from_u64(1000 + k as u64);
+    (0..H * W).map(|_| rng.gen_bool(0.5)).collect()
+}
+
+/// IDX files of `per_class` images per class: the class's template, bright, under noise.
+fn template_data(dir: &Path, split: &str, per_class: usize, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = per_class * K;
+    let mut images = vec![0, 0, 8, 3];
+    for d in [n, H, W] {
+        images.extend_from_slice(&(d as u32).to_be_bytes());
+    }
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend_from_slice(&(n as u32).to_be_bytes());
+    for i in 0..n {
+        let k = i % K;
+        labels.push(k as u8);
+        images.extend(
+            template(k).into_iter().map(|on| if on { rng.gen_range(120..=255) } else { rng.gen_range(0..100) }),
+        );
+    }
+    std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
+    std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
+}
+
+/// Runs the reduced fused audit of a 100-class model (`templates`: [`template_model`] on its data,
+/// else the composite model) in a fresh folder with `extra` arguments; returns the JSON report, the
+/// SARIF log and stdout.
+fn audit(templates: bool, extra: &[&str]) -> (Value, Value, String) {
     let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("composite.onnx");
-    composite_model(&model);
-    idx_pair(dir.path(), "train", 3, 1);
-    idx_pair(dir.path(), "t10k", 2, 2);
+    let model = dir.path().join("model.onnx");
+    if templates {
+        template_model(&model);
+        template_data(dir.path(), "train", 3, 1);
+        template_data(dir.path(), "t10k", 2, 2);
+    } else {
+        composite_model(&model);
+        idx_pair(dir.path(), "train", 3, 1);
+        idx_pair(dir.path(), "t10k", 2, 2);
+    }
     let json = dir.path().join("report.json");
     let sarif = dir.path().join("report.sarif");
     let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
@@ -81,6 +143,7 @@ fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
         .args(["--seeds-per-class", "2", "--steps", "2", "--precondition-images", "20", "--precondition-steps", "2"])
         .args(["--nc-images", "10", "--nc-epochs", "1"])
         .args(["--detectors", "aegis,neural-cleanse"])
+        .args(extra)
         .args(["--threads", "1", "--quiet", "--json"])
         .arg(&json)
         .arg("--sarif")
@@ -90,6 +153,13 @@ fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(matches!(o.status.code(), Some(0 | 1)), "{stdout}\n{stderr}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
+    (report, sarif, stdout.into_owned())
+}
+
+#[test]
+fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
+    let (report, sarif, _) = audit(false, &[]);
     assert_eq!(report["parameters"]["preset"], "derived-1x28x56", "{}", report["parameters"]);
     let how = report["parameters"]["preset_derivation"].as_str().unwrap();
     assert!(how.contains("derived from preset 'mnist'") && how.contains("× 1.414"), "{how}");
@@ -101,12 +171,80 @@ fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
     assert!((radius - 1.5 * 2f64.sqrt()).abs() < 1e-5, "{radius}");
     assert_eq!(report["dataset"]["image_shape"], serde_json::json!([1, H, W]), "{}", report["dataset"]);
     assert_eq!(report["dataset"]["classes"], K, "{}", report["dataset"]);
-    // Every class is decided, and the Šidák correction uses all 100.
+    // This model classifies 2 of the 200 images right: too few sources for the adaptive screen, so the
+    // audit says so and gives every class the full effort; every class is decided, and the Šidák
+    // correction uses all 100.
+    assert_eq!(report["effort"]["mode"], "full");
+    assert!(report["notifications"].to_string().contains("the screen could not rank the classes"));
     assert_eq!(report["classes"].as_array().unwrap().len(), K);
+    assert_eq!(report["fused"]["classes_tested"], K);
     assert!(report["fused"]["model_p_value"].as_f64().is_some(), "{}", report["fused"]);
     for d in report["detectors"].as_array().unwrap() {
         assert_eq!(d["classes"].as_array().unwrap().len(), K, "{}", d["name"]);
     }
-    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(&sarif).unwrap()).unwrap();
     assert_eq!(sarif["version"], "2.1.0");
+}
+
+/// Issue 33 item 2: above 16 classes the default effort is adaptive. The screen looks at every class,
+/// the full effort goes to its candidates and a seeded reference sample, the decision covers those and
+/// counts all 100 classes, and the report says which classes were dismissed and what each class cost.
+#[test]
+fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
+    let (report, sarif, stdout) = audit(true, &[]);
+    let effort = &report["effort"];
+    assert_eq!(effort["mode"], "adaptive", "{effort}");
+    assert_eq!(effort["classes"], K);
+    let screen = &effort["screen"];
+    let ids = |v: &Value| -> Vec<u64> { v.as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).collect() };
+    assert_eq!(screen["indices"].as_array().unwrap().len(), K, "{screen}");
+    let (candidates, reference, dismissed) =
+        (ids(&screen["candidates"]), ids(&screen["reference"]), ids(&screen["dismissed"]));
+    assert!((6..=12).contains(&candidates.len()), "{candidates:?}");
+    assert_eq!(reference.len(), 16, "{reference:?}");
+    assert_eq!(candidates.len() + reference.len() + dismissed.len(), K);
+    // The candidates are the screen's highest indices.
+    let index = |c: u64| screen["indices"][c as usize][1].as_f64().unwrap_or(f64::NEG_INFINITY);
+    let lowest_candidate = candidates.iter().map(|&c| index(c)).fold(f64::INFINITY, f64::min);
+    assert!(dismissed.iter().chain(&reference).all(|&c| index(c) <= lowest_candidate), "{screen}");
+    // Every detector and the decision cover the shortlist exactly; the p-value counts all 100 classes.
+    let mut measured: Vec<u64> = candidates.iter().chain(&reference).copied().collect();
+    measured.sort_unstable();
+    let classes: Vec<u64> =
+        report["classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
+    assert_eq!(classes, measured);
+    for d in report["detectors"].as_array().unwrap() {
+        let these: Vec<u64> = d["classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
+        assert_eq!(these, measured, "{}", d["name"]);
+    }
+    assert_eq!(report["fused"]["classes_tested"], K);
+    assert!(report["fused"]["model_p_value"].as_f64().is_some());
+    // Per-class cost: every class was screened, and the classes' costs add up to the screen's and the
+    // detectors' evaluations.
+    let costs = effort["per_class"].as_array().unwrap();
+    assert_eq!(costs.len(), K);
+    assert!(costs.iter().all(|c| c["gradient_evaluations"].as_u64().unwrap() > 0), "{effort}");
+    let full: Vec<u64> =
+        costs.iter().filter(|c| c["full_effort"] == true).map(|c| c["class"].as_u64().unwrap()).collect();
+    assert_eq!(full, measured);
+    let per_class: u64 = costs.iter().map(|c| c["gradient_evaluations"].as_u64().unwrap()).sum();
+    let detectors: u64 =
+        report["detectors"].as_array().unwrap().iter().map(|d| d["gradient_evaluations"].as_u64().unwrap()).sum();
+    assert_eq!(per_class, screen["gradient_evaluations"].as_u64().unwrap() + detectors);
+    assert!(costs.iter().all(|c| c["seconds"].as_f64().unwrap() >= 0.0));
+    // The report says it, in the table and in the SARIF log's notifications.
+    assert!(stdout.contains("adaptive effort"), "{stdout}");
+    assert!(sarif.to_string().contains("adaptive effort"), "{}", sarif);
+}
+
+/// `--effort full`: no screen, every detector on every class, whatever their number.
+#[test]
+fn effort_full_measures_every_class() {
+    let (report, _, _) = audit(true, &["--effort", "full"]);
+    assert_eq!(report["effort"]["mode"], "full");
+    assert!(report["effort"].get("screen").is_none(), "{}", report["effort"]);
+    assert_eq!(report["classes"].as_array().unwrap().len(), K);
+    for d in report["detectors"].as_array().unwrap() {
+        assert_eq!(d["classes"].as_array().unwrap().len(), K, "{}", d["name"]);
+    }
+    assert_eq!(report["parameters"]["effort"]["mode"], "full", "{}", report["parameters"]);
 }

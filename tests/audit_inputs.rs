@@ -253,6 +253,12 @@ fn timings_are_in_the_report_and_on_verbose() {
     assert_eq!(log["runs"][0]["invocations"][0]["properties"]["timings"], *t);
     let err = stderr(&o);
     assert!(err.contains("graph_build") && err.contains("translation"), "{err}");
+    // Each class's cost (issue 33 item 6): in the report, and on --verbose.
+    let costs = report["effort"]["per_class"].as_array().unwrap();
+    let audited: Vec<u64> = costs.iter().map(|c| c["class"].as_u64().unwrap()).collect();
+    assert_eq!(audited, [0, 1, 7], "{}", report["effort"]); // REDUCED's --classes
+    assert!(costs.iter().all(|c| c["full_effort"] == true && c["gradient_evaluations"].as_u64().unwrap() > 0));
+    assert!(err.contains("cost per class (full effort") && err.contains("class 7"), "{err}");
 }
 
 /// `--data` naming one IDX images file (a gate's small held-out clean set): it serves every role, and the

@@ -105,6 +105,44 @@ fn idx_label_count_must_match() {
     assert!(msg.contains("2 labels for 3 images"), "{msg}");
 }
 
+/// Labels of more than 256 classes: IDX label files of 32- and 16-bit big-endian integers (types 0x0C
+/// and 0x0B) read as their values; a negative label, a wrong byte count and images stored as integers
+/// are refused.
+#[test]
+fn idx_labels_of_many_classes_are_read_from_integer_files() {
+    let dir = tempfile::tempdir().unwrap();
+    write_idx(dir.path(), "train", 3, false);
+    let labels = dir.path().join("train-labels-idx1-ubyte");
+    let ints = |kind: u8, values: &[i64], size: usize| -> Vec<u8> {
+        let mut out = vec![0, 0, kind, 1];
+        out.extend((values.len() as u32).to_be_bytes());
+        for &v in values {
+            out.extend(&v.to_be_bytes()[8 - size..]);
+        }
+        out
+    };
+    std::fs::write(&labels, ints(0x0C, &[999, 0, 70000], 4)).unwrap();
+    assert_eq!(load_dataset(dir.path(), Split::Train, MNISTISH).unwrap().labels, vec![999, 0, 70000]);
+    std::fs::write(&labels, gz(&ints(0x0B, &[300, 1, 255], 2))).unwrap();
+    assert_eq!(load_dataset(dir.path(), Split::Train, MNISTISH).unwrap().labels, vec![300, 1, 255]);
+    for (bytes, expect) in [
+        (ints(0x0C, &[1, -4, 2], 4), "label -4 of image 1 is negative"),
+        (ints(0x0C, &[1, 2, 3], 4)[..18].to_vec(), "truncated"),
+        (ints(0x0D, &[1, 2, 3], 4), "element type 0x0d, expected 0x08 (unsigned byte), 0x0B"),
+    ] {
+        std::fs::write(&labels, &bytes).unwrap();
+        let msg = load_dataset(dir.path(), Split::Train, MNISTISH).unwrap_err().to_string();
+        assert!(msg.contains(expect) && msg.contains("train-labels-idx1-ubyte"), "{expect}: {msg}");
+    }
+    // Images stay unsigned bytes.
+    write_idx(dir.path(), "train", 3, false);
+    let mut images = std::fs::read(dir.path().join("train-images-idx3-ubyte")).unwrap();
+    images[2] = 0x0C;
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), images).unwrap();
+    let msg = load_dataset(dir.path(), Split::Train, MNISTISH).unwrap_err().to_string();
+    assert!(msg.contains("element type 0x0c, expected 0x08 (unsigned byte)") && !msg.contains("0x0B"), "{msg}");
+}
+
 /// A CIFAR-10 batch of `n` records: label i % 10, red plane = i, green 128, blue 255.
 fn cifar_batch(n: usize) -> Vec<u8> {
     let mut out = Vec::new();

@@ -3,9 +3,13 @@
 
 mod detect_support;
 
-use aegis_audit::detect::reach::{flag_classes, run_reach, run_reach_with, BudgetOutcome, ReachParams, ReachResult};
+use aegis_audit::detect::reach::{
+    flag_classes, run_reach, run_reach_on, run_reach_with, BudgetOutcome, ReachParams, ReachResult,
+};
 use aegis_audit::detect::sample::{predict, Predictions};
-use aegis_audit::detect::universal::{run_universal, run_universal_with, UniversalParams, UniversalResult};
+use aegis_audit::detect::universal::{
+    run_universal, run_universal_on, run_universal_with, UniversalParams, UniversalResult,
+};
 use aegis_audit::detect::DetectError;
 use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
 
@@ -273,4 +277,39 @@ fn predictions_computed_once_serve_reach_and_universal_alike() {
     let bad = Predictions { batch_size: p.batch_size, classes: vec![CLASSES; labels.len()] };
     let err = run_universal_with(&mut model, &images, &labels, &bad, &u, |_| {}).unwrap_err().to_string();
     assert!(err.contains(&format!("prediction {CLASSES} outside 0..{CLASSES}")), "{err}");
+}
+
+#[test]
+fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
+    // The adaptive effort measures a shortlist: each listed class gets the same search (the same
+    // sources, the same seeds) as in the run over every class, and only the comparison across classes
+    // changes, since it now covers the listed ones.
+    let (images, labels) = dataset();
+    let mut model = Linear { shortcut: Some((3, 100.0)) };
+    let p = params();
+    let (predictions, _) = predict(&mut model, &images, &labels, p.batch_size).unwrap();
+    let u = UniversalParams { images: 64, batch_size: p.batch_size, seed: 3, ..UniversalParams::default() };
+    let all = run_universal_with(&mut model, &images, &labels, &predictions, &u, |_| {}).unwrap();
+    let listed = [1, 3, 4, 6];
+    let some = run_universal_on(&mut model, &images, &labels, &predictions, &listed, &u, |_| {}).unwrap();
+    assert_eq!(some.classes.iter().map(|c| c.class).collect::<Vec<_>>(), listed);
+    for c in &some.classes {
+        let full = all.classes.iter().find(|a| a.class == c.class).unwrap();
+        assert_eq!((c.budget, &c.rates, &c.perturbation), (full.budget, &full.rates, &full.perturbation));
+    }
+    assert_eq!(some.flagged, vec![3], "{:?}", some.classes);
+    // Reach on a list: the classes and their sources as listed; the shortcut class stands out.
+    let r = run_reach_on(&mut model, &images, &labels, &predictions, &listed, &p, |_| {}).unwrap();
+    assert_eq!(r.classes.iter().map(|c| c.class).collect::<Vec<_>>(), listed);
+    assert_eq!(r.flagged(), &[3]);
+    // Lists that are not distinct ascending classes of the model, or too short, are refused.
+    for (bad, want) in [
+        (vec![1, 1, 2], "distinct and ascending"),
+        (vec![2, 1, 3], "distinct and ascending"),
+        (vec![1, 2, CLASSES], "is not a class"),
+        (vec![1, 2], "at least 3"),
+    ] {
+        let err = run_universal_on(&mut model, &images, &labels, &predictions, &bad, &u, |_| {}).unwrap_err();
+        assert!(err.to_string().contains(want), "{bad:?}: {err}");
+    }
 }

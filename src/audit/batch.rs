@@ -197,13 +197,23 @@ impl AuditRun {
         out
     }
 
-    /// Each model's phase timings, one line per phase, for `--verbose`.
+    /// Each model's phase timings, one line per phase, and each class's cost, for `--verbose`.
     pub fn timings_text(&self) -> String {
         let mut out = String::new();
         for r in self.reports() {
             out.push_str(&format!("timings of {} (seconds):\n", table::clean(&r.model.path)));
             for (phase, s) in r.timings.phases() {
                 out.push_str(&format!("  {phase:<13} {s:>9.3}\n"));
+            }
+            if let Some(e) = &r.effort {
+                out.push_str(&format!("cost per class ({} effort; seconds, gradient evaluations):\n", e.mode));
+                for c in &e.per_class {
+                    let full = if c.full_effort { "full" } else { "screened" };
+                    out.push_str(&format!(
+                        "  class {:<6} {full:<9} {:>9.3} {:>10}\n",
+                        c.class, c.seconds, c.gradient_evaluations
+                    ));
+                }
             }
         }
         out

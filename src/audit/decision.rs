@@ -7,7 +7,7 @@
 //! calibration asks for it.
 //! `aegis-audit decide` applies the same step to the indices stored in reports ([`fused`]).
 
-use crate::decide::{fuse, Calibration, DecideError, DetectorIndices, FusedDecision};
+use crate::decide::{fuse_among, Calibration, DecideError, DetectorIndices, FusedDecision};
 use crate::detect::DetectorOutcome;
 use crate::report::Verdict;
 
@@ -31,7 +31,8 @@ pub enum Rule<'a> {
     Fused(&'a Calibration),
 }
 
-/// Decides from the detectors' outcomes over the `audited` classes; `applicable` is false when the
+/// Decides from the detectors' outcomes over the `audited` classes (chosen among `tested` classes: see
+/// [`crate::decide::fuse_among`]); `applicable` is false when the
 /// chosen method does not apply (then no detector ran and the verdict is not applicable). `robustness`
 /// is the model's adversarial accuracy in the robustness check (`None`: skipped): the fused decision
 /// judges the model against the calibration models of most similar robustness when its calibration
@@ -41,6 +42,7 @@ pub fn decide(
     applicable: bool,
     rule: Rule<'_>,
     audited: &[usize],
+    tested: usize,
     robustness: Option<f64>,
 ) -> Result<Decision, DecideError> {
     match rule {
@@ -55,20 +57,22 @@ pub fn decide(
         }
         Rule::Fused(calibration) => {
             let indices: Vec<DetectorIndices> = outcomes.iter().map(|o| indices_of(o, audited)).collect();
-            fused(calibration, &indices, audited, robustness)
+            fused(calibration, &indices, audited, tested, robustness)
         }
     }
 }
 
-/// The fused decision over per-detector indices (one per class of `classes`, in that order). The
-/// fused method always applies: the verdict is suspected when a class is flagged, clean otherwise.
+/// The fused decision over per-detector indices (one per class of `classes`, in that order, chosen
+/// among `tested` classes). The fused method always applies: the verdict is suspected when a class is
+/// flagged, clean otherwise.
 pub fn fused(
     calibration: &Calibration,
     indices: &[DetectorIndices],
     classes: &[usize],
+    tested: usize,
     robustness: Option<f64>,
 ) -> Result<Decision, DecideError> {
-    let f = fuse(calibration, indices, classes, robustness)?;
+    let f = fuse_among(calibration, indices, classes, tested, robustness)?;
     let flagged = f.flagged();
     Ok(Decision { verdict: Verdict::of(true, !flagged.is_empty()), flagged, fused: Some(f) })
 }

@@ -10,6 +10,7 @@
 
 mod batch;
 mod decision;
+mod effort;
 mod error;
 mod evidence;
 mod memory;
@@ -26,6 +27,7 @@ pub mod tools;
 
 pub use batch::{run, AuditRun, ModelRun, RenderedRun};
 pub use decision::{decide, fused, Decision, Rule};
+pub use effort::{shortlist, EffortMode, EffortParams, Shortlist};
 pub use error::{error_chain, AuditError};
 pub use memory::{
     format_bytes, parse_size, peak_resident_bytes, MemoryBudget, BYTES_PER_ACTIVATION, DEFAULT_MEMORY_LIMIT,

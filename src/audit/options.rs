@@ -200,6 +200,8 @@ pub struct Options {
     pub memory_limit: Option<u64>,
     /// Skip the robustness precondition.
     pub skip_precondition: bool,
+    /// How much effort each class gets (default `auto`: adaptive above 16 classes).
+    pub effort: Option<super::EffortMode>,
     /// L2 budget of the robustness check.
     pub precondition_eps: Option<f32>,
     /// Held-out images attacked by the robustness check.

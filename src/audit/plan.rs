@@ -52,6 +52,8 @@ pub struct AuditPlan {
     pub runs: usize,
     /// Classes to examine (all when `None`).
     pub classes: Option<Vec<usize>>,
+    /// The effort across classes (full, or adaptive above a class count).
+    pub effort: super::EffortParams,
     /// The robustness check, or `None` to skip it.
     pub precondition: Option<PreconditionParams>,
     /// With `--skip-precondition`: the robustness check's parameters as resolved anyway, so that its
@@ -542,6 +544,7 @@ impl AuditPlan {
             ("calibration", json!(self.calibration.as_ref().map(|c| c.origin.clone()))),
             ("embed", json!(a.embed)),
             ("classes", json!(self.classes)),
+            ("effort", json!(self.effort)),
             ("device", json!(device)),
             ("threads", json!(self.given.threads.unwrap_or(0))),
             ("memory_limit", json!(self.given.memory_limit.unwrap_or(super::memory::DEFAULT_MEMORY_LIMIT))),

@@ -384,6 +384,11 @@ impl Preset {
             calibration: None,
             runs: o.runs.unwrap_or(DEFAULT_RUNS),
             classes: o.classes.clone(),
+            effort: super::EffortParams {
+                mode: o.effort.unwrap_or(super::EffortMode::Auto),
+                seed,
+                ..super::EffortParams::default()
+            },
             precondition,
             skipped_precondition,
             given: o.clone(),

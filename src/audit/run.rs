@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::decision::{decide, Decision, Rule};
+use super::effort::{shortlist, Shortlist};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
 use super::options::MethodChoice;
@@ -17,15 +18,16 @@ use crate::attack::{AttackError, GradOutput, GradientModel};
 use crate::data::{sample_indices, ImageSet};
 use crate::decide::{Calibration, ClassScore, FusedDecision};
 use crate::detect::aegis::run_aegis;
-use crate::detect::neural_cleanse::run_neural_cleanse;
+use crate::detect::neural_cleanse::run_neural_cleanse_on;
 use crate::detect::precondition::{check_robustness, PreconditionResult};
-use crate::detect::reach::run_reach_with;
+use crate::detect::reach::run_reach_on;
 use crate::detect::sample::{gather, predict, Predictions};
-use crate::detect::universal::run_universal_with;
-use crate::detect::{Detector, DetectorEvidence, DetectorOutcome};
+use crate::detect::universal::run_universal_on;
+use crate::detect::{DetectError, Detector, DetectorEvidence, DetectorOutcome};
 use crate::report::{
-    AuditReport, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, FusedContribution, FusedInfo,
-    Level, Method, MethodInfo, Notification, Precondition, RobustnessMatch, Timings, ToolInfo,
+    AuditReport, ClassCost, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, EffortInfo,
+    FusedContribution, FusedInfo, Level, Method, MethodInfo, Notification, Precondition, RobustnessMatch, ScreenInfo,
+    Timings, ToolInfo,
 };
 use crate::Result;
 
@@ -142,16 +144,62 @@ pub fn audit_model(
     let mut costs = Vec::new();
     // The clean predictions of the test split, computed by the first detector that needs them.
     let mut held_out = None;
+    let mut class_costs = ClassCosts::new(k);
+    // Above `effort.full_classes` classes (fused decision): a cheap screen of every class, then the
+    // full effort on its shortlist.
+    let screen = if applicable && method == Method::Fused && plan.effort.adaptive(audited.len()) {
+        let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
+        match run_screen(plan, &mut counted, data, &audited, &mut held_out, progress)? {
+            Ok(screened) => Some(screened),
+            Err(why) => {
+                notifications.push(Notification {
+                    level: Level::Warning,
+                    message: format!(
+                        "adaptive effort: the screen could not rank the classes ({why}); every class got the full effort"
+                    ),
+                    class: None,
+                });
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some((s, _)) = &screen {
+        notifications.push(Notification {
+            level: Level::Note,
+            message: format!(
+                "adaptive effort (--effort auto, more than {} classes): a universal-reach screen ({} images, {} steps \
+                 per level) looked at all {} audited classes; every detector's full effort went to {} of them (the \
+                 {} the screen ranked most suspicious: {}; and {} seeded reference classes); the other {} were \
+                 dismissed and cannot be flagged; the model p-value counts all {} (--effort full audits every class)",
+                plan.effort.full_classes,
+                s.images,
+                s.steps_per_level,
+                audited.len(),
+                s.candidates.len() + s.reference.len(),
+                s.candidates.len(),
+                s.candidates.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                s.reference.len(),
+                s.dismissed.len(),
+                audited.len()
+            ),
+            class: None,
+        });
+    }
+    // The classes every detector measures: the shortlist, or (full effort) all of them.
+    let measured: Option<Vec<usize>> = screen.as_ref().map(|(_, shortlist)| shortlist.measured.clone());
     if applicable {
         for &detector in &detectors {
             let started = Instant::now();
-            let mut counted = Counted { inner: &mut prepared.model, images: 0 };
+            let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
             let outcome = run_detector(
                 plan,
                 detector,
                 &mut counted,
                 data,
                 &audited,
+                measured.as_deref(),
                 &mut held_out,
                 progress,
                 &mut notifications,
@@ -180,7 +228,9 @@ pub fn audit_model(
         Some(c) => Rule::Fused(c),
         None => Rule::OwnFlags,
     };
-    let decision = decide(&outcomes, applicable, rule, &audited, precondition.as_ref().map(|p| p.adv_accuracy))?;
+    let decided = measured.as_deref().unwrap_or(&audited);
+    let robustness = precondition.as_ref().map(|p| p.adv_accuracy);
+    let decision = decide(&outcomes, applicable, rule, decided, audited.len(), robustness)?;
     timings.decision += started.elapsed().as_secs_f64();
     let wall_time_s = start.elapsed().as_secs_f64();
 
@@ -222,6 +272,7 @@ pub fn audit_model(
         timings: Timings::default(),
         memory: None,
         evidence: None,
+        effort: Some(effort_info(&audited, screen.map(|(s, _)| s), measured.as_deref(), &class_costs)),
         notifications,
     };
     debug_assert_eq!(report.verdict, report.derived_verdict(), "one verdict rule");
@@ -236,10 +287,41 @@ pub fn audit_model(
 }
 
 /// A model that counts the images it evaluates (forward and backward through the gradient graph):
-/// each detector's cost in the report.
+/// each detector's cost in the report, and through `per_class` each class's.
 struct Counted<'a> {
     inner: &'a mut dyn GradientModel,
     images: u64,
+    per_class: &'a mut ClassCosts,
+}
+
+impl<'a> Counted<'a> {
+    fn new(inner: &'a mut dyn GradientModel, per_class: &'a mut ClassCosts) -> Self {
+        Counted { inner, images: 0, per_class }
+    }
+}
+
+/// Per class: the images evaluated with it as their label, and their share of the evaluation time.
+#[derive(Debug, Clone)]
+struct ClassCosts {
+    images: Vec<u64>,
+    seconds: Vec<f64>,
+}
+
+impl ClassCosts {
+    fn new(k: usize) -> Self {
+        ClassCosts { images: vec![0; k], seconds: vec![0.0; k] }
+    }
+
+    /// Charges one evaluation of `labels` that took `seconds` to the labels' classes, per image.
+    fn charge(&mut self, labels: &[i64], seconds: f64) {
+        let share = seconds / labels.len().max(1) as f64;
+        for &y in labels {
+            if let Some(i) = usize::try_from(y).ok().filter(|&i| i < self.images.len()) {
+                self.images[i] += 1;
+                self.seconds[i] += share;
+            }
+        }
+    }
 }
 
 impl GradientModel for Counted<'_> {
@@ -257,7 +339,10 @@ impl GradientModel for Counted<'_> {
 
     fn eval(&mut self, x: &[f32], n: usize, y: &[i64]) -> std::result::Result<GradOutput, AttackError> {
         self.images += n as u64;
-        self.inner.eval(x, n, y)
+        let started = Instant::now();
+        let out = self.inner.eval(x, n, y);
+        self.per_class.charge(&y[..n.min(y.len())], started.elapsed().as_secs_f64());
+        out
     }
 }
 
@@ -295,6 +380,7 @@ fn fused_info(f: &FusedDecision, c: &Calibration) -> FusedInfo {
         detectors: f.detectors.clone(),
         weights: f.detectors.iter().map(|d| (d.clone(), c.weight(d))).collect(),
         null_classes: f.null_classes,
+        classes_tested: Some(f.classes_tested),
         robustness_match: f.neighbourhood.as_ref().map(|n| RobustnessMatch {
             adversarial_accuracy: n.adversarial_accuracy,
             models: n.models,
@@ -350,7 +436,7 @@ pub(crate) fn p_text(p: f64) -> String {
 
 /// Why a class is (or is not) flagged by the fused decision, with the detectors that made its score.
 pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
-    let k = f.classes.len();
+    let k = f.classes_tested;
     let part =
         |p: &crate::decide::Contribution| format!("{} (index {:.2}, p = {})", p.detector, p.index, p_text(p.p_value));
     // The largest contributions that make up three quarters of the score (at most three).
@@ -467,8 +553,75 @@ fn test_predictions<'a>(
     Ok(held_out.as_ref().expect("just computed"))
 }
 
+/// The adaptive audit's screen: universal reach with the screen's images and steps over the `audited`
+/// classes, and the shortlist it chooses; `Ok(Err(why))` when the data cannot serve it (too few
+/// correctly classified images), and the audit falls back to the full effort.
+fn run_screen(
+    plan: &AuditPlan,
+    model: &mut Counted<'_>,
+    data: &AuditData,
+    audited: &[usize],
+    held_out: &mut Option<Predictions>,
+    progress: bool,
+) -> Result<std::result::Result<(ScreenInfo, Shortlist), String>> {
+    let started = Instant::now();
+    let params = plan.effort.screen(&plan.universal);
+    let pb = bar(audited.len(), "screen (classes)".into(), progress);
+    let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
+    let mut done = 0;
+    let r = run_universal_on(model, &data.test.pixels, &data.test.labels, predictions, audited, &params, |_| {
+        done += 1;
+        pb.set_position(done)
+    });
+    pb.finish_and_clear();
+    let r = match r {
+        Ok(r) => r,
+        Err(DetectError::NoData(why)) => return Ok(Err(why)),
+        Err(e) => return Err(e.into()),
+    };
+    let indices: Vec<(usize, f64)> = r.classes.iter().map(|c| (c.class, c.anomaly_index)).collect();
+    let list = shortlist(&indices, &plan.effort);
+    let info = ScreenInfo {
+        detector: Detector::Universal.name().to_string(),
+        images: params.images,
+        steps_per_level: params.steps_per_level,
+        seconds: started.elapsed().as_secs_f64(),
+        gradient_evaluations: model.images,
+        indices,
+        candidates: list.candidates.clone(),
+        reference: list.reference.clone(),
+        dismissed: list.dismissed(audited),
+    };
+    Ok(Ok((info, list)))
+}
+
+/// The report's effort section: the mode, the screen, and each audited class's cost.
+fn effort_info(
+    audited: &[usize],
+    screen: Option<ScreenInfo>,
+    measured: Option<&[usize]>,
+    costs: &ClassCosts,
+) -> EffortInfo {
+    EffortInfo {
+        mode: if screen.is_some() { "adaptive" } else { "full" }.to_string(),
+        classes: audited.len(),
+        screen,
+        per_class: audited
+            .iter()
+            .map(|&class| ClassCost {
+                class,
+                full_effort: measured.is_none_or(|m| m.contains(&class)),
+                seconds: costs.seconds.get(class).copied().unwrap_or(0.0),
+                gradient_evaluations: costs.images.get(class).copied().unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
 /// Runs one detector on the audited classes (universal reach and reach share the clean predictions of
-/// the test split through `held_out`).
+/// the test split through `held_out`). With `measured` (an adaptive audit's shortlist), every detector
+/// measures those classes only; otherwise AEGIS measures the audited classes and the others every
+/// class of the model (their indices compare every class).
 #[allow(clippy::too_many_arguments)]
 fn run_detector(
     plan: &AuditPlan,
@@ -476,11 +629,17 @@ fn run_detector(
     model: &mut dyn GradientModel,
     data: &AuditData,
     audited: &[usize],
+    measured: Option<&[usize]>,
     held_out: &mut Option<Predictions>,
     progress: bool,
     notifications: &mut Vec<Notification>,
 ) -> Result<DetectorOutcome> {
-    let k = model.num_classes();
+    let all: Vec<usize> = (0..model.num_classes()).collect();
+    let (aegis_classes, classes) = match measured {
+        Some(m) => (m, m),
+        None => (audited, all.as_slice()),
+    };
+    let k = classes.len();
     Ok(match detector {
         Detector::Aegis => {
             let seeds = plan.aegis.translation.seeds_per_class;
@@ -488,11 +647,12 @@ fn run_detector(
                 notifications.push(capped("translation.seeds_per_class", seeds, data.train.n, "train"));
             }
             let mut bars = PartBars::new(progress);
-            let r = run_aegis(model, &data.train.pixels, &data.train.labels, audited, &plan.aegis, plan.runs, |p| {
-                bars.set((p.class, p.run), p.total, p.done, || {
-                    format!("class {} run {}/{}", p.class, p.run + 1, p.runs)
-                })
-            })?;
+            let r =
+                run_aegis(model, &data.train.pixels, &data.train.labels, aegis_classes, &plan.aegis, plan.runs, |p| {
+                    bars.set((p.class, p.run), p.total, p.done, || {
+                        format!("class {} run {}/{}", p.class, p.run + 1, p.runs)
+                    })
+                })?;
             bars.finish();
             r.into_outcome()
         }
@@ -502,10 +662,10 @@ fn run_detector(
                 notifications.push(capped("neural_cleanse.images", params.images, data.test.n, "test"));
             }
             let pb = bar(k * params.epochs, "Neural Cleanse (epochs)".into(), progress);
-            let mut done = vec![0usize; k];
-            let r = run_neural_cleanse(model, &data.test.pixels, &data.test.labels, params, |class, e| {
-                if class < k {
-                    done[class] = e;
+            let mut done = vec![0usize; model.num_classes()];
+            let r = run_neural_cleanse_on(model, &data.test.pixels, &data.test.labels, classes, params, |class, e| {
+                if let Some(d) = done.get_mut(class) {
+                    *d = e;
                 }
                 pb.set_position(done.iter().sum::<usize>() as u64);
             })?;
@@ -515,10 +675,11 @@ fn run_detector(
         Detector::Reach => {
             let pb = bar(0, "reach".into(), progress);
             let predictions = test_predictions(model, &data.test, plan.reach.batch_size, held_out)?;
-            let r = run_reach_with(model, &data.test.pixels, &data.test.labels, predictions, &plan.reach, |p| {
-                pb.set_length(p.total as u64);
-                pb.set_position(p.done as u64);
-            })?;
+            let r =
+                run_reach_on(model, &data.test.pixels, &data.test.labels, predictions, classes, &plan.reach, |p| {
+                    pb.set_length(p.total as u64);
+                    pb.set_position(p.done as u64);
+                })?;
             pb.finish_and_clear();
             r.into_outcome(audited)
         }
@@ -529,9 +690,12 @@ fn run_detector(
             }
             let pb = bar(k, "universal reach (classes)".into(), progress);
             let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
-            let r = run_universal_with(model, &data.test.pixels, &data.test.labels, predictions, params, |class| {
-                pb.set_position(class as u64 + 1)
-            })?;
+            let mut done = 0;
+            let r =
+                run_universal_on(model, &data.test.pixels, &data.test.labels, predictions, classes, params, |_| {
+                    done += 1;
+                    pb.set_position(done)
+                })?;
             pb.finish_and_clear();
             r.into_outcome(audited)
         }
@@ -588,15 +752,15 @@ fn details(evidence: &DetectorEvidence, position: usize, class: usize) -> ClassD
             }
         }
         DetectorEvidence::NeuralCleanse(r) => {
-            let t = &r.classes[class];
+            let t = r.classes.iter().find(|t| t.class == class).expect("a detector's outcome lists measured classes");
             ClassDetails::NeuralCleanse { mask_l1: t.mask_l1, anomaly_index: t.anomaly_index }
         }
         DetectorEvidence::Reach(r) => {
-            let c = &r.classes[class];
+            let c = r.classes.iter().find(|c| c.class == class).expect("a detector's outcome lists measured classes");
             ClassDetails::Reach { success_rate: c.rate, anomaly_index: c.anomaly_index, epsilon: r.eps as f64 }
         }
         DetectorEvidence::Universal(r) => {
-            let c = &r.classes[class];
+            let c = r.classes.iter().find(|c| c.class == class).expect("a detector's outcome lists measured classes");
             ClassDetails::Universal {
                 budget: c.budget,
                 reached: c.reached,

@@ -31,6 +31,10 @@ pub const MAX_REPORT_BYTES: u64 = 32 << 20;
 /// score's arithmetic loses meaning.
 pub const MAX_ANOMALY_INDEX: f64 = 1e9;
 
+/// The largest `fused.classes_tested` a stored report may give (a model's class count is bounded far
+/// below it by the audit's own checks).
+const MAX_CLASSES_TESTED: u64 = 1 << 24;
+
 /// One model's entry in a report file.
 #[derive(Debug, Clone)]
 pub struct StoredModel {
@@ -57,6 +61,9 @@ pub enum StoredEntry {
         robustness: Option<f64>,
         /// The preset the audit used (`parameters.preset`; absent in reports without it).
         preset: Option<String>,
+        /// The classes the model-level p-value counted (`fused.classes_tested`; absent in reports
+        /// without it, where every class listed was tested).
+        tested: Option<usize>,
     },
     /// The model could not be audited (a several-model document's `error` entry).
     Failed(String),
@@ -121,6 +128,14 @@ impl StoredModel {
         match &self.entry {
             StoredEntry::Report { preset, .. } => preset.as_deref(),
             StoredEntry::Failed(_) => None,
+        }
+    }
+
+    /// The classes the model-level p-value counts, at least the `listed` ones.
+    fn tested(&self, listed: usize) -> usize {
+        match &self.entry {
+            StoredEntry::Report { tested: Some(t), .. } => (*t).max(listed),
+            _ => listed,
         }
     }
 
@@ -202,11 +217,17 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
         })?),
     };
     let preset = r.pointer("/parameters/preset").and_then(Value::as_str).map(str::to_string);
+    let tested = match r.pointer("/fused/classes_tested") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().filter(|&t| t <= MAX_CLASSES_TESTED).ok_or_else(|| {
+            format!("model {model}: fused.classes_tested {v} is not a count up to {MAX_CLASSES_TESTED}")
+        })? as usize),
+    };
     Ok(StoredModel {
         file: path.to_path_buf(),
         sha256: r.pointer("/model/sha256").and_then(Value::as_str).map(str::to_string),
         model,
-        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness, preset },
+        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness, preset, tested },
     })
 }
 
@@ -316,7 +337,18 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
     }
     let mut per_model = Vec::new();
     for m in &models {
-        per_model.push((m, m.detectors()?));
+        let (detectors, classes) = m.detectors()?;
+        if m.tested(classes.len()) > classes.len() {
+            return Err(m
+                .bad(format!(
+                    "its audit measured {} of its {} classes in full (adaptive effort): a calibration needs every \
+                     class of a clean model; audit it again with --effort full",
+                    classes.len(),
+                    m.tested(classes.len())
+                ))
+                .into());
+        }
+        per_model.push((m, (detectors, classes)));
     }
     let weights: Vec<(String, f64)> = match &options.weights {
         Some(w) => w.clone(),
@@ -409,10 +441,10 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
     // The fused null must be fittable too: decide one class of zeros.
     let probe: Vec<DetectorIndices> =
         used.iter().map(|n| DetectorIndices { name: n.to_string(), indices: vec![0.0] }).collect();
-    fused(&calibration, &probe, &[0], None)?;
+    fused(&calibration, &probe, &[0], 1, None)?;
     if options.robustness_neighbours.is_some() {
         for (_, a) in file.robustness_of_models() {
-            fused(&calibration, &probe, &[0], Some(a))?;
+            fused(&calibration, &probe, &[0], 1, Some(a))?;
         }
     }
     let mut text = serde_json::to_string_pretty(&file).map_err(crate::report::ReportError::from)?;
@@ -610,7 +642,8 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
                 indices: d.classes.iter().map(|c| c.anomaly_index).collect(),
             })
             .collect();
-        let decision = fused(&calibration, &indices, &classes, m.robustness()).map_err(|e| m.bad(e))?;
+        let decision =
+            fused(&calibration, &indices, &classes, m.tested(classes.len()), m.robustness()).map_err(|e| m.bad(e))?;
         decisions.push(StoredDecision {
             file: m.file.display().to_string(),
             model: m.model.clone(),

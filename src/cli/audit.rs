@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use aegis_audit::audit::{
-    self, parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, DecisionRule, Detector, MethodChoice,
-    Options,
+    self, parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, DecisionRule, Detector, EffortMode,
+    MethodChoice, Options,
 };
 
 use super::common::{ClustererArg, FeatureArgs, ReducerArg, RuntimeArgs};
@@ -27,6 +27,24 @@ impl From<DecisionArg> for DecisionRule {
         match d {
             DecisionArg::Shortcut => DecisionRule::Shortcut,
             DecisionArg::Clusters => DecisionRule::Clusters,
+        }
+    }
+}
+
+/// `--effort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EffortArg {
+    /// Full effort up to 16 classes, adaptive above.
+    Auto,
+    /// Full effort on every class.
+    Full,
+}
+
+impl From<EffortArg> for EffortMode {
+    fn from(e: EffortArg) -> EffortMode {
+        match e {
+            EffortArg::Auto => EffortMode::Auto,
+            EffortArg::Full => EffortMode::Full,
         }
     }
 }
@@ -131,6 +149,12 @@ pub struct AuditArgs {
     /// Skip the robustness precondition (AEGIS is only valid for robust models).
     #[arg(long)]
     pub skip_precondition: bool,
+    /// Effort across classes: `auto` (default) gives every detector's full effort to every class up to
+    /// 16 classes; above, a cheap universal-reach screen looks at every class and the full effort goes
+    /// to the 6 to 12 classes it ranks most suspicious and 16 seeded reference classes (the report
+    /// lists them; docs/scaling.md has the cost curve and what it changes). `full`: every class, always
+    #[arg(long, value_enum, value_name = "EFFORT")]
+    pub effort: Option<EffortArg>,
     /// L2 budget of the robustness check.
     #[arg(long)]
     pub precondition_eps: Option<f32>,
@@ -348,6 +372,7 @@ impl AuditArgs {
             batch_size: self.batch_size,
             memory_limit: self.memory_limit,
             skip_precondition: self.skip_precondition,
+            effort: self.effort.map(Into::into),
             precondition_eps: self.precondition_eps,
             precondition_images: self.precondition_images,
             precondition_steps: self.precondition_steps,

@@ -1,4 +1,5 @@
-//! IDX files (MNIST, Fashion-MNIST): raw or gzip, `u8` images of rank 3 and `u8` labels of rank 1.
+//! IDX files (MNIST, Fashion-MNIST): raw or gzip, `u8` images of rank 3 and labels of rank 1, `u8` or,
+//! for more than 256 classes, big-endian `i16` or `i32` (the IDX types 0x0B and 0x0C).
 
 use std::io::{BufReader, Read};
 use std::os::unix::fs::FileExt;
@@ -10,8 +11,20 @@ use super::{
     check_image_count, checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split,
 };
 
-/// IDX element type code for unsigned bytes, the only one datasets use.
+/// IDX element type code for unsigned bytes (images, and labels of up to 256 classes).
 const TYPE_U8: u8 = 0x08;
+/// IDX element type codes for big-endian signed 16- and 32-bit integers (labels of more classes).
+const TYPE_I16: u8 = 0x0B;
+const TYPE_I32: u8 = 0x0C;
+
+/// Bytes per element of an IDX type this reader takes.
+fn element_size(kind: u8) -> usize {
+    match kind {
+        TYPE_I16 => 2,
+        TYPE_I32 => 4,
+        _ => 1,
+    }
+}
 
 /// The images and labels file names of a split, without the optional `.gz`.
 fn split_names(split: Split) -> (&'static str, &'static str) {
@@ -60,9 +73,10 @@ pub(super) fn labels_path_for(images: &Path) -> Result<PathBuf, DataError> {
     Ok(if std::fs::symlink_metadata(&alt).is_ok() { alt } else { candidate })
 }
 
-/// A parsed IDX file: dimensions and the `u8` data of the items kept.
+/// A parsed IDX file: dimensions, the element type and the raw (big-endian) data of the items kept.
 struct Idx {
     dims: Vec<usize>,
+    kind: u8,
     data: Vec<u8>,
 }
 
@@ -114,6 +128,7 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 fn read_idx(
     path: &Path,
     rank: usize,
+    kinds: &[u8],
     limits: &DataLimits,
     keep: impl FnOnce(&[usize]) -> Result<Option<Vec<usize>>, DataError>,
 ) -> Result<Idx, DataError> {
@@ -129,12 +144,15 @@ fn read_idx(
             format!("wrong magic {magic:02x?}: an IDX file starts with two zero bytes"),
         ));
     }
-    if magic[2] != TYPE_U8 {
-        return Err(DataError::malformed(
-            path,
-            format!("element type 0x{:02x}, expected 0x08 (unsigned byte)", magic[2]),
-        ));
+    if !kinds.contains(&magic[2]) {
+        let expected = if kinds.len() == 1 {
+            "0x08 (unsigned byte)"
+        } else {
+            "0x08 (unsigned byte), 0x0B (16-bit integer) or 0x0C (32-bit integer)"
+        };
+        return Err(DataError::malformed(path, format!("element type 0x{:02x}, expected {expected}", magic[2])));
     }
+    let size = element_size(magic[2]);
     if usize::from(magic[3]) != rank {
         return Err(DataError::malformed(path, format!("rank {}, expected {rank}", magic[3])));
     }
@@ -146,8 +164,8 @@ fn read_idx(
         header.chunks_exact(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize).collect();
     let total = dims
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .filter(|&t| t <= super::MAX_DATASET_VALUES)
+        .try_fold(size, |acc, &d| acc.checked_mul(d))
+        .filter(|&t| t <= super::MAX_DATASET_VALUES * size)
         .ok_or_else(|| DataError::malformed(path, format!("absurd dimensions {dims:?} in the header")))?;
     check_image_count(path, dims[0], limits)?;
     let whole = (4 + 4 * rank + total) as u64;
@@ -204,7 +222,16 @@ fn read_idx(
             format!("trailing bytes after the {total} data bytes of header {dims:?}"),
         ));
     }
-    Ok(Idx { dims, data })
+    Ok(Idx { dims, kind: magic[2], data })
+}
+
+/// The labels of an IDX labels file, whatever its element type.
+fn label_values(lab: &Idx) -> Vec<i64> {
+    match lab.kind {
+        TYPE_I16 => lab.data.chunks_exact(2).map(|b| i64::from(i16::from_be_bytes([b[0], b[1]]))).collect(),
+        TYPE_I32 => lab.data.chunks_exact(4).map(|b| i64::from(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))).collect(),
+        _ => lab.data.iter().map(|&b| i64::from(b)).collect(),
+    }
 }
 
 /// Reads an IDX images file and its labels file into an [`ImageSet`] checked against `expected`.
@@ -219,7 +246,7 @@ pub(super) fn load_files(
     }
     // The header's shape is checked before any pixel is read; the images kept are chosen from it.
     let mut kept = None;
-    let img = read_idx(images, 3, limits, |dims| {
+    let img = read_idx(images, 3, &[TYPE_U8], limits, |dims| {
         let (n, found) = (dims[0], ImageShape::new(1, dims[1], dims[2]));
         if found != expected {
             return Err(DataError::shape(
@@ -235,16 +262,20 @@ pub(super) fn load_files(
         return Err(DataError::malformed(images, "holds no image"));
     }
     checked_values(images, img.data.len() / (h * w).max(1), ImageShape::new(1, h, w), limits)?;
-    let lab = read_idx(labels, 1, limits, |_| Ok(None))?;
+    let lab = read_idx(labels, 1, &[TYPE_U8, TYPE_I16, TYPE_I32], limits, |_| Ok(None))?;
     if lab.dims[0] != n {
         return Err(DataError::malformed(
             labels,
             format!("{} labels for {n} images in {}", lab.dims[0], images.display()),
         ));
     }
+    let all = label_values(&lab);
+    if let Some((i, l)) = all.iter().enumerate().find(|(_, &l)| l < 0) {
+        return Err(DataError::malformed(labels, format!("label {l} of image {i} is negative")));
+    }
     let labels: Vec<i64> = match &kept {
-        None => lab.data.iter().map(|&b| i64::from(b)).collect(),
-        Some(idx) => idx.iter().map(|&i| i64::from(lab.data[i])).collect(),
+        None => all,
+        Some(idx) => idx.iter().map(|&i| all[i]).collect(),
     };
     Ok(ImageSet {
         n: labels.len(),

@@ -70,6 +70,9 @@ pub struct FusedDecision {
     pub threshold: f64,
     /// Calibration classes the fused null was fitted on.
     pub null_classes: usize,
+    /// The classes the model-level p-value counts: the classes decided on, or more when an adaptive
+    /// audit chose them among more ([`fuse_among`]).
+    pub classes_tested: usize,
     /// When the calibration matches robustness: the calibration models the model was judged against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbourhood: Option<Neighbourhood>,
@@ -92,6 +95,19 @@ pub fn fuse(
     classes: &[usize],
     robustness: Option<f64>,
 ) -> Result<FusedDecision, DecideError> {
+    fuse_among(calibration, measured, classes, classes.len(), robustness)
+}
+
+/// [`fuse`] for `classes` chosen among `tested` classes (an adaptive audit measures a shortlist of
+/// the classes a screen looked at): the model-level p-value is `1 − (1 − p)^tested`, so that choosing
+/// the classes does not lower the false-positive rate's bar. `tested` is at least `classes.len()`.
+pub fn fuse_among(
+    calibration: &Calibration,
+    measured: &[DetectorIndices],
+    classes: &[usize],
+    tested: usize,
+    robustness: Option<f64>,
+) -> Result<FusedDecision, DecideError> {
     let near = calibration.near(robustness)?;
     let (calibration, neighbourhood) = match near {
         Some((c, n)) => (std::borrow::Cow::Owned(c), Some(n)),
@@ -101,6 +117,9 @@ pub fn fuse(
     let k = classes.len();
     if k == 0 {
         return Err(DecideError::Fuse("no classes to decide on".into()));
+    }
+    if tested < k {
+        return Err(DecideError::Fuse(format!("{k} classes to decide on, chosen among {tested}: fewer than them")));
     }
     let used: Vec<(&DetectorIndices, f64, &EmpiricalNull)> = measured
         .iter()
@@ -137,8 +156,8 @@ pub fn fuse(
     let fused_null = EmpiricalNull::fit(&null_scores, calibration.file.tail_fraction)
         .map_err(|e| DecideError::Fuse(format!("fused score over {}: {e}", names(&used))))?;
     let alpha = calibration.file.target_fpr;
-    // Per-class p-value at which a model of k classes reaches α: 1 − (1 − p)^k = α.
-    let class_alpha = 1.0 - (1.0 - alpha).powf(1.0 / k as f64);
+    // Per-class p-value at which a model of `tested` classes reaches α: 1 − (1 − p)^tested = α.
+    let class_alpha = 1.0 - (1.0 - alpha).powf(1.0 / tested as f64);
     let threshold = fused_null.quantile_for(class_alpha);
     let mut out = Vec::with_capacity(k);
     for (i, &class) in classes.iter().enumerate() {
@@ -158,7 +177,7 @@ pub fn fuse(
         let score: f64 = contributions.iter().map(|c| c.score).sum();
         contributions.sort_by(|a, b| b.score.total_cmp(&a.score));
         let class_p_value = fused_null.p_value(score);
-        let model_p_value = model_p(class_p_value, k);
+        let model_p_value = model_p(class_p_value, tested);
         out.push(ClassScore {
             class,
             score,
@@ -178,6 +197,7 @@ pub fn fuse(
         target_fpr: alpha,
         threshold,
         null_classes: null_scores.len(),
+        classes_tested: tested,
         neighbourhood,
     })
 }

@@ -13,7 +13,7 @@ pub use calibration::{
     Calibration, CalibrationFile, DetectorWeight, Neighbourhood, NullClass, CALIBRATION_VERSION, DEFAULT_CALIBRATION,
     MAX_FILE_BYTES, MAX_INDEX, MAX_WEIGHT,
 };
-pub use fuse::{fuse, ClassScore, Contribution, DetectorIndices, FusedDecision};
+pub use fuse::{fuse, fuse_among, ClassScore, Contribution, DetectorIndices, FusedDecision};
 pub use null::EmpiricalNull;
 
 use thiserror::Error;

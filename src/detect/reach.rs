@@ -327,14 +327,31 @@ pub fn run_reach_with(
     labels: &[i64],
     predictions: &Predictions,
     params: &ReachParams,
+    progress: impl FnMut(ReachProgress),
+) -> Result<ReachResult, DetectError> {
+    let all: Vec<usize> = (0..model.num_classes()).collect();
+    run_reach_on(model, images, labels, predictions, &all, params, progress)
+}
+
+/// [`run_reach_with`] on the given `classes` only (distinct, ascending, at least 2): the budget sweep
+/// and the rates compare them with each other, and the result holds them alone. Each class's sources
+/// are drawn by its class, as in a run over all classes.
+pub fn run_reach_on(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    predictions: &Predictions,
+    classes_to_measure: &[usize],
+    params: &ReachParams,
     mut progress: impl FnMut(ReachProgress),
 ) -> Result<ReachResult, DetectError> {
     params.check()?;
     let (dim, k) = check_inputs(model, images, labels)?;
     check_predictions(predictions, labels.len(), k)?;
+    super::sample::check_class_list(classes_to_measure, k, 2, "reach")?;
     let predictions = &predictions.classes;
     let mut evaluations = 0;
-    let sources = draw_sources(labels, predictions, k, params)?;
+    let sources = draw_sources(labels, predictions, classes_to_measure, params)?;
 
     // Budget sweep on the first `sweep_images_per_class` sources of every class.
     let sweep_sources: Vec<Vec<usize>> =
@@ -343,7 +360,8 @@ pub fn run_reach_with(
     let mut kept = None;
     let mut chosen = params.eps_sweep.len() - 1;
     for (i, &eps) in params.eps_sweep.iter().enumerate() {
-        let run = attack(model, images, labels, dim, &sweep_sources, eps, params, true, &mut progress)?;
+        let run =
+            attack(model, images, labels, dim, classes_to_measure, &sweep_sources, eps, params, true, &mut progress)?;
         evaluations += run.evaluations;
         let rates: Vec<f64> = run.per_class.iter().map(|r| rate(r.reached, r.attempts)).collect();
         let median_rate = super::anomaly::median(&rates).unwrap_or(0.0);
@@ -369,7 +387,7 @@ pub fn run_reach_with(
     let rest: Vec<Vec<usize>> =
         sources.iter().map(|s| s[s.len().min(params.sweep_images_per_class)..].to_vec()).collect();
     if rest.iter().any(|r| !r.is_empty()) {
-        let run = attack(model, images, labels, dim, &rest, eps, params, false, &mut progress)?;
+        let run = attack(model, images, labels, dim, classes_to_measure, &rest, eps, params, false, &mut progress)?;
         evaluations += run.evaluations;
         for (acc, more) in per_class.iter_mut().zip(run.per_class) {
             acc.attempts += more.attempts;
@@ -380,20 +398,21 @@ pub fn run_reach_with(
     }
 
     let rates: Vec<f64> = per_class.iter().map(|r| rate(r.reached, r.attempts)).collect();
-    let decision = flag_classes(&rates, params)?;
+    let mut decision = flag_classes(&rates, params)?;
     let classes = per_class
         .into_iter()
         .enumerate()
-        .map(|(class, r)| ClassReach {
-            class,
+        .map(|(i, r)| ClassReach {
+            class: classes_to_measure[i],
             attempts: r.attempts,
             reached: r.reached,
-            rate: rates[class],
-            anomaly_index: signed_index(rates[class], decision.median_rate, decision.anomaly_indices[class], false),
-            flagged: decision.flagged.contains(&class),
+            rate: rates[i],
+            anomaly_index: signed_index(rates[i], decision.median_rate, decision.anomaly_indices[i], false),
+            flagged: decision.flagged.contains(&i),
             evidence: r.evidence,
         })
         .collect();
+    decision.flagged = decision.flagged.iter().map(|&i| classes_to_measure[i]).collect();
     Ok(ReachResult {
         params: params.clone(),
         sweep,
@@ -424,17 +443,18 @@ fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Re
     Ok((check_held_out(model, images, labels)?, k))
 }
 
-/// For every class, a seeded draw of up to `images_per_class` correctly classified images of other
+/// For every class of `classes` (in that order), a seeded draw of up to `images_per_class` correctly classified images of other
 /// classes; an error names a class with no source at all.
 fn draw_sources(
     labels: &[i64],
     predictions: &[usize],
-    k: usize,
+    classes: &[usize],
     params: &ReachParams,
 ) -> Result<Vec<Vec<usize>>, DetectError> {
     let correct: Vec<usize> = (0..labels.len()).filter(|&i| predictions[i] as i64 == labels[i]).collect();
-    (0..k)
-        .map(|class| {
+    classes
+        .iter()
+        .map(|&class| {
             let mut pool: Vec<usize> = correct.iter().copied().filter(|&i| labels[i] != class as i64).collect();
             if pool.is_empty() {
                 return Err(DetectError::NoData(format!(
@@ -465,13 +485,14 @@ struct AttackRun {
     evaluations: usize,
 }
 
-/// Targeted L2 PGD of `sources[c]` toward every class c at once (classes share batches).
+/// Targeted L2 PGD of `sources[i]` toward `classes[i]` for every i at once (classes share batches).
 #[allow(clippy::too_many_arguments)]
 fn attack(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
     dim: usize,
+    classes: &[usize],
     sources: &[Vec<usize>],
     eps: f32,
     params: &ReachParams,
@@ -479,8 +500,9 @@ fn attack(
     progress: &mut impl FnMut(ReachProgress),
 ) -> Result<AttackRun, DetectError> {
     let indices: Vec<usize> = sources.iter().flatten().copied().collect();
-    let targets: Vec<i64> =
-        sources.iter().enumerate().flat_map(|(c, s)| std::iter::repeat_n(c as i64, s.len())).collect();
+    // Position among `classes` of each image's target.
+    let positions: Vec<usize> = sources.iter().enumerate().flat_map(|(i, s)| std::iter::repeat_n(i, s.len())).collect();
+    let targets: Vec<i64> = positions.iter().map(|&i| classes[i] as i64).collect();
     let x0 = gather(images, dim, &indices);
     let pgd = PgdParams {
         norm: Norm::L2,
@@ -494,8 +516,8 @@ fn attack(
     let total = indices.len();
     let result = pgd.run(model, &x0, &targets, |done| progress(ReachProgress { eps, sweep, done, total }))?;
     let mut per_class: Vec<ClassCounts> = (0..sources.len()).map(|_| ClassCounts::default()).collect();
-    for (j, (&src, &target)) in indices.iter().zip(&targets).enumerate() {
-        let counts = &mut per_class[target as usize];
+    for (j, (&src, &position)) in indices.iter().zip(&positions).enumerate() {
+        let counts = &mut per_class[position];
         counts.attempts += 1;
         if !result.success[j] {
             continue;

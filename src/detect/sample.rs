@@ -15,6 +15,26 @@ pub fn class_rng(seed: u64, class: usize, purpose: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(mix)
 }
 
+/// Checks a list of classes a detector is asked to measure: distinct, ascending, each below `k`, and at
+/// least `least` of them (the detector compares them with each other); `detector` names it in the error.
+pub fn check_class_list(classes: &[usize], k: usize, least: usize, detector: &str) -> Result<(), DetectError> {
+    if classes.len() < least {
+        return Err(DetectError::NoData(format!(
+            "{detector} compares at least {least} classes; asked to measure {}: {classes:?}",
+            classes.len()
+        )));
+    }
+    if let Some(&c) = classes.iter().find(|&&c| c >= k) {
+        return Err(DetectError::InvalidParam(format!("{detector}: class {c} is not a class of a {k}-class model")));
+    }
+    if classes.windows(2).any(|w| w[1] <= w[0]) {
+        return Err(DetectError::InvalidParam(format!(
+            "{detector}: the classes to measure must be distinct and ascending, got {classes:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// Copies the images at `indices` (each `dim` values) into one buffer.
 pub fn gather(images: &[f32], dim: usize, indices: &[usize]) -> Vec<f32> {
     let mut out = Vec::with_capacity(indices.len() * dim);

@@ -236,10 +236,28 @@ pub fn run_universal_with(
     labels: &[i64],
     predictions: &Predictions,
     params: &UniversalParams,
+    progress: impl FnMut(usize),
+) -> Result<UniversalResult, DetectError> {
+    let all: Vec<usize> = (0..model.num_classes()).collect();
+    run_universal_on(model, images, labels, predictions, &all, params, progress)
+}
+
+/// [`run_universal_with`] on the given `classes` only (distinct, ascending, each below the class
+/// count; at least 3): their budgets are searched and compared with each other, and the result holds
+/// them alone. Every class's search is the same as in a run over all classes (the sources are drawn
+/// once for the model), so a class measured here has the budget it has there.
+pub fn run_universal_on(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    predictions: &Predictions,
+    classes_to_measure: &[usize],
+    params: &UniversalParams,
     mut progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
     params.check()?;
     let (dim, k) = check_inputs(model, images, labels)?;
+    super::sample::check_class_list(classes_to_measure, k, 3, "universal reach")?;
     let n = labels.len();
     check_predictions(predictions, n, k)?;
     // Correctly classified sources, one seeded draw shared by every class.
@@ -250,8 +268,8 @@ pub fn run_universal_with(
     correct.truncate(params.images);
     correct.sort_unstable();
 
-    let mut classes = Vec::with_capacity(k);
-    for class in 0..k {
+    let mut classes = Vec::with_capacity(classes_to_measure.len());
+    for &class in classes_to_measure {
         let sources: Vec<usize> = correct.iter().copied().filter(|&i| labels[i] != class as i64).collect();
         if sources.len() < 2 {
             return Err(DetectError::NoData(format!(
@@ -276,11 +294,11 @@ pub fn run_universal_with(
     let mad = self::median(&deviations).unwrap_or(0.0);
     let scale = (MAD_CONSISTENCY * mad).max(params.min_spread);
     let mut flagged = Vec::new();
-    for (i, cu) in classes.iter_mut().enumerate() {
-        cu.anomaly_index = (median - logs[i]) / scale;
+    for (cu, log) in classes.iter_mut().zip(&logs) {
+        cu.anomaly_index = (median - log) / scale;
         cu.flagged = cu.anomaly_index > params.anomaly_threshold;
         if cu.flagged {
-            flagged.push(i);
+            flagged.push(cu.class);
         }
     }
     Ok(UniversalResult { params: params.clone(), classes, median_log_budget: median, flagged, evaluations })

@@ -17,10 +17,10 @@ pub mod table;
 mod uri;
 
 pub use model::{
-    most_severe_exit, AuditReport, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, EvidenceFile,
-    EvidenceInfo, EvidenceKind, FusedContribution, FusedInfo, Level, MemoryInfo, Method, MethodInfo, ModelInfo,
-    Notification, Precondition, RobustnessMatch, Timings, ToolInfo, Verdict, EXIT_CLEAN, EXIT_ERROR,
-    EXIT_NOT_APPLICABLE, EXIT_SUSPECTED,
+    most_severe_exit, AuditReport, ClassCost, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport,
+    EffortInfo, EvidenceFile, EvidenceInfo, EvidenceKind, FusedContribution, FusedInfo, Level, MemoryInfo, Method,
+    MethodInfo, ModelInfo, Notification, Precondition, RobustnessMatch, ScreenInfo, Timings, ToolInfo, Verdict,
+    EXIT_CLEAN, EXIT_ERROR, EXIT_NOT_APPLICABLE, EXIT_SUSPECTED,
 };
 pub use uri::relative_uri;
 

@@ -286,6 +286,10 @@ pub struct FusedInfo {
     pub weights: BTreeMap<String, f64>,
     /// Calibration classes the fused null was fitted on.
     pub null_classes: usize,
+    /// The classes the model-level p-value counts: every audited class, also those an adaptive audit's
+    /// screen dismissed (absent in reports written before it was recorded: the classes listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes_tested: Option<usize>,
     /// When the calibration matches robustness: the calibration models this model was judged against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robustness_match: Option<RobustnessMatch>,
@@ -597,6 +601,63 @@ pub struct MemoryInfo {
     pub peak_resident_bytes: Option<u64>,
 }
 
+/// How an audit spread its effort across classes ([`crate::audit::EffortParams`]), and what each class
+/// cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffortInfo {
+    /// `full` (every detector's full effort on every audited class) or `adaptive` (a screen over every
+    /// class, then the full effort on a shortlist).
+    pub mode: String,
+    /// Classes audited.
+    pub classes: usize,
+    /// The adaptive audit's screen and shortlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screen: Option<ScreenInfo>,
+    /// Per audited class, what the audit spent on it: the images evaluated (forward and backward) with
+    /// the class as their label (the target of an attack toward it, or for the clean predictions the
+    /// true label), and the share of the evaluation time they took.
+    pub per_class: Vec<ClassCost>,
+}
+
+/// The screen of an adaptive audit and the shortlist it chose.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenInfo {
+    /// The detector that screened (universal reach with fewer images and steps).
+    pub detector: String,
+    /// Its source images.
+    pub images: usize,
+    /// Its steps per budget level.
+    pub steps_per_level: usize,
+    /// Its wall time, seconds.
+    pub seconds: f64,
+    /// Its gradient evaluations (images).
+    pub gradient_evaluations: u64,
+    /// The screen's anomaly index of every audited class, in class order.
+    pub indices: Vec<(usize, f64)>,
+    /// The classes it ranked most suspicious, most suspicious first: measured in full.
+    pub candidates: Vec<usize>,
+    /// The seeded random reference classes: measured in full.
+    pub reference: Vec<usize>,
+    /// The classes it dismissed: not measured in full, not flaggable.
+    pub dismissed: Vec<usize>,
+}
+
+/// What one class cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassCost {
+    /// The class.
+    pub class: usize,
+    /// Whether every detector measured it in full.
+    pub full_effort: bool,
+    /// Seconds of evaluation attributed to it.
+    pub seconds: f64,
+    /// Images evaluated with it as their label.
+    pub gradient_evaluations: u64,
+}
+
 /// Everything an audit found, for every writer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -638,6 +699,10 @@ pub struct AuditReport {
     /// Evidence files, when `--evidence` was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceInfo>,
+    /// How the effort was spread across classes, and what each class cost (absent in reports written
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effort: Option<EffortInfo>,
     /// Messages about the run.
     #[serde(default)]
     pub notifications: Vec<Notification>,

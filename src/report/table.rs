@@ -92,6 +92,19 @@ pub fn render(report: &AuditReport) -> String {
             let _ = writeln!(out, "         {}", r.describe());
         }
     }
+    if let Some(s) = report.effort.as_ref().and_then(|e| e.screen.as_ref()) {
+        let _ = writeln!(
+            out,
+            "effort   adaptive: {} classes screened in {:.1} s; full effort on {} (candidates {}; {} reference), {} \
+             dismissed",
+            s.indices.len(),
+            s.seconds,
+            s.candidates.len() + s.reference.len(),
+            s.candidates.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+            s.reference.len(),
+            s.dismissed.len()
+        );
+    }
     for d in &report.detectors {
         let own: Vec<String> = d.classes.iter().filter(|c| c.flagged).map(|c| c.class.to_string()).collect();
         let _ = writeln!(

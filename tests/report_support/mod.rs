@@ -110,6 +110,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
             peak_resident_bytes: Some(400 << 20),
         }),
         evidence: Some(EvidenceInfo { dir: "evidence".into(), index: "index.html".into(), files: Vec::new() }),
+        effort: None,
         notifications: vec![Notification {
             level: Level::Warning,
             message: "class 3 has 480 training images, fewer than the 500 asked".into(),

@@ -63,7 +63,7 @@ pub struct NeuralCleanseResult {
     pub image_shape: (usize, usize, usize),
     /// Images used (after capping `params.images` at the set's size).
     pub images_used: usize,
-    /// One reversed trigger per class, in class order.
+    /// One reversed trigger per measured class (every class unless the run was given a list), ascending.
     pub classes: Vec<ClassTrigger>,
     /// Median of the mask norms (`exp` of the median log norm).
     pub median_l1: f64,
@@ -124,6 +124,21 @@ pub fn run_neural_cleanse(
     images: &[f32],
     labels: &[i64],
     params: &NeuralCleanseParams,
+    progress: impl FnMut(usize, usize),
+) -> Result<NeuralCleanseResult, DetectError> {
+    let all: Vec<usize> = (0..model.num_classes()).collect();
+    run_neural_cleanse_on(model, images, labels, &all, params, progress)
+}
+
+/// [`run_neural_cleanse`] on the given `classes` only (distinct, ascending, at least 2): their
+/// triggers are reversed and their norms compared with each other. Each class's reversal is seeded by
+/// its class, so a class measured here has the trigger it has in a run over all classes.
+pub fn run_neural_cleanse_on(
+    model: &mut dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    classes_to_measure: &[usize],
+    params: &NeuralCleanseParams,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<NeuralCleanseResult, DetectError> {
     params.check()?;
@@ -143,13 +158,15 @@ pub fn run_neural_cleanse(
     chosen.sort_unstable();
     let x = gather(images, dim, &chosen);
     let mut evals = 0;
-    let mut classes = Vec::with_capacity(k);
-    for class in 0..k {
+    crate::detect::sample::check_class_list(classes_to_measure, k, 2, "Neural Cleanse")?;
+    let mut classes = Vec::with_capacity(classes_to_measure.len());
+    for &class in classes_to_measure {
         let t = reverse_class(model, &x, class, params, &mut evals, |e| progress(class, e))?;
         classes.push(t);
     }
     let norms: Vec<f64> = classes.iter().map(|t| t.mask_l1).collect();
     let (stats, flagged) = flag_outliers(&norms, params.anomaly_threshold)?;
+    let flagged = flagged.into_iter().map(|i| classes[i].class).collect();
     for (t, a) in classes.iter_mut().zip(signed_indices(&norms, &stats)) {
         t.anomaly_index = a;
     }
