@@ -22,8 +22,10 @@
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::plan::AuditPlan;
 use crate::detect::sample::class_rng;
 use crate::detect::universal::UniversalParams;
+use crate::detect::Detector;
 
 /// `class_rng` purpose of the reference sample.
 const REFERENCE_PURPOSE: u64 = 0x7265_6665; // "refe"
@@ -40,7 +42,7 @@ pub enum EffortMode {
 
 /// The adaptive-effort settings. Defaults ([`EffortParams::default`]): full effort up to 16 classes;
 /// above, a screen of 25 source images and 2 steps per budget level, then the full effort on the 6
-/// most suspicious classes (more, up to 12, when the screen's index of a class exceeds 2) and on 16
+/// most suspicious classes (up to 6 more when the screen's index of a class exceeds 2) and on 16
 /// seeded reference classes; seed 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EffortParams {
@@ -50,8 +52,10 @@ pub struct EffortParams {
     pub full_classes: usize,
     /// The classes the screen ranks most suspicious that always get the full effort.
     pub candidates: usize,
-    /// A class whose screen index exceeds this is a candidate too, up to `2 × candidates` in all.
+    /// A class whose screen index exceeds this is a candidate too, up to `extra_candidates` more.
     pub screen_threshold: f64,
+    /// The most candidates added by `screen_threshold` beyond `candidates`.
+    pub extra_candidates: usize,
     /// Seeded random classes (among the non-candidates) measured in full as the reference.
     pub reference_classes: usize,
     /// Source images of the screen's universal-reach search.
@@ -69,6 +73,7 @@ impl Default for EffortParams {
             full_classes: 16,
             candidates: 6,
             screen_threshold: 2.0,
+            extra_candidates: 6,
             reference_classes: 16,
             screen_images: 25,
             screen_steps_per_level: 2,
@@ -115,7 +120,7 @@ impl Shortlist {
 
 /// Chooses the shortlist from the screen's `(class, anomaly index)` of every audited class (index
 /// positive on the suspicious side): the `candidates` classes of highest index (ties: lower class
-/// first), then any further class whose index exceeds `screen_threshold`, up to twice `candidates`;
+/// first), then any further class whose index exceeds `screen_threshold`, up to `extra_candidates`;
 /// then `reference_classes` classes drawn at random (seeded) from the rest. Classes with a NaN index
 /// count as the least suspicious.
 pub fn shortlist(screen: &[(usize, f64)], params: &EffortParams) -> Shortlist {
@@ -128,7 +133,7 @@ pub fn shortlist(screen: &[(usize, f64)], params: &EffortParams) -> Shortlist {
             .iter()
             .skip(params.candidates)
             .take_while(|&&(_, a)| a > params.screen_threshold)
-            .take(params.candidates)
+            .take(params.extra_candidates)
             .map(|&(c, _)| c),
     );
     let mut rest: Vec<usize> = ranked.iter().map(|&(c, _)| c).filter(|c| !candidates.contains(c)).collect();
@@ -141,12 +146,98 @@ pub fn shortlist(screen: &[(usize, f64)], params: &EffortParams) -> Shortlist {
     Shortlist { screened: screen.len(), candidates, reference, measured }
 }
 
+/// Images one class's full effort evaluates (forward and backward), estimated from the `detectors`'
+/// parameters: AEGIS `seeds × (steps + 1) × runs`; Neural Cleanse `images × (epochs + 1)` (no early
+/// stop); reach `sweep images × (steps + 1) × sweeps + (images − sweep images) × (steps + 1)`;
+/// universal reach `images × (steps per level + 1) × levels`. `universal_levels` and `reach_sweeps` are
+/// the budget levels and sweeps expected before success ([`prior_levels`] before a screen has measured
+/// them).
+pub fn full_images_per_class(
+    plan: &AuditPlan,
+    detectors: &[Detector],
+    universal_levels: f64,
+    reach_sweeps: f64,
+) -> f64 {
+    detectors
+        .iter()
+        .map(|d| match d {
+            Detector::Aegis => {
+                let t = &plan.aegis.translation;
+                (t.seeds_per_class * (t.steps + 1) * plan.runs) as f64
+            }
+            Detector::NeuralCleanse => (plan.neural_cleanse.images * (plan.neural_cleanse.epochs + 1)) as f64,
+            Detector::Reach => {
+                let r = &plan.reach;
+                let per = (r.steps + 1) as f64;
+                r.sweep_images_per_class as f64 * per * reach_sweeps
+                    + r.images_per_class.saturating_sub(r.sweep_images_per_class) as f64 * per
+            }
+            Detector::Universal => {
+                let u = &plan.universal;
+                (u.images * (u.steps_per_level + 1)) as f64 * universal_levels
+            }
+        })
+        .sum()
+}
+
+/// The budget levels of universal reach and the budgets of reach's sweep expected before a class
+/// succeeds, before anything is measured: half of each ladder.
+pub fn prior_levels(plan: &AuditPlan) -> (f64, f64) {
+    ((plan.universal.levels.len() as f64 + 1.0) / 2.0, (plan.reach.eps_sweep.len() as f64 + 1.0) / 2.0)
+}
+
+/// What a time budget allows: the effort settings that fit, and whether they do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetFit {
+    /// The effort settings (candidates, extra candidates and reference classes sized to the budget).
+    pub params: EffortParams,
+    /// Classes the budget pays the full effort for (at least 3, the fewest the detectors compare).
+    pub classes: usize,
+    /// Whether the budget pays for them (false: even the fewest classes overrun it).
+    pub fits: bool,
+}
+
+/// The fewest classes the detectors compare (universal reach needs 3).
+pub const FEWEST_CLASSES: usize = 3;
+
+/// Sizes the shortlist to `seconds_left` when one class's full effort is estimated at
+/// `seconds_per_class`: as many classes as fit, at most the default shortlist (`candidates` +
+/// `reference_classes`, plus extra candidates only while they fit), split between candidates and
+/// reference in the default proportion (at least one candidate, the rest reference); at least
+/// [`FEWEST_CLASSES`], marked as not fitting when even those overrun.
+pub fn fit_budget(seconds_left: f64, seconds_per_class: f64, audited: usize, params: &EffortParams) -> BudgetFit {
+    let afford = if seconds_per_class > 0.0 && seconds_left > 0.0 {
+        (seconds_left / seconds_per_class).floor().min(audited as f64) as usize
+    } else if seconds_per_class > 0.0 {
+        0
+    } else {
+        audited
+    };
+    let default = params.candidates + params.reference_classes;
+    let fits = afford >= FEWEST_CLASSES.min(audited);
+    let n = afford.max(FEWEST_CLASSES).min(audited);
+    let p = if n >= default {
+        EffortParams { extra_candidates: params.extra_candidates.min(n - default), ..params.clone() }
+    } else {
+        let share = params.candidates as f64 / default.max(1) as f64;
+        let candidates = ((n as f64 * share).round() as usize).clamp(1, params.candidates.max(1)).min(n);
+        EffortParams { candidates, reference_classes: n - candidates, extra_candidates: 0, ..params.clone() }
+    };
+    BudgetFit { classes: n.min(default), params: p, fits }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn params() -> EffortParams {
-        EffortParams { candidates: 2, reference_classes: 3, screen_threshold: 2.0, ..EffortParams::default() }
+        EffortParams {
+            candidates: 2,
+            extra_candidates: 2,
+            reference_classes: 3,
+            screen_threshold: 2.0,
+            ..EffortParams::default()
+        }
     }
 
     #[test]
@@ -172,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn classes_past_the_screen_threshold_join_up_to_twice_the_candidates() {
+    fn classes_past_the_screen_threshold_join_up_to_the_extra_candidates() {
         // Indices 8, 7, 6, 5, 4, 3 on classes 0..6, then small ones: two candidates by rank, then those
         // above 2.0, capped at two more.
         let mut screen: Vec<(usize, f64)> = (0..6).map(|c| (c, 8.0 - c as f64)).collect();
@@ -192,6 +283,42 @@ mod tests {
         // Fewer classes than asked for: the reference is all that is left.
         assert_eq!(s.reference, vec![0]);
         assert_eq!(s.measured, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_budget_sizes_the_shortlist_to_what_it_pays_for() {
+        let p = EffortParams::default(); // 6 candidates, 16 reference, 6 extra
+                                         // 10 s a class, 400 s left: 40 classes would fit; the default 22 and up to 6 extra (28).
+        let f = fit_budget(400.0, 10.0, 100, &p);
+        assert!(f.fits);
+        assert_eq!((f.params.candidates, f.params.reference_classes, f.params.extra_candidates), (6, 16, 6));
+        // 250 s: 25 fit, so 3 extra candidates at most.
+        let f = fit_budget(250.0, 10.0, 100, &p);
+        assert_eq!((f.params.candidates, f.params.reference_classes, f.params.extra_candidates), (6, 16, 3));
+        // 110 s: 11 classes, split 6:16 → 3 candidates and 8 reference, no extra.
+        let f = fit_budget(110.0, 10.0, 100, &p);
+        assert_eq!(
+            (f.classes, f.params.candidates, f.params.reference_classes, f.params.extra_candidates),
+            (11, 3, 8, 0)
+        );
+        // 35 s: 3 classes, the fewest: 1 candidate, 2 reference.
+        let f = fit_budget(35.0, 10.0, 100, &p);
+        assert!(f.fits);
+        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (3, 1, 2));
+        // 5 s: not even 3 fit; the plan keeps 3 and says it does not fit.
+        let f = fit_budget(5.0, 10.0, 100, &p);
+        assert!(!f.fits);
+        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (3, 1, 2));
+        // Time already overrun: the same.
+        assert!(!fit_budget(-3.0, 10.0, 100, &p).fits);
+        // A model of 8 classes and room for 5: 5 classes (1 candidate, 4 reference).
+        let f = fit_budget(50.0, 10.0, 8, &p);
+        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (5, 1, 4));
+        // The shortlist chosen with a fitted plan has the planned size.
+        let screen: Vec<(usize, f64)> = (0..100).map(|c| (c, if c == 42 { 9.0 } else { 0.01 * c as f64 })).collect();
+        let s = shortlist(&screen, &fit_budget(110.0, 10.0, 100, &p).params);
+        assert_eq!(s.measured.len(), 11);
+        assert_eq!(s.candidates[0], 42);
     }
 
     #[test]

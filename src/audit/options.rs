@@ -202,6 +202,8 @@ pub struct Options {
     pub skip_precondition: bool,
     /// How much effort each class gets (default `auto`: adaptive above 16 classes).
     pub effort: Option<super::EffortMode>,
+    /// Seconds each model's audit may take; the effort across classes is planned to fit.
+    pub time_budget: Option<f64>,
     /// L2 budget of the robustness check.
     pub precondition_eps: Option<f32>,
     /// Held-out images attacked by the robustness check.

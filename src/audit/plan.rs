@@ -54,6 +54,8 @@ pub struct AuditPlan {
     pub classes: Option<Vec<usize>>,
     /// The effort across classes (full, or adaptive above a class count).
     pub effort: super::EffortParams,
+    /// Seconds each model's audit may take (`--time-budget`): the effort is planned to fit.
+    pub time_budget: Option<f64>,
     /// The robustness check, or `None` to skip it.
     pub precondition: Option<PreconditionParams>,
     /// With `--skip-precondition`: the robustness check's parameters as resolved anyway, so that its
@@ -62,6 +64,9 @@ pub struct AuditPlan {
     /// The options the plan was resolved from (to name the flag behind a value in messages).
     pub given: Options,
 }
+
+/// The largest `--time-budget`, seconds (a week).
+pub const MAX_TIME_BUDGET: f64 = 604_800.0;
 
 /// A count a user or a presets file can set, with its documented upper bound.
 #[derive(Debug, Clone, Copy)]
@@ -395,6 +400,25 @@ impl AuditPlan {
                 return Err(AuditError::Usage(format!("--classes: class {dup} is listed more than once")));
             }
         }
+        if let Some(b) = self.time_budget {
+            if !(b.is_finite() && b > 0.0 && b <= MAX_TIME_BUDGET) {
+                return Err(AuditError::Usage(format!(
+                    "--time-budget {b}: must be a number of seconds above 0 and at most {MAX_TIME_BUDGET} (a week)"
+                )));
+            }
+            if self.method != MethodChoice::Auto {
+                return Err(AuditError::Usage(format!(
+                    "--time-budget plans the fused decision's effort across classes (--method auto), not --method {}",
+                    self.method.name()
+                )));
+            }
+            if self.effort.mode == super::EffortMode::Full {
+                return Err(AuditError::Usage(
+                    "--time-budget with --effort full: a budget may need the adaptive effort; give one or the other"
+                        .into(),
+                ));
+            }
+        }
         self.detector_check(self.aegis.check())?;
         if let Some(p) = self.precondition.as_ref().or(self.skipped_precondition.as_ref()) {
             self.detector_check(p.check())?;
@@ -545,6 +569,7 @@ impl AuditPlan {
             ("embed", json!(a.embed)),
             ("classes", json!(self.classes)),
             ("effort", json!(self.effort)),
+            ("time_budget", json!(self.time_budget)),
             ("device", json!(device)),
             ("threads", json!(self.given.threads.unwrap_or(0))),
             ("memory_limit", json!(self.given.memory_limit.unwrap_or(super::memory::DEFAULT_MEMORY_LIMIT))),

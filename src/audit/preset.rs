@@ -389,6 +389,7 @@ impl Preset {
                 seed,
                 ..super::EffortParams::default()
             },
+            time_budget: o.time_budget,
             precondition,
             skipped_precondition,
             given: o.clone(),

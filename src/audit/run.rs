@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::decision::{decide, Decision, Rule};
-use super::effort::{shortlist, Shortlist};
+use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, Shortlist};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
 use super::options::MethodChoice;
@@ -145,52 +145,29 @@ pub fn audit_model(
     // The clean predictions of the test split, computed by the first detector that needs them.
     let mut held_out = None;
     let mut class_costs = ClassCosts::new(k);
-    // Above `effort.full_classes` classes (fused decision): a cheap screen of every class, then the
-    // full effort on its shortlist.
-    let screen = if applicable && method == Method::Fused && plan.effort.adaptive(audited.len()) {
+    // Above `effort.full_classes` classes, or when the time budget does not pay for every class (fused
+    // decision): a cheap screen of every class, then the full effort on its shortlist.
+    let clock =
+        Clock { before: timings.load + timings.analysis + timings.graph_build + timings.session + timings.data, start };
+    let screen = if applicable && method == Method::Fused {
         let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
-        match run_screen(plan, &mut counted, data, &audited, &mut held_out, progress)? {
-            Ok(screened) => Some(screened),
-            Err(why) => {
-                notifications.push(Notification {
-                    level: Level::Warning,
-                    message: format!(
-                        "adaptive effort: the screen could not rank the classes ({why}); every class got the full effort"
-                    ),
-                    class: None,
-                });
-                None
-            }
-        }
+        let effort = EffortRun { plan, detectors: &detectors, audited: &audited, clock: &clock, progress };
+        effort.screen(&mut counted, data, &mut held_out, &mut notifications)?
     } else {
         None
     };
-    if let Some((s, _)) = &screen {
-        notifications.push(Notification {
-            level: Level::Note,
-            message: format!(
-                "adaptive effort (--effort auto, more than {} classes): a universal-reach screen ({} images, {} steps \
-                 per level) looked at all {} audited classes; every detector's full effort went to {} of them (the \
-                 {} the screen ranked most suspicious: {}; and {} seeded reference classes); the other {} were \
-                 dismissed and cannot be flagged; the model p-value counts all {} (--effort full audits every class)",
-                plan.effort.full_classes,
-                s.images,
-                s.steps_per_level,
-                audited.len(),
-                s.candidates.len() + s.reference.len(),
-                s.candidates.len(),
-                s.candidates.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                s.reference.len(),
-                s.dismissed.len(),
-                audited.len()
-            ),
-            class: None,
-        });
-    }
     // The classes every detector measures: the shortlist, or (full effort) all of them.
     let measured: Option<Vec<usize>> = screen.as_ref().map(|(_, shortlist)| shortlist.measured.clone());
     if applicable {
         for &detector in &detectors {
+            if let (Some(b), true) = (plan.time_budget, progress) {
+                let open = measured.as_ref().map_or(audited.len(), Vec::len);
+                eprintln!(
+                    "aegis-audit: {}: {open} classes open, {:.0} s of the {b:.0} s budget left",
+                    detector.name(),
+                    b - clock.elapsed()
+                );
+            }
             let started = Instant::now();
             let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
             let outcome = run_detector(
@@ -221,6 +198,20 @@ pub fn audit_model(
             }
             outcomes.push(outcome);
             costs.push((seconds, evaluations));
+        }
+    }
+    if let Some(b) = plan.time_budget {
+        let took = clock.elapsed();
+        if took > 1.1 * b {
+            notifications.push(Notification {
+                level: Level::Warning,
+                message: format!(
+                    "the audit took {took:.0} s, {:.0}% over its time budget of {b:.0} s (the estimate of a class's \
+                     cost was short)",
+                    100.0 * (took / b - 1.0)
+                ),
+                class: None,
+            });
         }
     }
     let started = Instant::now();
@@ -553,46 +544,158 @@ fn test_predictions<'a>(
     Ok(held_out.as_ref().expect("just computed"))
 }
 
-/// The adaptive audit's screen: universal reach with the screen's images and steps over the `audited`
-/// classes, and the shortlist it chooses; `Ok(Err(why))` when the data cannot serve it (too few
-/// correctly classified images), and the audit falls back to the full effort.
-fn run_screen(
-    plan: &AuditPlan,
-    model: &mut Counted<'_>,
-    data: &AuditData,
-    audited: &[usize],
-    held_out: &mut Option<Predictions>,
+/// The time since the model's audit began: its preparation (`before`, seconds) and since `start`.
+struct Clock {
+    before: f64,
+    start: Instant,
+}
+
+impl Clock {
+    fn elapsed(&self) -> f64 {
+        self.before + self.start.elapsed().as_secs_f64()
+    }
+}
+
+/// Planning the effort across classes for one model: whether to screen, the screen, and the
+/// shortlist it chooses, sized to the time budget when there is one.
+struct EffortRun<'a> {
+    plan: &'a AuditPlan,
+    detectors: &'a [Detector],
+    audited: &'a [usize],
+    clock: &'a Clock,
     progress: bool,
-) -> Result<std::result::Result<(ScreenInfo, Shortlist), String>> {
+}
+
+impl EffortRun<'_> {
+    /// The screen and the shortlist, or `None` for the full effort on every class (few classes and no
+    /// budget, a budget that pays for every class, or a screen the data cannot serve: then a warning).
+    fn screen(
+        &self,
+        model: &mut Counted<'_>,
+        data: &AuditData,
+        held_out: &mut Option<Predictions>,
+        notifications: &mut Vec<Notification>,
+    ) -> Result<Option<(ScreenInfo, Shortlist)>> {
+        let (plan, audited) = (self.plan, self.audited);
+        let (prior_levels, prior_sweeps) = prior_levels(plan);
+        let adaptive = match plan.time_budget {
+            None => plan.effort.adaptive(audited.len()),
+            Some(budget) => {
+                let per_image = seconds_per_image(model.inner, &data.test, plan.universal.batch_size)?;
+                let per_class = per_image * full_images_per_class(plan, self.detectors, prior_levels, prior_sweeps);
+                let full = self.clock.elapsed() + audited.len() as f64 * per_class;
+                plan.effort.adaptive(audited.len()) || full > budget
+            }
+        };
+        if !adaptive {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let params = plan.effort.screen(&plan.universal);
+        let pb = bar(audited.len(), "screen (classes)".into(), self.progress);
+        let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
+        let mut done = 0;
+        let r = run_universal_on(model, &data.test.pixels, &data.test.labels, predictions, audited, &params, |_| {
+            done += 1;
+            pb.set_position(done)
+        });
+        pb.finish_and_clear();
+        let r = match r {
+            Ok(r) => r,
+            Err(DetectError::NoData(why)) => {
+                notifications.push(Notification {
+                    level: Level::Warning,
+                    message: format!(
+                        "adaptive effort: the screen could not rank the classes ({why}); every class got the full effort"
+                    ),
+                    class: None,
+                });
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let indices: Vec<(usize, f64)> = r.classes.iter().map(|c| (c.class, c.anomaly_index)).collect();
+        let effort = match plan.time_budget {
+            None => plan.effort.clone(),
+            Some(budget) => {
+                // The screen measured the speed and how far up the ladder the classes go.
+                let per_image = seconds / model.images.max(1) as f64;
+                let levels =
+                    r.classes.iter().map(|c| c.rates.len() as f64).sum::<f64>() / r.classes.len().max(1) as f64;
+                let per_class = per_image * full_images_per_class(plan, self.detectors, levels, prior_sweeps);
+                let left = budget - self.clock.elapsed();
+                let fit = fit_budget(left, per_class, audited.len(), &plan.effort);
+                notifications.push(Notification {
+                    level: if fit.fits { Level::Note } else { Level::Warning },
+                    message: format!(
+                        "time budget {budget:.0} s: {left:.0} s left after the screen; a class's full effort is estimated \
+                         at {per_class:.1} s ({:.2} ms per image evaluation), so {} classes get it{}",
+                        per_image * 1e3,
+                        fit.classes,
+                        if fit.fits { String::new() } else { " (the fewest the detectors compare: the budget will be exceeded)".into() }
+                    ),
+                    class: None,
+                });
+                fit.params
+            }
+        };
+        let list = shortlist(&indices, &effort);
+        let info = ScreenInfo {
+            detector: Detector::Universal.name().to_string(),
+            images: params.images,
+            steps_per_level: params.steps_per_level,
+            seconds,
+            gradient_evaluations: model.images,
+            indices,
+            candidates: list.candidates.clone(),
+            reference: list.reference.clone(),
+            dismissed: list.dismissed(audited),
+        };
+        notifications.push(Notification {
+            level: Level::Note,
+            message: format!(
+                "adaptive effort ({}): a universal-reach screen ({} images, {} steps per level) looked at all {} audited \
+                 classes; every detector's full effort went to {} of them (the {} the screen ranked most suspicious: \
+                 {}; and {} seeded reference classes); the other {} were dismissed and cannot be flagged; the model \
+                 p-value counts all {} (--effort full audits every class)",
+                match plan.time_budget {
+                    Some(b) => format!("--time-budget {b}"),
+                    None => format!("--effort auto, more than {} classes", plan.effort.full_classes),
+                },
+                info.images,
+                info.steps_per_level,
+                audited.len(),
+                list.measured.len(),
+                info.candidates.len(),
+                info.candidates.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                info.reference.len(),
+                info.dismissed.len(),
+                audited.len()
+            ),
+            class: None,
+        });
+        if let (Some(b), true) = (plan.time_budget, self.progress) {
+            eprintln!(
+                "aegis-audit: screen done: {} classes open, {:.0} s of the {b:.0} s budget left",
+                list.measured.len(),
+                b - self.clock.elapsed()
+            );
+        }
+        Ok(Some((info, list)))
+    }
+}
+
+/// Seconds one image's evaluation (forward and backward) takes: the second of two evaluations of a
+/// batch of held-out images (the first warms the sessions up).
+fn seconds_per_image(model: &mut dyn GradientModel, test: &ImageSet, batch_size: usize) -> Result<f64> {
+    let n = batch_size.min(test.n).max(1);
+    let dim = test.c * test.h * test.w;
+    let (x, y) = (&test.pixels[..n * dim], &test.labels[..n]);
+    model.eval(x, n, y)?;
     let started = Instant::now();
-    let params = plan.effort.screen(&plan.universal);
-    let pb = bar(audited.len(), "screen (classes)".into(), progress);
-    let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
-    let mut done = 0;
-    let r = run_universal_on(model, &data.test.pixels, &data.test.labels, predictions, audited, &params, |_| {
-        done += 1;
-        pb.set_position(done)
-    });
-    pb.finish_and_clear();
-    let r = match r {
-        Ok(r) => r,
-        Err(DetectError::NoData(why)) => return Ok(Err(why)),
-        Err(e) => return Err(e.into()),
-    };
-    let indices: Vec<(usize, f64)> = r.classes.iter().map(|c| (c.class, c.anomaly_index)).collect();
-    let list = shortlist(&indices, &plan.effort);
-    let info = ScreenInfo {
-        detector: Detector::Universal.name().to_string(),
-        images: params.images,
-        steps_per_level: params.steps_per_level,
-        seconds: started.elapsed().as_secs_f64(),
-        gradient_evaluations: model.images,
-        indices,
-        candidates: list.candidates.clone(),
-        reference: list.reference.clone(),
-        dismissed: list.dismissed(audited),
-    };
-    Ok(Ok((info, list)))
+    model.eval(x, n, y)?;
+    Ok(started.elapsed().as_secs_f64() / n as f64)
 }
 
 /// The report's effort section: the mode, the screen, and each audited class's cost.

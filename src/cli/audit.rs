@@ -155,6 +155,11 @@ pub struct AuditArgs {
     /// lists them; docs/scaling.md has the cost curve and what it changes). `full`: every class, always
     #[arg(long, value_enum, value_name = "EFFORT")]
     pub effort: Option<EffortArg>,
+    /// Seconds each model's audit may take: from a measured evaluation speed the audit plans how many
+    /// classes get every detector's full effort (a screen ranks them; the rest are dismissed) so as to
+    /// finish within it; the report says what was dismissed. Fused decision only; not with --effort full
+    #[arg(long, value_name = "SECONDS")]
+    pub time_budget: Option<f64>,
     /// L2 budget of the robustness check.
     #[arg(long)]
     pub precondition_eps: Option<f32>,
@@ -373,6 +378,7 @@ impl AuditArgs {
             memory_limit: self.memory_limit,
             skip_precondition: self.skip_precondition,
             effort: self.effort.map(Into::into),
+            time_budget: self.time_budget,
             precondition_eps: self.precondition_eps,
             precondition_images: self.precondition_images,
             precondition_steps: self.precondition_steps,

@@ -1,0 +1,91 @@
+//! `--time-budget` (issue 33 item 4) on a small model in a reduced configuration: a budget that pays
+//! for every class changes nothing; a tighter one makes the audit screen the classes and give the full
+//! effort to as many as fit, and the audit finishes near the budget; bad budgets are refused.
+
+mod cli_support;
+
+use cli_support::{aegis, assert_refused, stderr};
+use serde_json::Value;
+
+const MODEL: &str = "fixtures/zoo/robust_clean_s0.onnx";
+
+/// The fused audit with fewer seeds, steps and epochs than the preset (seconds, not minutes).
+const REDUCED: &[&str] = &[
+    "--data",
+    "fixtures/mnist-subset",
+    "--seeds-per-class",
+    "20",
+    "--steps",
+    "5",
+    "--precondition-images",
+    "50",
+    "--precondition-steps",
+    "5",
+    "--nc-images",
+    "50",
+    "--nc-epochs",
+    "5",
+    "--threads",
+    "1",
+];
+
+/// The JSON report and stderr of the reduced audit with `--time-budget seconds`.
+fn audit(seconds: f64) -> (Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let budget = format!("{seconds}");
+    let mut args = vec![MODEL, "--json", json.to_str().unwrap(), "--time-budget", &budget];
+    args.extend_from_slice(REDUCED);
+    let o = aegis(&args);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    (serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap(), stderr(&o))
+}
+
+#[test]
+fn a_budget_is_planned_for_and_honoured() {
+    // A budget far above the audit's cost: every class gets the full effort, as without a budget.
+    let (full, err) = audit(3600.0);
+    assert_eq!(full["effort"]["mode"], "full", "{}", full["effort"]);
+    assert_eq!(full["classes"].as_array().unwrap().len(), 10);
+    assert_eq!(full["parameters"]["time_budget"], 3600.0);
+    // Progress on stderr: the phase, the classes open and the time left.
+    assert!(err.contains("universal: 10 classes open") && err.contains("of the 3600 s budget left"), "{err}");
+    let took = full["timings"]["total"].as_f64().unwrap();
+
+    // Two thirds of that: the audit screens and gives the full effort to the classes that fit.
+    let budget = (took * 2.0 / 3.0).max(1.0);
+    let (short, err) = audit(budget);
+    assert_eq!(short["effort"]["mode"], "adaptive", "{}: {}", budget, short["effort"]);
+    let measured = short["classes"].as_array().unwrap().len();
+    assert!((3..10).contains(&measured), "{measured} classes measured in full");
+    assert_eq!(short["fused"]["classes_tested"], 10);
+    let notes = short["notifications"].to_string();
+    assert!(notes.contains(&format!("time budget {budget:.0} s")), "{notes}");
+    assert!(notes.contains("--time-budget") && notes.contains("dismissed"), "{notes}");
+    assert!(err.contains("screen done:"), "{err}");
+    // Honoured: when the plan says it fits, the audit ends near the budget (the benchmark measures how
+    // near; here a wide margin for a loaded machine).
+    let planned_fit = !notes.contains("the budget will be exceeded");
+    let took = short["timings"]["total"].as_f64().unwrap();
+    if planned_fit {
+        assert!(took <= 1.5 * budget, "took {took} s for a budget of {budget} s");
+    }
+}
+
+#[test]
+fn bad_budgets_and_conflicting_flags_are_refused() {
+    for (budget, needle) in [
+        ("0", "--time-budget 0: must be a number of seconds above 0"),
+        ("-5", "--time-budget -5: must be"),
+        ("NaN", "--time-budget NaN: must be"),
+        ("1e9", "at most 604800"),
+    ] {
+        let flag = format!("--time-budget={budget}");
+        let o = aegis(&[MODEL, "--data", "fixtures/mnist-subset", &flag]);
+        assert_refused(&o, &[needle]);
+    }
+    let o = aegis(&[MODEL, "--data", "fixtures/mnist-subset", "--time-budget", "60", "--effort", "full"]);
+    assert_refused(&o, &["--time-budget with --effort full"]);
+    let o = aegis(&[MODEL, "--data", "fixtures/mnist-subset", "--time-budget", "60", "--method", "aegis"]);
+    assert_refused(&o, &["--time-budget plans the fused decision", "not --method aegis"]);
+}
