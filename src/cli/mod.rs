@@ -74,6 +74,7 @@ const MAIN_OPTIONS: &[&str] = &[
     "format",
     "calibration",
     "memory_limit",
+    "time_budget",
     "device",
     "threads",
     "quiet",
