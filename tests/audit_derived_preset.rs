@@ -190,7 +190,12 @@ fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
 /// counts all 100 classes, and the report says which classes were dismissed and what each class cost.
 #[test]
 fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
-    let (report, sarif, stdout) = audit(true, &[]);
+    let evidence = tempfile::tempdir().unwrap();
+    let ev = evidence.path().join("ev");
+    let (report, sarif, stdout) =
+        audit(true, &["--evidence", ev.to_str().unwrap(), "--reducer", "pca", "--bandwidth", "1.0"]);
+    // The evidence covers the shortlisted classes.
+    assert!(ev.join("index.html").is_file(), "{stdout}");
     let effort = &report["effort"];
     assert_eq!(effort["mode"], "adaptive", "{effort}");
     assert_eq!(effort["classes"], K);
