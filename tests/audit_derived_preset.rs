@@ -239,6 +239,38 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     // The report says it, in the table and in the SARIF log's notifications.
     assert!(stdout.contains("adaptive effort"), "{stdout}");
     assert!(sarif.to_string().contains("adaptive effort"), "{}", sarif);
+
+    // `calibrate` takes an adaptive report's reference classes only (chosen at random, unlike the
+    // screen's candidates) as clean classes; without a reference list it refuses the report.
+    let dir = tempfile::tempdir().unwrap();
+    // (A null needs 20 classes: the report, and a copy standing for a second model.)
+    let (stored, cal) = (dir.path().join("adaptive.json"), dir.path().join("cal.json"));
+    let second = dir.path().join("second.json");
+    std::fs::write(&stored, report.to_string()).unwrap();
+    let mut copy = report.clone();
+    copy["model"]["sha256"] = Value::from("00".repeat(32));
+    copy["model"]["path"] = Value::from("second.onnx");
+    std::fs::write(&second, copy.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
+        .args(["calibrate", stored.to_str().unwrap(), second.to_str().unwrap(), "-o", cal.to_str().unwrap()])
+        .args(["--allow-suspected"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let cal: Value = serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
+    let null: Vec<u64> = cal["null_classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
+    assert_eq!(null, [reference.clone(), reference.clone()].concat());
+    let mut bare = report.clone();
+    bare["effort"].as_object_mut().unwrap().remove("screen");
+    std::fs::write(&stored, bare.to_string()).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
+        .args(["calibrate", stored.to_str().unwrap(), second.to_str().unwrap()])
+        .args(["-o", dir.path().join("no.json").to_str().unwrap()])
+        .args(["--allow-suspected"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("names no reference classes"));
 }
 
 /// `--effort full`: no screen, every detector on every class, whatever their number.

@@ -4,10 +4,11 @@
 //! detectors' outcomes, the evidence, and the report.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::decision::{decide, Decision, Rule};
-use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, Shortlist};
+use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, BudgetFit, Shortlist};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
 use super::options::MethodChoice;
@@ -63,28 +64,120 @@ pub fn audit_model(
     mut timings: Timings,
 ) -> Result<AuditReport> {
     let start = Instant::now();
+    let clock =
+        Clock { before: timings.load + timings.analysis + timings.graph_build + timings.session + timings.data, start };
     let k = prepared.model.num_classes();
-    let mut notifications = Vec::new();
-    for (split, set) in [("train", &data.train), ("test", &data.test)] {
-        if set.available > set.n {
-            notifications.push(Notification {
-                level: Level::Note,
-                message: format!(
-                    "the {split} split holds {} images, more than the {} values a split keeps in memory \
-                     (data::MAX_KEPT_VALUES): a seeded sample of {} was read",
-                    set.available,
-                    crate::data::MAX_KEPT_VALUES,
-                    set.n
-                ),
-                class: None,
-            });
-        }
-    }
+    let mut notifications = sampling_notes(data);
     let device = format!("{:?}", prepared.model.device()).to_lowercase();
     let mut parameters = plan.parameters(&device, &prepared.analysis.feature.name);
+    let precondition = precondition_phase(plan, prepared, data, progress, &mut notifications, &mut timings)?;
+    let MethodDecision { method, reason, applicable } = choose(plan.method, precondition.as_ref());
+    let audited = plan.audited(k);
+    let (calibration, detectors) = detector_set(plan, method, &mut notifications)?;
+    if method == Method::Fused {
+        parameters
+            .insert("detectors".into(), serde_json::json!(detectors.iter().map(|d| d.name()).collect::<Vec<_>>()));
+    }
+    // The clean predictions of the test split, computed by the first detector that needs them.
+    let mut held_out = None;
+    let mut class_costs = ClassCosts::new(k);
+    // Above `effort.full_classes` classes, or when the time budget does not pay for every class (fused
+    // decision): a cheap screen of every class, then the full effort on its shortlist.
+    let screen = if applicable && method == Method::Fused {
+        let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
+        let effort = EffortRun { plan, detectors: &detectors, audited: &audited, clock: &clock, progress };
+        effort.screen(&mut counted, data, &mut held_out, &mut notifications)?
+    } else {
+        None
+    };
+    // The classes every detector measures: the shortlist, or (full effort) all of them.
+    let measured: Option<Vec<usize>> = screen.as_ref().map(|(_, shortlist)| shortlist.measured.clone());
+    let (mut outcomes, mut costs) = (Vec::new(), Vec::new());
+    if applicable {
+        let mut run = DetectorsRun {
+            plan,
+            data,
+            audited: &audited,
+            measured: measured.as_deref(),
+            clock: &clock,
+            progress,
+            held_out: &mut held_out,
+            class_costs: &mut class_costs,
+        };
+        (outcomes, costs) = run.all(&detectors, &mut prepared.model, &mut notifications, &mut timings)?;
+    }
+    notifications.extend(budget_overrun(plan, &clock));
+    let started = Instant::now();
+    let rule = match &calibration {
+        Some(c) => Rule::Fused(c),
+        None => Rule::OwnFlags,
+    };
+    let decided = measured.as_deref().unwrap_or(&audited);
+    let robustness = precondition.as_ref().map(|p| p.adv_accuracy);
+    let decision = decide(&outcomes, applicable, rule, decided, audited.len(), robustness)?;
+    timings.decision += started.elapsed().as_secs_f64();
+    let wall_time_s = start.elapsed().as_secs_f64();
 
+    let started = Instant::now();
+    let files = match evidence_target {
+        Some(t) if !outcomes.is_empty() => evidence::write(&t.stage, &outcomes, &decision, &data.train, &data.test)?,
+        _ => EvidenceFiles::default(),
+    };
+    timings.evidence = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let findings = Findings {
+        method: MethodInfo { method, reason },
+        parameters,
+        precondition,
+        outcomes,
+        costs,
+        calibration: calibration.as_deref(),
+        effort: effort_info(&audited, screen.map(|(s, _)| s), measured.as_deref(), &class_costs),
+        notifications,
+    };
+    let mut report = findings.report(&decision, &files, prepared, data, command_line, wall_time_s);
+    timings.report = started.elapsed().as_secs_f64();
+    if let Some(t) = evidence_target {
+        let started = Instant::now();
+        report.evidence = Some(evidence::finish(&t.stage, &t.dir, &report, files.overview)?);
+        timings.evidence += started.elapsed().as_secs_f64();
+    }
+    report.timings = timings;
+    Ok(report)
+}
+
+/// The notes that a split was sampled because it holds more than a split keeps in memory.
+fn sampling_notes(data: &AuditData) -> Vec<Notification> {
+    [("train", &data.train), ("test", &data.test)]
+        .into_iter()
+        .filter(|(_, set)| set.available > set.n)
+        .map(|(split, set)| Notification {
+            level: Level::Note,
+            message: format!(
+                "the {split} split holds {} images, more than the {} values a split keeps in memory \
+                 (data::MAX_KEPT_VALUES): a seeded sample of {} was read",
+                set.available,
+                crate::data::MAX_KEPT_VALUES,
+                set.n
+            ),
+            class: None,
+        })
+        .collect()
+}
+
+/// The robustness check where the method needs one (timed into `timings`), or the warning that it was
+/// skipped.
+fn precondition_phase(
+    plan: &AuditPlan,
+    prepared: &mut PreparedModel,
+    data: &AuditData,
+    progress: bool,
+    notifications: &mut Vec<Notification>,
+    timings: &mut Timings,
+) -> Result<Option<PreconditionResult>> {
     let needs_precondition = !matches!(plan.method, MethodChoice::NeuralCleanse | MethodChoice::Universal);
-    let precondition = match (&plan.precondition, needs_precondition) {
+    Ok(match (&plan.precondition, needs_precondition) {
         (_, false) => None,
         (Some(p), true) => {
             let started = Instant::now();
@@ -111,9 +204,17 @@ pub fn audit_model(
             });
             None
         }
-    };
-    let MethodDecision { method, reason, applicable } = choose(plan.method, precondition.as_ref());
-    let audited = plan.audited(k);
+    })
+}
+
+/// The fused decision's calibration, and the detectors that run: the calibration's (or `--detectors`)
+/// for the fused decision, else the one the method names; the notes on the preset's derivation and on a
+/// calibration measured with other presets.
+fn detector_set(
+    plan: &AuditPlan,
+    method: Method,
+    notifications: &mut Vec<Notification>,
+) -> Result<(Option<Arc<Calibration>>, Vec<Detector>)> {
     let calibration = match method {
         Method::Fused => Some(match &plan.calibration {
             Some(c) => c.clone(),
@@ -128,58 +229,75 @@ pub fn audit_model(
         (None, Method::Reach) => vec![Detector::Reach],
         (None, Method::Universal | Method::Fused) => vec![Detector::Universal],
     };
-    if let Some(derivation) = &plan.preset_derivation {
-        notifications.push(Notification { level: Level::Note, message: derivation.clone(), class: None });
-    }
-    if let Some(c) = &calibration {
-        if let Some(n) = calibration_mismatch(&c.file.presets, &plan.preset) {
-            notifications.push(n);
-        }
-    }
-    if method == Method::Fused {
-        parameters
-            .insert("detectors".into(), serde_json::json!(detectors.iter().map(|d| d.name()).collect::<Vec<_>>()));
-    }
-    let mut outcomes = Vec::new();
-    let mut costs = Vec::new();
-    // The clean predictions of the test split, computed by the first detector that needs them.
-    let mut held_out = None;
-    let mut class_costs = ClassCosts::new(k);
-    // Above `effort.full_classes` classes, or when the time budget does not pay for every class (fused
-    // decision): a cheap screen of every class, then the full effort on its shortlist.
-    let clock =
-        Clock { before: timings.load + timings.analysis + timings.graph_build + timings.session + timings.data, start };
-    let screen = if applicable && method == Method::Fused {
-        let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
-        let effort = EffortRun { plan, detectors: &detectors, audited: &audited, clock: &clock, progress };
-        effort.screen(&mut counted, data, &mut held_out, &mut notifications)?
-    } else {
-        None
-    };
-    // The classes every detector measures: the shortlist, or (full effort) all of them.
-    let measured: Option<Vec<usize>> = screen.as_ref().map(|(_, shortlist)| shortlist.measured.clone());
-    if applicable {
-        for &detector in &detectors {
-            if let (Some(b), true) = (plan.time_budget, progress) {
-                let open = measured.as_ref().map_or(audited.len(), Vec::len);
+    notifications.extend(plan.preset_derivation.iter().map(|d| Notification {
+        level: Level::Note,
+        message: d.clone(),
+        class: None,
+    }));
+    notifications.extend(calibration.as_ref().and_then(|c| calibration_mismatch(&c.file.presets, &plan.preset)));
+    Ok((calibration, detectors))
+}
+
+/// The warning that the audit overran its time budget by more than 10%.
+fn budget_overrun(plan: &AuditPlan, clock: &Clock) -> Option<Notification> {
+    let b = plan.time_budget?;
+    let took = clock.elapsed();
+    (took > 1.1 * b).then(|| Notification {
+        level: Level::Warning,
+        message: format!(
+            "the audit took {took:.0} s, {:.0}% over its time budget of {b:.0} s (the estimate of a class's cost was \
+             short)",
+            100.0 * (took / b - 1.0)
+        ),
+        class: None,
+    })
+}
+
+/// Running every detector of the audit, one after the other, on the same classes.
+struct DetectorsRun<'a> {
+    plan: &'a AuditPlan,
+    data: &'a AuditData,
+    audited: &'a [usize],
+    measured: Option<&'a [usize]>,
+    clock: &'a Clock,
+    progress: bool,
+    held_out: &'a mut Option<Predictions>,
+    class_costs: &'a mut ClassCosts,
+}
+
+impl DetectorsRun<'_> {
+    /// Each detector's outcome, and its cost (seconds, gradient evaluations); its time goes into
+    /// `timings`.
+    fn all(
+        &mut self,
+        detectors: &[Detector],
+        model: &mut dyn GradientModel,
+        notifications: &mut Vec<Notification>,
+        timings: &mut Timings,
+    ) -> Result<(Vec<DetectorOutcome>, Vec<(f64, u64)>)> {
+        let mut outcomes = Vec::with_capacity(detectors.len());
+        let mut costs = Vec::with_capacity(detectors.len());
+        for &detector in detectors {
+            if let (Some(b), true) = (self.plan.time_budget, self.progress) {
+                let open = self.measured.map_or(self.audited.len(), <[usize]>::len);
                 eprintln!(
                     "aegis-audit: {}: {open} classes open, {:.0} s of the {b:.0} s budget left",
                     detector.name(),
-                    b - clock.elapsed()
+                    b - self.clock.elapsed()
                 );
             }
             let started = Instant::now();
-            let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
+            let mut counted = Counted::new(model, self.class_costs);
             let outcome = run_detector(
-                plan,
+                self.plan,
                 detector,
                 &mut counted,
-                data,
-                &audited,
-                measured.as_deref(),
-                &mut held_out,
-                progress,
-                &mut notifications,
+                self.data,
+                self.audited,
+                self.measured,
+                self.held_out,
+                self.progress,
+                notifications,
             )?;
             let evaluations = counted.images;
             let seconds = started.elapsed().as_secs_f64();
@@ -199,82 +317,71 @@ pub fn audit_model(
             outcomes.push(outcome);
             costs.push((seconds, evaluations));
         }
+        Ok((outcomes, costs))
     }
-    if let Some(b) = plan.time_budget {
-        let took = clock.elapsed();
-        if took > 1.1 * b {
-            notifications.push(Notification {
-                level: Level::Warning,
-                message: format!(
-                    "the audit took {took:.0} s, {:.0}% over its time budget of {b:.0} s (the estimate of a class's \
-                     cost was short)",
-                    100.0 * (took / b - 1.0)
-                ),
-                class: None,
-            });
-        }
-    }
-    let started = Instant::now();
-    let rule = match &calibration {
-        Some(c) => Rule::Fused(c),
-        None => Rule::OwnFlags,
-    };
-    let decided = measured.as_deref().unwrap_or(&audited);
-    let robustness = precondition.as_ref().map(|p| p.adv_accuracy);
-    let decision = decide(&outcomes, applicable, rule, decided, audited.len(), robustness)?;
-    timings.decision += started.elapsed().as_secs_f64();
-    let wall_time_s = start.elapsed().as_secs_f64();
+}
 
-    let started = Instant::now();
-    let files = match evidence_target {
-        Some(t) if !outcomes.is_empty() => evidence::write(&t.stage, &outcomes, &decision, &data.train, &data.test)?,
-        _ => EvidenceFiles::default(),
-    };
-    timings.evidence = started.elapsed().as_secs_f64();
+/// What one model's audit found, before it becomes the report.
+struct Findings<'a> {
+    method: MethodInfo,
+    parameters: std::collections::BTreeMap<String, serde_json::Value>,
+    precondition: Option<PreconditionResult>,
+    /// Each detector's outcome.
+    outcomes: Vec<DetectorOutcome>,
+    /// Each detector's cost: seconds, gradient evaluations.
+    costs: Vec<(f64, u64)>,
+    calibration: Option<&'a Calibration>,
+    effort: EffortInfo,
+    notifications: Vec<Notification>,
+}
 
-    let started = Instant::now();
-    let names = &data.train.class_names;
-    let classes = match (&decision.fused, outcomes.first()) {
-        (Some(f), _) => fused_class_results(f, &decision, &files, names),
-        (None, Some(o)) => class_results(o, &decision, &files, data),
-        (None, None) => Vec::new(),
-    };
-    let mut report = AuditReport {
-        tool: ToolInfo::default(),
-        command_line: command_line.to_vec(),
-        model: prepared.info.clone(),
-        dataset: dataset_info(&data.path, &data.train),
-        method: MethodInfo { method, reason },
-        parameters,
-        precondition: precondition.map(|p| Precondition {
-            epsilon: p.params.eps as f64,
-            steps: p.params.steps,
-            samples: p.images,
-            clean_accuracy: p.clean_accuracy,
-            adversarial_accuracy: p.adv_accuracy,
-            threshold: p.params.min_adv_accuracy,
-            passed: p.passed,
-        }),
-        classes,
-        detectors: outcomes.iter().zip(&costs).map(|(o, &(s, e))| detector_report(o, s, e)).collect(),
-        fused: decision.fused.as_ref().zip(calibration.as_deref()).map(|(f, c)| fused_info(f, c)),
-        verdict: decision.verdict,
-        wall_time_s,
-        timings: Timings::default(),
-        memory: None,
-        evidence: None,
-        effort: Some(effort_info(&audited, screen.map(|(s, _)| s), measured.as_deref(), &class_costs)),
-        notifications,
-    };
-    debug_assert_eq!(report.verdict, report.derived_verdict(), "one verdict rule");
-    timings.report = started.elapsed().as_secs_f64();
-    if let Some(t) = evidence_target {
-        let started = Instant::now();
-        report.evidence = Some(evidence::finish(&t.stage, &t.dir, &report, files.overview)?);
-        timings.evidence += started.elapsed().as_secs_f64();
+impl Findings<'_> {
+    /// The report of the findings under `decision`, with the evidence `files` per class.
+    fn report(
+        self,
+        decision: &Decision,
+        files: &EvidenceFiles,
+        prepared: &PreparedModel,
+        data: &AuditData,
+        command_line: &[String],
+        wall_time_s: f64,
+    ) -> AuditReport {
+        let names = &data.train.class_names;
+        let classes = match (&decision.fused, self.outcomes.first()) {
+            (Some(f), _) => fused_class_results(f, decision, files, names),
+            (None, Some(o)) => class_results(o, decision, files, data),
+            (None, None) => Vec::new(),
+        };
+        let report = AuditReport {
+            tool: ToolInfo::default(),
+            command_line: command_line.to_vec(),
+            model: prepared.info.clone(),
+            dataset: dataset_info(&data.path, &data.train),
+            method: self.method,
+            parameters: self.parameters,
+            precondition: self.precondition.map(|p| Precondition {
+                epsilon: p.params.eps as f64,
+                steps: p.params.steps,
+                samples: p.images,
+                clean_accuracy: p.clean_accuracy,
+                adversarial_accuracy: p.adv_accuracy,
+                threshold: p.params.min_adv_accuracy,
+                passed: p.passed,
+            }),
+            classes,
+            detectors: self.outcomes.iter().zip(&self.costs).map(|(o, &(s, e))| detector_report(o, s, e)).collect(),
+            fused: decision.fused.as_ref().zip(self.calibration).map(|(f, c)| fused_info(f, c)),
+            verdict: decision.verdict,
+            wall_time_s,
+            timings: Timings::default(),
+            memory: None,
+            evidence: None,
+            effort: Some(self.effort),
+            notifications: self.notifications,
+        };
+        debug_assert_eq!(report.verdict, report.derived_verdict(), "one verdict rule");
+        report
     }
-    report.timings = timings;
-    Ok(report)
 }
 
 /// A model that counts the images it evaluates (forward and backward through the gradient graph):
@@ -623,20 +730,8 @@ impl EffortRun<'_> {
                 let per_image = seconds / model.images.max(1) as f64;
                 let levels =
                     r.classes.iter().map(|c| c.rates.len() as f64).sum::<f64>() / r.classes.len().max(1) as f64;
-                let per_class = per_image * full_images_per_class(plan, self.detectors, levels, prior_sweeps);
-                let left = budget - self.clock.elapsed();
-                let fit = fit_budget(left, per_class, audited.len(), &plan.effort);
-                notifications.push(Notification {
-                    level: if fit.fits { Level::Note } else { Level::Warning },
-                    message: format!(
-                        "time budget {budget:.0} s: {left:.0} s left after the screen; a class's full effort is estimated \
-                         at {per_class:.1} s ({:.2} ms per image evaluation), so {} classes get it{}",
-                        per_image * 1e3,
-                        fit.classes,
-                        if fit.fits { String::new() } else { " (the fewest the detectors compare: the budget will be exceeded)".into() }
-                    ),
-                    class: None,
-                });
+                let (fit, note) = self.fit(budget, per_image, levels);
+                notifications.push(note);
                 fit.params
             }
         };
@@ -652,29 +747,7 @@ impl EffortRun<'_> {
             reference: list.reference.clone(),
             dismissed: list.dismissed(audited),
         };
-        notifications.push(Notification {
-            level: Level::Note,
-            message: format!(
-                "adaptive effort ({}): a universal-reach screen ({} images, {} steps per level) looked at all {} audited \
-                 classes; every detector's full effort went to {} of them (the {} the screen ranked most suspicious: \
-                 {}; and {} seeded reference classes); the other {} were dismissed and cannot be flagged; the model \
-                 p-value counts all {} (--effort full audits every class)",
-                match plan.time_budget {
-                    Some(b) => format!("--time-budget {b}"),
-                    None => format!("--effort auto, more than {} classes", plan.effort.full_classes),
-                },
-                info.images,
-                info.steps_per_level,
-                audited.len(),
-                list.measured.len(),
-                info.candidates.len(),
-                info.candidates.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
-                info.reference.len(),
-                info.dismissed.len(),
-                audited.len()
-            ),
-            class: None,
-        });
+        notifications.push(self.shortlist_note(&info, list.measured.len()));
         if let (Some(b), true) = (plan.time_budget, self.progress) {
             eprintln!(
                 "aegis-audit: screen done: {} classes open, {:.0} s of the {b:.0} s budget left",
@@ -683,6 +756,52 @@ impl EffortRun<'_> {
             );
         }
         Ok(Some((info, list)))
+    }
+
+    /// What `budget` allows after the screen, at `per_image` seconds per image evaluation and with
+    /// universal reach climbing `levels` budget levels per class; and the note that says so.
+    fn fit(&self, budget: f64, per_image: f64, levels: f64) -> (BudgetFit, Notification) {
+        let (_, prior_sweeps) = prior_levels(self.plan);
+        let per_class = per_image * full_images_per_class(self.plan, self.detectors, levels, prior_sweeps);
+        let left = budget - self.clock.elapsed();
+        let fit = fit_budget(left, per_class, self.audited.len(), &self.plan.effort);
+        let note = Notification {
+            level: if fit.fits { Level::Note } else { Level::Warning },
+            message: format!(
+                "time budget {budget:.0} s: {left:.0} s left after the screen; a class's full effort is estimated at \
+                 {per_class:.1} s ({:.2} ms per image evaluation), so {} classes get it{}",
+                per_image * 1e3,
+                fit.classes,
+                if fit.fits { "" } else { " (the fewest the detectors compare: the budget will be exceeded)" }
+            ),
+            class: None,
+        };
+        (fit, note)
+    }
+
+    /// The note that says what the screen chose and dismissed.
+    fn shortlist_note(&self, info: &ScreenInfo, measured: usize) -> Notification {
+        let audited = self.audited.len();
+        Notification {
+            level: Level::Note,
+            message: format!(
+                "adaptive effort ({}): a universal-reach screen ({} images, {} steps per level) looked at all {audited} \
+                 audited classes; every detector's full effort went to {measured} of them (the {} the screen ranked \
+                 most suspicious: {}; and {} seeded reference classes); the other {} were dismissed and cannot be \
+                 flagged; the model p-value counts all {audited} (--effort full audits every class)",
+                match self.plan.time_budget {
+                    Some(b) => format!("--time-budget {b}"),
+                    None => format!("--effort auto, more than {} classes", self.plan.effort.full_classes),
+                },
+                info.images,
+                info.steps_per_level,
+                info.candidates.len(),
+                info.candidates.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+                info.reference.len(),
+                info.dismissed.len(),
+            ),
+            class: None,
+        }
     }
 }
 

@@ -64,6 +64,9 @@ pub enum StoredEntry {
         /// The classes the model-level p-value counted (`fused.classes_tested`; absent in reports
         /// without it, where every class listed was tested).
         tested: Option<usize>,
+        /// The seeded random reference classes of an adaptive audit (`effort.screen.reference`): the
+        /// classes a calibration may take from it.
+        reference: Option<Vec<i64>>,
     },
     /// The model could not be audited (a several-model document's `error` entry).
     Failed(String),
@@ -136,6 +139,16 @@ impl StoredModel {
         match &self.entry {
             StoredEntry::Report { tested: Some(t), .. } => (*t).max(listed),
             _ => listed,
+        }
+    }
+
+    /// The classes of an adaptive audit a calibration may take: its seeded random reference classes
+    /// (measured in full and chosen without looking at them, unlike the screen's candidates); `None`
+    /// for a full audit, whose every class serves.
+    fn null_reference(&self) -> Option<&[i64]> {
+        match &self.entry {
+            StoredEntry::Report { reference: Some(r), tested: Some(_), .. } => Some(r),
+            _ => None,
         }
     }
 
@@ -217,6 +230,13 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
         })?),
     };
     let preset = r.pointer("/parameters/preset").and_then(Value::as_str).map(str::to_string);
+    let reference = match r.pointer("/effort/screen/reference") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value::<Vec<i64>>(v.clone())
+                .map_err(|e| format!("model {model}: effort.screen.reference: {e}"))?,
+        ),
+    };
     let tested = match r.pointer("/fused/classes_tested") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_u64().filter(|&t| t <= MAX_CLASSES_TESTED).ok_or_else(|| {
@@ -227,7 +247,7 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
         file: path.to_path_buf(),
         sha256: r.pointer("/model/sha256").and_then(Value::as_str).map(str::to_string),
         model,
-        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness, preset, tested },
+        entry: StoredEntry::Report { verdict: verdict.to_string(), detectors, robustness, preset, tested, reference },
     })
 }
 
@@ -338,11 +358,12 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
     let mut per_model = Vec::new();
     for m in &models {
         let (detectors, classes) = m.detectors()?;
-        if m.tested(classes.len()) > classes.len() {
+        if m.tested(classes.len()) > classes.len() && m.null_reference().is_none_or(|r| r.is_empty()) {
             return Err(m
                 .bad(format!(
-                    "its audit measured {} of its {} classes in full (adaptive effort): a calibration needs every \
-                     class of a clean model; audit it again with --effort full",
+                    "its audit measured {} of its {} classes in full (adaptive effort) and names no reference \
+                     classes: a calibration needs classes chosen without looking at them; audit it again with \
+                     --effort full",
                     classes.len(),
                     m.tested(classes.len())
                 ))
@@ -367,36 +388,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
         );
     }
     let used: Vec<&str> = weights.iter().filter(|(_, w)| *w > 0.0).map(|(n, _)| n.as_str()).collect();
-    let mut null_classes = Vec::new();
-    for (m, (detectors, classes)) in &per_model {
-        for (i, &class) in classes.iter().enumerate() {
-            let mut indices = BTreeMap::new();
-            for d in detectors.iter() {
-                let a = d.classes[i].anomaly_index;
-                if a.is_nan() {
-                    continue; // no comparison could be made: the class has no sample for this detector
-                }
-                if a.is_infinite() && used.contains(&d.name.as_str()) {
-                    return Err(m
-                        .bad(format!(
-                            "class {class}: detector '{}' has an infinite anomaly index (its spread across classes \
-                             was 0); calibrate without it (--detectors) or on other models",
-                            d.name
-                        ))
-                        .into());
-                }
-                if a.is_finite() {
-                    indices.insert(d.name.clone(), a);
-                }
-            }
-            null_classes.push(NullClass {
-                model: m.model.clone(),
-                class: class as usize,
-                indices,
-                adversarial_accuracy: m.robustness(),
-            });
-        }
-    }
+    let null_classes = null_classes(&per_model, &used)?;
     let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
     let description = options.description.clone().unwrap_or_else(|| {
         format!(
@@ -436,20 +428,80 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
                 .into());
         }
     }
-    let origin = options.output.display().to_string();
+    check_fittable(&file, &options.output, &used)?;
+    let mut text = serde_json::to_string_pretty(&file).map_err(crate::report::ReportError::from)?;
+    text.push('\n');
+    write_output(&options.output, &text)?;
+    let warnings = calibration_warnings(&file, &models);
+    Ok(CalibrateOutcome {
+        output: options.output.clone(),
+        models: models.len(),
+        null_classes: file.null_classes.len(),
+        weights,
+        warnings,
+    })
+}
+
+/// The calibration's null classes: every class of every model (of an adaptive audit, its reference
+/// classes only: the screen's candidates are the classes it found most suspicious, not a sample) with
+/// the finite indices of its detectors; an infinite index of a `used` detector is refused.
+fn null_classes(per_model: &[(&StoredModel, (&[DetectorReport], Vec<i64>))], used: &[&str]) -> Result<Vec<NullClass>> {
+    let mut null_classes = Vec::new();
+    for (m, (detectors, classes)) in per_model {
+        for (i, &class) in classes.iter().enumerate() {
+            if m.null_reference().is_some_and(|r| !r.contains(&class)) {
+                continue;
+            }
+            let mut indices = BTreeMap::new();
+            for d in detectors.iter() {
+                let a = d.classes[i].anomaly_index;
+                if a.is_nan() {
+                    continue; // no comparison could be made: the class has no sample for this detector
+                }
+                if a.is_infinite() && used.contains(&d.name.as_str()) {
+                    return Err(m
+                        .bad(format!(
+                            "class {class}: detector '{}' has an infinite anomaly index (its spread across classes \
+                             was 0); calibrate without it (--detectors) or on other models",
+                            d.name
+                        ))
+                        .into());
+                }
+                if a.is_finite() {
+                    indices.insert(d.name.clone(), a);
+                }
+            }
+            null_classes.push(NullClass {
+                model: m.model.clone(),
+                class: class as usize,
+                indices,
+                adversarial_accuracy: m.robustness(),
+            });
+        }
+    }
+    Ok(null_classes)
+}
+
+/// Checks that `file` gives every `used` detector and the fused score a null distribution (for each
+/// robustness neighbourhood too), by deciding one class of zeros.
+fn check_fittable(file: &CalibrationFile, output: &Path, used: &[&str]) -> Result<()> {
+    let origin = output.display().to_string();
     let calibration = Calibration::new(file.clone(), &origin)?;
     // The fused null must be fittable too: decide one class of zeros.
     let probe: Vec<DetectorIndices> =
         used.iter().map(|n| DetectorIndices { name: n.to_string(), indices: vec![0.0] }).collect();
     fused(&calibration, &probe, &[0], 1, None)?;
-    if options.robustness_neighbours.is_some() {
+    if file.robustness_neighbours.is_some() {
         for (_, a) in file.robustness_of_models() {
             fused(&calibration, &probe, &[0], 1, Some(a))?;
         }
     }
-    let mut text = serde_json::to_string_pretty(&file).map_err(crate::report::ReportError::from)?;
-    text.push('\n');
-    write_output(&options.output, &text)?;
+    Ok(())
+}
+
+/// What a user should know about a calibration made from these `models`: several presets mixed, or
+/// reports that do not name theirs.
+fn calibration_warnings(file: &CalibrationFile, models: &[StoredModel]) -> Vec<String> {
     let mut warnings = Vec::new();
     if file.presets.len() > 1 {
         warnings.push(format!(
@@ -465,13 +517,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
             m.model
         ));
     }
-    Ok(CalibrateOutcome {
-        output: options.output.clone(),
-        models: models.len(),
-        null_classes: file.null_classes.len(),
-        weights,
-        warnings,
-    })
+    warnings
 }
 
 /// Refuses a calibration that weights a name no detector has (the `decide` module fuses any names; the
