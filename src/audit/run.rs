@@ -253,6 +253,9 @@ fn budget_overrun(plan: &AuditPlan, clock: &Clock) -> Option<Notification> {
     })
 }
 
+/// A detector's cost: seconds, gradient evaluations (images).
+type Cost = (f64, u64);
+
 /// Running every detector of the audit, one after the other, on the same classes.
 struct DetectorsRun<'a> {
     plan: &'a AuditPlan,
@@ -274,7 +277,7 @@ impl DetectorsRun<'_> {
         model: &mut dyn GradientModel,
         notifications: &mut Vec<Notification>,
         timings: &mut Timings,
-    ) -> Result<(Vec<DetectorOutcome>, Vec<(f64, u64)>)> {
+    ) -> Result<(Vec<DetectorOutcome>, Vec<Cost>)> {
         let mut outcomes = Vec::with_capacity(detectors.len());
         let mut costs = Vec::with_capacity(detectors.len());
         for &detector in detectors {

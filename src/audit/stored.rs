@@ -442,10 +442,13 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
     })
 }
 
+/// A stored model's detectors and the classes they cover ([`StoredModel::detectors`]).
+type ModelIndices<'a> = (&'a [DetectorReport], Vec<i64>);
+
 /// The calibration's null classes: every class of every model (of an adaptive audit, its reference
 /// classes only: the screen's candidates are the classes it found most suspicious, not a sample) with
 /// the finite indices of its detectors; an infinite index of a `used` detector is refused.
-fn null_classes(per_model: &[(&StoredModel, (&[DetectorReport], Vec<i64>))], used: &[&str]) -> Result<Vec<NullClass>> {
+fn null_classes(per_model: &[(&StoredModel, ModelIndices<'_>)], used: &[&str]) -> Result<Vec<NullClass>> {
     let mut null_classes = Vec::new();
     for (m, (detectors, classes)) in per_model {
         for (i, &class) in classes.iter().enumerate() {
