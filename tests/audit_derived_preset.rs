@@ -285,3 +285,27 @@ fn effort_full_measures_every_class() {
     }
     assert_eq!(report["parameters"]["effort"]["mode"], "full", "{}", report["parameters"]);
 }
+
+/// `--time-budget` on 100 classes: a budget below even the fewest classes a shortlist holds gets a
+/// screen and 10 classes in full (3 candidates, 7 reference), with the warnings that it cannot be met
+/// and was overrun; a generous one the default shortlist.
+#[test]
+fn a_time_budget_sizes_the_shortlist() {
+    let (tight, _, _) = audit(true, &["--time-budget", "0.01"]);
+    let screen = &tight["effort"]["screen"];
+    assert_eq!(tight["effort"]["mode"], "adaptive", "{}", tight["effort"]);
+    assert_eq!(screen["candidates"].as_array().unwrap().len(), 3, "{screen}");
+    assert_eq!(screen["reference"].as_array().unwrap().len(), 7, "{screen}");
+    assert_eq!(tight["classes"].as_array().unwrap().len(), 10);
+    let notes = tight["notifications"].to_string();
+    assert!(
+        notes.contains("so 10 classes get it (the fewest a shortlist holds: the budget will be exceeded)"),
+        "{notes}"
+    );
+    assert!(notes.contains("over its time budget"), "{notes}");
+    let (generous, _, _) = audit(true, &["--time-budget", "3600"]);
+    let screen = &generous["effort"]["screen"];
+    assert_eq!(screen["reference"].as_array().unwrap().len(), 16, "{screen}");
+    assert!((6..=12).contains(&screen["candidates"].as_array().unwrap().len()), "{screen}");
+    assert!(generous["notifications"].to_string().contains("time budget 3600 s"));
+}

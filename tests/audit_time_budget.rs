@@ -1,6 +1,8 @@
 //! `--time-budget` (issue 33 item 4) on a small model in a reduced configuration: a budget that pays
-//! for every class changes nothing; a tighter one makes the audit screen the classes and give the full
-//! effort to as many as fit, and the audit finishes near the budget; bad budgets are refused.
+//! for every class changes nothing; a model of ten classes is not shortened below its ten (the
+//! calibration's class count), and says so; bad budgets are refused. The shortlist a budget buys on a
+//! model of many classes: tests/audit_derived_preset.rs; how near the budget audits end:
+//! docs/scaling.md.
 
 mod cli_support;
 
@@ -42,7 +44,7 @@ fn audit(seconds: f64) -> (Value, String) {
 }
 
 #[test]
-fn a_budget_is_planned_for_and_honoured() {
+fn a_budget_is_planned_for_on_a_model_of_ten_classes() {
     // A budget far above the audit's cost: every class gets the full effort, as without a budget.
     let (full, err) = audit(3600.0);
     assert_eq!(full["effort"]["mode"], "full", "{}", full["effort"]);
@@ -50,26 +52,17 @@ fn a_budget_is_planned_for_and_honoured() {
     assert_eq!(full["parameters"]["time_budget"], 3600.0);
     // Progress on stderr: the phase, the classes open and the time left.
     assert!(err.contains("universal: 10 classes open") && err.contains("of the 3600 s budget left"), "{err}");
-    let took = full["timings"]["total"].as_f64().unwrap();
+    assert!(!full["notifications"].to_string().contains("time budget"), "{}", full["notifications"]);
 
-    // Two thirds of that: the audit screens and gives the full effort to the classes that fit.
-    let budget = (took * 2.0 / 3.0).max(1.0);
-    let (short, err) = audit(budget);
-    assert_eq!(short["effort"]["mode"], "adaptive", "{}: {}", budget, short["effort"]);
-    let measured = short["classes"].as_array().unwrap().len();
-    assert!((3..10).contains(&measured), "{measured} classes measured in full");
-    assert_eq!(short["fused"]["classes_tested"], 10);
+    // A budget below the full audit's cost: 10 classes are the fewest a shortlist holds (the
+    // calibration's class count), so every class still gets the full effort and the report says the
+    // budget cannot be met, then that it was overrun.
+    let (short, _) = audit(0.5);
+    assert_eq!(short["effort"]["mode"], "full", "{}", short["effort"]);
+    assert_eq!(short["classes"].as_array().unwrap().len(), 10);
     let notes = short["notifications"].to_string();
-    assert!(notes.contains(&format!("time budget {budget:.0} s")), "{notes}");
-    assert!(notes.contains("--time-budget") && notes.contains("dismissed"), "{notes}");
-    assert!(err.contains("screen done:"), "{err}");
-    // Honoured: when the plan says it fits, the audit ends near the budget (the benchmark measures how
-    // near; here a wide margin for a loaded machine).
-    let planned_fit = !notes.contains("the budget will be exceeded");
-    let took = short["timings"]["total"].as_f64().unwrap();
-    if planned_fit {
-        assert!(took <= 1.5 * budget, "took {took} s for a budget of {budget} s");
-    }
+    assert!(notes.contains("no more than the 10 a shortlist holds"), "{notes}");
+    assert!(notes.contains("over its time budget of 0 s") || notes.contains("over its time budget of 1 s"), "{notes}");
 }
 
 #[test]

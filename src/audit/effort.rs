@@ -191,20 +191,26 @@ pub fn prior_levels(plan: &AuditPlan) -> (f64, f64) {
 pub struct BudgetFit {
     /// The effort settings (candidates, extra candidates and reference classes sized to the budget).
     pub params: EffortParams,
-    /// Classes the budget pays the full effort for (at least 3, the fewest the detectors compare).
+    /// Classes the budget pays the full effort for (at least [`FEWEST_CLASSES`]).
     pub classes: usize,
     /// Whether the budget pays for them (false: even the fewest classes overrun it).
     pub fits: bool,
 }
 
-/// The fewest classes the detectors compare (universal reach needs 3).
-pub const FEWEST_CLASSES: usize = 3;
+/// The fewest classes a shortlist holds: the class count of the models the built-in calibration was
+/// measured on (10-class MNIST classifiers). Each detector's index is a median and a spread over the
+/// classes it measured; over fewer classes than the calibration's they swing more widely than its
+/// null describes. Measured: with 3 classes in full (the fewest the detectors accept) 2 of the 11
+/// clean models of the benchmark's evaluation half were flagged and 3 more backdoors missed
+/// (docs/scaling.md).
+pub const FEWEST_CLASSES: usize = 10;
 
 /// Sizes the shortlist to `seconds_left` when one class's full effort is estimated at
 /// `seconds_per_class`: as many classes as fit, at most the default shortlist (`candidates` +
 /// `reference_classes`, plus extra candidates only while they fit), split between candidates and
 /// reference in the default proportion (at least one candidate, the rest reference); at least
-/// [`FEWEST_CLASSES`], marked as not fitting when even those overrun.
+/// [`FEWEST_CLASSES`] (all of them for fewer audited classes), marked as not fitting when even those
+/// overrun.
 pub fn fit_budget(seconds_left: f64, seconds_per_class: f64, audited: usize, params: &EffortParams) -> BudgetFit {
     let afford = if seconds_per_class > 0.0 && seconds_left > 0.0 {
         (seconds_left / seconds_per_class).floor().min(audited as f64) as usize
@@ -295,29 +301,31 @@ mod tests {
         // 250 s: 25 fit, so 3 extra candidates at most.
         let f = fit_budget(250.0, 10.0, 100, &p);
         assert_eq!((f.params.candidates, f.params.reference_classes, f.params.extra_candidates), (6, 16, 3));
-        // 110 s: 11 classes, split 6:16 → 3 candidates and 8 reference, no extra.
-        let f = fit_budget(110.0, 10.0, 100, &p);
+        // 130 s: 13 classes, split 6:16 → 4 candidates and 9 reference, no extra.
+        let f = fit_budget(130.0, 10.0, 100, &p);
         assert_eq!(
             (f.classes, f.params.candidates, f.params.reference_classes, f.params.extra_candidates),
-            (11, 3, 8, 0)
+            (13, 4, 9, 0)
         );
-        // 35 s: 3 classes, the fewest: 1 candidate, 2 reference.
-        let f = fit_budget(35.0, 10.0, 100, &p);
+        // 105 s: 10 classes, the fewest: 3 candidates, 7 reference.
+        let f = fit_budget(105.0, 10.0, 100, &p);
         assert!(f.fits);
-        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (3, 1, 2));
-        // 5 s: not even 3 fit; the plan keeps 3 and says it does not fit.
-        let f = fit_budget(5.0, 10.0, 100, &p);
+        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (10, 3, 7));
+        // 50 s: not even 10 fit; the plan keeps 10 and says it does not fit.
+        let f = fit_budget(50.0, 10.0, 100, &p);
         assert!(!f.fits);
-        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (3, 1, 2));
+        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (10, 3, 7));
         // Time already overrun: the same.
         assert!(!fit_budget(-3.0, 10.0, 100, &p).fits);
-        // A model of 8 classes and room for 5: 5 classes (1 candidate, 4 reference).
-        let f = fit_budget(50.0, 10.0, 8, &p);
-        assert_eq!((f.classes, f.params.candidates, f.params.reference_classes), (5, 1, 4));
+        // A model of 8 classes: all 8, whatever the budget.
+        let f = fit_budget(20.0, 10.0, 8, &p);
+        assert_eq!(f.classes, 8);
+        assert!(!f.fits);
+        assert!(fit_budget(90.0, 10.0, 8, &p).fits);
         // The shortlist chosen with a fitted plan has the planned size.
         let screen: Vec<(usize, f64)> = (0..100).map(|c| (c, if c == 42 { 9.0 } else { 0.01 * c as f64 })).collect();
-        let s = shortlist(&screen, &fit_budget(110.0, 10.0, 100, &p).params);
-        assert_eq!(s.measured.len(), 11);
+        let s = shortlist(&screen, &fit_budget(130.0, 10.0, 100, &p).params);
+        assert_eq!(s.measured.len(), 13);
         assert_eq!(s.candidates[0], 42);
     }
 

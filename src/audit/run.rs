@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::decision::{decide, Decision, Rule};
-use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, BudgetFit, Shortlist};
+use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, BudgetFit, Shortlist, FEWEST_CLASSES};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
 use super::options::MethodChoice;
@@ -694,7 +694,19 @@ impl EffortRun<'_> {
                 let per_image = seconds_per_image(model.inner, &data.test, plan.universal.batch_size)?;
                 let per_class = per_image * full_images_per_class(plan, self.detectors, prior_levels, prior_sweeps);
                 let full = self.clock.elapsed() + audited.len() as f64 * per_class;
-                plan.effort.adaptive(audited.len()) || full > budget
+                if full > budget && audited.len() <= FEWEST_CLASSES {
+                    notifications.push(Notification {
+                        level: Level::Warning,
+                        message: format!(
+                            "time budget {budget:.0} s: the full audit is estimated at {full:.0} s, but {} classes \
+                             are no more than the {FEWEST_CLASSES} a shortlist holds (the calibration's class count): \
+                             every class gets the full effort and the budget will be exceeded",
+                            audited.len()
+                        ),
+                        class: None,
+                    });
+                }
+                plan.effort.adaptive(audited.len()) || (full > budget && audited.len() > FEWEST_CLASSES)
             }
         };
         if !adaptive {
@@ -775,7 +787,7 @@ impl EffortRun<'_> {
                  {per_class:.1} s ({:.2} ms per image evaluation), so {} classes get it{}",
                 per_image * 1e3,
                 fit.classes,
-                if fit.fits { "" } else { " (the fewest the detectors compare: the budget will be exceeded)" }
+                if fit.fits { "" } else { " (the fewest a shortlist holds: the budget will be exceeded)" }
             ),
             class: None,
         };
