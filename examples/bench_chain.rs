@@ -8,11 +8,12 @@
 
 use std::time::Instant;
 
+use aegis_audit::analysis::{analyze, FeatureChoice};
 use aegis_audit::grad::{self, GradSpec};
 use aegis_audit::onnx::builder::{attr_int, Dim, GraphBuilder};
 use aegis_audit::onnx::proto::tensor_proto::DataType;
 use aegis_audit::onnx::proto::ModelProto;
-use aegis_audit::onnx::{analyze, encode, load_model, FeatureChoice, LoadLimits};
+use aegis_audit::onnx::{encode, load_model, LoadLimits};
 
 /// x [N, 1, 8, 8] → Relu → Identity × n → Flatten → Gemm (10 classes).
 fn chain(n: usize) -> ModelProto {

@@ -15,10 +15,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use aegis_audit::analysis::FeatureChoice;
 use aegis_audit::attack::{default_workers, Goal, Norm, PgdParams};
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
-use aegis_audit::onnx::{FeatureChoice, LoadLimits};
+use aegis_audit::onnx::LoadLimits;
 use aegis_audit::runtime::{self, Device, SessionConfig};
 
 const USAGE: &str = "usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda] [--engine fused|eval] \

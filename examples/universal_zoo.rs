@@ -9,10 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use aegis_audit::analysis::FeatureChoice;
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::detect::universal::{run_universal, UniversalParams};
-use aegis_audit::onnx::{FeatureChoice, LoadLimits};
+use aegis_audit::onnx::LoadLimits;
 use aegis_audit::runtime::SessionConfig;
 use serde_json::json;
 

@@ -6,13 +6,14 @@
 mod common;
 mod onnx_common;
 
+use aegis_audit::analysis::FeatureChoice;
 use aegis_audit::attack::step_graph::step_graph;
 use aegis_audit::attack::{AttackError, Goal, Norm, OnnxGradModel, PgdParams, PgdResult};
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::grad::GradSpec;
 use aegis_audit::onnx::proto::tensor_proto::DataType;
-use aegis_audit::onnx::{FeatureChoice, LoadLimits};
+use aegis_audit::onnx::LoadLimits;
 use onnx_common::{attr_i, model, node, tensor_f32, value_info, D};
 use prost::Message;
 

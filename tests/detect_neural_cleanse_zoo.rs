@@ -11,10 +11,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use aegis_audit::analysis::FeatureChoice;
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::detect::neural_cleanse::{run_neural_cleanse, NeuralCleanseParams};
-use aegis_audit::onnx::{FeatureChoice, LoadLimits};
+use aegis_audit::onnx::LoadLimits;
 use aegis_audit::runtime::{Device, SessionConfig};
 
 fn env_or(name: &str, default: usize) -> usize {

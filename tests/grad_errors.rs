@@ -308,7 +308,7 @@ fn one_op(op: &str) -> (ModelProto, GradSpec, ShapeMap) {
     (b.into_model("m", 17, 8), spec, shapes)
 }
 
-/// `inspect` (through `onnx::analyze`, which asks `grad::DiffPath`) and the gradient builder agree
+/// `inspect` (through `analysis::analyze`, which asks `grad::DiffPath`) and the gradient builder agree
 /// on every op type: an op outside the rule registry is reported as unsupported and the builder
 /// refuses it naming the node; an op whose outputs carry no gradient ends the path for both; an op
 /// with a rule is never refused for its type.

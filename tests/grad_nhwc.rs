@@ -11,11 +11,12 @@ mod onnx_common;
 
 use std::process::Command;
 
+use aegis_audit::analysis::{analyze, FeatureChoice};
 use aegis_audit::grad::GradSpec;
 use aegis_audit::onnx::builder::{attr_int, attr_ints, Dim, GraphBuilder};
 use aegis_audit::onnx::proto::tensor_proto::DataType;
 use aegis_audit::onnx::proto::ModelProto;
-use aegis_audit::onnx::{analyze, load_model, FeatureChoice, LoadLimits};
+use aegis_audit::onnx::{load_model, LoadLimits};
 use common::{eval_grad, grad_model, ref64, rel_err};
 use ndarray::{ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
@@ -95,8 +96,8 @@ fn gradient_graph_takes_nchw_feeds_nhwc_and_matches_finite_differences() {
     let spec = GradSpec { input: "input_1".into(), logits: logits.clone(), features: logits.clone() };
     let g = grad_model(&m, &spec).unwrap();
     let x_in = &g.graph.as_ref().unwrap().input[0];
-    let dims = aegis_audit::onnx::analyze::declared_shape(x_in).unwrap();
-    assert_eq!(aegis_audit::onnx::analyze::shape_string(&dims), "[N, 3, 6, 5]", "x is NCHW");
+    let dims = aegis_audit::onnx::shape::declared_shape(x_in).unwrap();
+    assert_eq!(aegis_audit::onnx::shape::shape_string(&dims), "[N, 3, 6, 5]", "x is NCHW");
 
     let n = 2;
     let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -159,8 +160,8 @@ fn cli_inspect_states_the_layout_and_export_grad_writes_nchw_x() {
     assert!(st.success());
     let gm = aegis_audit::onnx::decode(&std::fs::read(&g).unwrap()).unwrap();
     let x = &gm.graph.as_ref().unwrap().input[0];
-    let dims = aegis_audit::onnx::analyze::declared_shape(x).unwrap();
-    assert_eq!(aegis_audit::onnx::analyze::shape_string(&dims), "[N, 3, 6, 5]");
+    let dims = aegis_audit::onnx::shape::declared_shape(x).unwrap();
+    assert_eq!(aegis_audit::onnx::shape::shape_string(&dims), "[N, 3, 6, 5]");
 }
 
 #[test]

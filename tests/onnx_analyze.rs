@@ -4,10 +4,11 @@
 
 mod onnx_common;
 
+use aegis_audit::analysis::{analyze, Analysis, FeatureChoice};
 use aegis_audit::onnx::attr::NodeExt;
 use aegis_audit::onnx::graph::Graph;
 use aegis_audit::onnx::proto::{GraphProto, ModelProto};
-use aegis_audit::onnx::{analyze, decode, encode, load_model, Analysis, FeatureChoice, LoadLimits, OnnxError};
+use aegis_audit::onnx::{decode, encode, load_model, LoadLimits, OnnxError};
 use onnx_common::{
     attr_i, attr_ints, attr_t, model, node, plain_cnn, tempdir, tensor_external, tensor_f32, tensor_i64, value_info,
     write_model, D,
@@ -128,7 +129,7 @@ fn residual_block_with_global_average_pool() {
     assert_eq!(a.logits.head_node, "fc");
     assert_eq!(a.feature.name, "feat");
     assert_eq!(
-        a.feature.shape.as_ref().map(|s| aegis_audit::onnx::analyze::shape_string(s)),
+        a.feature.shape.as_ref().map(|s| aegis_audit::onnx::shape::shape_string(s)),
         Some("[batch, 4, 16, 16]".to_string())
     );
     assert_eq!(a.path_ops.get("Add"), Some(&2));

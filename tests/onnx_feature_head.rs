@@ -8,8 +8,9 @@
 
 mod onnx_common;
 
+use aegis_audit::analysis::{analyze, Analysis, FeatureChoice};
 use aegis_audit::onnx::proto::{GraphProto, ModelProto, NodeProto};
-use aegis_audit::onnx::{analyze, load_model, Analysis, FeatureChoice, LoadLimits, OnnxError};
+use aegis_audit::onnx::{load_model, LoadLimits, OnnxError};
 use onnx_common::{
     assert_input_error, attr_i, attr_ints, attr_t, inspect, model, node, tempdir, tensor_f32, tensor_i64, value_info,
     write_model, D,

@@ -21,7 +21,7 @@ fn assert_rejected(m: &aegis_audit::onnx::proto::ModelProto, needle: &str) -> St
 fn assert_file_rejected(path: &std::path::Path, needle: &str) -> String {
     let lib = match load_model(path, &LoadLimits::default()) {
         Err(e) => e.to_string(),
-        Ok(m) => match aegis_audit::onnx::analyze(&m, &Default::default()) {
+        Ok(m) => match aegis_audit::analysis::analyze(&m, &Default::default()) {
             Err(e) => e.to_string(),
             Ok(a) => panic!("accepted: {a:?}"),
         },

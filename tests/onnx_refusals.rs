@@ -9,10 +9,11 @@ mod onnx_common;
 use std::path::Path;
 use std::process::Output;
 
+use aegis_audit::analysis::{analyze, FeatureChoice};
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::onnx::proto::attribute_proto::AttributeType;
 use aegis_audit::onnx::proto::{AttributeProto, ModelProto};
-use aegis_audit::onnx::{analyze, load_model, FeatureChoice, LoadLimits};
+use aegis_audit::onnx::{load_model, LoadLimits};
 use aegis_audit::runtime::SessionConfig;
 use onnx_common::{
     assert_input_error, attr_i, attr_ints, inspect, plain_cnn_of_side, tempdir, tensor_f32, write_model,

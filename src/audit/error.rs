@@ -1,6 +1,10 @@
 //! Errors of the audit layer: options and presets that break a rule, unusable output paths, data that
 //! does not fit the model, and the model an error happened in. Each message is one line naming the flag,
 //! the parameter, the file or the label.
+//!
+//! Also the crate-wide error type ([`Error`]: one variant per module, each wrapping that module's own
+//! error enum) and [`Result`], re-exported at the crate root. They live here, in the top layer, because
+//! they wrap every module's error; the lower modules return their own error types.
 
 use std::path::PathBuf;
 
@@ -82,9 +86,51 @@ pub enum AuditError {
         path: PathBuf,
         /// What failed.
         #[source]
-        source: Box<crate::Error>,
+        source: Box<Error>,
     },
 }
+
+/// Any error aegis-audit's library can return.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading, validating or analysing an ONNX model failed.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
+    /// Building the gradient graph failed.
+    #[error(transparent)]
+    Grad(#[from] crate::grad::GradError),
+    /// Loading ONNX Runtime or running a session failed.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// An adversarial attack (PGD) could not run.
+    #[error(transparent)]
+    Attack(#[from] crate::attack::AttackError),
+    /// Dimensionality reduction failed.
+    #[error(transparent)]
+    Embed(#[from] crate::embed::EmbedError),
+    /// Clustering failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// Reading a dataset or feature file failed.
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// A detector could not reach a verdict.
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
+    /// The fused decision or its calibration failed.
+    #[error(transparent)]
+    Decide(#[from] crate::decide::DecideError),
+    /// Writing a report or evidence failed.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    /// An option, a preset, an output path or the data is unusable for the audit.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// An error with its whole chain of sources, joined by `": "` on one line.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -28,7 +28,7 @@ pub mod tools;
 pub use batch::{run, AuditRun, ModelRun, RenderedRun};
 pub use decision::{decide, fused, Decision, Rule};
 pub use effort::{shortlist, EffortMode, EffortParams, Shortlist};
-pub use error::{error_chain, AuditError};
+pub use error::{error_chain, AuditError, Error, Result};
 pub use memory::{
     format_bytes, parse_size, peak_resident_bytes, MemoryBudget, BYTES_PER_ACTIVATION, DEFAULT_MEMORY_LIMIT,
 };

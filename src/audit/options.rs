@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use crate::analysis::FeatureChoice;
 pub use crate::cluster::Clusterer;
 pub use crate::detect::aegis::DecisionRule;
 pub use crate::detect::Detector;
 pub use crate::embed::Reducer;
-pub use crate::onnx::FeatureChoice;
 pub use crate::runtime::Device;
 
 use crate::detect::reach::ReachParams;

@@ -6,11 +6,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use crate::analysis::{self, Analysis, FeatureChoice};
 use crate::attack::OnnxGradModel;
 use crate::data::ImageShape;
 use crate::grad::{self, GradSpec, ShapeMap};
 use crate::onnx::proto::ModelProto;
-use crate::onnx::{self, Analysis, FeatureChoice, LoadLimits, Model};
+use crate::onnx::{self, LoadLimits, Model};
 use crate::report::ModelInfo;
 use crate::runtime::{self, SessionConfig};
 use crate::Result;
@@ -48,7 +49,7 @@ impl AnalysedModel {
         let model = onnx::load_model(path, limits)?;
         let load = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let analysis = onnx::analyze(&model, feature)?;
+        let analysis = analysis::analyze(&model, feature)?;
         let timings = PrepareTimings { load, analysis: started.elapsed().as_secs_f64(), ..PrepareTimings::default() };
         let info =
             ModelInfo { path: path.display().to_string(), sha256: model.sha256.clone(), size_bytes: model.size_bytes };

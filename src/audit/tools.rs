@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use super::options::{Clusterer, Device, FeatureChoice, Reducer};
+use crate::analysis;
 use crate::data::features::{npy_bytes, read_features};
 use crate::grad::GradSpec;
 use crate::onnx::{self, LoadLimits};
@@ -18,13 +19,14 @@ pub use super::stored::{
     calibrate, decide, read_reports, CalibrateOptions, CalibrateOutcome, DecideOptions, DecideRun, StoredDecision,
     StoredEntry, StoredModel,
 };
-pub use crate::onnx::analyze::shape_string;
-pub use crate::onnx::{Analysis, Dim};
+pub use crate::analysis::Analysis;
+pub use crate::onnx::shape::shape_string;
+pub use crate::onnx::Dim;
 
 /// Loads `path` safely and analyses it (image input, logits, feature tensor, ops); runs nothing.
 pub fn inspect(path: &Path, feature: &FeatureChoice) -> Result<Analysis> {
     let model = onnx::load_model(path, &LoadLimits::default())?;
-    Ok(onnx::analyze(&model, feature)?)
+    Ok(analysis::analyze(&model, feature)?)
 }
 
 /// What `export-grad` needs: the model, optional tensor names overriding the analysis, and ONNX Runtime.
@@ -65,7 +67,7 @@ pub fn export_grad(options: &ExportGradOptions) -> Result<GradExport> {
             GradSpec { input: input.clone(), logits: logits.clone(), features: features.clone() }
         }
         _ => {
-            let analysis = onnx::analyze(&model, &feature)?;
+            let analysis = analysis::analyze(&model, &feature)?;
             GradSpec {
                 input: options.input.clone().unwrap_or(analysis.image_input.name),
                 logits: options.logits.clone().unwrap_or(analysis.logits.name),

@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 
 use crate::grad::GradError;
-use crate::onnx::analyze::{image_layout, Layout};
 use crate::onnx::builder::attr_ints;
 use crate::onnx::graph::Graph;
+use crate::onnx::layout::{image_layout, Layout};
 use crate::onnx::proto::type_proto;
 use crate::onnx::proto::{ModelProto, NodeProto};
 

@@ -1,7 +1,7 @@
 //! Reverse-mode differentiation written as standard ONNX ops: turns a classifier into a graph with
 //! inputs `x`, `y` and outputs `logits`, `features`, `loss`, `grad`. One file per op family holds
 //! its backward rule; [`path`] is the one definition of the differentiable path (asked by
-//! `onnx::analyze` too). Graph building runs nothing: the static shapes it needs come from
+//! the analysis, `analysis::analyze`, too). Graph building runs nothing: the static shapes it needs come from
 //! [`static_shapes`], and the few that static inference cannot determine are passed in by the
 //! caller (probed with ONNX Runtime, see `audit::prepare::gradient_graph`).
 
@@ -134,7 +134,7 @@ pub enum GradError {
     #[error("shape probe failed: {}", escape(.0))]
     Probe(String),
     /// The model is malformed: static shape inference or topology refused it (the same error
-    /// `onnx::analyze` gives, naming the node).
+    /// the analysis gives, naming the node).
     #[error(transparent)]
     Model(#[from] OnnxError),
 }

@@ -1,5 +1,5 @@
 //! The one definition of the differentiable path, asked by both the gradient builder and
-//! `onnx::analyze` (so `inspect` and `export-grad` always agree): a node is on the input→logits
+//! `analysis::analyze` (so `inspect` and `export-grad` always agree): a node is on the input→logits
 //! path when one of its inputs depends on the image input and the logits depend on its output.
 //! Dependence propagates through every input of every op except the ops in [`NO_GRADIENT`], whose
 //! outputs carry no gradient (integer or boolean results, or values that only depend on a

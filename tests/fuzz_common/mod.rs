@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use aegis_audit::analysis::{analyze, FeatureChoice};
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::grad::{self, GradSpec};
 use aegis_audit::onnx::proto::attribute_proto::AttributeType;
@@ -16,7 +17,7 @@ use aegis_audit::onnx::proto::tensor_proto::DataLocation;
 use aegis_audit::onnx::proto::tensor_shape_proto::dimension::Value as DimValue;
 use aegis_audit::onnx::proto::type_proto::Value as TypeValue;
 use aegis_audit::onnx::proto::{AttributeProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto};
-use aegis_audit::onnx::{self, analyze, load_model, FeatureChoice, LoadLimits};
+use aegis_audit::onnx::{self, load_model, LoadLimits};
 use aegis_audit::runtime::{RuntimeError, SessionConfig};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -30,7 +31,7 @@ pub const SLOW_CASE: Duration = Duration::from_secs(20);
 pub enum Stage {
     /// `onnx::load_model` refused it (decoding, validation, limits, external data).
     Load,
-    /// `onnx::analyze` refused it (image input, head, static shapes...).
+    /// `analysis::analyze` refused it (image input, head, static shapes...).
     Analysis,
     /// The gradient builder refused it (`grad::static_shapes` / `grad::build`).
     Gradient,
