@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::decision::Decision;
+use super::verdict::Decision;
 use crate::data::ImageSet;
 use crate::decide::FusedDecision;
 use crate::detect::aegis::{seed_displacements, AegisClass, AegisResult};

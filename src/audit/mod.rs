@@ -8,31 +8,31 @@
 //!
 //! [`run`] does all of it; [`tools`] holds the entry points of the other subcommands.
 
-mod batch;
-mod decision;
+mod command;
 mod effort;
 mod error;
 mod evidence;
 mod memory;
 mod method;
+mod one_model;
 mod options;
 mod outputs;
 mod plan;
 mod prepare;
 mod preset;
 mod progress;
-mod run;
-mod stored;
-pub mod tools;
+mod stored_reports;
+pub mod subcommands;
+mod verdict;
 
-pub use batch::{run, AuditRun, ModelRun, RenderedRun};
-pub use decision::{decide, fused, Decision, Rule};
+pub use command::{run, AuditRun, ModelRun, RenderedRun};
 pub use effort::{shortlist, EffortMode, EffortParams, Shortlist};
 pub use error::{error_chain, AuditError, Error, Result};
 pub use memory::{
     format_bytes, parse_size, peak_resident_bytes, MemoryBudget, BYTES_PER_ACTIVATION, DEFAULT_MEMORY_LIMIT,
 };
 pub use method::{choose, MethodDecision};
+pub use one_model::{audit_model, AuditData, EvidenceTarget};
 pub use options::{
     parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, Clusterer, DecisionRule, Detector, Device,
     FeatureChoice, MethodChoice, Options, Reducer, DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RUNS,
@@ -42,4 +42,4 @@ pub use outputs::Outputs;
 pub use plan::{bounds_help, AuditPlan, Bound, BOUNDS};
 pub use prepare::{gradient_graph, AnalysedModel, PrepareTimings, PreparedModel};
 pub use preset::{DecisionParams, EmbeddingParams, FusedPreset, Preset, PresetFile, DEFAULT_PRESETS};
-pub use run::{audit_model, AuditData, EvidenceTarget};
+pub use verdict::{decide, fused, Decision, Rule};

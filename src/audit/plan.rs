@@ -454,7 +454,7 @@ impl AuditPlan {
             Some(path) => Calibration::load(path)?,
             None => Calibration::builtin()?,
         };
-        super::stored::check_detector_names(&calibration)?;
+        super::stored_reports::check_detector_names(&calibration)?;
         Ok(Arc::new(calibration))
     }
 

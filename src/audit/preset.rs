@@ -16,11 +16,11 @@ use super::options::{DEFAULT_RUNS, DEFAULT_SEED};
 use super::plan::AuditPlan;
 use crate::cluster::Clusterer;
 use crate::data::ImageShape;
+use crate::detect::aegis::translate::TranslationParams;
 use crate::detect::aegis::{AegisParams, BandwidthRule, DecisionRule};
 use crate::detect::neural_cleanse::NeuralCleanseParams;
 use crate::detect::precondition::PreconditionParams;
 use crate::detect::reach::ReachParams;
-use crate::detect::translate::TranslationParams;
 use crate::detect::universal::UniversalParams;
 use crate::embed::Reducer;
 

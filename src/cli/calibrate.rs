@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use aegis_audit::audit::tools::{self, CalibrateOptions, DecideOptions};
+use aegis_audit::audit::subcommands::{self as tools, CalibrateOptions, DecideOptions};
 use aegis_audit::audit::Detector;
 use aegis_audit::report::EXIT_CLEAN;
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use serde::Serialize;
 
-use aegis_audit::audit::tools::{self, ClusterOptions};
+use aegis_audit::audit::subcommands::{self as tools, ClusterOptions};
 use aegis_audit::report::EXIT_CLEAN;
 
 use super::common::{ClustererArg, ReducerArg};

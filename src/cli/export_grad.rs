@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use aegis_audit::audit::tools::{self, ExportGradOptions};
+use aegis_audit::audit::subcommands::{self as tools, ExportGradOptions};
 use aegis_audit::report::EXIT_CLEAN;
 
 use crate::cli::common::{FeatureArgs, RuntimeArgs};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use aegis_audit::audit::tools::{self, shape_string, Analysis};
+use aegis_audit::audit::subcommands::{self as tools, shape_string, Analysis};
 
 use super::common::FeatureArgs;
 

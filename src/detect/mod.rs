@@ -13,7 +13,6 @@ mod outcome;
 pub mod precondition;
 pub mod reach;
 pub mod sample;
-pub mod translate;
 pub mod universal;
 
 pub use outcome::{reindex, signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome, INDEX_VERSION};

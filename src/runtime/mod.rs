@@ -6,8 +6,8 @@
 //! messages; a panic in the `ort` bindings is caught at this boundary and returned as
 //! [`RuntimeError::Internal`].
 
+mod error_text;
 mod library;
-mod message;
 mod probe;
 mod session;
 

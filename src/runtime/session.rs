@@ -10,7 +10,7 @@ use ort::logging::LogLevel;
 use ort::session::{builder::GraphOptimizationLevel, Session as OrtSession, SessionInputValue};
 use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 
-use super::message::clean;
+use super::error_text::clean;
 use super::{library, RuntimeError};
 
 /// Runs `f` (a call into `ort`), turning a panic inside the bindings into

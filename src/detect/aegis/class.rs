@@ -8,10 +8,10 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::shortcut::mean_displacement;
+use super::translate::{translate_class, ClassSamples};
 use super::AegisParams;
 use crate::attack::GradientModel;
 use crate::cluster::Clusterer;
-use crate::detect::translate::{translate_class, ClassSamples};
 use crate::detect::DetectError;
 
 /// One cluster of a class's embedding.

@@ -26,6 +26,7 @@
 
 mod class;
 mod shortcut;
+pub mod translate;
 
 use std::time::Instant;
 
@@ -39,11 +40,11 @@ pub use shortcut::{
 };
 
 use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::translate::TranslationParams;
 use super::DetectError;
 use crate::attack::GradientModel;
 use crate::cluster::{estimate_bandwidth, Clusterer};
 use crate::embed::Reducer;
+use translate::TranslationParams;
 
 /// How the mean-shift bandwidth is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

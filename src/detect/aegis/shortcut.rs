@@ -4,8 +4,8 @@
 //! [`AnomalyIndex::on_log_scale`]), once per run; a class is flagged when more than half of the runs
 //! flag it.
 
+use super::translate::ClassSamples;
 use crate::detect::anomaly::AnomalyIndex;
-use crate::detect::translate::ClassSamples;
 use crate::detect::DetectError;
 
 /// The shortcut decision over all audited classes.

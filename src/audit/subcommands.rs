@@ -15,7 +15,7 @@ use crate::onnx::{self, LoadLimits};
 use crate::runtime::{self, SessionConfig};
 use crate::Result;
 
-pub use super::stored::{
+pub use super::stored_reports::{
     calibrate, decide, read_reports, CalibrateOptions, CalibrateOutcome, DecideOptions, DecideRun, StoredDecision,
     StoredEntry, StoredModel,
 };
@@ -145,7 +145,7 @@ pub fn write_embedding(path: &Path, outcome: &ClusterOutcome) -> Result<()> {
 /// Checks an output file path before any work (`fsio::check_output`: a new path or a regular file in a
 /// writable folder, never a device, FIFO, socket or folder); `flag` names it in the error.
 pub fn check_output(flag: &'static str, path: &Path) -> Result<()> {
-    Ok(super::stored::check_output(path, flag)?)
+    Ok(super::stored_reports::check_output(path, flag)?)
 }
 
 /// Writes one output file of a command: staged beside it, renamed into place (an interruption leaves

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::decision::fused;
 use super::error::AuditError;
+use super::one_model::calibration_mismatch;
 use super::options::Detector;
-use super::run::calibration_mismatch;
+use super::verdict::fused;
 use crate::decide::{Calibration, CalibrationFile, DetectorIndices, DetectorWeight, FusedDecision, NullClass};
 use crate::detect::{reindex, INDEX_VERSION};
 use crate::fsio;

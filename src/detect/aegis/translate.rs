@@ -6,9 +6,9 @@ use std::time::Instant;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
 
-use super::sample::{class_rng, gather};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
+use crate::detect::sample::{class_rng, gather};
 
 /// How images are translated toward a class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

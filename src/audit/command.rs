@@ -19,11 +19,11 @@ use serde_json::Value;
 
 use super::error::{error_chain, AuditError};
 use super::memory::{peak_resident_bytes, MemoryBudget, DEFAULT_MEMORY_LIMIT};
+use super::one_model::{audit_model, AuditData, EvidenceTarget};
 use super::options::{Device, FeatureChoice, MethodChoice, Options};
 use super::outputs::Outputs;
 use super::prepare::AnalysedModel;
 use super::preset::PresetFile;
-use super::run::{audit_model, AuditData, EvidenceTarget};
 use crate::data::{load_dataset, ImageShape, Split};
 use crate::decide::Calibration;
 use crate::onnx::LoadLimits;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::decision::{decide, Decision, Rule};
 use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, BudgetFit, Shortlist, FEWEST_CLASSES};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
@@ -15,6 +14,7 @@ use super::options::MethodChoice;
 use super::plan::AuditPlan;
 use super::prepare::PreparedModel;
 use super::progress::{bar, PartBars};
+use super::verdict::{decide, Decision, Rule};
 use crate::attack::{AttackError, GradOutput, GradientModel};
 use crate::data::{sample_indices, ImageSet};
 use crate::decide::{Calibration, ClassScore, FusedDecision};
