@@ -17,8 +17,8 @@ if [ -d plugins/torch/tests ]; then
   .venv/bin/python -m pytest -q plugins/torch/tests 2>&1
 fi
 bash scripts/test_packaging.sh 2>&1
-# The PyTorch plugin, the scripts and the study scripts are ruff-clean (ruff pinned by scripts/tools.sh).
-.tools/venv/bin/ruff check plugins/torch scripts research
-.tools/venv/bin/ruff format --check plugins/torch scripts research
+# The PyTorch plugin, the scripts, the study scripts and the scaling benchmark are ruff-clean (ruff pinned by scripts/tools.sh).
+.tools/venv/bin/ruff check plugins/torch scripts research bench/scaling
+.tools/venv/bin/ruff format --check plugins/torch scripts research bench/scaling
 # The integrations run the wheel scripts/test_packaging.sh just built, installed as users install it.
 bash scripts/test_integrations.sh 2>&1
