@@ -260,6 +260,16 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     let cal: Value = serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
     let null: Vec<u64> = cal["null_classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
     assert_eq!(null, [reference.clone(), reference.clone()].concat());
+    // `decide` on the stored adaptive report counts all 100 classes, as the audit did: the same p-value.
+    let decided = dir.path().join("decided.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
+        .args(["decide", stored.to_str().unwrap(), "--json", decided.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
+    let decided: Value = serde_json::from_str(&std::fs::read_to_string(&decided).unwrap()).unwrap();
+    assert_eq!(decided["models"][0]["fused"]["classes_tested"], K);
+    assert_eq!(decided["models"][0]["fused"]["model_p_value"], report["fused"]["model_p_value"]);
     let mut bare = report.clone();
     bare["effort"].as_object_mut().unwrap().remove("screen");
     std::fs::write(&stored, bare.to_string()).unwrap();
