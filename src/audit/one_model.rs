@@ -245,9 +245,10 @@ fn budget_overrun(plan: &AuditPlan, clock: &Clock) -> Option<Notification> {
     (took > 1.1 * b).then(|| Notification {
         level: Level::Warning,
         message: format!(
-            "the audit took {took:.0} s, {:.0}% over its time budget of {b:.0} s (the estimate of a class's cost was \
+            "the audit took {took:.0} s, {:.0}% over its time budget of {} s (the estimate of a class's cost was \
              short)",
-            100.0 * (took / b - 1.0)
+            100.0 * (took / b - 1.0),
+            budget_text(b)
         ),
         class: None,
     })
@@ -284,9 +285,10 @@ impl DetectorsRun<'_> {
             if let (Some(b), true) = (self.plan.time_budget, self.progress) {
                 let open = self.measured.map_or(self.audited.len(), <[usize]>::len);
                 eprintln!(
-                    "aegis-audit: {}: {open} classes open, {:.0} s of the {b:.0} s budget left",
+                    "aegis-audit: {}: {open} classes open, {:.0} s of the {} s budget left",
                     detector.name(),
-                    b - self.clock.elapsed()
+                    b - self.clock.elapsed(),
+                    budget_text(b)
                 );
             }
             let started = Instant::now();
@@ -698,9 +700,10 @@ impl EffortRun<'_> {
                     notifications.push(Notification {
                         level: Level::Warning,
                         message: format!(
-                            "time budget {budget:.0} s: the full audit is estimated at {full:.0} s, but {} classes \
+                            "time budget {} s: the full audit is estimated at {full:.0} s, but {} classes \
                              are no more than the {FEWEST_CLASSES} a shortlist holds (the calibration's class count): \
                              every class gets the full effort and the budget will be exceeded",
+                            budget_text(budget),
                             audited.len()
                         ),
                         class: None,
@@ -765,9 +768,10 @@ impl EffortRun<'_> {
         notifications.push(self.shortlist_note(&info, list.measured.len()));
         if let (Some(b), true) = (plan.time_budget, self.progress) {
             eprintln!(
-                "aegis-audit: screen done: {} classes open, {:.0} s of the {b:.0} s budget left",
+                "aegis-audit: screen done: {} classes open, {:.0} s of the {} s budget left",
                 list.measured.len(),
-                b - self.clock.elapsed()
+                b - self.clock.elapsed(),
+                budget_text(b)
             );
         }
         Ok(Some((info, list)))
@@ -783,8 +787,9 @@ impl EffortRun<'_> {
         let note = Notification {
             level: if fit.fits { Level::Note } else { Level::Warning },
             message: format!(
-                "time budget {budget:.0} s: {left:.0} s left after the screen; a class's full effort is estimated at \
+                "time budget {} s: {left:.0} s left after the screen; a class's full effort is estimated at \
                  {per_class:.1} s ({:.2} ms per image evaluation), so {} classes get it{}",
+                budget_text(budget),
                 per_image * 1e3,
                 fit.classes,
                 if fit.fits { "" } else { " (the fewest a shortlist holds: the budget will be exceeded)" }
@@ -817,6 +822,15 @@ impl EffortRun<'_> {
             ),
             class: None,
         }
+    }
+}
+
+/// A budget in seconds as the user wrote it: whole seconds without decimals, else to a tenth.
+fn budget_text(seconds: f64) -> String {
+    if seconds.fract() == 0.0 {
+        format!("{seconds:.0}")
+    } else {
+        format!("{seconds:.1}")
     }
 }
 
