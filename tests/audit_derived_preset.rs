@@ -5,6 +5,8 @@
 //! derived preset and says how it was derived, and every one of the 100 classes is decided under
 //! `--effort full`; by default (issue 33) a screen chooses the classes that get the full effort.
 
+mod cli_support;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -239,6 +241,7 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     // The report says it, in the table and in the SARIF log's notifications.
     assert!(stdout.contains("adaptive effort"), "{stdout}");
     assert!(sarif.to_string().contains("adaptive effort"), "{}", sarif);
+    cli_support::assert_schema_valid(&sarif);
 
     // `calibrate` takes an adaptive report's reference classes only (chosen at random, unlike the
     // screen's candidates) as clean classes; without a reference list it refuses the report.
