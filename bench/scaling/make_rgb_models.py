@@ -25,10 +25,8 @@ Resumable: a data folder with its README.txt is reused; a model whose .onnx and 
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
 import os
-import struct
 import sys
 import time
 from pathlib import Path
@@ -38,6 +36,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np
 import torch
+from make_models import log, read_idx  # the MNIST reader and the log line of the digits3 models
 from PIL import Image
 from torch import nn
 
@@ -62,20 +61,6 @@ ARCH = (
     "Conv(3→16, 3, stride 2, pad 1)-ReLU → Conv(16→32, 3, stride 2, pad 1)-ReLU → "
     "Conv(32→32, 3, stride 2, pad 1)-ReLU → GlobalAveragePool → Flatten → Linear(32→64)-ReLU → Linear(64→10)"
 )
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    zero, kind, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or kind != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 # ---------------------------------------------------------------- data
