@@ -43,9 +43,15 @@ fn composite_model(path: &Path) {
     std::fs::write(path, b.into_model("composite", 17, 8).encode_to_vec()).unwrap();
 }
 
-/// An IDX images file and its labels file: `per_class` noisy images per class, class `k` brighter in a
-/// band of its own.
-fn idx_pair(dir: &Path, split: &str, per_class: usize, seed: u64) {
+/// Writes a split's IDX images and labels files into `dir`: `per_class` images of each of the `K`
+/// classes, in class order repeated, each made by `image(rng, class)` from one generator seeded `seed`.
+fn write_split(
+    dir: &Path,
+    split: &str,
+    per_class: usize,
+    seed: u64,
+    mut image: impl FnMut(&mut ChaCha8Rng, usize) -> Vec<u8>,
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n = per_class * K;
     let mut images = vec![0, 0, 8, 3];
@@ -57,15 +63,25 @@ fn idx_pair(dir: &Path, split: &str, per_class: usize, seed: u64) {
     for i in 0..n {
         let k = i % K;
         labels.push(k as u8);
-        for y in 0..H {
-            for x in 0..W {
-                let on = (x + y * 3 + k) % 17 < 4;
-                images.push(if on { rng.gen_range(150..=255) } else { rng.gen_range(0..60) });
-            }
-        }
+        images.extend(image(&mut rng, k));
     }
     std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
     std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
+}
+
+/// An IDX images file and its labels file: `per_class` noisy images per class, class `k` brighter in a
+/// band of its own.
+fn idx_pair(dir: &Path, split: &str, per_class: usize, seed: u64) {
+    write_split(dir, split, per_class, seed, |rng, k| {
+        let mut pixels = Vec::with_capacity(H * W);
+        for y in 0..H {
+            for x in 0..W {
+                let on = (x + y * 3 + k) % 17 < 4;
+                pixels.push(if on { rng.gen_range(150..=255) } else { rng.gen_range(0..60) });
+            }
+        }
+        pixels
+    });
 }
 
 /// A 100-class template matcher of 1×28×56 images: Flatten → Gemm → ReLU → Gemm (identity), whose
@@ -102,23 +118,9 @@ fn template(k: usize) -> Vec<bool> {
 
 /// IDX files of `per_class` images per class: the class's template, bright, under noise.
 fn template_data(dir: &Path, split: &str, per_class: usize, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let n = per_class * K;
-    let mut images = vec![0, 0, 8, 3];
-    for d in [n, H, W] {
-        images.extend_from_slice(&(d as u32).to_be_bytes());
-    }
-    let mut labels = vec![0, 0, 8, 1];
-    labels.extend_from_slice(&(n as u32).to_be_bytes());
-    for i in 0..n {
-        let k = i % K;
-        labels.push(k as u8);
-        images.extend(
-            template(k).into_iter().map(|on| if on { rng.gen_range(120..=255) } else { rng.gen_range(0..100) }),
-        );
-    }
-    std::fs::write(dir.join(format!("{split}-images-idx3-ubyte")), images).unwrap();
-    std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), labels).unwrap();
+    write_split(dir, split, per_class, seed, |rng, k| {
+        template(k).into_iter().map(|on| if on { rng.gen_range(120..=255) } else { rng.gen_range(0..100) }).collect()
+    });
 }
 
 /// Runs the reduced fused audit of a 100-class model (`templates`: [`template_model`] on its data,
