@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::error::{error_chain, AuditError};
 use super::memory::{peak_resident_bytes, MemoryBudget, DEFAULT_MEMORY_LIMIT};
 use super::one_model::{audit_model, AuditData, EvidenceTarget};
-use super::options::{Device, FeatureChoice, MethodChoice, Options};
+use super::options::{MethodChoice, Options};
 use super::outputs::Outputs;
 use super::prepare::AnalysedModel;
 use super::preset::PresetFile;
@@ -340,9 +340,9 @@ pub fn run(options: &Options) -> Result<AuditRun> {
         return Err(e.into());
     }
     let outputs = Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref())?;
-    runtime::init(options.ort_lib.as_deref())?;
-    let config =
-        SessionConfig { device: options.device.unwrap_or(Device::Cpu), intra_threads: options.threads.unwrap_or(0) };
+    let runtime_settings = options.runtime.settings();
+    runtime::init(runtime_settings.ort_lib.as_deref())?;
+    let config = SessionConfig { device: runtime_settings.device, intra_threads: runtime_settings.threads };
     let several = options.models.len() > 1;
     let slots = evidence_slots(&options.models);
     let mut data = DataCache::default();
@@ -413,7 +413,7 @@ fn audit_one(
     let total = Instant::now();
     let in_model =
         |e: crate::Error| crate::Error::from(AuditError::Model { path: path.to_path_buf(), source: Box::new(e) });
-    let feature = options.feature.clone().unwrap_or(FeatureChoice::LastConv);
+    let feature = options.feature.choice();
     let analysed = AnalysedModel::load(path, &feature, &LoadLimits::default()).map_err(in_model)?;
     let shape = analysed.image_shape();
     let (preset_name, preset) = presets.select(options.preset.as_deref(), shape)?;

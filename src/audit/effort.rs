@@ -31,7 +31,7 @@ use crate::detect::Detector;
 const REFERENCE_PURPOSE: u64 = 0x7265_6665; // "refe"
 
 /// How much effort the audit gives each class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum EffortMode {
     /// The full effort on every class up to [`EffortParams::full_classes`] classes, adaptive above.

@@ -12,6 +12,7 @@ mod command;
 mod effort;
 mod error;
 mod evidence;
+mod flags;
 mod memory;
 mod method;
 mod one_model;
@@ -28,18 +29,22 @@ mod verdict;
 pub use command::{run, AuditRun, ModelRun, RenderedRun};
 pub use effort::{shortlist, EffortMode, EffortParams, Shortlist};
 pub use error::{error_chain, AuditError, Error, Result};
+pub use flags::{
+    bounds, Bound, ClusteringFlags, ClusteringSettings, DecisionFlags, EmbeddingFlags, FlagGroup, GeneralFlags,
+    GeneralSettings, NeuralCleanseFlags, PreconditionFlags, ReachFlags, RuntimeFlags, RuntimeSettings,
+    TranslationFlags, UniversalFlags, DEFAULT_MIN_CLUSTER_SIZE,
+};
 pub use memory::{
     format_bytes, parse_size, peak_resident_bytes, MemoryBudget, BYTES_PER_ACTIVATION, DEFAULT_MEMORY_LIMIT,
 };
 pub use method::{choose, MethodDecision};
 pub use one_model::{audit_model, AuditData, EvidenceTarget};
 pub use options::{
-    parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, Clusterer, DecisionRule, Detector, Device,
-    FeatureChoice, MethodChoice, Options, Reducer, DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE, DEFAULT_RUNS,
-    DEFAULT_SEED,
+    parse_classes, parse_detectors, parse_eps_sweep, parse_levels, BandwidthChoice, Clusterer, DecisionRule, Detector,
+    Device, FeatureChoice, FeatureFlags, FeatureLayer, MethodChoice, Options, Reducer,
 };
 pub use outputs::Outputs;
-pub use plan::{bounds_help, AuditPlan, Bound, BOUNDS};
+pub use plan::{bounds_help, AuditPlan};
 pub use prepare::{gradient_graph, AnalysedModel, PrepareTimings, PreparedModel};
 pub use preset::{DecisionParams, EmbeddingParams, FusedPreset, Preset, PresetFile, DEFAULT_PRESETS};
 pub use verdict::{decide, fused, Decision, Rule};

@@ -1,5 +1,6 @@
-//! The audit's options as a caller gives them: every flag of `aegis-audit audit` as an optional field,
-//! filled one-to-one by the command line or by any other caller (a Python binding, a service). Nothing
+//! The audit's options as a caller gives them: every flag of `aegis-audit audit`, declared once here and
+//! in [`super::flags`] (the command line flattens [`Options`] as it is; any other caller, a Python
+//! binding or a service, fills the same struct). Nothing
 //! here is checked or resolved: [`crate::audit::Preset::apply`] resolves the options against a preset
 //! into an [`crate::audit::AuditPlan`], whose `check` says what is wrong.
 
@@ -8,38 +9,33 @@ use std::str::FromStr;
 
 pub use crate::analysis::FeatureChoice;
 pub use crate::cluster::Clusterer;
+use crate::detect::aegis::BandwidthRule;
 pub use crate::detect::aegis::DecisionRule;
 pub use crate::detect::Detector;
 pub use crate::embed::Reducer;
 pub use crate::runtime::Device;
 
+use super::flags::{
+    ClusteringFlags, DecisionFlags, EmbeddingFlags, GeneralFlags, NeuralCleanseFlags, PreconditionFlags, ReachFlags,
+    RuntimeFlags, TranslationFlags, UniversalFlags,
+};
 use crate::detect::reach::ReachParams;
 use crate::detect::universal::UniversalParams;
 
-/// Default of `runs`.
-pub const DEFAULT_RUNS: usize = 1;
-/// Default of `seed`.
-pub const DEFAULT_SEED: u64 = 0;
-/// Default of `batch_size`.
-pub const DEFAULT_BATCH_SIZE: usize = 100;
-/// Default of `min_cluster_size` (HDBSCAN).
-pub const DEFAULT_MIN_CLUSTER_SIZE: usize = 25;
-
 /// Which detector the audit runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MethodChoice {
-    /// The fused, calibrated decision: every detector of the fused set runs on every model and their
-    /// per-class anomaly indices are combined against a calibration (the robustness precondition is
-    /// measured and reported, not a switch).
+    /// The fused, calibrated decision over every detector (the robustness check is reported, not a
+    /// switch).
     #[default]
     Auto,
-    /// AEGIS, after the precondition unless it is skipped.
+    /// AEGIS (after the robustness precondition unless --skip-precondition).
     Aegis,
-    /// Neural Cleanse (for standard, non-robust models); no precondition.
+    /// Neural Cleanse (for standard models; no precondition).
     NeuralCleanse,
-    /// Targeted reachability (robust models), after the precondition unless it is skipped.
+    /// Targeted reachability (robust models; after the robustness precondition).
     Reach,
-    /// Universal reach (any model); no precondition.
+    /// Universal reach (any model; no precondition).
     Universal,
 }
 
@@ -78,6 +74,18 @@ pub enum BandwidthChoice {
         /// The bandwidth.
         value: f64,
     },
+}
+
+impl BandwidthChoice {
+    /// The bandwidth rule this choice asks for; `paper` is the preset's fixed `paper_bandwidth`.
+    pub fn rule(self, paper_bandwidth: f64) -> BandwidthRule {
+        match self {
+            BandwidthChoice::Estimate { quantile } => BandwidthRule::Estimate { quantile },
+            BandwidthChoice::Paper => BandwidthRule::Fixed { value: paper_bandwidth },
+            BandwidthChoice::Relative { factor } => BandwidthRule::Relative { factor },
+            BandwidthChoice::Fixed { value } => BandwidthRule::Fixed { value },
+        }
+    }
 }
 
 impl FromStr for BandwidthChoice {
@@ -142,159 +150,152 @@ pub fn parse_detectors(text: &str) -> Result<Vec<Detector>, String> {
     Ok(out)
 }
 
-/// Every option of an audit; `None` (or `false`) means "the preset's value, or the default".
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Parses a class list (`--classes 0,3,7`): comma-separated indices (duplicates are refused later, by
+/// the plan's check, with the class named).
+pub fn parse_classes(text: &str) -> Result<Vec<usize>, String> {
+    text.split(',')
+        .map(|s| s.trim().parse::<usize>().map_err(|_| format!("'{}' is not a class index", s.trim())))
+        .collect()
+}
+
+/// Which layer gives the features (`--feature-layer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FeatureLayer {
+    /// Output of the last convolutional block, before pooling/Flatten (a network without convolutions:
+    /// its last hidden layer).
+    #[default]
+    LastConv,
+    /// Input of the final Gemm/MatMul.
+    Penultimate,
+}
+
+/// Which tensor is the feature representation.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
+pub struct FeatureFlags {
+    /// Which layer gives the features: the last convolutional block's output before the pooling or
+    /// Flatten that feeds the classifier head (as the AEGIS authors took it), or the input of the
+    /// final Gemm/MatMul.
+    #[arg(long, value_enum, default_value_t = FeatureLayer::LastConv)]
+    pub feature_layer: FeatureLayer,
+    /// Name of the tensor to use as features; overrides --feature-layer.
+    #[arg(long, value_name = "NAME")]
+    pub feature_tensor: Option<String>,
+}
+
+impl FeatureFlags {
+    /// The feature tensor these flags choose.
+    pub fn choice(&self) -> FeatureChoice {
+        match (&self.feature_tensor, self.feature_layer) {
+            (Some(name), _) => FeatureChoice::Named(name.clone()),
+            (None, FeatureLayer::LastConv) => FeatureChoice::LastConv,
+            (None, FeatureLayer::Penultimate) => FeatureChoice::Penultimate,
+        }
+    }
+}
+
+/// Every option of an audit, as the command line gives it (`aegis-audit audit --help` is generated from
+/// these declarations); `None` (or `false`) means "the preset's value, or the default". The flags that
+/// set a detector's or a section's parameters are declared in [`super::flags`], one group per section.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct Options {
-    /// The ONNX models to audit (each once, in order).
+    /// The ONNX models to audit, each once. With several, the data is read once, the SARIF log has one
+    /// run per model, the JSON report is a document with one entry per model, evidence goes into one
+    /// sub-folder per model, and the exit code is the most severe (2 > 1 > 3 > 0); a model that fails
+    /// gets a failed SARIF run and an error entry while the others are still reported.
+    #[arg(value_name = "MODEL", required = true, num_args = 1..)]
     pub models: Vec<PathBuf>,
-    /// The training data: IDX folder, CIFAR-10 batches or an ImageFolder with `train/` and `test/`.
+    /// Training data (IDX folder, CIFAR-10 binary batches, or an ImageFolder with train/ and test/):
+    /// the train split gives seed and clean images, the test split the robustness check.
+    #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
-    /// The detector (default: auto, the fused decision).
+    /// Detection method (default auto: the fused, calibrated decision over every detector; the
+    /// robustness check is measured and reported, not a switch).
+    #[arg(long, value_enum)]
     pub method: Option<MethodChoice>,
-    /// The fused decision's detectors (default: those the calibration weights).
-    pub detectors: Option<Vec<Detector>>,
-    /// The fused decision's calibration file (default: the built-in `config/calibration.json`).
+    /// The fused decision's detectors, comma-separated (aegis, neural-cleanse, reach, universal;
+    /// default: every detector the calibration weights).
+    #[arg(long, value_name = "LIST", value_parser = parse_detectors)]
+    pub detectors: Option<::std::vec::Vec<Detector>>,
+    /// The fused decision's calibration file (JSON, as `aegis-audit calibrate` writes it; default: the
+    /// built-in config/calibration.json). Read and checked before any model is loaded.
+    #[arg(long, value_name = "FILE")]
     pub calibration: Option<PathBuf>,
-    /// Preset name; chosen from the model's input shape when absent.
+    /// Preset name (mnist, fashion-mnist, cifar10, imagenet); chosen from the input shape when absent
+    /// (derived from the nearest preset for a shape none matches).
+    #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
-    /// A presets YAML file replacing the built-in one.
+    /// A presets YAML file replacing the built-in config/presets.yaml.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Only these classes (all by default).
-    pub classes: Option<Vec<usize>>,
-    /// Seed images per class (S).
-    pub seeds_per_class: Option<usize>,
-    /// L2 radius of the translation.
-    pub eps: Option<f32>,
-    /// L2 step of the translation.
-    pub step: Option<f32>,
-    /// Translation iterations.
-    pub steps: Option<usize>,
-    /// Reduction before clustering (default: t-SNE).
-    pub reducer: Option<Reducer>,
-    /// PCA dimensions before t-SNE.
-    pub pca_dims: Option<usize>,
-    /// t-SNE perplexity.
-    pub perplexity: Option<f64>,
-    /// Clustering algorithm (default: mean shift).
-    pub clusterer: Option<Clusterer>,
-    /// Mean-shift bandwidth.
-    pub bandwidth: Option<BandwidthChoice>,
-    /// Clusters below this fraction of the embedded points are not counted.
-    pub min_cluster_fraction: Option<f64>,
-    /// HDBSCAN's minimum cluster size (default 25).
-    pub min_cluster_size: Option<usize>,
-    /// Cluster rule: more counted clusters than this flags a class.
-    pub max_clusters: Option<usize>,
-    /// How AEGIS flags a class.
-    pub aegis_decision: Option<DecisionRule>,
-    /// Shortcut rule: low-side anomaly index above which a class is flagged.
-    pub shortcut_threshold: Option<f64>,
-    /// Independent AEGIS runs (default 1).
-    pub runs: Option<usize>,
-    /// Seed of every random choice (default 0).
-    pub seed: Option<u64>,
-    /// Images per model evaluation (default 100).
-    pub batch_size: Option<usize>,
-    /// Limit on the ONNX Runtime sessions' working memory, bytes (default 4 GiB): batches larger
-    /// than it allows are evaluated in pieces (see [`crate::audit::MemoryBudget`]).
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub general: GeneralFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub translation: TranslationFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub embedding: EmbeddingFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub clustering: ClusteringFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub decision: DecisionFlags,
+    /// Limit on ONNX Runtime's working memory (default 4GiB; e.g. 2GiB, 1500MB): from the model's
+    /// activations per image, each evaluation takes at most as many images as fit, shared between
+    /// the gradient session and the PGD step workers; larger batches run in pieces (same results).
+    /// An error when one image does not fit. The report gives the estimate and the peak resident
+    /// memory
+    #[arg(long, value_name = "SIZE", value_parser = super::memory::parse_size)]
     pub memory_limit: Option<u64>,
-    /// Skip the robustness precondition.
+    /// Skip the robustness precondition (AEGIS is only valid for robust models).
+    #[arg(long)]
     pub skip_precondition: bool,
-    /// How much effort each class gets (default `auto`: adaptive above 16 classes).
+    /// Effort across classes: `auto` (default) gives every detector's full effort to every class up to
+    /// 16 classes; above, a cheap universal-reach screen looks at every class and the full effort goes
+    /// to the 6 to 12 classes it ranks most suspicious and 16 seeded reference classes (the report
+    /// lists them; docs/scaling.md has the cost curve and what it changes). `full`: every class, always
+    #[arg(long, value_enum, value_name = "EFFORT")]
     pub effort: Option<super::EffortMode>,
-    /// Seconds each model's audit may take; the effort across classes is planned to fit.
+    /// Seconds each model's audit may take: from a measured evaluation speed the audit plans how many
+    /// classes get every detector's full effort (a screen ranks them; the rest are dismissed) so as to
+    /// finish within it; the report says what was dismissed. Fused decision only; not with --effort full
+    #[arg(long, value_name = "SECONDS")]
     pub time_budget: Option<f64>,
-    /// L2 budget of the robustness check.
-    pub precondition_eps: Option<f32>,
-    /// Held-out images attacked by the robustness check.
-    pub precondition_images: Option<usize>,
-    /// PGD steps of the robustness check.
-    pub precondition_steps: Option<usize>,
-    /// L2 step of the robustness check.
-    pub precondition_step: Option<f32>,
-    /// Minimum adversarial accuracy for a robust model.
-    pub min_adv_accuracy: Option<f64>,
-    /// Neural Cleanse: images.
-    pub nc_images: Option<usize>,
-    /// Neural Cleanse: mini-batch size.
-    pub nc_batch: Option<usize>,
-    /// Neural Cleanse: maximum epochs per class.
-    pub nc_epochs: Option<usize>,
-    /// Neural Cleanse: initial cost.
-    pub nc_init_cost: Option<f64>,
-    /// Neural Cleanse: target attack success.
-    pub nc_target_success: Option<f64>,
-    /// Neural Cleanse: anomaly-index threshold.
-    pub nc_anomaly_threshold: Option<f64>,
-    /// Neural Cleanse: start with cost 0.
-    pub nc_reset_cost_to_zero: Option<bool>,
-    /// Neural Cleanse: patience of the cost schedule.
-    pub nc_patience: Option<usize>,
-    /// Neural Cleanse: cost factor up.
-    pub nc_cost_up: Option<f64>,
-    /// Neural Cleanse: cost factor down.
-    pub nc_cost_down: Option<f64>,
-    /// Neural Cleanse: early-stop patience (0: never).
-    pub nc_early_stop_patience: Option<usize>,
-    /// Neural Cleanse: Adam learning rate.
-    pub nc_lr: Option<f64>,
-    /// Neural Cleanse: Adam β₁.
-    pub nc_beta1: Option<f64>,
-    /// Neural Cleanse: Adam β₂.
-    pub nc_beta2: Option<f64>,
-    /// Neural Cleanse: Adam ε.
-    pub nc_adam_eps: Option<f64>,
-    /// Reach: source images per class.
-    pub reach_images: Option<usize>,
-    /// Reach: source images per class in the budget sweep.
-    pub reach_sweep_images: Option<usize>,
-    /// Reach: PGD steps.
-    pub reach_steps: Option<usize>,
-    /// Reach: step size as a multiple of eps / steps.
-    pub reach_step_factor: Option<f32>,
-    /// Reach: candidate budgets.
-    pub reach_eps_sweep: Option<Vec<f32>>,
-    /// Reach: the median class rate that fixes the budget.
-    pub reach_median_level: Option<f64>,
-    /// Reach: anomaly-index threshold.
-    pub reach_anomaly_threshold: Option<f64>,
-    /// Reach: minimum ratio to the median.
-    pub reach_min_ratio: Option<f64>,
-    /// Reach: minimum gap to the median.
-    pub reach_min_gap: Option<f64>,
-    /// Reach: evidence images per class.
-    pub reach_evidence: Option<usize>,
-    /// Universal: shared source images.
-    pub universal_images: Option<usize>,
-    /// Universal: the budget ladder.
-    pub universal_levels: Option<Vec<f32>>,
-    /// Universal: gradient steps per budget.
-    pub universal_steps: Option<usize>,
-    /// Universal: step size as a multiple of budget / steps.
-    pub universal_step_factor: Option<f32>,
-    /// Universal: the success rate that fixes a class's budget.
-    pub universal_success_level: Option<f64>,
-    /// Universal: anomaly-index threshold (low side, log budget).
-    pub universal_anomaly_threshold: Option<f64>,
-    /// Universal: the least spread of the log budgets that counts.
-    pub universal_min_spread: Option<f64>,
-    /// Write the SARIF 2.1.0 log here.
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub precondition: PreconditionFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub neural_cleanse: NeuralCleanseFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub reach: ReachFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub universal: UniversalFlags,
+    /// Write the SARIF 2.1.0 report here (checked before the audit, written with the others at the end).
+    #[arg(long, value_name = "FILE")]
     pub sarif: Option<PathBuf>,
-    /// Write the JSON report here.
+    /// Write the JSON report here (checked before the audit, written with the others at the end).
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write evidence into this folder.
+    /// Write evidence (PNG plots, image grids, index.html) into this folder (one sub-folder per model
+    /// when several are audited).
+    #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
-    /// Show progress bars on stderr.
+    /// Show progress bars on stderr (the command line's `--quiet` turns them off).
+    #[arg(skip)]
     pub progress: bool,
-    /// Which tensor is the feature representation (default: the last conv block's output).
-    pub feature: Option<FeatureChoice>,
-    /// The ONNX Runtime shared library (otherwise found as `runtime::find_library` says).
-    pub ort_lib: Option<PathBuf>,
-    /// Execution provider (default: CPU).
-    pub device: Option<Device>,
-    /// Intra-op threads (default 0: ONNX Runtime's choice).
-    pub threads: Option<usize>,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub feature: FeatureFlags,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub runtime: RuntimeFlags,
     /// The command line (or the caller's description of the call), for the report.
+    #[arg(skip)]
     pub command_line: Vec<String>,
 }
 

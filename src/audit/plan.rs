@@ -2,7 +2,7 @@
 //! ([`crate::audit::Preset::apply`]), and the checks that run before any work. [`AuditPlan::check`]
 //! needs no model and runs before any model or data is loaded; [`AuditPlan::check_classes`] needs the
 //! model's class count and runs right after analysis; [`AuditPlan::check_data`] runs right after the
-//! data is read, before any attack. Every count has a documented upper bound ([`BOUNDS`]).
+//! data is read, before any attack. Every count has a documented upper bound, declared with its flag ([`super::flags`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,9 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::error::AuditError;
+use super::flags::{bounds, broken_bound, ClusteringSettings, FlagGroup, GeneralSettings};
 use super::options::{MethodChoice, Options};
+use super::preset::EmbeddingParams;
 use crate::data::ImageSet;
 use crate::decide::{Calibration, DecideError};
 use crate::detect::aegis::{AegisParams, DecisionRule, SHORTCUT_MIN_CLASSES};
@@ -68,270 +70,16 @@ pub struct AuditPlan {
 /// The largest `--time-budget`, seconds (a week).
 pub const MAX_TIME_BUDGET: f64 = 604_800.0;
 
-/// A count a user or a presets file can set, with its documented upper bound.
-#[derive(Debug, Clone, Copy)]
-pub struct Bound {
-    /// The parameter, as in a presets file (or the flag's name for flag-only options).
-    pub name: &'static str,
-    /// The flag that sets it.
-    pub flag: &'static str,
-    /// The largest value accepted.
-    pub max: usize,
-    given: fn(&Options) -> bool,
-    value: fn(&AuditPlan) -> usize,
-}
-
-/// The upper bound of every count (images, classes, steps, batch sizes, threads, runs), checked before
-/// any work starts. They bound the work and the memory an audit may take, far above any useful value.
-pub const BOUNDS: &[Bound] = &[
-    Bound {
-        name: "translation.seeds_per_class",
-        flag: "--seeds-per-class",
-        max: 100_000,
-        given: |o| o.seeds_per_class.is_some(),
-        value: |p| p.aegis.translation.seeds_per_class,
-    },
-    Bound {
-        name: "translation.steps",
-        flag: "--steps",
-        max: 10_000,
-        given: |o| o.steps.is_some(),
-        value: |p| p.aegis.translation.steps,
-    },
-    Bound {
-        name: "embedding.pca_dims",
-        flag: "--pca-dims",
-        max: 10_000,
-        given: |o| o.pca_dims.is_some(),
-        value: |p| p.aegis.pca_dims,
-    },
-    Bound {
-        name: "min_cluster_size",
-        flag: "--min-cluster-size",
-        max: 100_000,
-        given: |o| o.min_cluster_size.is_some(),
-        value: |p| p.aegis.min_cluster_size,
-    },
-    Bound { name: "runs", flag: "--runs", max: 100, given: |o| o.runs.is_some(), value: |p| p.runs },
-    Bound {
-        name: "batch_size",
-        flag: "--batch-size",
-        max: 10_000,
-        given: |o| o.batch_size.is_some(),
-        value: |p| p.aegis.batch_size,
-    },
-    Bound {
-        name: "threads",
-        flag: "--threads",
-        max: 1_024,
-        given: |o| o.threads.is_some(),
-        value: |p| p.given.threads.unwrap_or(0),
-    },
-    Bound {
-        name: "classes",
-        flag: "--classes",
-        max: 100_000,
-        given: |o| o.classes.is_some(),
-        value: |p| p.classes.as_ref().map_or(0, Vec::len),
-    },
-    Bound {
-        name: "precondition.images",
-        flag: "--precondition-images",
-        max: 100_000,
-        given: |o| o.precondition_images.is_some(),
-        value: |p| p.precondition.as_ref().map_or(0, |p| p.images),
-    },
-    Bound {
-        name: "precondition.steps",
-        flag: "--precondition-steps",
-        max: 10_000,
-        given: |o| o.precondition_steps.is_some(),
-        value: |p| p.precondition.as_ref().map_or(0, |p| p.steps),
-    },
-    Bound {
-        name: "neural_cleanse.images",
-        flag: "--nc-images",
-        max: 100_000,
-        given: |o| o.nc_images.is_some(),
-        value: |p| p.neural_cleanse.images,
-    },
-    Bound {
-        name: "neural_cleanse.batch_size",
-        flag: "--nc-batch",
-        max: 10_000,
-        given: |o| o.nc_batch.is_some(),
-        value: |p| p.neural_cleanse.batch_size,
-    },
-    Bound {
-        name: "neural_cleanse.epochs",
-        flag: "--nc-epochs",
-        max: 10_000,
-        given: |o| o.nc_epochs.is_some(),
-        value: |p| p.neural_cleanse.epochs,
-    },
-    Bound {
-        name: "neural_cleanse.patience",
-        flag: "--nc-patience",
-        max: 10_000,
-        given: |o| o.nc_patience.is_some(),
-        value: |p| p.neural_cleanse.patience,
-    },
-    Bound {
-        name: "neural_cleanse.early_stop_patience",
-        flag: "--nc-early-stop-patience",
-        max: 10_000,
-        given: |o| o.nc_early_stop_patience.is_some(),
-        value: |p| p.neural_cleanse.early_stop_patience,
-    },
-    Bound {
-        name: "reach.images_per_class",
-        flag: "--reach-images",
-        max: 100_000,
-        given: |o| o.reach_images.is_some(),
-        value: |p| p.reach.images_per_class,
-    },
-    Bound {
-        name: "reach.sweep_images_per_class",
-        flag: "--reach-sweep-images",
-        max: 100_000,
-        given: |o| o.reach_sweep_images.is_some(),
-        value: |p| p.reach.sweep_images_per_class,
-    },
-    Bound {
-        name: "reach.steps",
-        flag: "--reach-steps",
-        max: 10_000,
-        given: |o| o.reach_steps.is_some(),
-        value: |p| p.reach.steps,
-    },
-    Bound {
-        name: "reach.eps_sweep",
-        flag: "--reach-eps-sweep",
-        max: 100,
-        given: |o| o.reach_eps_sweep.is_some(),
-        value: |p| p.reach.eps_sweep.len(),
-    },
-    Bound {
-        name: "reach.evidence_per_class",
-        flag: "--reach-evidence",
-        max: 1_000,
-        given: |o| o.reach_evidence.is_some(),
-        value: |p| p.reach.evidence_per_class,
-    },
-    Bound {
-        name: "universal.images",
-        flag: "--universal-images",
-        max: 100_000,
-        given: |o| o.universal_images.is_some(),
-        value: |p| p.universal.images,
-    },
-    Bound {
-        name: "universal.levels",
-        flag: "--universal-levels",
-        max: 100,
-        given: |o| o.universal_levels.is_some(),
-        value: |p| p.universal.levels.len(),
-    },
-    Bound {
-        name: "universal.steps_per_level",
-        flag: "--universal-steps",
-        max: 10_000,
-        given: |o| o.universal_steps.is_some(),
-        value: |p| p.universal.steps_per_level,
-    },
-];
-
 /// The bounds as lines for `--help` and the docs: `--flag  at most N`.
 pub fn bounds_help() -> String {
     let mut text = String::from("Upper bounds (checked before any work; a preset's values too):\n");
-    for b in BOUNDS {
-        let what = if ["reach.eps_sweep", "universal.levels", "classes"].contains(&b.name) { " values" } else { "" };
+    for b in bounds() {
+        let what =
+            if ["reach.eps_sweep", "universal.levels", "classes"].contains(&b.name.as_str()) { " values" } else { "" };
         text.push_str(&format!("  {:<26} at most {}{what}\n", b.flag, b.max));
     }
     text
 }
-
-/// A flag and whether the options give it.
-type GivenFlag = (&'static str, fn(&Options) -> bool);
-
-/// The flags that set each detector's parameters, by the prefix of the parameter names.
-const GROUP_FLAGS: &[(&str, &[GivenFlag])] = &[
-    (
-        "precondition.",
-        &[
-            ("--precondition-eps", |o| o.precondition_eps.is_some()),
-            ("--precondition-steps", |o| o.precondition_steps.is_some()),
-            ("--precondition-step", |o| o.precondition_step.is_some()),
-            ("--precondition-images", |o| o.precondition_images.is_some()),
-            ("--min-adv-accuracy", |o| o.min_adv_accuracy.is_some()),
-        ],
-    ),
-    (
-        "neural-cleanse ",
-        &[
-            ("--nc-images", |o| o.nc_images.is_some()),
-            ("--nc-batch", |o| o.nc_batch.is_some()),
-            ("--nc-epochs", |o| o.nc_epochs.is_some()),
-            ("--nc-init-cost", |o| o.nc_init_cost.is_some()),
-            ("--nc-target-success", |o| o.nc_target_success.is_some()),
-            ("--nc-anomaly-threshold", |o| o.nc_anomaly_threshold.is_some()),
-            ("--nc-reset-cost-to-zero", |o| o.nc_reset_cost_to_zero.is_some()),
-            ("--nc-patience", |o| o.nc_patience.is_some()),
-            ("--nc-cost-up", |o| o.nc_cost_up.is_some()),
-            ("--nc-cost-down", |o| o.nc_cost_down.is_some()),
-            ("--nc-early-stop-patience", |o| o.nc_early_stop_patience.is_some()),
-            ("--nc-lr", |o| o.nc_lr.is_some()),
-            ("--nc-beta1", |o| o.nc_beta1.is_some()),
-            ("--nc-beta2", |o| o.nc_beta2.is_some()),
-            ("--nc-adam-eps", |o| o.nc_adam_eps.is_some()),
-        ],
-    ),
-    (
-        "reach.",
-        &[
-            ("--reach-images", |o| o.reach_images.is_some()),
-            ("--reach-sweep-images", |o| o.reach_sweep_images.is_some()),
-            ("--reach-steps", |o| o.reach_steps.is_some()),
-            ("--reach-step-factor", |o| o.reach_step_factor.is_some()),
-            ("--reach-eps-sweep", |o| o.reach_eps_sweep.is_some()),
-            ("--reach-median-level", |o| o.reach_median_level.is_some()),
-            ("--reach-anomaly-threshold", |o| o.reach_anomaly_threshold.is_some()),
-            ("--reach-min-ratio", |o| o.reach_min_ratio.is_some()),
-            ("--reach-min-gap", |o| o.reach_min_gap.is_some()),
-            ("--reach-evidence", |o| o.reach_evidence.is_some()),
-            ("--batch-size", |o| o.batch_size.is_some()),
-        ],
-    ),
-    (
-        "universal.",
-        &[
-            ("--universal-images", |o| o.universal_images.is_some()),
-            ("--universal-levels", |o| o.universal_levels.is_some()),
-            ("--universal-steps", |o| o.universal_steps.is_some()),
-            ("--universal-step-factor", |o| o.universal_step_factor.is_some()),
-            ("--universal-success-level", |o| o.universal_success_level.is_some()),
-            ("--universal-anomaly-threshold", |o| o.universal_anomaly_threshold.is_some()),
-            ("--universal-min-spread", |o| o.universal_min_spread.is_some()),
-            ("--batch-size", |o| o.batch_size.is_some()),
-        ],
-    ),
-    (
-        "",
-        &[
-            ("--seeds-per-class", |o| o.seeds_per_class.is_some()),
-            ("--eps", |o| o.eps.is_some()),
-            ("--step", |o| o.step.is_some()),
-            ("--steps", |o| o.steps.is_some()),
-            ("--pca-dims", |o| o.pca_dims.is_some()),
-            ("--perplexity", |o| o.perplexity.is_some()),
-            ("--bandwidth", |o| o.bandwidth.is_some()),
-            ("--min-cluster-fraction", |o| o.min_cluster_fraction.is_some()),
-            ("--min-cluster-size", |o| o.min_cluster_size.is_some()),
-            ("--shortcut-threshold", |o| o.shortcut_threshold.is_some()),
-            ("--batch-size", |o| o.batch_size.is_some()),
-        ],
-    ),
-];
 
 impl AuditPlan {
     /// Where the preset's values came from, for messages.
@@ -344,16 +92,51 @@ impl AuditPlan {
         }
     }
 
-    /// The origin of a detector's parameters: the preset, and the flags given for that detector.
+    /// The origin of a detector's parameters: the preset, and the flags given for that detector (the
+    /// group whose section the problem names).
     fn group_origin(&self, problem: &str) -> String {
-        let flags = GROUP_FLAGS
-            .iter()
-            .find(|(prefix, _)| problem.starts_with(prefix))
-            .map(|(_, flags)| flags.iter().filter(|(_, given)| given(&self.given)).map(|(f, _)| *f).collect::<Vec<_>>())
-            .unwrap_or_default();
+        let g = &self.given;
+        // Every detector but Neural Cleanse and the precondition evaluates in batches of --batch-size.
+        let batch = || g.general.given().into_iter().filter(|f| *f == "--batch-size").collect::<Vec<_>>();
+        let flags = if problem.starts_with("precondition.") {
+            g.precondition.given()
+        } else if problem.starts_with("neural-cleanse ") {
+            g.neural_cleanse.given()
+        } else if problem.starts_with("reach.") {
+            [g.reach.given(), batch()].concat()
+        } else if problem.starts_with("universal.") {
+            [g.universal.given(), batch()].concat()
+        } else {
+            [g.translation.given(), g.embedding.given(), g.clustering.given(), g.decision.given(), batch()].concat()
+        };
         match flags.as_slice() {
             [] => self.preset_text(),
             _ => format!("{} with {}", self.preset_text(), flags.join(", ")),
+        }
+    }
+
+    /// Every count against its bound ([`super::flags`]), each section as resolved.
+    fn check_bounds(&self) -> Result<(), AuditError> {
+        let (g, a) = (&self.given, &self.aegis);
+        let precondition = self.precondition.as_ref().or(self.skipped_precondition.as_ref());
+        let embedding = EmbeddingParams { pca_dims: a.pca_dims, perplexity: a.perplexity };
+        let broken = broken_bound(&g.translation, &a.translation)
+            .or_else(|| broken_bound(&g.embedding, &embedding))
+            .or_else(|| broken_bound(&g.clustering, &g.clustering.resolve(ClusteringSettings::defaults())))
+            .or_else(|| broken_bound(&g.general, &g.general.resolve(GeneralSettings::default())))
+            .or_else(|| broken_bound(&g.runtime, &g.runtime.settings()))
+            .or_else(|| precondition.and_then(|p| broken_bound(&g.precondition, p)))
+            .or_else(|| broken_bound(&g.neural_cleanse, &self.neural_cleanse))
+            .or_else(|| broken_bound(&g.reach, &self.reach))
+            .or_else(|| broken_bound(&g.universal, &self.universal));
+        match broken {
+            None => Ok(()),
+            Some((name, value, max, flag)) => Err(AuditError::Param {
+                name,
+                value: value.to_string(),
+                origin: flag.map_or_else(|| self.preset_text(), str::to_string),
+                rule: format!("must be at most {max} (the documented bound)"),
+            }),
         }
     }
 
@@ -380,14 +163,7 @@ impl AuditPlan {
     /// listed twice, each detector's parameter rules. Errors name the parameter, its value and where it
     /// came from.
     pub fn check(&self) -> Result<(), AuditError> {
-        for b in BOUNDS {
-            let value = (b.value)(self);
-            if value > b.max {
-                let origin = if (b.given)(&self.given) { b.flag.to_string() } else { self.preset_text() };
-                let rule = format!("must be at most {} (the documented bound)", b.max);
-                return Err(AuditError::Param { name: b.name.into(), value: value.to_string(), origin, rule });
-            }
-        }
+        self.check_bounds()?;
         if self.runs == 0 {
             return Err(AuditError::Usage("--runs 0: must be at least 1".into()));
         }
@@ -571,7 +347,7 @@ impl AuditPlan {
             ("effort", json!(self.effort)),
             ("time_budget", json!(self.time_budget)),
             ("device", json!(device)),
-            ("threads", json!(self.given.threads.unwrap_or(0))),
+            ("threads", json!(self.given.runtime.settings().threads)),
             ("memory_limit", json!(self.given.memory_limit.unwrap_or(super::memory::DEFAULT_MEMORY_LIMIT))),
             ("preset", json!(self.preset)),
             ("feature_tensor", json!(feature_tensor)),
@@ -587,7 +363,7 @@ impl AuditPlan {
 mod tests {
     use super::super::options::Options;
     use super::super::preset::PresetFile;
-    use super::BOUNDS;
+    use crate::audit::flags::{GeneralFlags, PreconditionFlags, RuntimeFlags, TranslationFlags};
 
     fn plan(o: &Options) -> super::AuditPlan {
         let file = PresetFile::builtin();
@@ -601,22 +377,23 @@ mod tests {
 
     #[test]
     fn each_bound_names_the_flag_that_broke_it() {
-        let o = Options { seeds_per_class: Some(1_000_000_000_000), ..Options::default() };
+        let translation = TranslationFlags { seeds_per_class: Some(1_000_000_000_000), ..TranslationFlags::default() };
+        let o = Options { translation, ..Options::default() };
         let err = plan(&o).check().unwrap_err().to_string();
         assert_eq!(
             err,
             "translation.seeds_per_class = 1000000000000 (--seeds-per-class): must be at most 100000 (the documented \
              bound)"
         );
-        let o = Options { threads: Some(5000), ..Options::default() };
+        let o =
+            Options { runtime: RuntimeFlags { threads: Some(5000), ..RuntimeFlags::default() }, ..Options::default() };
         assert!(plan(&o).check().unwrap_err().to_string().contains("(--threads): must be at most 1024"));
-        assert!(BOUNDS.iter().all(|b| b.max >= 100 && b.flag.starts_with("--")));
     }
 
     #[test]
     fn docs_list_every_bound() {
         let doc = include_str!("../../docs/options.md");
-        for b in BOUNDS {
+        for b in crate::audit::flags::bounds() {
             let line = doc.lines().find(|l| l.starts_with(&format!("| `{}` |", b.flag)));
             assert!(line.is_some_and(|l| l.ends_with(&format!("| {} |", b.max))), "docs/options.md: {}", b.flag);
         }
@@ -624,12 +401,23 @@ mod tests {
 
     #[test]
     fn counts_of_zero_duplicates_and_runs_are_refused() {
+        let translation = |t: TranslationFlags| Options { translation: t, ..Options::default() };
+        let general = |g: GeneralFlags| Options { general: g, ..Options::default() };
         for (o, want) in [
-            (Options { steps: Some(0), ..Options::default() }, "translation.steps = 0: must be >= 1"),
-            (Options { batch_size: Some(0), ..Options::default() }, "batch_size = 0: must be >= 1"),
-            (Options { runs: Some(0), ..Options::default() }, "--runs 0: must be at least 1"),
-            (Options { classes: Some(vec![1, 1, 1]), ..Options::default() }, "class 1 is listed more than once"),
-            (Options { seeds_per_class: Some(0), ..Options::default() }, "translation.seeds_per_class = 0"),
+            (
+                translation(TranslationFlags { steps: Some(0), ..Default::default() }),
+                "translation.steps = 0: must be >= 1",
+            ),
+            (general(GeneralFlags { batch_size: Some(0), ..Default::default() }), "batch_size = 0: must be >= 1"),
+            (general(GeneralFlags { runs: Some(0), ..Default::default() }), "--runs 0: must be at least 1"),
+            (
+                general(GeneralFlags { classes: Some(vec![1, 1, 1]), ..Default::default() }),
+                "class 1 is listed more than once",
+            ),
+            (
+                translation(TranslationFlags { seeds_per_class: Some(0), ..Default::default() }),
+                "translation.seeds_per_class = 0",
+            ),
         ] {
             let err = plan(&o).check().unwrap_err().to_string();
             assert!(err.contains(want), "{o:?}: {err}");
@@ -638,7 +426,8 @@ mod tests {
 
     #[test]
     fn detector_rules_name_the_preset_and_the_flags_given() {
-        let o = Options { precondition_steps: Some(0), ..Options::default() };
+        let precondition = PreconditionFlags { steps: Some(0), ..PreconditionFlags::default() };
+        let o = Options { precondition, ..Options::default() };
         let err = plan(&o).check().unwrap_err().to_string();
         assert_eq!(
             err,
@@ -649,13 +438,17 @@ mod tests {
 
     #[test]
     fn classes_and_labels_are_checked_against_the_model() {
-        let p = plan(&Options { classes: Some(vec![0, 3, 12]), ..Options::default() });
+        let classes = |c: Vec<usize>| Options {
+            general: GeneralFlags { classes: Some(c), ..GeneralFlags::default() },
+            ..Options::default()
+        };
+        let p = plan(&classes(vec![0, 3, 12]));
         p.check().unwrap();
         let err = p.check_classes(10).unwrap_err().to_string();
         assert_eq!(err, "--classes: class 12 does not exist (the model has 10 classes)");
-        let p = plan(&Options { classes: Some(vec![12, 3]), ..Options::default() });
+        let p = plan(&classes(vec![12, 3]));
         assert!(p.check_classes(10).unwrap_err().to_string().contains("class 12 does not exist"));
-        let p = plan(&Options { classes: Some(vec![1, 2]), ..Options::default() });
+        let p = plan(&classes(vec![1, 2]));
         assert!(p.check_classes(10).unwrap_err().to_string().contains("needs at least 3 (got 2)"));
         let p = plan(&Options::default());
         assert!(p.check_classes(2).unwrap_err().to_string().contains("needs at least 3 (got 2)"));

@@ -11,10 +11,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::AuditError;
-use super::options::{BandwidthChoice, MethodChoice, Options, DEFAULT_BATCH_SIZE, DEFAULT_MIN_CLUSTER_SIZE};
-use super::options::{DEFAULT_RUNS, DEFAULT_SEED};
+use super::flags::{ClusteringSettings, FlagGroup, GeneralSettings};
+use super::options::{MethodChoice, Options};
 use super::plan::AuditPlan;
-use crate::cluster::Clusterer;
 use crate::data::ImageShape;
 use crate::detect::aegis::translate::TranslationParams;
 use crate::detect::aegis::{AegisParams, BandwidthRule, DecisionRule};
@@ -22,7 +21,6 @@ use crate::detect::neural_cleanse::NeuralCleanseParams;
 use crate::detect::precondition::PreconditionParams;
 use crate::detect::reach::ReachParams;
 use crate::detect::universal::UniversalParams;
-use crate::embed::Reducer;
 
 /// The presets file compiled into the binary.
 pub const DEFAULT_PRESETS: &str = include_str!("../../config/presets.yaml");
@@ -273,103 +271,48 @@ impl Preset {
         self.fused.universal.iter_mut().for_each(universal);
     }
 
-    /// Resolves `options` against this preset (named `name`, from `origin`) into a plan: every option that
-    /// is given replaces the preset's value. Nothing is checked here: see [`AuditPlan::check`].
+    /// Resolves `options` against this preset (named `name`, from `origin`) into a plan: each flag group
+    /// is written over its section ([`FlagGroup::resolve`]); in the fused decision the preset's `fused:`
+    /// sections replace its detector sections first. Nothing is checked here: see [`AuditPlan::check`].
     pub fn apply(&self, name: &str, origin: &str, o: &Options) -> AuditPlan {
-        let method = o.method.unwrap_or(MethodChoice::Auto);
+        let method = o.method.unwrap_or_default();
         let fused = (method == MethodChoice::Auto).then_some(&self.fused);
-        let pick = |base: &TranslationParams| fused.and_then(|f| f.translation.clone()).unwrap_or_else(|| base.clone());
-        let mut translation: TranslationParams = pick(&self.translation);
-        translation.seeds_per_class = o.seeds_per_class.unwrap_or(translation.seeds_per_class);
-        translation.eps = o.eps.unwrap_or(translation.eps);
-        translation.step = o.step.unwrap_or(translation.step);
-        translation.steps = o.steps.unwrap_or(translation.steps);
-        let bandwidth = match o.bandwidth {
-            Some(BandwidthChoice::Estimate { quantile }) => BandwidthRule::Estimate { quantile },
-            Some(BandwidthChoice::Paper) => BandwidthRule::Fixed { value: self.paper_bandwidth },
-            Some(BandwidthChoice::Relative { factor }) => BandwidthRule::Relative { factor },
-            Some(BandwidthChoice::Fixed { value }) => BandwidthRule::Fixed { value },
-            None => self.decision.bandwidth,
-        };
-        let seed = o.seed.unwrap_or(DEFAULT_SEED);
-        let batch_size = o.batch_size.unwrap_or(DEFAULT_BATCH_SIZE);
-        let decision = o.aegis_decision.unwrap_or(self.decision.rule);
+        let general = o.general.resolve(GeneralSettings::default());
+        let clustering = o.clustering.resolve(ClusteringSettings::defaults());
+        let embedding = o.embedding.resolve(self.embedding.clone());
+        let decision = o.decision.resolve(self.decision.clone());
         let aegis = AegisParams {
-            translation,
-            reducer: o.reducer.unwrap_or(Reducer::Tsne),
-            pca_dims: o.pca_dims.unwrap_or(self.embedding.pca_dims),
-            perplexity: o.perplexity.unwrap_or(self.embedding.perplexity),
-            clusterer: o.clusterer.unwrap_or(Clusterer::MeanShift),
-            bandwidth,
-            min_cluster_size: o.min_cluster_size.unwrap_or(DEFAULT_MIN_CLUSTER_SIZE),
-            min_cluster_fraction: o.min_cluster_fraction.unwrap_or(self.decision.min_cluster_fraction),
-            max_clusters: o.max_clusters.unwrap_or(self.decision.max_clusters),
-            decision,
-            shortcut_threshold: o.shortcut_threshold.unwrap_or(self.decision.shortcut_threshold),
+            translation: o.translation.resolve(or_fused(&self.translation, fused.and_then(|f| f.translation.as_ref()))),
+            reducer: clustering.reducer,
+            pca_dims: embedding.pca_dims,
+            perplexity: embedding.perplexity,
+            clusterer: clustering.clusterer,
+            bandwidth: clustering.bandwidth.map_or(decision.bandwidth, |b| b.rule(self.paper_bandwidth)),
+            min_cluster_size: clustering.min_cluster_size,
+            min_cluster_fraction: decision.min_cluster_fraction,
+            max_clusters: decision.max_clusters,
+            decision: decision.rule,
+            shortcut_threshold: decision.shortcut_threshold,
             // The features, the embedding and the clustering only when the cluster rule or the
             // evidence's scatter plots need them.
-            embed: decision == DecisionRule::Clusters || o.evidence.is_some(),
-            batch_size,
-            seed,
+            embed: decision.rule == DecisionRule::Clusters || o.evidence.is_some(),
+            batch_size: general.batch_size,
+            seed: general.seed,
         };
         // Resolved even with --skip-precondition, so that its flags are range-checked either way.
-        let resolved_precondition = {
-            let mut p = fused.and_then(|f| f.precondition.clone()).unwrap_or_else(|| self.precondition.clone());
-            p.eps = o.precondition_eps.unwrap_or(p.eps);
-            p.steps = o.precondition_steps.unwrap_or(p.steps);
-            p.step = o.precondition_step.or(p.step);
-            p.images = o.precondition_images.unwrap_or(p.images);
-            p.min_adv_accuracy = o.min_adv_accuracy.unwrap_or(p.min_adv_accuracy);
-            p
-        };
-        let skipped_precondition = o.skip_precondition.then(|| resolved_precondition.clone());
-        let precondition = (!o.skip_precondition).then_some(resolved_precondition);
-        let mut nc = fused.and_then(|f| f.neural_cleanse.clone()).unwrap_or_else(|| self.neural_cleanse.clone());
-        nc.images = o.nc_images.unwrap_or(nc.images);
-        nc.batch_size = o.nc_batch.unwrap_or(nc.batch_size);
-        nc.epochs = o.nc_epochs.unwrap_or(nc.epochs);
-        nc.init_cost = o.nc_init_cost.unwrap_or(nc.init_cost);
-        nc.target_success = o.nc_target_success.unwrap_or(nc.target_success);
-        nc.anomaly_threshold = o.nc_anomaly_threshold.unwrap_or(nc.anomaly_threshold);
-        nc.reset_cost_to_zero = o.nc_reset_cost_to_zero.unwrap_or(nc.reset_cost_to_zero);
-        nc.patience = o.nc_patience.unwrap_or(nc.patience);
-        nc.cost_up = o.nc_cost_up.unwrap_or(nc.cost_up);
-        nc.cost_down = o.nc_cost_down.unwrap_or(nc.cost_down);
-        nc.early_stop_patience = o.nc_early_stop_patience.unwrap_or(nc.early_stop_patience);
-        nc.lr = o.nc_lr.unwrap_or(nc.lr);
-        nc.beta1 = o.nc_beta1.unwrap_or(nc.beta1);
-        nc.beta2 = o.nc_beta2.unwrap_or(nc.beta2);
-        nc.adam_eps = o.nc_adam_eps.unwrap_or(nc.adam_eps);
-        nc.seed = seed;
-        let mut reach = fused.and_then(|f| f.reach.clone()).unwrap_or_else(|| self.reach.clone());
-        reach.images_per_class = o.reach_images.unwrap_or(reach.images_per_class);
-        // The preset's sweep size shrinks with a smaller --reach-images; a given one is checked.
-        reach.sweep_images_per_class =
-            o.reach_sweep_images.unwrap_or(reach.sweep_images_per_class.min(reach.images_per_class));
-        reach.steps = o.reach_steps.unwrap_or(reach.steps);
-        reach.step_factor = o.reach_step_factor.unwrap_or(reach.step_factor);
-        if let Some(eps) = &o.reach_eps_sweep {
-            reach.eps_sweep = eps.clone();
+        let precondition =
+            o.precondition.resolve(or_fused(&self.precondition, fused.and_then(|f| f.precondition.as_ref())));
+        let mut nc =
+            o.neural_cleanse.resolve(or_fused(&self.neural_cleanse, fused.and_then(|f| f.neural_cleanse.as_ref())));
+        nc.seed = general.seed;
+        let mut reach = o.reach.resolve(or_fused(&self.reach, fused.and_then(|f| f.reach.as_ref())));
+        if o.reach.sweep_images_per_class.is_none() {
+            // The preset's sweep size shrinks with a smaller --reach-images; a given one is checked.
+            reach.sweep_images_per_class = reach.sweep_images_per_class.min(reach.images_per_class);
         }
-        reach.median_level = o.reach_median_level.unwrap_or(reach.median_level);
-        reach.anomaly_threshold = o.reach_anomaly_threshold.unwrap_or(reach.anomaly_threshold);
-        reach.min_ratio = o.reach_min_ratio.unwrap_or(reach.min_ratio);
-        reach.min_gap = o.reach_min_gap.unwrap_or(reach.min_gap);
-        reach.evidence_per_class = o.reach_evidence.unwrap_or(reach.evidence_per_class);
-        reach.batch_size = batch_size;
-        reach.seed = seed;
-        let mut universal = fused.and_then(|f| f.universal.clone()).unwrap_or_else(|| self.universal.clone());
-        universal.images = o.universal_images.unwrap_or(universal.images);
-        if let Some(levels) = &o.universal_levels {
-            universal.levels = levels.clone();
-        }
-        universal.steps_per_level = o.universal_steps.unwrap_or(universal.steps_per_level);
-        universal.step_factor = o.universal_step_factor.unwrap_or(universal.step_factor);
-        universal.success_level = o.universal_success_level.unwrap_or(universal.success_level);
-        universal.anomaly_threshold = o.universal_anomaly_threshold.unwrap_or(universal.anomaly_threshold);
-        universal.min_spread = o.universal_min_spread.unwrap_or(universal.min_spread);
-        universal.batch_size = batch_size;
-        universal.seed = seed;
+        (reach.batch_size, reach.seed) = (general.batch_size, general.seed);
+        let mut universal = o.universal.resolve(or_fused(&self.universal, fused.and_then(|f| f.universal.as_ref())));
+        (universal.batch_size, universal.seed) = (general.batch_size, general.seed);
         AuditPlan {
             preset: name.to_string(),
             preset_origin: origin.to_string(),
@@ -382,19 +325,24 @@ impl Preset {
             detectors: o.detectors.clone(),
             calibration_path: o.calibration.clone(),
             calibration: None,
-            runs: o.runs.unwrap_or(DEFAULT_RUNS),
-            classes: o.classes.clone(),
+            runs: general.runs,
+            classes: general.classes,
             effort: super::EffortParams {
                 mode: o.effort.unwrap_or(super::EffortMode::Auto),
-                seed,
+                seed: general.seed,
                 ..super::EffortParams::default()
             },
             time_budget: o.time_budget,
-            precondition,
-            skipped_precondition,
+            skipped_precondition: o.skip_precondition.then(|| precondition.clone()),
+            precondition: (!o.skip_precondition).then_some(precondition),
             given: o.clone(),
         }
     }
+}
+
+/// The fused decision's replacement of a section when it has one, else the section.
+fn or_fused<T: Clone>(section: &T, fused: Option<&T>) -> T {
+    fused.unwrap_or(section).clone()
 }
 
 #[cfg(test)]

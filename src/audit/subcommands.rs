@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 
-use super::options::{Clusterer, Device, FeatureChoice, Reducer};
+use super::options::{Clusterer, FeatureChoice, Reducer};
 use crate::analysis;
 use crate::data::features::{npy_bytes, read_features};
 use crate::grad::GradSpec;
@@ -41,12 +41,9 @@ pub struct ExportGradOptions {
     /// The feature tensor (default: the last conv block's output); `FeatureChoice::Named` with `input`
     /// and `logits` skips the analysis.
     pub feature: Option<FeatureChoice>,
-    /// The ONNX Runtime library (used once, to probe static shapes).
-    pub ort_lib: Option<PathBuf>,
-    /// Execution provider of the probe.
-    pub device: Option<Device>,
-    /// Intra-op threads of the probe.
-    pub threads: Option<usize>,
+    /// ONNX Runtime: the library, the execution provider and the threads of the probe (used once, to
+    /// probe static shapes).
+    pub runtime: super::RuntimeSettings,
 }
 
 /// The gradient graph of a model and the tensors it was built from.
@@ -75,9 +72,8 @@ pub fn export_grad(options: &ExportGradOptions) -> Result<GradExport> {
             }
         }
     };
-    runtime::init(options.ort_lib.as_deref())?;
-    let config =
-        SessionConfig { device: options.device.unwrap_or(Device::Cpu), intra_threads: options.threads.unwrap_or(0) };
+    runtime::init(options.runtime.ort_lib.as_deref())?;
+    let config = SessionConfig { device: options.runtime.device, intra_threads: options.runtime.threads };
     let graph = super::gradient_graph(&model.proto, &spec, &config)?;
     Ok(GradExport { graph: onnx::encode(&graph), spec })
 }

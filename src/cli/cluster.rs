@@ -12,7 +12,7 @@ use serde::Serialize;
 use aegis_audit::audit::subcommands::{self as tools, ClusterOptions};
 use aegis_audit::report::EXIT_CLEAN;
 
-use super::common::{ClustererArg, ReducerArg};
+use aegis_audit::audit::{Clusterer, Reducer};
 
 /// Embed and cluster a feature matrix as AEGIS does (PCA 150 → t-SNE 2-D → mean shift by default).
 #[derive(Debug, Clone, Args)]
@@ -22,11 +22,11 @@ pub struct ClusterArgs {
     #[arg(value_name = "FEATURES")]
     pub features: PathBuf,
     /// Reduction before clustering: PCA to 150 then t-SNE to 2-D, PCA to 2-D, or none.
-    #[arg(long, value_enum, default_value_t = ReducerArg::Tsne)]
-    pub reducer: ReducerArg,
+    #[arg(long, value_enum, default_value_t = Reducer::Tsne)]
+    pub reducer: Reducer,
     /// Clustering algorithm.
-    #[arg(long, value_enum, default_value_t = ClustererArg::Meanshift)]
-    pub clusterer: ClustererArg,
+    #[arg(long, value_enum, default_value_t = Clusterer::MeanShift)]
+    pub clusterer: Clusterer,
     /// Mean-shift bandwidth (default: estimated with quantile 0.3 over all points).
     #[arg(long, value_name = "B")]
     pub bandwidth: Option<f64>,
@@ -63,8 +63,8 @@ struct Output<'a> {
 pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let options = ClusterOptions {
         features: args.features.clone(),
-        reducer: args.reducer.into(),
-        clusterer: args.clusterer.into(),
+        reducer: args.reducer,
+        clusterer: args.clusterer,
         bandwidth: args.bandwidth,
         perplexity: args.perplexity,
         seed: args.seed,

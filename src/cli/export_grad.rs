@@ -10,7 +10,7 @@ use clap::Args;
 use aegis_audit::audit::subcommands::{self as tools, ExportGradOptions};
 use aegis_audit::report::EXIT_CLEAN;
 
-use crate::cli::common::{FeatureArgs, RuntimeArgs};
+use aegis_audit::audit::{FeatureFlags, RuntimeFlags};
 
 /// Export the gradient graph of MODEL (inputs x, y; outputs logits, features, loss, grad).
 #[derive(Debug, Clone, Args)]
@@ -30,10 +30,10 @@ pub struct ExportGradArgs {
     pub logits: Option<String>,
     /// Which tensor is exported as `features`.
     #[command(flatten)]
-    pub features: FeatureArgs,
+    pub features: FeatureFlags,
     /// ONNX Runtime settings (used once, to probe static shapes).
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub runtime: RuntimeFlags,
 }
 
 /// Runs the command.
@@ -43,9 +43,7 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
         input: args.input.clone(),
         logits: args.logits.clone(),
         feature: Some(args.features.choice()),
-        ort_lib: args.runtime.ort_lib.clone(),
-        device: args.runtime.device.map(Into::into),
-        threads: args.runtime.threads,
+        runtime: args.runtime.settings(),
     };
     let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
     tools::check_output("-o", &out)?;

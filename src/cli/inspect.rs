@@ -11,7 +11,7 @@ use clap::Args;
 
 use aegis_audit::audit::subcommands::{self as tools, shape_string, Analysis};
 
-use super::common::FeatureArgs;
+use aegis_audit::audit::FeatureFlags;
 
 /// Show what aegis-audit sees in MODEL.
 #[derive(Debug, Clone, Args)]
@@ -24,7 +24,7 @@ pub struct InspectArgs {
     pub json: bool,
     /// Which tensor is the feature representation.
     #[command(flatten)]
-    pub features: FeatureArgs,
+    pub features: FeatureFlags,
 }
 
 /// Runs the command.

@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand};
 mod audit;
 mod calibrate;
 mod cluster;
-mod common;
 mod export_grad;
 mod inspect;
 
@@ -63,7 +62,8 @@ pub enum Command {
     Decide(calibrate::DecideArgs),
 }
 
-/// The audit options `aegis-audit --help` shows, by clap id (the field names of [`audit::AuditArgs`]);
+/// The audit options `aegis-audit --help` shows, by clap id (the field names of `aegis_audit::audit::Options`
+/// and [`audit::AuditArgs`], a grouped flag's name);
 /// `aegis-audit audit --help` lists every option.
 const MAIN_OPTIONS: &[&str] = &[
     "models",

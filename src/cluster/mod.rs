@@ -46,10 +46,11 @@ pub enum ClusterError {
 pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
 
 /// Which clustering runs on the embedding (`--clusterer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Clusterer {
     /// Mean shift, flat kernel (AEGIS).
     #[default]
+    #[value(name = "meanshift")]
     MeanShift,
     /// HDBSCAN (RQ7 ablation).
     Hdbscan,

@@ -39,7 +39,7 @@ pub enum EmbedError {
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
 
 /// Which reduction runs before clustering (`--reducer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Reducer {
     /// PCA to 150 dimensions (fewer when the data has fewer), then Barnes-Hut t-SNE to 2-D (AEGIS).
     #[default]

@@ -43,7 +43,7 @@ fn silence_logging(env: &ort::environment::Environment) {
 }
 
 /// Which execution provider runs the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Device {
     /// The CPU execution provider.
     #[default]

@@ -87,7 +87,7 @@ pub fn rms_radius(points: &Array2<f64>) -> f64 {
 }
 
 /// How AEGIS turns a class's translation into a flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum DecisionRule {
     /// The paper's rule: more than `max_clusters` counted clusters in the class's embedding.
