@@ -153,11 +153,13 @@ def find_aegis_audit(explicit: str | None = None) -> str | None:
 
 
 def command_line() -> str | None:
-    """The command building the models, for their cards: ``python -m aegis_bench ARGS`` when this process is that
-    command (None otherwise, e.g. under pytest)."""
+    """The command building the models, for their cards: ``python -m aegis_bench ARGS`` (or ``aegis-bench ARGS``)
+    when this process is that command (None otherwise, e.g. under pytest)."""
     main = Path(sys.argv[0])
     if main.name == "__main__.py" and main.parent.name == "aegis_bench":
         return "python -m aegis_bench " + " ".join(sys.argv[1:])
+    if main.name == "aegis-bench":
+        return "aegis-bench " + " ".join(sys.argv[1:])
     return None
 
 
