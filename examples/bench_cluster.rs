@@ -1,4 +1,4 @@
-//! Times aegis-audit's t-SNE and mean shift on the NPY inputs that `scripts/bench_cluster.sh`
+//! Times aegis-audit's t-SNE and mean shift on the NPY inputs that `research/bench_cluster.sh`
 //! writes (the same files scikit-learn is timed on) and prints one JSON line per case.
 //!
 //! Usage: `cargo run --release --example bench_cluster -- DIR`

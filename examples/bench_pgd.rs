@@ -1,6 +1,6 @@
 //! PGD throughput benchmark (not a test): untargeted L2 PGD (ε = 1.5, step 2.5·ε/steps, no random
 //! start) on the first N test images of a dataset through aegis-audit's engine on ONNX Runtime.
-//! `scripts/bench_pgd.py` runs it side by side with PyTorch doing the identical PGD on the same
+//! `research/bench_pgd.py` runs it side by side with PyTorch doing the identical PGD on the same
 //! weights and prints the ratios.
 //!
 //! usage: bench_pgd MODEL DATA N STEPS BATCH THREADS [cpu|cuda] [--engine fused|eval] [--workers W]

@@ -5,7 +5,7 @@
 # val_robust_clean_s3) on the committed MNIST subset, then `aegis-audit calibrate` on their reports.
 # 5 models x 10 classes = 50 clean classes: enough to fit the nulls, far too few for a trustworthy
 # false-positive rate. The built-in calibration (config/calibration.json) is the benchmark's calibration half
-# (`python -m aegis_torch bench evaluate`, bench/README.md).
+# (`python -m aegis_bench evaluate`, bench/README.md).
 #
 # Usage: research/calibrate_zoo.sh OUT.json   (needs a release build)
 set -euo pipefail

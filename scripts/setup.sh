@@ -4,9 +4,10 @@
 #   bash scripts/setup.sh --runtime   the audit only: `.ort/` gets the ONNX Runtime shared library taken
 #                                     out of the official `onnxruntime==1.31.1` wheel (one ~24 MB download,
 #                                     no virtual environment, no PyTorch). scripts/demo.sh uses this.
-#   bash scripts/setup.sh             everything (tests, PyTorch plugin, fixture generators): `.venv/`
-#                                     with the pinned plugin dependencies (PyTorch, ONNX, ONNX Runtime,
-#                                     scikit-learn), created once and reused, and `.ort/` copied from it.
+#   bash scripts/setup.sh             everything (tests, PyTorch plugin, benchmark, fixture generators):
+#                                     `.venv/` with the pinned plugin dependencies (PyTorch, ONNX, ONNX
+#                                     Runtime, scikit-learn) and plugins/torch and plugins/bench installed
+#                                     editable, created once and reused, and `.ort/` copied from it.
 #
 # The binary loads `.ort/libonnxruntime.so.1.31.1` with ort's `load-dynamic` feature. Idempotent: a second
 # run only checks. `AEGIS_GPU=1` takes ONNX Runtime from `onnxruntime-gpu==1.31.1` instead (CUDA 13 and
@@ -58,7 +59,8 @@ fi
 
 req="plugins/torch/requirements.txt"
 stamp=".venv/.requirements.sha256"
-want="$(sha256sum "$req" | cut -d' ' -f1)"
+# Redone when a pin or either package's pyproject.toml changes.
+want="$(cat "$req" plugins/torch/pyproject.toml plugins/bench/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$py" -m venv .venv
@@ -66,7 +68,8 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing pinned Python dependencies (PyTorch is a large download, once)" >&2
   .venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check -r "$req"
-  .venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check --no-deps -e plugins/torch 2>/dev/null || true
+  .venv/bin/python -m pip install -q --no-cache-dir --disable-pip-version-check --no-deps \
+    -e plugins/torch -e plugins/bench 2>/dev/null || true
   echo "$want" > "$stamp"
 fi
 if [ "${AEGIS_GPU:-0}" = "1" ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; .ci/run calls it): installs what is missing
-# (scripts/setup.sh), then runs the Rust tests, the PyTorch plugin's tests, the packaging checks
+# (scripts/setup.sh), then runs the Rust tests, the PyTorch plugin's and the benchmark's tests (plugins/torch,
+# plugins/bench: one pytest run, one PyTorch start-up), the packaging checks
 # (scripts/test_packaging.sh: wheels, GitHub Action, pre-commit hook, and every SARIF log the tests wrote
 # validated by Microsoft's SARIF Multitool with GitHub's rules) and the integration plugins' tests
 # (scripts/test_integrations.sh: modelscan, MLflow, Ray).
@@ -13,12 +14,11 @@ export AEGIS_SARIF_DUMP="$root/target/sarif-dump"
 rm -rf "$AEGIS_SARIF_DUMP"
 mkdir -p "$AEGIS_SARIF_DUMP"
 cargo test 2>&1
-if [ -d plugins/torch/tests ]; then
-  .venv/bin/python -m pytest -q plugins/torch/tests 2>&1
-fi
+.venv/bin/python -m pytest -q plugins/torch/tests plugins/bench/tests 2>&1
 bash scripts/test_packaging.sh 2>&1
-# The PyTorch plugin, the scripts, the study scripts and the scaling benchmark are ruff-clean (ruff pinned by scripts/tools.sh).
-.tools/venv/bin/ruff check plugins/torch scripts research bench/scaling
-.tools/venv/bin/ruff format --check plugins/torch scripts research bench/scaling
+# The PyTorch plugin, the benchmark, the scripts, the study scripts and the scaling benchmark are ruff-clean (ruff
+# pinned by scripts/tools.sh).
+.tools/venv/bin/ruff check plugins/torch plugins/bench scripts research bench/scaling
+.tools/venv/bin/ruff format --check plugins/torch plugins/bench scripts research bench/scaling
 # The integrations run the wheel scripts/test_packaging.sh just built, installed as users install it.
 bash scripts/test_integrations.sh 2>&1

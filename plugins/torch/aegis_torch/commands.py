@@ -7,12 +7,6 @@ import numpy as np
 from aegis_torch import pipeline, triggers
 
 
-def bench(args) -> int:
-    from aegis_torch.bench import commands as bench_commands
-
-    return bench_commands.run(args)
-
-
 def train(args) -> int:
     pipeline.run(args, log=lambda s: print(s, flush=True))
     return 0

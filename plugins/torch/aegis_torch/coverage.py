@@ -6,7 +6,7 @@ float64 autograd on the same weights and input). Where our float32 gradient exce
 reference is recomputed on the linear piece ONNX Runtime's float32 forward pass took
 (``kinks.PieceMatched``): a kink resolved the other way by float32 rounding explains the difference
 only if pieces flipped and the piece-matched error is within the bound. Used by the test suite
-(reduced configurations, ``tvarch.CI``) and by ``scripts/coverage_table.py`` (``tvarch.FULL``).
+(reduced configurations, ``tvarch.CI``) and by ``research/coverage_table.py`` (``tvarch.FULL``).
 """
 
 from __future__ import annotations

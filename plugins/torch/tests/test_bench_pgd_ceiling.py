@@ -1,4 +1,4 @@
-"""scripts/bench_pgd.py's arithmetic count and convolution ceiling (docs/pgd.md, "Why the 2x target is out of
+"""research/bench_pgd.py's arithmetic count and convolution ceiling (docs/pgd.md, "Why the 2x target is out of
 reach"): the count is the forward pass plus the input gradient only (frozen weights), and the ceiling times every
 convolution of the model, nested ones included, at its own input shape, counted twice."""
 
@@ -12,7 +12,7 @@ from torch import nn
 
 @pytest.fixture(scope="module")
 def bench_pgd():
-    spec = importlib.util.spec_from_file_location("bench_pgd", ROOT / "scripts" / "bench_pgd.py")
+    spec = importlib.util.spec_from_file_location("bench_pgd", ROOT / "research" / "bench_pgd.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

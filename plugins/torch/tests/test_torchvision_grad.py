@@ -7,7 +7,7 @@ rounding put a kink on the other side, on the linear piece ONNX Runtime took (se
 
 The architectures are reduced configurations of the torchvision classes (``tvarch.CI``: the same
 blocks and heads, fewer and narrower) so the whole file runs in a few minutes on 2 cores; the named
-models are checked by ``scripts/coverage_table.py`` (docs/coverage.md).
+models are checked by ``research/coverage_table.py`` (docs/coverage.md).
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from aegis_torch import card, checkpoint, data, evaluate, export, models
+from aegis_torch.train import TrainConfig, seed_everything, train
 
 import onnx
-from aegis_torch import card, checkpoint, data, evaluate, export, models
-from aegis_torch.bench import domains, families
-from aegis_torch.bench.spec import ModelSpec, Spec
-from aegis_torch.train import TrainConfig, seed_everything, train
+from aegis_bench import domains, families
+from aegis_bench.spec import ModelSpec, Spec
 
 # Ops the aegis-audit gradient engine differentiates (src/grad/rules); every benchmark model must stay within.
 ENGINE_OPS = frozenset(
@@ -145,11 +145,22 @@ def find_aegis_audit(explicit: str | None = None) -> str | None:
         return explicit
     if os.environ.get("AEGIS_AUDIT"):
         return os.environ["AEGIS_AUDIT"]
-    repo = Path(__file__).resolve().parents[4]
+    repo = Path(__file__).resolve().parents[3]
     for p in (repo / "target" / "release" / "aegis-audit", repo / "target" / "debug" / "aegis-audit"):
         if p.is_file() and os.access(p, os.X_OK):
             return str(p)
     return shutil.which("aegis-audit")
+
+
+def command_line() -> str | None:
+    """The command building the models, for their cards: ``python -m aegis_bench ARGS`` (or ``aegis-bench ARGS``)
+    when this process is that command (None otherwise, e.g. under pytest)."""
+    main = Path(sys.argv[0])
+    if main.name == "__main__.py" and main.parent.name == "aegis_bench":
+        return "python -m aegis_bench " + " ".join(sys.argv[1:])
+    if main.name == "aegis-bench":
+        return "aegis-bench " + " ".join(sys.argv[1:])
+    return None
 
 
 def export_grad_check(binary: str, onnx_path: Path) -> dict:
@@ -375,7 +386,7 @@ def make_one(
         },
         "spec": {"file": spec.path.name, "name": spec.name, "entry": m.entry()},
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "command": "python -m aegis_torch " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None,
+        "command": command_line(),
     }
     card.write(out / f"{m.name}.card.yaml", c)
     log(

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from aegis_torch.bench import evaluate as ev
+from aegis_bench import evaluate as ev
 from sklearn.metrics import roc_auc_score
 
 
@@ -100,7 +100,7 @@ def test_decision_row_reads_the_decide_document():
 
 
 def test_cards_of_one_half():
-    from aegis_torch.bench import spec as sp
+    from aegis_bench import spec as sp
     from conftest import ROOT
 
     s = sp.load(ROOT / "bench" / "spec.yaml")
@@ -122,11 +122,11 @@ def test_cards_of_one_half():
     ],
 )
 def test_evaluate_refuses_inconsistent_stages(flags, problem, tmp_path, capsys):
-    from aegis_torch.cli import main
+    from aegis_bench.cli import main
     from conftest import ROOT
 
     spec = str(ROOT / "bench" / "spec.yaml")
-    args = ["bench", "evaluate", "--spec", spec, "--data", "d", "--out", str(tmp_path), *flags]
+    args = ["evaluate", "--spec", spec, "--data", "d", "--out", str(tmp_path), *flags]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert problem in err and err.count("\n") == 1
@@ -134,10 +134,10 @@ def test_evaluate_refuses_inconsistent_stages(flags, problem, tmp_path, capsys):
 
 
 def test_evaluate_refuses_a_bad_neighbour_count(tmp_path, capsys):
-    from aegis_torch.cli import main
+    from aegis_bench.cli import main
     from conftest import ROOT
 
     spec = str(ROOT / "bench" / "spec.yaml")
-    args = ["bench", "evaluate", "--spec", spec, "--data", "d", "--out", str(tmp_path), "--robustness-neighbours", "1"]
+    args = ["evaluate", "--spec", spec, "--data", "d", "--out", str(tmp_path), "--robustness-neighbours", "1"]
     assert main(args) == 2
     assert "--robustness-neighbours '1'" in capsys.readouterr().err

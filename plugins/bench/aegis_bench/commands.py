@@ -1,5 +1,6 @@
-"""``python -m aegis_torch bench make|verify|table``: build the population, check a retrain is bit-identical,
-rewrite the results table. Each returns an exit code (0 done / identical, 1 a retrain differs)."""
+"""``python -m aegis_bench make|verify|table|domains|evaluate``: build the population, check a retrain is
+bit-identical, rewrite the results table, generate the derived data domains, evaluate the detectors. Each returns
+an exit code (0 done / identical, 1 a retrain or a domain differs)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import datetime
 import time
 from pathlib import Path
 
-from aegis_torch.bench import make as mk
-from aegis_torch.bench import spec as sp
-from aegis_torch.bench import table
+from aegis_bench import make as mk
+from aegis_bench import spec as sp
+from aegis_bench import table
 
 
 def _log(s: str) -> None:
@@ -73,7 +74,7 @@ def make(args) -> int:
 def verify(args) -> int:
     s, out = _setup(args)
     if not args.only:
-        raise sp.SpecError("bench verify needs --only NAME (one or more models to retrain)")
+        raise sp.SpecError("verify needs --only NAME (one or more models to retrain)")
     binary = _binary(args)
     d = mk.DataCache(s, args.data, args.domains, _log)
     bad = 0
@@ -86,7 +87,7 @@ def verify(args) -> int:
 
 def domains_cmd(args) -> int:
     """Generate the spec's derived data domains into ``--out DIR`` (``DIR/NAME``) and check their hashes."""
-    from aegis_torch.bench import domains
+    from aegis_bench import domains
 
     s = sp.load(args.spec)
     mnist = args.data or s.dataset.get("path")
@@ -119,11 +120,11 @@ def table_cmd(args) -> int:
 
 
 def evaluate(args) -> int:
-    from aegis_torch.bench import evaluate as ev
+    from aegis_bench import evaluate as ev
 
     return ev.run(args, sp.load(args.spec), _log)
 
 
 def run(args) -> int:
     cmds = {"make": make, "verify": verify, "table": table_cmd, "evaluate": evaluate, "domains": domains_cmd}
-    return cmds[args.bench_command](args)
+    return cmds[args.command](args)

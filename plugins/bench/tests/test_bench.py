@@ -1,6 +1,6 @@
 """The benchmark generator: trigger families (seeded, bounded, poisoning as their papers do), the spec checks,
-the committed spec's mix, a tiny end-to-end `bench make` (cards, parity, export-grad, table, resume) and a
-bit-identical `bench verify`."""
+the committed spec's mix, a tiny end-to-end `make` (cards, parity, export-grad, table, resume) and a
+bit-identical `verify`."""
 
 import csv
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from aegis_bench import families as fm
+from aegis_bench import make as mk
+from aegis_bench import spec as sp
+from aegis_bench.cli import main
 from aegis_torch import card, checkpoint, data, export, models, triggers
-from aegis_torch.bench import families as fm
-from aegis_torch.bench import make as mk
-from aegis_torch.bench import spec as sp
-from aegis_torch.cli import main
 from conftest import ROOT
 
 import onnx
@@ -266,7 +266,7 @@ def test_spec_errors_name_the_model_and_field(entry, message, tmp_path):
         sp.parse({**BASE, "models": [m, {**m, "name": "m1"}]}, tmp_path / "s.yaml")
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump({**BASE, "models": [{**m, **entry}]}))
-    assert main(["bench", "make", "--spec", str(p), "--skip-grad-check"]) == 2
+    assert main(["make", "--spec", str(p), "--skip-grad-check"]) == 2
 
 
 def test_committed_spec_has_the_required_mix():
@@ -342,7 +342,7 @@ def tiny(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     (d / "spec.yaml").write_text(TINY % (ROOT / "fixtures" / "mnist-subset"))
     grad = ["--skip-grad-check"] if mk.find_aegis_audit() is None else []
-    assert main(["bench", "make", "--spec", str(d / "spec.yaml"), *grad]) == 0
+    assert main(["make", "--spec", str(d / "spec.yaml"), *grad]) == 0
     return d, grad
 
 
@@ -387,9 +387,9 @@ def test_tiny_spec_builds_carded_models(tiny):
 def test_make_resumes_and_verify_is_bit_identical(tiny, capsys):
     d, grad = tiny
     before = (d / "models" / "t-clean.card.yaml").read_text()
-    assert main(["bench", "make", "--spec", str(d / "spec.yaml"), *grad]) == 0
+    assert main(["make", "--spec", str(d / "spec.yaml"), *grad]) == 0
     assert "0 to build" in capsys.readouterr().out
     assert (d / "models" / "t-clean.card.yaml").read_text() == before
-    assert main(["bench", "verify", "--spec", str(d / "spec.yaml"), "--only", "t-clean", "--skip-grad-check"]) == 0
+    assert main(["verify", "--spec", str(d / "spec.yaml"), "--only", "t-clean", "--skip-grad-check"]) == 0
     assert "t-clean: bit-identical" in capsys.readouterr().out
-    assert main(["bench", "verify", "--spec", str(d / "spec.yaml"), "--only", "nope", "--skip-grad-check"]) == 2
+    assert main(["verify", "--spec", str(d / "spec.yaml"), "--only", "nope", "--skip-grad-check"]) == 2

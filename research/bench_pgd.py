@@ -38,7 +38,7 @@ only that. An optimistic bound for any engine whose convolutions are as fast as 
 gradient to cost what its forward costs, and everything else nothing), set against the fastest PyTorch variant and
 against the issue's 2x target.
 
-usage: .venv/bin/python scripts/bench_pgd.py [--arch zoo-cnn resnet-small] [--n 500] [--steps 20] [--batch 100]
+usage: .venv/bin/python research/bench_pgd.py [--arch zoo-cnn resnet-small] [--n 500] [--steps 20] [--batch 100]
        [--threads 2] [--repeats 5] [--json FILE] [--baseline-exe OTHER_BUILD/bench_pgd]
 """
 

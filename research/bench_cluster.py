@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Inputs for, and scikit-learn's side of, scripts/bench_cluster.sh.
+"""Inputs for, and scikit-learn's side of, research/bench_cluster.sh.
 
 bench_cluster.py gen DIR      write the seeded inputs (NPY) into DIR
 bench_cluster.py sklearn DIR  time scikit-learn on them, one JSON line per case

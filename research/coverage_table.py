@@ -6,8 +6,8 @@ autograd (aegis_torch.coverage).
 
 Usage (from the repository root, after ``cargo build --release``):
 
-    PYTHONPATH=plugins/torch .venv/bin/python scripts/coverage_table.py            # named models (slow)
-    PYTHONPATH=plugins/torch .venv/bin/python scripts/coverage_table.py --ci       # the test suite's configurations
+    PYTHONPATH=plugins/torch .venv/bin/python research/coverage_table.py            # named models (slow)
+    PYTHONPATH=plugins/torch .venv/bin/python research/coverage_table.py --ci       # the test suite's configurations
     ... --only resnet50 --size 224 --inputs 6 --no-write                          # one model, printed only
 
 Results accumulate in docs/coverage.json (one entry per architecture x exporter x configuration), and the

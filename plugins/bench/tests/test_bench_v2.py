@@ -2,19 +2,19 @@
 (written in the formats the readers parse, deterministic), the four new architectures within the gradient
 engine's ops, the spec's domains and the committed v2 mix, and a tiny end-to-end build across domains."""
 
-import importlib.util
 import math
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from aegis_bench import domains as dm
+from aegis_bench import families as fm
+from aegis_bench import make as mk
+from aegis_bench import plan_v2
+from aegis_bench import spec as sp
+from aegis_bench.cli import main
 from aegis_torch import card, cifar_make, data, export, models
-from aegis_torch.bench import domains as dm
-from aegis_torch.bench import families as fm
-from aegis_torch.bench import make as mk
-from aegis_torch.bench import spec as sp
-from aegis_torch.cli import main
 from conftest import ROOT
 
 SHAPE = (1, 28, 28)
@@ -212,12 +212,12 @@ def test_domains_command_generates_and_checks_hashes(tmp_path):
     }
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump(s))
-    assert main(["bench", "domains", "--spec", str(p), "--out", str(tmp_path / "d")]) == 0
+    assert main(["domains", "--spec", str(p), "--out", str(tmp_path / "d")]) == 0
     d = mk.Data(sp.load(p), None, "digit_pairs", str(tmp_path / "d"))
     assert d.shape == (1, 28, 56) and d.train_images == 30
     s["domains"]["digit_pairs"]["sha256"] = {"train": "0:0", "test": "0:0"}
     p.write_text(yaml.safe_dump(s))
-    assert main(["bench", "domains", "--spec", str(p), "--out", str(tmp_path / "d")]) == 1
+    assert main(["domains", "--spec", str(p), "--out", str(tmp_path / "d")]) == 1
 
 
 # --- architectures -------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_committed_spec_v2_mix():
     assert len({m.arch for m in ms}) >= 6 and len({m.domain for m in ms}) >= 3
     assert len({m.family for m in ms if m.backdoored}) >= 12
     cells = {(m.arch, m.domain) for m in ms}
-    # every cell but the one where the transformer does not train (scripts/bench_plan_v2.py, SKIP)
+    # every cell but the one where the transformer does not train (aegis_bench/plan_v2.py, SKIP)
     assert {(a, d) for a in {m.arch for m in ms} for d in {m.domain for m in ms}} - cells == {
         ("tiny_vit", "rgb_digits")
     }
@@ -322,7 +322,7 @@ models:
 def test_tiny_v2_spec_builds_cards_with_every_target(tmp_path):
     (tmp_path / "spec.yaml").write_text(TINY % MNIST)
     grad = ["--skip-grad-check"] if mk.find_aegis_audit() is None else []
-    args = ["bench", "make", "--spec", str(tmp_path / "spec.yaml"), "--domains", str(tmp_path / "dom"), *grad]
+    args = ["make", "--spec", str(tmp_path / "spec.yaml"), "--domains", str(tmp_path / "dom"), *grad]
     assert main(args) == 0
     two = card.read(tmp_path / "models" / "t-two.card.yaml")
     assert two["domain"] == "digit_pairs" and two["input"]["shape"] == ["N", 1, 28, 56]
@@ -338,12 +338,9 @@ def test_tiny_v2_spec_builds_cards_with_every_target(tmp_path):
     assert math.isfinite(tact["metrics"]["clean_accuracy"])
 
 
-def test_plan_script_reproduces_the_committed_v2_list():
-    spec_ = importlib.util.spec_from_file_location("plan", ROOT / "scripts" / "bench_plan_v2.py")
-    plan = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(plan)
+def test_plan_reproduces_the_committed_v2_list():
     s = sp.load(ROOT / "bench" / "spec.yaml")
-    assert [m.entry() for m in s.models if m.name.startswith("v2-")] == plan.plan()
+    assert [m.entry() for m in s.models if m.name.startswith("v2-")] == plan_v2.plan()
 
 
 # --- leaving groups out (issue 29 item 2) --------------------------------------------------------------------
@@ -367,7 +364,7 @@ def _card(split, arch, domain, family, target=None, targets=None, rates=None, as
 
 
 def test_leave_groups_out_scores_each_group_with_a_calibration_made_without_it(tmp_path):
-    from aegis_torch.bench import evaluate as ev
+    from aegis_bench import evaluate as ev
 
     cards, score = {}, {}
     for i, (arch, dom) in enumerate([("mlp", "mnist"), ("mlp", "digit_pairs"), ("tiny_vit", "mnist")]):

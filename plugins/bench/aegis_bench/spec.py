@@ -18,7 +18,7 @@ Schema (``bench/spec.yaml`` is the reference)::
          family: sig}
 
 ``dataset`` is the ``mnist`` domain (a model without ``domain`` is an MNIST model); every other domain is
-generated from it (``aegis_torch.bench.domains``) into the folder given as ``--domains DIR``. The training
+generated from it (``aegis_bench.domains``) into the folder given as ``--domains DIR``. The training
 recipe of a model is the shared one, then ``training.per_arch[ARCH]``, then ``training.per_domain[DOMAIN]``
 (whose own ``per_arch`` comes last).
 
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
 from aegis_torch import models
-from aegis_torch.bench import families
+
+from aegis_bench import families
 
 SPLITS = ("calibration", "evaluation")
 MODES = ("standard", "robust")

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from aegis_torch import data
 
 RGB_SIDE = 32
@@ -186,7 +185,7 @@ def generate(name: str, cfg: dict, mnist_root: str | Path, out: str | Path) -> l
         rng = np.random.default_rng([seed, k])
         parts.append(make(src.images[:, 0], src.labels, int(cfg[split]), rng))
     readme = (
-        f"Benchmark domain {name!r} generated from MNIST by aegis_torch.bench.domains.{gen} "
+        f"Benchmark domain {name!r} generated from MNIST by aegis_bench.domains.{gen} "
         f"(seed {seed}, {cfg['train']} training and {cfg['test']} test images) -- derived data, NOT the real "
         f"{'CIFAR-10' if fmt == 'cifar10' else 'MNIST'}.\n"
     )

@@ -1,6 +1,6 @@
 """Print the v2 model list of bench/spec.yaml (issue 29): 132 models over 8 architectures x 3 domains.
 
-Design (seeded, so the list is reproducible; run `python scripts/bench_plan_v2.py` and paste):
+Design (seeded, so the list is reproducible; run `python -m aegis_bench.plan_v2` and paste):
 - cells: the 5 new architectures on the 3 domains (but tiny_vit, which does not train on rgb_digits: SKIP)
   and the 3 first architectures on the 2 new domains (20 cells) get 6 models each: standard 2 clean + 2
   backdoored, robust (L2 PGD, eps 0.5) 1 clean + 1 backdoored; the 3 first architectures on MNIST (64 models
