@@ -337,6 +337,37 @@ pub struct CalibrateOutcome {
     pub warnings: Vec<String>,
 }
 
+/// Each report's detectors and classes; a report of an adaptive audit must name its reference classes.
+fn per_model_classes(models: &[StoredModel]) -> Result<Vec<(&StoredModel, ModelIndices<'_>)>> {
+    let mut per_model = Vec::new();
+    for m in models {
+        let (detectors, classes) = m.detectors()?;
+        if m.tested(classes.len()) > classes.len() && m.null_reference().is_none_or(|r| r.is_empty()) {
+            return Err(m
+                .bad(format!(
+                    "its audit measured {} of its {} classes in full (adaptive effort) and names no reference \
+                     classes: a calibration needs classes chosen without looking at them; audit it again with \
+                     --effort full",
+                    classes.len(),
+                    m.tested(classes.len())
+                ))
+                .into());
+        }
+        per_model.push((m, (detectors, classes)));
+    }
+    Ok(per_model)
+}
+
+/// Every detector present in every report, each with weight 1.
+fn shared_detectors(per_model: &[(&StoredModel, ModelIndices<'_>)]) -> Vec<(String, f64)> {
+    let first: Vec<String> = per_model[0].1 .0.iter().map(|d| d.name.clone()).collect();
+    first
+        .into_iter()
+        .filter(|n| per_model.iter().all(|(_, (d, _))| d.iter().any(|x| &x.name == n)))
+        .map(|n| (n, 1.0))
+        .collect()
+}
+
 /// Builds a calibration file from the reports of known-clean models and writes it (atomically); the
 /// calibration is checked (every weighted detector and the fused score get a null distribution) before
 /// anything is written.
@@ -355,33 +386,8 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
                 .into());
         }
     }
-    let mut per_model = Vec::new();
-    for m in &models {
-        let (detectors, classes) = m.detectors()?;
-        if m.tested(classes.len()) > classes.len() && m.null_reference().is_none_or(|r| r.is_empty()) {
-            return Err(m
-                .bad(format!(
-                    "its audit measured {} of its {} classes in full (adaptive effort) and names no reference \
-                     classes: a calibration needs classes chosen without looking at them; audit it again with \
-                     --effort full",
-                    classes.len(),
-                    m.tested(classes.len())
-                ))
-                .into());
-        }
-        per_model.push((m, (detectors, classes)));
-    }
-    let weights: Vec<(String, f64)> = match &options.weights {
-        Some(w) => w.clone(),
-        None => {
-            let first: Vec<String> = per_model[0].1 .0.iter().map(|d| d.name.clone()).collect();
-            first
-                .into_iter()
-                .filter(|n| per_model.iter().all(|(_, (d, _))| d.iter().any(|x| &x.name == n)))
-                .map(|n| (n, 1.0))
-                .collect()
-        }
-    };
+    let per_model = per_model_classes(&models)?;
+    let weights = options.weights.clone().unwrap_or_else(|| shared_detectors(&per_model));
     if weights.is_empty() {
         return Err(
             AuditError::Usage("no detector is present in every report: name them with --detectors".into()).into()
