@@ -6,7 +6,7 @@
 //! → [`grad`] (feature head + gradient graph) → [`runtime`] (ONNX Runtime sessions) → [`attack`] (PGD)
 //! → features → [`embed`] (PCA, t-SNE) → [`cluster`] (mean shift, HDBSCAN, affinity propagation)
 //! → [`detect`] (per-class statistics and flags) → [`report`] (SARIF, JSON, table, evidence). [`data`]
-//! reads datasets and feature matrices; [`matrix`] holds what `embed` and `cluster` share; [`fsio`] opens
+//! reads datasets and feature matrices; [`fit_input`] holds the input checks `embed` and `cluster` share; [`fsio`] opens
 //! inputs and checks outputs safely (special files, bounds, interruption). [`audit`] also owns the
 //! crate-wide [`Error`] and [`Result`], which wrap every module's own error type. The binary
 //! (`src/main.rs`, `src/cli/`) is a thin layer of argument handling over [`audit`] and [`report`]. The
@@ -24,9 +24,9 @@ pub mod decide;
 pub mod detect;
 pub mod embed;
 pub mod escape;
+pub mod fit_input;
 pub mod fsio;
 pub mod grad;
-pub mod matrix;
 pub mod onnx;
 pub mod report;
 pub mod runtime;

@@ -13,15 +13,15 @@ const RULES: &[(&str, &[&str])] = &[
     ("onnx", &[]),
     ("runtime", &["onnx"]),
     ("data", &[]),
-    ("matrix", &[]),
+    ("fit_input", &[]),
     ("report", &[]),
     ("grad", &["onnx"]),
     // The analysis of a loaded model asks grad::path (the one definition of the differentiable path).
     ("analysis", &["onnx", "grad"]),
     // The PGD step graph is built as ONNX (attack::step_graph) and run on ONNX Runtime.
     ("attack", &["runtime", "onnx"]),
-    ("embed", &["matrix"]),
-    ("cluster", &["matrix"]),
+    ("embed", &["fit_input"]),
+    ("cluster", &["fit_input"]),
     ("decide", &[]),
     ("detect", &["attack", "embed", "cluster", "data"]),
     // The top layer; it owns the crate-wide error (`crate::Error`, `crate::Result`), which wraps every

@@ -2,7 +2,7 @@
 
 use aegis_audit::cluster::{estimate_bandwidth, AffinityPropagation, ClusterError, Hdbscan, MeanShift};
 use aegis_audit::embed::{EmbedError, Pca, Tsne};
-use aegis_audit::matrix::MatrixError;
+use aegis_audit::fit_input::MatrixError;
 use ndarray::{array, Array2};
 
 fn small() -> Array2<f64> {

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::distance::sq_dist;
 use super::{check_input, Result};
-use crate::matrix::MatrixError;
+use crate::fit_input::MatrixError;
 
 /// Affinity-propagation clustering.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::distance::sq_dist;
 use super::{check_input, Result};
-use crate::matrix::MatrixError;
+use crate::fit_input::MatrixError;
 
 /// Estimates a mean-shift bandwidth for `x` (scikit-learn's default `quantile` is 0.3).
 ///

@@ -14,7 +14,7 @@ use ndarray::Array2;
 
 use super::distance::dist;
 use super::{check_input, Result};
-use crate::matrix::MatrixError;
+use crate::fit_input::MatrixError;
 
 /// HDBSCAN clustering.
 #[derive(Debug, Clone, Copy)]

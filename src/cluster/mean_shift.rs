@@ -12,7 +12,7 @@ use ndarray::{Array1, Array2};
 use super::bandwidth::estimate_bandwidth;
 use super::distance::sq_dist;
 use super::{check_input, ClusterError, Result};
-use crate::matrix::MatrixError;
+use crate::fit_input::MatrixError;
 
 /// Mean-shift clustering.
 #[derive(Debug, Clone, Copy)]

@@ -19,7 +19,7 @@ pub use mean_shift::{MeanShift, MeanShiftFit, MeanShiftParams};
 use ndarray::Array2;
 use thiserror::Error;
 
-use crate::matrix::{check_matrix, MatrixError};
+use crate::fit_input::{check_matrix, MatrixError};
 
 /// Errors of the `cluster` module.
 #[derive(Debug, Error)]

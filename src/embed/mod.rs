@@ -13,7 +13,7 @@ pub use tsne::{Tsne, TsneEmbedding, TsneParams};
 use ndarray::Array2;
 use thiserror::Error;
 
-use crate::matrix::{check_matrix, MatrixError};
+use crate::fit_input::{check_matrix, MatrixError};
 
 /// Errors of the `embed` module.
 #[derive(Debug, Error)]

@@ -10,7 +10,7 @@ use linfa_linalg::Order;
 use ndarray::{Array1, Array2, Axis};
 
 use super::{check_finite, EmbedError, Result};
-use crate::matrix::MatrixError;
+use crate::fit_input::MatrixError;
 
 /// Principal component analysis.
 #[derive(Debug, Clone, Copy)]

@@ -14,7 +14,7 @@ use ndarray::Array2;
 use self::affinity::SparseP;
 use self::quadtree::QuadTree;
 use super::{check_finite, Pca, Result};
-use crate::matrix::MatrixError;
+use crate::fit_input::MatrixError;
 
 const EXPLORATION_ITER: usize = 250;
 const N_ITER_CHECK: usize = 50;
