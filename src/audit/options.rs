@@ -114,23 +114,23 @@ impl FromStr for BandwidthChoice {
 /// Parses a list of L2 budgets (`--reach-eps-sweep`): comma-separated numbers, each finite and > 0,
 /// strictly increasing (the rules of [`ReachParams::check`]).
 pub fn parse_eps_sweep(text: &str) -> Result<Vec<f32>, String> {
-    let eps = text
-        .split(',')
-        .map(|s| s.trim().parse::<f32>().map_err(|_| format!("'{}' is not a number", s.trim())))
-        .collect::<Result<Vec<_>, _>>()?;
-    ReachParams { eps_sweep: eps.clone(), ..ReachParams::default() }.check().map_err(|e| e.to_string())?;
-    Ok(eps)
+    parse_budgets(text, |eps| ReachParams { eps_sweep: eps, ..ReachParams::default() }.check())
 }
 
 /// Parses the universal-reach budget ladder (`--universal-levels`): comma-separated numbers, each
 /// finite and > 0, strictly increasing (the rules of [`UniversalParams::check`]).
 pub fn parse_levels(text: &str) -> Result<Vec<f32>, String> {
-    let levels = text
+    parse_budgets(text, |levels| UniversalParams { levels, ..UniversalParams::default() }.check())
+}
+
+/// Comma-separated numbers, then the detector's own rules on them (`check`).
+fn parse_budgets<E: std::fmt::Display>(text: &str, check: impl Fn(Vec<f32>) -> Result<(), E>) -> Result<Vec<f32>, String> {
+    let budgets = text
         .split(',')
         .map(|s| s.trim().parse::<f32>().map_err(|_| format!("'{}' is not a number", s.trim())))
         .collect::<Result<Vec<_>, _>>()?;
-    UniversalParams { levels: levels.clone(), ..UniversalParams::default() }.check().map_err(|e| e.to_string())?;
-    Ok(levels)
+    check(budgets.clone()).map_err(|e| e.to_string())?;
+    Ok(budgets)
 }
 
 /// Parses a list of detector names (`--detectors aegis,universal`): each one of `aegis`,
