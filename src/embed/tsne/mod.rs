@@ -241,67 +241,59 @@ impl Optimiser {
         let n = y.len();
         let chunk = n.div_ceil(self.threads);
         // Negative forces and Z.
-        let mut sum_q = 0.0;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = grad
-                .chunks_mut(chunk)
-                .enumerate()
-                .map(|(t, out)| {
-                    let tree = &tree;
-                    scope.spawn(move || {
-                        let mut stack = Vec::with_capacity(64);
-                        let mut partial = 0.0;
-                        for (r, g) in out.iter_mut().enumerate() {
-                            let (f, q) = tree.negative_force(y[t * chunk + r], self.squared_theta, &mut stack);
-                            *g = f;
-                            partial += q;
-                        }
-                        partial
-                    })
-                })
-                .collect();
-            for h in handles {
-                sum_q += h.join().expect("t-SNE worker panicked");
+        let sum_q = sum_over_chunks(grad, chunk, |first, out| {
+            let mut stack = Vec::with_capacity(64);
+            let mut partial = 0.0;
+            for (r, g) in out.iter_mut().enumerate() {
+                let (f, q) = tree.negative_force(y[first + r], self.squared_theta, &mut stack);
+                *g = f;
+                partial += q;
             }
+            partial
         });
         // Positive forces and the error; combine.
         let p = &self.p;
-        let mut error = 0.0;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = grad
-                .chunks_mut(chunk)
-                .enumerate()
-                .map(|(t, out)| {
-                    scope.spawn(move || {
-                        let mut c = 0.0;
-                        for (r, g) in out.iter_mut().enumerate() {
-                            let i = t * chunk + r;
-                            let mut pos = [0.0; 2];
-                            for k in p.indptr[i]..p.indptr[i + 1] {
-                                let j = p.indices[k];
-                                let pij = p.values[k];
-                                let d0 = y[i][0] - y[j][0];
-                                let d1 = y[i][1] - y[j][1];
-                                let q = 1.0 / (1.0 + d0 * d0 + d1 * d1);
-                                let w = pij * q;
-                                if compute_error {
-                                    let qn = q / sum_q;
-                                    c += pij * (pij.max(FLOAT32_TINY) / qn.max(FLOAT32_TINY)).ln();
-                                }
-                                pos[0] += w * d0;
-                                pos[1] += w * d1;
-                            }
-                            g[0] = 4.0 * (pos[0] - g[0] / sum_q);
-                            g[1] = 4.0 * (pos[1] - g[1] / sum_q);
-                        }
-                        c
-                    })
-                })
-                .collect();
-            for h in handles {
-                error += h.join().expect("t-SNE worker panicked");
+        sum_over_chunks(grad, chunk, |first, out| {
+            let mut c = 0.0;
+            for (r, g) in out.iter_mut().enumerate() {
+                let i = first + r;
+                let mut pos = [0.0; 2];
+                for k in p.indptr[i]..p.indptr[i + 1] {
+                    let j = p.indices[k];
+                    let pij = p.values[k];
+                    let d0 = y[i][0] - y[j][0];
+                    let d1 = y[i][1] - y[j][1];
+                    let q = 1.0 / (1.0 + d0 * d0 + d1 * d1);
+                    let w = pij * q;
+                    if compute_error {
+                        let qn = q / sum_q;
+                        c += pij * (pij.max(FLOAT32_TINY) / qn.max(FLOAT32_TINY)).ln();
+                    }
+                    pos[0] += w * d0;
+                    pos[1] += w * d1;
+                }
+                g[0] = 4.0 * (pos[0] - g[0] / sum_q);
+                g[1] = 4.0 * (pos[1] - g[1] / sum_q);
             }
-        });
-        error
+            c
+        })
     }
+}
+
+/// Runs `work(first_row, rows)` on each `chunk`-row slice of `grad`, each in its own scoped thread, and
+/// sums what they return in chunk order (so the sum does not depend on which thread finishes first).
+fn sum_over_chunks<F>(grad: &mut [[f64; 2]], chunk: usize, work: F) -> f64
+where
+    F: Fn(usize, &mut [[f64; 2]]) -> f64 + Sync,
+{
+    let work = &work;
+    let mut total = 0.0;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            grad.chunks_mut(chunk).enumerate().map(|(t, out)| scope.spawn(move || work(t * chunk, out))).collect();
+        for h in handles {
+            total += h.join().expect("t-SNE worker panicked");
+        }
+    });
+    total
 }
