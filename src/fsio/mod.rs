@@ -110,8 +110,10 @@ pub fn io_text(e: &std::io::Error) -> String {
 pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
     use std::fs::FileType;
     use std::os::unix::fs::FileTypeExt;
+    /// Whether a file type is of one kind.
+    type IsKind = fn(&FileType) -> bool;
     /// Each kind's test and name, tried in this order.
-    const KINDS: [(fn(&FileType) -> bool, &str); 7] = [
+    const KINDS: [(IsKind, &str); 7] = [
         (FileType::is_dir, "a folder"),
         (FileType::is_file, "a regular file"),
         (FileType::is_fifo, "a FIFO"),

@@ -175,9 +175,12 @@ fn window_output(
     Ok(out)
 }
 
+/// X's shape, W's shape and `group`.
+type ConvOperands<'n> = (&'n [i64], &'n [i64], i64);
+
 /// What Conv and ConvTranspose check first: X and W are given and `group` is positive. Returns X's and
 /// W's shapes and `group` when both shapes are known.
-fn conv_operands<'n>(cx: &Cx<'n>) -> Result<Option<(&'n [i64], &'n [i64], i64)>, OnnxError> {
+fn conv_operands<'n>(cx: &Cx<'n>) -> Result<Option<ConvOperands<'n>>, OnnxError> {
     let x = cx.required(0, "X")?;
     let wt = cx.required(1, "W, the weight")?;
     let group = cx.int("group", 1)?;
