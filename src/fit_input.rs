@@ -1,6 +1,7 @@
 //! What every algorithm that fits a feature matrix (the reductions of [`crate::embed`], the clusterings of
 //! [`crate::cluster`]) rejects in the same way: an empty matrix, a non-finite value, a parameter out of its
-//! range, too few samples. One error type and one input check, shared by both.
+//! range, too few samples. One error type, the input checks and the params structs' builder setters, shared by
+//! both.
 
 use ndarray::Array2;
 use thiserror::Error;
@@ -57,6 +58,42 @@ pub fn check_matrix(x: &Array2<f64>) -> Result<(), MatrixError> {
     }
     Ok(())
 }
+
+/// Rejects what [`check_matrix`] rejects, then a matrix of fewer than `needed` rows (`algorithm` names the fit in
+/// the error); returns the number of rows.
+pub fn check_samples(x: &Array2<f64>, algorithm: &'static str, needed: usize) -> Result<usize, MatrixError> {
+    check_matrix(x)?;
+    let got = x.nrows();
+    if got < needed {
+        return Err(MatrixError::TooFewSamples { algorithm, needed, got });
+    }
+    Ok(got)
+}
+
+/// `Ok` when `ok`, else [`MatrixError::InvalidParam`]: parameter `name` is `value`, which breaks `rule`.
+pub fn require(ok: bool, name: &'static str, value: f64, rule: &'static str) -> Result<(), MatrixError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(MatrixError::InvalidParam { name, value, rule })
+    }
+}
+
+/// Writes a params struct's builder setters, one per `field: Type` (its doc comments go on the setter):
+/// `pub fn field(mut self, v: Type) -> Self` sets the field to `v`. A setter that does more than store
+/// its value is written by hand.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            pub fn $field(mut self, v: $ty) -> Self {
+                self.$field = v;
+                self
+            }
+        )*
+    };
+}
+pub(crate) use setters;
 
 #[cfg(test)]
 mod tests {

@@ -11,8 +11,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::distance::sq_dist;
-use super::{check_input, Result};
-use crate::fit_input::MatrixError;
+use super::Result;
+use crate::fit_input::{check_matrix, require, setters};
 
 /// Affinity-propagation clustering.
 #[derive(Debug, Clone, Copy)]
@@ -59,54 +59,30 @@ pub struct AffinityPropagationFit {
 }
 
 impl AffinityPropagationParams {
-    /// Damping in [0.5, 1).
-    pub fn damping(mut self, v: f64) -> Self {
-        self.damping = v;
-        self
-    }
-    /// Iteration cap.
-    pub fn max_iter(mut self, v: usize) -> Self {
-        self.max_iter = v;
-        self
-    }
-    /// Iterations without change that count as converged.
-    pub fn convergence_iter(mut self, v: usize) -> Self {
-        self.convergence_iter = v;
-        self
-    }
-    /// Preference for every sample (`None`: the median similarity).
-    pub fn preference(mut self, v: Option<f64>) -> Self {
-        self.preference = v;
-        self
-    }
-    /// Seed of the tie-breaking noise.
-    pub fn seed(mut self, v: u64) -> Self {
-        self.seed = v;
-        self
+    setters! {
+        /// Damping in [0.5, 1).
+        damping: f64,
+        /// Iteration cap.
+        max_iter: usize,
+        /// Iterations without change that count as converged.
+        convergence_iter: usize,
+        /// Preference for every sample (`None`: the median similarity).
+        preference: Option<f64>,
+        /// Seed of the tie-breaking noise.
+        seed: u64,
     }
 
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
-        if !(0.5..1.0).contains(&self.damping) {
-            return Err(MatrixError::InvalidParam {
-                name: "damping",
-                value: self.damping,
-                rule: "must be in [0.5, 1)",
-            }
-            .into());
-        }
-        if self.convergence_iter == 0 || self.max_iter == 0 {
-            return Err(MatrixError::InvalidParam {
-                name: "max_iter/convergence_iter",
-                value: self.max_iter.min(self.convergence_iter) as f64,
-                rule: "must be at least 1",
-            }
-            .into());
-        }
+        require((0.5..1.0).contains(&self.damping), "damping", self.damping, "must be in [0.5, 1)")?;
+        require(
+            self.convergence_iter > 0 && self.max_iter > 0,
+            "max_iter/convergence_iter",
+            self.max_iter.min(self.convergence_iter) as f64,
+            "must be at least 1",
+        )?;
         if let Some(p) = self.preference {
-            if !p.is_finite() {
-                return Err(MatrixError::InvalidParam { name: "preference", value: p, rule: "must be finite" }.into());
-            }
+            require(p.is_finite(), "preference", p, "must be finite")?;
         }
         Ok(())
     }
@@ -114,7 +90,7 @@ impl AffinityPropagationParams {
     /// Clusters `x` (rows are samples).
     pub fn fit(&self, x: &Array2<f64>) -> Result<AffinityPropagationFit> {
         self.check()?;
-        check_input(x)?;
+        check_matrix(x)?;
         let n = x.nrows();
         let mut s = Array2::from_shape_fn((n, n), |(i, j)| -sq_dist(x.row(i), x.row(j)));
         let preference = self.preference.unwrap_or_else(|| median(s.iter().copied().collect()));

@@ -8,8 +8,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::distance::sq_dist;
-use super::{check_input, Result};
-use crate::fit_input::MatrixError;
+use super::Result;
+use crate::fit_input::{check_matrix, require};
 
 /// Estimates a mean-shift bandwidth for `x` (scikit-learn's default `quantile` is 0.3).
 ///
@@ -26,15 +26,11 @@ use crate::fit_input::MatrixError;
 /// assert!((bw - (1.0 + 1.0 + 2.0 + 3.0) / 4.0).abs() < 1e-12);
 /// ```
 pub fn estimate_bandwidth(x: &Array2<f64>, quantile: f64, n_samples: Option<usize>, seed: u64) -> Result<f64> {
-    check_input(x)?;
-    if !(0.0..=1.0).contains(&quantile) {
-        return Err(MatrixError::InvalidParam { name: "quantile", value: quantile, rule: "must be in [0, 1]" }.into());
-    }
+    check_matrix(x)?;
+    require((0.0..=1.0).contains(&quantile), "quantile", quantile, "must be in [0, 1]")?;
+    require(n_samples != Some(0), "n_samples", 0.0, "must be at least 1")?;
     let sub;
     let x = match n_samples {
-        Some(0) => {
-            return Err(MatrixError::InvalidParam { name: "n_samples", value: 0.0, rule: "must be at least 1" }.into())
-        }
         Some(m) if m < x.nrows() => {
             let mut idx: Vec<usize> = (0..x.nrows()).collect();
             idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));

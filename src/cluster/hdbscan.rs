@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use ndarray::Array2;
 
 use super::distance::dist;
-use super::{check_input, Result};
-use crate::fit_input::MatrixError;
+use super::Result;
+use crate::fit_input::{check_samples, require, setters};
 
 /// HDBSCAN clustering.
 #[derive(Debug, Clone, Copy)]
@@ -52,44 +52,25 @@ pub struct HdbscanFit {
 }
 
 impl HdbscanParams {
-    /// Smallest cluster (at least 2).
-    pub fn min_cluster_size(mut self, v: usize) -> Self {
-        self.min_cluster_size = v;
-        self
-    }
-    /// Neighbourhood size of the core distance (`None`: `min_cluster_size`).
-    pub fn min_samples(mut self, v: Option<usize>) -> Self {
-        self.min_samples = v;
-        self
+    setters! {
+        /// Smallest cluster (at least 2).
+        min_cluster_size: usize,
+        /// Neighbourhood size of the core distance (`None`: `min_cluster_size`).
+        min_samples: Option<usize>,
     }
 
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
-        if self.min_cluster_size < 2 {
-            return Err(MatrixError::InvalidParam {
-                name: "min_cluster_size",
-                value: self.min_cluster_size as f64,
-                rule: "must be at least 2",
-            }
-            .into());
-        }
-        if self.min_samples == Some(0) {
-            return Err(
-                MatrixError::InvalidParam { name: "min_samples", value: 0.0, rule: "must be at least 1" }.into()
-            );
-        }
+        require(self.min_cluster_size >= 2, "min_cluster_size", self.min_cluster_size as f64, "must be at least 2")?;
+        require(self.min_samples != Some(0), "min_samples", 0.0, "must be at least 1")?;
         Ok(())
     }
 
     /// Clusters `x` (rows are samples).
     pub fn fit(&self, x: &Array2<f64>) -> Result<HdbscanFit> {
         self.check()?;
-        check_input(x)?;
-        let n = x.nrows();
         let min_samples = self.min_samples.unwrap_or(self.min_cluster_size);
-        if n < min_samples.max(2) {
-            return Err(MatrixError::TooFewSamples { algorithm: "HDBSCAN", needed: min_samples.max(2), got: n }.into());
-        }
+        let n = check_samples(x, "HDBSCAN", min_samples.max(2))?;
         let hierarchy = single_linkage(x, min_samples);
         let tree = condense(&hierarchy, n, self.min_cluster_size);
         let selected = select_eom(&tree, n);

@@ -11,8 +11,8 @@ use ndarray::{Array1, Array2};
 
 use super::bandwidth::estimate_bandwidth;
 use super::distance::sq_dist;
-use super::{check_input, ClusterError, Result};
-use crate::fit_input::MatrixError;
+use super::{ClusterError, Result};
+use crate::fit_input::{check_matrix, require, setters};
 
 /// Mean-shift clustering.
 #[derive(Debug, Clone, Copy)]
@@ -68,30 +68,17 @@ pub struct MeanShiftFit {
 }
 
 impl MeanShiftParams {
-    /// Kernel bandwidth; `None` estimates it with [`estimate_bandwidth`].
-    pub fn bandwidth(mut self, v: Option<f64>) -> Self {
-        self.bandwidth = v;
-        self
-    }
-    /// Quantile for the estimated bandwidth (default 0.3).
-    pub fn quantile(mut self, v: f64) -> Self {
-        self.quantile = v;
-        self
-    }
-    /// Estimate the bandwidth on a seeded subsample of this many points (default: all points).
-    pub fn bandwidth_n_samples(mut self, v: Option<usize>) -> Self {
-        self.bandwidth_n_samples = v;
-        self
-    }
-    /// Seed for the bandwidth subsample.
-    pub fn seed(mut self, v: u64) -> Self {
-        self.seed = v;
-        self
-    }
-    /// Iteration cap per seed (default 300).
-    pub fn max_iter(mut self, v: usize) -> Self {
-        self.max_iter = v;
-        self
+    setters! {
+        /// Kernel bandwidth; `None` estimates it with [`estimate_bandwidth`].
+        bandwidth: Option<f64>,
+        /// Quantile for the estimated bandwidth (default 0.3).
+        quantile: f64,
+        /// Estimate the bandwidth on a seeded subsample of this many points (default: all points).
+        bandwidth_n_samples: Option<usize>,
+        /// Seed for the bandwidth subsample.
+        seed: u64,
+        /// Iteration cap per seed (default 300).
+        max_iter: usize,
     }
     /// Worker threads over seeds.
     pub fn threads(mut self, v: usize) -> Self {
@@ -102,14 +89,7 @@ impl MeanShiftParams {
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
         if let Some(b) = self.bandwidth {
-            if b.is_nan() || b <= 0.0 || b.is_infinite() {
-                return Err(MatrixError::InvalidParam {
-                    name: "bandwidth",
-                    value: b,
-                    rule: "must be positive and finite",
-                }
-                .into());
-            }
+            require(b > 0.0 && b.is_finite(), "bandwidth", b, "must be positive and finite")?;
         }
         Ok(())
     }
@@ -117,7 +97,7 @@ impl MeanShiftParams {
     /// Clusters `x` (rows are samples).
     pub fn fit(&self, x: &Array2<f64>) -> Result<MeanShiftFit> {
         self.check()?;
-        check_input(x)?;
+        check_matrix(x)?;
         let bandwidth = match self.bandwidth {
             Some(b) => b,
             None => {

@@ -19,7 +19,7 @@ pub use mean_shift::{MeanShift, MeanShiftFit, MeanShiftParams};
 use ndarray::Array2;
 use thiserror::Error;
 
-use crate::fit_input::{check_matrix, MatrixError};
+use crate::fit_input::MatrixError;
 
 /// Errors of the `cluster` module.
 #[derive(Debug, Error)]
@@ -98,9 +98,4 @@ impl Clusterer {
             }
         }
     }
-}
-
-/// Rejects empty matrices and non-finite values.
-pub(crate) fn check_input(x: &Array2<f64>) -> Result<()> {
-    Ok(check_matrix(x)?)
 }

@@ -60,7 +60,7 @@ impl Reducer {
     pub fn reduce_with(self, x: &Array2<f64>, pca_dims: usize, perplexity: f64, seed: u64) -> Result<Reduced> {
         match self {
             Reducer::None => {
-                check_finite(x)?;
+                check_matrix(x)?;
                 Ok(Reduced { points: x.clone(), kl_divergence: None })
             }
             Reducer::Pca => {
@@ -84,9 +84,4 @@ pub struct Reduced {
     pub points: Array2<f64>,
     /// t-SNE's final KL divergence, when t-SNE ran.
     pub kl_divergence: Option<f64>,
-}
-
-/// Rejects empty matrices and non-finite values.
-pub(crate) fn check_finite(x: &Array2<f64>) -> Result<()> {
-    Ok(check_matrix(x)?)
 }

@@ -9,8 +9,8 @@ use linfa_linalg::eigh::{EigSort, EighInto};
 use linfa_linalg::Order;
 use ndarray::{Array1, Array2, Axis};
 
-use super::{check_finite, EmbedError, Result};
-use crate::fit_input::MatrixError;
+use super::{EmbedError, Result};
+use crate::fit_input::{check_samples, require, setters};
 
 /// Principal component analysis.
 #[derive(Debug, Clone, Copy)]
@@ -40,30 +40,21 @@ pub struct PcaParams {
 }
 
 impl PcaParams {
-    /// Sets the target dimension.
-    pub fn n_components(mut self, n_components: usize) -> Self {
-        self.n_components = n_components;
-        self
+    setters! {
+        /// Sets the target dimension.
+        n_components: usize,
     }
 
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
-        if self.n_components == 0 {
-            return Err(
-                MatrixError::InvalidParam { name: "n_components", value: 0.0, rule: "must be at least 1" }.into()
-            );
-        }
-        Ok(())
+        Ok(require(self.n_components > 0, "n_components", 0.0, "must be at least 1")?)
     }
 
     /// Fits the model to `x` (rows are samples).
     pub fn fit(&self, x: &Array2<f64>) -> Result<FittedPca> {
         self.check()?;
-        check_finite(x)?;
-        let (n, d) = x.dim();
-        if n < 2 {
-            return Err(MatrixError::TooFewSamples { algorithm: "PCA", needed: 2, got: n }.into());
-        }
+        let n = check_samples(x, "PCA", 2)?;
+        let d = x.ncols();
         let k = self.n_components.min(n).min(d);
         let mean = x.mean_axis(Axis(0)).expect("n > 0");
         let xc = x - &mean;

@@ -108,22 +108,19 @@ pub fn io_text(e: &std::io::Error) -> String {
 
 /// What a file type is, in words, for messages ("a FIFO", "a character device", ...).
 pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
+    use std::fs::FileType;
     use std::os::unix::fs::FileTypeExt;
-    if ft.is_dir() {
-        "a folder"
-    } else if ft.is_file() {
-        "a regular file"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else if ft.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a special file"
-    }
+    /// Whether a file type is of one kind.
+    type IsKind = fn(&FileType) -> bool;
+    /// Each kind's test and name, tried in this order.
+    const KINDS: [(IsKind, &str); 7] = [
+        (FileType::is_dir, "a folder"),
+        (FileType::is_file, "a regular file"),
+        (FileType::is_fifo, "a FIFO"),
+        (FileType::is_char_device, "a character device"),
+        (FileType::is_block_device, "a block device"),
+        (FileType::is_socket, "a socket"),
+        (FileType::is_symlink, "a symbolic link"),
+    ];
+    KINDS.iter().find(|(is, _)| is(ft)).map_or("a special file", |&(_, kind)| kind)
 }

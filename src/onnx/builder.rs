@@ -155,22 +155,20 @@ impl GraphBuilder {
 
 /// A float32 tensor with the given name, dims and values.
 pub fn tensor_f32(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
-    TensorProto {
-        name: Some(name.to_string()),
-        dims: dims.to_vec(),
-        data_type: Some(DataType::Float as i32),
-        float_data: values.to_vec(),
-        ..Default::default()
-    }
+    TensorProto { float_data: values.to_vec(), ..empty_tensor(name, dims, DataType::Float) }
 }
 
 /// An int64 tensor with the given name, dims and values.
 pub fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+    TensorProto { int64_data: values.to_vec(), ..empty_tensor(name, dims, DataType::Int64) }
+}
+
+/// A tensor's name, dims and element type, its data not yet set.
+fn empty_tensor(name: &str, dims: &[i64], data_type: DataType) -> TensorProto {
     TensorProto {
         name: Some(name.to_string()),
         dims: dims.to_vec(),
-        data_type: Some(DataType::Int64 as i32),
-        int64_data: values.to_vec(),
+        data_type: Some(data_type as i32),
         ..Default::default()
     }
 }

@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::builder::{tensor_f32, tensor_i64};
 use crate::onnx::proto::{GraphProto, NodeProto, TensorProto, ValueInfoProto};
 use crate::onnx::OnnxError;
 
@@ -181,36 +181,15 @@ impl<'a> Graph<'a> {
             return None;
         }
         for a in &node.attribute {
-            let tensor = |dt: DataType, dims: Vec<i64>| TensorProto {
-                dims,
-                data_type: Some(dt as i32),
-                name: Some(name.to_string()),
-                ..Default::default()
-            };
-            match a.name.as_deref() {
+            let owned = match a.name.as_deref() {
                 Some("value") => return a.t.as_ref().map(Cow::Borrowed),
-                Some("value_float") => {
-                    let mut t = tensor(DataType::Float, vec![]);
-                    t.float_data = vec![a.f?];
-                    return Some(Cow::Owned(t));
-                }
-                Some("value_floats") => {
-                    let mut t = tensor(DataType::Float, vec![a.floats.len() as i64]);
-                    t.float_data = a.floats.clone();
-                    return Some(Cow::Owned(t));
-                }
-                Some("value_int") => {
-                    let mut t = tensor(DataType::Int64, vec![]);
-                    t.int64_data = vec![a.i?];
-                    return Some(Cow::Owned(t));
-                }
-                Some("value_ints") => {
-                    let mut t = tensor(DataType::Int64, vec![a.ints.len() as i64]);
-                    t.int64_data = a.ints.clone();
-                    return Some(Cow::Owned(t));
-                }
-                _ => {}
-            }
+                Some("value_float") => tensor_f32(name, &[], &[a.f?]),
+                Some("value_floats") => tensor_f32(name, &[a.floats.len() as i64], &a.floats),
+                Some("value_int") => tensor_i64(name, &[], &[a.i?]),
+                Some("value_ints") => tensor_i64(name, &[a.ints.len() as i64], &a.ints),
+                _ => continue,
+            };
+            return Some(Cow::Owned(owned));
         }
         None
     }

@@ -10,7 +10,8 @@ use std::sync::Once;
 use image::{ImageFormat, RgbImage};
 use plotters::backend::BitMapBackend;
 use plotters::chart::{ChartBuilder, SeriesLabelPosition};
-use plotters::drawing::IntoDrawingArea;
+use plotters::coord::Shift;
+use plotters::drawing::{DrawingArea, IntoDrawingArea};
 use plotters::element::{Circle, IntoDynElement, TriangleMarker};
 use plotters::series::{Histogram, LineSeries};
 use plotters::style::{register_font, Color, FontStyle, RGBColor, BLACK, WHITE};
@@ -56,6 +57,19 @@ fn ensure_font() {
     });
 }
 
+/// A chart on `root` with the plots' caption style and margin, and `x_area` and `y_area` pixels for the
+/// x- and y-axis labels.
+fn titled_chart<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    title: &str,
+    x_area: u32,
+    y_area: u32,
+) -> ChartBuilder<'a, 'b, BitMapBackend<'b>> {
+    let mut chart = ChartBuilder::on(root);
+    chart.caption(title, (FAMILY, CAPTION_PX)).margin(12).x_label_area_size(x_area).y_label_area_size(y_area);
+    chart
+}
+
 /// Colour of cluster `k`.
 fn cluster_color(k: usize) -> RGBColor {
     if k == usize::MAX {
@@ -82,7 +96,7 @@ fn save_rgb(path: &Path, width: u32, height: u32, rgb: Vec<u8>) -> Result<(), Re
 /// Draws with plotters into an RGB buffer of [`PLOT_SIZE`] and saves it as PNG.
 fn plot_png<F>(path: &Path, draw: F) -> Result<(), ReportError>
 where
-    F: FnOnce(&plotters::drawing::DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<(), String>,
+    F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
 {
     ensure_font();
     let (w, h) = PLOT_SIZE;
@@ -135,11 +149,7 @@ pub fn scatter_png(
     groups.sort_unstable();
     groups.dedup();
     plot_png(path, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FAMILY, CAPTION_PX))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
+        let mut chart = titled_chart(root, title, 44, 72)
             .build_cartesian_2d(padded_range(points.iter().map(|p| p[0])), padded_range(points.iter().map(|p| p[1])))
             .map_err(|e| e.to_string())?;
         chart.configure_mesh().label_style((FAMILY, LABEL_PX)).draw().map_err(|e| e.to_string())?;
@@ -220,11 +230,7 @@ pub fn bar_chart_threshold_png(
     let n = values.len() as u32;
     plot_png(path, |root| {
         use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, (FAMILY, CAPTION_PX))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(80)
+        let mut chart = titled_chart(root, title, 48, 80)
             .build_cartesian_2d((0u32..n).into_segmented(), bottom..top)
             .map_err(|e| e.to_string())?;
         chart
@@ -282,7 +288,7 @@ pub fn image_grid_png(
     columns: usize,
     upscale: usize,
 ) -> Result<(), ReportError> {
-    let (width, height, rgb) = grid_rgb(path, images, n, c, h, w, columns, upscale)?;
+    let (width, height, rgb) = grid_rgb(path, images, &Grid { n, c, h, w, columns, upscale })?;
     save_rgb(path, width, height, rgb)
 }
 
@@ -291,18 +297,25 @@ const GUTTER: usize = 2;
 /// Largest grid side, in pixels.
 const MAX_SIDE: usize = 16_384;
 
-/// Lays out a grid of images into an RGB buffer: (width, height, bytes).
-#[allow(clippy::too_many_arguments)]
-fn grid_rgb(
-    path: &Path,
-    images: &[f32],
+/// The layout of an image grid (see [`image_grid_png`]).
+struct Grid {
+    /// Images.
     n: usize,
+    /// Channels per image (1 or 3).
     c: usize,
+    /// Image height.
     h: usize,
+    /// Image width.
     w: usize,
+    /// Images per row, at most.
     columns: usize,
+    /// Each image pixel becomes `upscale`×`upscale` grid pixels.
     upscale: usize,
-) -> Result<(u32, u32, Vec<u8>), ReportError> {
+}
+
+/// Lays out a grid of images into an RGB buffer: (width, height, bytes).
+fn grid_rgb(path: &Path, images: &[f32], grid: &Grid) -> Result<(u32, u32, Vec<u8>), ReportError> {
+    let &Grid { n, c, h, w, columns, upscale } = grid;
     if c != 1 && c != 3 {
         return Err(invalid(path, format!("{c} channels: image grids take 1 (grayscale) or 3 (RGB)")));
     }

@@ -13,8 +13,8 @@ use ndarray::Array2;
 
 use self::affinity::SparseP;
 use self::quadtree::QuadTree;
-use super::{check_finite, Pca, Result};
-use crate::fit_input::MatrixError;
+use super::{Pca, Result};
+use crate::fit_input::{check_samples, require, setters};
 
 const EXPLORATION_ITER: usize = 250;
 const N_ITER_CHECK: usize = 50;
@@ -80,36 +80,20 @@ pub struct TsneEmbedding {
 }
 
 impl TsneParams {
-    /// Perplexity (default 30); must be below the number of samples.
-    pub fn perplexity(mut self, v: f64) -> Self {
-        self.perplexity = v;
-        self
-    }
-    /// Early exaggeration factor (default 12).
-    pub fn early_exaggeration(mut self, v: f64) -> Self {
-        self.early_exaggeration = v;
-        self
-    }
-    /// Fixed learning rate; `None` (default) is scikit-learn's "auto".
-    pub fn learning_rate(mut self, v: Option<f64>) -> Self {
-        self.learning_rate = v;
-        self
-    }
-    /// Total iterations (default 1000, at least 250).
-    pub fn max_iter(mut self, v: usize) -> Self {
-        self.max_iter = v;
-        self
-    }
-    /// Barnes-Hut angle (default 0.5).
-    pub fn angle(mut self, v: f64) -> Self {
-        self.angle = v;
-        self
-    }
-    /// Seed. The PCA initialisation is deterministic; the seed is kept for API stability and
-    /// recorded in reports.
-    pub fn seed(mut self, v: u64) -> Self {
-        self.seed = v;
-        self
+    setters! {
+        /// Perplexity (default 30); must be below the number of samples.
+        perplexity: f64,
+        /// Early exaggeration factor (default 12).
+        early_exaggeration: f64,
+        /// Fixed learning rate; `None` (default) is scikit-learn's "auto".
+        learning_rate: Option<f64>,
+        /// Total iterations (default 1000, at least 250).
+        max_iter: usize,
+        /// Barnes-Hut angle (default 0.5).
+        angle: f64,
+        /// Seed. The PCA initialisation is deterministic; the seed is kept for API stability and
+        /// recorded in reports.
+        seed: u64,
     }
     /// Worker threads for the neighbour search and the gradient (default: cores, at most 8).
     pub fn threads(mut self, v: usize) -> Self {
@@ -119,43 +103,22 @@ impl TsneParams {
 
     /// Checks the parameters (one error per rule).
     pub fn check(&self) -> Result<()> {
-        let bad = |name, value, rule| Err(MatrixError::InvalidParam { name, value, rule }.into());
-        if self.perplexity.is_nan() || self.perplexity <= 0.0 || self.perplexity.is_infinite() {
-            return bad("perplexity", self.perplexity, "must be positive");
-        }
-        if self.early_exaggeration.is_nan() || self.early_exaggeration < 1.0 {
-            return bad("early_exaggeration", self.early_exaggeration, "must be at least 1");
-        }
+        let (p, e) = (self.perplexity, self.early_exaggeration);
+        require(p > 0.0 && p.is_finite(), "perplexity", p, "must be positive")?;
+        require(e >= 1.0, "early_exaggeration", e, "must be at least 1")?;
         if let Some(lr) = self.learning_rate {
-            if lr.is_nan() || lr <= 0.0 {
-                return bad("learning_rate", lr, "must be positive");
-            }
+            require(lr > 0.0, "learning_rate", lr, "must be positive")?;
         }
-        if self.max_iter < EXPLORATION_ITER {
-            return bad("max_iter", self.max_iter as f64, "must be at least 250");
-        }
-        if !(0.0..=1.0).contains(&self.angle) {
-            return bad("angle", self.angle, "must be in [0, 1]");
-        }
+        require(self.max_iter >= EXPLORATION_ITER, "max_iter", self.max_iter as f64, "must be at least 250")?;
+        require((0.0..=1.0).contains(&self.angle), "angle", self.angle, "must be in [0, 1]")?;
         Ok(())
     }
 
     /// Embeds `x` (rows are samples) in 2-D.
     pub fn fit(&self, x: &Array2<f64>) -> Result<TsneEmbedding> {
         self.check()?;
-        check_finite(x)?;
-        let n = x.nrows();
-        if n < 2 {
-            return Err(MatrixError::TooFewSamples { algorithm: "t-SNE", needed: 2, got: n }.into());
-        }
-        if self.perplexity >= n as f64 {
-            return Err(MatrixError::InvalidParam {
-                name: "perplexity",
-                value: self.perplexity,
-                rule: "must be less than the number of samples",
-            }
-            .into());
-        }
+        let n = check_samples(x, "t-SNE", 2)?;
+        require(self.perplexity < n as f64, "perplexity", self.perplexity, "must be less than the number of samples")?;
         let k = (n - 1).min((3.0 * self.perplexity + 1.0) as usize);
         let nn = affinity::knn_squared(x, k, self.threads);
         let cond = affinity::binary_search_perplexity(&nn, self.perplexity);
@@ -278,67 +241,59 @@ impl Optimiser {
         let n = y.len();
         let chunk = n.div_ceil(self.threads);
         // Negative forces and Z.
-        let mut sum_q = 0.0;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = grad
-                .chunks_mut(chunk)
-                .enumerate()
-                .map(|(t, out)| {
-                    let tree = &tree;
-                    scope.spawn(move || {
-                        let mut stack = Vec::with_capacity(64);
-                        let mut partial = 0.0;
-                        for (r, g) in out.iter_mut().enumerate() {
-                            let (f, q) = tree.negative_force(y[t * chunk + r], self.squared_theta, &mut stack);
-                            *g = f;
-                            partial += q;
-                        }
-                        partial
-                    })
-                })
-                .collect();
-            for h in handles {
-                sum_q += h.join().expect("t-SNE worker panicked");
+        let sum_q = sum_over_chunks(grad, chunk, |first, out| {
+            let mut stack = Vec::with_capacity(64);
+            let mut partial = 0.0;
+            for (r, g) in out.iter_mut().enumerate() {
+                let (f, q) = tree.negative_force(y[first + r], self.squared_theta, &mut stack);
+                *g = f;
+                partial += q;
             }
+            partial
         });
         // Positive forces and the error; combine.
         let p = &self.p;
-        let mut error = 0.0;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = grad
-                .chunks_mut(chunk)
-                .enumerate()
-                .map(|(t, out)| {
-                    scope.spawn(move || {
-                        let mut c = 0.0;
-                        for (r, g) in out.iter_mut().enumerate() {
-                            let i = t * chunk + r;
-                            let mut pos = [0.0; 2];
-                            for k in p.indptr[i]..p.indptr[i + 1] {
-                                let j = p.indices[k];
-                                let pij = p.values[k];
-                                let d0 = y[i][0] - y[j][0];
-                                let d1 = y[i][1] - y[j][1];
-                                let q = 1.0 / (1.0 + d0 * d0 + d1 * d1);
-                                let w = pij * q;
-                                if compute_error {
-                                    let qn = q / sum_q;
-                                    c += pij * (pij.max(FLOAT32_TINY) / qn.max(FLOAT32_TINY)).ln();
-                                }
-                                pos[0] += w * d0;
-                                pos[1] += w * d1;
-                            }
-                            g[0] = 4.0 * (pos[0] - g[0] / sum_q);
-                            g[1] = 4.0 * (pos[1] - g[1] / sum_q);
-                        }
-                        c
-                    })
-                })
-                .collect();
-            for h in handles {
-                error += h.join().expect("t-SNE worker panicked");
+        sum_over_chunks(grad, chunk, |first, out| {
+            let mut c = 0.0;
+            for (r, g) in out.iter_mut().enumerate() {
+                let i = first + r;
+                let mut pos = [0.0; 2];
+                for k in p.indptr[i]..p.indptr[i + 1] {
+                    let j = p.indices[k];
+                    let pij = p.values[k];
+                    let d0 = y[i][0] - y[j][0];
+                    let d1 = y[i][1] - y[j][1];
+                    let q = 1.0 / (1.0 + d0 * d0 + d1 * d1);
+                    let w = pij * q;
+                    if compute_error {
+                        let qn = q / sum_q;
+                        c += pij * (pij.max(FLOAT32_TINY) / qn.max(FLOAT32_TINY)).ln();
+                    }
+                    pos[0] += w * d0;
+                    pos[1] += w * d1;
+                }
+                g[0] = 4.0 * (pos[0] - g[0] / sum_q);
+                g[1] = 4.0 * (pos[1] - g[1] / sum_q);
             }
-        });
-        error
+            c
+        })
     }
+}
+
+/// Runs `work(first_row, rows)` on each `chunk`-row slice of `grad`, each in its own scoped thread, and
+/// sums what they return in chunk order (so the sum does not depend on which thread finishes first).
+fn sum_over_chunks<F>(grad: &mut [[f64; 2]], chunk: usize, work: F) -> f64
+where
+    F: Fn(usize, &mut [[f64; 2]]) -> f64 + Sync,
+{
+    let work = &work;
+    let mut total = 0.0;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            grad.chunks_mut(chunk).enumerate().map(|(t, out)| scope.spawn(move || work(t * chunk, out))).collect();
+        for h in handles {
+            total += h.join().expect("t-SNE worker panicked");
+        }
+    });
+    total
 }

@@ -47,21 +47,30 @@ fn leaky_relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 
 /// dX = dY·Y·(1 − Y).
 fn sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
-    let dy = c.dy0()?;
-    let y = c.output(0).to_string();
-    let one = c.scalar(1.0);
-    let omy = c.b.op("Sub", &[&one, &y], vec![]);
-    let d = c.b.op("Mul", &[&y, &omy], vec![]);
-    Ok(vec![Some(c.b.op("Mul", &[&dy, &d], vec![]))])
+    from_output(c, |c, y, one| {
+        let omy = c.b.op("Sub", &[one, y], vec![]);
+        c.b.op("Mul", &[y, &omy], vec![])
+    })
 }
 
 /// dX = dY·(1 − Y²).
 fn tanh(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    from_output(c, |c, y, one| {
+        let y2 = c.b.op("Mul", &[y, y], vec![]);
+        c.b.op("Sub", &[one, &y2], vec![])
+    })
+}
+
+/// dX = dY·f(Y) for the activations whose derivative is written in their output Y: `derivative`
+/// builds f(Y) from Y's name and a scalar 1.
+fn from_output(
+    c: &mut Ctx,
+    derivative: impl FnOnce(&mut Ctx, &str, &str) -> String,
+) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let one = c.scalar(1.0);
-    let y2 = c.b.op("Mul", &[&y, &y], vec![]);
-    let d = c.b.op("Sub", &[&one, &y2], vec![]);
+    let d = derivative(c, &y, &one);
     Ok(vec![Some(c.b.op("Mul", &[&dy, &d], vec![]))])
 }
 

@@ -169,12 +169,7 @@ fn scatter_axis(c: &mut Ctx, g: &str, axis: usize, rank: usize, idx: &[i64], dim
 /// it. The indices may be computed in the graph (PyTorch's dynamo exporter writes `as_strided` as
 /// a Gather over the flattened tensor with indices built from its shape); they carry no gradient.
 fn gather(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
-    c.refuse_input(1, "indices")?;
-    let dy = c.dy0()?;
-    let x = c.input(0).to_string();
-    let idx = c.input(1).to_string();
-    let rank = c.shape(&x)?.rank();
-    let axis = c.axis(c.int_attr("axis", 0)?, rank, "axis")?;
+    let (dy, x, idx, rank, axis) = gather_operands(c)?;
     // dY as [X dims before the axis, -1, X dims after the axis], from X's runtime shape.
     let sx = c.shape_of(&x);
     let (zero, a, a1, r) = (
@@ -196,30 +191,32 @@ fn gather(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let i = c.b.op("Reshape", &[&idx, &ishape], vec![]);
     let gshape = c.shape_of(&g);
     let ie = c.b.op("Expand", &[&i, &gshape], vec![]);
-    let zeros = c.zeros_like(&x);
-    let out = c.b.op(
-        "ScatterElements",
-        &[&zeros, &ie, &g],
-        vec![attr_int("axis", axis as i64), attr_string("reduction", "add")],
-    );
-    Ok(vec![Some(out), None])
+    Ok(vec![Some(scatter_add(c, &x, &ie, &g, axis)), None])
 }
 
 /// Y = GatherElements(X, I, axis): dX = ScatterElements(zeros, I, dY, add) (I may be computed).
 fn gather_elements(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+    let (dy, x, idx, _, axis) = gather_operands(c)?;
+    Ok(vec![Some(scatter_add(c, &x, &idx, &dy, axis)), None])
+}
+
+/// What Gather and GatherElements read first: dY, X, the indices (which must carry no gradient),
+/// X's rank and the `axis` attribute normalised to it.
+fn gather_operands(c: &mut Ctx) -> Result<(String, String, String, usize, usize), GradError> {
     c.refuse_input(1, "indices")?;
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
+    let idx = c.input(1).to_string();
     let rank = c.shape(&x)?.rank();
     let axis = c.axis(c.int_attr("axis", 0)?, rank, "axis")?;
-    let idx = c.input(1).to_string();
-    let zeros = c.zeros_like(&x);
-    let out = c.b.op(
-        "ScatterElements",
-        &[&zeros, &idx, &dy],
-        vec![attr_int("axis", axis as i64), attr_string("reduction", "add")],
-    );
-    Ok(vec![Some(out), None])
+    Ok((dy, x, idx, rank, axis))
+}
+
+/// ScatterElements(zeros shaped like `x`, `idx`, `g`, `axis`, reduction = add): `g` added back at the
+/// positions a gather along `axis` read.
+fn scatter_add(c: &mut Ctx, x: &str, idx: &str, g: &str, axis: usize) -> String {
+    let zeros = c.zeros_like(x);
+    c.b.op("ScatterElements", &[&zeros, idx, g], vec![attr_int("axis", axis as i64), attr_string("reduction", "add")])
 }
 
 /// Y = GatherND(X, I) with constant I and batch_dims = 0: dX = ScatterND(zeros, I, dY, add).

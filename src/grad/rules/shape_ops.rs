@@ -34,21 +34,22 @@ fn identity(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     Ok(res)
 }
 
-/// dX = Reshape(dY, Shape(X)).
+/// Flatten and Reshape: dX = Reshape(dY, Shape(X)), their target shape (input 1, when given)
+/// carrying no gradient.
 fn reshape_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
-    c.refuse_input(1, "target shape")?;
-    let dy = c.dy0()?;
-    let x = c.input(0).to_string();
-    let shape = c.shape_of(&x);
-    let mut res = vec![None; c.node.input.len()];
-    res[0] = Some(c.b.op("Reshape", &[&dy, &shape], vec![]));
-    Ok(res)
+    reshape_to_input(c, "target shape")
 }
 
 /// Squeeze and Unsqueeze only move axes of size 1: dX = Reshape(dY, Shape(X)). Their axes are
 /// the `axes` attribute before opset 13 and a second input from 13.
 fn squeeze_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
-    c.refuse_input(1, "axes")?;
+    reshape_to_input(c, "axes")
+}
+
+/// dX = Reshape(dY, Shape(X)) for the ops that only rearrange X's elements; input 1 (`what`, when
+/// given) must not need a gradient.
+fn reshape_to_input(c: &mut Ctx, what: &str) -> Result<Vec<Option<String>>, GradError> {
+    c.refuse_input(1, what)?;
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let shape = c.shape_of(&x);

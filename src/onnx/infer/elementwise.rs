@@ -88,16 +88,9 @@ fn broadcasting(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     for slot in 0..needed {
         cx.required(slot, "an operand")?;
     }
-    let mut shapes = Vec::with_capacity(cx.node.input.len());
-    for slot in 0..cx.node.input.len() {
-        if !cx.has(slot) {
-            continue;
-        }
-        match cx.shape(slot) {
-            Some(s) => shapes.push(s),
-            None => return Ok(Out::unknown()),
-        }
-    }
+    let Some(shapes) = cx.given_shapes() else {
+        return Ok(Out::unknown());
+    };
     let Some(out) = broadcast(&shapes) else {
         return Err(cx.err(format!("operand shapes {shapes:?} cannot be broadcast together")));
     };

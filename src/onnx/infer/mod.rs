@@ -317,6 +317,11 @@ impl<'n> Cx<'n> {
         Ok(self.shape(slot))
     }
 
+    /// The shapes of every given input, in slot order; `None` when one of them is unknown.
+    fn given_shapes(&self) -> Option<Vec<&'n [i64]>> {
+        (0..self.node.input.len()).filter(|&slot| self.has(slot)).map(|slot| self.shape(slot)).collect()
+    }
+
     /// An [`OnnxError::Shape`] naming this node.
     fn err(&self, reason: impl Into<String>) -> OnnxError {
         OnnxError::Shape { node: self.label(), op: self.node.op().to_string(), reason: reason.into() }
@@ -338,6 +343,21 @@ impl<'n> Cx<'n> {
             OnnxError::Attribute { attr, reason, .. } => self.attr_err(&attr, reason),
             other => other,
         })
+    }
+
+    /// Attribute `name`, which the op requires: an error naming it when absent.
+    fn required_attr<'a, T: AttrValue<'a>>(&'a self, name: &str) -> Result<T, OnnxError> {
+        self.attr::<T>(name)?.ok_or_else(|| self.attr_err(name, "required attribute is missing"))
+    }
+
+    /// An integer list that is attribute `name` before opset `from` and input 1 (also called `name`)
+    /// from it on: the input is required, its value `None` when it is not tracked.
+    fn ints_attr_then_input(&self, name: &str, from: i64) -> Result<Option<Vec<i64>>, OnnxError> {
+        if self.opset < from {
+            return Ok(Some(self.required_attr::<&[i64]>(name)?.to_vec()));
+        }
+        self.required(1, name)?;
+        Ok(self.value(1).map(<[i64]>::to_vec))
     }
 
     /// Integer attribute `name`, or `default`.

@@ -175,15 +175,24 @@ fn window_output(
     Ok(out)
 }
 
-/// Conv: X [N, C, D...], W [M, C/group, k...], optional B [M].
-fn conv(cx: &Cx<'_>) -> Result<Out, OnnxError> {
+/// X's shape, W's shape and `group`.
+type ConvOperands<'n> = (&'n [i64], &'n [i64], i64);
+
+/// What Conv and ConvTranspose check first: X and W are given and `group` is positive. Returns X's and
+/// W's shapes and `group` when both shapes are known.
+fn conv_operands<'n>(cx: &Cx<'n>) -> Result<Option<ConvOperands<'n>>, OnnxError> {
     let x = cx.required(0, "X")?;
     let wt = cx.required(1, "W, the weight")?;
     let group = cx.int("group", 1)?;
     if group < 1 {
         return Err(cx.attr_err("group", format!("{group}: must be positive")));
     }
-    let (Some(x), Some(wt)) = (x, wt) else {
+    Ok(x.zip(wt).map(|(x, wt)| (x, wt, group)))
+}
+
+/// Conv: X [N, C, D...], W [M, C/group, k...], optional B [M].
+fn conv(cx: &Cx<'_>) -> Result<Out, OnnxError> {
+    let Some((x, wt, group)) = conv_operands(cx)? else {
         return Ok(Out::unknown());
     };
     if x.len() < 3 {
@@ -239,13 +248,7 @@ fn spatial_out(batch: i64, channels: i64, spatial: Vec<Option<i64>>) -> Out {
 
 /// ConvTranspose: X [N, C, D...], W [C, M/group, k...], optional B [M].
 fn conv_transpose(cx: &Cx<'_>) -> Result<Out, OnnxError> {
-    let x = cx.required(0, "X")?;
-    let wt = cx.required(1, "W, the weight")?;
-    let group = cx.int("group", 1)?;
-    if group < 1 {
-        return Err(cx.attr_err("group", format!("{group}: must be positive")));
-    }
-    let (Some(x), Some(wt)) = (x, wt) else {
+    let Some((x, wt, group)) = conv_operands(cx)? else {
         return Ok(Out::unknown());
     };
     if x.len() < 3 || wt.len() != x.len() {
@@ -314,8 +317,7 @@ fn conv_transpose(cx: &Cx<'_>) -> Result<Out, OnnxError> {
 
 /// MaxPool, AveragePool, LpPool: X [N, C, D...] → [N, C, out...] (MaxPool's Indices alike).
 fn pool(cx: &Cx<'_>) -> Result<Out, OnnxError> {
-    let kernel =
-        cx.ints("kernel_shape")?.ok_or_else(|| cx.attr_err("kernel_shape", "required attribute is missing"))?;
+    let kernel = cx.required_attr::<&[i64]>("kernel_shape")?.to_vec();
     let x = cx.required(0, "X")?;
     let w = read_window(cx, kernel)?;
     let ceil = cx.int("ceil_mode", 0)? != 0;

@@ -60,14 +60,8 @@ fn flatten(cx: &Cx<'_>) -> Result<Out, OnnxError> {
 
 fn reshape(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     let x = cx.required(0, "data")?;
-    let target: Vec<i64> = if cx.opset < 5 {
-        cx.ints("shape")?.ok_or_else(|| cx.attr_err("shape", "required attribute is missing"))?
-    } else {
-        cx.required(1, "shape")?;
-        match cx.value(1) {
-            Some(v) => v.to_vec(),
-            None => return Ok(Out::unknown()),
-        }
+    let Some(target) = cx.ints_attr_then_input("shape", 5)? else {
+        return Ok(Out::unknown());
     };
     let Some(x) = x else {
         return Ok(Out::unknown());
@@ -148,17 +142,10 @@ fn transpose(cx: &Cx<'_>) -> Result<Out, OnnxError> {
 }
 
 fn concat(cx: &Cx<'_>) -> Result<Out, OnnxError> {
-    let axis = cx.attr::<i64>("axis")?.ok_or_else(|| cx.attr_err("axis", "required attribute is missing"))?;
-    let mut shapes = Vec::new();
-    for slot in 0..cx.node.input.len() {
-        if !cx.has(slot) {
-            continue;
-        }
-        match cx.shape(slot) {
-            Some(s) => shapes.push(s),
-            None => return Ok(Out::unknown()),
-        }
-    }
+    let axis = cx.required_attr::<i64>("axis")?;
+    let Some(shapes) = cx.given_shapes() else {
+        return Ok(Out::unknown());
+    };
     let Some(first) = shapes.first() else {
         return Err(cx.err("Concat has no inputs"));
     };
@@ -258,14 +245,8 @@ fn pad(cx: &Cx<'_>) -> Result<Out, OnnxError> {
         return Ok(Out::unknown());
     };
     let r = x.len();
-    let pads: Vec<i64> = if cx.opset < 11 {
-        cx.ints("pads")?.ok_or_else(|| cx.attr_err("pads", "required attribute is missing"))?
-    } else {
-        cx.required(1, "pads")?;
-        match cx.value(1) {
-            Some(v) => v.to_vec(),
-            None => return Ok(Out::unknown()),
-        }
+    let Some(pads) = cx.ints_attr_then_input("pads", 11)? else {
+        return Ok(Out::unknown());
     };
     let axes: Vec<usize> = if cx.opset >= 18 && cx.has(3) {
         let Some(v) = cx.value(3) else {
@@ -299,8 +280,8 @@ fn slice(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     };
     let r = x.len();
     let (starts, ends, axes, steps): SliceArgs = if cx.opset < 10 {
-        let s = cx.ints("starts")?.ok_or_else(|| cx.attr_err("starts", "required attribute is missing"))?;
-        let e = cx.ints("ends")?.ok_or_else(|| cx.attr_err("ends", "required attribute is missing"))?;
+        let s = cx.required_attr::<&[i64]>("starts")?.to_vec();
+        let e = cx.required_attr::<&[i64]>("ends")?.to_vec();
         (s, e, cx.ints("axes")?, None)
     } else {
         cx.required(1, "starts")?;
@@ -534,7 +515,7 @@ fn depth_space(cx: &Cx<'_>) -> Result<Out, OnnxError> {
     let Some(x) = cx.required(0, "input")? else {
         return Ok(Out::unknown());
     };
-    let b = cx.attr::<i64>("blocksize")?.ok_or_else(|| cx.attr_err("blocksize", "required attribute is missing"))?;
+    let b = cx.required_attr::<i64>("blocksize")?;
     if !(1..=1 << 16).contains(&b) {
         return Err(cx.attr_err("blocksize", format!("{b}: must be between 1 and 65536")));
     }
