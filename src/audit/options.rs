@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use super::detectors::Detector;
 pub use crate::analysis::FeatureChoice;
 pub use crate::cluster::Clusterer;
 pub use crate::detect::aegis::DecisionRule;
-pub use crate::detect::Detector;
 pub use crate::embed::Reducer;
 pub use crate::runtime::Device;
 

@@ -20,8 +20,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::{median, MAD_CONSISTENCY};
-use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{check_held_out, check_predictions, class_rng, gather, predict, Predictions};
+use super::outcome::{ClassStatistic, DetectorOutcome};
+use super::sample::{check_held_out, class_rng, gather, HeldOut};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
 
@@ -176,7 +176,7 @@ pub struct UniversalResult {
 impl UniversalResult {
     /// The common outcome for the `audited` classes (the anomaly indices compare every class): the
     /// budget, its anomaly index (positive below the median), the flag and the summary.
-    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+    pub fn outcome(&self, audited: &[usize]) -> DetectorOutcome {
         let p = &self.params;
         let median = self.median_log_budget.exp();
         let classes = audited
@@ -202,17 +202,13 @@ impl UniversalResult {
                 ),
             })
             .collect();
-        DetectorOutcome {
-            detector: Detector::Universal,
-            statistic: "shared perturbation L2 budget",
-            classes,
-            evidence: DetectorEvidence::Universal(self),
-        }
+        DetectorOutcome { statistic: "shared perturbation L2 budget", classes }
     }
 }
 
-/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`. `progress(class)` is
-/// called after each class.
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on every class, its own
+/// clean predictions computed first: [`run_universal_on`] with the default [`HeldOut`].
+/// `progress(class)` is called after each class.
 pub fn run_universal(
     model: &mut dyn GradientModel,
     images: &[f32],
@@ -220,49 +216,30 @@ pub fn run_universal(
     params: &UniversalParams,
     progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
-    params.check()?;
-    check_inputs(model, images, labels)?;
-    let (predictions, evaluations) = predict(model, images, labels, params.batch_size)?;
-    let mut r = run_universal_with(model, images, labels, &predictions, params, progress)?;
-    r.evaluations += evaluations;
-    Ok(r)
+    run_universal_on(model, images, labels, HeldOut::default(), params, progress)
 }
 
-/// [`run_universal`] with the model's clean `predictions` of `images` already computed (shared with
-/// reach; computed with `params.batch_size`, they give the same numbers as [`run_universal`]); the
-/// result's evaluations leave out those of the predictions.
-pub fn run_universal_with(
-    model: &mut dyn GradientModel,
-    images: &[f32],
-    labels: &[i64],
-    predictions: &Predictions,
-    params: &UniversalParams,
-    progress: impl FnMut(usize),
-) -> Result<UniversalResult, DetectError> {
-    let all: Vec<usize> = (0..model.num_classes()).collect();
-    run_universal_on(model, images, labels, predictions, &all, params, progress)
-}
-
-/// [`run_universal_with`] on the given `classes` only (distinct, ascending, each below the class
-/// count; at least 3): their budgets are searched and compared with each other, and the result holds
-/// them alone. Every class's search is the same as in a run over all classes (the sources are drawn
-/// once for the model), so a class measured here has the budget it has there.
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on the classes and with
+/// the clean predictions `held_out` gives (each class below the class count; at least 3): their budgets
+/// are searched and compared with each other, and the result holds them alone. Every class's search is
+/// the same as in a run over all classes (the sources are drawn once for the model), so a class
+/// measured here has the budget it has there. The result's evaluations count the predictions only when
+/// computed here. `progress(class)` is called after each class.
 pub fn run_universal_on(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
-    predictions: &Predictions,
-    classes_to_measure: &[usize],
+    held_out: HeldOut<'_>,
     params: &UniversalParams,
     mut progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
     params.check()?;
     let (dim, k) = check_inputs(model, images, labels)?;
+    let classes_to_measure = &held_out.classes(k)[..];
     super::sample::check_class_list(classes_to_measure, k, 3, "universal reach")?;
     let n = labels.len();
-    check_predictions(predictions, n, k)?;
+    let (predictions, mut evaluations) = held_out.predictions(model, images, labels, params.batch_size)?;
     // Correctly classified sources, one seeded draw shared by every class.
-    let mut evaluations = 0;
     let mut correct: Vec<usize> = (0..n).filter(|&i| predictions.classes[i] as i64 == labels[i]).collect();
     let mut rng = class_rng(params.seed, 0, SOURCE_PURPOSE);
     correct.shuffle(&mut rng);
@@ -350,7 +327,7 @@ fn search_class(
         delta = run.delta;
         // Success rate of δ at this level.
         let hits = run.predictions.iter().filter(|&&p| p == class).count();
-        // Positions among the sources; `run_universal` maps them to the input set.
+        // Positions among the sources; `run_universal_on` maps them to the input set.
         examples = run
             .predictions
             .iter()
