@@ -176,3 +176,44 @@ fn bad_parameters_and_inputs_are_errors() {
     let err = pgd.run(&mut model, &[0.5; 10], &[1], |_| {}).unwrap_err();
     assert!(matches!(err, AttackError::NonFinite { step: 0, example: 0 }), "{err}");
 }
+
+#[test]
+fn a_shared_perturbation_stays_in_its_ball_and_moves_every_image_toward_the_target() {
+    let (k, d, n) = (3, 16, 12);
+    let mut m = Linear::new(k, d, 5);
+    let x = images(n, d);
+    let targets = vec![2i64; n];
+    let loss = |m: &mut Linear, delta: &[f32]| -> f32 {
+        let xd: Vec<f32> =
+            x.chunks(d).flat_map(|xi| xi.iter().zip(delta).map(|(a, b)| (a + b).clamp(0.0, 1.0))).collect();
+        m.eval(&xd, n, &targets).unwrap().loss.iter().sum()
+    };
+    let before = loss(&mut m, &vec![0.0; d]);
+    for (norm, eps) in [(Norm::L2, 0.5f32), (Norm::Linf, 0.1)] {
+        let pgd =
+            PgdParams { norm, eps, step: eps / 4.0, steps: 8, goal: Goal::Targeted, batch_size: 5 }.check().unwrap();
+        let r = pgd.run_shared(&mut m, &x, &targets, vec![0.0; d], None).unwrap();
+        assert_eq!(r.delta.len(), d);
+        match norm {
+            Norm::L2 => assert!(l2(&r.delta, &vec![0.0; d]) <= eps * 1.0001),
+            Norm::Linf => assert!(r.delta.iter().all(|v| v.abs() <= eps)),
+        }
+        assert!(loss(&mut m, &r.delta) < before, "{norm:?}: the summed targeted loss falls");
+        assert_eq!(r.predictions.len(), n);
+        // 8 steps and the final check, 3 batches each.
+        assert_eq!(r.evaluations, 9 * 3);
+        // Continuing from the result with its gradient: the same as one run of twice the steps, one
+        // batch pass fewer than evaluating that gradient again.
+        let longer =
+            PgdParams { norm, eps, step: eps / 4.0, steps: 16, goal: Goal::Targeted, batch_size: 5 }.check().unwrap();
+        let once = longer.run_shared(&mut m, &x, &targets, vec![0.0; d], None).unwrap();
+        let again = pgd.run_shared(&mut m, &x, &targets, r.delta.clone(), Some(r.grad.clone())).unwrap();
+        assert_eq!(again.delta, once.delta);
+        assert_eq!(again.evaluations, 8 * 3);
+    }
+    // A perturbation of the wrong size, or a non-finite gradient, is an error.
+    let pgd = PgdParams::default().check().unwrap();
+    assert!(matches!(pgd.run_shared(&mut m, &x, &targets, vec![0.0; d - 1], None), Err(AttackError::Shape(_))));
+    m.poison_nan = true;
+    assert!(matches!(pgd.run_shared(&mut m, &x, &targets, vec![0.0; d], None), Err(AttackError::NonFinite { .. })));
+}

@@ -3,15 +3,21 @@
 
 mod detect_support;
 
-use aegis_audit::detect::reach::{
-    flag_classes, run_reach, run_reach_on, run_reach_with, BudgetOutcome, ReachParams, ReachResult,
-};
-use aegis_audit::detect::sample::{predict, Predictions};
-use aegis_audit::detect::universal::{
-    run_universal, run_universal_on, run_universal_with, UniversalParams, UniversalResult,
-};
+use aegis_audit::detect::reach::{flag_classes, run_reach, run_reach_on, BudgetOutcome, ReachParams, ReachResult};
+use aegis_audit::detect::sample::{predict, HeldOut, Predictions};
+use aegis_audit::detect::universal::{run_universal, run_universal_on, UniversalParams, UniversalResult};
 use aegis_audit::detect::DetectError;
 use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
+
+/// The clean predictions given, every class.
+fn given(predictions: &Predictions) -> HeldOut<'_> {
+    HeldOut { predictions: Some(predictions), classes: None }
+}
+
+/// The clean predictions given, the listed classes.
+fn listed_with<'a>(predictions: &'a Predictions, classes: &'a [usize]) -> HeldOut<'a> {
+    HeldOut { predictions: Some(predictions), classes: Some(classes) }
+}
 
 fn params() -> ReachParams {
     ReachParams {
@@ -260,22 +266,22 @@ fn predictions_computed_once_serve_reach_and_universal_alike() {
     assert_eq!(passes, labels.len().div_ceil(p.batch_size));
     assert_eq!(predictions.classes.len(), labels.len());
     let own = run_reach(&mut model, &images, &labels, &p, |_| {}).unwrap();
-    let shared = run_reach_with(&mut model, &images, &labels, &predictions, &p, |_| {}).unwrap();
+    let shared = run_reach_on(&mut model, &images, &labels, given(&predictions), &p, |_| {}).unwrap();
     assert_eq!(shared.evaluations + passes, own.evaluations);
     assert_eq!(ReachResult { evaluations: own.evaluations, ..shared }, own);
 
     let u = UniversalParams { images: 64, batch_size: p.batch_size, seed: 3, ..UniversalParams::default() };
     let own = run_universal(&mut model, &images, &labels, &u, |_| {}).unwrap();
-    let shared = run_universal_with(&mut model, &images, &labels, &predictions, &u, |_| {}).unwrap();
+    let shared = run_universal_on(&mut model, &images, &labels, given(&predictions), &u, |_| {}).unwrap();
     assert_eq!(shared.evaluations + passes, own.evaluations);
     assert_eq!(UniversalResult { evaluations: own.evaluations, ..shared }, own);
 
     // Predictions that do not fit the set are refused.
     let short = Predictions { batch_size: p.batch_size, classes: predictions.classes[1..].to_vec() };
-    let err = run_reach_with(&mut model, &images, &labels, &short, &p, |_| {}).unwrap_err().to_string();
+    let err = run_reach_on(&mut model, &images, &labels, given(&short), &p, |_| {}).unwrap_err().to_string();
     assert!(err.contains("319 predictions for 320 images"), "{err}");
     let bad = Predictions { batch_size: p.batch_size, classes: vec![CLASSES; labels.len()] };
-    let err = run_universal_with(&mut model, &images, &labels, &bad, &u, |_| {}).unwrap_err().to_string();
+    let err = run_universal_on(&mut model, &images, &labels, given(&bad), &u, |_| {}).unwrap_err().to_string();
     assert!(err.contains(&format!("prediction {CLASSES} outside 0..{CLASSES}")), "{err}");
 }
 
@@ -289,9 +295,9 @@ fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
     let p = params();
     let (predictions, _) = predict(&mut model, &images, &labels, p.batch_size).unwrap();
     let u = UniversalParams { images: 64, batch_size: p.batch_size, seed: 3, ..UniversalParams::default() };
-    let all = run_universal_with(&mut model, &images, &labels, &predictions, &u, |_| {}).unwrap();
+    let all = run_universal_on(&mut model, &images, &labels, given(&predictions), &u, |_| {}).unwrap();
     let listed = [1, 3, 4, 6];
-    let some = run_universal_on(&mut model, &images, &labels, &predictions, &listed, &u, |_| {}).unwrap();
+    let some = run_universal_on(&mut model, &images, &labels, listed_with(&predictions, &listed), &u, |_| {}).unwrap();
     assert_eq!(some.classes.iter().map(|c| c.class).collect::<Vec<_>>(), listed);
     for c in &some.classes {
         let full = all.classes.iter().find(|a| a.class == c.class).unwrap();
@@ -299,7 +305,7 @@ fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
     }
     assert_eq!(some.flagged, vec![3], "{:?}", some.classes);
     // Reach on a list: the classes and their sources as listed; the shortcut class stands out.
-    let r = run_reach_on(&mut model, &images, &labels, &predictions, &listed, &p, |_| {}).unwrap();
+    let r = run_reach_on(&mut model, &images, &labels, listed_with(&predictions, &listed), &p, |_| {}).unwrap();
     assert_eq!(r.classes.iter().map(|c| c.class).collect::<Vec<_>>(), listed);
     assert_eq!(r.flagged(), &[3]);
     // Lists that are not distinct ascending classes of the model, or too short, are refused.
@@ -309,7 +315,8 @@ fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
         (vec![1, 2, CLASSES], "is not a class"),
         (vec![1, 2], "at least 3"),
     ] {
-        let err = run_universal_on(&mut model, &images, &labels, &predictions, &bad, &u, |_| {}).unwrap_err();
+        let err =
+            run_universal_on(&mut model, &images, &labels, listed_with(&predictions, &bad), &u, |_| {}).unwrap_err();
         assert!(err.to_string().contains(want), "{bad:?}: {err}");
     }
 }

@@ -1,17 +1,20 @@
 //! Batched projected gradient descent (PGD) over a gradient model: targeted (minimise the loss toward
 //! a class: the translation AEGIS uses) and untargeted (maximise the loss of the true class: the
 //! robustness check), L2 with per-example normalised steps or L-infinity with sign steps, projection
-//! onto the ε-ball around the start, clamping to [0, 1]. On ONNX Runtime a whole step runs inside
+//! onto the ε-ball around the start, clamping to [0, 1]; and the same attack on one perturbation shared
+//! by every image (universal reach's search, [`Pgd::run_shared`]). On ONNX Runtime a whole step runs inside
 //! one session run ([`step_graph`]).
 
 mod model;
 mod onnx_model;
 mod pgd;
+mod shared;
 pub mod step_graph;
 
 pub use model::{GradOutput, GradientModel, PgdStepper, StepRequest};
 pub use onnx_model::{default_workers, OnnxGradModel, GRAD_OUTPUTS};
 pub use pgd::{argmax_rows, Goal, Norm, Pgd, PgdParams, PgdResult};
+pub use shared::SharedPgdResult;
 
 use thiserror::Error;
 

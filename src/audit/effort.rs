@@ -22,10 +22,10 @@
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::detectors::Detector;
 use super::plan::AuditPlan;
 use crate::detect::sample::class_rng;
 use crate::detect::universal::UniversalParams;
-use crate::detect::Detector;
 
 /// `class_rng` purpose of the reference sample.
 const REFERENCE_PURPOSE: u64 = 0x7265_6665; // "refe"
@@ -147,37 +147,16 @@ pub fn shortlist(screen: &[(usize, f64)], params: &EffortParams) -> Shortlist {
 }
 
 /// Images one class's full effort evaluates (forward and backward), estimated from the `detectors`'
-/// parameters: AEGIS `seeds × (steps + 1) × runs`; Neural Cleanse `images × (epochs + 1)` (no early
-/// stop); reach `sweep images × (steps + 1) × sweeps + (images − sweep images) × (steps + 1)`;
-/// universal reach `images × (steps per level + 1) × levels`. `universal_levels` and `reach_sweeps` are
-/// the budget levels and sweeps expected before success ([`prior_levels`] before a screen has measured
-/// them).
+/// parameters: the sum of each one's [`super::detectors::ClassDetector::images_per_class`].
+/// `universal_levels` and `reach_sweeps` are the budget levels and sweeps expected before success
+/// ([`prior_levels`] before a screen has measured them).
 pub fn full_images_per_class(
     plan: &AuditPlan,
     detectors: &[Detector],
     universal_levels: f64,
     reach_sweeps: f64,
 ) -> f64 {
-    detectors
-        .iter()
-        .map(|d| match d {
-            Detector::Aegis => {
-                let t = &plan.aegis.translation;
-                (t.seeds_per_class * (t.steps + 1) * plan.runs) as f64
-            }
-            Detector::NeuralCleanse => (plan.neural_cleanse.images * (plan.neural_cleanse.epochs + 1)) as f64,
-            Detector::Reach => {
-                let r = &plan.reach;
-                let per = (r.steps + 1) as f64;
-                r.sweep_images_per_class as f64 * per * reach_sweeps
-                    + r.images_per_class.saturating_sub(r.sweep_images_per_class) as f64 * per
-            }
-            Detector::Universal => {
-                let u = &plan.universal;
-                (u.images * (u.steps_per_level + 1)) as f64 * universal_levels
-            }
-        })
-        .sum()
+    detectors.iter().map(|d| d.implementation().images_per_class(plan, universal_levels, reach_sweeps)).sum()
 }
 
 /// The budget levels of universal reach and the budgets of reach's sweep expected before a class

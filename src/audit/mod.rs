@@ -3,12 +3,14 @@
 //! [`Options`] (every flag, given one-to-one by any caller) → [`Preset::apply`] → [`AuditPlan`]
 //! ([`AuditPlan::check`] before anything is loaded) → per model: [`AnalysedModel`] (load, analysis;
 //! [`AuditPlan::check_classes`]) → data ([`AuditPlan::check_data`]) → [`PreparedModel`] (gradient graph,
-//! session) → precondition → method choice → detector outcome → decision → evidence → report →
+//! session) → precondition → method choice → detectors (one interface and registry, `detectors`) →
+//! decision → evidence → report →
 //! [`AuditRun::write`] (every report at once, or none).
 //!
 //! [`run`] does all of it; [`tools`] holds the entry points of the other subcommands.
 
 mod command;
+mod detectors;
 mod effort;
 mod error;
 mod evidence;
@@ -27,6 +29,7 @@ pub mod subcommands;
 mod verdict;
 
 pub use command::{run, AuditRun, ModelRun, RenderedRun};
+pub use detectors::{Cost, DetectorRun};
 pub use effort::{shortlist, EffortMode, EffortParams, Shortlist};
 pub use error::{error_chain, AuditError, Error, Result};
 pub use flags::{

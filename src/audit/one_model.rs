@@ -7,24 +7,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::detectors::{capped, test_predictions, Cost, DetectContext, Detector, DetectorRun};
 use super::effort::{fit_budget, full_images_per_class, prior_levels, shortlist, BudgetFit, Shortlist, FEWEST_CLASSES};
 use super::evidence::{self, EvidenceFiles};
 use super::method::{choose, MethodDecision};
 use super::options::MethodChoice;
 use super::plan::AuditPlan;
 use super::prepare::PreparedModel;
-use super::progress::{bar, PartBars};
+use super::progress::bar;
 use super::verdict::{decide, Decision, Rule};
 use crate::attack::{AttackError, GradOutput, GradientModel};
 use crate::data::{sample_indices, ImageSet};
 use crate::decide::{Calibration, ClassScore, FusedDecision};
-use crate::detect::aegis::run_aegis;
-use crate::detect::neural_cleanse::run_neural_cleanse_on;
 use crate::detect::precondition::{check_robustness, PreconditionResult};
-use crate::detect::reach::run_reach_on;
-use crate::detect::sample::{gather, predict, Predictions};
+use crate::detect::sample::{gather, HeldOut, Predictions};
 use crate::detect::universal::run_universal_on;
-use crate::detect::{DetectError, Detector, DetectorEvidence, DetectorOutcome};
+use crate::detect::DetectError;
 use crate::report::{
     AuditReport, ClassCost, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, EffortInfo,
     FusedContribution, FusedInfo, Level, Method, MethodInfo, Notification, Precondition, RobustnessMatch, ScreenInfo,
@@ -92,7 +90,7 @@ pub fn audit_model(
     };
     // The classes every detector measures: the shortlist, or (full effort) all of them.
     let measured: Option<Vec<usize>> = screen.as_ref().map(|(_, shortlist)| shortlist.measured.clone());
-    let (mut outcomes, mut costs) = (Vec::new(), Vec::new());
+    let mut runs = Vec::new();
     if applicable {
         let mut run = DetectorsRun {
             plan,
@@ -104,7 +102,7 @@ pub fn audit_model(
             held_out: &mut held_out,
             class_costs: &mut class_costs,
         };
-        (outcomes, costs) = run.all(&detectors, &mut prepared.model, &mut notifications, &mut timings)?;
+        runs = run.all(&detectors, &mut prepared.model, &mut notifications, &mut timings)?;
     }
     notifications.extend(budget_overrun(plan, &clock));
     let started = Instant::now();
@@ -114,13 +112,13 @@ pub fn audit_model(
     };
     let decided = measured.as_deref().unwrap_or(&audited);
     let robustness = precondition.as_ref().map(|p| p.adv_accuracy);
-    let decision = decide(&outcomes, applicable, rule, decided, audited.len(), robustness)?;
+    let decision = decide(&runs, applicable, rule, decided, audited.len(), robustness)?;
     timings.decision += started.elapsed().as_secs_f64();
     let wall_time_s = start.elapsed().as_secs_f64();
 
     let started = Instant::now();
     let files = match evidence_target {
-        Some(t) if !outcomes.is_empty() => evidence::write(&t.stage, &outcomes, &decision, &data.train, &data.test)?,
+        Some(t) if !runs.is_empty() => evidence::write(&t.stage, &runs, &decision, data)?,
         _ => EvidenceFiles::default(),
     };
     timings.evidence = started.elapsed().as_secs_f64();
@@ -130,8 +128,7 @@ pub fn audit_model(
         method: MethodInfo { method, reason },
         parameters,
         precondition,
-        outcomes,
-        costs,
+        runs,
         calibration: calibration.as_deref(),
         effort: effort_info(&audited, screen.map(|(s, _)| s), measured.as_deref(), &class_costs),
         notifications,
@@ -254,9 +251,6 @@ fn budget_overrun(plan: &AuditPlan, clock: &Clock) -> Option<Notification> {
     })
 }
 
-/// A detector's cost: seconds, gradient evaluations (images).
-type Cost = (f64, u64);
-
 /// Running every detector of the audit, one after the other, on the same classes.
 struct DetectorsRun<'a> {
     plan: &'a AuditPlan,
@@ -270,17 +264,19 @@ struct DetectorsRun<'a> {
 }
 
 impl DetectorsRun<'_> {
-    /// Each detector's outcome, and its cost (seconds, gradient evaluations); its time goes into
-    /// `timings`.
+    /// Each detector's run with its cost (seconds, gradient evaluations); its time goes into `timings`.
+    /// With `measured` (an adaptive audit's shortlist), every detector measures those classes only;
+    /// otherwise AEGIS measures the audited classes and the others every class of the model (their
+    /// indices compare every class). Universal reach and reach share the clean predictions of the test
+    /// split through `held_out`.
     fn all(
         &mut self,
         detectors: &[Detector],
         model: &mut dyn GradientModel,
         notifications: &mut Vec<Notification>,
         timings: &mut Timings,
-    ) -> Result<(Vec<DetectorOutcome>, Vec<Cost>)> {
-        let mut outcomes = Vec::with_capacity(detectors.len());
-        let mut costs = Vec::with_capacity(detectors.len());
+    ) -> Result<Vec<DetectorRun>> {
+        let mut runs = Vec::with_capacity(detectors.len());
         for &detector in detectors {
             if let (Some(b), true) = (self.plan.time_budget, self.progress) {
                 let open = self.measured.map_or(self.audited.len(), <[usize]>::len);
@@ -293,36 +289,22 @@ impl DetectorsRun<'_> {
             }
             let started = Instant::now();
             let mut counted = Counted::new(model, self.class_costs);
-            let outcome = run_detector(
-                self.plan,
-                detector,
-                &mut counted,
-                self.data,
-                self.audited,
-                self.measured,
-                self.held_out,
-                self.progress,
+            let mut ctx = DetectContext {
+                plan: self.plan,
+                data: self.data,
+                model: &mut counted,
+                audited: self.audited,
+                measured: self.measured,
+                held_out: self.held_out,
+                progress: self.progress,
                 notifications,
-            )?;
-            let evaluations = counted.images;
-            let seconds = started.elapsed().as_secs_f64();
-            match &outcome.evidence {
-                DetectorEvidence::Aegis(r) => {
-                    timings.aegis = seconds;
-                    timings.translation = r.timings.translation;
-                    timings.features = r.timings.features;
-                    timings.embedding = r.timings.embedding;
-                    timings.clustering = r.timings.clustering;
-                    timings.decision += r.timings.decision;
-                }
-                DetectorEvidence::NeuralCleanse(_) => timings.neural_cleanse = seconds,
-                DetectorEvidence::Reach(_) => timings.reach = seconds,
-                DetectorEvidence::Universal(_) => timings.universal = seconds,
-            }
-            outcomes.push(outcome);
-            costs.push((seconds, evaluations));
+            };
+            let (outcome, measured) = detector.implementation().run(&mut ctx)?;
+            let cost = Cost { seconds: started.elapsed().as_secs_f64(), gradient_evaluations: counted.images };
+            measured.record_time(cost.seconds, timings);
+            runs.push(DetectorRun { detector, outcome, measured, cost });
         }
-        Ok((outcomes, costs))
+        Ok(runs)
     }
 }
 
@@ -331,10 +313,8 @@ struct Findings<'a> {
     method: MethodInfo,
     parameters: std::collections::BTreeMap<String, serde_json::Value>,
     precondition: Option<PreconditionResult>,
-    /// Each detector's outcome.
-    outcomes: Vec<DetectorOutcome>,
-    /// Each detector's cost: seconds, gradient evaluations.
-    costs: Vec<(f64, u64)>,
+    /// Each detector's run.
+    runs: Vec<DetectorRun>,
     calibration: Option<&'a Calibration>,
     effort: EffortInfo,
     notifications: Vec<Notification>,
@@ -352,9 +332,9 @@ impl Findings<'_> {
         wall_time_s: f64,
     ) -> AuditReport {
         let names = &data.train.class_names;
-        let classes = match (&decision.fused, self.outcomes.first()) {
+        let classes = match (&decision.fused, self.runs.first()) {
             (Some(f), _) => fused_class_results(f, decision, files, names),
-            (None, Some(o)) => class_results(o, decision, files, data),
+            (None, Some(run)) => class_results(run, decision, files, data),
             (None, None) => Vec::new(),
         };
         let report = AuditReport {
@@ -374,7 +354,7 @@ impl Findings<'_> {
                 passed: p.passed,
             }),
             classes,
-            detectors: self.outcomes.iter().zip(&self.costs).map(|(o, &(s, e))| detector_report(o, s, e)).collect(),
+            detectors: self.runs.iter().map(detector_report).collect(),
             fused: decision.fused.as_ref().zip(self.calibration).map(|(f, c)| fused_info(f, c)),
             verdict: decision.verdict,
             wall_time_s,
@@ -450,14 +430,15 @@ impl GradientModel for Counted<'_> {
 }
 
 /// One detector's part of the report.
-fn detector_report(outcome: &DetectorOutcome, seconds: f64, gradient_evaluations: u64) -> DetectorReport {
+fn detector_report(run: &DetectorRun) -> DetectorReport {
     DetectorReport {
-        name: outcome.detector.name().to_string(),
-        statistic: outcome.statistic.to_string(),
-        seconds,
-        gradient_evaluations,
+        name: run.detector.name().to_string(),
+        statistic: run.outcome.statistic.to_string(),
+        seconds: run.cost.seconds,
+        gradient_evaluations: run.cost.gradient_evaluations,
         index_version: crate::detect::INDEX_VERSION,
-        classes: outcome
+        classes: run
+            .outcome
             .classes
             .iter()
             .map(|s| DetectorClass {
@@ -582,7 +563,6 @@ pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
     }
 }
 
-/// A note that a count was capped by the data.
 /// The warning a fused decision carries when its calibration was measured on models audited with
 /// other presets (other data and input shapes) than this one's, or does not say which.
 pub(super) fn calibration_mismatch(presets: &[String], preset: &str) -> Option<Notification> {
@@ -602,14 +582,6 @@ pub(super) fn calibration_mismatch(presets: &[String], preset: &str) -> Option<N
         return None;
     };
     Some(Notification { level: Level::Warning, message, class: None })
-}
-
-fn capped(name: &str, asked: usize, available: usize, split: &str) -> Notification {
-    Notification {
-        level: Level::Note,
-        message: format!("{name} = {asked} is more than the {available} images of the {split} split: all are used"),
-        class: None,
-    }
 }
 
 fn dataset_info(path: &Path, set: &ImageSet) -> DatasetInfo {
@@ -640,20 +612,6 @@ fn run_precondition(
     let r = check_robustness(model, &x, &y, params, plan.aegis.batch_size, |d| pb.set_position(d as u64))?;
     pb.finish_and_clear();
     Ok(r)
-}
-
-/// The model's clean predictions of the test split in batches of `batch_size`: those in `held_out` when
-/// they were computed with that batch size, else computed now and kept there.
-fn test_predictions<'a>(
-    model: &mut dyn GradientModel,
-    test: &ImageSet,
-    batch_size: usize,
-    held_out: &'a mut Option<Predictions>,
-) -> Result<&'a Predictions> {
-    if held_out.as_ref().is_none_or(|p| p.batch_size != batch_size) {
-        *held_out = Some(predict(model, &test.pixels, &test.labels, batch_size)?.0);
-    }
-    Ok(held_out.as_ref().expect("just computed"))
 }
 
 /// The time since the model's audit began: its preparation (`before`, seconds) and since `start`.
@@ -720,7 +678,8 @@ impl EffortRun<'_> {
         let pb = bar(audited.len(), "screen (classes)".into(), self.progress);
         let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
         let mut done = 0;
-        let r = run_universal_on(model, &data.test.pixels, &data.test.labels, predictions, audited, &params, |_| {
+        let held_out = HeldOut { predictions: Some(predictions), classes: Some(audited) };
+        let r = run_universal_on(model, &data.test.pixels, &data.test.labels, held_out, &params, |_| {
             done += 1;
             pb.set_position(done)
         });
@@ -869,103 +828,11 @@ fn effort_info(
     }
 }
 
-/// Runs one detector on the audited classes (universal reach and reach share the clean predictions of
-/// the test split through `held_out`). With `measured` (an adaptive audit's shortlist), every detector
-/// measures those classes only; otherwise AEGIS measures the audited classes and the others every
-/// class of the model (their indices compare every class).
-#[allow(clippy::too_many_arguments)]
-fn run_detector(
-    plan: &AuditPlan,
-    detector: Detector,
-    model: &mut dyn GradientModel,
-    data: &AuditData,
-    audited: &[usize],
-    measured: Option<&[usize]>,
-    held_out: &mut Option<Predictions>,
-    progress: bool,
-    notifications: &mut Vec<Notification>,
-) -> Result<DetectorOutcome> {
-    let all: Vec<usize> = (0..model.num_classes()).collect();
-    let (aegis_classes, classes) = match measured {
-        Some(m) => (m, m),
-        None => (audited, all.as_slice()),
-    };
-    let k = classes.len();
-    Ok(match detector {
-        Detector::Aegis => {
-            let seeds = plan.aegis.translation.seeds_per_class;
-            if seeds > data.train.n {
-                notifications.push(capped("translation.seeds_per_class", seeds, data.train.n, "train"));
-            }
-            let mut bars = PartBars::new(progress);
-            let r =
-                run_aegis(model, &data.train.pixels, &data.train.labels, aegis_classes, &plan.aegis, plan.runs, |p| {
-                    bars.set((p.class, p.run), p.total, p.done, || {
-                        format!("class {} run {}/{}", p.class, p.run + 1, p.runs)
-                    })
-                })?;
-            bars.finish();
-            r.into_outcome()
-        }
-        Detector::NeuralCleanse => {
-            let params = &plan.neural_cleanse;
-            if params.images > data.test.n {
-                notifications.push(capped("neural_cleanse.images", params.images, data.test.n, "test"));
-            }
-            let pb = bar(k * params.epochs, "Neural Cleanse (epochs)".into(), progress);
-            let mut done = vec![0usize; model.num_classes()];
-            let r = run_neural_cleanse_on(model, &data.test.pixels, &data.test.labels, classes, params, |class, e| {
-                if let Some(d) = done.get_mut(class) {
-                    *d = e;
-                }
-                pb.set_position(done.iter().sum::<usize>() as u64);
-            })?;
-            pb.finish_and_clear();
-            r.into_outcome(audited)
-        }
-        Detector::Reach => {
-            let pb = bar(0, "reach".into(), progress);
-            let predictions = test_predictions(model, &data.test, plan.reach.batch_size, held_out)?;
-            let r =
-                run_reach_on(model, &data.test.pixels, &data.test.labels, predictions, classes, &plan.reach, |p| {
-                    pb.set_length(p.total as u64);
-                    pb.set_position(p.done as u64);
-                })?;
-            pb.finish_and_clear();
-            r.into_outcome(audited)
-        }
-        Detector::Universal => {
-            let params = &plan.universal;
-            if params.images > data.test.n {
-                notifications.push(capped("universal.images", params.images, data.test.n, "test"));
-            }
-            let pb = bar(k, "universal reach (classes)".into(), progress);
-            let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
-            let mut done = 0;
-            let r =
-                run_universal_on(model, &data.test.pixels, &data.test.labels, predictions, classes, params, |_| {
-                    done += 1;
-                    pb.set_position(done)
-                })?;
-            pb.finish_and_clear();
-            r.into_outcome(audited)
-        }
-    })
-}
-
 /// The report's per-class results: the detector's statistics, flagged as the decision says, with the
 /// detector's details and the class's evidence files.
-fn class_results(
-    outcome: &DetectorOutcome,
-    decision: &Decision,
-    files: &EvidenceFiles,
-    data: &AuditData,
-) -> Vec<ClassResult> {
-    let names = match outcome.evidence {
-        DetectorEvidence::Aegis(_) => &data.train.class_names,
-        _ => &data.test.class_names,
-    };
-    outcome
+fn class_results(run: &DetectorRun, decision: &Decision, files: &EvidenceFiles, data: &AuditData) -> Vec<ClassResult> {
+    let names = &run.measured.split(data).class_names;
+    run.outcome
         .classes
         .iter()
         .enumerate()
@@ -974,52 +841,10 @@ fn class_results(
             name: names.get(s.class).cloned(),
             flagged: decision.flagged.contains(&s.class),
             summary: s.reason.clone(),
-            details: details(&outcome.evidence, i, s.class),
+            details: run.measured.details(i, s.class),
             evidence: files.per_class.get(&s.class).cloned().unwrap_or_default(),
         })
         .collect()
-}
-
-/// The detector's measurements of one class (`position` among the audited classes) for the report.
-fn details(evidence: &DetectorEvidence, position: usize, class: usize) -> ClassDetails {
-    match evidence {
-        DetectorEvidence::Aegis(r) => {
-            let c = &r.classes[position];
-            let first = &c.first;
-            ClassDetails::Aegis {
-                decision: format!("{:?}", r.params.decision).to_lowercase(),
-                displacement: c.shortcut.displacement,
-                displacement_median: c.shortcut.median,
-                shortcut_votes: c.shortcut.votes,
-                shortcut_index: c.shortcut.index,
-                shortcut_threshold: r.params.shortcut_threshold,
-                cluster_flagged: first.clustered.then_some(c.cluster_flagged),
-                clusters: first.clustered.then_some(first.clusters),
-                cluster_sizes: first.cluster_info.iter().map(|c| c.clean + c.translated).collect(),
-                translated_per_cluster: first.cluster_info.iter().map(|c| c.translated).collect(),
-                clean_per_cluster: first.cluster_info.iter().map(|c| c.clean).collect(),
-                bandwidth: first.bandwidth.unwrap_or(f64::NAN),
-                max_clusters: r.params.max_clusters,
-            }
-        }
-        DetectorEvidence::NeuralCleanse(r) => {
-            let t = r.classes.iter().find(|t| t.class == class).expect("a detector's outcome lists measured classes");
-            ClassDetails::NeuralCleanse { mask_l1: t.mask_l1, anomaly_index: t.anomaly_index }
-        }
-        DetectorEvidence::Reach(r) => {
-            let c = r.classes.iter().find(|c| c.class == class).expect("a detector's outcome lists measured classes");
-            ClassDetails::Reach { success_rate: c.rate, anomaly_index: c.anomaly_index, epsilon: r.eps as f64 }
-        }
-        DetectorEvidence::Universal(r) => {
-            let c = r.classes.iter().find(|c| c.class == class).expect("a detector's outcome lists measured classes");
-            ClassDetails::Universal {
-                budget: c.budget,
-                reached: c.reached,
-                median_budget: r.median_log_budget.exp(),
-                anomaly_index: c.anomaly_index,
-            }
-        }
-    }
 }
 
 #[cfg(test)]

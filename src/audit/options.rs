@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use super::detectors::Detector;
 pub use crate::analysis::FeatureChoice;
 pub use crate::cluster::Clusterer;
 use crate::detect::aegis::BandwidthRule;
 pub use crate::detect::aegis::DecisionRule;
-pub use crate::detect::Detector;
 pub use crate::embed::Reducer;
 pub use crate::runtime::Device;
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::detectors::Detector;
 use super::error::AuditError;
 use super::flags::{bounds, broken_bound, ClusteringSettings, FlagGroup, GeneralSettings};
 use super::options::{MethodChoice, Options};
@@ -21,7 +22,7 @@ use crate::detect::neural_cleanse::NeuralCleanseParams;
 use crate::detect::precondition::PreconditionParams;
 use crate::detect::reach::ReachParams;
 use crate::detect::universal::UniversalParams;
-use crate::detect::{DetectError, Detector};
+use crate::detect::DetectError;
 
 /// Everything an audit runs with besides the model and the data.
 #[derive(Debug, Clone, PartialEq)]

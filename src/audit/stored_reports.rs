@@ -15,7 +15,7 @@ use super::one_model::calibration_mismatch;
 use super::options::Detector;
 use super::verdict::fused;
 use crate::decide::{Calibration, CalibrationFile, DetectorIndices, DetectorWeight, FusedDecision, NullClass};
-use crate::detect::{reindex, INDEX_VERSION};
+use crate::detect::INDEX_VERSION;
 use crate::fsio;
 use crate::report::{
     most_severe_exit, write_atomic, DetectorReport, ToolInfo, Verdict, EXIT_ERROR, EXIT_NOT_APPLICABLE,
@@ -253,7 +253,7 @@ fn stored(path: &Path, r: &Value) -> Result<StoredModel, String> {
 
 /// The detectors of report `r` with every index brought to this aegis-audit's index version
 /// ([`INDEX_VERSION`]): a section written with an older version has its indices computed again from its
-/// stored per-class values ([`reindex`]), which needs every class of the model (and, for AEGIS, one
+/// stored per-class values (each detector's `reindex`), which needs every class of the model (and, for AEGIS, one
 /// run); a section from a newer version is refused.
 fn reindexed(r: &Value, mut detectors: Vec<DetectorReport>) -> Result<Vec<DetectorReport>, String> {
     for d in detectors.iter_mut() {
@@ -269,7 +269,7 @@ fn reindexed(r: &Value, mut detectors: Vec<DetectorReport>) -> Result<Vec<Detect
         }
         let Some(detector) = Detector::from_name(&d.name) else { continue };
         let values: Vec<f64> = d.classes.iter().map(|c| c.value).collect();
-        if !matches!(detector, Detector::NeuralCleanse | Detector::Aegis) {
+        if !detector.implementation().reindexes() {
             d.index_version = INDEX_VERSION; // the same index in both versions
             continue;
         }
@@ -284,11 +284,8 @@ fn reindexed(r: &Value, mut detectors: Vec<DetectorReport>) -> Result<Vec<Detect
         if !k.is_some_and(|k| d.classes.iter().map(|c| c.class).eq(0..k as i64)) {
             return Err(old("cover only some of the model's classes"));
         }
-        if detector == Detector::Aegis && r.pointer("/parameters/runs").and_then(Value::as_u64).is_some_and(|n| n != 1)
-        {
-            return Err(old("average several AEGIS runs"));
-        }
-        let new = reindex(detector, &values).ok_or_else(|| old("its stored values give no index"))?;
+        let runs = r.pointer("/parameters/runs").and_then(Value::as_u64);
+        let new = detector.implementation().reindex(&values, runs).map_err(old)?;
         for (c, a) in d.classes.iter_mut().zip(new) {
             c.anomaly_index = a;
         }
@@ -731,7 +728,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::stored;
-    use crate::detect::{reindex, Detector, INDEX_VERSION};
+    use crate::audit::detectors::Detector;
+    use crate::detect::INDEX_VERSION;
 
     /// A report of a 5-class model written before index versions: Neural Cleanse and AEGIS with raw
     /// indices (here nonsense, 9.0, to see them replaced), reach untouched.
@@ -762,7 +760,7 @@ mod tests {
         let super::StoredEntry::Report { detectors, .. } = m.entry else { panic!("not a report") };
         for (d, detector) in detectors.iter().zip([Detector::NeuralCleanse, Detector::Aegis]) {
             let values: Vec<f64> = d.classes.iter().map(|c| c.value).collect();
-            let want = reindex(detector, &values).unwrap();
+            let want = detector.implementation().reindex(&values, Some(1)).unwrap();
             let got: Vec<f64> = d.classes.iter().map(|c| c.anomaly_index).collect();
             assert_eq!(got, want, "{}", d.name);
             assert_eq!(d.index_version, INDEX_VERSION);

@@ -7,8 +7,8 @@
 //! calibration asks for it.
 //! `aegis-audit decide` applies the same step to the indices stored in reports ([`fused`]).
 
+use super::detectors::DetectorRun;
 use crate::decide::{fuse_among, Calibration, DecideError, DetectorIndices, FusedDecision};
-use crate::detect::DetectorOutcome;
 use crate::report::Verdict;
 
 /// The audit's decision over every detector that ran.
@@ -31,14 +31,14 @@ pub enum Rule<'a> {
     Fused(&'a Calibration),
 }
 
-/// Decides from the detectors' outcomes over the `audited` classes (chosen among `tested` classes: see
+/// Decides from the detectors' runs over the `audited` classes (chosen among `tested` classes: see
 /// [`crate::decide::fuse_among`]); `applicable` is false when the
 /// chosen method does not apply (then no detector ran and the verdict is not applicable). `robustness`
 /// is the model's adversarial accuracy in the robustness check (`None`: skipped): the fused decision
 /// judges the model against the calibration models of most similar robustness when its calibration
 /// asks for it.
 pub fn decide(
-    outcomes: &[DetectorOutcome],
+    runs: &[DetectorRun],
     applicable: bool,
     rule: Rule<'_>,
     audited: &[usize],
@@ -48,7 +48,7 @@ pub fn decide(
     match rule {
         Rule::OwnFlags => {
             let mut flagged: Vec<usize> = Vec::new();
-            for class in outcomes.iter().flat_map(DetectorOutcome::flagged) {
+            for class in runs.iter().flat_map(|r| r.outcome.flagged()) {
                 if !flagged.contains(&class) {
                     flagged.push(class);
                 }
@@ -56,7 +56,7 @@ pub fn decide(
             Ok(Decision { verdict: Verdict::of(applicable, !flagged.is_empty()), flagged, fused: None })
         }
         Rule::Fused(calibration) => {
-            let indices: Vec<DetectorIndices> = outcomes.iter().map(|o| indices_of(o, audited)).collect();
+            let indices: Vec<DetectorIndices> = runs.iter().map(|r| indices_of(r, audited)).collect();
             fused(calibration, &indices, audited, tested, robustness)
         }
     }
@@ -79,10 +79,10 @@ pub fn fused(
 
 /// One detector's anomaly index of each audited class, in the audited order (NaN for a class the
 /// detector did not report).
-fn indices_of(outcome: &DetectorOutcome, audited: &[usize]) -> DetectorIndices {
+fn indices_of(run: &DetectorRun, audited: &[usize]) -> DetectorIndices {
     let indices = audited
         .iter()
-        .map(|&c| outcome.classes.iter().find(|s| s.class == c).map_or(f64::NAN, |s| s.anomaly_index))
+        .map(|&c| run.outcome.classes.iter().find(|s| s.class == c).map_or(f64::NAN, |s| s.anomaly_index))
         .collect();
-    DetectorIndices { name: outcome.detector.name().to_string(), indices }
+    DetectorIndices { name: run.detector.name().to_string(), indices }
 }

@@ -2,20 +2,21 @@
 //! reach and Neural Cleanse, and the robustness precondition that says whether AEGIS and reach apply.
 //!
 //! Each detector owns its decision (its cross-class comparison, and AEGIS's vote over runs) and returns
-//! a [`DetectorOutcome`]: per audited class a statistic, its anomaly index, the detector's flag and a
-//! reason, plus what it measured. Detectors see a [`crate::attack::GradientModel`] and images, never
-//! files, presets or reports.
+//! its own result, from which it builds the common [`DetectorOutcome`]: per audited class a statistic,
+//! its anomaly index, the detector's flag and a reason. The shared types ([`outcome`]) name no detector;
+//! the audit's detector registry (`audit::detectors`) runs each one behind one interface. Detectors see a
+//! [`crate::attack::GradientModel`] and images, never files, presets or reports.
 
 pub mod aegis;
 pub mod anomaly;
 pub mod neural_cleanse;
-mod outcome;
+pub mod outcome;
 pub mod precondition;
 pub mod reach;
 pub mod sample;
 pub mod universal;
 
-pub use outcome::{reindex, signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome, INDEX_VERSION};
+pub use outcome::{signed_index, ClassStatistic, DetectorOutcome, INDEX_VERSION};
 
 use thiserror::Error;
 

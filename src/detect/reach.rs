@@ -10,8 +10,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyIndex;
-use super::outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{check_held_out, check_predictions, class_rng, gather, predict, Predictions};
+use super::outcome::{signed_index, ClassStatistic, DetectorOutcome};
+use super::sample::{check_held_out, class_rng, gather, HeldOut};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
 
@@ -236,7 +236,7 @@ impl ReachResult {
 
     /// The common outcome for the `audited` classes (the anomaly indices compare every class): the
     /// success rate, its anomaly index (positive above the median), the flag and the summary.
-    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+    pub fn outcome(&self, audited: &[usize]) -> DetectorOutcome {
         let classes = self
             .classes
             .iter()
@@ -260,12 +260,7 @@ impl ReachResult {
                 ),
             })
             .collect();
-        DetectorOutcome {
-            detector: Detector::Reach,
-            statistic: "targeted success rate",
-            classes,
-            evidence: DetectorEvidence::Reach(self),
-        }
+        DetectorOutcome { statistic: "targeted success rate", classes }
     }
 }
 
@@ -298,11 +293,8 @@ pub fn flag_classes(rates: &[f64], params: &ReachParams) -> Result<FlagDecision,
     Ok(FlagDecision { median_rate: median, mad: anomaly.mad, anomaly_indices: anomaly.indices, min_rate, flagged })
 }
 
-/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`.
-///
-/// Only correctly classified images serve as sources. Cost: one forward pass over the set, then
-/// `(steps + 1)` evaluations per batch of the sweep's `classes × sweep_images_per_class` images per
-/// budget tried, then the remaining `classes × (images_per_class − sweep_images_per_class)` images.
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on every class, its
+/// own clean predictions computed first: [`run_reach_on`] with the default [`HeldOut`].
 pub fn run_reach(
     model: &mut dyn GradientModel,
     images: &[f32],
@@ -310,47 +302,32 @@ pub fn run_reach(
     params: &ReachParams,
     progress: impl FnMut(ReachProgress),
 ) -> Result<ReachResult, DetectError> {
-    params.check()?;
-    check_inputs(model, images, labels)?;
-    let (predictions, evaluations) = predict(model, images, labels, params.batch_size)?;
-    let mut r = run_reach_with(model, images, labels, &predictions, params, progress)?;
-    r.evaluations += evaluations;
-    Ok(r)
+    run_reach_on(model, images, labels, HeldOut::default(), params, progress)
 }
 
-/// [`run_reach`] with the model's clean `predictions` of `images` already computed (shared with universal
-/// reach; computed with `params.batch_size`, they give the same numbers as [`run_reach`]); the result's
-/// evaluations leave out those of the predictions.
-pub fn run_reach_with(
-    model: &mut dyn GradientModel,
-    images: &[f32],
-    labels: &[i64],
-    predictions: &Predictions,
-    params: &ReachParams,
-    progress: impl FnMut(ReachProgress),
-) -> Result<ReachResult, DetectError> {
-    let all: Vec<usize> = (0..model.num_classes()).collect();
-    run_reach_on(model, images, labels, predictions, &all, params, progress)
-}
-
-/// [`run_reach_with`] on the given `classes` only (distinct, ascending, at least 2): the budget sweep
-/// and the rates compare them with each other, and the result holds them alone. Each class's sources
-/// are drawn by its class, as in a run over all classes.
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on the classes and with
+/// the clean predictions `held_out` gives (at least 2 classes): the budget sweep and the rates compare
+/// them with each other, and the result holds them alone. Each class's sources are drawn by its class,
+/// as in a run over all classes. The result's evaluations count the predictions only when computed here.
+///
+/// Only correctly classified images serve as sources. Cost: one forward pass over the set (unless the
+/// predictions are given), then `(steps + 1)` evaluations per batch of the sweep's `classes ×
+/// sweep_images_per_class` images per budget tried, then the remaining `classes × (images_per_class −
+/// sweep_images_per_class)` images.
 pub fn run_reach_on(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
-    predictions: &Predictions,
-    classes_to_measure: &[usize],
+    held_out: HeldOut<'_>,
     params: &ReachParams,
     mut progress: impl FnMut(ReachProgress),
 ) -> Result<ReachResult, DetectError> {
     params.check()?;
     let (dim, k) = check_inputs(model, images, labels)?;
-    check_predictions(predictions, labels.len(), k)?;
+    let (predictions, mut evaluations) = held_out.predictions(model, images, labels, params.batch_size)?;
+    let classes_to_measure = &held_out.classes(k)[..];
     super::sample::check_class_list(classes_to_measure, k, 2, "reach")?;
     let predictions = &predictions.classes;
-    let mut evaluations = 0;
     let sources = draw_sources(labels, predictions, classes_to_measure, params)?;
 
     // Budget sweep on the first `sweep_images_per_class` sources of every class.

@@ -1,6 +1,7 @@
 //! Helpers every detector shares: a seeded random generator per (seed, class, purpose), so that
-//! classes are independent of the order they run in, gathering images by index, and the model's clean
-//! predictions of a held-out set ([`predict`]), which universal reach and reach both start from.
+//! classes are independent of the order they run in, gathering images by index, the model's clean
+//! predictions of a held-out set ([`predict`]), which universal reach and reach both start from, and
+//! what such a run is given besides the images ([`HeldOut`]).
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -85,6 +86,47 @@ pub fn predict(
         classes.extend(argmax_rows(&out.logits, k));
     }
     Ok((Predictions { batch_size, classes }, evaluations))
+}
+
+/// What a detector that measures classes on a held-out set (universal reach, reach) is given besides
+/// the images: the model's clean predictions of them when already computed (an audit computes them once
+/// for both detectors; computed with the detector's batch size, they give the numbers it would compute
+/// itself) and the classes to measure. The default: predictions computed by the detector (their
+/// evaluations counted in its result), every class of the model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeldOut<'a> {
+    /// The model's clean predictions of the images, or `None` to compute them.
+    pub predictions: Option<&'a Predictions>,
+    /// The classes to measure (distinct, ascending), or `None` for every class.
+    pub classes: Option<&'a [usize]>,
+}
+
+impl HeldOut<'_> {
+    /// The classes to measure: those given, or every class of a `k`-class model.
+    pub(crate) fn classes(&self, k: usize) -> Vec<usize> {
+        self.classes.map_or_else(|| (0..k).collect(), <[usize]>::to_vec)
+    }
+
+    /// The predictions given (checked against the `labels.len()` images), or computed now in batches of
+    /// `batch_size`; with the evaluations that took (0 when given).
+    pub(crate) fn predictions(
+        &self,
+        model: &mut dyn GradientModel,
+        images: &[f32],
+        labels: &[i64],
+        batch_size: usize,
+    ) -> Result<(std::borrow::Cow<'_, Predictions>, usize), DetectError> {
+        match self.predictions {
+            Some(p) => {
+                check_predictions(p, labels.len(), model.num_classes())?;
+                Ok((std::borrow::Cow::Borrowed(p), 0))
+            }
+            None => {
+                let (p, evaluations) = predict(model, images, labels, batch_size)?;
+                Ok((std::borrow::Cow::Owned(p), evaluations))
+            }
+        }
+    }
 }
 
 /// Checks a held-out set against the model: `labels.len()` images of the model's input size, every label

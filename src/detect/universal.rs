@@ -10,7 +10,8 @@
 //!
 //! The search is a continuation: δ starts at 0 and, for each budget of an increasing geometric ladder,
 //! takes `steps_per_level` normalised L2 steps on the mean targeted cross-entropy of the clamped images
-//! `clamp(x_i + δ, 0, 1)`, projected onto the ball of that budget; after each level the success rate of
+//! `clamp(x_i + δ, 0, 1)`, projected onto the ball of that budget (the shared PGD,
+//! [`crate::attack::Pgd::run_shared`]); after each level the success rate of
 //! δ on the sources is measured, and the class's budget is the first level whose rate reaches
 //! `success_level`, interpolated log-linearly with the level before it. Classes that never reach it are
 //! censored at the last level.
@@ -19,10 +20,10 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::{median, MAD_CONSISTENCY};
-use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
-use super::sample::{check_held_out, check_predictions, class_rng, gather, predict, Predictions};
+use super::outcome::{ClassStatistic, DetectorOutcome};
+use super::sample::{check_held_out, class_rng, gather, HeldOut};
 use super::DetectError;
-use crate::attack::{argmax_rows, GradientModel};
+use crate::attack::{Goal, GradientModel, Norm, PgdParams};
 
 /// `class_rng` purpose for drawing the shared source images.
 const SOURCE_PURPOSE: u64 = 0x756e_6976; // "univ"
@@ -175,7 +176,7 @@ pub struct UniversalResult {
 impl UniversalResult {
     /// The common outcome for the `audited` classes (the anomaly indices compare every class): the
     /// budget, its anomaly index (positive below the median), the flag and the summary.
-    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+    pub fn outcome(&self, audited: &[usize]) -> DetectorOutcome {
         let p = &self.params;
         let median = self.median_log_budget.exp();
         let classes = audited
@@ -201,17 +202,13 @@ impl UniversalResult {
                 ),
             })
             .collect();
-        DetectorOutcome {
-            detector: Detector::Universal,
-            statistic: "shared perturbation L2 budget",
-            classes,
-            evidence: DetectorEvidence::Universal(self),
-        }
+        DetectorOutcome { statistic: "shared perturbation L2 budget", classes }
     }
 }
 
-/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`. `progress(class)` is
-/// called after each class.
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on every class, its own
+/// clean predictions computed first: [`run_universal_on`] with the default [`HeldOut`].
+/// `progress(class)` is called after each class.
 pub fn run_universal(
     model: &mut dyn GradientModel,
     images: &[f32],
@@ -219,49 +216,30 @@ pub fn run_universal(
     params: &UniversalParams,
     progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
-    params.check()?;
-    check_inputs(model, images, labels)?;
-    let (predictions, evaluations) = predict(model, images, labels, params.batch_size)?;
-    let mut r = run_universal_with(model, images, labels, &predictions, params, progress)?;
-    r.evaluations += evaluations;
-    Ok(r)
+    run_universal_on(model, images, labels, HeldOut::default(), params, progress)
 }
 
-/// [`run_universal`] with the model's clean `predictions` of `images` already computed (shared with
-/// reach; computed with `params.batch_size`, they give the same numbers as [`run_universal`]); the
-/// result's evaluations leave out those of the predictions.
-pub fn run_universal_with(
-    model: &mut dyn GradientModel,
-    images: &[f32],
-    labels: &[i64],
-    predictions: &Predictions,
-    params: &UniversalParams,
-    progress: impl FnMut(usize),
-) -> Result<UniversalResult, DetectError> {
-    let all: Vec<usize> = (0..model.num_classes()).collect();
-    run_universal_on(model, images, labels, predictions, &all, params, progress)
-}
-
-/// [`run_universal_with`] on the given `classes` only (distinct, ascending, each below the class
-/// count; at least 3): their budgets are searched and compared with each other, and the result holds
-/// them alone. Every class's search is the same as in a run over all classes (the sources are drawn
-/// once for the model), so a class measured here has the budget it has there.
+/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on the classes and with
+/// the clean predictions `held_out` gives (each class below the class count; at least 3): their budgets
+/// are searched and compared with each other, and the result holds them alone. Every class's search is
+/// the same as in a run over all classes (the sources are drawn once for the model), so a class
+/// measured here has the budget it has there. The result's evaluations count the predictions only when
+/// computed here. `progress(class)` is called after each class.
 pub fn run_universal_on(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
-    predictions: &Predictions,
-    classes_to_measure: &[usize],
+    held_out: HeldOut<'_>,
     params: &UniversalParams,
     mut progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
     params.check()?;
     let (dim, k) = check_inputs(model, images, labels)?;
+    let classes_to_measure = &held_out.classes(k)[..];
     super::sample::check_class_list(classes_to_measure, k, 3, "universal reach")?;
     let n = labels.len();
-    check_predictions(predictions, n, k)?;
+    let (predictions, mut evaluations) = held_out.predictions(model, images, labels, params.batch_size)?;
     // Correctly classified sources, one seeded draw shared by every class.
-    let mut evaluations = 0;
     let mut correct: Vec<usize> = (0..n).filter(|&i| predictions.classes[i] as i64 == labels[i]).collect();
     let mut rng = class_rng(params.seed, 0, SOURCE_PURPOSE);
     correct.shuffle(&mut rng);
@@ -314,7 +292,9 @@ fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Re
     Ok((check_held_out(model, images, labels)?, k))
 }
 
-/// The continuation search for one class over `m` source images `x`.
+/// The continuation search for one class over `m` source images `x`: at each level of the ladder, the
+/// shared PGD ([`crate::attack::Pgd::run_shared`]) continues from the last level's δ (and the gradient
+/// its success check computed there), then the success rate of δ decides whether to stop.
 fn search_class(
     model: &mut dyn GradientModel,
     x: &[f32],
@@ -327,44 +307,29 @@ fn search_class(
     let mut rates = Vec::with_capacity(params.levels.len());
     let mut evaluations = 0;
     let mut budget = None;
-    let targets = vec![class as i64; params.batch_size.min(m)];
-    let mut xb = vec![0f32; params.batch_size.min(m) * dim];
+    let targets = vec![class as i64; m];
     let mut examples = Vec::new();
     // The gradient at the δ of the last success check: the next level's first step starts from the
     // same δ, so it takes this sum instead of evaluating the same images again (the same numbers).
     let mut carried: Option<Vec<f64>> = None;
     for (level_index, &eps) in params.levels.iter().enumerate() {
-        let step = params.step_factor * eps / params.steps_per_level as f32;
-        for _ in 0..params.steps_per_level {
-            let g = match carried.take() {
-                Some(g) => g,
-                None => {
-                    let (g, _) = evaluate(model, x, m, &delta, &targets, &mut xb, params.batch_size, &mut evaluations)?;
-                    g
-                }
-            };
-            if g.iter().any(|v| !v.is_finite()) {
-                return Err(DetectError::Attack(crate::attack::AttackError::NonFinite { step: 0, example: 0 }));
-            }
-            let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
-            if norm == 0.0 {
-                break;
-            }
-            let scale = step as f64 / norm;
-            for (d, gj) in delta.iter_mut().zip(&g) {
-                *d -= (scale * gj) as f32;
-            }
-            let dn = delta.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>().sqrt();
-            if dn > eps as f64 {
-                let s = (eps as f64 / dn) as f32;
-                delta.iter_mut().for_each(|d| *d *= s);
-            }
+        let pgd = PgdParams {
+            norm: Norm::L2,
+            eps,
+            step: params.step_factor * eps / params.steps_per_level as f32,
+            steps: params.steps_per_level,
+            goal: Goal::Targeted,
+            batch_size: params.batch_size,
         }
+        .check()?;
+        let run = pgd.run_shared(model, x, &targets, delta, carried.take())?;
+        evaluations += run.evaluations;
+        delta = run.delta;
         // Success rate of δ at this level.
-        let (g, predictions) = evaluate(model, x, m, &delta, &targets, &mut xb, params.batch_size, &mut evaluations)?;
-        let hits = predictions.iter().filter(|&&p| p == class).count();
-        // Positions among the sources; `run_universal` maps them to the input set.
-        examples = predictions
+        let hits = run.predictions.iter().filter(|&&p| p == class).count();
+        // Positions among the sources; `run_universal_on` maps them to the input set.
+        examples = run
+            .predictions
             .iter()
             .take(EXAMPLES_PER_CLASS)
             .enumerate()
@@ -376,7 +341,7 @@ fn search_class(
             budget = Some(interpolate(params, level_index, &rates));
             break;
         }
-        carried = Some(g);
+        carried = Some(run.grad);
     }
     let reached = budget.is_some();
     let budget = budget.unwrap_or(*params.levels.last().expect("checked non-empty") as f64);
@@ -394,56 +359,6 @@ fn search_class(
         },
         evaluations,
     ))
-}
-
-/// Evaluates the `m` sources of `x` under `δ` toward the class (`targets`), in batches through `xb`:
-/// the gradient of the summed targeted loss w.r.t. δ (the per-image input gradients where the clamp
-/// passes them, inclusive bounds as PyTorch's clamp backward; summed in float64 in source order) and
-/// every source's prediction.
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    model: &mut dyn GradientModel,
-    x: &[f32],
-    m: usize,
-    delta: &[f32],
-    targets: &[i64],
-    xb: &mut [f32],
-    batch_size: usize,
-    evaluations: &mut usize,
-) -> Result<(Vec<f64>, Vec<usize>), DetectError> {
-    let dim = delta.len();
-    let k = model.num_classes();
-    let mut g = vec![0f64; dim];
-    let mut predictions = Vec::with_capacity(m);
-    for start in (0..m).step_by(batch_size) {
-        let end = (start + batch_size).min(m);
-        let b = end - start;
-        perturb(&x[start * dim..end * dim], delta, &mut xb[..b * dim]);
-        let out = model.eval(&xb[..b * dim], b, &targets[..b])?;
-        *evaluations += 1;
-        for i in 0..b {
-            let gi = &out.grad[i * dim..(i + 1) * dim];
-            let xi = &x[(start + i) * dim..(start + i + 1) * dim];
-            for j in 0..dim {
-                let v = xi[j] + delta[j];
-                if (0.0..=1.0).contains(&v) {
-                    g[j] += gi[j] as f64;
-                }
-            }
-        }
-        predictions.extend(argmax_rows(&out.logits, k));
-    }
-    Ok((g, predictions))
-}
-
-/// `clamp(x_i + δ, 0, 1)` for every image of `x` into `out`.
-fn perturb(x: &[f32], delta: &[f32], out: &mut [f32]) {
-    let dim = delta.len();
-    for (o, xi) in out.chunks_mut(dim).zip(x.chunks(dim)) {
-        for ((oj, xj), dj) in o.iter_mut().zip(xi).zip(delta) {
-            *oj = (xj + dj).clamp(0.0, 1.0);
-        }
-    }
 }
 
 /// The budget where the rate crossed `success_level` at ladder position `i`: log-linear between the

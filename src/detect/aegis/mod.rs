@@ -39,7 +39,7 @@ pub use shortcut::{
     SHORTCUT_MIN_CLASSES,
 };
 
-use super::outcome::{ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+use super::outcome::{ClassStatistic, DetectorOutcome};
 use super::DetectError;
 use crate::attack::GradientModel;
 use crate::cluster::{estimate_bandwidth, Clusterer};
@@ -346,7 +346,7 @@ fn decide_class(
 impl AegisResult {
     /// The common outcome: per class the mean translation displacement, its low-side anomaly index (positive
     /// below the median), the flag under the configured rule and the summary.
-    pub fn into_outcome(self) -> DetectorOutcome {
+    pub fn outcome(&self) -> DetectorOutcome {
         let classes = self
             .classes
             .iter()
@@ -358,11 +358,6 @@ impl AegisResult {
                 reason: c.summary.clone(),
             })
             .collect();
-        DetectorOutcome {
-            detector: Detector::Aegis,
-            statistic: "mean translation displacement",
-            classes,
-            evidence: DetectorEvidence::Aegis(self),
-        }
+        DetectorOutcome { statistic: "mean translation displacement", classes }
     }
 }

@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyIndex;
-use super::outcome::{signed_index, ClassStatistic, Detector, DetectorEvidence, DetectorOutcome};
+use super::outcome::{signed_index, ClassStatistic, DetectorOutcome};
 use super::sample::{class_rng, gather};
 use super::DetectError;
 use crate::attack::GradientModel;
@@ -78,7 +78,7 @@ pub struct NeuralCleanseResult {
 impl NeuralCleanseResult {
     /// The common outcome for the `audited` classes (the anomaly indices compare every class): the mask
     /// norm, its anomaly index (positive below the median), the flag and the summary.
-    pub fn into_outcome(self, audited: &[usize]) -> DetectorOutcome {
+    pub fn outcome(&self, audited: &[usize]) -> DetectorOutcome {
         let threshold = self.params.anomaly_threshold;
         let classes = self
             .classes
@@ -108,12 +108,7 @@ impl NeuralCleanseResult {
                 }
             })
             .collect();
-        DetectorOutcome {
-            detector: Detector::NeuralCleanse,
-            statistic: "reversed trigger mask L1 norm",
-            classes,
-            evidence: DetectorEvidence::NeuralCleanse(self),
-        }
+        DetectorOutcome { statistic: "reversed trigger mask L1 norm", classes }
     }
 }
 
