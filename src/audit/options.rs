@@ -124,7 +124,10 @@ pub fn parse_levels(text: &str) -> Result<Vec<f32>, String> {
 }
 
 /// Comma-separated numbers, then the detector's own rules on them (`check`).
-fn parse_budgets<E: std::fmt::Display>(text: &str, check: impl Fn(Vec<f32>) -> Result<(), E>) -> Result<Vec<f32>, String> {
+fn parse_budgets<E: std::fmt::Display>(
+    text: &str,
+    check: impl Fn(Vec<f32>) -> Result<(), E>,
+) -> Result<Vec<f32>, String> {
     let budgets = text
         .split(',')
         .map(|s| s.trim().parse::<f32>().map_err(|_| format!("'{}' is not a number", s.trim())))

@@ -13,6 +13,7 @@ pub mod neural_cleanse;
 pub mod outcome;
 pub mod precondition;
 pub mod reach;
+mod rules;
 pub mod sample;
 pub mod universal;
 

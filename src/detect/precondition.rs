@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DetectError;
 use crate::attack::{argmax_rows, Goal, GradientModel, Norm, PgdParams};
+use crate::detect::rules::Rules;
 
 /// Parameters of the robustness check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,25 +29,15 @@ impl PreconditionParams {
     /// Checks every rule; the error names the parameter, its value and the rule. (Zero steps, or a
     /// zero budget, would pass every model without attacking it.)
     pub fn check(&self) -> Result<(), DetectError> {
-        let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!("precondition.{name} = {value}: {rule}")))
-        };
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return bad("eps", self.eps.to_string(), "must be finite and > 0");
+        let r = Rules("precondition.");
+        r.positive("eps", self.eps)?;
+        r.count("steps", self.steps)?;
+        if let Some(step) = self.step {
+            r.positive("step", step)?;
         }
-        if self.steps == 0 {
-            return bad("steps", "0".into(), "must be >= 1");
-        }
-        if let Some(step) = self.step.filter(|s| !(s.is_finite() && *s > 0.0)) {
-            return bad("step", step.to_string(), "must be finite and > 0");
-        }
-        if self.images == 0 {
-            return bad("images", "0".into(), "must be >= 1");
-        }
-        if !(0.0..=1.0).contains(&self.min_adv_accuracy) {
-            return bad("min_adv_accuracy", self.min_adv_accuracy.to_string(), "must be in [0, 1]");
-        }
-        Ok(())
+        r.count("images", self.images)?;
+        let a = self.min_adv_accuracy;
+        r.require((0.0..=1.0).contains(&a), "min_adv_accuracy", a, "must be in [0, 1]")
     }
 }
 

@@ -14,6 +14,7 @@ use super::outcome::{signed_index, ClassStatistic, DetectorOutcome};
 use super::sample::{check_held_out, class_rng, gather, HeldOut};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
+use crate::detect::rules::Rules;
 
 /// `class_rng` purpose for drawing the source images of a class.
 const SOURCE_PURPOSE: u64 = 0x7265_6163; // "reac"
@@ -77,50 +78,24 @@ impl Default for ReachParams {
 impl ReachParams {
     /// Checks every rule; the error names the parameter, its value and the rule.
     pub fn check(&self) -> Result<(), DetectError> {
-        let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!("reach.{name} = {value}: {rule}")))
-        };
-        if self.images_per_class == 0 {
-            return bad("images_per_class", "0".into(), "must be >= 1");
-        }
-        if self.sweep_images_per_class == 0 || self.sweep_images_per_class > self.images_per_class {
-            return bad(
-                "sweep_images_per_class",
-                self.sweep_images_per_class.to_string(),
-                "must be in 1..=images_per_class",
-            );
-        }
-        if self.steps == 0 {
-            return bad("steps", "0".into(), "must be >= 1");
-        }
-        if !(self.step_factor.is_finite() && self.step_factor > 0.0) {
-            return bad("step_factor", self.step_factor.to_string(), "must be finite and > 0");
-        }
-        if self.eps_sweep.is_empty() {
-            return bad("eps_sweep", "[]".into(), "must hold at least one budget");
-        }
-        if let Some(e) = self.eps_sweep.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
-            return bad("eps_sweep", format!("{:?}", self.eps_sweep), &format!("budget {e} is not finite and > 0"));
-        }
-        if self.eps_sweep.windows(2).any(|w| w[1] <= w[0]) {
-            return bad("eps_sweep", format!("{:?}", self.eps_sweep), "must be strictly increasing");
-        }
-        if !(self.median_level > 0.0 && self.median_level < 1.0) {
-            return bad("median_level", self.median_level.to_string(), "must be in (0, 1)");
-        }
-        if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
-            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
-        }
-        if !(self.min_ratio.is_finite() && self.min_ratio >= 1.0) {
-            return bad("min_ratio", self.min_ratio.to_string(), "must be finite and >= 1");
-        }
-        if !(0.0..1.0).contains(&self.min_gap) {
-            return bad("min_gap", self.min_gap.to_string(), "must be in [0, 1)");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "0".into(), "must be >= 1");
-        }
-        Ok(())
+        let r = Rules("reach.");
+        r.count("images_per_class", self.images_per_class)?;
+        let sweep = self.sweep_images_per_class;
+        r.require(
+            (1..=self.images_per_class).contains(&sweep),
+            "sweep_images_per_class",
+            sweep,
+            "must be in 1..=images_per_class",
+        )?;
+        r.count("steps", self.steps)?;
+        r.positive("step_factor", self.step_factor)?;
+        r.ladder("eps_sweep", &self.eps_sweep)?;
+        let level = self.median_level;
+        r.require(level > 0.0 && level < 1.0, "median_level", level, "must be in (0, 1)")?;
+        r.at_least("anomaly_threshold", self.anomaly_threshold, 0.0, "must be finite and >= 0")?;
+        r.at_least("min_ratio", self.min_ratio, 1.0, "must be finite and >= 1")?;
+        r.require((0.0..1.0).contains(&self.min_gap), "min_gap", self.min_gap, "must be in [0, 1)")?;
+        r.count("batch_size", self.batch_size)
     }
 
     /// PGD step size for budget `eps`: `step_factor · eps / steps`.

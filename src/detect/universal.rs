@@ -24,6 +24,7 @@ use super::outcome::{ClassStatistic, DetectorOutcome};
 use super::sample::{check_held_out, class_rng, gather, HeldOut};
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
+use crate::detect::rules::Rules;
 
 /// `class_rng` purpose for drawing the shared source images.
 const SOURCE_PURPOSE: u64 = 0x756e_6976; // "univ"
@@ -82,40 +83,16 @@ impl Default for UniversalParams {
 impl UniversalParams {
     /// Checks every rule; the error names the parameter, its value and the rule.
     pub fn check(&self) -> Result<(), DetectError> {
-        let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!("universal.{name} = {value}: {rule}")))
-        };
-        if self.images < 2 {
-            return bad("images", self.images.to_string(), "must be >= 2");
-        }
-        if self.levels.is_empty() {
-            return bad("levels", "[]".into(), "must hold at least one budget");
-        }
-        if let Some(e) = self.levels.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
-            return bad("levels", format!("{:?}", self.levels), &format!("budget {e} is not finite and > 0"));
-        }
-        if self.levels.windows(2).any(|w| w[1] <= w[0]) {
-            return bad("levels", format!("{:?}", self.levels), "must be strictly increasing");
-        }
-        if self.steps_per_level == 0 {
-            return bad("steps_per_level", "0".into(), "must be >= 1");
-        }
-        if !(self.step_factor.is_finite() && self.step_factor > 0.0) {
-            return bad("step_factor", self.step_factor.to_string(), "must be finite and > 0");
-        }
-        if !(self.success_level > 0.0 && self.success_level <= 1.0) {
-            return bad("success_level", self.success_level.to_string(), "must be in (0, 1]");
-        }
-        if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
-            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
-        }
-        if !(self.min_spread.is_finite() && self.min_spread > 0.0) {
-            return bad("min_spread", self.min_spread.to_string(), "must be finite and > 0");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "0".into(), "must be >= 1");
-        }
-        Ok(())
+        let r = Rules("universal.");
+        r.require(self.images >= 2, "images", self.images, "must be >= 2")?;
+        r.ladder("levels", &self.levels)?;
+        r.count("steps_per_level", self.steps_per_level)?;
+        r.positive("step_factor", self.step_factor)?;
+        let level = self.success_level;
+        r.require(level > 0.0 && level <= 1.0, "success_level", level, "must be in (0, 1]")?;
+        r.at_least("anomaly_threshold", self.anomaly_threshold, 0.0, "must be finite and >= 0")?;
+        r.positive("min_spread", self.min_spread)?;
+        r.count("batch_size", self.batch_size)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DetectError;
 use crate::attack::{Goal, GradientModel, Norm, PgdParams};
+use crate::detect::rules::Rules;
 use crate::detect::sample::{class_rng, gather};
 
 /// How images are translated toward a class.
@@ -27,22 +28,11 @@ pub struct TranslationParams {
 impl TranslationParams {
     /// Checks every rule; the error names the parameter, its value and the rule.
     pub fn check(&self) -> Result<(), DetectError> {
-        let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!("translation.{name} = {value}: {rule}")))
-        };
-        if self.seeds_per_class == 0 {
-            return bad("seeds_per_class", "0".into(), "must be >= 1");
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return bad("eps", self.eps.to_string(), "must be finite and > 0");
-        }
-        if !(self.step.is_finite() && self.step > 0.0) {
-            return bad("step", self.step.to_string(), "must be finite and > 0");
-        }
-        if self.steps == 0 {
-            return bad("steps", "0".into(), "must be >= 1");
-        }
-        Ok(())
+        let r = Rules("translation.");
+        r.count("seeds_per_class", self.seeds_per_class)?;
+        r.positive("eps", self.eps)?;
+        r.positive("step", self.step)?;
+        r.count("steps", self.steps)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::rules::Rules;
 use crate::detect::DetectError;
 
 /// Parameters of Neural Cleanse. Defaults follow the authors' code (Adam lr 0.1, β = (0.5, 0.9);
@@ -78,48 +79,22 @@ impl Default for NeuralCleanseParams {
 impl NeuralCleanseParams {
     /// Checks every rule; the error names the parameter and its value.
     pub fn check(&self) -> Result<(), DetectError> {
-        let bad = |name: &str, value: String, rule: &str| {
-            Err(DetectError::InvalidParam(format!("neural-cleanse {name} = {value}: {rule}")))
-        };
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if self.images == 0 {
-            return bad("images", "0".into(), "must be >= 1");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "0".into(), "must be >= 1");
-        }
-        if self.epochs == 0 {
-            return bad("epochs", "0".into(), "must be >= 1");
-        }
-        if !positive(self.init_cost) {
-            return bad("init_cost", self.init_cost.to_string(), "must be finite and > 0");
-        }
-        if !(self.target_success > 0.0 && self.target_success <= 1.0) {
-            return bad("target_success", self.target_success.to_string(), "must be in (0, 1]");
-        }
-        if self.patience == 0 {
-            return bad("patience", "0".into(), "must be >= 1");
-        }
-        if !(self.cost_up.is_finite() && self.cost_up > 1.0) {
-            return bad("cost_up", self.cost_up.to_string(), "must be finite and > 1");
-        }
-        if !(self.cost_down.is_finite() && self.cost_down > 1.0) {
-            return bad("cost_down", self.cost_down.to_string(), "must be finite and > 1");
-        }
-        if !positive(self.lr) {
-            return bad("lr", self.lr.to_string(), "must be finite and > 0");
-        }
+        let r = Rules("neural-cleanse ");
+        r.count("images", self.images)?;
+        r.count("batch_size", self.batch_size)?;
+        r.count("epochs", self.epochs)?;
+        r.positive("init_cost", self.init_cost)?;
+        let success = self.target_success;
+        r.require(success > 0.0 && success <= 1.0, "target_success", success, "must be in (0, 1]")?;
+        r.count("patience", self.patience)?;
+        let above_one = |name: &str, v: f64| r.require(v.is_finite() && v > 1.0, name, v, "must be finite and > 1");
+        above_one("cost_up", self.cost_up)?;
+        above_one("cost_down", self.cost_down)?;
+        r.positive("lr", self.lr)?;
         for (name, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&beta) {
-                return bad(name, beta.to_string(), "must be in [0, 1)");
-            }
+            r.require((0.0..1.0).contains(&beta), name, beta, "must be in [0, 1)")?;
         }
-        if !positive(self.adam_eps) {
-            return bad("adam_eps", self.adam_eps.to_string(), "must be finite and > 0");
-        }
-        if !(self.anomaly_threshold.is_finite() && self.anomaly_threshold >= 0.0) {
-            return bad("anomaly_threshold", self.anomaly_threshold.to_string(), "must be finite and >= 0");
-        }
-        Ok(())
+        r.positive("adam_eps", self.adam_eps)?;
+        r.at_least("anomaly_threshold", self.anomaly_threshold, 0.0, "must be finite and >= 0")
     }
 }
