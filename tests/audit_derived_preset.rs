@@ -191,7 +191,8 @@ fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
 
 /// Issue 33 item 2: above 16 classes the default effort is adaptive. The screen looks at every class,
 /// the full effort goes to its candidates and a seeded reference sample, the decision covers those and
-/// counts all 100 classes, and the report says which classes were dismissed and what each class cost.
+/// judges the shortlist against the built-in calibration's shortlists of clean 100-class models' adaptive
+/// audits, and the report says which classes were dismissed and what each class cost.
 #[test]
 fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     let evidence = tempfile::tempdir().unwrap();
@@ -215,7 +216,8 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     let index = |c: u64| screen["indices"][c as usize][1].as_f64().unwrap_or(f64::NEG_INFINITY);
     let lowest_candidate = candidates.iter().map(|&c| index(c)).fold(f64::INFINITY, f64::min);
     assert!(dismissed.iter().chain(&reference).all(|&c| index(c) <= lowest_candidate), "{screen}");
-    // Every detector and the decision cover the shortlist exactly; the p-value counts all 100 classes.
+    // Every detector and the decision cover the shortlist exactly, chosen among all 100 classes, judged
+    // against the shortlists of clean models' adaptive audits.
     let mut measured: Vec<u64> = candidates.iter().chain(&reference).copied().collect();
     measured.sort_unstable();
     let classes: Vec<u64> =
@@ -226,6 +228,7 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
         assert_eq!(these, measured, "{}", d["name"]);
     }
     assert_eq!(report["fused"]["classes_tested"], K);
+    assert_eq!(report["fused"]["shortlist_null"], true, "{}", report["fused"]);
     assert!(report["fused"]["model_p_value"].as_f64().is_some());
     // Per-class cost: every class was screened, and the classes' costs add up to the screen's and the
     // detectors' evaluations.
@@ -265,7 +268,12 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     let cal: Value = serde_json::from_str(&std::fs::read_to_string(&cal).unwrap()).unwrap();
     let null: Vec<u64> = cal["null_classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
     assert_eq!(null, [reference.clone(), reference.clone()].concat());
-    // `decide` on the stored adaptive report counts all 100 classes, as the audit did: the same p-value.
+    // Every class the audit measured, candidates too, goes to the shortlist classes that judge adaptive
+    // audits.
+    let shortlisted: Vec<u64> =
+        cal["shortlist_classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
+    assert_eq!(shortlisted, [measured.clone(), measured.clone()].concat());
+    // `decide` on the stored adaptive report decides as the audit did: the same p-value.
     let decided = dir.path().join("decided.json");
     let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
         .args(["decide", stored.to_str().unwrap(), "--json", decided.to_str().unwrap()])
@@ -274,6 +282,7 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&o.stderr));
     let decided: Value = serde_json::from_str(&std::fs::read_to_string(&decided).unwrap()).unwrap();
     assert_eq!(decided["models"][0]["fused"]["classes_tested"], K);
+    assert_eq!(decided["models"][0]["fused"]["shortlist_null"], true, "{}", decided["models"][0]["fused"]);
     assert_eq!(decided["models"][0]["fused"]["model_p_value"], report["fused"]["model_p_value"]);
     let mut bare = report.clone();
     bare["effort"].as_object_mut().unwrap().remove("screen");

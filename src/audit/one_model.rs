@@ -465,6 +465,7 @@ fn fused_info(f: &FusedDecision, c: &Calibration) -> FusedInfo {
         weights: f.detectors.iter().map(|d| (d.clone(), c.weight(d))).collect(),
         null_classes: f.null_classes,
         classes_tested: Some(f.classes_tested),
+        shortlist_null: f.shortlist_null,
         robustness_match: f.neighbourhood.as_ref().map(|n| RobustnessMatch {
             adversarial_accuracy: n.adversarial_accuracy,
             models: n.models,
@@ -520,7 +521,11 @@ pub(crate) fn p_text(p: f64) -> String {
 
 /// Why a class is (or is not) flagged by the fused decision, with the detectors that made its score.
 pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
-    let k = f.classes_tested;
+    let audited = if f.shortlist_null {
+        format!("a clean model whose adaptive audit shortlisted {} classes", f.classes.len())
+    } else {
+        format!("a clean model audited on {} classes", f.classes_tested)
+    };
     let part =
         |p: &crate::decide::Contribution| format!("{} (index {:.2}, p = {})", p.detector, p.index, p_text(p.p_value));
     // The largest contributions that make up three quarters of the score (at most three).
@@ -543,8 +548,8 @@ pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
     };
     if c.flagged {
         format!(
-            "class {}: fused score {:.1} ≥ threshold {:.1} (probability {} that a clean model audited on {k} \
-             classes scores this high), mostly {parts}: backdoor suspected",
+            "class {}: fused score {:.1} ≥ threshold {:.1} (probability {} that {audited} scores this high), \
+             mostly {parts}: backdoor suspected",
             c.class,
             c.score,
             f.threshold,
@@ -552,8 +557,8 @@ pub(crate) fn fused_summary(c: &ClassScore, f: &FusedDecision) -> String {
         )
     } else {
         format!(
-            "class {}: fused score {:.1} < threshold {:.1} (a clean model audited on {k} classes scores this high \
-             with probability {}); {}{parts}",
+            "class {}: fused score {:.1} < threshold {:.1} ({audited} scores this high with probability {}); \
+             {}{parts}",
             c.class,
             c.score,
             f.threshold,
@@ -767,7 +772,9 @@ impl EffortRun<'_> {
                 "adaptive effort ({}): a universal-reach screen ({} images, {} steps per level) looked at all {audited} \
                  audited classes; every detector's full effort went to {measured} of them (the {} the screen ranked \
                  most suspicious: {}; and {} seeded reference classes); the other {} were dismissed and cannot be \
-                 flagged; the model p-value counts all {audited} (--effort full audits every class)",
+                 flagged; the fused decision judges the shortlist against clean models' shortlists where the \
+                 calibration has them, otherwise its model p-value counts all {audited} (--effort full audits every \
+                 class)",
                 match self.plan.time_budget {
                     Some(b) => format!("--time-budget {b}"),
                     None => format!("--effort auto, more than {} classes", self.plan.effort.full_classes),

@@ -61,8 +61,8 @@ pub enum StoredEntry {
         robustness: Option<f64>,
         /// The preset the audit used (`parameters.preset`; absent in reports without it).
         preset: Option<String>,
-        /// The classes the model-level p-value counted (`fused.classes_tested`; absent in reports
-        /// without it, where every class listed was tested).
+        /// The classes the decision chose among (`fused.classes_tested`; absent in reports without
+        /// it, where every class listed was tested).
         tested: Option<usize>,
         /// The seeded random reference classes of an adaptive audit (`effort.screen.reference`): the
         /// classes a calibration may take from it.
@@ -328,6 +328,8 @@ pub struct CalibrateOutcome {
     pub models: usize,
     /// Null classes written.
     pub null_classes: usize,
+    /// Shortlist classes written (classes measured by adaptive audits).
+    pub shortlist_classes: usize,
     /// The detectors and their weights.
     pub weights: Vec<(String, f64)>,
     /// Warnings for the user (reports audited with different presets).
@@ -391,7 +393,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
         );
     }
     let used: Vec<&str> = weights.iter().filter(|(_, w)| *w > 0.0).map(|(n, _)| n.as_str()).collect();
-    let null_classes = null_classes(&per_model, &used)?;
+    let (null_classes, shortlist_classes) = null_classes(&per_model, &used)?;
     let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
     let description = options.description.clone().unwrap_or_else(|| {
         format!(
@@ -420,6 +422,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
             .into_iter()
             .collect(),
         null_classes,
+        shortlist_classes,
     };
     if options.robustness_neighbours.is_some() {
         if let Some(m) = models.iter().find(|m| m.robustness().is_none()) {
@@ -440,6 +443,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
         output: options.output.clone(),
         models: models.len(),
         null_classes: file.null_classes.len(),
+        shortlist_classes: file.shortlist_classes.len(),
         weights,
         warnings,
     })
@@ -448,16 +452,21 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
 /// A stored model's detectors and the classes they cover ([`StoredModel::detectors`]).
 type ModelIndices<'a> = (&'a [DetectorReport], Vec<i64>);
 
-/// The calibration's null classes: every class of every model (of an adaptive audit, its reference
-/// classes only: the screen's candidates are the classes it found most suspicious, not a sample) with
-/// the finite indices of its detectors; an infinite index of a `used` detector is refused.
-fn null_classes(per_model: &[(&StoredModel, ModelIndices<'_>)], used: &[&str]) -> Result<Vec<NullClass>> {
+/// The calibration's null classes and shortlist classes, each with the finite indices of its
+/// detectors (an infinite index of a `used` detector is refused). The null classes: every class of every
+/// model, of an adaptive audit its reference classes only (the screen's candidates are the classes it
+/// found most suspicious, not a sample). The shortlist classes: every class an adaptive audit measured,
+/// candidates and reference, as adaptive audits are judged against them ([`CalibrationFile`]).
+fn null_classes(
+    per_model: &[(&StoredModel, ModelIndices<'_>)],
+    used: &[&str],
+) -> Result<(Vec<NullClass>, Vec<NullClass>)> {
     let mut null_classes = Vec::new();
+    let mut shortlist_classes = Vec::new();
     for (m, (detectors, classes)) in per_model {
+        let adaptive = m.tested(classes.len()) > classes.len();
         for (i, &class) in classes.iter().enumerate() {
-            if m.null_reference().is_some_and(|r| !r.contains(&class)) {
-                continue;
-            }
+            let in_null = m.null_reference().is_none_or(|r| r.contains(&class));
             let mut indices = BTreeMap::new();
             for d in detectors.iter() {
                 let a = d.classes[i].anomaly_index;
@@ -477,15 +486,21 @@ fn null_classes(per_model: &[(&StoredModel, ModelIndices<'_>)], used: &[&str]) -
                     indices.insert(d.name.clone(), a);
                 }
             }
-            null_classes.push(NullClass {
+            let c = NullClass {
                 model: m.model.clone(),
                 class: class as usize,
                 indices,
                 adversarial_accuracy: m.robustness(),
-            });
+            };
+            if adaptive {
+                shortlist_classes.push(c.clone());
+            }
+            if in_null {
+                null_classes.push(c);
+            }
         }
     }
-    Ok(null_classes)
+    Ok((null_classes, shortlist_classes))
 }
 
 /// Checks that `file` gives every `used` detector and the fused score a null distribution (for each
@@ -497,6 +512,9 @@ fn check_fittable(file: &CalibrationFile, output: &Path, used: &[&str]) -> Resul
     let probe: Vec<DetectorIndices> =
         used.iter().map(|n| DetectorIndices { name: n.to_string(), indices: vec![0.0] }).collect();
     fused(&calibration, &probe, &[0], 1, None)?;
+    if calibration.shortlists.is_some() {
+        fused(&calibration, &probe, &[0], 2, None)?; // one class chosen among two: the shortlists' null
+    }
     if file.robustness_neighbours.is_some() {
         for (_, a) in file.robustness_of_models() {
             fused(&calibration, &probe, &[0], 1, Some(a))?;

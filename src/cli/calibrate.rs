@@ -116,8 +116,12 @@ pub fn run_calibrate(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("aegis-audit: warning: {w}");
     }
     let weights: Vec<String> = out.weights.iter().map(|(n, w)| format!("{n}={w}")).collect();
+    let shortlists = match out.shortlist_classes {
+        0 => String::new(),
+        n => format!(" and {n} classes of adaptive audits' shortlists"),
+    };
     println!(
-        "wrote {}: {} null classes from {} models; detectors {}",
+        "wrote {}: {} null classes{shortlists} from {} models; detectors {}",
         out.output.display(),
         out.null_classes,
         out.models,

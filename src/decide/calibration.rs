@@ -86,6 +86,14 @@ pub struct CalibrationFile {
     pub presets: Vec<String>,
     /// The clean calibration classes.
     pub null_classes: Vec<NullClass>,
+    /// The classes that adaptive audits of clean models measured in full (each audit's screen candidates
+    /// and reference sample), with the indices those audits computed among their shortlist. An adaptive
+    /// audit is judged against these when the file has them ([`Calibration::shortlists`]): they were
+    /// chosen the way its own shortlist was, so its model-level p-value counts the classes it measured;
+    /// otherwise against `null_classes`, counting every class the screen looked at. Empty in files that
+    /// do not have them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shortlist_classes: Vec<NullClass>,
 }
 
 /// A checked calibration, its per-detector null distributions fitted.
@@ -97,6 +105,9 @@ pub struct Calibration {
     pub origin: String,
     /// Null distribution of each weighted detector's index.
     pub nulls: BTreeMap<String, EmpiricalNull>,
+    /// The calibration of adaptive audits, fitted on the file's `shortlist_classes` (`None` when it has
+    /// none).
+    pub shortlists: Option<Box<Calibration>>,
 }
 
 impl CalibrationFile {
@@ -141,7 +152,7 @@ impl CalibrationFile {
         if !self.detectors.iter().any(|d| d.weight > 0.0) {
             return Err("every detector has weight 0".into());
         }
-        for c in &self.null_classes {
+        for c in self.null_classes.iter().chain(&self.shortlist_classes) {
             if let Some((name, v)) = c.indices.iter().find(|(_, v)| !(v.is_finite() && v.abs() <= MAX_INDEX)) {
                 return Err(format!(
                     "model '{}' class {}: index of '{name}' is {v}, outside [-{MAX_INDEX:e}, {MAX_INDEX:e}]",
@@ -216,6 +227,7 @@ impl Calibration {
         let file = CalibrationFile {
             robustness_neighbours: None,
             null_classes: self.file.null_classes.iter().filter(|c| kept(c)).cloned().collect(),
+            shortlist_classes: Vec::new(), // adaptive audits are judged against `shortlists`
             ..self.file.clone()
         };
         let origin = format!("{} (the {n} calibration models nearest in adversarial accuracy)", self.origin);
@@ -233,7 +245,18 @@ impl Calibration {
                 .map_err(|e| DecideError::Calibration(format!("{origin}: detector '{}': {e}", d.name)))?;
             nulls.insert(d.name.clone(), null);
         }
-        Ok(Calibration { file, origin: origin.to_string(), nulls })
+        let shortlists = if file.shortlist_classes.is_empty() {
+            None
+        } else {
+            let of_shortlists = CalibrationFile {
+                robustness_neighbours: None,
+                null_classes: file.shortlist_classes.clone(),
+                shortlist_classes: Vec::new(),
+                ..file.clone()
+            };
+            Some(Box::new(Calibration::new(of_shortlists, &format!("{origin}, shortlists of adaptive audits"))?))
+        };
+        Ok(Calibration { file, origin: origin.to_string(), nulls, shortlists })
     }
 
     /// The built-in calibration.

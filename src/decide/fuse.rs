@@ -70,9 +70,15 @@ pub struct FusedDecision {
     pub threshold: f64,
     /// Calibration classes the fused null was fitted on.
     pub null_classes: usize,
-    /// The classes the model-level p-value counts: the classes decided on, or more when an adaptive
-    /// audit chose them among more ([`fuse_among`]).
+    /// The classes the decision chose among: the classes decided on, or more when an adaptive audit's
+    /// screen chose them among more ([`fuse_among`]). The model-level p-value counts them all, unless
+    /// `shortlist_null` is set.
     pub classes_tested: usize,
+    /// Whether an adaptive audit's shortlist was judged against the shortlists of clean models' adaptive
+    /// audits ([`Calibration::shortlists`]): the shortlists were chosen alike, so the model-level
+    /// p-value counts the classes decided on, not every class the screen looked at.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shortlist_null: bool,
     /// When the calibration matches robustness: the calibration models the model was judged against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbourhood: Option<Neighbourhood>,
@@ -99,8 +105,11 @@ pub fn fuse(
 }
 
 /// [`fuse`] for `classes` chosen among `tested` classes (an adaptive audit measures a shortlist of
-/// the classes a screen looked at): the model-level p-value is `1 − (1 − p)^tested`, so that choosing
-/// the classes does not lower the false-positive rate's bar. `tested` is at least `classes.len()`.
+/// the classes a screen looked at). When the calibration has shortlists of clean models' adaptive
+/// audits ([`Calibration::shortlists`]), the classes are judged against those, which were chosen the
+/// same way, and the model-level p-value is `1 − (1 − p)^k` over the `k` classes decided on; otherwise
+/// against the calibration's classes of full audits, with `1 − (1 − p)^tested`, so that choosing the
+/// classes does not lower the false-positive rate's bar. `tested` is at least `classes.len()`.
 pub fn fuse_among(
     calibration: &Calibration,
     measured: &[DetectorIndices],
@@ -108,6 +117,13 @@ pub fn fuse_among(
     tested: usize,
     robustness: Option<f64>,
 ) -> Result<FusedDecision, DecideError> {
+    if tested > classes.len() {
+        if let Some(shortlists) = &calibration.shortlists {
+            // Robustness matching picks among calibration models of full audits; not applied here.
+            let decision = fuse_among(shortlists, measured, classes, classes.len(), None)?;
+            return Ok(FusedDecision { classes_tested: tested, shortlist_null: true, ..decision });
+        }
+    }
     let near = calibration.near(robustness)?;
     let (calibration, neighbourhood) = match near {
         Some((c, n)) => (std::borrow::Cow::Owned(c), Some(n)),
@@ -198,6 +214,7 @@ pub fn fuse_among(
         threshold,
         null_classes: null_scores.len(),
         classes_tested: tested,
+        shortlist_null: false,
         neighbourhood,
     })
 }
@@ -262,6 +279,7 @@ mod tests {
             robustness_neighbours,
             presets: Vec::new(),
             null_classes,
+            shortlist_classes: Vec::new(),
         }
     }
 
@@ -301,6 +319,49 @@ mod tests {
         assert!((model_p(d.classes[1].class_p_value, 3) - d.classes[1].model_p_value).abs() < 1e-15);
         assert!(d.model_p_value == d.classes[1].model_p_value && d.model_score == d.classes[1].score);
         assert!(d.classes[1].score >= d.threshold && d.classes[0].score < d.threshold);
+    }
+
+    #[test]
+    fn an_adaptive_shortlist_is_judged_against_clean_shortlists_counting_the_classes_decided_on() {
+        // Full audits' null: a = 0.0 … 2.4. Shortlists of clean adaptive audits: a = 1.0, 1.1, …, 3.4
+        // (their classes were chosen among the most unusual, so they run higher).
+        let full = calibration(&[("a", 1.0)]);
+        let shortlist_classes: Vec<NullClass> = (0..25)
+            .map(|i| NullClass {
+                model: format!("s{}", i / 5),
+                class: i,
+                indices: BTreeMap::from([("a".to_string(), 1.0 + i as f64 * 0.1)]),
+                adversarial_accuracy: None,
+            })
+            .collect();
+        let file = CalibrationFile { shortlist_classes, ..full.file.clone() };
+        let cal = Calibration::new(file, "test").unwrap();
+        assert!(full.shortlists.is_none() && cal.shortlists.is_some());
+        let m = [DetectorIndices { name: "a".into(), indices: vec![3.0, 0.5] }];
+        // Not adaptive (tested = classes): the full audits' null, as before.
+        let plain = fuse_among(&cal, &m, &[7, 9], 2, None).unwrap();
+        assert_eq!(plain, fuse_among(&full, &m, &[7, 9], 2, None).unwrap());
+        assert!(!plain.shortlist_null);
+        // Adaptive, 2 classes chosen among 100: against the shortlists, the model p-value over 2 classes.
+        let d = fuse_among(&cal, &m, &[7, 9], 100, None).unwrap();
+        assert!(d.shortlist_null && d.classes_tested == 100);
+        // Class 7 against 1.0 … 3.4: the tail is the top 5 (3.0 … 3.4) above u = 2.9, p(u) = (1 + 6) / 26,
+        // β = mean excess 0.3; 3.0 > u, so p_a = 7/26 · e^(−0.1/0.3).
+        let p7 = 7.0 / 26.0 * (-0.1f64 / 0.3).exp();
+        assert!(
+            (d.classes[0].contributions[0].p_value - p7).abs() < 1e-12,
+            "{}",
+            d.classes[0].contributions[0].p_value
+        );
+        assert!((d.classes[0].model_p_value - model_p(d.classes[0].class_p_value, 2)).abs() < 1e-15);
+        // Against the full audits' null, with all 100 classes counted, the same index is far rarer per
+        // class but the count is 50 times larger.
+        let against_full = fuse_among(&full, &m, &[7, 9], 100, None).unwrap();
+        assert!(!against_full.shortlist_null);
+        assert!(
+            (against_full.classes[0].model_p_value - model_p(against_full.classes[0].class_p_value, 100)).abs() < 1e-15
+        );
+        assert!(d.classes[0].class_p_value > against_full.classes[0].class_p_value);
     }
 
     #[test]

@@ -286,10 +286,16 @@ pub struct FusedInfo {
     pub weights: BTreeMap<String, f64>,
     /// Calibration classes the fused null was fitted on.
     pub null_classes: usize,
-    /// The classes the model-level p-value counts: every audited class, also those an adaptive audit's
-    /// screen dismissed (absent in reports written before it was recorded: the classes listed).
+    /// The classes the decision chose among: every audited class, also those an adaptive audit's screen
+    /// dismissed (absent in reports written before it was recorded: the classes listed). The
+    /// model-level p-value counts them all, unless `shortlist_null` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes_tested: Option<usize>,
+    /// Whether this adaptive audit's shortlist was judged against the shortlists of clean models'
+    /// adaptive audits (a calibration that has them): the model-level p-value then counts the classes
+    /// listed, since those shortlists were chosen alike.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shortlist_null: bool,
     /// When the calibration matches robustness: the calibration models this model was judged against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robustness_match: Option<RobustnessMatch>,
