@@ -178,9 +178,7 @@ fn precondition_phase(
         (_, false) => None,
         (Some(p), true) => {
             let started = Instant::now();
-            if p.images > data.test.n {
-                notifications.push(capped("precondition.images", p.images, data.test.n, "test"));
-            }
+            notifications.extend(capped("precondition.images", p.images, data.test.n, "test"));
             let r = run_precondition(plan, p, &mut prepared.model, &data.test, progress)?;
             timings.precondition = started.elapsed().as_secs_f64();
             Some(r)

@@ -27,9 +27,7 @@ impl ClassDetector for Aegis {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let (plan, train) = (ctx.plan, &ctx.data.train);
         let seeds = plan.aegis.translation.seeds_per_class;
-        if seeds > train.n {
-            ctx.notifications.push(capped("translation.seeds_per_class", seeds, train.n, "train"));
-        }
+        ctx.notifications.extend(capped("translation.seeds_per_class", seeds, train.n, "train"));
         let classes = ctx.measured.unwrap_or(ctx.audited);
         let mut bars = PartBars::new(ctx.progress);
         let r = run_aegis(ctx.model, &train.pixels, &train.labels, classes, &plan.aegis, plan.runs, |p| {

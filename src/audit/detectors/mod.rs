@@ -195,18 +195,19 @@ pub(super) fn test_predictions<'a>(
     Ok(held_out.as_ref().expect("just computed"))
 }
 
-/// A note that a count was capped by the data.
-pub(super) fn capped(name: &str, asked: usize, available: usize, split: &str) -> Notification {
-    Notification {
+/// A note that a count was capped by the data, when it was: `asked` is more than the `available` images
+/// of the `split` split (`None` when they suffice).
+pub(super) fn capped(name: &str, asked: usize, available: usize, split: &str) -> Option<Notification> {
+    (asked > available).then(|| Notification {
         level: Level::Note,
         message: format!("{name} = {asked} is more than the {available} images of the {split} split: all are used"),
         class: None,
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Detector;
+    use super::{capped, Detector};
 
     #[test]
     fn names_round_trip() {
@@ -215,5 +216,13 @@ mod tests {
         }
         assert_eq!(Detector::from_name("shortcut"), None);
         assert_eq!(Detector::ALL, [Detector::Universal, Detector::Aegis, Detector::NeuralCleanse, Detector::Reach]);
+    }
+
+    #[test]
+    fn a_count_is_noted_only_when_the_data_capped_it() {
+        assert_eq!(capped("universal.images", 100, 100, "test"), None);
+        let note = capped("universal.images", 101, 100, "test").expect("capped");
+        assert_eq!(note.message, "universal.images = 101 is more than the 100 images of the test split: all are used");
+        assert_eq!(note.class, None);
     }
 }

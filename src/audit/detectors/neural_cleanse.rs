@@ -21,9 +21,7 @@ impl ClassDetector for NeuralCleanse {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.neural_cleanse;
         let test = &ctx.data.test;
-        if params.images > test.n {
-            ctx.notifications.push(capped("neural_cleanse.images", params.images, test.n, "test"));
-        }
+        ctx.notifications.extend(capped("neural_cleanse.images", params.images, test.n, "test"));
         let classes = ctx.classes();
         let pb = bar(classes.len() * params.epochs, "Neural Cleanse (epochs)".into(), ctx.progress);
         let mut done = vec![0usize; ctx.model.num_classes()];

@@ -24,9 +24,7 @@ impl ClassDetector for UniversalReach {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.universal;
         let test = &ctx.data.test;
-        if params.images > test.n {
-            ctx.notifications.push(capped("universal.images", params.images, test.n, "test"));
-        }
+        ctx.notifications.extend(capped("universal.images", params.images, test.n, "test"));
         let classes = ctx.classes();
         let pb = bar(classes.len(), "universal reach (classes)".into(), ctx.progress);
         let predictions = test_predictions(ctx.model, test, params.batch_size, ctx.held_out)?;
