@@ -41,13 +41,14 @@ def main() -> int:
         raise SystemExit("the reports hold no adaptive audit: no shortlist classes")
     cal = json.loads(a.calibration.read_text())
     cal["shortlist_classes"] = shortlists
-    cal["presets"] = sorted(set(cal.get("presets", [])) | set(made.get("presets", [])))
+    # `presets` keeps naming the null classes' presets (the warning for models of other presets is about
+    # them); the shortlists' preset is in the description.
     names = sorted({c["model"] for c in shortlists})
     marker = " Shortlist classes (judging adaptive audits):"
     cal["description"] = cal["description"].split(marker)[0] + (
         f"{marker} the {len(shortlists)} classes that the default adaptive audits of {len(names)} clean "
-        f"calibration-split 100-class models (bench v2, digit_pairs: {', '.join(Path(n).stem for n in names)}) "
-        "measured in full; added by python3 research/builtin_shortlists.py."
+        f"calibration-split 100-class models (bench v2, digit_pairs, preset {', '.join(made.get('presets', []))}: "
+        f"{', '.join(Path(n).stem for n in names)}) measured in full; added by python3 research/builtin_shortlists.py."
     )
     a.calibration.write_text(json.dumps(cal, indent=2, ensure_ascii=False) + "\n")
     print(f"{a.calibration}: {len(shortlists)} shortlist classes from {len(names)} models")

@@ -32,7 +32,12 @@ def decided(binary: str | None, path: Path) -> dict:
         out = Path(tmp) / "decided.json"
         subprocess.run([binary, "decide", str(path), "--json", str(out)], capture_output=True, check=False)
         m = json.loads(out.read_text())["models"][0]
-    return {"verdict": m["verdict"], "flagged": m["flagged"], "p": m["fused"]["model_p_value"], "wall": r["wall_time_s"]}
+    return {
+        "verdict": m["verdict"],
+        "flagged": m["flagged"],
+        "p": m["fused"]["model_p_value"],
+        "wall": r["wall_time_s"],
+    }
 
 
 def main() -> None:

@@ -409,6 +409,13 @@ fn numbers_out_of_range_are_refused_when_read() {
     let sarif = p("r.sarif");
     let o = aegis(&[MODEL, "--data", DATA, "--quiet", "--sarif", &sarif, "--calibration", &p("heavy.json")]);
     assert_refused(&o, &["heavy.json", "must be in [0, 1000]"]);
+    // The shortlists that judge adaptive audits are checked as the null classes are.
+    let mut cal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("config/calibration.json")).unwrap()).unwrap();
+    cal["shortlist_classes"][0]["indices"]["reach"] = serde_json::json!(1e300);
+    std::fs::write(p("wild-shortlist.json"), cal.to_string()).unwrap();
+    let o = aegis(&[MODEL, "--data", DATA, "--quiet", "--sarif", &sarif, "--calibration", &p("wild-shortlist.json")]);
+    assert_refused(&o, &["wild-shortlist.json", "index of 'reach'", "outside [-1e9, 1e9]"]);
     let mut r = report(25, &["aegis"], "aa", "clean", "mnist");
     r["detectors"][0]["classes"][3]["anomaly_index"] = serde_json::json!(1e300);
     std::fs::write(p("huge-index.json"), r.to_string()).unwrap();
