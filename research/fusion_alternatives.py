@@ -11,6 +11,8 @@ fitted on the clean calibration models outside the group, the group is scored un
 - `top-2`: the two strongest detectors' −ln p;
 - `empirical`: Fisher's sum with each detector's p-value floored at the null's resolution 1/(N+1) (no
   exponential tail, so that no single detector's extreme index decides alone);
+- `gap`: the model's highest Fisher score minus its second highest (a lone outlier), thresholded at the 95%
+  quantile of the same gap on the null's clean models;
 - `pooled`: Fisher's sum with the null pooled over every domain's clean calibration models, scored on the
   evaluation half (the one built-in calibration of item 3) beside the first benchmark's 15 MNIST models.
 
@@ -145,6 +147,23 @@ def main() -> int:
                 scored = [r for r in rows if r[key] == g]
                 a, t, f, nb, nc = rates(scored, fit(null, combine, tail))
                 print(f"{name} | {key} | {g} | {nb}/{nc} | {a:.3f} | {t:.0%} | {f:.0%}")
+    for key in ("domain", "arch"):
+        for g in sorted({r[key] for r in rows}):
+            null = [r for r in rows if r[key] != g and r["label"] == "clean" and r["split"] == "calibration"]
+            _, score = fit(null, COMBINE["fisher"])
+
+            def gap(r, score=score):
+                top = sorted((score(r, c) for c in range(r["k"])), reverse=True)
+                return top[0] - top[1]
+
+            ref = sorted(gap(r) for r in null)
+            bar = ref[min(int(0.95 * len(ref)), len(ref) - 1)]
+            scored = [r for r in rows if r[key] == g]
+            y = [r["label"] == "backdoored" for r in scored]
+            gaps = [gap(r) for r in scored]
+            tpr = sum(x > bar for x, yy in zip(gaps, y) if yy) / max(sum(y), 1)
+            fpr = sum(x > bar for x, yy in zip(gaps, y) if not yy) / max(len(y) - sum(y), 1)
+            print(f"gap | {key} | {g} | {sum(y)}/{len(y) - sum(y)} | {auc(gaps, y):.3f} | {tpr:.0%} | {fpr:.0%}")
     evaluation = [r for r in rows if r["split"] == "evaluation"]
     calibration = [r for r in rows if r["split"] == "calibration" and r["label"] == "clean"]
     for name, null in (
