@@ -327,6 +327,7 @@ fn a_time_budget_sizes_the_shortlist() {
         "{notes}"
     );
     assert!(notes.contains("over its time budget"), "{notes}");
+    assert!(notes.contains("as planned above") && !notes.contains("was short"), "{notes}");
     let (generous, _, _) = audit(true, &["--time-budget", "3600"]);
     let screen = &generous["effort"]["screen"];
     assert_eq!(screen["reference"].as_array().unwrap().len(), 16, "{screen}");

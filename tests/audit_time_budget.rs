@@ -64,6 +64,8 @@ fn a_budget_is_planned_for_on_a_model_of_ten_classes() {
     assert!(notes.contains("no more than the 10 a shortlist holds"), "{notes}");
     assert!(notes.contains("time budget 0.5 s: the full audit is estimated at"), "{notes}");
     assert!(notes.contains("over its time budget of 0.5 s"), "{notes}");
+    // The overrun is the one the plan announced, not a short estimate.
+    assert!(notes.contains("as planned above") && !notes.contains("was short"), "{notes}");
 }
 
 #[test]

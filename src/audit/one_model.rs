@@ -104,7 +104,7 @@ pub fn audit_model(
         };
         runs = run.all(&detectors, &mut prepared.model, &mut notifications, &mut timings)?;
     }
-    notifications.extend(budget_overrun(plan, &clock));
+    notifications.extend(budget_overrun(plan, &clock, &notifications));
     let started = Instant::now();
     let rule = match &calibration {
         Some(c) => Rule::Fused(c),
@@ -233,17 +233,27 @@ fn detector_set(
     Ok((calibration, detectors))
 }
 
-/// The warning that the audit overran its time budget by more than 10%.
-fn budget_overrun(plan: &AuditPlan, clock: &Clock) -> Option<Notification> {
+/// How the planning notes say that the budget cannot be met (the fewest classes a shortlist holds, or a
+/// model with no more classes than that, do not fit it).
+const FORESEEN_OVERRUN: &str = "the budget will be exceeded";
+
+/// The warning that the audit overran its time budget by more than 10%, with why: the overrun the
+/// planning already announced in `notifications`, or an estimate of a class's cost that was short.
+fn budget_overrun(plan: &AuditPlan, clock: &Clock, notifications: &[Notification]) -> Option<Notification> {
     let b = plan.time_budget?;
     let took = clock.elapsed();
+    let foreseen = notifications.iter().any(|n| n.level == Level::Warning && n.message.contains(FORESEEN_OVERRUN));
     (took > 1.1 * b).then(|| Notification {
         level: Level::Warning,
         message: format!(
-            "the audit took {took:.0} s, {:.0}% over its time budget of {} s (the estimate of a class's cost was \
-             short)",
+            "the audit took {took:.0} s, {:.0}% over its time budget of {} s ({})",
             100.0 * (took / b - 1.0),
-            budget_text(b)
+            budget_text(b),
+            if foreseen {
+                "the fewest classes the audit gives the full effort did not fit it, as planned above"
+            } else {
+                "the estimate of a class's cost was short"
+            }
         ),
         class: None,
     })
@@ -663,7 +673,7 @@ impl EffortRun<'_> {
                         message: format!(
                             "time budget {} s: the full audit is estimated at {full:.0} s, but {} classes \
                              are no more than the {FEWEST_CLASSES} a shortlist holds (the calibration's class count): \
-                             every class gets the full effort and the budget will be exceeded",
+                             every class gets the full effort and {FORESEEN_OVERRUN}",
                             budget_text(budget),
                             audited.len()
                         ),
@@ -754,7 +764,7 @@ impl EffortRun<'_> {
                 budget_text(budget),
                 per_image * 1e3,
                 fit.classes,
-                if fit.fits { "" } else { " (the fewest a shortlist holds: the budget will be exceeded)" }
+                if fit.fits { String::new() } else { format!(" (the fewest a shortlist holds: {FORESEEN_OVERRUN})") }
             ),
             class: None,
         };
