@@ -81,13 +81,14 @@ pub fn audit_model(
     let mut class_costs = ClassCosts::new(k);
     // Above `effort.full_classes` classes, or when the time budget does not pay for every class (fused
     // decision): a cheap screen of every class, then the full effort on its shortlist.
-    let screen = if applicable && method == Method::Fused {
+    let planned = if applicable && method == Method::Fused {
         let mut counted = Counted::new(&mut prepared.model, &mut class_costs);
         let effort = EffortRun { plan, detectors: &detectors, audited: &audited, clock: &clock, progress };
         effort.screen(&mut counted, data, &mut held_out, &mut notifications)?
     } else {
-        None
+        PlannedEffort::default()
     };
+    let screen = planned.screen;
     // The classes every detector measures: the shortlist, or (full effort) all of them.
     let measured: Option<Vec<usize>> = screen.as_ref().map(|(_, shortlist)| shortlist.measured.clone());
     let mut runs = Vec::new();
@@ -104,7 +105,7 @@ pub fn audit_model(
         };
         runs = run.all(&detectors, &mut prepared.model, &mut notifications, &mut timings)?;
     }
-    notifications.extend(budget_overrun(plan, &clock, &notifications));
+    notifications.extend(budget_overrun(plan, &clock, planned.overrun_foreseen));
     let started = Instant::now();
     let rule = match &calibration {
         Some(c) => Rule::Fused(c),
@@ -233,16 +234,12 @@ fn detector_set(
     Ok((calibration, detectors))
 }
 
-/// How the planning notes say that the budget cannot be met (the fewest classes a shortlist holds, or a
-/// model with no more classes than that, do not fit it).
-const FORESEEN_OVERRUN: &str = "the budget will be exceeded";
-
 /// The warning that the audit overran its time budget by more than 10%, with why: the overrun the
-/// planning already announced in `notifications`, or an estimate of a class's cost that was short.
-fn budget_overrun(plan: &AuditPlan, clock: &Clock, notifications: &[Notification]) -> Option<Notification> {
+/// planning already announced (`foreseen`: [`PlannedEffort::overrun_foreseen`]), or an estimate of a
+/// class's cost that was short.
+fn budget_overrun(plan: &AuditPlan, clock: &Clock, foreseen: bool) -> Option<Notification> {
     let b = plan.time_budget?;
     let took = clock.elapsed();
-    let foreseen = notifications.iter().any(|n| n.level == Level::Warning && n.message.contains(FORESEEN_OVERRUN));
     (took > 1.1 * b).then(|| Notification {
         level: Level::Warning,
         message: format!(
@@ -639,6 +636,16 @@ impl Clock {
     }
 }
 
+/// What planning the effort decided for one model.
+#[derive(Default)]
+struct PlannedEffort {
+    /// The screen and the shortlist, or `None` for the full effort on every class.
+    screen: Option<(ScreenInfo, Shortlist)>,
+    /// Whether the plan already warned that the time budget will be exceeded (the fewest classes a
+    /// shortlist holds do not fit it).
+    overrun_foreseen: bool,
+}
+
 /// Planning the effort across classes for one model: whether to screen, the screen, and the
 /// shortlist it chooses, sized to the time budget when there is one.
 struct EffortRun<'a> {
@@ -650,7 +657,7 @@ struct EffortRun<'a> {
 }
 
 impl EffortRun<'_> {
-    /// The screen and the shortlist, or `None` for the full effort on every class (few classes and no
+    /// The screen and the shortlist, or none for the full effort on every class (few classes and no
     /// budget, a budget that pays for every class, or a screen the data cannot serve: then a warning).
     fn screen(
         &self,
@@ -658,8 +665,9 @@ impl EffortRun<'_> {
         data: &AuditData,
         held_out: &mut Option<Predictions>,
         notifications: &mut Vec<Notification>,
-    ) -> Result<Option<(ScreenInfo, Shortlist)>> {
+    ) -> Result<PlannedEffort> {
         let (plan, audited) = (self.plan, self.audited);
+        let mut overrun_foreseen = false;
         let (prior_levels, prior_sweeps) = prior_levels(plan);
         let adaptive = match plan.time_budget {
             None => plan.effort.adaptive(audited.len()),
@@ -668,12 +676,13 @@ impl EffortRun<'_> {
                 let per_class = per_image * full_images_per_class(plan, self.detectors, prior_levels, prior_sweeps);
                 let full = self.clock.elapsed() + audited.len() as f64 * per_class;
                 if full > budget && audited.len() <= FEWEST_CLASSES {
+                    overrun_foreseen = true;
                     notifications.push(Notification {
                         level: Level::Warning,
                         message: format!(
                             "time budget {} s: the full audit is estimated at {full:.0} s, but {} classes \
                              are no more than the {FEWEST_CLASSES} a shortlist holds (the calibration's class count): \
-                             every class gets the full effort and {FORESEEN_OVERRUN}",
+                             every class gets the full effort and the budget will be exceeded",
                             budget_text(budget),
                             audited.len()
                         ),
@@ -684,7 +693,7 @@ impl EffortRun<'_> {
             }
         };
         if !adaptive {
-            return Ok(None);
+            return Ok(PlannedEffort { screen: None, overrun_foreseen });
         }
         let started = Instant::now();
         let params = plan.effort.screen(&plan.universal);
@@ -707,7 +716,7 @@ impl EffortRun<'_> {
                     ),
                     class: None,
                 });
-                return Ok(None);
+                return Ok(PlannedEffort { screen: None, overrun_foreseen });
             }
             Err(e) => return Err(e.into()),
         };
@@ -722,6 +731,7 @@ impl EffortRun<'_> {
                     r.classes.iter().map(|c| c.rates.len() as f64).sum::<f64>() / r.classes.len().max(1) as f64;
                 let (fit, note) = self.fit(budget, per_image, levels);
                 notifications.push(note);
+                overrun_foreseen |= !fit.fits;
                 fit.params
             }
         };
@@ -746,7 +756,7 @@ impl EffortRun<'_> {
                 budget_text(b)
             );
         }
-        Ok(Some((info, list)))
+        Ok(PlannedEffort { screen: Some((info, list)), overrun_foreseen })
     }
 
     /// What `budget` allows after the screen, at `per_image` seconds per image evaluation and with
@@ -764,7 +774,7 @@ impl EffortRun<'_> {
                 budget_text(budget),
                 per_image * 1e3,
                 fit.classes,
-                if fit.fits { String::new() } else { format!(" (the fewest a shortlist holds: {FORESEEN_OVERRUN})") }
+                if fit.fits { "" } else { " (the fewest a shortlist holds: the budget will be exceeded)" }
             ),
             class: None,
         };

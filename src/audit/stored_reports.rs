@@ -393,7 +393,7 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
         );
     }
     let used: Vec<&str> = weights.iter().filter(|(_, w)| *w > 0.0).map(|(n, _)| n.as_str()).collect();
-    let (null_classes, shortlist_classes) = null_classes(&per_model, &used)?;
+    let (null_classes, shortlist_classes) = calibration_classes(&per_model, &used)?;
     let names: Vec<String> = models.iter().map(|m| m.model.clone()).collect();
     let description = options.description.clone().unwrap_or_else(|| {
         format!(
@@ -457,7 +457,7 @@ type ModelIndices<'a> = (&'a [DetectorReport], Vec<i64>);
 /// model, of an adaptive audit its reference classes only (the screen's candidates are the classes it
 /// found most suspicious, not a sample). The shortlist classes: every class an adaptive audit measured,
 /// candidates and reference, as adaptive audits are judged against them ([`CalibrationFile`]).
-fn null_classes(
+fn calibration_classes(
     per_model: &[(&StoredModel, ModelIndices<'_>)],
     used: &[&str],
 ) -> Result<(Vec<NullClass>, Vec<NullClass>)> {
