@@ -41,8 +41,9 @@ def main() -> int:
         raise SystemExit("the reports hold no adaptive audit: no shortlist classes")
     cal = json.loads(a.calibration.read_text())
     cal["shortlist_classes"] = shortlists
-    # `presets` keeps naming the null classes' presets (the warning for models of other presets is about
-    # them); the shortlists' preset is in the description.
+    # `presets` keeps naming the null classes' presets; `shortlist_presets` names the adaptive audits'
+    # (an adaptive audit of another preset is warned against the shortlists').
+    cal["shortlist_presets"] = made.get("shortlist_presets") or made.get("presets", [])
     names = sorted({c["model"] for c in shortlists})
     marker = " Shortlist classes (judging adaptive audits):"
     cal["description"] = cal["description"].split(marker)[0] + (

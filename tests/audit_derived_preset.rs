@@ -183,6 +183,15 @@ fn a_new_input_shape_with_100_classes_gets_derived_settings_and_a_decision() {
     assert_eq!(report["classes"].as_array().unwrap().len(), K);
     assert_eq!(report["fused"]["classes_tested"], K);
     assert!(report["fused"]["model_p_value"].as_f64().is_some(), "{}", report["fused"]);
+    // Judged against the built-in calibration's full audits (preset mnist): the report warns.
+    assert_ne!(report["fused"]["shortlist_null"], true, "{}", report["fused"]);
+    assert!(
+        report["notifications"]
+            .to_string()
+            .contains("measured on models audited with preset mnist, this model with preset derived-1x28x56"),
+        "{}",
+        report["notifications"]
+    );
     for d in report["detectors"].as_array().unwrap() {
         assert_eq!(d["classes"].as_array().unwrap().len(), K, "{}", d["name"]);
     }
@@ -230,6 +239,13 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     assert_eq!(report["fused"]["classes_tested"], K);
     assert_eq!(report["fused"]["shortlist_null"], true, "{}", report["fused"]);
     assert!(report["fused"]["model_p_value"].as_f64().is_some());
+    // The shortlists that judged it come from adaptive audits of this preset (derived-1x28x56): no
+    // warning that the calibration was measured on other models.
+    assert!(
+        !report["notifications"].to_string().contains("the calibration was measured"),
+        "{}",
+        report["notifications"]
+    );
     // Per-class cost: every class was screened, and the classes' costs add up to the screen's and the
     // detectors' evaluations.
     let costs = effort["per_class"].as_array().unwrap();
@@ -273,6 +289,7 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     let shortlisted: Vec<u64> =
         cal["shortlist_classes"].as_array().unwrap().iter().map(|c| c["class"].as_u64().unwrap()).collect();
     assert_eq!(shortlisted, [measured.clone(), measured.clone()].concat());
+    assert_eq!(cal["shortlist_presets"], serde_json::json!(["derived-1x28x56"]), "{}", cal["shortlist_presets"]);
     // `decide` on the stored adaptive report decides as the audit did: the same p-value.
     let decided = dir.path().join("decided.json");
     let o = Command::new(env!("CARGO_BIN_EXE_aegis-audit"))
@@ -284,6 +301,7 @@ fn a_100_class_model_gets_a_screen_and_the_full_effort_on_a_shortlist() {
     assert_eq!(decided["models"][0]["fused"]["classes_tested"], K);
     assert_eq!(decided["models"][0]["fused"]["shortlist_null"], true, "{}", decided["models"][0]["fused"]);
     assert_eq!(decided["models"][0]["fused"]["model_p_value"], report["fused"]["model_p_value"]);
+    assert!(decided["models"][0].get("warnings").is_none(), "{}", decided["models"][0]);
     let mut bare = report.clone();
     bare["effort"].as_object_mut().unwrap().remove("screen");
     std::fs::write(&stored, bare.to_string()).unwrap();

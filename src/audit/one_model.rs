@@ -114,6 +114,11 @@ pub fn audit_model(
     let decided = measured.as_deref().unwrap_or(&audited);
     let robustness = precondition.as_ref().map(|p| p.adv_accuracy);
     let decision = decide(&runs, applicable, rule, decided, audited.len(), robustness)?;
+    // Judged against the calibration's full audits, or (an adaptive audit) its shortlists: their presets.
+    let shortlist_null = decision.fused.as_ref().is_some_and(|f| f.shortlist_null);
+    notifications.extend(
+        calibration.as_ref().and_then(|c| calibration_mismatch(c.judged_presets(shortlist_null), &plan.preset)),
+    );
     timings.decision += started.elapsed().as_secs_f64();
     let wall_time_s = start.elapsed().as_secs_f64();
 
@@ -230,7 +235,6 @@ fn detector_set(
         message: d.clone(),
         class: None,
     }));
-    notifications.extend(calibration.as_ref().and_then(|c| calibration_mismatch(&c.file.presets, &plan.preset)));
     Ok((calibration, detectors))
 }
 

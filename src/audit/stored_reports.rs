@@ -421,6 +421,17 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
+        shortlist_presets: if shortlist_classes.is_empty() {
+            Vec::new()
+        } else {
+            per_model
+                .iter()
+                .filter(|(m, (_, classes))| m.tested(classes.len()) > classes.len())
+                .filter_map(|(m, _)| m.preset().map(str::to_string))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        },
         null_classes,
         shortlist_classes,
     };
@@ -714,6 +725,8 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
             .collect();
         let decision =
             fused(&calibration, &indices, &classes, m.tested(classes.len()), m.robustness()).map_err(|e| m.bad(e))?;
+        let judged = calibration.judged_presets(decision.fused.as_ref().is_some_and(|f| f.shortlist_null));
+        let warnings = calibration_mismatch(judged, m.preset().unwrap_or("(not recorded)")).map(|n| n.message);
         decisions.push(StoredDecision {
             file: m.file.display().to_string(),
             model: m.model.clone(),
@@ -723,10 +736,7 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
             error: None,
             flagged: decision.flagged,
             fused: decision.fused,
-            warnings: calibration_mismatch(&calibration.file.presets, m.preset().unwrap_or("(not recorded)"))
-                .map(|n| n.message)
-                .into_iter()
-                .collect(),
+            warnings: warnings.into_iter().collect(),
         });
     }
     let exit_code = most_severe_exit(decisions.iter().map(|d| d.exit_code));

@@ -94,6 +94,11 @@ pub struct CalibrationFile {
     /// do not have them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shortlist_classes: Vec<NullClass>,
+    /// The presets of the adaptive audits that gave `shortlist_classes`: an adaptive audit judged against
+    /// the shortlists is told when its preset is not among them, as `presets` tells a full audit. Empty
+    /// in files that do not say (then `presets` stands for both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shortlist_presets: Vec<String>,
 }
 
 /// A checked calibration, its per-detector null distributions fitted.
@@ -151,6 +156,9 @@ impl CalibrationFile {
         }
         if !self.detectors.iter().any(|d| d.weight > 0.0) {
             return Err("every detector has weight 0".into());
+        }
+        if self.shortlist_classes.is_empty() && !self.shortlist_presets.is_empty() {
+            return Err("shortlist_presets names presets but there are no shortlist_classes".into());
         }
         for c in self.null_classes.iter().chain(&self.shortlist_classes) {
             if let Some((name, v)) = c.indices.iter().find(|(_, v)| !(v.is_finite() && v.abs() <= MAX_INDEX)) {
@@ -250,13 +258,29 @@ impl Calibration {
         } else {
             let of_shortlists = CalibrationFile {
                 robustness_neighbours: None,
+                presets: if file.shortlist_presets.is_empty() {
+                    file.presets.clone()
+                } else {
+                    file.shortlist_presets.clone()
+                },
                 null_classes: file.shortlist_classes.clone(),
                 shortlist_classes: Vec::new(),
+                shortlist_presets: Vec::new(),
                 ..file.clone()
             };
             Some(Box::new(Calibration::new(of_shortlists, &format!("{origin}, shortlists of adaptive audits"))?))
         };
         Ok(Calibration { file, origin: origin.to_string(), nulls, shortlists })
+    }
+
+    /// The presets of the audits whose classes judged a decision: the shortlists' when it was judged
+    /// against them (`shortlist_null`, [`crate::decide::FusedDecision::shortlist_null`]), else the
+    /// file's.
+    pub fn judged_presets(&self, shortlist_null: bool) -> &[String] {
+        match (&self.shortlists, shortlist_null) {
+            (Some(s), true) => &s.file.presets,
+            _ => &self.file.presets,
+        }
     }
 
     /// The built-in calibration.

@@ -280,6 +280,7 @@ mod tests {
             presets: Vec::new(),
             null_classes,
             shortlist_classes: Vec::new(),
+            shortlist_presets: Vec::new(),
         }
     }
 
@@ -362,6 +363,42 @@ mod tests {
             (against_full.classes[0].model_p_value - model_p(against_full.classes[0].class_p_value, 100)).abs() < 1e-15
         );
         assert!(d.classes[0].class_p_value > against_full.classes[0].class_p_value);
+    }
+
+    #[test]
+    fn the_presets_that_judged_a_decision_are_the_shortlists_when_they_judged_it() {
+        let full = calibration(&[("a", 1.0)]);
+        let shortlist_classes: Vec<NullClass> = (0..25)
+            .map(|i| NullClass {
+                model: format!("s{}", i / 5),
+                class: i,
+                indices: BTreeMap::from([("a".to_string(), i as f64 * 0.1)]),
+                adversarial_accuracy: None,
+            })
+            .collect();
+        let mnist = vec!["mnist".to_string()];
+        let pairs = vec!["derived-1x28x56".to_string()];
+        let with = |shortlist_presets: Vec<String>| {
+            let file = CalibrationFile {
+                presets: mnist.clone(),
+                shortlist_classes: shortlist_classes.clone(),
+                shortlist_presets,
+                ..full.file.clone()
+            };
+            Calibration::new(file, "test").unwrap()
+        };
+        let cal = with(pairs.clone());
+        assert_eq!(cal.judged_presets(false), &mnist[..]);
+        assert_eq!(cal.judged_presets(true), &pairs[..]);
+        // A file that does not name the shortlists' presets: the file's stand for both.
+        let unnamed = with(Vec::new());
+        assert_eq!(unnamed.judged_presets(true), &mnist[..]);
+        // Without shortlists nothing is judged against them.
+        assert_eq!(full.judged_presets(true), full.file.presets.as_slice());
+        // Presets of shortlists the file does not hold are refused.
+        let file = CalibrationFile { shortlist_presets: pairs, ..full.file.clone() };
+        let e = Calibration::new(file, "test").unwrap_err().to_string();
+        assert!(e.contains("shortlist_presets names presets but there are no shortlist_classes"), "{e}");
     }
 
     #[test]
