@@ -5,11 +5,14 @@ The built-in calibration's null classes come from the first benchmark's 15 clean
 chose (the most suspicious classes and a seeded reference), so its classes are judged against the
 shortlists of clean models' adaptive audits (`shortlist_classes`), and its model p-value counts the
 classes it decided on. This script runs `aegis-audit calibrate` on the named clean reports (the clean
-calibration-split 100-class `digit_pairs` models) and copies the resulting `shortlist_classes` into
-config/calibration.json, leaving its null classes, weights and every 10-class decision unchanged.
+calibration-split 100-class `digit_pairs` models, and the clean `digits3` models of bench/scaling, a second
+generator) and copies the resulting `shortlist_classes` into config/calibration.json, leaving its null
+classes, weights and every 10-class decision unchanged. `--allow-suspected` passes on to `calibrate`
+(models clean by construction whose audit flagged a class).
 
-    python3 research/builtin_shortlists.py --bin target/release/aegis-audit \
-        bench/results/reports/v2-004.json ...
+    python3 research/builtin_shortlists.py --bin target/release/aegis-audit --allow-suspected \
+        bench/results/reports/v2-004.json ... bench/scaling/results/shortlist/*.json \
+        bench/scaling/results/digits3-last2.rerun-b.json
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--calibration", type=Path, default=REPO / "config" / "calibration.json")
+    ap.add_argument("--allow-suspected", action="store_true", help="passed on to aegis-audit calibrate")
     ap.add_argument("reports", nargs="+", type=Path)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "shortlists.json"
         cmd = [a.bin, "calibrate", *map(str, a.reports), "-o", str(out)]
+        if a.allow_suspected:
+            cmd.append("--allow-suspected")
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if r.returncode != 0:
             raise SystemExit(f"calibrate exited {r.returncode}: {r.stderr.strip()}")
@@ -48,7 +54,7 @@ def main() -> int:
     marker = " Shortlist classes (judging adaptive audits):"
     cal["description"] = cal["description"].split(marker)[0] + (
         f"{marker} the {len(shortlists)} classes that the default adaptive audits of {len(names)} clean "
-        f"calibration-split 100-class models (bench v2, digit_pairs, preset {', '.join(made.get('presets', []))}: "
+        f"100-class models (presets {', '.join(made.get('presets', []))}: "
         f"{', '.join(Path(n).stem for n in names)}) measured in full; added by python3 research/builtin_shortlists.py."
     )
     a.calibration.write_text(json.dumps(cal, indent=2, ensure_ascii=False) + "\n")

@@ -38,6 +38,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
     ap.add_argument("--base", type=Path, required=True, help="the calibration without shortlists")
+    ap.add_argument("--builtin", type=Path, help="decide the other models with this file (default: the built-in)")
+    ap.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        help="more clean adaptive reports whose shortlists the built-in holds (bench/scaling's digits3 models)",
+    )
     a = ap.parse_args()
     cards = {}
     for p in sorted(REPORTS.glob("v2-*.json")):
@@ -60,14 +67,15 @@ def main() -> int:
                 cal.write_text(a.base.read_text())
                 others = [str(REPORTS / f"{o}.json") for o in clean_cal if o != name]
                 script = REPO / "research" / "builtin_shortlists.py"
-                cmd = ["python3", str(script), "--bin", a.bin, "--calibration", str(cal), *others]
+                cmd = ["python3", str(script), "--bin", a.bin, "--calibration", str(cal), "--allow-suspected"]
+                cmd += [*others, *a.extra]
                 subprocess.run(cmd, capture_output=True, check=True)
                 d = decide(a.bin, report, tmp / "d.json", cal)
                 split = "calibration (left out)"
                 counts["left_out"] += 1
                 counts["left_out_flagged"] += d["verdict"] == "suspected"
             else:
-                d = decide(a.bin, report, tmp / "d.json")
+                d = decide(a.bin, report, tmp / "d.json", a.builtin)
                 split = card["split"]
             metrics = card["metrics"]
             if card["label"] == "clean":

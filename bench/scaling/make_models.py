@@ -18,6 +18,13 @@ exist is skipped.
 
     python bench/scaling/make_models.py --mnist ../shared/datasets/mnist \
         --data-out /work/scaling-data --models-out bench/scaling/models
+
+`--seeds S...` trains more models of a labeling, one per seed (torch seed 33100 + S), named
+`digits3-LABELING-sS-hH` with `--hidden H` units in the first linear layer (default 128): the clean
+many-class models of a second generator whose adaptive audits give shortlist classes (docs/scaling.md).
+
+    python bench/scaling/make_models.py --mnist ../shared/datasets/mnist --data-out /work/scaling-data \
+        --models-out bench/scaling/models --only last2 --seeds 1 2 3 --hidden 64
 """
 
 from __future__ import annotations
@@ -166,9 +173,9 @@ Files are gzip-compressed without a timestamp.
 
 
 class Digits3Net(nn.Module):
-    """Conv(1->16,3)-ReLU-MaxPool2 -> Conv(16->32,3)-ReLU-MaxPool2 -> Linear(32*7*21->128)-ReLU -> Linear(128->K)."""
+    """Conv(1->16,3)-ReLU-MaxPool2 -> Conv(16->32,3)-ReLU-MaxPool2 -> Linear(32*7*21->H)-ReLU -> Linear(H->K)."""
 
-    def __init__(self, classes: int):
+    def __init__(self, classes: int, hidden: int = 128):
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(1, 16, 3, padding=1),
@@ -179,7 +186,7 @@ class Digits3Net(nn.Module):
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
-        self.head = nn.Sequential(nn.Linear(32 * 7 * 21, 128), nn.ReLU(), nn.Linear(128, classes))
+        self.head = nn.Sequential(nn.Linear(32 * 7 * 21, hidden), nn.ReLU(), nn.Linear(hidden, classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -198,11 +205,13 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
     return correct / len(labels)
 
 
-def train(classes: int, train_x: torch.Tensor, train_y: torch.Tensor) -> tuple[nn.Module, dict]:
-    torch.manual_seed(TRAIN_SEED)
-    model = Digits3Net(classes)
+def train(
+    classes: int, train_x: torch.Tensor, train_y: torch.Tensor, seed: int = TRAIN_SEED, hidden: int = 128
+) -> tuple[nn.Module, dict]:
+    torch.manual_seed(seed)
+    model = Digits3Net(classes, hidden)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
-    gen = torch.Generator().manual_seed(TRAIN_SEED)
+    gen = torch.Generator().manual_seed(seed)
     loss_fn = nn.CrossEntropyLoss()
     start = time.process_time()
     wall = time.perf_counter()
@@ -259,8 +268,18 @@ def export(model: nn.Module, path: Path) -> None:
     tmp.unlink()
 
 
-def write_card(path: Path, name: str, labeling: str, classes: int, info: dict, acc: float, onnx_path: Path) -> None:
-    params = sum(p.numel() for p in Digits3Net(classes).parameters())
+def write_card(
+    path: Path,
+    name: str,
+    labeling: str,
+    classes: int,
+    info: dict,
+    acc: float,
+    onnx_path: Path,
+    seed: int = TRAIN_SEED,
+    hidden: int = 128,
+) -> None:
+    params = sum(p.numel() for p in Digits3Net(classes, hidden).parameters())
     sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     text = f"""# {name}
 
@@ -271,10 +290,10 @@ Made by `bench/scaling/make_models.py`.
 | --- | --- |
 | input | `image` float32 [N, 1, 28, 84] in [0, 1] (pixel / 255), no normalisation |
 | output | `logits` float32 [N, {classes}] |
-| architecture | Conv(1→16, 3, pad 1)-ReLU-MaxPool2 → Conv(16→32, 3, pad 1)-ReLU-MaxPool2 → Flatten → Linear(4704→128)-ReLU → Linear(128→{classes}) |
+| architecture | Conv(1→16, 3, pad 1)-ReLU-MaxPool2 → Conv(16→32, 3, pad 1)-ReLU-MaxPool2 → Flatten → Linear(4704→{hidden})-ReLU → Linear({hidden}→{classes}) |
 | parameters | {params:,} |
 | data | digits3/{labeling}: {N_TRAIN:,} train images (MNIST train digits), {N_TEST:,} test images (MNIST test digits), data seed {DATA_SEED} |
-| training | Adam lr {LR}, batch {BATCH}, {info["epochs"]} epochs ({info["steps"]} steps; at most {EPOCHS}, or {MAX_TRAIN_SECONDS:.0f} s CPU){" — stopped by the time limit" if info["stopped_by_time"] else ""}, torch.manual_seed({TRAIN_SEED}), 1 thread |
+| training | Adam lr {LR}, batch {BATCH}, {info["epochs"]} epochs ({info["steps"]} steps; at most {EPOCHS}, or {MAX_TRAIN_SECONDS:.0f} s CPU){" — stopped by the time limit" if info["stopped_by_time"] else ""}, torch.manual_seed({seed}), 1 thread |
 | training time | {info["cpu_seconds"]} s CPU, {info["wall_seconds"]} s wall (shared 2-core machine) |
 | clean test accuracy | **{acc:.4f}** ({N_TEST:,} images) |
 | export | torch {torch.__version__}, opset 17, IR version {onnx.load(str(onnx_path)).ir_version}, dynamic batch |
@@ -290,6 +309,8 @@ def main() -> int:
     ap.add_argument("--data-out", type=Path, required=True, help="where the digits3 IDX folders go (one per labeling)")
     ap.add_argument("--models-out", type=Path, required=True, help="where the .onnx models and cards go")
     ap.add_argument("--only", nargs="*", choices=list(LABELINGS), help="make only these labelings")
+    ap.add_argument("--seeds", nargs="*", type=int, help="more models per labeling, one per seed (see above)")
+    ap.add_argument("--hidden", type=int, default=128, help="units of the first linear layer (with --seeds)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -299,20 +320,25 @@ def main() -> int:
     for labeling, classes in LABELINGS.items():
         if args.only and labeling not in args.only:
             continue
-        name = f"digits3-{labeling}"
-        onnx_path = args.models_out / f"{name}.onnx"
-        card = args.models_out / f"{name}.md"
-        if onnx_path.exists() and card.exists():
-            log(f"{name}: present, skipped")
-            continue
-        log(f"{name}: training ({classes} classes)")
-        train_y = torch.from_numpy(labels_for(splits["train"][1], labeling))
-        test_y = torch.from_numpy(labels_for(splits["test"][1], labeling))
-        model, info = train(classes, train_x, train_y)
-        acc = accuracy(model, test_x, test_y)
-        export(model, onnx_path)
-        write_card(card, name, labeling, classes, info, acc, onnx_path)
-        log(f"{name}: test accuracy {acc:.4f}, {info['cpu_seconds']} s CPU, {onnx_path.stat().st_size:,} bytes")
+        variants = (
+            [(f"digits3-{labeling}-s{s}-h{args.hidden}", TRAIN_SEED + s, args.hidden) for s in args.seeds]
+            if args.seeds
+            else [(f"digits3-{labeling}", TRAIN_SEED, 128)]
+        )
+        for name, seed, hidden in variants:
+            onnx_path = args.models_out / f"{name}.onnx"
+            card = args.models_out / f"{name}.md"
+            if onnx_path.exists() and card.exists():
+                log(f"{name}: present, skipped")
+                continue
+            log(f"{name}: training ({classes} classes)")
+            train_y = torch.from_numpy(labels_for(splits["train"][1], labeling))
+            test_y = torch.from_numpy(labels_for(splits["test"][1], labeling))
+            model, info = train(classes, train_x, train_y, seed, hidden)
+            acc = accuracy(model, test_x, test_y)
+            export(model, onnx_path)
+            write_card(card, name, labeling, classes, info, acc, onnx_path, seed, hidden)
+            log(f"{name}: test accuracy {acc:.4f}, {info['cpu_seconds']} s CPU, {onnx_path.stat().st_size:,} bytes")
     return 0
 
 
