@@ -346,9 +346,12 @@ fn a_time_budget_sizes_the_shortlist() {
     );
     assert!(notes.contains("over its time budget"), "{notes}");
     assert!(notes.contains("as planned above") && !notes.contains("was short"), "{notes}");
+    // Fewer classes than the default shortlist: the note says so, and what budgets did on the benchmark.
+    assert!(notes.contains("fewer than the 22 of the default effort"), "{notes}");
     let (generous, _, _) = audit(true, &["--time-budget", "3600"]);
     let screen = &generous["effort"]["screen"];
     assert_eq!(screen["reference"].as_array().unwrap().len(), 16, "{screen}");
     assert!((6..=12).contains(&screen["candidates"].as_array().unwrap().len()), "{screen}");
     assert!(generous["notifications"].to_string().contains("time budget 3600 s"));
+    assert!(!generous["notifications"].to_string().contains("of the default effort"));
 }
