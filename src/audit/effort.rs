@@ -88,6 +88,12 @@ impl EffortParams {
         self.mode == EffortMode::Auto && audited > self.full_classes
     }
 
+    /// Classes of the default shortlist, without extra candidates: the screen's candidates and the
+    /// reference sample.
+    pub fn default_shortlist(&self) -> usize {
+        self.candidates + self.reference_classes
+    }
+
     /// The screen: the audit's universal-reach search with fewer source images and steps per level.
     pub fn screen(&self, universal: &UniversalParams) -> UniversalParams {
         UniversalParams {
@@ -198,7 +204,7 @@ pub fn fit_budget(seconds_left: f64, seconds_per_class: f64, audited: usize, par
     } else {
         audited
     };
-    let default = params.candidates + params.reference_classes;
+    let default = params.default_shortlist();
     let fits = afford >= FEWEST_CLASSES.min(audited);
     let n = afford.max(FEWEST_CLASSES).min(audited);
     let p = if n >= default {

@@ -770,7 +770,7 @@ impl EffortRun<'_> {
         let per_class = per_image * full_images_per_class(self.plan, self.detectors, levels, prior_sweeps);
         let left = budget - self.clock.elapsed();
         let fit = fit_budget(left, per_class, self.audited.len(), &self.plan.effort);
-        let default = self.plan.effort.candidates + self.plan.effort.reference_classes;
+        let default = self.plan.effort.default_shortlist();
         let note = Notification {
             level: if fit.fits { Level::Note } else { Level::Warning },
             message: format!(

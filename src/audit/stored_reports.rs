@@ -142,6 +142,11 @@ impl StoredModel {
         }
     }
 
+    /// Whether the report is of an adaptive audit: fewer classes `listed` than it tested.
+    fn adaptive(&self, listed: usize) -> bool {
+        self.tested(listed) > listed
+    }
+
     /// The classes of an adaptive audit a calibration may take: its seeded random reference classes
     /// (measured in full and chosen without looking at them, unlike the screen's candidates); `None`
     /// for a full audit, whose every class serves.
@@ -341,7 +346,7 @@ fn per_model_classes(models: &[StoredModel]) -> Result<Vec<(&StoredModel, ModelI
     let mut per_model = Vec::new();
     for m in models {
         let (detectors, classes) = m.detectors()?;
-        if m.tested(classes.len()) > classes.len() && m.null_reference().is_none_or(|r| r.is_empty()) {
+        if m.adaptive(classes.len()) && m.null_reference().is_none_or(|r| r.is_empty()) {
             return Err(m
                 .bad(format!(
                     "its audit measured {} of its {} classes in full (adaptive effort) and names no reference \
@@ -415,22 +420,11 @@ pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
             .map(|(name, weight)| DetectorWeight { name: name.clone(), weight: *weight })
             .collect(),
         robustness_neighbours: options.robustness_neighbours,
-        presets: models
-            .iter()
-            .filter_map(|m| m.preset().map(str::to_string))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
+        presets: presets_of(models.iter()),
         shortlist_presets: if shortlist_classes.is_empty() {
             Vec::new()
         } else {
-            per_model
-                .iter()
-                .filter(|(m, (_, classes))| m.tested(classes.len()) > classes.len())
-                .filter_map(|(m, _)| m.preset().map(str::to_string))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect()
+            presets_of(per_model.iter().filter(|(m, (_, classes))| m.adaptive(classes.len())).map(|(m, _)| *m))
         },
         null_classes,
         shortlist_classes,
@@ -475,7 +469,7 @@ fn calibration_classes(
     let mut null_classes = Vec::new();
     let mut shortlist_classes = Vec::new();
     for (m, (detectors, classes)) in per_model {
-        let adaptive = m.tested(classes.len()) > classes.len();
+        let adaptive = m.adaptive(classes.len());
         for (i, &class) in classes.iter().enumerate() {
             let in_null = m.null_reference().is_none_or(|r| r.contains(&class));
             let mut indices = BTreeMap::new();
@@ -532,6 +526,11 @@ fn check_fittable(file: &CalibrationFile, output: &Path, used: &[&str]) -> Resul
         }
     }
     Ok(())
+}
+
+/// The presets the `models`' audits were made with, each once, sorted (a report that names none adds none).
+fn presets_of<'a>(models: impl Iterator<Item = &'a StoredModel>) -> Vec<String> {
+    models.filter_map(|m| m.preset().map(str::to_string)).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 /// What a user should know about a calibration made from these `models`: several presets mixed, or

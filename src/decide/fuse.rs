@@ -322,20 +322,24 @@ mod tests {
         assert!(d.classes[1].score >= d.threshold && d.classes[0].score < d.threshold);
     }
 
+    /// 25 shortlisted classes of 5 clean models, detector "a"'s index `from`, `from` + 0.1, …, `from` + 2.4.
+    fn shortlist_classes(from: f64) -> Vec<NullClass> {
+        (0..25)
+            .map(|i| NullClass {
+                model: format!("s{}", i / 5),
+                class: i,
+                indices: BTreeMap::from([("a".to_string(), from + i as f64 * 0.1)]),
+                adversarial_accuracy: None,
+            })
+            .collect()
+    }
+
     #[test]
     fn an_adaptive_shortlist_is_judged_against_clean_shortlists_counting_the_classes_decided_on() {
         // Full audits' null: a = 0.0 … 2.4. Shortlists of clean adaptive audits: a = 1.0, 1.1, …, 3.4
         // (their classes were chosen among the most unusual, so they run higher).
         let full = calibration(&[("a", 1.0)]);
-        let shortlist_classes: Vec<NullClass> = (0..25)
-            .map(|i| NullClass {
-                model: format!("s{}", i / 5),
-                class: i,
-                indices: BTreeMap::from([("a".to_string(), 1.0 + i as f64 * 0.1)]),
-                adversarial_accuracy: None,
-            })
-            .collect();
-        let file = CalibrationFile { shortlist_classes, ..full.file.clone() };
+        let file = CalibrationFile { shortlist_classes: shortlist_classes(1.0), ..full.file.clone() };
         let cal = Calibration::new(file, "test").unwrap();
         assert!(full.shortlists.is_none() && cal.shortlists.is_some());
         let m = [DetectorIndices { name: "a".into(), indices: vec![3.0, 0.5] }];
@@ -368,14 +372,7 @@ mod tests {
     #[test]
     fn the_presets_that_judged_a_decision_are_the_shortlists_when_they_judged_it() {
         let full = calibration(&[("a", 1.0)]);
-        let shortlist_classes: Vec<NullClass> = (0..25)
-            .map(|i| NullClass {
-                model: format!("s{}", i / 5),
-                class: i,
-                indices: BTreeMap::from([("a".to_string(), i as f64 * 0.1)]),
-                adversarial_accuracy: None,
-            })
-            .collect();
+        let shortlist_classes = shortlist_classes(0.0);
         let mnist = vec!["mnist".to_string()];
         let pairs = vec!["derived-1x28x56".to_string()];
         let with = |shortlist_presets: Vec<String>| {
