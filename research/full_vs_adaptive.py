@@ -3,7 +3,7 @@
 For every full-effort report in bench/results/full-effort/ (`aegis-audit bench/models/NAME.onnx --data
 DOMAINS/digit_pairs --effort full --json bench/results/full-effort/NAME.json`) and the same model's default
 (adaptive) report in bench/results/reports/, both decided again with `aegis-audit decide` under the
-binary's built-in calibration: the full audit against its 10-class null with all 100 classes counted, the
+built-in calibration (config/calibration.json): the full audit against its 10-class null with all 100 classes counted, the
 adaptive one against the shortlists of clean models' adaptive audits. Prints one row per model.
 
     PYTHONPATH=plugins/torch:plugins/bench .venv/bin/python research/full_vs_adaptive.py \\
@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import tempfile
 from pathlib import Path
 
 import yaml
-from aegis_bench.evaluate import family_of, status, targets_of
+from aegis_bench.evaluate import decide, family_of, status, targets_of
 
 REPO = Path(__file__).resolve().parent.parent
 FULL = REPO / "bench" / "results" / "full-effort"
 REPORTS = REPO / "bench" / "results" / "reports"
 MODELS = REPO / "bench" / "models"
+BUILTIN = REPO / "config" / "calibration.json"
 
 
-def decide(binary: str, report: Path, out: Path) -> dict:
-    r = subprocess.run([binary, "decide", str(report), "--json", str(out)], capture_output=True, text=True, check=False)
-    if r.returncode not in (0, 1, 3):
-        raise SystemExit(f"decide {report}: exit {r.returncode}: {r.stderr.strip()}")
-    return json.loads(out.read_text())["models"][0]
+def decided(binary: str, report: Path) -> dict:
+    """The fused decision of `aegis-audit decide` on one report, under the built-in calibration's file."""
+    return decide(binary, BUILTIN, report)["models"][0]
 
 
 def cell(d: dict, seconds: float) -> str:
@@ -45,21 +42,19 @@ def main() -> int:
     a = ap.parse_args()
     print("| model | arch | label | full effort: verdict, p, seconds | adaptive: verdict, p, seconds | same verdict |")
     print("| --- | --- | --- | --- | --- | --- |")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "d.json"
-        for full in sorted(FULL.glob("*.json")):
-            card = yaml.safe_load((MODELS / f"{full.stem}.card.yaml").read_text())
-            st = status(card, 0.5)
-            label = "clean" if st == "clean" else f"{family_of(card)} → {', '.join(map(str, targets_of(card, 0.0)))}"
-            if st == "not-implanted":
-                label += " (not implanted)"
-            adaptive = REPORTS / f"{full.stem}.json"
-            f = decide(a.bin, full, out)
-            d = decide(a.bin, adaptive, out)
-            fs = json.loads(full.read_text())["wall_time_s"]
-            ds = json.loads(adaptive.read_text())["wall_time_s"]
-            same = "yes" if (f["verdict"], f.get("flagged", [])) == (d["verdict"], d.get("flagged", [])) else "**no**"
-            print(f"| {full.stem} | {card['architecture']} | {label} | {cell(f, fs)} | {cell(d, ds)} | {same} |")
+    for full in sorted(FULL.glob("*.json")):
+        card = yaml.safe_load((MODELS / f"{full.stem}.card.yaml").read_text())
+        st = status(card, 0.5)
+        label = "clean" if st == "clean" else f"{family_of(card)} → {', '.join(map(str, targets_of(card, 0.0)))}"
+        if st == "not-implanted":
+            label += " (not implanted)"
+        adaptive = REPORTS / f"{full.stem}.json"
+        f = decided(a.bin, full)
+        d = decided(a.bin, adaptive)
+        fs = json.loads(full.read_text())["wall_time_s"]
+        ds = json.loads(adaptive.read_text())["wall_time_s"]
+        same = "yes" if (f["verdict"], f.get("flagged", [])) == (d["verdict"], d.get("flagged", [])) else "**no**"
+        print(f"| {full.stem} | {card['architecture']} | {label} | {cell(f, fs)} | {cell(d, ds)} | {same} |")
     return 0
 
 

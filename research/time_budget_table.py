@@ -19,29 +19,23 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import yaml
-from aegis_bench.evaluate import family_of, status, targets_of
+from aegis_bench.evaluate import decide, family_of, status, targets_of
 
 REPO = Path(__file__).resolve().parent.parent
+BUILTIN = REPO / "config" / "calibration.json"
 REPORTS = REPO / "bench" / "results" / "reports"
 BUDGETS = REPO / "bench" / "results" / "time-budget"
 MODELS = REPO / "bench" / "models"
 MIN_ASR = 0.5
 
 
-def decide(binary: str, report: Path, out: Path, calibration: Path | None) -> dict:
-    cmd = [binary, "decide", str(report), "--json", str(out)]
-    if calibration is not None:
-        cmd += ["--calibration", str(calibration)]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if r.returncode not in (0, 1, 3):
-        raise SystemExit(f"decide {report}: exit {r.returncode}: {r.stderr.strip()}")
-    return json.loads(out.read_text())["models"][0]
+def decided(binary: str, calibration: Path, report: Path) -> dict:
+    """The fused decision of `aegis-audit decide` on one report."""
+    return decide(binary, calibration, report)["models"][0]
 
 
 def label(card: dict) -> str:
@@ -63,7 +57,7 @@ def p_text(p: float) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True)
-    ap.add_argument("--calibration", type=Path, help="default: the binary's built-in calibration")
+    ap.add_argument("--calibration", type=Path, default=BUILTIN, help="default: the built-in calibration's file")
     a = ap.parse_args()
     runs: dict[str, dict[int, Path]] = defaultdict(dict)
     for p in sorted(BUDGETS.glob("*.json")):
@@ -72,30 +66,28 @@ def main() -> int:
             runs[m.group(1)][int(m.group(2))] = p
     budgets = sorted({b for per in runs.values() for b in per})
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "d.json"
-        for name in sorted(runs):
-            card = yaml.safe_load((MODELS / f"{name}.card.yaml").read_text())
-            base = decide(a.bin, REPORTS / f"{name}.json", out, a.calibration)
-            for b in budgets:
-                if b not in runs[name]:
-                    continue
-                report = json.loads(runs[name][b].read_text())
-                d = decide(a.bin, runs[name][b], out, a.calibration)
-                rows.append(
-                    {
-                        "budget": b,
-                        "model": name,
-                        "arch": card["architecture"],
-                        "status": status(card, MIN_ASR),
-                        "label": label(card),
-                        "targets": set(targets_of(card, MIN_ASR)),
-                        "base": base,
-                        "d": d,
-                        "full": len(report["classes"]),
-                        "wall": report["wall_time_s"],
-                    }
-                )
+    for name in sorted(runs):
+        card = yaml.safe_load((MODELS / f"{name}.card.yaml").read_text())
+        base = decided(a.bin, a.calibration, REPORTS / f"{name}.json")
+        for b in budgets:
+            if b not in runs[name]:
+                continue
+            report = json.loads(runs[name][b].read_text())
+            d = decided(a.bin, a.calibration, runs[name][b])
+            rows.append(
+                {
+                    "budget": b,
+                    "model": name,
+                    "arch": card["architecture"],
+                    "status": status(card, MIN_ASR),
+                    "label": label(card),
+                    "targets": set(targets_of(card, MIN_ASR)),
+                    "base": base,
+                    "d": d,
+                    "full": len(report["classes"]),
+                    "wall": report["wall_time_s"],
+                }
+            )
     print(
         "| budget s | model | arch | label | no budget: verdict, p | budget: verdict, p | classes in full | audit s (vs budget) |"
     )
