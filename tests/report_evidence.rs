@@ -3,7 +3,7 @@
 
 mod report_support;
 
-use aegis_audit::report::evidence::{bar_chart_png, image_grid_png, mask_png, scatter_png, PLOT_SIZE};
+use aegis_audit::report::evidence::{mask_png, scatter_png, BarChart, ImageGrid, PLOT_SIZE};
 use aegis_audit::report::html::{escape, index_html};
 use aegis_audit::report::{write_atomic, EvidenceFile, EvidenceKind, ReportError, Verdict};
 
@@ -48,7 +48,7 @@ fn image_grid_png_size_and_pixels() {
     let (n, c, h, w) = (5, 1, 4, 3);
     let mut images = vec![0.0f32; n * c * h * w];
     images[0] = 1.0; // image 0, pixel (0, 0) white
-    image_grid_png(&path, &images, n, c, h, w, 3, 2).unwrap();
+    ImageGrid { n, c, h, w, columns: 3, upscale: 2 }.write_png(&path, &images).unwrap();
     let img = decode(&path);
     assert_eq!(img.dimensions(), ((3 * (3 * 2 + 2) + 2) as u32, (2 * (4 * 2 + 2) + 2) as u32));
     assert_eq!(img.get_pixel(2, 2).0, [255, 255, 255]);
@@ -56,7 +56,7 @@ fn image_grid_png_size_and_pixels() {
     assert_eq!(img.get_pixel(4, 2).0, [0, 0, 0]);
     // RGB images keep their colours.
     let rgb = [1.0f32, 0.0, 0.5];
-    image_grid_png(&path, &rgb, 1, 3, 1, 1, 4, 1).unwrap();
+    ImageGrid { n: 1, c: 3, h: 1, w: 1, columns: 4, upscale: 1 }.write_png(&path, &rgb).unwrap();
     assert_eq!(decode(&path).get_pixel(2, 2).0, [255, 0, 128]);
 }
 
@@ -64,9 +64,9 @@ fn image_grid_png_size_and_pixels() {
 fn image_grid_png_rejects_bad_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.png");
-    let err = image_grid_png(&path, &[0.0; 10], 1, 2, 1, 5, 1, 1).unwrap_err();
+    let err = ImageGrid { n: 1, c: 2, h: 1, w: 5, columns: 1, upscale: 1 }.write_png(&path, &[0.0; 10]).unwrap_err();
     assert!(err.to_string().contains("2 channels"), "{err}");
-    let err = image_grid_png(&path, &[0.0; 10], 2, 1, 2, 3, 1, 1).unwrap_err();
+    let err = ImageGrid { n: 2, c: 1, h: 2, w: 3, columns: 1, upscale: 1 }.write_png(&path, &[0.0; 10]).unwrap_err();
     assert!(err.to_string().contains("10 values do not hold 2 images"), "{err}");
 }
 
@@ -77,11 +77,27 @@ fn bar_chart_and_mask_pngs() {
     let labels: Vec<String> = (0..10).map(|k| k.to_string()).collect();
     let values: Vec<f64> = (0..10).map(|k| if k == 4 { 0.95 } else { 0.1 + 0.01 * f64::from(k) }).collect();
     let highlight: Vec<bool> = (0..10).map(|k| k == 4).collect();
-    bar_chart_png(&bars, &labels, &values, &highlight, "reach success rate", Some(1.0)).unwrap();
+    let chart = BarChart {
+        labels: &labels,
+        values: &values,
+        highlight: &highlight,
+        title: "reach success rate",
+        y_max: Some(1.0),
+        threshold: None,
+    };
+    chart.write_png(&bars).unwrap();
     let img = decode(&bars);
     assert_eq!(img.dimensions(), PLOT_SIZE);
     assert!(img.pixels().any(|p| p.0 == [214, 39, 40]), "flagged bar in red");
-    assert!(bar_chart_png(&bars, &labels, &values[..3], &highlight, "t", None).is_err());
+    assert!(BarChart { values: &values[..3], ..chart }.write_png(&bars).is_err());
+    let line = BarChart { threshold: Some(0.5), ..chart };
+    let with_line = dir.path().join("line.png");
+    line.write_png(&with_line).unwrap();
+    chart.write_png(&bars).unwrap();
+    let (plain, lined) = (decode(&bars), decode(&with_line));
+    let changed: Vec<_> = plain.pixels().zip(lined.pixels()).filter(|(a, b)| a != b).map(|(_, b)| b.0).collect();
+    assert!(!changed.is_empty() && changed.iter().all(|p| p == &[0, 0, 0]), "the threshold adds a black line only");
+    assert!(BarChart { threshold: Some(f64::NAN), ..chart }.write_png(&bars).is_err());
 
     let mask_path = dir.path().join("mask.png");
     let mask = vec![0.5f32; 4 * 4];

@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::detectors::DetectorRun;
+use super::detectors::{DetectorRun, EvidenceRequest};
 use super::one_model::AuditData;
 use super::verdict::Decision;
 use crate::decide::FusedDecision;
-use crate::report::{evidence, html, AuditReport, EvidenceFile, EvidenceInfo, EvidenceKind, ReportError};
+use crate::report::evidence::BarChart;
+use crate::report::{html, AuditReport, EvidenceFile, EvidenceInfo, EvidenceKind, ReportError};
 use crate::Result;
 
 /// The evidence files written: those of each class, and those not tied to one class (charts), in the
@@ -40,7 +41,8 @@ pub fn write(dir: &Path, runs: &[DetectorRun], decision: &Decision, data: &Audit
         out.overview.push(fused_chart(dir, f)?);
     }
     for run in runs {
-        let files = run.measured.evidence(dir, &run.outcome, &decision.flagged, data)?;
+        let request = EvidenceRequest { dir, outcome: &run.outcome, flagged: &decision.flagged, data };
+        let files = run.measured.evidence(&request)?;
         out.overview.extend(files.overview);
         for (class, files) in files.per_class {
             out.per_class.entry(class).or_default().extend(files);
@@ -51,30 +53,37 @@ pub fn write(dir: &Path, runs: &[DetectorRun], decision: &Decision, data: &Audit
 
 /// The fused score of every audited class against the threshold (flagged classes in red).
 fn fused_chart(dir: &Path, f: &FusedDecision) -> Result<EvidenceFile> {
-    let name = "fused-scores.png".to_string();
-    let labels: Vec<String> = f.classes.iter().map(|c| c.class.to_string()).collect();
+    let labels = class_labels(f.classes.iter().map(|c| c.class));
     let scores: Vec<f64> = f.classes.iter().map(|c| c.score).collect();
     let marks: Vec<bool> = f.classes.iter().map(|c| c.flagged).collect();
     let top = scores.iter().copied().fold(f.threshold, f64::max) * 1.1;
-    evidence::bar_chart_threshold_png(
-        &dir.join(&name),
-        &labels,
-        &scores,
-        &marks,
-        &format!("fused score per class (threshold {:.1} at α = {})", f.threshold, f.target_fpr),
-        Some(top),
-        Some(f.threshold),
-    )?;
-    Ok(EvidenceFile {
-        kind: EvidenceKind::BarChart,
-        path: name,
-        caption: format!(
-            "Fused score Σ w·(−ln p) of each class over {}; the line is the threshold a class must reach for a \
-             model-level false-positive rate of {} (flagged classes in red)",
-            f.detectors.join(", "),
-            f.target_fpr
-        ),
-    })
+    let title = format!("fused score per class (threshold {:.1} at α = {})", f.threshold, f.target_fpr);
+    let chart = BarChart {
+        labels: &labels,
+        values: &scores,
+        highlight: &marks,
+        title: &title,
+        y_max: Some(top),
+        threshold: Some(f.threshold),
+    };
+    let caption = format!(
+        "Fused score Σ w·(−ln p) of each class over {}; the line is the threshold a class must reach for a \
+         model-level false-positive rate of {} (flagged classes in red)",
+        f.detectors.join(", "),
+        f.target_fpr
+    );
+    bar_chart(dir, "fused-scores.png", &chart, caption)
+}
+
+/// Each class's label on a chart: its index.
+pub(super) fn class_labels(classes: impl Iterator<Item = usize>) -> Vec<String> {
+    classes.map(|c| c.to_string()).collect()
+}
+
+/// Writes `chart` into `dir` as `name` and describes it for the report.
+pub(super) fn bar_chart(dir: &Path, name: &str, chart: &BarChart<'_>, caption: String) -> Result<EvidenceFile> {
+    chart.write_png(&dir.join(name))?;
+    Ok(EvidenceFile { kind: EvidenceKind::BarChart, path: name.to_string(), caption })
 }
 
 /// Creates `dir` (and its parents) when missing.

@@ -184,112 +184,95 @@ pub fn scatter_png(
     })
 }
 
-/// Writes a bar chart of one value per label to `path` (PNG, [`PLOT_SIZE`]), e.g. per-class reach success
-/// rates; `highlight[i]` draws bar `i` in red (a flagged class). `y_max` fixes the axis top (`None`: data max).
-pub fn bar_chart_png(
-    path: &Path,
-    labels: &[String],
-    values: &[f64],
-    highlight: &[bool],
-    title: &str,
-    y_max: Option<f64>,
-) -> Result<(), ReportError> {
-    bar_chart_threshold_png(path, labels, values, highlight, title, y_max, None)
+/// A bar chart of one value per label (e.g. per-class reach success rates), written as a PNG of
+/// [`PLOT_SIZE`] by [`BarChart::write_png`].
+#[derive(Debug, Clone, Copy)]
+pub struct BarChart<'a> {
+    /// One label per bar.
+    pub labels: &'a [String],
+    /// One value per bar.
+    pub values: &'a [f64],
+    /// `highlight[i]` draws bar `i` in red (a flagged class).
+    pub highlight: &'a [bool],
+    /// The title above the chart.
+    pub title: &'a str,
+    /// The axis top (`None`: 1.1 × the data's maximum, the threshold included).
+    pub y_max: Option<f64>,
+    /// A horizontal black line across the chart at this value (e.g. the fused decision's threshold).
+    pub threshold: Option<f64>,
 }
 
-/// [`bar_chart_png`] with a horizontal black line at `threshold` (e.g. the fused decision's threshold)
-/// across the chart.
-pub fn bar_chart_threshold_png(
-    path: &Path,
-    labels: &[String],
-    values: &[f64],
-    highlight: &[bool],
-    title: &str,
-    y_max: Option<f64>,
-    threshold: Option<f64>,
-) -> Result<(), ReportError> {
-    if threshold.is_some_and(|t| !t.is_finite()) {
-        return Err(invalid(path, "the threshold is NaN or infinite"));
-    }
-    if labels.len() != values.len() || highlight.len() != values.len() || values.is_empty() {
-        return Err(invalid(
-            path,
-            format!(
-                "{} labels, {} values, {} highlight flags: need the same non-zero count",
-                labels.len(),
-                values.len(),
-                highlight.len()
-            ),
-        ));
-    }
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(invalid(path, "values hold NaN or infinite numbers"));
-    }
-    let top = y_max.unwrap_or_else(|| values.iter().copied().fold(threshold.unwrap_or(0.0), f64::max) * 1.1).max(1e-9);
-    let bottom = values.iter().copied().fold(0.0, f64::min);
-    let n = values.len() as u32;
-    plot_png(path, |root| {
-        use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
-        let mut chart = titled_chart(root, title, 48, 80)
-            .build_cartesian_2d((0u32..n).into_segmented(), bottom..top)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(labels.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .label_style((FAMILY, LABEL_PX))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(
-                Histogram::vertical(&chart)
-                    .margin(6)
-                    .style_func(|x, _| {
-                        let i = match x {
-                            SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => *i as usize,
-                            SegmentValue::Last => 0,
-                        };
-                        if highlight.get(i).copied().unwrap_or(false) {
-                            PALETTE[3].filled()
-                        } else {
-                            PALETTE[0].filled()
-                        }
-                    })
-                    .data(values.iter().enumerate().map(|(i, &v)| (i as u32, v))),
-            )
-            .map_err(|e| e.to_string())?;
-        if let Some(t) = threshold {
-            chart
-                .draw_series(LineSeries::new(
-                    [(SegmentValue::Exact(0u32), t), (SegmentValue::Last, t)],
-                    BLACK.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?;
+impl BarChart<'_> {
+    /// Writes the chart to `path`; an error when the counts differ, a value or the threshold is not
+    /// finite, or the file cannot be written.
+    pub fn write_png(&self, path: &Path) -> Result<(), ReportError> {
+        let BarChart { labels, values, highlight, title, y_max, threshold } = *self;
+        if threshold.is_some_and(|t| !t.is_finite()) {
+            return Err(invalid(path, "the threshold is NaN or infinite"));
         }
-        Ok(())
-    })
-}
-
-/// Writes `n` NCHW images (values in `[0, 1]`, clamped; 1 or 3 channels) as a grid PNG: `columns` per row,
-/// each pixel upscaled `upscale`×, 2-pixel grey gutters. The PNG is
-/// `columns' * (w * upscale + 2) + 2` wide, `rows * (h * upscale + 2) + 2` high, `columns' = min(columns, n)`.
-#[allow(clippy::too_many_arguments)]
-pub fn image_grid_png(
-    path: &Path,
-    images: &[f32],
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    columns: usize,
-    upscale: usize,
-) -> Result<(), ReportError> {
-    let (width, height, rgb) = grid_rgb(path, images, &Grid { n, c, h, w, columns, upscale })?;
-    save_rgb(path, width, height, rgb)
+        if labels.len() != values.len() || highlight.len() != values.len() || values.is_empty() {
+            return Err(invalid(
+                path,
+                format!(
+                    "{} labels, {} values, {} highlight flags: need the same non-zero count",
+                    labels.len(),
+                    values.len(),
+                    highlight.len()
+                ),
+            ));
+        }
+        if values.iter().any(|v| !v.is_finite()) {
+            return Err(invalid(path, "values hold NaN or infinite numbers"));
+        }
+        let top =
+            y_max.unwrap_or_else(|| values.iter().copied().fold(threshold.unwrap_or(0.0), f64::max) * 1.1).max(1e-9);
+        let bottom = values.iter().copied().fold(0.0, f64::min);
+        let n = values.len() as u32;
+        plot_png(path, |root| {
+            use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
+            let mut chart = titled_chart(root, title, 48, 80)
+                .build_cartesian_2d((0u32..n).into_segmented(), bottom..top)
+                .map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .x_labels(labels.len())
+                .x_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
+                    _ => String::new(),
+                })
+                .label_style((FAMILY, LABEL_PX))
+                .draw()
+                .map_err(|e| e.to_string())?;
+            chart
+                .draw_series(
+                    Histogram::vertical(&chart)
+                        .margin(6)
+                        .style_func(|x, _| {
+                            let i = match x {
+                                SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => *i as usize,
+                                SegmentValue::Last => 0,
+                            };
+                            if highlight.get(i).copied().unwrap_or(false) {
+                                PALETTE[3].filled()
+                            } else {
+                                PALETTE[0].filled()
+                            }
+                        })
+                        .data(values.iter().enumerate().map(|(i, &v)| (i as u32, v))),
+                )
+                .map_err(|e| e.to_string())?;
+            if let Some(t) = threshold {
+                chart
+                    .draw_series(LineSeries::new(
+                        [(SegmentValue::Exact(0u32), t), (SegmentValue::Last, t)],
+                        BLACK.stroke_width(2),
+                    ))
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// Gutter between grid tiles, in pixels.
@@ -297,25 +280,38 @@ const GUTTER: usize = 2;
 /// Largest grid side, in pixels.
 const MAX_SIDE: usize = 16_384;
 
-/// The layout of an image grid (see [`image_grid_png`]).
-struct Grid {
+/// The layout of a grid of `n` NCHW images (values in `[0, 1]`, clamped; 1 or 3 channels), written as a
+/// PNG by [`ImageGrid::write_png`]: `columns` per row, each pixel upscaled `upscale`×, 2-pixel grey
+/// gutters. The PNG is `columns' * (w * upscale + 2) + 2` wide, `rows * (h * upscale + 2) + 2` high,
+/// `columns' = min(columns, n)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageGrid {
     /// Images.
-    n: usize,
+    pub n: usize,
     /// Channels per image (1 or 3).
-    c: usize,
+    pub c: usize,
     /// Image height.
-    h: usize,
+    pub h: usize,
     /// Image width.
-    w: usize,
+    pub w: usize,
     /// Images per row, at most.
-    columns: usize,
+    pub columns: usize,
     /// Each image pixel becomes `upscale`×`upscale` grid pixels.
-    upscale: usize,
+    pub upscale: usize,
+}
+
+impl ImageGrid {
+    /// Writes `images` (`n · c · h · w` values) to `path`; an error when the count or the layout is
+    /// wrong or the file cannot be written.
+    pub fn write_png(&self, path: &Path, images: &[f32]) -> Result<(), ReportError> {
+        let (width, height, rgb) = grid_rgb(path, images, self)?;
+        save_rgb(path, width, height, rgb)
+    }
 }
 
 /// Lays out a grid of images into an RGB buffer: (width, height, bytes).
-fn grid_rgb(path: &Path, images: &[f32], grid: &Grid) -> Result<(u32, u32, Vec<u8>), ReportError> {
-    let &Grid { n, c, h, w, columns, upscale } = grid;
+fn grid_rgb(path: &Path, images: &[f32], grid: &ImageGrid) -> Result<(u32, u32, Vec<u8>), ReportError> {
+    let &ImageGrid { n, c, h, w, columns, upscale } = grid;
     if c != 1 && c != 3 {
         return Err(invalid(path, format!("{c} channels: image grids take 1 (grayscale) or 3 (RGB)")));
     }
@@ -380,5 +376,5 @@ pub fn mask_png(
     }
     tiles.extend_from_slice(pattern);
     tiles.extend(pattern.iter().enumerate().map(|(i, &p)| p * mask[i % plane]));
-    image_grid_png(path, &tiles, 3, c, h, w, 3, upscale)
+    ImageGrid { n: 3, c, h, w, columns: 3, upscale }.write_png(path, &tiles)
 }

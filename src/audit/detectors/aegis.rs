@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use super::{capped, ClassDetector, DetectContext, Measurements};
-use crate::audit::evidence::{create_dir, EvidenceFiles};
+use super::{capped, ClassDetector, DetectContext, EvidenceRequest, Measurements};
+use crate::audit::evidence::{bar_chart, class_labels, create_dir, EvidenceFiles};
 use crate::audit::one_model::AuditData;
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::PartBars;
@@ -16,6 +16,7 @@ use crate::data::ImageSet;
 use crate::detect::aegis::{run_aegis, seed_displacements, shortcut_decision, AegisClass, AegisResult};
 use crate::detect::sample::gather;
 use crate::detect::DetectorOutcome;
+use crate::report::evidence::{BarChart, ImageGrid};
 use crate::report::{evidence, ClassDetails, EvidenceFile, EvidenceKind, Timings};
 use crate::Result;
 
@@ -82,14 +83,8 @@ impl Measurements for AegisResult {
         }
     }
 
-    fn evidence(
-        &self,
-        dir: &Path,
-        _outcome: &DetectorOutcome,
-        flagged: &[usize],
-        data: &AuditData,
-    ) -> Result<EvidenceFiles> {
-        write_evidence(dir, self, flagged, &data.train)
+    fn evidence(&self, request: &EvidenceRequest<'_>) -> Result<EvidenceFiles> {
+        write_evidence(request.dir, self, request.flagged, &request.data.train)
     }
 
     fn record_time(&self, seconds: f64, timings: &mut Timings) {
@@ -173,7 +168,8 @@ fn aegis_class(
                 .collect();
             let images = gather(&r.samples.translated_images, dim, &members);
             let name = format!("class-{}-cluster-{}.png", r.class, info.label);
-            evidence::image_grid_png(&dir.join(&name), &images, members.len(), c, h, w, 6, 3)?;
+            ImageGrid { n: members.len(), c: c, h: h, w: w, columns: 6, upscale: 3 }
+                .write_png(&dir.join(&name), &images)?;
             files.push(EvidenceFile {
                 kind: EvidenceKind::ImageGrid,
                 path: name,
@@ -209,7 +205,7 @@ fn shortest_translations(
         n += 2;
     }
     let name = format!("class-{}-shortest.png", r.class);
-    evidence::image_grid_png(&dir.join(&name), &images, n, c, h, w, 6, 3)?;
+    ImageGrid { n: n, c: c, h: h, w: w, columns: 6, upscale: 3 }.write_png(&dir.join(&name), &images)?;
     Ok(EvidenceFile {
         kind: EvidenceKind::ImageGrid,
         path: name,
@@ -224,21 +220,16 @@ fn shortest_translations(
 /// Writes the per-class mean translation displacement as a bar chart (flagged classes in red).
 fn displacement_chart(dir: &Path, classes: &[usize], displacement: &[f64], flagged: &[bool]) -> Result<EvidenceFile> {
     create_dir(dir)?;
-    let name = "aegis-displacement.png".to_string();
-    let labels: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
-    evidence::bar_chart_png(
-        &dir.join(&name),
-        &labels,
-        displacement,
-        flagged,
-        "mean L2 displacement of the translation toward each class",
-        None,
-    )?;
-    Ok(EvidenceFile {
-        kind: EvidenceKind::BarChart,
-        path: name,
-        caption: "Mean L2 distance between translated images and their seeds, per target class (a backdoor's \
-                  target moves least)"
-            .into(),
-    })
+    let labels = class_labels(classes.iter().copied());
+    let chart = BarChart {
+        labels: &labels,
+        values: displacement,
+        highlight: flagged,
+        title: "mean L2 displacement of the translation toward each class",
+        y_max: None,
+        threshold: None,
+    };
+    let caption = "Mean L2 distance between translated images and their seeds, per target class (a backdoor's \
+                   target moves least)";
+    bar_chart(dir, "aegis-displacement.png", &chart, caption.into())
 }

@@ -146,17 +146,37 @@ pub(crate) trait Measurements: std::fmt::Debug {
     /// The report's details of one class (`position` among the outcome's classes).
     fn details(&self, position: usize, class: usize) -> ClassDetails;
 
-    /// Writes the detector's evidence into `dir`, classes flagged as the decision says (`flagged`).
-    fn evidence(
-        &self,
-        dir: &Path,
-        outcome: &DetectorOutcome,
-        flagged: &[usize],
-        data: &AuditData,
-    ) -> Result<EvidenceFiles>;
+    /// Writes the detector's evidence as `request` says: into its folder, classes flagged as the
+    /// decision says.
+    fn evidence(&self, request: &EvidenceRequest<'_>) -> Result<EvidenceFiles>;
 
     /// Records the detector's wall time (`seconds`) and its own phases in the report's timings.
     fn record_time(&self, seconds: f64, timings: &mut Timings);
+}
+
+/// What a detector's evidence is drawn for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EvidenceRequest<'a> {
+    /// The folder the files go into.
+    pub dir: &'a Path,
+    /// The detector's outcome (the classes it measured).
+    pub outcome: &'a DetectorOutcome,
+    /// The classes the decision flagged.
+    pub flagged: &'a [usize],
+    /// The audit's data.
+    pub data: &'a AuditData,
+}
+
+impl EvidenceRequest<'_> {
+    /// Whether the detector measured `class` (its outcome lists it).
+    pub fn measured(&self, class: usize) -> bool {
+        self.outcome.classes.iter().any(|s| s.class == class)
+    }
+
+    /// Whether the decision flagged `class`.
+    pub fn flagged(&self, class: usize) -> bool {
+        self.flagged.contains(&class)
+    }
 }
 
 /// A detector's cost.

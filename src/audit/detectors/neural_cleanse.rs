@@ -2,11 +2,8 @@
 //! test split, its cost estimate, the index of older reports computed again (on the log scale since
 //! index version 2), its report details and its evidence (each class's reversed mask and pattern).
 
-use std::path::Path;
-
-use super::{capped, ClassDetector, DetectContext, Measurements};
+use super::{capped, ClassDetector, DetectContext, EvidenceRequest, Measurements};
 use crate::audit::evidence::EvidenceFiles;
-use crate::audit::one_model::AuditData;
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
 use crate::detect::neural_cleanse::{flag_outliers, run_neural_cleanse_on, signed_indices, NeuralCleanseResult};
@@ -58,38 +55,28 @@ impl Measurements for NeuralCleanseResult {
         ClassDetails::NeuralCleanse { mask_l1: t.mask_l1, anomaly_index: t.anomaly_index }
     }
 
-    fn evidence(
-        &self,
-        dir: &Path,
-        outcome: &DetectorOutcome,
-        _flagged: &[usize],
-        _data: &AuditData,
-    ) -> Result<EvidenceFiles> {
-        write_evidence(dir, self, outcome)
+    /// Each measured class's reversed mask and pattern.
+    fn evidence(&self, request: &EvidenceRequest<'_>) -> Result<EvidenceFiles> {
+        let (c, h, w) = self.image_shape;
+        let mut out = EvidenceFiles::default();
+        for t in self.classes.iter().filter(|t| request.measured(t.class)) {
+            let name = format!("class-{}-nc-mask.png", t.class);
+            evidence::mask_png(&request.dir.join(&name), &t.mask, &t.pattern, c, h, w, 4)?;
+            let file = EvidenceFile {
+                kind: EvidenceKind::Mask,
+                path: name,
+                caption: format!(
+                    "Class {}: the reversed mask, the pattern and the trigger as stamped (mask⊙pattern), left to \
+                     right (‖m‖₁ = {:.2})",
+                    t.class, t.mask_l1
+                ),
+            };
+            out.class(t.class, vec![file]);
+        }
+        Ok(out)
     }
 
     fn record_time(&self, seconds: f64, timings: &mut Timings) {
         timings.neural_cleanse = seconds;
     }
-}
-
-/// Each measured class's reversed mask and pattern.
-fn write_evidence(dir: &Path, r: &NeuralCleanseResult, outcome: &DetectorOutcome) -> Result<EvidenceFiles> {
-    let (c, h, w) = r.image_shape;
-    let mut out = EvidenceFiles::default();
-    for t in r.classes.iter().filter(|t| outcome.classes.iter().any(|s| s.class == t.class)) {
-        let name = format!("class-{}-nc-mask.png", t.class);
-        evidence::mask_png(&dir.join(&name), &t.mask, &t.pattern, c, h, w, 4)?;
-        let file = EvidenceFile {
-            kind: EvidenceKind::Mask,
-            path: name,
-            caption: format!(
-                "Class {}: the reversed mask, the pattern and the trigger as stamped (mask⊙pattern), left to right \
-                 (‖m‖₁ = {:.2})",
-                t.class, t.mask_l1
-            ),
-        };
-        out.class(t.class, vec![file]);
-    }
-    Ok(out)
 }

@@ -2,17 +2,15 @@
 //! split (sharing the clean predictions with universal reach), its cost estimate, its report details and
 //! its evidence (the rate chart; for flagged classes the images that reached them).
 
-use std::path::Path;
-
-use super::{test_predictions, ClassDetector, DetectContext, Measurements};
-use crate::audit::evidence::EvidenceFiles;
-use crate::audit::one_model::AuditData;
+use super::{test_predictions, ClassDetector, DetectContext, EvidenceRequest, Measurements};
+use crate::audit::evidence::{bar_chart, class_labels, EvidenceFiles};
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
 use crate::detect::reach::{run_reach_on, ReachResult};
 use crate::detect::sample::HeldOut;
 use crate::detect::DetectorOutcome;
-use crate::report::{evidence, ClassDetails, EvidenceFile, EvidenceKind, Timings};
+use crate::report::evidence::{BarChart, ImageGrid};
+use crate::report::{ClassDetails, EvidenceFile, EvidenceKind, Timings};
 use crate::Result;
 
 /// Targeted reachability.
@@ -49,60 +47,42 @@ impl Measurements for ReachResult {
         ClassDetails::Reach { success_rate: c.rate, anomaly_index: c.anomaly_index, epsilon: self.eps as f64 }
     }
 
-    fn evidence(
-        &self,
-        dir: &Path,
-        outcome: &DetectorOutcome,
-        flagged: &[usize],
-        data: &AuditData,
-    ) -> Result<EvidenceFiles> {
-        let test = &data.test;
-        write_evidence(dir, self, outcome, flagged, (test.c, test.h, test.w))
+    /// The rate chart and, for flagged classes, the perturbed images that reached them.
+    fn evidence(&self, request: &EvidenceRequest<'_>) -> Result<EvidenceFiles> {
+        let mut out = EvidenceFiles::default();
+        let labels = class_labels(self.classes.iter().map(|c| c.class));
+        let marks: Vec<bool> = self.classes.iter().map(|c| c.flagged).collect();
+        let title = format!("targeted L2 PGD success rate per class at ε = {:.3}", self.eps);
+        let chart = BarChart {
+            labels: &labels,
+            values: &self.rates(),
+            highlight: &marks,
+            title: &title,
+            y_max: Some(1.0),
+            threshold: None,
+        };
+        let caption = format!("Success rate of targeted L2 PGD (ε = {:.3}) toward each class", self.eps);
+        out.overview.push(bar_chart(request.dir, "reach-rates.png", &chart, caption)?);
+        let test = &request.data.test;
+        for cr in self.classes.iter().filter(|c| request.measured(c.class) && request.flagged(c.class)) {
+            if cr.evidence.is_empty() {
+                continue;
+            }
+            let images: Vec<f32> = cr.evidence.iter().flat_map(|e| e.image.iter().copied()).collect();
+            let name = format!("class-{}-reach.png", cr.class);
+            ImageGrid { n: cr.evidence.len(), c: test.c, h: test.h, w: test.w, columns: 4, upscale: 3 }
+                .write_png(&request.dir.join(&name), &images)?;
+            let file = EvidenceFile {
+                kind: EvidenceKind::ImageGrid,
+                path: name,
+                caption: format!("Class {}: perturbed images that reached it within ε = {:.3}", cr.class, self.eps),
+            };
+            out.class(cr.class, vec![file]);
+        }
+        Ok(out)
     }
 
     fn record_time(&self, seconds: f64, timings: &mut Timings) {
         timings.reach = seconds;
     }
-}
-
-/// The rate chart and, for flagged classes, the perturbed images that reached them.
-fn write_evidence(
-    dir: &Path,
-    r: &ReachResult,
-    outcome: &DetectorOutcome,
-    flagged: &[usize],
-    (c, h, w): (usize, usize, usize),
-) -> Result<EvidenceFiles> {
-    let mut out = EvidenceFiles::default();
-    let labels: Vec<String> = r.classes.iter().map(|c| c.class.to_string()).collect();
-    let marks: Vec<bool> = r.classes.iter().map(|c| c.flagged).collect();
-    let name = "reach-rates.png".to_string();
-    evidence::bar_chart_png(
-        &dir.join(&name),
-        &labels,
-        &r.rates(),
-        &marks,
-        &format!("targeted L2 PGD success rate per class at ε = {:.3}", r.eps),
-        Some(1.0),
-    )?;
-    out.overview.push(EvidenceFile {
-        kind: EvidenceKind::BarChart,
-        path: name,
-        caption: format!("Success rate of targeted L2 PGD (ε = {:.3}) toward each class", r.eps),
-    });
-    for cr in r.classes.iter().filter(|c| outcome.classes.iter().any(|s| s.class == c.class)) {
-        if !flagged.contains(&cr.class) || cr.evidence.is_empty() {
-            continue;
-        }
-        let images: Vec<f32> = cr.evidence.iter().flat_map(|e| e.image.iter().copied()).collect();
-        let name = format!("class-{}-reach.png", cr.class);
-        evidence::image_grid_png(&dir.join(&name), &images, cr.evidence.len(), c, h, w, 4, 3)?;
-        let file = EvidenceFile {
-            kind: EvidenceKind::ImageGrid,
-            path: name,
-            caption: format!("Class {}: perturbed images that reached it within ε = {:.3}", cr.class, r.eps),
-        };
-        out.class(cr.class, vec![file]);
-    }
-    Ok(out)
 }

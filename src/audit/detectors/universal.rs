@@ -5,16 +5,16 @@
 
 use std::path::Path;
 
-use super::{capped, test_predictions, ClassDetector, DetectContext, Measurements};
-use crate::audit::evidence::EvidenceFiles;
-use crate::audit::one_model::AuditData;
+use super::{capped, test_predictions, ClassDetector, DetectContext, EvidenceRequest, Measurements};
+use crate::audit::evidence::{bar_chart, class_labels, EvidenceFiles};
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
 use crate::data::ImageSet;
 use crate::detect::sample::HeldOut;
-use crate::detect::universal::{run_universal_on, UniversalResult};
+use crate::detect::universal::{run_universal_on, ClassUniversal, UniversalResult};
 use crate::detect::DetectorOutcome;
-use crate::report::{evidence, ClassDetails, EvidenceFile, EvidenceKind, Timings};
+use crate::report::evidence::{BarChart, ImageGrid};
+use crate::report::{ClassDetails, EvidenceFile, EvidenceKind, Timings};
 use crate::Result;
 
 /// Universal reach.
@@ -56,14 +56,34 @@ impl Measurements for UniversalResult {
         }
     }
 
-    fn evidence(
-        &self,
-        dir: &Path,
-        outcome: &DetectorOutcome,
-        flagged: &[usize],
-        data: &AuditData,
-    ) -> Result<EvidenceFiles> {
-        write_evidence(dir, self, outcome, flagged, &data.test)
+    /// The budget chart and, for flagged classes, the shared perturbation beside clean images with it
+    /// added, with the model's prediction for each.
+    fn evidence(&self, request: &EvidenceRequest<'_>) -> Result<EvidenceFiles> {
+        let mut out = EvidenceFiles::default();
+        let labels = class_labels(self.classes.iter().map(|u| u.class));
+        let budgets: Vec<f64> = self.classes.iter().map(|u| u.budget).collect();
+        let marks: Vec<bool> = self.classes.iter().map(|u| request.flagged(u.class)).collect();
+        let title = format!(
+            "L2 budget of one perturbation that sends {:.0}% of the images to each class",
+            self.params.success_level * 100.0
+        );
+        let chart = BarChart {
+            labels: &labels,
+            values: &budgets,
+            highlight: &marks,
+            title: &title,
+            y_max: None,
+            threshold: None,
+        };
+        let caption = "L2 budget of the one perturbation, shared by every source image, that sends most of them to \
+                       each class (a backdoor's target needs the least)";
+        out.overview.push(bar_chart(request.dir, "universal-budgets.png", &chart, caption.into())?);
+        for u in self.classes.iter().filter(|u| request.flagged(u.class) && request.measured(u.class)) {
+            if let Some(file) = perturbation_grid(request.dir, u, &request.data.test)? {
+                out.class(u.class, vec![file]);
+            }
+        }
+        Ok(out)
     }
 
     fn record_time(&self, seconds: f64, timings: &mut Timings) {
@@ -71,71 +91,36 @@ impl Measurements for UniversalResult {
     }
 }
 
-/// Universal reach: the budget chart and, for flagged classes, the shared perturbation beside clean
-/// images with it added, with the model's prediction for each.
-fn write_evidence(
-    dir: &Path,
-    r: &UniversalResult,
-    outcome: &DetectorOutcome,
-    flagged: &[usize],
-    test: &ImageSet,
-) -> Result<EvidenceFiles> {
-    let mut out = EvidenceFiles::default();
+/// One flagged class's evidence: the shared perturbation (around grey) beside clean test images with
+/// it added, captioned with the model's prediction for each (`None` when there is nothing to show).
+fn perturbation_grid(dir: &Path, u: &ClassUniversal, test: &ImageSet) -> Result<Option<EvidenceFile>> {
     let (c, h, w) = (test.c, test.h, test.w);
     let dim = c * h * w;
-    let labels: Vec<String> = r.classes.iter().map(|u| u.class.to_string()).collect();
-    let budgets: Vec<f64> = r.classes.iter().map(|u| u.budget).collect();
-    let marks: Vec<bool> = r.classes.iter().map(|u| flagged.contains(&u.class)).collect();
-    let name = "universal-budgets.png".to_string();
-    evidence::bar_chart_png(
-        &dir.join(&name),
-        &labels,
-        &budgets,
-        &marks,
-        &format!(
-            "L2 budget of one perturbation that sends {:.0}% of the images to each class",
-            r.params.success_level * 100.0
-        ),
-        None,
-    )?;
-    out.overview.push(EvidenceFile {
-        kind: EvidenceKind::BarChart,
-        path: name,
-        caption: "L2 budget of the one perturbation, shared by every source image, that sends most of them to each \
-                  class (a backdoor's target needs the least)"
-            .into(),
-    });
-    for u in
-        r.classes.iter().filter(|u| flagged.contains(&u.class) && outcome.classes.iter().any(|s| s.class == u.class))
-    {
-        if u.perturbation.len() != dim || u.examples.is_empty() {
-            continue;
-        }
-        // δ shown around grey: 0.5 + δ / (2 · max |δ|).
-        let peak = u.perturbation.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let mut images: Vec<f32> = u.perturbation.iter().map(|v| 0.5 + v / (2.0 * peak)).collect();
-        for e in &u.examples {
-            let x = &test.pixels[e.source_index * dim..(e.source_index + 1) * dim];
-            images.extend(x.iter().zip(&u.perturbation).map(|(a, d)| (a + d).clamp(0.0, 1.0)));
-        }
-        let n = 1 + u.examples.len();
-        let name = format!("class-{}-universal.png", u.class);
-        evidence::image_grid_png(&dir.join(&name), &images, n, c, h, w, 9, 3)?;
-        let norm = u.perturbation.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-        let predictions: Vec<String> =
-            u.examples.iter().map(|e| format!("{}→{}", e.source_label, e.prediction)).collect();
-        let file = EvidenceFile {
-            kind: EvidenceKind::ImageGrid,
-            path: name,
-            caption: format!(
-                "Class {}: the shared perturbation δ (first tile, ‖δ‖₂ = {norm:.2}, grey is 0, scaled to its largest \
-                 value) and {} clean test images with δ added; true label → the model's prediction: {}",
-                u.class,
-                u.examples.len(),
-                predictions.join(", ")
-            ),
-        };
-        out.class(u.class, vec![file]);
+    if u.perturbation.len() != dim || u.examples.is_empty() {
+        return Ok(None);
     }
-    Ok(out)
+    // δ shown around grey: 0.5 + δ / (2 · max |δ|).
+    let peak = u.perturbation.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let mut images: Vec<f32> = u.perturbation.iter().map(|v| 0.5 + v / (2.0 * peak)).collect();
+    for e in &u.examples {
+        let x = &test.pixels[e.source_index * dim..(e.source_index + 1) * dim];
+        images.extend(x.iter().zip(&u.perturbation).map(|(a, d)| (a + d).clamp(0.0, 1.0)));
+    }
+    let n = 1 + u.examples.len();
+    let name = format!("class-{}-universal.png", u.class);
+    ImageGrid { n: n, c: c, h: h, w: w, columns: 9, upscale: 3 }.write_png(&dir.join(&name), &images)?;
+    let norm = u.perturbation.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    let predictions: Vec<String> = u.examples.iter().map(|e| format!("{}→{}", e.source_label, e.prediction)).collect();
+    let file = EvidenceFile {
+        kind: EvidenceKind::ImageGrid,
+        path: name,
+        caption: format!(
+            "Class {}: the shared perturbation δ (first tile, ‖δ‖₂ = {norm:.2}, grey is 0, scaled to its largest \
+             value) and {} clean test images with δ added; true label → the model's prediction: {}",
+            u.class,
+            u.examples.len(),
+            predictions.join(", ")
+        ),
+    };
+    Ok(Some(file))
 }
