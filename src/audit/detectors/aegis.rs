@@ -168,8 +168,7 @@ fn aegis_class(
                 .collect();
             let images = gather(&r.samples.translated_images, dim, &members);
             let name = format!("class-{}-cluster-{}.png", r.class, info.label);
-            ImageGrid { n: members.len(), c: c, h: h, w: w, columns: 6, upscale: 3 }
-                .write_png(&dir.join(&name), &images)?;
+            ImageGrid { n: members.len(), c, h, w, columns: 6, upscale: 3 }.write_png(&dir.join(&name), &images)?;
             files.push(EvidenceFile {
                 kind: EvidenceKind::ImageGrid,
                 path: name,
@@ -205,7 +204,7 @@ fn shortest_translations(
         n += 2;
     }
     let name = format!("class-{}-shortest.png", r.class);
-    ImageGrid { n: n, c: c, h: h, w: w, columns: 6, upscale: 3 }.write_png(&dir.join(&name), &images)?;
+    ImageGrid { n, c, h, w, columns: 6, upscale: 3 }.write_png(&dir.join(&name), &images)?;
     Ok(EvidenceFile {
         kind: EvidenceKind::ImageGrid,
         path: name,

@@ -108,7 +108,7 @@ fn perturbation_grid(dir: &Path, u: &ClassUniversal, test: &ImageSet) -> Result<
     }
     let n = 1 + u.examples.len();
     let name = format!("class-{}-universal.png", u.class);
-    ImageGrid { n: n, c: c, h: h, w: w, columns: 9, upscale: 3 }.write_png(&dir.join(&name), &images)?;
+    ImageGrid { n, c, h, w, columns: 9, upscale: 3 }.write_png(&dir.join(&name), &images)?;
     let norm = u.perturbation.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
     let predictions: Vec<String> = u.examples.iter().map(|e| format!("{}→{}", e.source_label, e.prediction)).collect();
     let file = EvidenceFile {
