@@ -136,9 +136,9 @@ pub fn step_graph(grad: &ModelProto, norm: Norm) -> Result<StepGraph, AttackErro
     b.op_named("Clip", &[&moved, &zero, &one], &[&x_next], vec![]);
 
     // Inputs: x and y as the gradient graph declares them, x0 like x, the two scalars.
-    b.inputs.push(x_info.clone());
-    b.inputs.push(y_info.clone());
-    b.inputs.push(ValueInfoProto { name: Some(x0.clone()), ..x_info.clone() });
+    b.graph.input.push(x_info.clone());
+    b.graph.input.push(y_info.clone());
+    b.graph.input.push(ValueInfoProto { name: Some(x0.clone()), ..x_info.clone() });
     b.input(&step, DataType::Float, &[Dim::Fixed(1)]);
     b.input(&eps, DataType::Float, &[Dim::Fixed(1)]);
     b.output(&x_next, DataType::Float, Some(&[Dim::Param("N".into()), Dim::Param("D".into())]));
@@ -147,23 +147,23 @@ pub fn step_graph(grad: &ModelProto, norm: Norm) -> Result<StepGraph, AttackErro
     // Keep only what the two outputs need (the loss and, usually, the features head go). A node
     // with a subgraph may read outer tensors its inputs do not name: then everything is kept.
     let mut needed: HashSet<String> = [x_next.clone(), grad_sq.clone()].into();
-    let has_subgraph = b.nodes.iter().any(|n| n.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty()));
-    let mut keep = vec![has_subgraph; b.nodes.len()];
-    for (i, n) in b.nodes.iter().enumerate().rev() {
+    let has_subgraph = b.graph.node.iter().any(|n| n.attribute.iter().any(|a| a.g.is_some() || !a.graphs.is_empty()));
+    let mut keep = vec![has_subgraph; b.graph.node.len()];
+    for (i, n) in b.graph.node.iter().enumerate().rev() {
         if has_subgraph || n.output.iter().any(|o| needed.contains(o)) {
             keep[i] = true;
             needed.extend(n.input.iter().filter(|t| !t.is_empty()).cloned());
         }
     }
     let mut k = keep.iter();
-    b.nodes.retain(|_| *k.next().expect("one flag per node"));
+    b.graph.node.retain(|_| *k.next().expect("one flag per node"));
     let initializers: Vec<_> = g
         .initializer
         .iter()
         .filter(|t| has_subgraph || needed.contains(t.name.as_deref().unwrap_or("")))
         .cloned()
         .collect();
-    b.initializers.extend(initializers);
+    b.graph.initializer.extend(initializers);
 
     let ir = grad.ir_version.unwrap_or(8);
     let mut model = b.into_model("aegis_pgd_step", opset, ir);

@@ -171,7 +171,7 @@ pub fn build(model: &ModelProto, spec: &GradSpec, shapes: &ShapeMap) -> Result<M
     b.op_named("Identity", &[&spec.features], &["features"], vec![]);
 
     // Inputs, outputs, initializers of the kept nodes; the image input becomes `x`.
-    let used: HashSet<&str> = b.nodes.iter().flat_map(crate::onnx::graph::node_inputs).collect();
+    let used: HashSet<&str> = b.graph.node.iter().flat_map(crate::onnx::graph::node_inputs).collect();
     let initializers: Vec<_> =
         graph.initializer.iter().filter(|t| used.contains(t.name.as_deref().unwrap_or(""))).cloned().collect();
     for t in initializers {

@@ -24,60 +24,9 @@ pub use shapes::{ShapeMap, TensorShape};
 use crate::escape::escape;
 use crate::onnx::OnnxError;
 
-/// ONNX op types (default domain) that the gradient builder can differentiate through: the keys
-/// of the rule registry (a test keeps the two equal; [`is_supported`] asks the registry).
-pub const SUPPORTED_OPS: &[&str] = &[
-    "Conv",
-    "BatchNormalization",
-    "Relu",
-    "LeakyRelu",
-    "Sigmoid",
-    "Tanh",
-    "Clip",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Flatten",
-    "Reshape",
-    "Gemm",
-    "MatMul",
-    "Transpose",
-    "Concat",
-    "Pad",
-    "Identity",
-    "Dropout",
-    "Constant",
-    "Softmax",
-    "LogSoftmax",
-    "HardSigmoid",
-    "HardSwish",
-    "Gelu",
-    "ReduceSum",
-    "ReduceMean",
-    "ReduceSumSquare",
-    "ReduceL2",
-    "Slice",
-    "Gather",
-    "GatherElements",
-    "GatherND",
-    "Split",
-    "Squeeze",
-    "Unsqueeze",
-    "Expand",
-    "Neg",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Reciprocal",
-    "Erf",
-    "Pow",
-    "LayerNormalization",
-    "Einsum",
-];
+/// ONNX op types (default domain) that the gradient builder can differentiate through: the op
+/// types of the rule table (`rules::RULES`), in its order ([`is_supported`] asks the same table).
+pub const SUPPORTED_OPS: &[&str] = &rules::OP_TYPES;
 
 /// Errors of the `grad` module.
 #[derive(Debug, Error)]

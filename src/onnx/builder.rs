@@ -17,14 +17,9 @@ pub use crate::onnx::shape::Dim;
 /// Builds an ONNX graph node by node, handing out names that collide with nothing already in it.
 #[derive(Debug, Default, Clone)]
 pub struct GraphBuilder {
-    /// The nodes, in the order they were added (callers add them in topological order).
-    pub nodes: Vec<NodeProto>,
-    /// The initializers.
-    pub initializers: Vec<TensorProto>,
-    /// The graph inputs.
-    pub inputs: Vec<ValueInfoProto>,
-    /// The graph outputs.
-    pub outputs: Vec<ValueInfoProto>,
+    /// The graph so far: its nodes in the order they were added (callers add them in topological
+    /// order), initializers, inputs and outputs; [`GraphBuilder::into_model`] names it.
+    pub graph: GraphProto,
     used: HashSet<String>,
     counter: usize,
 }
@@ -61,14 +56,14 @@ impl GraphBuilder {
         for o in &node.output {
             self.reserve(o);
         }
-        self.nodes.push(node);
+        self.graph.node.push(node);
     }
 
     /// Adds a node of `op` reading `inputs` and writing `n_outputs` fresh tensors; returns their names.
     pub fn node_n(&mut self, op: &str, inputs: &[&str], n_outputs: usize, attrs: Vec<AttributeProto>) -> Vec<String> {
         let outputs: Vec<String> = (0..n_outputs).map(|_| self.fresh(&op.to_lowercase())).collect();
         let name = self.fresh(&format!("node_{op}"));
-        self.nodes.push(NodeProto {
+        self.graph.node.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.clone(),
             name: Some(name),
@@ -90,7 +85,7 @@ impl GraphBuilder {
         for o in outputs {
             self.reserve(o);
         }
-        self.nodes.push(NodeProto {
+        self.graph.node.push(NodeProto {
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.iter().map(|s| s.to_string()).collect(),
             name: Some(name),
@@ -105,32 +100,32 @@ impl GraphBuilder {
         if let Some(n) = &tensor.name {
             self.reserve(n);
         }
-        self.initializers.push(tensor);
+        self.graph.initializer.push(tensor);
     }
 
     /// Adds a float32 initializer under a fresh name derived from `hint`; returns the name.
     pub fn const_f32(&mut self, hint: &str, dims: &[i64], values: &[f32]) -> String {
         let name = self.fresh(hint);
-        self.initializers.push(tensor_f32(&name, dims, values));
+        self.graph.initializer.push(tensor_f32(&name, dims, values));
         name
     }
 
     /// Adds an int64 initializer under a fresh name derived from `hint`; returns the name.
     pub fn const_i64(&mut self, hint: &str, dims: &[i64], values: &[i64]) -> String {
         let name = self.fresh(hint);
-        self.initializers.push(tensor_i64(&name, dims, values));
+        self.graph.initializer.push(tensor_i64(&name, dims, values));
         name
     }
 
     /// Declares a graph input.
     pub fn input(&mut self, name: &str, elem_type: DataType, dims: &[Dim]) {
         self.reserve(name);
-        self.inputs.push(value_info(name, elem_type, Some(dims)));
+        self.graph.input.push(value_info(name, elem_type, Some(dims)));
     }
 
     /// Declares a graph output (`dims: None` leaves the shape unspecified).
     pub fn output(&mut self, name: &str, elem_type: DataType, dims: Option<&[Dim]>) {
-        self.outputs.push(value_info(name, elem_type, dims));
+        self.graph.output.push(value_info(name, elem_type, dims));
     }
 
     /// The graph as a model importing the default domain at `opset` with the given IR version.
@@ -140,14 +135,7 @@ impl GraphBuilder {
             opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
             producer_name: Some("aegis-audit".into()),
             producer_version: Some(env!("CARGO_PKG_VERSION").into()),
-            graph: Some(GraphProto {
-                node: self.nodes,
-                name: Some(name.to_string()),
-                initializer: self.initializers,
-                input: self.inputs,
-                output: self.outputs,
-                ..Default::default()
-            }),
+            graph: Some(GraphProto { name: Some(name.to_string()), ..self.graph }),
             ..Default::default()
         }
     }
@@ -239,9 +227,9 @@ mod tests {
         let c = b.op("Relu", &[&a], vec![attr_int("k", 1)]);
         assert_ne!(a, "relu__0");
         assert_ne!(a, c);
-        assert_eq!(b.nodes.len(), 2);
-        assert_eq!(b.nodes[1].input, vec![a]);
-        let names: std::collections::HashSet<_> = b.nodes.iter().map(|n| n.name.clone().unwrap()).collect();
+        assert_eq!(b.graph.node.len(), 2);
+        assert_eq!(b.graph.node[1].input, vec![a]);
+        let names: std::collections::HashSet<_> = b.graph.node.iter().map(|n| n.name.clone().unwrap()).collect();
         assert_eq!(names.len(), 2);
     }
 }

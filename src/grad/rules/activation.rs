@@ -2,21 +2,8 @@
 //! HardSwish and Gelu (opset 20; exact and tanh forms). At the kinks the one-sided choice is
 //! PyTorch's (see docs/coverage.md, "Gradients at kinks").
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
-
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Relu", relu);
-    map.insert("LeakyRelu", leaky_relu);
-    map.insert("Sigmoid", sigmoid);
-    map.insert("Tanh", tanh);
-    map.insert("Clip", clip);
-    map.insert("HardSigmoid", hard_sigmoid);
-    map.insert("HardSwish", hard_swish);
-    map.insert("Gelu", gelu);
-}
 
 /// dX = Where(Y > 0, dY, 0).
 ///
@@ -25,7 +12,7 @@ pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
 /// whose output only the Relu reads is then fused with it by ONNX Runtime. `Where`, not a product
 /// with the mask: a non-finite dY under a closed mask (`Sqrt(Relu(x))` at 0) must give 0, as
 /// PyTorch's `threshold_backward` does, where `dY·0` would give NaN.
-fn relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let zero = c.scalar(0.0);
@@ -34,7 +21,7 @@ fn relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = Where(X > 0, dY, alpha·dY).
-fn leaky_relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn leaky_relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let alpha = c.float_attr("alpha", 0.01)?;
@@ -46,7 +33,7 @@ fn leaky_relu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = dY·Y·(1 − Y).
-fn sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     from_output(c, |c, y, one| {
         let omy = c.b.op("Sub", &[one, y], vec![]);
         c.b.op("Mul", &[y, &omy], vec![])
@@ -54,7 +41,7 @@ fn sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = dY·(1 − Y²).
-fn tanh(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn tanh(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     from_output(c, |c, y, one| {
         let y2 = c.b.op("Mul", &[y, y], vec![]);
         c.b.op("Sub", &[one, &y2], vec![])
@@ -76,7 +63,7 @@ fn from_output(
 
 /// dX = Where(min ≤ X ≤ max, dY, 0) (bounds inclusive, as PyTorch's clamp); min/max are inputs
 /// from opset 11 (older opsets are rejected before the rules run).
-fn clip(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn clip(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "minimum")?;
     c.refuse_input(2, "maximum")?;
     let dy = c.dy0()?;
@@ -102,7 +89,7 @@ fn clip(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 
 /// Y = max(0, min(1, αX + β)): dX = α·dY where 0 < αX + β < 1 (PyTorch's hardsigmoid_backward
 /// also excludes both ends).
-fn hard_sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn hard_sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let alpha = c.float_attr("alpha", 0.2)?;
@@ -120,7 +107,7 @@ fn hard_sigmoid(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 
 /// Y = X·HardSigmoid(X) with α = 1/6, β = 1/2: dX = dY·(0 if X < −3; X/3 + 1/2 if X ≤ 3; 1
 /// otherwise), PyTorch's hardswish_backward, ends included.
-fn hard_swish(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn hard_swish(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let (lo, hi) = (c.scalar(-3.0), c.scalar(3.0));
@@ -136,7 +123,7 @@ fn hard_swish(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 
 /// Gelu (opset 20). Exact: dX = dY·(Φ(X) + X·φ(X)); `approximate = "tanh"`: the derivative of
 /// 0.5·X·(1 + tanh(√(2/π)·(X + 0.044715·X³))).
-fn gelu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn gelu(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let approx = c.string_attr("approximate", "none")?;

@@ -2,17 +2,8 @@
 //! the axes along which an operand was broadcast, so constants ((x − mean)/std) and residual
 //! branches both work.
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
-
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Add", add);
-    map.insert("Sub", sub);
-    map.insert("Mul", mul);
-    map.insert("Div", div);
-}
 
 /// The gradient `g` (shaped like output 0) reduced to input `i`, when wanted.
 fn to_input(c: &mut Ctx, i: usize, g: &str) -> Result<Option<String>, GradError> {
@@ -21,7 +12,7 @@ fn to_input(c: &mut Ctx, i: usize, g: &str) -> Result<Option<String>, GradError>
     Ok(Some(c.reduce_to(g, &out, &target)?))
 }
 
-fn add(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn add(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let mut res = vec![None, None];
     for (i, r) in res.iter_mut().enumerate() {
@@ -32,7 +23,7 @@ fn add(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     Ok(res)
 }
 
-fn sub(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn sub(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let mut res = vec![None, None];
     if c.needs(0) {
@@ -45,7 +36,7 @@ fn sub(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     Ok(res)
 }
 
-fn mul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn mul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let (a, b) = (c.input(0).to_string(), c.input(1).to_string());
     let mut res = vec![None, None];
@@ -61,7 +52,7 @@ fn mul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dA = dY / B; dB = −dY·Y / B.
-fn div(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn div(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let b = c.input(1).to_string();
     let y = c.output(0).to_string();

@@ -3,19 +3,9 @@
 //! indices) and Split. Gradients are scattered back into zeros shaped like the input, adding where
 //! an element was read more than once.
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 use crate::onnx::builder::{attr_int, attr_string};
-
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Slice", slice);
-    map.insert("Gather", gather);
-    map.insert("GatherElements", gather_elements);
-    map.insert("GatherND", gather_nd);
-    map.insert("Split", split);
-}
 
 /// An end value this large means "to the end of the axis" (PyTorch writes INT64_MAX, some
 /// exporters INT32_MAX).
@@ -42,7 +32,7 @@ fn resolve(start: i64, end: i64, step: i64, dim: i64) -> (i64, i64) {
 
 /// dX: dY scattered back into zeros at the sliced positions (Pad for unit steps, one
 /// ScatterElements per axis otherwise).
-fn slice(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn slice(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     for (i, what) in [(1, "starts"), (2, "ends"), (3, "axes"), (4, "steps")] {
         c.refuse_input(i, what)?;
     }
@@ -168,7 +158,7 @@ fn scatter_axis(c: &mut Ctx, g: &str, axis: usize, rank: usize, idx: &[i64], dim
 /// reshaped so that I's dims become one axis (a scalar index removes the axis) and I broadcast to
 /// it. The indices may be computed in the graph (PyTorch's dynamo exporter writes `as_strided` as
 /// a Gather over the flattened tensor with indices built from its shape); they carry no gradient.
-fn gather(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn gather(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let (dy, x, idx, rank, axis) = gather_operands(c)?;
     // dY as [X dims before the axis, -1, X dims after the axis], from X's runtime shape.
     let sx = c.shape_of(&x);
@@ -195,7 +185,7 @@ fn gather(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// Y = GatherElements(X, I, axis): dX = ScatterElements(zeros, I, dY, add) (I may be computed).
-fn gather_elements(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn gather_elements(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let (dy, x, idx, _, axis) = gather_operands(c)?;
     Ok(vec![Some(scatter_add(c, &x, &idx, &dy, axis)), None])
 }
@@ -220,7 +210,7 @@ fn scatter_add(c: &mut Ctx, x: &str, idx: &str, g: &str, axis: usize) -> String 
 }
 
 /// Y = GatherND(X, I) with constant I and batch_dims = 0: dX = ScatterND(zeros, I, dY, add).
-fn gather_nd(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn gather_nd(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "indices")?;
     let batch_dims = c.int_attr("batch_dims", 0)?;
     if batch_dims != 0 {
@@ -251,7 +241,7 @@ fn gather_nd(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = Concat(dY_i, axis), zeros standing in for outputs without a gradient.
-fn split(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn split(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "split sizes")?;
     let x = c.input(0).to_string();
     let rank = c.shape(&x)?.rank();

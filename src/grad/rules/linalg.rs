@@ -2,21 +2,13 @@
 //! (any number of operands; explicit or implicit output; ellipsis; no repeated index within one
 //! operand).
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::shapes::TensorShape;
 use crate::grad::GradError;
 use crate::onnx::builder::{attr_float, attr_int, attr_ints};
 
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Gemm", gemm);
-    map.insert("MatMul", matmul);
-    map.insert("Einsum", einsum);
-}
-
 /// Y = α·op(A)·op(B) + β·C.
-fn gemm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn gemm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let (a, b, cc) = (c.input(0).to_string(), c.input(1).to_string(), c.input(2).to_string());
     let alpha = c.float_attr("alpha", 1.0)?;
@@ -64,7 +56,7 @@ fn swap_last(r: usize) -> Vec<i64> {
 }
 
 /// Y = A·B with A [..., M, K], B [..., K, N].
-fn matmul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn matmul(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let (a, b) = (c.input(0).to_string(), c.input(1).to_string());
     let (sa, sb) = (c.shape(&a)?.clone(), c.shape(&b)?.clone());
@@ -191,7 +183,7 @@ fn equation_string(inputs: &[&[char]], output: &[char]) -> String {
 
 /// Y = einsum(eq, A₀, …): dAᵢ = einsum("y,others->aᵢ", dY, others). Indices of Aᵢ that occur
 /// nowhere else were summed over inside Aᵢ alone: their gradient is broadcast back with Expand.
-fn einsum(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn einsum(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let equation = c.string_attr("equation", "")?;
     let n = c.node.input.len();

@@ -1,43 +1,31 @@
 //! Backward rules of elementwise math: Neg, Exp, Log, Sqrt, Reciprocal, Erf and Pow (broadcasting
 //! base and exponent).
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 use crate::onnx::proto::tensor_proto::DataType;
 
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Neg", neg);
-    map.insert("Exp", exp);
-    map.insert("Log", log);
-    map.insert("Sqrt", sqrt);
-    map.insert("Reciprocal", reciprocal);
-    map.insert("Erf", erf);
-    map.insert("Pow", pow);
-}
-
-fn neg(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn neg(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     Ok(vec![Some(c.b.op("Neg", &[&dy], vec![]))])
 }
 
 /// dX = dY·Y.
-fn exp(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn exp(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     Ok(vec![Some(c.b.op("Mul", &[&dy, &y], vec![]))])
 }
 
 /// dX = dY / X.
-fn log(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn log(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     Ok(vec![Some(c.b.op("Div", &[&dy, &x], vec![]))])
 }
 
 /// dX = dY / (2·Y).
-fn sqrt(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn sqrt(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let two = c.scalar(2.0);
@@ -46,7 +34,7 @@ fn sqrt(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// Y = 1/X: dX = −dY·Y².
-fn reciprocal(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn reciprocal(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let y2 = c.b.op("Mul", &[&y, &y], vec![]);
@@ -55,7 +43,7 @@ fn reciprocal(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = dY·(2/√π)·exp(−X²).
-fn erf(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn erf(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let x2 = c.b.op("Mul", &[&x, &x], vec![]);
@@ -67,7 +55,7 @@ fn erf(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// Y = X^E: dX = dY·E·X^(E−1); dE = dY·Y·ln X. A constant exponent may be an integer tensor.
-fn pow(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn pow(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let (x, e) = (c.input(0).to_string(), c.input(1).to_string());
     let out = c.shape(c.output(0))?.clone();

@@ -1,16 +1,9 @@
 //! Backward rules of Conv (as ConvTranspose with explicit pads and output_padding) and inference
 //! BatchNormalization (a per-channel scale).
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 use crate::onnx::builder::{attr_int, attr_ints};
-
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Conv", conv);
-    map.insert("BatchNormalization", batch_norm);
-}
 
 /// A sliding-window geometry over the spatial axes, resolved to explicit pads.
 #[derive(Debug, Clone)]
@@ -91,7 +84,7 @@ impl Window {
 }
 
 /// dX = ConvTranspose(dY, W) with Conv's strides, pads, dilations and group.
-fn conv(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn conv(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "weight")?;
     c.refuse_input(2, "bias")?;
     if !c.needs(0) {
@@ -113,7 +106,7 @@ fn conv(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// Inference BatchNormalization is Y = X·s + t per channel with s = scale / √(var + ε): dX = dY·s.
-fn batch_norm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn batch_norm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     for (i, what) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")] {
         c.refuse_input(i, what)?;
     }

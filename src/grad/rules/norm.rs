@@ -2,19 +2,13 @@
 //! last, with constant scale and bias. (Inference BatchNormalization, a per-channel affine map,
 //! lives with Conv in `nn.rs`.)
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 use crate::onnx::builder::attr_int;
 
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("LayerNormalization", layer_norm);
-}
-
 /// With x̂ = (X − μ)·r, r = 1/√(σ² + ε) over the normalised axes and g = dY·scale:
 /// dX = r·(g − mean(g) − x̂·mean(g·x̂)). μ and r are recomputed from X in float32.
-fn layer_norm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn layer_norm(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "scale")?;
     c.refuse_input(2, "bias")?;
     if c.dy.iter().skip(1).any(Option::is_some) {

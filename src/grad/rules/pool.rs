@@ -3,26 +3,18 @@
 //! (dY divided by each window's divisor, spread back by a depthwise ConvTranspose of ones) and
 //! GlobalAveragePool.
 
-use std::collections::HashMap;
-
 use crate::grad::rules::nn::Window;
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::shapes::TensorShape;
 use crate::grad::GradError;
 use crate::onnx::builder::{attr_int, attr_ints, attr_string};
-
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("MaxPool", max_pool);
-    map.insert("AveragePool", average_pool);
-    map.insert("GlobalAveragePool", global_average_pool);
-}
 
 /// MaxPool's second output (Indices, flat over N·C·H·W) is added to the forward node by the graph
 /// builder. Where no two windows share an input cell (see [`disjoint`]) every index occurs once and
 /// dX = MaxUnpool(dY, Indices, Shape(X)), which writes each dY once onto zeros: the same values as
 /// the general dX = Reshape(ScatterElements(zeros, Indices, dY, axis=0, reduction=add), Shape(X)),
 /// in a tenth of the time on ONNX Runtime's CPU kernels.
-fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn max_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     if c.int_attr("storage_order", 0)? != 0 {
         return Err(c.unsupported("storage_order=1 (column-major indices)"));
@@ -84,7 +76,7 @@ fn divisors(win: &Window, inp: i64, out: i64, axis: usize, include_pad: bool) ->
         .collect()
 }
 
-fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let kernel = c.ints_attr("kernel_shape")?.ok_or_else(|| c.bad_attr("kernel_shape", "required but missing"))?;
@@ -120,7 +112,7 @@ fn average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = Expand(dY / (H·W), Shape(X)).
-fn global_average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn global_average_pool(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let x = c.input(0).to_string();
     let sx = c.shape(&x)?.clone();

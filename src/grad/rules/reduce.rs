@@ -3,23 +3,14 @@
 //! input; `keepdims` and `noop_with_empty_axes` are honoured. For the sum and mean,
 //! dX = Expand(Unsqueeze(dY) / count, Shape(X)).
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("ReduceSum", reduce_sum);
-    map.insert("ReduceMean", reduce_mean);
-    map.insert("ReduceSumSquare", reduce_sum_square);
-    map.insert("ReduceL2", reduce_l2);
-}
-
-fn reduce_sum(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn reduce_sum(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     reduce(c, false)
 }
 
-fn reduce_mean(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn reduce_mean(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     reduce(c, true)
 }
 
@@ -96,7 +87,7 @@ fn kept(c: &mut Ctx, with_y: bool) -> Result<Option<(String, String)>, GradError
 }
 
 /// Y = Σ X²: dX = 2·X·dY.
-fn reduce_sum_square(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn reduce_sum_square(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let x = c.input(0).to_string();
     let mut res = vec![None; c.node.input.len()];
     let Some((dy, _)) = kept(c, false)? else {
@@ -114,7 +105,7 @@ fn reduce_sum_square(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// Y = √(Σ X²): dX = dY·X / Y, and 0 where Y = 0 (as PyTorch's norm backward).
-fn reduce_l2(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn reduce_l2(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let x = c.input(0).to_string();
     let mut res = vec![None; c.node.input.len()];
     let Some((dy, y)) = kept(c, true)? else {

@@ -2,32 +2,16 @@
 //! Unsqueeze (axes as attribute or input), Expand, Transpose, Concat, Pad (constant mode). Constant
 //! has no inputs and so no rule body.
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 use crate::onnx::builder::{attr_int, attr_ints};
 
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Identity", identity);
-    map.insert("Dropout", identity);
-    map.insert("Flatten", reshape_back);
-    map.insert("Reshape", reshape_back);
-    map.insert("Squeeze", squeeze_back);
-    map.insert("Unsqueeze", squeeze_back);
-    map.insert("Expand", expand);
-    map.insert("Transpose", transpose);
-    map.insert("Concat", concat);
-    map.insert("Pad", pad);
-    map.insert("Constant", constant);
-}
-
-fn constant(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn constant(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     Ok(vec![None; c.node.input.len()])
 }
 
 /// dX = dY (Dropout at inference is the identity; its mask output has no gradient).
-fn identity(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn identity(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let mut res = vec![None; c.node.input.len()];
     res[0] = Some(dy);
@@ -36,13 +20,13 @@ fn identity(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 
 /// Flatten and Reshape: dX = Reshape(dY, Shape(X)), their target shape (input 1, when given)
 /// carrying no gradient.
-fn reshape_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn reshape_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     reshape_to_input(c, "target shape")
 }
 
 /// Squeeze and Unsqueeze only move axes of size 1: dX = Reshape(dY, Shape(X)). Their axes are
 /// the `axes` attribute before opset 13 and a second input from 13.
-fn squeeze_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn squeeze_back(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     reshape_to_input(c, "axes")
 }
 
@@ -59,7 +43,7 @@ fn reshape_to_input(c: &mut Ctx, what: &str) -> Result<Vec<Option<String>>, Grad
 }
 
 /// dX = dY summed over the axes Expand broadcast X along.
-fn expand(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn expand(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "target shape")?;
     let dy = c.dy0()?;
     let out = c.shape(c.output(0))?.clone();
@@ -68,7 +52,7 @@ fn expand(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = Transpose(dY, perm⁻¹).
-fn transpose(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn transpose(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let rank = c.shape(c.input(0))?.rank();
     let perm = c.ints_attr("perm")?.unwrap_or_else(|| (0..rank as i64).rev().collect());
@@ -87,7 +71,7 @@ fn transpose(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// The inputs' gradients are the slices of dY along the axis: Split with their static sizes.
-fn concat(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn concat(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let n = c.node.input.len();
     let rank = c.shape(c.output(0))?.rank() as i64;
@@ -112,7 +96,7 @@ fn concat(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 /// dX = Slice(dY, starts = pads_begin, ends = pads_begin + Shape(X)) (constant mode). The pads may
 /// be computed in the graph (PyTorch exports them that way); constant pads are checked to be
 /// non-negative.
-fn pad(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn pad(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     c.refuse_input(1, "pads")?;
     c.refuse_input(2, "constant value")?;
     let dy = c.dy0()?;

@@ -1,15 +1,8 @@
 //! Backward rules of Softmax and LogSoftmax along one axis (opset ≥ 13 semantics).
 
-use std::collections::HashMap;
-
-use crate::grad::rules::{Ctx, Rule};
+use crate::grad::rules::Ctx;
 use crate::grad::GradError;
 use crate::onnx::builder::attr_int;
-
-pub(crate) fn register(map: &mut HashMap<&'static str, Rule>) {
-    map.insert("Softmax", softmax);
-    map.insert("LogSoftmax", log_softmax);
-}
 
 fn axis_const(c: &mut Ctx) -> Result<String, GradError> {
     let axis = c.int_attr("axis", -1)?;
@@ -17,7 +10,7 @@ fn axis_const(c: &mut Ctx) -> Result<String, GradError> {
 }
 
 /// dX = Y·(dY − ReduceSum(dY·Y, axis)).
-fn softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let axis = axis_const(c)?;
@@ -28,7 +21,7 @@ fn softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
 }
 
 /// dX = dY − Exp(Y)·ReduceSum(dY, axis).
-fn log_softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
+pub(super) fn log_softmax(c: &mut Ctx) -> Result<Vec<Option<String>>, GradError> {
     let dy = c.dy0()?;
     let y = c.output(0).to_string();
     let axis = axis_const(c)?;
