@@ -275,11 +275,6 @@ impl BarChart<'_> {
     }
 }
 
-/// Gutter between grid tiles, in pixels.
-const GUTTER: usize = 2;
-/// Largest grid side, in pixels.
-const MAX_SIDE: usize = 16_384;
-
 /// The layout of a grid of `n` NCHW images (values in `[0, 1]`, clamped; 1 or 3 channels), written as a
 /// PNG by [`ImageGrid::write_png`]: `columns` per row, each pixel upscaled `upscale`×, 2-pixel grey
 /// gutters. The PNG is `columns' * (w * upscale + 2) + 2` wide, `rows * (h * upscale + 2) + 2` high,
@@ -308,6 +303,11 @@ impl ImageGrid {
         save_rgb(path, width, height, rgb)
     }
 }
+
+/// Gutter between grid tiles, in pixels.
+const GUTTER: usize = 2;
+/// Largest grid side, in pixels.
+const MAX_SIDE: usize = 16_384;
 
 /// Lays out a grid of images into an RGB buffer: (width, height, bytes).
 fn grid_rgb(path: &Path, images: &[f32], grid: &ImageGrid) -> Result<(u32, u32, Vec<u8>), ReportError> {

@@ -99,7 +99,15 @@ pub(crate) struct DetectContext<'a> {
     pub notifications: &'a mut Vec<Notification>,
 }
 
-impl DetectContext<'_> {
+impl<'a> DetectContext<'a> {
+    /// The test split a detector draws `asked` images from (its parameter `name`), noting in the audit's
+    /// notifications when the split holds fewer.
+    pub fn test_split(&mut self, name: &str, asked: usize) -> &'a ImageSet {
+        let test = &self.data.test;
+        self.notifications.extend(capped(name, asked, test.n, "test"));
+        test
+    }
+
     /// The classes a detector whose indices compare every class measures: the shortlist, or every class
     /// of the model.
     pub fn classes(&self) -> Vec<usize> {

@@ -2,7 +2,7 @@
 //! test split, its cost estimate, the index of older reports computed again (on the log scale since
 //! index version 2), its report details and its evidence (each class's reversed mask and pattern).
 
-use super::{capped, ClassDetector, DetectContext, EvidenceRequest, Measurements};
+use super::{ClassDetector, DetectContext, EvidenceRequest, Measurements};
 use crate::audit::evidence::EvidenceFiles;
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
@@ -17,8 +17,7 @@ pub(super) struct NeuralCleanse;
 impl ClassDetector for NeuralCleanse {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.neural_cleanse;
-        let test = &ctx.data.test;
-        ctx.notifications.extend(capped("neural_cleanse.images", params.images, test.n, "test"));
+        let test = ctx.test_split("neural_cleanse.images", params.images);
         let classes = ctx.classes();
         let pb = bar(classes.len() * params.epochs, "Neural Cleanse (epochs)".into(), ctx.progress);
         let mut done = vec![0usize; ctx.model.num_classes()];

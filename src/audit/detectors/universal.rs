@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{capped, test_predictions, ClassDetector, DetectContext, EvidenceRequest, Measurements};
+use super::{test_predictions, ClassDetector, DetectContext, EvidenceRequest, Measurements};
 use crate::audit::evidence::{bar_chart, class_labels, EvidenceFiles};
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
@@ -23,8 +23,7 @@ pub(super) struct UniversalReach;
 impl ClassDetector for UniversalReach {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.universal;
-        let test = &ctx.data.test;
-        ctx.notifications.extend(capped("universal.images", params.images, test.n, "test"));
+        let test = ctx.test_split("universal.images", params.images);
         let classes = ctx.classes();
         let pb = bar(classes.len(), "universal reach (classes)".into(), ctx.progress);
         let predictions = test_predictions(ctx.model, test, params.batch_size, ctx.held_out)?;
