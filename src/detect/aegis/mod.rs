@@ -40,6 +40,7 @@ pub use shortcut::{
 };
 
 use super::outcome::{ClassStatistic, DetectorOutcome};
+use super::rules::Rules;
 use super::DetectError;
 use crate::attack::GradientModel;
 use crate::cluster::{estimate_bandwidth, Clusterer};
@@ -137,43 +138,38 @@ impl AegisParams {
     /// Checks every rule (the translation's too); the error names the parameter, its value and the rule.
     pub fn check(&self) -> Result<(), DetectError> {
         self.translation.check()?;
-        let bad =
-            |name: &str, value: String, rule: &str| Err(DetectError::InvalidParam(format!("{name} = {value}: {rule}")));
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        if self.pca_dims == 0 {
-            return bad("embedding.pca_dims", "0".into(), "must be >= 1");
-        }
-        if !positive(self.perplexity) {
-            return bad("embedding.perplexity", self.perplexity.to_string(), "must be finite and > 0");
-        }
+        let r = Rules("");
+        r.count("embedding.pca_dims", self.pca_dims)?;
+        r.positive("embedding.perplexity", self.perplexity)?;
         match self.bandwidth {
-            BandwidthRule::Estimate { quantile } if !(0.0..=1.0).contains(&quantile) => {
-                return bad("decision.bandwidth", format!("estimate:{quantile}"), "the quantile must be in [0, 1]")
-            }
-            BandwidthRule::Fixed { value } if !positive(value) => {
-                return bad("decision.bandwidth", value.to_string(), "must be finite and > 0")
-            }
-            BandwidthRule::Relative { factor } if !positive(factor) => {
-                return bad("decision.bandwidth", format!("relative:{factor}"), "the factor must be finite and > 0")
-            }
-            _ => {}
-        }
-        if !(0.0..1.0).contains(&self.min_cluster_fraction) {
-            return bad("decision.min_cluster_fraction", self.min_cluster_fraction.to_string(), "must be in [0, 1)");
-        }
-        if self.clusterer == Clusterer::Hdbscan && self.min_cluster_size < 2 {
-            return bad("decision.min_cluster_size", self.min_cluster_size.to_string(), "must be >= 2 for HDBSCAN");
-        }
-        if !positive(self.shortcut_threshold) {
-            return bad("decision.shortcut_threshold", self.shortcut_threshold.to_string(), "must be finite and > 0");
-        }
-        if self.batch_size == 0 {
-            return bad("batch_size", "0".into(), "must be >= 1");
-        }
-        if self.decision == DecisionRule::Clusters && !self.embed {
-            return bad("decision.rule", "clusters".into(), "needs the embedding and the clustering (embed = true)");
-        }
-        Ok(())
+            BandwidthRule::Estimate { quantile } => r.require(
+                (0.0..=1.0).contains(&quantile),
+                "decision.bandwidth",
+                format!("estimate:{quantile}"),
+                "the quantile must be in [0, 1]",
+            ),
+            BandwidthRule::Fixed { value } => r.positive("decision.bandwidth", value),
+            BandwidthRule::Relative { factor } => r.require(
+                factor.is_finite() && factor > 0.0,
+                "decision.bandwidth",
+                format!("relative:{factor}"),
+                "the factor must be finite and > 0",
+            ),
+        }?;
+        let fraction = self.min_cluster_fraction;
+        r.require((0.0..1.0).contains(&fraction), "decision.min_cluster_fraction", fraction, "must be in [0, 1)")?;
+        let size = self.min_cluster_size;
+        let hdbscan = self.clusterer == Clusterer::Hdbscan;
+        r.require(!hdbscan || size >= 2, "decision.min_cluster_size", size, "must be >= 2 for HDBSCAN")?;
+        r.positive("decision.shortcut_threshold", self.shortcut_threshold)?;
+        r.count("batch_size", self.batch_size)?;
+        let clusters = self.decision == DecisionRule::Clusters;
+        r.require(
+            !clusters || self.embed,
+            "decision.rule",
+            "clusters",
+            "needs the embedding and the clustering (embed = true)",
+        )
     }
 }
 
