@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::Array2;
-
 use super::options::{Clusterer, FeatureChoice, Reducer};
 use crate::analysis;
+use crate::cluster::Clustering;
 use crate::data::features::{npy_bytes, read_features};
+use crate::embed::Reduced;
 use crate::grad::GradSpec;
 use crate::onnx::{self, LoadLimits};
 use crate::runtime::{self, SessionConfig};
@@ -104,16 +104,10 @@ pub struct ClusterOutcome {
     pub n_samples: usize,
     /// Columns of the matrix.
     pub n_features: usize,
-    /// Clusters found (noise excluded).
-    pub n_clusters: usize,
-    /// The mean-shift bandwidth used.
-    pub bandwidth: Option<f64>,
-    /// t-SNE's final KL divergence, when t-SNE ran.
-    pub kl_divergence: Option<f64>,
-    /// Label per sample (`-1`: noise).
-    pub labels: Vec<i64>,
-    /// The reduced points.
-    pub embedding: Array2<f64>,
+    /// The reduced points (and t-SNE's final KL divergence).
+    pub reduced: Reduced,
+    /// Each point's cluster, the clusters found and the mean-shift bandwidth used.
+    pub clustering: Clustering,
 }
 
 /// Reads the feature matrix, reduces and clusters it as AEGIS does.
@@ -122,20 +116,12 @@ pub fn cluster_features(options: &ClusterOptions) -> Result<ClusterOutcome> {
     let reduced = options.reducer.reduce(&x, options.perplexity, options.seed)?;
     let clustering =
         options.clusterer.cluster(&reduced.points, options.bandwidth, options.min_cluster_size, options.seed)?;
-    Ok(ClusterOutcome {
-        n_samples: x.nrows(),
-        n_features: x.ncols(),
-        n_clusters: clustering.n_clusters,
-        bandwidth: clustering.bandwidth,
-        kl_divergence: reduced.kl_divergence,
-        labels: clustering.labels,
-        embedding: reduced.points,
-    })
+    Ok(ClusterOutcome { n_samples: x.nrows(), n_features: x.ncols(), reduced, clustering })
 }
 
 /// Writes the reduced points as a float64 NPY file (staged, then renamed into place).
 pub fn write_embedding(path: &Path, outcome: &ClusterOutcome) -> Result<()> {
-    write_output(path, &npy_bytes(&outcome.embedding))
+    write_output(path, &npy_bytes(&outcome.reduced.points))
 }
 
 /// Checks an output file path before any work (`fsio::check_output`: a new path or a regular file in a

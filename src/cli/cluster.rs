@@ -87,24 +87,24 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             n_features: c.n_features,
             reducer: &reducer_name,
             clusterer: &clusterer_name,
-            n_clusters: c.n_clusters,
-            bandwidth: c.bandwidth,
-            kl_divergence: c.kl_divergence,
-            labels: &c.labels,
+            n_clusters: c.clustering.n_clusters,
+            bandwidth: c.clustering.bandwidth,
+            kl_divergence: c.reduced.kl_divergence,
+            labels: &c.clustering.labels,
         };
         println!("{}", serde_json::to_string(&out)?);
     } else {
         println!("samples: {} x {} features", c.n_samples, c.n_features);
         println!("reducer: {reducer_name}, clusterer: {clusterer_name}");
-        if let Some(kl) = c.kl_divergence {
+        if let Some(kl) = c.reduced.kl_divergence {
             println!("t-SNE KL divergence: {kl:.6}");
         }
-        println!("clusters: {}", c.n_clusters);
-        match c.bandwidth {
+        println!("clusters: {}", c.clustering.n_clusters);
+        match c.clustering.bandwidth {
             Some(b) => println!("bandwidth: {b}"),
             None => println!("bandwidth: n/a"),
         }
-        let labels: Vec<String> = c.labels.iter().map(i64::to_string).collect();
+        let labels: Vec<String> = c.clustering.labels.iter().map(i64::to_string).collect();
         println!("labels: {}", labels.join(" "));
     }
     Ok(ExitCode::from(EXIT_CLEAN))

@@ -78,7 +78,7 @@ impl Reducer {
 }
 
 /// The output of [`Reducer::reduce`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Reduced {
     /// The reduced points, one row per sample.
     pub points: Array2<f64>,

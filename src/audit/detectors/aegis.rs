@@ -78,7 +78,7 @@ impl Measurements for AegisResult {
             cluster_sizes: first.cluster_info.iter().map(|c| c.clean + c.translated).collect(),
             translated_per_cluster: first.cluster_info.iter().map(|c| c.translated).collect(),
             clean_per_cluster: first.cluster_info.iter().map(|c| c.clean).collect(),
-            bandwidth: first.bandwidth.unwrap_or(f64::NAN),
+            bandwidth: first.clustering.bandwidth.unwrap_or(f64::NAN),
             max_clusters: self.params.max_clusters,
         }
     }
@@ -139,8 +139,9 @@ fn aegis_class(
     }
     let n_clean = r.samples.clean_indices.len();
     let points: Vec<[f64; 2]> =
-        r.embedding.rows().into_iter().map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }]).collect();
-    let clusters: Vec<usize> = r.labels.iter().map(|&l| if l < 0 { usize::MAX } else { l as usize }).collect();
+        r.reduced.points.rows().into_iter().map(|row| [row[0], if row.len() > 1 { row[1] } else { 0.0 }]).collect();
+    let clusters: Vec<usize> =
+        r.clustering.labels.iter().map(|&l| if l < 0 { usize::MAX } else { l as usize }).collect();
     let translated: Vec<bool> = (0..points.len()).map(|i| i >= n_clean).collect();
     let name = format!("class-{}-embedding.png", r.class);
     evidence::scatter_png(
@@ -159,7 +160,7 @@ fn aegis_class(
         let (c, h, w) = shape;
         let dim = c * h * w;
         for info in r.cluster_info.iter().filter(|i| i.counted && i.translated > 0) {
-            let members: Vec<usize> = r.labels[n_clean..]
+            let members: Vec<usize> = r.clustering.labels[n_clean..]
                 .iter()
                 .enumerate()
                 .filter(|(_, &l)| l == info.label)

@@ -11,8 +11,9 @@ use super::shortcut::mean_displacement;
 use super::translate::{translate_class, ClassSamples};
 use super::AegisParams;
 use crate::attack::GradientModel;
-use crate::cluster::Clusterer;
+use crate::cluster::{Clusterer, Clustering};
 use crate::detect::DetectError;
+use crate::embed::Reduced;
 
 /// One cluster of a class's embedding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,20 +40,17 @@ pub struct AegisClass {
     pub clusters: usize,
     /// Every cluster found (noise excluded), largest first.
     pub cluster_info: Vec<ClusterInfo>,
-    /// Bandwidth used (mean shift only).
-    pub bandwidth: Option<f64>,
-    /// t-SNE's final KL divergence, when t-SNE ran.
-    pub kl_divergence: Option<f64>,
     /// Whether the cluster rule flags the class (`clusters > max_clusters`).
     pub flagged: bool,
     /// Mean L2 displacement of the translated images from their seeds (seeds of other classes).
     pub displacement: f64,
     /// Fraction of translated images the model assigns to the class.
     pub reached: f64,
-    /// The 2-D (or reduced) embedding: clean points first, then translated ones.
-    pub embedding: Array2<f64>,
-    /// Cluster label per embedded point (same order).
-    pub labels: Vec<i64>,
+    /// The 2-D (or reduced) embedding, clean points first, then translated ones (and t-SNE's final KL
+    /// divergence); no points when not clustered.
+    pub reduced: Reduced,
+    /// Each embedded point's cluster (same order) and the mean-shift bandwidth used (mean shift only).
+    pub clustering: Clustering,
     /// The translation's samples (images, features, indices).
     pub samples: ClassSamples,
     /// Wall time of PCA and t-SNE, seconds.
@@ -81,13 +79,11 @@ pub fn aegis_class(
             clustered: false,
             clusters: 0,
             cluster_info: Vec::new(),
-            bandwidth: None,
-            kl_divergence: None,
             flagged: false,
             displacement,
             reached: samples.reached,
-            embedding: Array2::zeros((0, 2)),
-            labels: Vec::new(),
+            reduced: Reduced { points: Array2::zeros((0, 2)), kl_divergence: None },
+            clustering: Clustering { labels: Vec::new(), n_clusters: 0, bandwidth: None },
             samples,
             embedding_s: 0.0,
             clustering_s: 0.0,
@@ -108,7 +104,8 @@ pub fn aegis_class(
         Clusterer::MeanShift => Some(params.bandwidth.bandwidth(&reduced.points, params.seed)?),
         _ => None,
     };
-    let clustering = params.clusterer.cluster(&reduced.points, bandwidth, params.min_cluster_size, params.seed)?;
+    let mut clustering = params.clusterer.cluster(&reduced.points, bandwidth, params.min_cluster_size, params.seed)?;
+    clustering.bandwidth = clustering.bandwidth.or(bandwidth);
     let min_points = (params.min_cluster_fraction * (n_clean + n_trans) as f64).ceil() as usize;
     let mut info: Vec<ClusterInfo> = (0..clustering.n_clusters as i64)
         .map(|label| {
@@ -125,13 +122,11 @@ pub fn aegis_class(
         clustered: true,
         clusters,
         cluster_info: info,
-        bandwidth: clustering.bandwidth.or(bandwidth),
-        kl_divergence: reduced.kl_divergence,
         flagged: clusters > params.max_clusters,
         displacement,
         reached: samples.reached,
-        embedding: reduced.points,
-        labels: clustering.labels,
+        reduced,
+        clustering,
         samples,
         embedding_s,
         clustering_s,
