@@ -14,6 +14,7 @@ use aegis_audit::attack::OnnxGradModel;
 use aegis_audit::audit::gradient_graph;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
 use aegis_audit::detect::reach::{run_reach, ReachParams};
+use aegis_audit::detect::sample::HeldOut;
 use aegis_audit::grad::GradSpec;
 use aegis_audit::onnx::proto::ModelProto;
 use aegis_audit::runtime::{self, SessionConfig};
@@ -74,7 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let graph = gradient_graph(&model, &spec, &config)?;
         let mut gm = OnnxGradModel::new(&graph.encode_to_vec(), (1, 28, 28), &config)?;
         let start = Instant::now();
-        let r = run_reach(&mut gm, &data.pixels, &data.labels, &params, |_| {})?;
+        let r = run_reach(&mut gm, &data.pixels, &data.labels, HeldOut::default(), &params, |_| {})?;
         let secs = start.elapsed().as_secs_f64();
         let fmt = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
         println!("\nmodel {name}");

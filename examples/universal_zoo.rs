@@ -12,6 +12,7 @@ use std::time::Instant;
 use aegis_audit::analysis::FeatureChoice;
 use aegis_audit::audit::PreparedModel;
 use aegis_audit::data::{load_dataset, ImageShape, Split};
+use aegis_audit::detect::sample::HeldOut;
 use aegis_audit::detect::universal::{run_universal, UniversalParams};
 use aegis_audit::onnx::LoadLimits;
 use aegis_audit::runtime::SessionConfig;
@@ -47,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
         let mut prepared = PreparedModel::load(&path, &FeatureChoice::default(), &LoadLimits::default(), &config)?;
         let start = Instant::now();
-        let r = run_universal(&mut prepared.model, &data.pixels, &data.labels, &params, |_| {})?;
+        let r = run_universal(&mut prepared.model, &data.pixels, &data.labels, HeldOut::default(), &params, |_| {})?;
         let secs = start.elapsed().as_secs_f64();
         let budgets: Vec<f64> = r.classes.iter().map(|c| (c.budget * 1000.0).round() / 1000.0).collect();
         let indices: Vec<f64> = r.classes.iter().map(|c| (c.anomaly_index * 100.0).round() / 100.0).collect();

@@ -3,9 +3,9 @@
 
 mod detect_support;
 
-use aegis_audit::detect::reach::{flag_classes, run_reach, run_reach_on, BudgetOutcome, ReachParams, ReachResult};
+use aegis_audit::detect::reach::{flag_classes, run_reach, BudgetOutcome, ReachParams, ReachResult};
 use aegis_audit::detect::sample::{predict, HeldOut, Predictions};
-use aegis_audit::detect::universal::{run_universal, run_universal_on, UniversalParams, UniversalResult};
+use aegis_audit::detect::universal::{run_universal, UniversalParams, UniversalResult};
 use aegis_audit::detect::DetectError;
 use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
 
@@ -36,7 +36,7 @@ fn shortcut_class_is_flagged_at_the_expected_budget() {
     let (images, labels) = dataset();
     let mut model = Linear { shortcut: Some((3, 100.0)) };
     let p = params();
-    let r = run_reach(&mut model, &images, &labels, &p, |_| {}).unwrap();
+    let r = run_reach(&mut model, &images, &labels, HeldOut::default(), &p, |_| {}).unwrap();
     // ε = 0.25 reaches nothing but the shortcut (median 0); ε = 0.5 reaches the u = 0.6 sources.
     assert_eq!(r.sweep.len(), 2, "{:?}", r.sweep);
     assert_eq!(r.sweep[0].median_rate, 0.0);
@@ -68,7 +68,7 @@ fn shortcut_class_is_flagged_at_the_expected_budget() {
 fn clean_model_flags_nothing() {
     let (images, labels) = dataset();
     let mut model = Linear { shortcut: None };
-    let r = run_reach(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    let r = run_reach(&mut model, &images, &labels, HeldOut::default(), &params(), |_| {}).unwrap();
     assert_eq!(r.eps, 0.5);
     assert!(r.flagged().is_empty(), "flagged {:?} with rates {:?}", r.flagged(), r.rates());
     assert!(r.classes.iter().all(|c| c.attempts == 30 && !c.flagged));
@@ -77,11 +77,11 @@ fn clean_model_flags_nothing() {
 #[test]
 fn runs_are_reproducible_and_seeded() {
     let (images, labels) = dataset();
-    let a = run_reach(&mut Linear { shortcut: None }, &images, &labels, &params(), |_| {}).unwrap();
-    let b = run_reach(&mut Linear { shortcut: None }, &images, &labels, &params(), |_| {}).unwrap();
+    let a = run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &params(), |_| {}).unwrap();
+    let b = run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &params(), |_| {}).unwrap();
     assert_eq!(a, b);
     let other = ReachParams { seed: 8, ..params() };
-    let c = run_reach(&mut Linear { shortcut: None }, &images, &labels, &other, |_| {}).unwrap();
+    let c = run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &other, |_| {}).unwrap();
     let src = |r: &aegis_audit::detect::reach::ReachResult| {
         r.classes.iter().flat_map(|c| c.evidence.iter().map(|e| e.source_index)).collect::<Vec<_>>()
     };
@@ -93,11 +93,11 @@ fn budget_outcomes_at_the_ends_of_the_sweep() {
     let (images, labels) = dataset();
     // Every budget too small: the largest is used.
     let small = ReachParams { eps_sweep: vec![0.05, 0.1], ..params() };
-    let r = run_reach(&mut Linear { shortcut: None }, &images, &labels, &small, |_| {}).unwrap();
+    let r = run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &small, |_| {}).unwrap();
     assert_eq!((r.budget, r.eps, r.sweep.len()), (BudgetOutcome::NeverReached, 0.1, 2));
     // Already saturated at the smallest budget.
     let large = ReachParams { eps_sweep: vec![2.0, 4.0], ..params() };
-    let r = run_reach(&mut Linear { shortcut: None }, &images, &labels, &large, |_| {}).unwrap();
+    let r = run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &large, |_| {}).unwrap();
     assert_eq!((r.budget, r.eps, r.sweep.len()), (BudgetOutcome::AtSmallest, 2.0, 1));
     assert!(r.rates().iter().all(|&x| x == 1.0));
     assert!(r.flagged().is_empty());
@@ -107,7 +107,8 @@ fn budget_outcomes_at_the_ends_of_the_sweep() {
 fn progress_reports_each_stage() {
     let (images, labels) = dataset();
     let mut seen = Vec::new();
-    run_reach(&mut Linear { shortcut: None }, &images, &labels, &params(), |p| seen.push(p)).unwrap();
+    run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &params(), |p| seen.push(p))
+        .unwrap();
     let last_sweep = seen.iter().rfind(|p| p.sweep).unwrap();
     assert_eq!((last_sweep.eps, last_sweep.done, last_sweep.total), (0.5, 80, 80));
     let last = seen.last().unwrap();
@@ -178,7 +179,8 @@ fn each_parameter_rule_is_checked() {
     for (name, p) in bad {
         let err = p.check().unwrap_err();
         assert!(err.to_string().contains(&format!("reach.{name}")), "{name}: {err}");
-        let err = run_reach(&mut Linear { shortcut: None }, &images, &labels, &p, |_| {}).unwrap_err();
+        let err =
+            run_reach(&mut Linear { shortcut: None }, &images, &labels, HeldOut::default(), &p, |_| {}).unwrap_err();
         assert!(matches!(err, DetectError::InvalidParam(_)), "{name}: {err}");
     }
     assert!(ReachParams::default().check().is_ok());
@@ -188,14 +190,14 @@ fn each_parameter_rule_is_checked() {
 fn bad_inputs_are_named() {
     let (images, labels) = dataset();
     let mut m = Linear { shortcut: None };
-    let err = run_reach(&mut m, &images[..DIM * 3], &labels, &params(), |_| {}).unwrap_err();
+    let err = run_reach(&mut m, &images[..DIM * 3], &labels, HeldOut::default(), &params(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("36 image values for 320 labels"), "{err}");
     let mut bad_labels = labels.clone();
     bad_labels[5] = 9;
-    let err = run_reach(&mut m, &images, &bad_labels, &params(), |_| {}).unwrap_err();
+    let err = run_reach(&mut m, &images, &bad_labels, HeldOut::default(), &params(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("label 9 outside 0..8"), "{err}");
     // Only class 0 images: nothing to attack toward class 0.
-    let err = run_reach(&mut m, &images[..40 * DIM], &labels[..40], &params(), |_| {}).unwrap_err();
+    let err = run_reach(&mut m, &images[..40 * DIM], &labels[..40], HeldOut::default(), &params(), |_| {}).unwrap_err();
     assert!(err.to_string().contains("other than 0"), "{err}");
 }
 
@@ -238,7 +240,7 @@ fn zoo_robust_clean_end_to_end() {
         eps_sweep: vec![0.5, 1.0, 2.0, 4.0],
         ..ReachParams::default()
     };
-    let r = run_reach(&mut gm, &data.pixels, &data.labels, &p, |_| {}).unwrap();
+    let r = run_reach(&mut gm, &data.pixels, &data.labels, HeldOut::default(), &p, |_| {}).unwrap();
     assert_eq!(r.classes.len(), 10);
     assert!(r.classes.iter().all(|c| c.attempts == 10));
     // A robust model: nothing reached at ε = 0.5; the median reaches 10% within the sweep.
@@ -265,23 +267,23 @@ fn predictions_computed_once_serve_reach_and_universal_alike() {
     let (predictions, passes) = predict(&mut model, &images, &labels, p.batch_size).unwrap();
     assert_eq!(passes, labels.len().div_ceil(p.batch_size));
     assert_eq!(predictions.classes.len(), labels.len());
-    let own = run_reach(&mut model, &images, &labels, &p, |_| {}).unwrap();
-    let shared = run_reach_on(&mut model, &images, &labels, given(&predictions), &p, |_| {}).unwrap();
+    let own = run_reach(&mut model, &images, &labels, HeldOut::default(), &p, |_| {}).unwrap();
+    let shared = run_reach(&mut model, &images, &labels, given(&predictions), &p, |_| {}).unwrap();
     assert_eq!(shared.evaluations + passes, own.evaluations);
     assert_eq!(ReachResult { evaluations: own.evaluations, ..shared }, own);
 
     let u = UniversalParams { images: 64, batch_size: p.batch_size, seed: 3, ..UniversalParams::default() };
-    let own = run_universal(&mut model, &images, &labels, &u, |_| {}).unwrap();
-    let shared = run_universal_on(&mut model, &images, &labels, given(&predictions), &u, |_| {}).unwrap();
+    let own = run_universal(&mut model, &images, &labels, HeldOut::default(), &u, |_| {}).unwrap();
+    let shared = run_universal(&mut model, &images, &labels, given(&predictions), &u, |_| {}).unwrap();
     assert_eq!(shared.evaluations + passes, own.evaluations);
     assert_eq!(UniversalResult { evaluations: own.evaluations, ..shared }, own);
 
     // Predictions that do not fit the set are refused.
     let short = Predictions { batch_size: p.batch_size, classes: predictions.classes[1..].to_vec() };
-    let err = run_reach_on(&mut model, &images, &labels, given(&short), &p, |_| {}).unwrap_err().to_string();
+    let err = run_reach(&mut model, &images, &labels, given(&short), &p, |_| {}).unwrap_err().to_string();
     assert!(err.contains("319 predictions for 320 images"), "{err}");
     let bad = Predictions { batch_size: p.batch_size, classes: vec![CLASSES; labels.len()] };
-    let err = run_universal_on(&mut model, &images, &labels, given(&bad), &u, |_| {}).unwrap_err().to_string();
+    let err = run_universal(&mut model, &images, &labels, given(&bad), &u, |_| {}).unwrap_err().to_string();
     assert!(err.contains(&format!("prediction {CLASSES} outside 0..{CLASSES}")), "{err}");
 }
 
@@ -295,9 +297,9 @@ fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
     let p = params();
     let (predictions, _) = predict(&mut model, &images, &labels, p.batch_size).unwrap();
     let u = UniversalParams { images: 64, batch_size: p.batch_size, seed: 3, ..UniversalParams::default() };
-    let all = run_universal_on(&mut model, &images, &labels, given(&predictions), &u, |_| {}).unwrap();
+    let all = run_universal(&mut model, &images, &labels, given(&predictions), &u, |_| {}).unwrap();
     let listed = [1, 3, 4, 6];
-    let some = run_universal_on(&mut model, &images, &labels, listed_with(&predictions, &listed), &u, |_| {}).unwrap();
+    let some = run_universal(&mut model, &images, &labels, listed_with(&predictions, &listed), &u, |_| {}).unwrap();
     assert_eq!(some.classes.iter().map(|c| c.class).collect::<Vec<_>>(), listed);
     for c in &some.classes {
         let full = all.classes.iter().find(|a| a.class == c.class).unwrap();
@@ -305,7 +307,7 @@ fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
     }
     assert_eq!(some.flagged, vec![3], "{:?}", some.classes);
     // Reach on a list: the classes and their sources as listed; the shortcut class stands out.
-    let r = run_reach_on(&mut model, &images, &labels, listed_with(&predictions, &listed), &p, |_| {}).unwrap();
+    let r = run_reach(&mut model, &images, &labels, listed_with(&predictions, &listed), &p, |_| {}).unwrap();
     assert_eq!(r.classes.iter().map(|c| c.class).collect::<Vec<_>>(), listed);
     assert_eq!(r.flagged(), &[3]);
     // Lists that are not distinct ascending classes of the model, or too short, are refused.
@@ -315,8 +317,7 @@ fn a_list_of_classes_is_measured_as_in_a_run_over_all_of_them() {
         (vec![1, 2, CLASSES], "is not a class"),
         (vec![1, 2], "at least 3"),
     ] {
-        let err =
-            run_universal_on(&mut model, &images, &labels, listed_with(&predictions, &bad), &u, |_| {}).unwrap_err();
+        let err = run_universal(&mut model, &images, &labels, listed_with(&predictions, &bad), &u, |_| {}).unwrap_err();
         assert!(err.to_string().contains(want), "{bad:?}: {err}");
     }
 }

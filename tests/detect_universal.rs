@@ -5,6 +5,7 @@
 mod detect_support;
 
 use aegis_audit::attack::{AttackError, GradOutput, GradientModel};
+use aegis_audit::detect::sample::HeldOut;
 use aegis_audit::detect::universal::{run_universal, UniversalParams};
 use detect_support::{dataset, Linear, CLASSES, DIM, TRIGGER};
 
@@ -16,7 +17,7 @@ fn params() -> UniversalParams {
 fn shortcut_class_needs_the_smallest_budget_and_is_flagged() {
     let (images, labels) = dataset();
     let mut model = Linear { shortcut: Some((3, 100.0)) };
-    let r = run_universal(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    let r = run_universal(&mut model, &images, &labels, HeldOut::default(), &params(), |_| {}).unwrap();
     assert_eq!(r.flagged, vec![3], "{:?}", r.classes.iter().map(|c| c.budget).collect::<Vec<_>>());
     let c3 = &r.classes[3];
     assert!(c3.reached && c3.flagged && c3.anomaly_index > 2.0);
@@ -39,9 +40,9 @@ fn shortcut_class_needs_the_smallest_budget_and_is_flagged() {
 fn clean_model_flags_nothing_and_runs_are_seeded() {
     let (images, labels) = dataset();
     let mut model = Linear { shortcut: None };
-    let a = run_universal(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    let a = run_universal(&mut model, &images, &labels, HeldOut::default(), &params(), |_| {}).unwrap();
     assert!(a.flagged.is_empty(), "{:?}", a.classes.iter().map(|c| (c.budget, c.anomaly_index)).collect::<Vec<_>>());
-    let b = run_universal(&mut model, &images, &labels, &params(), |_| {}).unwrap();
+    let b = run_universal(&mut model, &images, &labels, HeldOut::default(), &params(), |_| {}).unwrap();
     assert_eq!(a, b);
 }
 
@@ -51,12 +52,14 @@ fn bad_inputs_are_errors() {
     let mut model = Linear { shortcut: None };
     let mut bad = labels.clone();
     bad[0] = 99;
-    let err = run_universal(&mut model, &images, &bad, &params(), |_| {}).unwrap_err().to_string();
+    let err = run_universal(&mut model, &images, &bad, HeldOut::default(), &params(), |_| {}).unwrap_err().to_string();
     assert!(err.contains("label 99 outside 0..8"), "{err}");
-    let err = run_universal(&mut model, &images[..10], &labels, &params(), |_| {}).unwrap_err().to_string();
+    let err = run_universal(&mut model, &images[..10], &labels, HeldOut::default(), &params(), |_| {})
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("10 image values for 320 labels"), "{err}");
     let p = UniversalParams { steps_per_level: 0, ..params() };
-    assert!(run_universal(&mut model, &images, &labels, &p, |_| {}).is_err());
+    assert!(run_universal(&mut model, &images, &labels, HeldOut::default(), &p, |_| {}).is_err());
 }
 
 /// Records a fingerprint of every batch the detector evaluates: its pixels and its labels.
@@ -91,7 +94,7 @@ fn no_batch_is_evaluated_twice() {
     let (images, labels) = dataset();
     let p = params();
     let mut model = Recording { inner: Linear { shortcut: Some((3, 100.0)) }, batches: Vec::new() };
-    let r = run_universal(&mut model, &images, &labels, &p, |_| {}).unwrap();
+    let r = run_universal(&mut model, &images, &labels, HeldOut::default(), &p, |_| {}).unwrap();
     assert_eq!(r.evaluations, model.batches.len());
     let mut seen = std::collections::HashSet::new();
     for (i, b) in model.batches.iter().enumerate() {

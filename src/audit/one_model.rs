@@ -21,7 +21,7 @@ use crate::data::{sample_indices, ImageSet};
 use crate::decide::{Calibration, ClassScore, FusedDecision};
 use crate::detect::precondition::{check_robustness, PreconditionResult};
 use crate::detect::sample::{gather, HeldOut, Predictions};
-use crate::detect::universal::run_universal_on;
+use crate::detect::universal::run_universal;
 use crate::detect::DetectError;
 use crate::report::{
     AuditReport, ClassCost, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, EffortInfo,
@@ -705,7 +705,7 @@ impl EffortRun<'_> {
         let predictions = test_predictions(model, &data.test, params.batch_size, held_out)?;
         let mut done = 0;
         let held_out = HeldOut { predictions: Some(predictions), classes: Some(audited) };
-        let r = run_universal_on(model, &data.test.pixels, &data.test.labels, held_out, &params, |_| {
+        let r = run_universal(model, &data.test.pixels, &data.test.labels, held_out, &params, |_| {
             done += 1;
             pb.set_position(done)
         });

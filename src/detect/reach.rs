@@ -268,20 +268,9 @@ pub fn flag_classes(rates: &[f64], params: &ReachParams) -> Result<FlagDecision,
     Ok(FlagDecision { median_rate: median, mad: anomaly.mad, anomaly_indices: anomaly.indices, min_rate, flagged })
 }
 
-/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on every class, its
-/// own clean predictions computed first: [`run_reach_on`] with the default [`HeldOut`].
-pub fn run_reach(
-    model: &mut dyn GradientModel,
-    images: &[f32],
-    labels: &[i64],
-    params: &ReachParams,
-    progress: impl FnMut(ReachProgress),
-) -> Result<ReachResult, DetectError> {
-    run_reach_on(model, images, labels, HeldOut::default(), params, progress)
-}
-
 /// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on the classes and with
-/// the clean predictions `held_out` gives (at least 2 classes): the budget sweep and the rates compare
+/// the clean predictions `held_out` gives (at least 2 classes; `HeldOut::default()`: every
+/// class, its own clean predictions computed first): the budget sweep and the rates compare
 /// them with each other, and the result holds them alone. Each class's sources are drawn by its class,
 /// as in a run over all classes. The result's evaluations count the predictions only when computed here.
 ///
@@ -289,7 +278,7 @@ pub fn run_reach(
 /// predictions are given), then `(steps + 1)` evaluations per batch of the sweep's `classes ×
 /// sweep_images_per_class` images per budget tried, then the remaining `classes × (images_per_class −
 /// sweep_images_per_class)` images.
-pub fn run_reach_on(
+pub fn run_reach(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
@@ -298,7 +287,7 @@ pub fn run_reach_on(
     mut progress: impl FnMut(ReachProgress),
 ) -> Result<ReachResult, DetectError> {
     params.check()?;
-    let (dim, k) = check_inputs(model, images, labels)?;
+    let (dim, k) = check_held_out(model, images, labels, 2, "reach")?;
     let (predictions, mut evaluations) = held_out.predictions(model, images, labels, params.batch_size)?;
     let classes_to_measure = &held_out.classes(k)[..];
     super::sample::check_class_list(classes_to_measure, k, 2, "reach")?;
@@ -383,16 +372,6 @@ fn rate(reached: usize, attempts: usize) -> f64 {
     } else {
         reached as f64 / attempts as f64
     }
-}
-
-/// Checks the held-out set against the model: at least two classes, then [`check_held_out`]; returns the
-/// image size and the class count.
-fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<(usize, usize), DetectError> {
-    let k = model.num_classes();
-    if k < 2 {
-        return Err(DetectError::NoData(format!("the model has {k} class(es); reachability needs at least 2")));
-    }
-    Ok((check_held_out(model, images, labels)?, k))
 }
 
 /// For every class of `classes` (in that order), a seeded draw of up to `images_per_class` correctly classified images of other

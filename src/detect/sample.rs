@@ -129,12 +129,22 @@ impl HeldOut<'_> {
     }
 }
 
-/// Checks a held-out set against the model: `labels.len()` images of the model's input size, every label
-/// one of its classes; returns the image size (values per image).
-pub(crate) fn check_held_out(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<usize, DetectError> {
+/// Checks a held-out set against the model of a detector that compares classes with each other: at
+/// least `least` classes (`detector` names it in the error), `labels.len()` images of the model's input
+/// size, every label one of its classes; returns the image size (values per image) and the class count.
+pub(crate) fn check_held_out(
+    model: &dyn GradientModel,
+    images: &[f32],
+    labels: &[i64],
+    least: usize,
+    detector: &str,
+) -> Result<(usize, usize), DetectError> {
     let (c, h, w) = model.image_shape();
     let dim = c * h * w;
     let k = model.num_classes();
+    if k < least {
+        return Err(DetectError::NoData(format!("the model has {k} class(es); {detector} compares at least {least}")));
+    }
     let n = labels.len();
     if n == 0 || dim == 0 || images.len() != n * dim {
         return Err(DetectError::NoData(format!("{} image values for {n} labels of {c}×{h}×{w} images", images.len())));
@@ -142,7 +152,7 @@ pub(crate) fn check_held_out(model: &dyn GradientModel, images: &[f32], labels: 
     if let Some(bad) = labels.iter().find(|&&l| l < 0 || l as usize >= k) {
         return Err(DetectError::NoData(format!("label {bad} outside 0..{k}")));
     }
-    Ok(dim)
+    Ok((dim, k))
 }
 
 /// Checks that `predictions` cover the `n` images of a held-out set.

@@ -183,26 +183,14 @@ impl UniversalResult {
     }
 }
 
-/// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on every class, its own
-/// clean predictions computed first: [`run_universal_on`] with the default [`HeldOut`].
-/// `progress(class)` is called after each class.
-pub fn run_universal(
-    model: &mut dyn GradientModel,
-    images: &[f32],
-    labels: &[i64],
-    params: &UniversalParams,
-    progress: impl FnMut(usize),
-) -> Result<UniversalResult, DetectError> {
-    run_universal_on(model, images, labels, HeldOut::default(), params, progress)
-}
-
 /// Runs the detector on held-out `images` (NCHW in [0, 1]) with true `labels`, on the classes and with
-/// the clean predictions `held_out` gives (each class below the class count; at least 3): their budgets
+/// the clean predictions `held_out` gives (each class below the class count; at least 3;
+/// `HeldOut::default()`: every class, its own clean predictions computed first): their budgets
 /// are searched and compared with each other, and the result holds them alone. Every class's search is
 /// the same as in a run over all classes (the sources are drawn once for the model), so a class
 /// measured here has the budget it has there. The result's evaluations count the predictions only when
 /// computed here. `progress(class)` is called after each class.
-pub fn run_universal_on(
+pub fn run_universal(
     model: &mut dyn GradientModel,
     images: &[f32],
     labels: &[i64],
@@ -211,7 +199,7 @@ pub fn run_universal_on(
     mut progress: impl FnMut(usize),
 ) -> Result<UniversalResult, DetectError> {
     params.check()?;
-    let (dim, k) = check_inputs(model, images, labels)?;
+    let (dim, k) = check_held_out(model, images, labels, 3, "universal reach")?;
     let classes_to_measure = &held_out.classes(k)[..];
     super::sample::check_class_list(classes_to_measure, k, 3, "universal reach")?;
     let n = labels.len();
@@ -259,16 +247,6 @@ pub fn run_universal_on(
     Ok(UniversalResult { params: params.clone(), classes, median_log_budget: median, flagged, evaluations })
 }
 
-/// Checks the held-out set against the model: at least three classes, then [`check_held_out`]; returns the
-/// image size and the class count.
-fn check_inputs(model: &dyn GradientModel, images: &[f32], labels: &[i64]) -> Result<(usize, usize), DetectError> {
-    let k = model.num_classes();
-    if k < 3 {
-        return Err(DetectError::NoData(format!("the model has {k} classes; universal reach compares at least 3")));
-    }
-    Ok((check_held_out(model, images, labels)?, k))
-}
-
 /// The continuation search for one class over `m` source images `x`: at each level of the ladder, the
 /// shared PGD ([`crate::attack::Pgd::run_shared`]) continues from the last level's δ (and the gradient
 /// its success check computed there), then the success rate of δ decides whether to stop.
@@ -304,7 +282,7 @@ fn search_class(
         delta = run.delta;
         // Success rate of δ at this level.
         let hits = run.predictions.iter().filter(|&&p| p == class).count();
-        // Positions among the sources; `run_universal_on` maps them to the input set.
+        // Positions among the sources; `run_universal` maps them to the input set.
         examples = run
             .predictions
             .iter()

@@ -6,7 +6,7 @@ use super::{test_predictions, ClassDetector, DetectContext, EvidenceRequest, Mea
 use crate::audit::evidence::{bar_chart, class_labels, EvidenceFiles};
 use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
-use crate::detect::reach::{run_reach_on, ReachResult};
+use crate::detect::reach::{run_reach, ReachResult};
 use crate::detect::sample::HeldOut;
 use crate::detect::DetectorOutcome;
 use crate::report::evidence::{BarChart, ImageGrid};
@@ -24,7 +24,7 @@ impl ClassDetector for Reach {
         let pb = bar(0, "reach".into(), ctx.progress);
         let predictions = test_predictions(ctx.model, test, params.batch_size, ctx.held_out)?;
         let held_out = HeldOut { predictions: Some(predictions), classes: Some(&classes) };
-        let r = run_reach_on(ctx.model, &test.pixels, &test.labels, held_out, params, |p| {
+        let r = run_reach(ctx.model, &test.pixels, &test.labels, held_out, params, |p| {
             pb.set_length(p.total as u64);
             pb.set_position(p.done as u64);
         })?;

@@ -11,7 +11,7 @@ use crate::audit::plan::AuditPlan;
 use crate::audit::progress::bar;
 use crate::data::ImageSet;
 use crate::detect::sample::HeldOut;
-use crate::detect::universal::{run_universal_on, ClassUniversal, UniversalResult};
+use crate::detect::universal::{run_universal, ClassUniversal, UniversalResult};
 use crate::detect::DetectorOutcome;
 use crate::report::evidence::{BarChart, ImageGrid};
 use crate::report::{ClassDetails, EvidenceFile, EvidenceKind, Timings};
@@ -29,7 +29,7 @@ impl ClassDetector for UniversalReach {
         let predictions = test_predictions(ctx.model, test, params.batch_size, ctx.held_out)?;
         let mut done = 0;
         let held_out = HeldOut { predictions: Some(predictions), classes: Some(&classes) };
-        let r = run_universal_on(ctx.model, &test.pixels, &test.labels, held_out, params, |_| {
+        let r = run_universal(ctx.model, &test.pixels, &test.labels, held_out, params, |_| {
             done += 1;
             pb.set_position(done)
         })?;
