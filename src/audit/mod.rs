@@ -7,7 +7,7 @@
 //! decision → evidence → report →
 //! [`AuditRun::write`] (every report at once, or none).
 //!
-//! [`run`] does all of it; [`tools`] holds the entry points of the other subcommands.
+//! [`run`] does all of it; [`subcommands`] holds the entry points of the other subcommands.
 
 mod command;
 mod detectors;

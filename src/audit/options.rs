@@ -198,7 +198,8 @@ impl FeatureFlags {
 
 /// Every option of an audit, as the command line gives it (`aegis-audit audit --help` is generated from
 /// these declarations); `None` (or `false`) means "the preset's value, or the default". The flags that
-/// set a detector's or a section's parameters are declared in [`super::flags`], one group per section.
+/// set a detector's or a section's parameters are declared in `audit/flags.rs` (re-exported here), one
+/// group per section.
 #[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct Options {
     /// The ONNX models to audit, each once. With several, the data is read once, the SARIF log has one

@@ -31,7 +31,7 @@ pub struct EmpiricalNull {
 
 impl EmpiricalNull {
     /// Fits the null to `samples` (any order; every value finite), with the exponential tail over the
-    /// top `tail_fraction` of them (at least [`MIN_TAIL`] samples).
+    /// top `tail_fraction` of them (at least `MIN_TAIL` = 5 samples).
     pub fn fit(samples: &[f64], tail_fraction: f64) -> Result<EmpiricalNull, DecideError> {
         if samples.len() < MIN_SAMPLES {
             return Err(DecideError::Null(format!(

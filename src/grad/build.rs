@@ -31,8 +31,8 @@ pub struct GradSpec {
 /// Names of the exported graph's inputs and outputs.
 const FIXED_NAMES: [&str; 6] = ["x", "y", "logits", "features", "loss", "grad"];
 
-/// Builds the gradient graph of `model`: inputs `x` (the image input, renamed) and `y` (int64 [N]
-/// labels); outputs `logits`, `features`, `loss` (per-example cross-entropy, [N]) and `grad`
+/// Builds the gradient graph of `model`: inputs `x` (the image input, renamed) and `y` (int64 `[N]`
+/// labels); outputs `logits`, `features`, `loss` (per-example cross-entropy, `[N]`) and `grad`
 /// (dloss/dx, shaped like `x`). `shapes` must hold the shapes of the tensors on the input→logits
 /// path and of their inputs ([`static_shapes`], completed by a probe where static inference
 /// cannot tell). Building runs nothing.
