@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command (README "Tests"; .ci/run calls it): installs what is missing
-# (scripts/setup.sh), then runs the Rust tests, the PyTorch plugin's and the benchmark's tests (plugins/torch,
+# (scripts/setup.sh), then runs the Rust tests and builds the API docs with warnings as errors (broken or
+# private intra-doc links), the PyTorch plugin's and the benchmark's tests (plugins/torch,
 # plugins/bench: one pytest run, one PyTorch start-up), the packaging checks
 # (scripts/test_packaging.sh: wheels, GitHub Action, pre-commit hook, and every SARIF log the tests wrote
 # validated by Microsoft's SARIF Multitool with GitHub's rules) and the integration plugins' tests
@@ -14,6 +15,7 @@ export AEGIS_SARIF_DUMP="$root/target/sarif-dump"
 rm -rf "$AEGIS_SARIF_DUMP"
 mkdir -p "$AEGIS_SARIF_DUMP"
 cargo test 2>&1
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet 2>&1
 .venv/bin/python -m pytest -q plugins/torch/tests plugins/bench/tests 2>&1
 bash scripts/test_packaging.sh 2>&1
 # The PyTorch plugin, the benchmark, the scripts, the study scripts and the scaling benchmark are ruff-clean (ruff
