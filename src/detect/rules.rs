@@ -23,11 +23,6 @@ impl Rules {
         self.require(value >= 1, name, value, "must be >= 1")
     }
 
-    /// Counts of at least one each, checked in order (the first that breaks the rule is named).
-    pub fn counts(&self, counts: &[(&str, usize)]) -> Result<(), DetectError> {
-        counts.iter().try_for_each(|&(name, value)| self.count(name, value))
-    }
-
     /// A number that is finite and above 0.
     pub fn positive<T: Copy + Into<f64> + Display>(&self, name: &str, value: T) -> Result<(), DetectError> {
         let v: f64 = value.into();

@@ -80,7 +80,9 @@ impl NeuralCleanseParams {
     /// Checks every rule; the error names the parameter and its value.
     pub fn check(&self) -> Result<(), DetectError> {
         let r = Rules("neural-cleanse ");
-        r.counts(&[("images", self.images), ("batch_size", self.batch_size), ("epochs", self.epochs)])?;
+        r.count("images", self.images)?;
+        r.count("batch_size", self.batch_size)?;
+        r.count("epochs", self.epochs)?;
         r.positive("init_cost", self.init_cost)?;
         let success = self.target_success;
         r.require(success > 0.0 && success <= 1.0, "target_success", success, "must be in (0, 1]")?;
