@@ -177,12 +177,12 @@ pub(crate) struct EvidenceRequest<'a> {
 
 impl EvidenceRequest<'_> {
     /// Whether the detector measured `class` (its outcome lists it).
-    pub fn measured(&self, class: usize) -> bool {
+    pub fn is_measured(&self, class: usize) -> bool {
         self.outcome.classes.iter().any(|s| s.class == class)
     }
 
     /// Whether the decision flagged `class`.
-    pub fn flagged(&self, class: usize) -> bool {
+    pub fn is_flagged(&self, class: usize) -> bool {
         self.flagged.contains(&class)
     }
 }

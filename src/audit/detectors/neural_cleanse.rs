@@ -58,7 +58,7 @@ impl Measurements for NeuralCleanseResult {
     fn evidence(&self, request: &EvidenceRequest<'_>) -> Result<EvidenceFiles> {
         let (c, h, w) = self.image_shape;
         let mut out = EvidenceFiles::default();
-        for t in self.classes.iter().filter(|t| request.measured(t.class)) {
+        for t in self.classes.iter().filter(|t| request.is_measured(t.class)) {
             let name = format!("class-{}-nc-mask.png", t.class);
             evidence::mask_png(&request.dir.join(&name), &t.mask, &t.pattern, c, h, w, 4)?;
             let file = EvidenceFile {

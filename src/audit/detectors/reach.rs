@@ -64,7 +64,7 @@ impl Measurements for ReachResult {
         let caption = format!("Success rate of targeted L2 PGD (ε = {:.3}) toward each class", self.eps);
         out.overview.push(bar_chart(request.dir, "reach-rates.png", &chart, caption)?);
         let test = &request.data.test;
-        for cr in self.classes.iter().filter(|c| request.measured(c.class) && request.flagged(c.class)) {
+        for cr in self.classes.iter().filter(|c| request.is_measured(c.class) && request.is_flagged(c.class)) {
             if cr.evidence.is_empty() {
                 continue;
             }

@@ -61,7 +61,7 @@ impl Measurements for UniversalResult {
         let mut out = EvidenceFiles::default();
         let labels = class_labels(self.classes.iter().map(|u| u.class));
         let budgets: Vec<f64> = self.classes.iter().map(|u| u.budget).collect();
-        let marks: Vec<bool> = self.classes.iter().map(|u| request.flagged(u.class)).collect();
+        let marks: Vec<bool> = self.classes.iter().map(|u| request.is_flagged(u.class)).collect();
         let title = format!(
             "L2 budget of one perturbation that sends {:.0}% of the images to each class",
             self.params.success_level * 100.0
@@ -77,7 +77,7 @@ impl Measurements for UniversalResult {
         let caption = "L2 budget of the one perturbation, shared by every source image, that sends most of them to \
                        each class (a backdoor's target needs the least)";
         out.overview.push(bar_chart(request.dir, "universal-budgets.png", &chart, caption.into())?);
-        for u in self.classes.iter().filter(|u| request.flagged(u.class) && request.measured(u.class)) {
+        for u in self.classes.iter().filter(|u| request.is_flagged(u.class) && request.is_measured(u.class)) {
             if let Some(file) = perturbation_grid(request.dir, u, &request.data.test)? {
                 out.class(u.class, vec![file]);
             }
