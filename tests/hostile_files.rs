@@ -1,5 +1,6 @@
 //! Hostile files (issue 30): every output option refuses a device, a FIFO, a socket and a folder before
-//! any work and leaves it as it was; two outputs that are the same file are refused; every input option
+//! any work and leaves it as it was; two outputs that are the same file are refused, and so is an output
+//! that is one of the run's inputs (a model, a data file, a report read); every input option
 //! refuses a FIFO (without hanging), a link to `/dev/zero` and a folder; headers that promise more data
 //! than the file holds are refused before allocation; SIGINT/SIGTERM leave no staging folder, keep the
 //! previous report and exit 130/143 with one line; `calibrate` and `decide` refuse duplicated models,
@@ -174,6 +175,45 @@ fn two_outputs_that_are_the_same_file_are_refused() {
     let out = aegis(&[MODEL, "--data", DATA, "--quiet", "--sarif", s(&same), "--json", s(&link)]);
     assert_refused(&out, &["--json", "is the same file as the --sarif output"]);
     assert_eq!(std::fs::read(&same).unwrap(), b"previous");
+}
+
+#[test]
+fn no_command_writes_an_output_over_its_own_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.onnx");
+    std::fs::copy(root().join(MODEL), &model).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for f in std::fs::read_dir(root().join(DATA)).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, data.join(f.file_name().unwrap())).unwrap();
+    }
+    let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    let stored = dir.path().join("r.json");
+    std::fs::write(&stored, serde_json::to_vec(&report(10, &["reach"], "ab12", "clean", "mnist")).unwrap()).unwrap();
+    let link = dir.path().join("link.sarif");
+    std::os::unix::fs::symlink(&model, &link).unwrap();
+    let before = |p: &Path| std::fs::read(p).unwrap();
+    let (model_bytes, label_bytes, stored_bytes) = (before(&model), before(&labels), before(&stored));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![s(&model), "--data", s(&data), "--quiet", "--json", s(&model)], "--json"),
+        (vec![s(&model), "--data", s(&data), "--quiet", "--sarif", s(&link)], "--sarif"),
+        (vec![s(&model), "--data", s(&data), "--quiet", "--json", s(&labels)], "is a file inside the --data path"),
+        (vec!["decide", s(&stored), "--json", s(&stored)], "is a report read"),
+        (vec!["calibrate", s(&stored), "-o", s(&stored)], "is a report read"),
+        (vec!["export-grad", s(&model), "-o", s(&model)], "is the model read"),
+    ];
+    for (args, needle) in cases {
+        let out = aegis(&args);
+        assert_refused(&out, &[needle, "an output is never written over an input of the run"]);
+    }
+    let evidence = data.join("evidence");
+    let out = aegis(&[s(&model), "--data", s(&data), "--quiet", "--evidence", s(&evidence)]);
+    assert_refused(&out, &["--evidence", "evidence is never written into an input folder"]);
+    assert!(!evidence.exists());
+    assert_eq!(before(&model), model_bytes);
+    assert_eq!(before(&labels), label_bytes);
+    assert_eq!(before(&stored), stored_bytes);
 }
 
 #[test]

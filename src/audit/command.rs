@@ -339,7 +339,14 @@ pub fn run(options: &Options) -> Result<AuditRun> {
         }
         return Err(e.into());
     }
-    let outputs = Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref())?;
+    let mut inputs: Vec<(&str, &Path)> =
+        options.models.iter().map(|m| ("a model being audited", m.as_path())).collect();
+    inputs.push(("the --data path", options.data.as_path()));
+    if let Some(c) = &options.calibration {
+        inputs.push(("the --calibration file", c.as_path()));
+    }
+    let outputs =
+        Outputs::check(options.sarif.as_deref(), options.json.as_deref(), options.evidence.as_deref(), &inputs)?;
     let runtime_settings = options.runtime.settings();
     runtime::init(runtime_settings.ort_lib.as_deref())?;
     let config = SessionConfig { device: runtime_settings.device, intra_threads: runtime_settings.threads };

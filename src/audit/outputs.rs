@@ -39,14 +39,27 @@ fn check_file(flag: &'static str, path: &Path) -> Result<OutputTarget, AuditErro
 }
 
 impl Outputs {
-    /// Checks every output path before the audit starts and creates the evidence staging folder.
-    pub fn check(sarif: Option<&Path>, json: Option<&Path>, evidence: Option<&Path>) -> Result<Outputs, AuditError> {
+    /// Checks every output path before the audit starts and creates the evidence staging folder. No
+    /// output may replace one of the run's `inputs` (`(what, path)`: the models, the data, the
+    /// calibration file), and the evidence folder may not lie inside an input folder (it would add
+    /// files to the dataset).
+    pub fn check(
+        sarif: Option<&Path>,
+        json: Option<&Path>,
+        evidence: Option<&Path>,
+        inputs: &[(&str, &Path)],
+    ) -> Result<Outputs, AuditError> {
         let mut targets: Vec<(&str, OutputTarget)> = Vec::new();
-        if let Some(p) = sarif {
-            targets.push(("--sarif", check_file("--sarif", p)?));
-        }
-        if let Some(p) = json {
-            targets.push(("--json", check_file("--json", p)?));
+        for (flag, path) in [("--sarif", sarif), ("--json", json)] {
+            if let Some(p) = path {
+                let target = check_file(flag, p)?;
+                fsio::output::check_not_input(&target, inputs).map_err(|e| AuditError::Output {
+                    flag,
+                    path: p.to_path_buf(),
+                    problem: e.problem(),
+                })?;
+                targets.push((flag, target));
+            }
         }
         let pairs: Vec<(&str, &OutputTarget)> = targets.iter().map(|(f, t)| (*f, t)).collect();
         fsio::check_distinct(&pairs).map_err(|e| AuditError::Output {
@@ -55,7 +68,7 @@ impl Outputs {
             problem: e.problem(),
         })?;
         let staging = match evidence {
-            Some(dir) => Some(Self::stage_evidence(dir)?),
+            Some(dir) => Some(Self::stage_evidence(dir, inputs)?),
             None => None,
         };
         Ok(Outputs {
@@ -68,7 +81,7 @@ impl Outputs {
 
     /// The evidence folder must be a folder or not exist; its staging folder is made in it, or in the
     /// nearest existing folder above it (so that the commit renames within one file system).
-    fn stage_evidence(dir: &Path) -> Result<(TempDir, Registered), AuditError> {
+    fn stage_evidence(dir: &Path, inputs: &[(&str, &Path)]) -> Result<(TempDir, Registered), AuditError> {
         let bad = |problem: String| AuditError::Output { flag: "--evidence", path: dir.to_path_buf(), problem };
         if dir.exists() && !dir.is_dir() {
             return Err(bad("exists and is not a folder".into()));
@@ -81,6 +94,16 @@ impl Outputs {
             };
             if base.exists() && !base.is_dir() {
                 return Err(bad(format!("{} is not a folder", base.display())));
+            }
+        }
+        if let Ok(resolved) = base.canonicalize() {
+            for (what, input) in inputs.iter().filter(|(_, p)| p.is_dir()) {
+                if input.canonicalize().is_ok_and(|d| resolved.starts_with(d)) {
+                    return Err(bad(format!(
+                        "is inside {what} ({}); evidence is never written into an input folder",
+                        input.display()
+                    )));
+                }
             }
         }
         fsio::cleanup::track(
@@ -161,19 +184,19 @@ mod tests {
     #[test]
     fn a_folder_for_a_file_and_a_file_for_the_evidence_are_refused_once() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Outputs::check(None, Some(dir.path()), None).unwrap_err().to_string();
+        let err = Outputs::check(None, Some(dir.path()), None, &[]).unwrap_err().to_string();
         assert!(err.starts_with("--json ") && err.ends_with("is a folder; give a file path"), "{err}");
         let file = dir.path().join("f");
         std::fs::write(&file, b"x").unwrap();
-        let err = Outputs::check(None, None, Some(&file)).unwrap_err().to_string();
+        let err = Outputs::check(None, None, Some(&file), &[]).unwrap_err().to_string();
         assert_eq!(err, format!("--evidence {}: exists and is not a folder", file.display()));
         let missing = dir.path().join("no/such/report.sarif");
-        let err = Outputs::check(Some(&missing), None, None).unwrap_err().to_string();
+        let err = Outputs::check(Some(&missing), None, None, &[]).unwrap_err().to_string();
         assert!(err.ends_with("/no/such does not exist"), "{err}");
         let same = dir.path().join("same.out");
-        let err = Outputs::check(Some(&same), Some(&dir.path().join("x/../same.out")), None);
+        let err = Outputs::check(Some(&same), Some(&dir.path().join("x/../same.out")), None, &[]);
         assert!(err.is_err(), "x does not exist, so x/.. does not resolve: refused either way");
-        let err = Outputs::check(Some(&same), Some(&dir.path().join(".").join("same.out")), None).unwrap_err();
+        let err = Outputs::check(Some(&same), Some(&dir.path().join(".").join("same.out")), None, &[]).unwrap_err();
         assert!(err
             .to_string()
             .ends_with("is the same file as the --sarif output; --json and --sarif would overwrite each other"));
@@ -183,7 +206,7 @@ mod tests {
     fn reports_respect_the_umask() {
         let dir = tempfile::tempdir().unwrap();
         let sarif = dir.path().join("r.sarif");
-        let out = Outputs::check(Some(&sarif), None, None).unwrap();
+        let out = Outputs::check(Some(&sarif), None, None, &[]).unwrap();
         out.commit(BTreeMap::from([(sarif.clone(), b"{}".to_vec())])).unwrap();
         use std::os::unix::fs::PermissionsExt;
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -197,7 +220,7 @@ mod tests {
     fn commit_writes_reports_and_moves_evidence() {
         let dir = tempfile::tempdir().unwrap();
         let (sarif, ev) = (dir.path().join("r.sarif"), dir.path().join("a/b/evidence"));
-        let out = Outputs::check(Some(&sarif), None, Some(&ev)).unwrap();
+        let out = Outputs::check(Some(&sarif), None, Some(&ev), &[]).unwrap();
         let stage = out.evidence_stage(None).unwrap();
         std::fs::write(stage.join("index.html"), b"<html>").unwrap();
         assert!(!ev.exists() && !sarif.exists());
@@ -212,9 +235,32 @@ mod tests {
     fn a_dropped_run_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let ev = dir.path().join("evidence");
-        let out = Outputs::check(None, None, Some(&ev)).unwrap();
+        let out = Outputs::check(None, None, Some(&ev), &[]).unwrap();
         std::fs::write(out.evidence_stage(None).unwrap().join("x.png"), b"png").unwrap();
         drop(out);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+    #[test]
+    fn no_output_replaces_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        std::fs::write(&model, b"model").unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("train/0")).unwrap();
+        let inputs = [("the model", model.as_path()), ("the --data folder", data.as_path())];
+        let err = Outputs::check(None, Some(&model), None, &inputs).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "--json {}: is the model ({}); an output is never written over an input of the run",
+                model.display(),
+                model.display()
+            )
+        );
+        for ev in [data.clone(), data.join("train/evidence")] {
+            let err = Outputs::check(None, None, Some(&ev), &inputs).unwrap_err().to_string();
+            assert!(err.ends_with("; evidence is never written into an input folder"), "{err}");
+        }
+        assert!(Outputs::check(Some(&dir.path().join("r.sarif")), None, Some(&dir.path().join("ev")), &inputs).is_ok());
     }
 }

@@ -376,7 +376,8 @@ fn shared_detectors(per_model: &[(&StoredModel, ModelIndices<'_>)]) -> Vec<(Stri
 /// calibration is checked (every weighted detector and the fused score get a null distribution) before
 /// anything is written.
 pub fn calibrate(options: &CalibrateOptions) -> Result<CalibrateOutcome> {
-    check_output(&options.output, "-o")?;
+    let inputs: Vec<(&str, &Path)> = options.reports.iter().map(|r| ("a report read", r.as_path())).collect();
+    check_output(&options.output, "-o", &inputs)?;
     let models = read_reports(&options.reports)?;
     if !options.allow_suspected {
         if let Some(m) =
@@ -571,9 +572,10 @@ pub(super) fn check_detector_names(calibration: &Calibration) -> Result<(), Audi
     Ok(())
 }
 
-/// An output file: a new path or a regular file, in a writable folder (`fsio::check_output`).
-pub(super) fn check_output(path: &Path, flag: &'static str) -> Result<(), AuditError> {
-    fsio::check_output(path).map(drop).map_err(|e| AuditError::Output {
+/// An output file: a new path or a regular file, in a writable folder (`fsio::check_output`), and none
+/// of the command's `inputs` (`(what, path)`; `fsio::output::check_not_input`).
+pub(super) fn check_output(path: &Path, flag: &'static str, inputs: &[(&str, &Path)]) -> Result<(), AuditError> {
+    fsio::check_output(path).and_then(|t| fsio::output::check_not_input(&t, inputs)).map_err(|e| AuditError::Output {
         flag,
         path: path.to_path_buf(),
         problem: e.problem(),
@@ -689,7 +691,11 @@ fn p_text(p: f64) -> String {
 /// indices stored in the reports, and writes the decisions as JSON when asked.
 pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
     if let Some(json) = &options.json {
-        check_output(json, "--json")?;
+        let mut inputs: Vec<(&str, &Path)> = options.reports.iter().map(|r| ("a report read", r.as_path())).collect();
+        if let Some(c) = &options.calibration {
+            inputs.push(("the --calibration file", c.as_path()));
+        }
+        check_output(json, "--json", &inputs)?;
     }
     let calibration = match &options.calibration {
         Some(path) => Calibration::load(path)?,

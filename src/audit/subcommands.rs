@@ -125,9 +125,10 @@ pub fn write_embedding(path: &Path, outcome: &ClusterOutcome) -> Result<()> {
 }
 
 /// Checks an output file path before any work (`fsio::check_output`: a new path or a regular file in a
-/// writable folder, never a device, FIFO, socket or folder); `flag` names it in the error.
-pub fn check_output(flag: &'static str, path: &Path) -> Result<()> {
-    Ok(super::stored_reports::check_output(path, flag)?)
+/// writable folder, never a device, FIFO, socket or folder, and never the command's `input`, named by
+/// `what`); `flag` names it in the error.
+pub fn check_output(flag: &'static str, path: &Path, input: (&str, &Path)) -> Result<()> {
+    Ok(super::stored_reports::check_output(path, flag, &[input])?)
 }
 
 /// Writes one output file of a command: staged beside it, renamed into place (an interruption leaves

@@ -46,7 +46,7 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
         runtime: args.runtime.settings(),
     };
     let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
-    tools::check_output("-o", &out)?;
+    tools::check_output("-o", &out, ("the model read", &args.model))?;
     let export = tools::export_grad(&options)
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
     tools::write_output(&out, &export.graph).with_context(|| format!("writing {}", out.display()))?;

@@ -90,6 +90,36 @@ pub fn check_distinct(outputs: &[(&str, &OutputTarget)]) -> Result<(), FileError
     Ok(())
 }
 
+/// Refuses an output that would replace one of the run's inputs (a report written over the model it
+/// audits, or over a file of its data): `inputs` are `(what, path)`, e.g. `("the model", path)`; an
+/// input folder (a dataset) covers every file below it. Only an output that exists can be an input; it
+/// is compared by device and inode with an input file, and by its resolved path with an input folder.
+pub fn check_not_input(target: &OutputTarget, inputs: &[(&str, &Path)]) -> Result<(), FileError> {
+    let Identity::Inode(dev, ino) = target.identity else {
+        return Ok(());
+    };
+    let refuse = |what: &str| FileError::Output {
+        path: target.path.clone(),
+        problem: format!("is {what}; an output is never written over an input of the run"),
+    };
+    let resolved = target.path.canonicalize().ok();
+    for (what, input) in inputs {
+        match std::fs::metadata(input) {
+            Ok(meta) if meta.is_dir() => {
+                let inside = input.canonicalize().ok().zip(resolved.as_ref()).is_some_and(|(d, r)| r.starts_with(d));
+                if inside {
+                    return Err(refuse(&format!("a file inside {what} ({})", input.display())));
+                }
+            }
+            Ok(meta) if (meta.dev(), meta.ino()) == (dev, ino) => {
+                return Err(refuse(&format!("{what} ({})", input.display())));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Checks, just before a rename, that the destination is still absent or a regular file (so that a
 /// device or FIFO put there since the first check is not replaced).
 pub fn recheck(path: &Path) -> Result<(), FileError> {
@@ -107,7 +137,7 @@ pub fn recheck(path: &Path) -> Result<(), FileError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_distinct, check_output};
+    use super::{check_distinct, check_not_input, check_output};
 
     #[test]
     fn special_files_and_folders_are_refused() {
@@ -137,5 +167,27 @@ mod tests {
         assert!(check_distinct(&[("--sarif", &a), ("--json", &b)]).is_err());
         let c = check_output(&dir.path().join("other")).unwrap();
         assert!(check_distinct(&[("--sarif", &a), ("--json", &c)]).is_ok());
+    }
+    #[test]
+    fn an_input_is_never_an_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("m.onnx");
+        std::fs::write(&model, b"model").unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let images = dir.path().join("data/images.idx");
+        std::fs::write(&images, b"data").unwrap();
+        std::os::unix::fs::symlink(&model, dir.path().join("link.json")).unwrap();
+        let inputs = [("the model", model.as_path()), ("the --data folder", &dir.path().join("data"))];
+        for out in [model.clone(), dir.path().join("link.json"), dir.path().join("./data/../m.onnx")] {
+            let err = check_not_input(&check_output(&out).unwrap(), &inputs).unwrap_err().to_string();
+            assert!(err.contains("is the model ("), "{err}");
+            assert!(err.ends_with("an output is never written over an input of the run"), "{err}");
+        }
+        let err = check_not_input(&check_output(&images).unwrap(), &inputs).unwrap_err().to_string();
+        assert!(err.contains("is a file inside the --data folder ("), "{err}");
+        // A new file in the data folder replaces nothing, nor does an existing file elsewhere.
+        assert!(check_not_input(&check_output(&dir.path().join("data/new.json")).unwrap(), &inputs).is_ok());
+        std::fs::write(dir.path().join("old.json"), b"{}").unwrap();
+        assert!(check_not_input(&check_output(&dir.path().join("old.json")).unwrap(), &inputs).is_ok());
     }
 }
