@@ -187,6 +187,7 @@ fn precondition_phase(
             notifications.extend(capped("precondition.images", p.images, data.test.n, "test"));
             let r = run_precondition(plan, p, &mut prepared.model, &data.test, progress)?;
             timings.precondition = started.elapsed().as_secs_f64();
+            notifications.extend(low_accuracy_note(r.clean_accuracy, r.images, prepared.model.num_classes()));
             Some(r)
         }
         (None, true) => {
@@ -610,6 +611,26 @@ fn dataset_info(path: &Path, set: &ImageSet) -> DatasetInfo {
     }
 }
 
+/// Below this clean accuracy on the test images the report warns that the data may not be the model's.
+const LOW_CLEAN_ACCURACY: f64 = 0.5;
+
+/// A warning when the model classifies under [`LOW_CLEAN_ACCURACY`] of the `images` test images correctly:
+/// every detector compares classes on images the model classifies, so data of another kind (other
+/// classes, another order, another scaling) makes the statistics meaningless without failing.
+fn low_accuracy_note(clean_accuracy: f64, images: usize, classes: usize) -> Option<Notification> {
+    (clean_accuracy < LOW_CLEAN_ACCURACY).then(|| Notification {
+        level: Level::Warning,
+        message: format!(
+            "the model classifies only {:.1}% of {images} test images correctly (chance: {:.1}%): check that \
+             --data is the data it was trained for (the same classes in the same order, the same scaling); \
+             the detectors' statistics assume it is",
+            100.0 * clean_accuracy,
+            100.0 / classes.max(1) as f64
+        ),
+        class: None,
+    })
+}
+
 fn run_precondition(
     plan: &AuditPlan,
     params: &crate::detect::precondition::PreconditionParams,
@@ -890,7 +911,16 @@ fn class_results(run: &DetectorRun, decision: &Decision, files: &EvidenceFiles, 
 
 #[cfg(test)]
 mod tests {
-    use super::calibration_mismatch;
+    use super::{calibration_mismatch, low_accuracy_note};
+
+    #[test]
+    fn data_the_model_does_not_classify_is_warned_about() {
+        assert!(low_accuracy_note(0.5, 100, 10).is_none());
+        assert!(low_accuracy_note(0.97, 100, 10).is_none());
+        let w = low_accuracy_note(0.12, 200, 10).unwrap();
+        assert!(w.message.starts_with("the model classifies only 12.0% of 200 test images correctly (chance: 10.0%)"));
+        assert!(w.message.contains("--data"), "{}", w.message);
+    }
 
     #[test]
     fn a_preset_outside_the_calibrations_is_warned_about() {

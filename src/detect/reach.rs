@@ -389,8 +389,9 @@ fn draw_sources(
             let mut pool: Vec<usize> = correct.iter().copied().filter(|&i| labels[i] != class as i64).collect();
             if pool.is_empty() {
                 return Err(DetectError::NoData(format!(
-                    "no correctly classified image of a class other than {class} to attack toward it \
-                     ({} of {} images correctly classified)",
+                    "reach: no correctly classified image of a class other than {class} to attack toward it \
+                     ({} of {} images correctly classified; is the data the model's: the same classes, order \
+                     and scaling?)",
                     correct.len(),
                     labels.len()
                 )));

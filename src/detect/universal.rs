@@ -216,8 +216,8 @@ pub fn run_universal(
         let sources: Vec<usize> = correct.iter().copied().filter(|&i| labels[i] != class as i64).collect();
         if sources.len() < 2 {
             return Err(DetectError::NoData(format!(
-                "fewer than 2 correctly classified images of classes other than {class} ({} of {n} images \
-                 correctly classified)",
+                "universal reach: fewer than 2 correctly classified images of classes other than {class} ({} of \
+                 {n} images correctly classified; is the data the model's: the same classes, order and scaling?)",
                 correct.len()
             )));
         }
