@@ -216,9 +216,11 @@ fn json_round_trips_and_table_shows_verdict() {
 fn table_neutralises_terminal_escapes_in_class_names() {
     let mut report = report_support::report(Verdict::Clean);
     report.classes[0].name = Some("evil\u{1b}[2Jname".into());
+    report.classes[1].name = Some("7\u{202e}lave".into());
     let table = table::render(&report);
-    assert!(!table.contains('\u{1b}'));
-    assert!(table.contains("evil?[2Jname"));
+    assert!(!table.contains('\u{1b}') && !table.contains('\u{202e}'));
+    assert!(table.contains("evil\\u{1b}[2Jname"), "{table}");
+    assert!(table.contains("7\\u{202e}lave"), "{table}");
 }
 
 #[test]

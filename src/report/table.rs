@@ -5,9 +5,11 @@ use std::fmt::Write;
 
 use super::model::{AuditReport, ClassDetails, Level};
 
-/// Replaces control characters (terminal escapes in untrusted class names) with `?`.
+/// Untrusted text (class names, paths, messages quoting them) for the terminal: control characters
+/// (terminal escapes) and the invisible characters that reorder or hide text (bidirectional
+/// overrides) written as escapes ([`crate::escape::escape`]), as in every error line.
 pub fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    crate::escape::escape(text).into_owned()
 }
 
 /// The details column for one class.
