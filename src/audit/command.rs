@@ -432,7 +432,10 @@ fn audit_one(
     let (data, data_s) = data.get(&options.data, shape)?;
     plan.check_data(&data.path, "train", &data.train, k)?;
     plan.check_data(&data.path, "test", &data.test, k)?;
-    let mut prepared = analysed.prepare(config).map_err(in_model)?;
+    if let Some(n) = &plan.input_normalisation {
+        n.per_channel(shape.c).map_err(AuditError::Usage)?;
+    }
+    let mut prepared = analysed.prepare(config, plan.input_normalisation.as_ref()).map_err(in_model)?;
     let budget = MemoryBudget::new(
         options.memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT),
         prepared.activations_per_image,

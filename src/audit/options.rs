@@ -123,6 +123,12 @@ pub fn parse_levels(text: &str) -> Result<Vec<f32>, String> {
     parse_budgets(text, |levels| UniversalParams { levels, ..UniversalParams::default() }.check())
 }
 
+/// Parses a comma-separated list of numbers (`--input-mean`, `--input-std`); their ranges are checked
+/// with the plan ([`crate::grad::InputNormalisation::check`]).
+pub fn parse_values(text: &str) -> Result<Vec<f32>, String> {
+    parse_budgets(text, |_| Ok::<(), String>(()))
+}
+
 /// Comma-separated numbers, then the detector's own rules on them (`check`).
 fn parse_budgets<E: std::fmt::Display>(
     text: &str,
@@ -295,6 +301,16 @@ pub struct Options {
     #[allow(missing_docs)]
     #[command(flatten)]
     pub feature: FeatureFlags,
+    /// Per-channel mean of the model's input normalisation, comma-separated, in pixel units of [0, 1]
+    /// (e.g. 0.485,0.456,0.406 for torchvision's ImageNet weights; one value serves every channel),
+    /// for a model trained on `(x − mean) / std` with the normalisation outside the model: the audit
+    /// puts it in front of the model and still attacks pixels in [0, 1]. Needs --input-std
+    #[arg(long, value_name = "LIST", value_parser = parse_values, requires = "input_std")]
+    pub input_mean: Option<::std::vec::Vec<f32>>,
+    /// Per-channel standard deviation of the model's input normalisation, comma-separated (e.g.
+    /// 0.229,0.224,0.225; see --input-mean). Needs --input-mean
+    #[arg(long, value_name = "LIST", value_parser = parse_values, requires = "input_mean")]
+    pub input_std: Option<::std::vec::Vec<f32>>,
     #[allow(missing_docs)]
     #[command(flatten)]
     pub runtime: RuntimeFlags,

@@ -59,6 +59,9 @@ pub struct AuditPlan {
     pub effort: super::EffortParams,
     /// Seconds each model's audit may take (`--time-budget`): the effort is planned to fit.
     pub time_budget: Option<f64>,
+    /// The model's input normalisation (`--input-mean`, `--input-std`), put in front of it; `None`:
+    /// the model takes pixels in [0, 1].
+    pub input_normalisation: Option<crate::grad::InputNormalisation>,
     /// The robustness check, or `None` to skip it.
     pub precondition: Option<PreconditionParams>,
     /// With `--skip-precondition`: the robustness check's parameters as resolved anyway, so that its
@@ -176,6 +179,9 @@ impl AuditPlan {
             if let Some(dup) = classes.iter().find(|&&c| !seen.insert(c)) {
                 return Err(AuditError::Usage(format!("--classes: class {dup} is listed more than once")));
             }
+        }
+        if let Some(n) = &self.input_normalisation {
+            n.check().map_err(AuditError::Usage)?;
         }
         if let Some(b) = self.time_budget {
             if !(b.is_finite() && b > 0.0 && b <= MAX_TIME_BUDGET) {
@@ -355,6 +361,7 @@ impl AuditPlan {
         ]
         .into_iter()
         .chain(self.preset_derivation.as_ref().map(|d| ("preset_derivation", json!(d))))
+        .chain(self.input_normalisation.as_ref().map(|n| ("input_normalisation", json!(n))))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

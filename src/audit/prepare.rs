@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::analysis::{self, Analysis, FeatureChoice};
 use crate::attack::OnnxGradModel;
 use crate::data::ImageShape;
-use crate::grad::{self, GradSpec, ShapeMap};
+use crate::grad::{self, GradSpec, InputNormalisation, ShapeMap};
 use crate::onnx::proto::ModelProto;
 use crate::onnx::{self, LoadLimits, Model};
 use crate::report::ModelInfo;
@@ -67,8 +67,10 @@ impl AnalysedModel {
         self.analysis.num_classes
     }
 
-    /// Builds the gradient graph and opens a session over it (ONNX Runtime must be initialised).
-    pub fn prepare(self, config: &SessionConfig) -> Result<PreparedModel> {
+    /// Builds the gradient graph and opens a session over it (ONNX Runtime must be initialised). With
+    /// `normalisation` (the model expects normalised images) the graph normalises its pixel input first
+    /// ([`grad::normalise_front`]).
+    pub fn prepare(self, config: &SessionConfig, normalisation: Option<&InputNormalisation>) -> Result<PreparedModel> {
         let AnalysedModel { model, analysis, info, mut timings } = self;
         let started = Instant::now();
         // An op without a backward rule makes `gradient_graph` fail naming the node and the op.
@@ -77,7 +79,10 @@ impl AnalysedModel {
             logits: analysis.logits.name.clone(),
             features: analysis.feature.name.clone(),
         };
-        let (graph, activations_per_image) = gradient_graph_and_activations(&model.proto, &spec, config)?;
+        let channels = analysis.image_input.channels as usize;
+        let normalisation = normalisation.map(|n| (n, channels));
+        let (graph, activations_per_image) =
+            gradient_graph_and_activations(&model.proto, &spec, config, normalisation)?;
         drop(model);
         let grad_graph = onnx::encode(&graph);
         timings.graph_build = started.elapsed().as_secs_f64();
@@ -96,18 +101,25 @@ impl AnalysedModel {
 /// channels-last image input is presented as NCHW `x` ([`grad::nchw_front`]), and a Relu read only
 /// by a MaxPool is moved after it, with the same numbers to the bit ([`grad::pool_before_relu`]).
 pub fn gradient_graph(model: &ModelProto, spec: &GradSpec, config: &SessionConfig) -> Result<ModelProto> {
-    Ok(gradient_graph_and_activations(model, spec, config)?.0)
+    Ok(gradient_graph_and_activations(model, spec, config, None)?.0)
 }
 
 /// [`gradient_graph`], and the activation elements per image on the input→logits path (the
-/// shapes' [`ShapeMap::per_image_elements`]), which size the audit's memory budget.
+/// shapes' [`ShapeMap::per_image_elements`]), which size the audit's memory budget. With
+/// `normalisation` (and the input's channels) the NCHW input is normalised before the model reads it.
 fn gradient_graph_and_activations(
     model: &ModelProto,
     spec: &GradSpec,
     config: &SessionConfig,
+    normalisation: Option<(&InputNormalisation, usize)>,
 ) -> Result<(ModelProto, u64)> {
     let fronted = grad::nchw_front(model, &spec.input)?;
     let model = fronted.as_ref().unwrap_or(model);
+    let normalised = match normalisation {
+        Some((n, channels)) => Some(grad::normalise_front(model, &spec.input, channels, n)?),
+        None => None,
+    };
+    let model = normalised.as_ref().unwrap_or(model);
     let reordered = grad::pool_before_relu(model, spec)?;
     let model = reordered.as_ref().unwrap_or(model);
     let (mut shapes, missing) = grad::static_shapes(model, spec)?;
@@ -146,7 +158,7 @@ impl PreparedModel {
     ) -> Result<PreparedModel> {
         let analysed = AnalysedModel::load(path, feature, limits)?;
         crate::runtime::init(None)?;
-        analysed.prepare(config)
+        analysed.prepare(config, None)
     }
 
     /// Image shape `(c, h, w)`.

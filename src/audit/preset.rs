@@ -333,6 +333,11 @@ impl Preset {
                 ..super::EffortParams::default()
             },
             time_budget: o.time_budget,
+            input_normalisation: o
+                .input_mean
+                .clone()
+                .zip(o.input_std.clone())
+                .map(|(mean, std)| crate::grad::InputNormalisation { mean, std }),
             skipped_precondition: o.skip_precondition.then(|| precondition.clone()),
             precondition: (!o.skip_precondition).then_some(precondition),
             given: o.clone(),

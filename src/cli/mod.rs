@@ -68,6 +68,8 @@ pub enum Command {
 const MAIN_OPTIONS: &[&str] = &[
     "models",
     "data",
+    "input_mean",
+    "input_std",
     "sarif",
     "json",
     "evidence",
@@ -156,7 +158,17 @@ mod tests {
     fn the_main_help_shows_the_audit_and_its_most_used_options_only() {
         let help = main_help();
         assert!(help.contains("aegis-audit MODEL... --data DIR"), "{help}");
-        for flag in ["--data", "--sarif", "--json", "--evidence", "--calibration", "--memory-limit", "--threads"] {
+        for flag in [
+            "--data",
+            "--input-mean",
+            "--input-std",
+            "--sarif",
+            "--json",
+            "--evidence",
+            "--calibration",
+            "--memory-limit",
+            "--threads",
+        ] {
             assert!(help.contains(flag), "{flag} missing from\n{help}");
         }
         // Detector settings stay under `aegis-audit audit --help`.

@@ -10,7 +10,29 @@ use crate::onnx::builder::attr_ints;
 use crate::onnx::graph::Graph;
 use crate::onnx::layout::{image_layout, Layout};
 use crate::onnx::proto::type_proto;
-use crate::onnx::proto::{ModelProto, NodeProto};
+use crate::onnx::proto::{GraphProto, ModelProto, NodeProto};
+
+/// `base` followed by the smallest number that no tensor, node output, initializer or value of `g` is
+/// named yet.
+pub(super) fn fresh_name(g: &GraphProto, base: &str) -> String {
+    let taken: HashSet<String> = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().chain(&n.output).cloned())
+        .chain(g.initializer.iter().filter_map(|t| t.name.clone()))
+        .chain(g.input.iter().chain(&g.output).chain(&g.value_info).filter_map(|v| v.name.clone()))
+        .collect();
+    (0..).map(|k| format!("{base}{k}")).find(|n| !taken.contains(n)).expect("a free name")
+}
+
+/// Makes every node of `g` that reads `from` read `to` instead.
+pub(super) fn rename_reads(g: &mut GraphProto, from: &str, to: &str) {
+    for n in &mut g.node {
+        for t in n.input.iter_mut().filter(|t| t.as_str() == from) {
+            *t = to.to_string();
+        }
+    }
+}
 
 /// For an NHWC image input `input` (see [`image_layout`]), a copy of `model` whose input `input`
 /// is [N, C, H, W] and is transposed (perm [0, 2, 3, 1]) to a fresh tensor that the model's nodes
@@ -22,19 +44,8 @@ pub fn nchw_front(model: &ModelProto, input: &str) -> Result<Option<ModelProto>,
     }
     let mut m = model.clone();
     let g = m.graph.as_mut().expect("checked above");
-    let taken: HashSet<String> = g
-        .node
-        .iter()
-        .flat_map(|n| n.input.iter().chain(&n.output).cloned())
-        .chain(g.initializer.iter().filter_map(|t| t.name.clone()))
-        .chain(g.input.iter().chain(&g.output).chain(&g.value_info).filter_map(|v| v.name.clone()))
-        .collect();
-    let inner = (0..).map(|k| format!("{input}__nhwc{k}")).find(|n| !taken.contains(n)).expect("a free name");
-    for n in &mut g.node {
-        for t in n.input.iter_mut().filter(|t| t.as_str() == input) {
-            *t = inner.clone();
-        }
-    }
+    let inner = fresh_name(g, &format!("{input}__nhwc"));
+    rename_reads(g, input, &inner);
     g.value_info.retain(|v| v.name.as_deref() != Some(input));
     let vi = g
         .input

@@ -9,6 +9,7 @@ use thiserror::Error;
 
 mod build;
 mod layout;
+mod normalise;
 mod opset;
 pub mod path;
 mod reorder;
@@ -17,6 +18,7 @@ pub mod shapes;
 
 pub use build::{add_initializer_shapes, build, shape_tensors, static_shapes, GradSpec};
 pub use layout::nchw_front;
+pub use normalise::{normalise_front, InputNormalisation, MAX_NORMALISATION_VALUES};
 pub use path::{is_supported, op_class, DiffPath, OpClass, MIN_OUTPUT_OPSET, NO_GRADIENT};
 pub use reorder::pool_before_relu;
 pub use shapes::{ShapeMap, TensorShape};
