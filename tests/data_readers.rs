@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use aegis_audit::data::{
-    load_dataset, load_dataset_with_limits, DataError, DataLimits, DatasetFormat, ImageShape, Split,
+    load_dataset, load_dataset_with_limits, DataError, DataLimits, DatasetFormat, ImageShape, Resize, Split,
 };
 use flate2::write::GzEncoder;
 
@@ -387,4 +387,63 @@ fn hostile_file_names_are_escaped_in_errors() {
     let msg = load_dataset(root.path(), Split::Train, ImageShape::new(3, 5, 4)).unwrap_err().to_string();
     assert!(msg.contains("evil\\n\\u{1b}[2J.png"), "{msg}");
     assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg:?}");
+}
+
+/// An ImageFolder of one class holding one 28×56 (H×W) grayscale image: a white 28×28 centre between
+/// two black 28×14 bands.
+fn banded_folder() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("c")).unwrap();
+    let img = image::GrayImage::from_fn(56, 28, |x, _| image::Luma([if (14..42).contains(&x) { 255 } else { 0 }]));
+    img.save(root.path().join("c/banded.png")).unwrap();
+    root
+}
+
+#[test]
+fn images_of_another_size_are_refused_unless_resized() {
+    let root = banded_folder();
+    let shape = ImageShape::new(1, 28, 28);
+    let msg = load_dataset(root.path(), Split::Train, shape).unwrap_err().to_string();
+    assert!(msg.contains("banded.png") && msg.contains("28×56") && msg.contains("--resize crop|stretch"), "{msg}");
+    let read = |resize| {
+        load_dataset_with_limits(root.path(), Split::Train, shape, &DataLimits { resize, ..DataLimits::default() })
+            .unwrap()
+    };
+    // Crop: the image already covers 28×28 at scale 1, so the centre cut out is the white square.
+    let crop = read(Resize::Crop);
+    assert_eq!((crop.n, crop.c, crop.h, crop.w), (1, 1, 28, 28));
+    assert!(crop.pixels.iter().all(|&v| v == 1.0), "{:?}", &crop.pixels[..28]);
+    // Stretch: the width is halved, so each row keeps its black bands: black at the edges, white in
+    // the middle, half of the row white.
+    let stretch = read(Resize::Stretch);
+    let row = &stretch.pixels[..28];
+    assert!(row[0] < 0.05 && row[27] < 0.05 && row[14] > 0.95, "{row:?}");
+    let mean = stretch.pixels.iter().sum::<f32>() / stretch.pixels.len() as f32;
+    assert!((mean - 0.5).abs() < 0.05, "{mean}");
+    // Crop of an image smaller than the model: scaled up to cover it, then cut.
+    let small = tempfile::tempdir().unwrap();
+    std::fs::create_dir(small.path().join("c")).unwrap();
+    image::RgbImage::from_pixel(10, 20, image::Rgb([255, 0, 0])).save(small.path().join("c/small.png")).unwrap();
+    let limits = DataLimits { resize: Resize::Crop, ..DataLimits::default() };
+    let set = load_dataset_with_limits(small.path(), Split::Train, ImageShape::new(3, 32, 32), &limits).unwrap();
+    assert_eq!((set.c, set.h, set.w), (3, 32, 32));
+    assert!(set.pixels[..32 * 32].iter().all(|&v| v == 1.0) && set.pixels[32 * 32..].iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn a_resized_image_is_bounded_by_its_header() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("c")).unwrap();
+    std::fs::write(root.path().join("c/bomb.png"), png_bomb(60_000, 60_000)).unwrap();
+    let limits = DataLimits { resize: Resize::Stretch, ..DataLimits::default() };
+    let msg = load_dataset_with_limits(root.path(), Split::Train, ImageShape::new(1, 28, 28), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("bomb.png") && msg.contains("the most --resize decodes"), "{msg}");
+    // Under the pixel bound, the truncated stream is a decoding error, not an allocation of its size.
+    std::fs::write(root.path().join("c/bomb.png"), png_bomb(5_000, 5_000)).unwrap();
+    let msg = load_dataset_with_limits(root.path(), Split::Train, ImageShape::new(1, 28, 28), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("bomb.png") && msg.contains("cannot decode image"), "{msg}");
 }

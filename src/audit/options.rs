@@ -218,6 +218,12 @@ pub struct Options {
     /// the train split gives seed and clean images, the test split the robustness check.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// How an ImageFolder image whose size differs from the model's input is read: `none` (default:
+    /// refused, naming the file), `stretch` (scaled to the model's size) or `crop` (scaled to cover it,
+    /// aspect ratio kept, and its centre cut out, as torchvision's Resize and CenterCrop); bilinear,
+    /// antialiased. IDX and CIFAR-10 images must match the model
+    #[arg(long, value_enum, value_name = "MODE", default_value_t)]
+    pub resize: crate::data::Resize,
     /// Detection method (default auto: the fused, calibrated decision over every detector; the
     /// robustness check is measured and reported, not a switch).
     #[arg(long, value_enum)]

@@ -362,6 +362,7 @@ impl AuditPlan {
         .into_iter()
         .chain(self.preset_derivation.as_ref().map(|d| ("preset_derivation", json!(d))))
         .chain(self.input_normalisation.as_ref().map(|n| ("input_normalisation", json!(n))))
+        .chain((self.given.resize != crate::data::Resize::None).then(|| ("resize", json!(self.given.resize))))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }

@@ -5,7 +5,11 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageReader, Limits};
 
-use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split};
+use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Resize, Split};
+
+/// Most pixels of an image that is resized (`--resize`): 2^25 (about 33 megapixels), so that decoding
+/// it stays within about 512 MiB whatever its header says.
+pub const MAX_RESIZED_PIXELS: u64 = 1 << 25;
 
 /// File extensions read as images (compared case-insensitively).
 const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
@@ -132,26 +136,24 @@ pub(super) fn load(
     })
 }
 
-/// Opens an image file with its format guessed from content. With `decode_limits`, the decoder is
-/// bound to the model's size: the header's width and height may not exceed it, and the decoder may
-/// allocate at most what an image of that size needs (16-bit RGBA, twice over), so a decompression
+/// Opens an image file with its format guessed from content. With `decode_limits` (height, width),
+/// the decoder is bound to that size: the header's width and height may not exceed it, and the decoder
+/// may allocate at most what an image of that size needs (16-bit RGBA, twice over), so a decompression
 /// bomb is refused from its header.
 fn reader<'a>(
     bytes: &'a [u8],
     file: &Path,
-    expected: ImageShape,
-    decode_limits: bool,
+    decode_limits: Option<(u32, u32)>,
 ) -> Result<ImageReader<std::io::Cursor<&'a [u8]>>, DataError> {
     let mut r =
         ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| DataError::io(file, e))?;
-    if !decode_limits {
+    let Some((h, w)) = decode_limits else {
         return Ok(r);
-    }
+    };
     let mut limits = Limits::default();
-    limits.max_image_width = Some(u32::try_from(expected.w).unwrap_or(u32::MAX));
-    limits.max_image_height = Some(u32::try_from(expected.h).unwrap_or(u32::MAX));
-    limits.max_alloc =
-        Some((expected.h as u64).saturating_mul(expected.w as u64).saturating_mul(16).saturating_add(1 << 20));
+    limits.max_image_width = Some(w);
+    limits.max_image_height = Some(h);
+    limits.max_alloc = Some((h as u64).saturating_mul(w as u64).saturating_mul(16).saturating_add(1 << 20));
     r.limits(limits);
     Ok(r)
 }
@@ -173,24 +175,50 @@ pub(crate) fn read_image(file: &Path, expected: ImageShape, limits: &DataLimits)
         other => other?,
     };
     // Check the size from the header before decoding (no allocation sized by an unchecked header).
-    let (w, h) = reader(&bytes, file, expected, false)?.into_dimensions().map_err(|e| header_error(file, e))?;
-    if (h as usize, w as usize) != (expected.h, expected.w) {
+    let (w, h) = reader(&bytes, file, None)?.into_dimensions().map_err(|e| header_error(file, e))?;
+    let same = (h as usize, w as usize) == (expected.h, expected.w);
+    if !same && limits.resize == Resize::None {
         return Err(DataError::shape(
             file,
             format!(
-                "image is {h}×{w} (H×W), the model expects {}×{}; resize the dataset first",
+                "image is {h}×{w} (H×W), the model expects {}×{}; resize the dataset first, or read it with \
+                 --resize crop|stretch",
                 expected.h, expected.w
             ),
         ));
     }
-    let img = reader(&bytes, file, expected, true)?.decode().map_err(|e| match e {
-        image::ImageError::Limits(l) => DataError::limit(
+    if !same && (h as u64).saturating_mul(w as u64) > MAX_RESIZED_PIXELS {
+        return Err(DataError::limit(
             file,
-            format!("decoding needs more memory than a {}×{} image ({l})", expected.h, expected.w),
-        ),
+            format!("image is {h}×{w} (H×W): more than {MAX_RESIZED_PIXELS} pixels, the most --resize decodes"),
+        ));
+    }
+    let img = reader(&bytes, file, Some((h, w)))?.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => {
+            DataError::limit(file, format!("decoding needs more memory than a {h}×{w} image ({l})"))
+        }
         e => DataError::malformed(file, format!("cannot decode image: {e}")),
     })?;
+    let img = if same { img } else { resized(&img, expected, limits.resize) };
     to_chw(&img, file, expected.c)
+}
+
+/// `img` brought to the model's height and width: stretched, or scaled to cover it (aspect ratio
+/// kept) and its centre cut out. Bilinear filtering, widened when shrinking (antialiased), as PIL's
+/// and torchvision's bilinear resize.
+fn resized(img: &DynamicImage, expected: ImageShape, mode: Resize) -> DynamicImage {
+    use image::imageops::FilterType;
+    let (th, tw) = (expected.h as u32, expected.w as u32);
+    match mode {
+        Resize::None | Resize::Stretch => img.resize_exact(tw, th, FilterType::Triangle),
+        Resize::Crop => {
+            let (w, h) = (img.width() as f64, img.height() as f64);
+            let scale = (th as f64 / h).max(tw as f64 / w);
+            let (sw, sh) = (((w * scale).round() as u32).max(tw), ((h * scale).round() as u32).max(th));
+            let scaled = img.resize_exact(sw, sh, FilterType::Triangle);
+            scaled.crop_imm((sw - tw) / 2, (sh - th) / 2, tw, th)
+        }
+    }
 }
 
 /// A header that cannot be read (or one that asks for more than image's default limits).

@@ -21,6 +21,7 @@ pub mod npy;
 mod sample;
 pub mod trigger;
 
+pub use folder::MAX_RESIZED_PIXELS;
 pub use sample::{per_class_sample, sample_indices, sample_other_classes};
 
 /// Largest number of `f32` values a dataset may hold (4 GiB of pixels), a bound on header-driven sizes.
@@ -59,6 +60,23 @@ pub struct DataLimits {
     /// Most `f32` values kept from one split (default [`MAX_KEPT_VALUES`]: 2^28); a split holding more
     /// keeps a seeded sample of images and reads only those.
     pub max_kept_values: usize,
+    /// How an ImageFolder image of another size than the model's is brought to it (default: it is
+    /// refused); a resized image may have at most [`MAX_RESIZED_PIXELS`] pixels.
+    pub resize: Resize,
+}
+
+/// How an ImageFolder image whose size differs from the model's input is read (`--resize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    /// Refused, with a message naming the file and both sizes.
+    #[default]
+    None,
+    /// Scaled to the model's height and width, the aspect ratio not kept.
+    Stretch,
+    /// Scaled (aspect ratio kept) until it covers the model's size, then its centre cut out, as
+    /// torchvision's `Resize` followed by `CenterCrop`.
+    Crop,
 }
 
 /// Default [`DataLimits::max_images`]: ten times ImageNet's validation split, sixteen times MNIST's
@@ -72,6 +90,7 @@ impl Default for DataLimits {
         DataLimits {
             max_images: DEFAULT_MAX_IMAGES,
             max_image_file_bytes: DEFAULT_MAX_IMAGE_FILE_BYTES,
+            resize: Resize::None,
             max_kept_values: MAX_KEPT_VALUES,
         }
     }
