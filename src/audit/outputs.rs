@@ -53,11 +53,8 @@ impl Outputs {
         for (flag, path) in [("--sarif", sarif), ("--json", json)] {
             if let Some(p) = path {
                 let target = check_file(flag, p)?;
-                fsio::output::check_not_input(&target, inputs).map_err(|e| AuditError::Output {
-                    flag,
-                    path: p.to_path_buf(),
-                    problem: e.problem(),
-                })?;
+                fsio::output::check_not_input(&target, inputs, crate::data::is_dataset_file_name)
+                    .map_err(|e| AuditError::Output { flag, path: p.to_path_buf(), problem: e.problem() })?;
                 targets.push((flag, target));
             }
         }

@@ -575,11 +575,9 @@ pub(super) fn check_detector_names(calibration: &Calibration) -> Result<(), Audi
 /// An output file: a new path or a regular file, in a writable folder (`fsio::check_output`), and none
 /// of the command's `inputs` (`(what, path)`; `fsio::output::check_not_input`).
 pub(super) fn check_output(path: &Path, flag: &'static str, inputs: &[(&str, &Path)]) -> Result<(), AuditError> {
-    fsio::check_output(path).and_then(|t| fsio::output::check_not_input(&t, inputs)).map_err(|e| AuditError::Output {
-        flag,
-        path: path.to_path_buf(),
-        problem: e.problem(),
-    })
+    fsio::check_output(path)
+        .and_then(|t| fsio::output::check_not_input(&t, inputs, |_| true))
+        .map_err(|e| AuditError::Output { flag, path: path.to_path_buf(), problem: e.problem() })
 }
 
 /// Writes a command's one output file, renamed into place so that an interruption leaves the previous

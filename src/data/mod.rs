@@ -411,6 +411,18 @@ pub fn load_dataset_with_limits(
     folder::load(path, split, expected, limits)
 }
 
+/// Whether a file of this name may be read as data by some reader: IDX files (`*-ubyte`, `*-ubyte.gz`),
+/// CIFAR-10 batches and their `batches.meta.txt`, and the images of an ImageFolder (PNG, JPEG). An
+/// output inside a `--data` folder is refused only over such a file, so that a report kept beside the
+/// data can be written again.
+pub fn is_dataset_file_name(path: &Path) -> bool {
+    let name = file_name(path).to_ascii_lowercase();
+    name.contains("-ubyte")
+        || name.ends_with(".bin")
+        || name == "batches.meta.txt"
+        || [".png", ".jpg", ".jpeg"].iter().any(|e| name.ends_with(e))
+}
+
 /// Checks that a dataset path exists and is a folder or a regular file (links followed); true for a file.
 pub fn check_dataset_path(path: &Path) -> Result<bool, DataError> {
     let meta = std::fs::metadata(path)

@@ -92,9 +92,14 @@ pub fn check_distinct(outputs: &[(&str, &OutputTarget)]) -> Result<(), FileError
 
 /// Refuses an output that would replace one of the run's inputs (a report written over the model it
 /// audits, or over a file of its data): `inputs` are `(what, path)`, e.g. `("the model", path)`; an
-/// input folder (a dataset) covers every file below it. Only an output that exists can be an input; it
-/// is compared by device and inode with an input file, and by its resolved path with an input folder.
-pub fn check_not_input(target: &OutputTarget, inputs: &[(&str, &Path)]) -> Result<(), FileError> {
+/// input folder (a dataset) covers the files below it that `read_in_folder` says may be read. Only an
+/// output that exists can be an input; it is compared by device and inode with an input file, and by
+/// its resolved path with an input folder.
+pub fn check_not_input(
+    target: &OutputTarget,
+    inputs: &[(&str, &Path)],
+    read_in_folder: impl Fn(&Path) -> bool,
+) -> Result<(), FileError> {
     let Identity::Inode(dev, ino) = target.identity else {
         return Ok(());
     };
@@ -107,6 +112,7 @@ pub fn check_not_input(target: &OutputTarget, inputs: &[(&str, &Path)]) -> Resul
         match std::fs::metadata(input) {
             Ok(meta) if meta.is_dir() => {
                 let inside = input.canonicalize().ok().zip(resolved.as_ref()).is_some_and(|(d, r)| r.starts_with(d));
+                let inside = inside && read_in_folder(&target.path);
                 if inside {
                     return Err(refuse(&format!("a file inside {what} ({})", input.display())));
                 }
@@ -179,15 +185,20 @@ mod tests {
         std::os::unix::fs::symlink(&model, dir.path().join("link.json")).unwrap();
         let inputs = [("the model", model.as_path()), ("the --data folder", &dir.path().join("data"))];
         for out in [model.clone(), dir.path().join("link.json"), dir.path().join("./data/../m.onnx")] {
-            let err = check_not_input(&check_output(&out).unwrap(), &inputs).unwrap_err().to_string();
+            let err = check_not_input(&check_output(&out).unwrap(), &inputs, |_| true).unwrap_err().to_string();
             assert!(err.contains("is the model ("), "{err}");
             assert!(err.ends_with("an output is never written over an input of the run"), "{err}");
         }
-        let err = check_not_input(&check_output(&images).unwrap(), &inputs).unwrap_err().to_string();
+        let err = check_not_input(&check_output(&images).unwrap(), &inputs, |_| true).unwrap_err().to_string();
         assert!(err.contains("is a file inside the --data folder ("), "{err}");
+        // A file the folder's reader would not read may be replaced (a report kept beside the data).
+        let kept = |p: &std::path::Path| p.extension().is_some_and(|e| e == "idx");
+        std::fs::write(dir.path().join("data/old.json"), b"{}").unwrap();
+        assert!(check_not_input(&check_output(&dir.path().join("data/old.json")).unwrap(), &inputs, kept).is_ok());
+        assert!(check_not_input(&check_output(&images).unwrap(), &inputs, kept).is_err());
         // A new file in the data folder replaces nothing, nor does an existing file elsewhere.
-        assert!(check_not_input(&check_output(&dir.path().join("data/new.json")).unwrap(), &inputs).is_ok());
+        assert!(check_not_input(&check_output(&dir.path().join("data/new.json")).unwrap(), &inputs, |_| true).is_ok());
         std::fs::write(dir.path().join("old.json"), b"{}").unwrap();
-        assert!(check_not_input(&check_output(&dir.path().join("old.json")).unwrap(), &inputs).is_ok());
+        assert!(check_not_input(&check_output(&dir.path().join("old.json")).unwrap(), &inputs, |_| true).is_ok());
     }
 }
