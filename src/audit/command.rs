@@ -24,7 +24,7 @@ use super::options::{MethodChoice, Options};
 use super::outputs::Outputs;
 use super::prepare::AnalysedModel;
 use super::preset::PresetFile;
-use crate::data::{load_dataset_with_limits, DataLimits, ImageShape, Resize, Split};
+use crate::data::{load_dataset_with_limits, DataLimits, ImageShape, Split};
 use crate::decide::Calibration;
 use crate::onnx::LoadLimits;
 use crate::report::sarif::{self, RunInput, SarifOptions};
@@ -352,7 +352,8 @@ pub fn run(options: &Options) -> Result<AuditRun> {
     let config = SessionConfig { device: runtime_settings.device, intra_threads: runtime_settings.threads };
     let several = options.models.len() > 1;
     let slots = evidence_slots(&options.models);
-    let mut data = DataCache { resize: options.resize, ..DataCache::default() };
+    let limits = DataLimits { resize: options.resize, ..DataLimits::default() };
+    let mut data = DataCache { limits, ..DataCache::default() };
     let mut models = Vec::with_capacity(options.models.len());
     for (model, slot) in options.models.iter().zip(&slots) {
         let target = outputs.evidence.as_ref().map(|dir| EvidenceTarget {
@@ -377,8 +378,8 @@ pub fn run(options: &Options) -> Result<AuditRun> {
 #[derive(Debug, Default)]
 struct DataCache {
     sets: HashMap<ImageShape, std::result::Result<Rc<AuditData>, String>>,
-    /// How ImageFolder images of another size are read (`--resize`).
-    resize: Resize,
+    /// The bounds every split is read within, with `--resize`'s mode.
+    limits: DataLimits,
 }
 
 impl DataCache {
@@ -389,8 +390,7 @@ impl DataCache {
         }
         let started = Instant::now();
         let read = |split: Split| {
-            let limits = DataLimits { resize: self.resize, ..DataLimits::default() };
-            load_dataset_with_limits(path, split, shape, &limits).map_err(|source| AuditError::DataRead {
+            load_dataset_with_limits(path, split, shape, &self.limits).map_err(|source| AuditError::DataRead {
                 path: path.to_path_buf(),
                 split: split.name(),
                 source,

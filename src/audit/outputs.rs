@@ -34,8 +34,12 @@ fn io_text(e: &std::io::Error) -> String {
     fsio::io_text(e)
 }
 
-fn check_file(flag: &'static str, path: &Path) -> Result<OutputTarget, AuditError> {
-    fsio::check_output(path).map_err(|e| AuditError::Output { flag, path: path.to_path_buf(), problem: e.problem() })
+/// A report path (`fsio::check_output`) that replaces none of the run's `inputs`
+/// (`fsio::output::check_not_input`; inside a data folder, only the files a dataset reader may read).
+fn check_file(flag: &'static str, path: &Path, inputs: &[(&str, &Path)]) -> Result<OutputTarget, AuditError> {
+    fsio::check_output(path)
+        .and_then(|t| fsio::output::check_not_input(&t, inputs, crate::data::is_dataset_file_name).map(|()| t))
+        .map_err(|e| AuditError::Output { flag, path: path.to_path_buf(), problem: e.problem() })
 }
 
 impl Outputs {
@@ -52,10 +56,7 @@ impl Outputs {
         let mut targets: Vec<(&str, OutputTarget)> = Vec::new();
         for (flag, path) in [("--sarif", sarif), ("--json", json)] {
             if let Some(p) = path {
-                let target = check_file(flag, p)?;
-                fsio::output::check_not_input(&target, inputs, crate::data::is_dataset_file_name)
-                    .map_err(|e| AuditError::Output { flag, path: p.to_path_buf(), problem: e.problem() })?;
-                targets.push((flag, target));
+                targets.push((flag, check_file(flag, p, inputs)?));
             }
         }
         let pairs: Vec<(&str, &OutputTarget)> = targets.iter().map(|(f, t)| (*f, t)).collect();
@@ -93,15 +94,12 @@ impl Outputs {
                 return Err(bad(format!("{} is not a folder", base.display())));
             }
         }
-        if let Ok(resolved) = base.canonicalize() {
-            for (what, input) in inputs.iter().filter(|(_, p)| p.is_dir()) {
-                if input.canonicalize().is_ok_and(|d| resolved.starts_with(d)) {
-                    return Err(bad(format!(
-                        "is inside {what} ({}); evidence is never written into an input folder",
-                        input.display()
-                    )));
-                }
-            }
+        let resolved = base.canonicalize().ok();
+        if let Some((what, input)) = resolved.and_then(|r| fsio::output::input_folder_holding(&r, inputs)) {
+            return Err(bad(format!(
+                "is inside {what} ({}); evidence is never written into an input folder",
+                input.display()
+            )));
         }
         fsio::cleanup::track(
             || tempfile::Builder::new().prefix(".aegis-evidence.").tempdir_in(&base),

@@ -12,7 +12,7 @@ use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, Ima
 pub const MAX_RESIZED_PIXELS: u64 = 1 << 25;
 
 /// File extensions read as images (compared case-insensitively).
-const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+pub(super) const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// Visible sub-folders of `dir`, sorted by name.
 fn sub_dirs(dir: &Path) -> Result<Vec<PathBuf>, DataError> {

@@ -417,10 +417,10 @@ pub fn load_dataset_with_limits(
 /// data can be written again.
 pub fn is_dataset_file_name(path: &Path) -> bool {
     let name = file_name(path).to_ascii_lowercase();
-    name.contains("-ubyte")
-        || name.ends_with(".bin")
-        || name == "batches.meta.txt"
-        || [".png", ".jpg", ".jpeg"].iter().any(|e| name.ends_with(e))
+    let image = path
+        .extension()
+        .is_some_and(|e| folder::EXTENSIONS.contains(&e.to_string_lossy().to_ascii_lowercase().as_str()));
+    name.contains("-ubyte") || name.ends_with(".bin") || name == "batches.meta.txt" || image
 }
 
 /// Checks that a dataset path exists and is a folder or a regular file (links followed); true for a file.

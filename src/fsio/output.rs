@@ -107,23 +107,26 @@ pub fn check_not_input(
         path: target.path.clone(),
         problem: format!("is {what}; an output is never written over an input of the run"),
     };
-    let resolved = target.path.canonicalize().ok();
-    for (what, input) in inputs {
-        match std::fs::metadata(input) {
-            Ok(meta) if meta.is_dir() => {
-                let inside = input.canonicalize().ok().zip(resolved.as_ref()).is_some_and(|(d, r)| r.starts_with(d));
-                let inside = inside && read_in_folder(&target.path);
-                if inside {
-                    return Err(refuse(&format!("a file inside {what} ({})", input.display())));
-                }
-            }
-            Ok(meta) if (meta.dev(), meta.ino()) == (dev, ino) => {
-                return Err(refuse(&format!("{what} ({})", input.display())));
-            }
-            _ => {}
-        }
+    let same_file = |input: &Path| std::fs::metadata(input).is_ok_and(|m| (m.dev(), m.ino()) == (dev, ino));
+    if let Some((what, input)) = inputs.iter().find(|(_, input)| same_file(input)) {
+        return Err(refuse(&format!("{what} ({})", input.display())));
     }
-    Ok(())
+    let folder = target.path.canonicalize().ok().and_then(|resolved| input_folder_holding(&resolved, inputs));
+    match folder {
+        Some((what, input)) if read_in_folder(&target.path) => {
+            Err(refuse(&format!("a file inside {what} ({})", input.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first of `inputs` (`(what, path)`) that is a folder holding the resolved path `resolved` (or is
+/// it), compared by resolved paths.
+pub fn input_folder_holding<'a>(resolved: &Path, inputs: &[(&'a str, &'a Path)]) -> Option<(&'a str, &'a Path)> {
+    inputs
+        .iter()
+        .copied()
+        .find(|(_, input)| input.is_dir() && input.canonicalize().is_ok_and(|d| resolved.starts_with(d)))
 }
 
 /// Checks, just before a rename, that the destination is still absent or a regular file (so that a
