@@ -1,17 +1,17 @@
 //! One test per validation rule of the embed/cluster parameter structs, and bad matrices.
 
-use aegis_audit::cluster::{estimate_bandwidth, AffinityPropagation, ClusterError, Hdbscan, MeanShift};
-use aegis_audit::embed::{EmbedError, Pca, Tsne};
-use aegis_audit::fit_input::MatrixError;
+use aegis_audit::cluster::{estimate_bandwidth, AffinityPropagation, Hdbscan, MeanShift};
+use aegis_audit::embed::{Pca, Tsne};
+use aegis_audit::fit_input::FitError;
 use ndarray::{array, Array2};
 
 fn small() -> Array2<f64> {
     Array2::from_shape_fn((12, 3), |(i, j)| ((i * 5 + j * 3) % 7) as f64)
 }
 
-fn param_name(e: EmbedError) -> &'static str {
+fn param_name(e: FitError) -> &'static str {
     match e {
-        EmbedError::Input(MatrixError::InvalidParam { name, .. }) => name,
+        FitError::InvalidParam { name, .. } => name,
         other => panic!("expected InvalidParam, got {other}"),
     }
 }
@@ -20,7 +20,7 @@ fn param_name(e: EmbedError) -> &'static str {
 fn pca_rejects_zero_components_and_one_sample() {
     assert_eq!(param_name(Pca::params(0).fit(&small()).unwrap_err()), "n_components");
     let err = Pca::params(2).fit(&array![[1.0, 2.0]]).unwrap_err();
-    assert!(matches!(err, EmbedError::Input(MatrixError::TooFewSamples { got: 1, .. })), "{err}");
+    assert!(matches!(err, FitError::TooFewSamples { got: 1, .. }), "{err}");
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn pca_caps_components_at_min_dimension() {
     let pca = Pca::params(150).fit(&small()).unwrap();
     assert_eq!(pca.components().nrows(), 3);
     let err = pca.transform(&array![[1.0, 2.0]]).unwrap_err();
-    assert!(matches!(err, EmbedError::FeatureMismatch { expected: 3, got: 2 }), "{err}");
+    assert!(matches!(err, FitError::FeatureMismatch { expected: 3, got: 2 }), "{err}");
 }
 
 #[test]
@@ -54,22 +54,22 @@ fn non_finite_and_empty_inputs_are_errors() {
     x[[4, 1]] = f64::NAN;
     assert!(matches!(
         Pca::params(2).fit(&x).unwrap_err(),
-        EmbedError::Input(MatrixError::NonFinite { row: 4, col: 1 })
+        FitError::NonFinite { row: 4, col: 1 }
     ));
     assert!(matches!(
         MeanShift::params().fit(&x).unwrap_err(),
-        ClusterError::Input(MatrixError::NonFinite { row: 4, col: 1 })
+        FitError::NonFinite { row: 4, col: 1 }
     ));
     let empty = Array2::<f64>::zeros((0, 2));
-    assert!(matches!(Hdbscan::params(5).fit(&empty).unwrap_err(), ClusterError::Input(MatrixError::Empty { .. })));
-    assert!(matches!(Tsne::params().fit(&empty).unwrap_err(), EmbedError::Input(MatrixError::Empty { .. })));
+    assert!(matches!(Hdbscan::params(5).fit(&empty).unwrap_err(), FitError::Empty { .. }));
+    assert!(matches!(Tsne::params().fit(&empty).unwrap_err(), FitError::Empty { .. }));
 }
 
 #[test]
 fn cluster_rules() {
     let x = small();
-    let name = |e: ClusterError| match e {
-        ClusterError::Input(MatrixError::InvalidParam { name, .. }) => name,
+    let name = |e: FitError| match e {
+        FitError::InvalidParam { name, .. } => name,
         other => panic!("expected InvalidParam, got {other}"),
     };
     assert_eq!(name(MeanShift::params().bandwidth(Some(0.0)).fit(&x).unwrap_err()), "bandwidth");
@@ -77,7 +77,7 @@ fn cluster_rules() {
     assert_eq!(name(Hdbscan::params(5).min_samples(Some(0)).fit(&x).unwrap_err()), "min_samples");
     assert!(matches!(
         Hdbscan::params(20).fit(&x).unwrap_err(),
-        ClusterError::Input(MatrixError::TooFewSamples { needed: 20, got: 12, .. })
+        FitError::TooFewSamples { needed: 20, got: 12, .. }
     ));
     assert_eq!(name(AffinityPropagation::params().damping(1.0).fit(&x).unwrap_err()), "damping");
     assert_eq!(name(estimate_bandwidth(&x, 1.5, None, 0).unwrap_err()), "quantile");
@@ -87,7 +87,7 @@ fn cluster_rules() {
 #[test]
 fn identical_points_give_zero_bandwidth_error() {
     let x = Array2::from_elem((10, 2), 1.0);
-    assert!(matches!(MeanShift::params().fit(&x).unwrap_err(), ClusterError::ZeroBandwidth { .. }));
+    assert!(matches!(MeanShift::params().fit(&x).unwrap_err(), FitError::ZeroBandwidth { .. }));
 }
 
 #[test]

@@ -98,7 +98,7 @@ fn mask_and_pattern_gradient_match_finite_differences() {
         plus.mask_raw[j] += h;
         minus.mask_raw[j] -= h;
         let numeric = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h as f64);
-        let analytic = step.grad_mask_raw[j] as f64;
+        let analytic = step.grad_raw.mask[j] as f64;
         assert!(
             (numeric - analytic).abs() <= 2e-3 + 1e-2 * analytic.abs(),
             "mask {j}: fd {numeric}, analytic {analytic}"
@@ -110,7 +110,7 @@ fn mask_and_pattern_gradient_match_finite_differences() {
         plus.pattern_raw[j] += h;
         minus.pattern_raw[j] -= h;
         let numeric = (loss_at(&plus) - loss_at(&minus)) / (2.0 * h as f64);
-        let analytic = step.grad_pattern_raw[j] as f64;
+        let analytic = step.grad_raw.pattern[j] as f64;
         assert!(
             (numeric - analytic).abs() <= 2e-3 + 1e-2 * analytic.abs(),
             "pattern {j}: fd {numeric}, analytic {analytic}"
@@ -119,7 +119,7 @@ fn mask_and_pattern_gradient_match_finite_differences() {
     }
     assert_eq!(checked, 12 + 24);
     // The gradient is not trivially zero.
-    assert!(step.grad_mask_raw.iter().chain(&step.grad_pattern_raw).any(|g| g.abs() > 1e-2));
+    assert!(step.grad_raw.mask.iter().chain(&step.grad_raw.pattern).any(|g| g.abs() > 1e-2));
 }
 
 #[test]
@@ -290,12 +290,12 @@ fn planted_one_pixel_backdoor_is_flagged() {
     assert_eq!(epochs, r.classes.iter().map(|t| t.epochs_run).sum::<usize>());
     assert!(r.gradient_evaluations >= epochs * 2);
     let t = &r.classes[3];
-    assert_eq!((t.mask.len(), t.pattern.len()), (64, 64));
-    assert!(t.mask.iter().chain(&t.pattern).all(|v| (0.0..=1.0).contains(v)));
+    assert_eq!((t.trigger.mask.len(), t.trigger.pattern.len()), (64, 64));
+    assert!(t.trigger.mask.iter().chain(&t.trigger.pattern).all(|v| (0.0..=1.0).contains(v)));
     // The reversed trigger for class 3 uses pixel 63 with a bright pattern.
-    let top = (0..64).max_by(|&a, &b| t.mask[a].total_cmp(&t.mask[b])).unwrap();
+    let top = (0..64).max_by(|&a, &b| t.trigger.mask[a].total_cmp(&t.trigger.mask[b])).unwrap();
     assert_eq!(top, 63);
-    assert!(t.pattern[63] > 0.5);
+    assert!(t.trigger.pattern[63] > 0.5);
     // The result serialises.
     let json = serde_json::to_string(&r).unwrap();
     assert!(json.contains("\"flagged\":[3]"));
@@ -312,7 +312,7 @@ fn clean_model_flags_nothing_and_runs_are_deterministic() {
     let b = run_neural_cleanse(&mut model, &x, &y, &p, |_, _| {}).unwrap();
     assert_eq!(a, b);
     let c = run_neural_cleanse(&mut model, &x, &y, &NeuralCleanseParams { seed: 4, ..p }, |_, _| {}).unwrap();
-    assert_ne!(a.classes[0].mask, c.classes[0].mask);
+    assert_ne!(a.classes[0].trigger.mask, c.classes[0].trigger.mask);
 }
 
 #[test]

@@ -106,12 +106,9 @@ pub enum Error {
     /// An adversarial attack (PGD) could not run.
     #[error(transparent)]
     Attack(#[from] crate::attack::AttackError),
-    /// Dimensionality reduction failed.
+    /// Dimensionality reduction or clustering failed.
     #[error(transparent)]
-    Embed(#[from] crate::embed::EmbedError),
-    /// Clustering failed.
-    #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Fit(#[from] crate::fit_input::FitError),
     /// Reading a dataset or feature file failed.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

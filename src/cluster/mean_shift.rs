@@ -11,7 +11,8 @@ use ndarray::{Array1, Array2};
 
 use super::bandwidth::estimate_bandwidth;
 use super::distance::sq_dist;
-use super::{ClusterError, Result};
+use super::Result;
+use crate::fit_input::FitError;
 use crate::fit_input::{check_matrix, require, setters};
 
 /// Mean-shift clustering.
@@ -103,7 +104,7 @@ impl MeanShiftParams {
             None => {
                 let b = estimate_bandwidth(x, self.quantile, self.bandwidth_n_samples, self.seed)?;
                 if b <= 0.0 {
-                    return Err(ClusterError::ZeroBandwidth { quantile: self.quantile });
+                    return Err(FitError::ZeroBandwidth { quantile: self.quantile });
                 }
                 b
             }
@@ -145,7 +146,7 @@ impl MeanShiftParams {
             }
         }
         if centers.is_empty() {
-            return Err(ClusterError::NoCenters { bandwidth });
+            return Err(FitError::NoCenters { bandwidth });
         }
         centers.sort_by(|a, b| {
             b.1.cmp(&a.1).then_with(|| {

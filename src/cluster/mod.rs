@@ -17,33 +17,11 @@ pub use hdbscan::{Hdbscan, HdbscanFit, HdbscanParams};
 pub use mean_shift::{MeanShift, MeanShiftFit, MeanShiftParams};
 
 use ndarray::Array2;
-use thiserror::Error;
 
-use crate::fit_input::MatrixError;
-
-/// Errors of the `cluster` module.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ClusterError {
-    /// The matrix or a hyperparameter cannot be fitted (shared with `embed`).
-    #[error(transparent)]
-    Input(#[from] MatrixError),
-    /// Mean shift found no seed with a point within the bandwidth.
-    #[error("no point was within bandwidth {bandwidth} of any seed; increase the bandwidth")]
-    NoCenters {
-        /// The bandwidth used.
-        bandwidth: f64,
-    },
-    /// The estimated bandwidth is zero (too many identical points).
-    #[error("estimated bandwidth is 0 (quantile {quantile}): too many identical points; give a bandwidth")]
-    ZeroBandwidth {
-        /// The quantile used.
-        quantile: f64,
-    },
-}
+use crate::fit_input::FitError;
 
 /// The `cluster` module's result type.
-pub type Result<T, E = ClusterError> = std::result::Result<T, E>;
+pub type Result<T, E = FitError> = std::result::Result<T, E>;
 
 /// Which clustering runs on the embedding (`--clusterer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -34,10 +34,7 @@ pub enum DetectError {
     /// The attack underneath failed.
     #[error(transparent)]
     Attack(#[from] crate::attack::AttackError),
-    /// Embedding failed.
+    /// Embedding or clustering failed.
     #[error(transparent)]
-    Embed(#[from] crate::embed::EmbedError),
-    /// Clustering failed.
-    #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Fit(#[from] crate::fit_input::FitError),
 }

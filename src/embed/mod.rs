@@ -11,32 +11,11 @@ pub use pca::{FittedPca, Pca, PcaParams};
 pub use tsne::{Tsne, TsneEmbedding, TsneParams};
 
 use ndarray::Array2;
-use thiserror::Error;
 
-use crate::fit_input::{check_matrix, MatrixError};
-
-/// Errors of the `embed` module.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum EmbedError {
-    /// The matrix or a hyperparameter cannot be fitted (shared with `cluster`).
-    #[error(transparent)]
-    Input(#[from] MatrixError),
-    /// A matrix to transform has the wrong number of columns.
-    #[error("expected {expected} features, got {got}")]
-    FeatureMismatch {
-        /// Columns the model was fitted on.
-        expected: usize,
-        /// Columns given.
-        got: usize,
-    },
-    /// The eigendecomposition failed.
-    #[error("eigendecomposition failed: {0}")]
-    Linalg(String),
-}
+use crate::fit_input::{check_matrix, FitError};
 
 /// The crate's `embed` result type.
-pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+pub type Result<T, E = FitError> = std::result::Result<T, E>;
 
 /// Which reduction runs before clustering (`--reducer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

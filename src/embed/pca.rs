@@ -9,7 +9,8 @@ use linfa_linalg::eigh::{EigSort, EighInto};
 use linfa_linalg::Order;
 use ndarray::{Array1, Array2, Axis};
 
-use super::{EmbedError, Result};
+use super::Result;
+use crate::fit_input::FitError;
 use crate::fit_input::{check_samples, require, setters};
 
 /// Principal component analysis.
@@ -96,7 +97,7 @@ impl PcaParams {
 
 /// Eigenvalues in descending order with their eigenvectors as columns.
 fn eig_desc(m: Array2<f64>) -> Result<(Array1<f64>, Array2<f64>)> {
-    let (vals, vecs) = m.eigh_into().map_err(|e| EmbedError::Linalg(e.to_string()))?;
+    let (vals, vecs) = m.eigh_into().map_err(|e| FitError::Linalg(e.to_string()))?;
     Ok((vals, vecs).sort_eig(Order::Largest))
 }
 
@@ -113,7 +114,7 @@ impl FittedPca {
     /// Projects `x` onto the components (centred with the fitted mean).
     pub fn transform(&self, x: &Array2<f64>) -> Result<Array2<f64>> {
         if x.ncols() != self.mean.len() {
-            return Err(EmbedError::FeatureMismatch { expected: self.mean.len(), got: x.ncols() });
+            return Err(FitError::FeatureMismatch { expected: self.mean.len(), got: x.ncols() });
         }
         Ok((x - &self.mean).dot(&self.components.t()))
     }

@@ -60,7 +60,7 @@ impl Measurements for NeuralCleanseResult {
         let mut out = EvidenceFiles::default();
         for t in self.classes.iter().filter(|t| request.is_measured(t.class)) {
             let name = format!("class-{}-nc-mask.png", t.class);
-            evidence::mask_png(&request.dir.join(&name), &t.mask, &t.pattern, c, h, w, 4)?;
+            evidence::mask_png(&request.dir.join(&name), &t.trigger.mask, &t.trigger.pattern, c, h, w, 4)?;
             let file = EvidenceFile {
                 kind: EvidenceKind::Mask,
                 path: name,

@@ -12,7 +12,7 @@ mod trigger;
 
 pub use params::NeuralCleanseParams;
 pub use schedule::{CostSchedule, EarlyStop};
-pub use trigger::{trigger_gradient, Adam, TanhTrigger, TriggerStep};
+pub use trigger::{trigger_gradient, Adam, MaskPattern, TanhTrigger, TriggerStep};
 
 use rand::seq::index::sample;
 use rand::seq::SliceRandom;
@@ -48,10 +48,9 @@ pub struct ClassTrigger {
     pub epochs_run: usize,
     /// λ at the end.
     pub final_cost: f64,
-    /// The kept mask, `h × w`, in [0, 1].
-    pub mask: Vec<f32>,
-    /// The kept pattern, `c × h × w`, in [0, 1].
-    pub pattern: Vec<f32>,
+    /// The kept mask (`h × w`) and pattern (`c × h × w`), in [0, 1].
+    #[serde(flatten)]
+    pub trigger: MaskPattern,
 }
 
 /// What Neural Cleanse found.
@@ -222,8 +221,8 @@ fn reverse_class(
             let xb = gather(x, dim, batch);
             let step = trigger_gradient(model, &trigger, &xb, batch.len(), class, schedule.cost())?;
             *evals += 1;
-            adam_m.step(&mut trigger.mask_raw, &step.grad_mask_raw);
-            adam_p.step(&mut trigger.pattern_raw, &step.grad_pattern_raw);
+            adam_m.step(&mut trigger.mask_raw, &step.grad_raw.mask);
+            adam_p.step(&mut trigger.pattern_raw, &step.grad_raw.pattern);
             success += step.success * batch.len() as f64;
         }
         // The epoch's average success (measured during the epoch, as the reference code does)
@@ -252,8 +251,7 @@ fn reverse_class(
         anomaly_index: 0.0,
         epochs_run,
         final_cost: schedule.cost(),
-        mask: kept.mask(),
-        pattern: kept.pattern(),
+        trigger: kept.squashed(),
     })
 }
 

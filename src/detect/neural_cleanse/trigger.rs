@@ -3,6 +3,7 @@
 //! mean CE(f(x'), target) + λ‖m‖₁ and its gradient w.r.t. (a, b) by the chain rule from dL/dx'.
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::attack::{argmax_rows, GradientModel};
 use crate::detect::DetectError;
@@ -16,6 +17,16 @@ pub struct TanhTrigger {
     pub mask_raw: Vec<f32>,
     /// Raw pattern `b`, `c × h × w`.
     pub pattern_raw: Vec<f32>,
+}
+
+/// A trigger's mask (`h × w`, shared by the channels) and pattern (`c × h × w`): its values in [0, 1]
+/// ([`TanhTrigger::squashed`]), or a loss's gradient w.r.t. its raw parameters ([`TriggerStep::grad_raw`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskPattern {
+    /// The mask, `h × w`.
+    pub mask: Vec<f32>,
+    /// The pattern, `c × h × w`.
+    pub pattern: Vec<f32>,
 }
 
 /// The squashing map from raw values to [0, 1]: (tanh(v) + 1) / 2.
@@ -53,6 +64,11 @@ impl TanhTrigger {
         self.pattern_raw.iter().map(|&v| squash(v)).collect()
     }
 
+    /// The mask and the pattern in [0, 1].
+    pub fn squashed(&self) -> MaskPattern {
+        MaskPattern { mask: self.mask(), pattern: self.pattern() }
+    }
+
     /// ‖m‖₁ (the mask is non-negative, so its sum).
     pub fn mask_l1(&self) -> f64 {
         self.mask_raw.iter().map(|&v| squash(v) as f64).sum()
@@ -85,10 +101,8 @@ pub struct TriggerStep {
     pub loss: f64,
     /// Fraction of the batch the model assigns to the target after the trigger.
     pub success: f64,
-    /// dLoss/da, `h × w`.
-    pub grad_mask_raw: Vec<f32>,
-    /// dLoss/db, `c × h × w`.
-    pub grad_pattern_raw: Vec<f32>,
+    /// dLoss/da (`mask`, `h × w`) and dLoss/db (`pattern`, `c × h × w`).
+    pub grad_raw: MaskPattern,
 }
 
 /// Evaluates the loss mean CE(f(x'), target) + cost·‖m‖₁ on the `n` images `x` and its gradient
@@ -144,9 +158,9 @@ pub fn trigger_gradient(
             }
         }
     }
-    let grad_mask_raw =
+    let mask =
         gm.iter().zip(&trigger.mask_raw).map(|(g, &a)| ((g * inv_n + cost) * squash_grad(a) as f64) as f32).collect();
-    let grad_pattern_raw =
+    let pattern =
         gp.iter().zip(&trigger.pattern_raw).map(|(g, &b)| (g * inv_n * squash_grad(b) as f64) as f32).collect();
     let ce = out.loss.iter().map(|&v| v as f64).sum::<f64>() * inv_n;
     let mask_l1 = m.iter().map(|&v| v as f64).sum();
@@ -156,8 +170,7 @@ pub fn trigger_gradient(
         mask_l1,
         loss: ce + cost * mask_l1,
         success: hits as f64 / n as f64,
-        grad_mask_raw,
-        grad_pattern_raw,
+        grad_raw: MaskPattern { mask, pattern },
     })
 }
 
