@@ -72,6 +72,9 @@ pub enum FitError {
     },
 }
 
+/// The result type of every reduction and clustering.
+pub type Result<T, E = FitError> = std::result::Result<T, E>;
+
 /// Rejects an empty matrix and the first non-finite value (row-major order).
 pub fn check_matrix(x: &Array2<f64>) -> Result<(), FitError> {
     if x.nrows() == 0 || x.ncols() == 0 {

@@ -324,38 +324,30 @@ impl AuditPlan {
         self.classes.clone().unwrap_or_else(|| (0..k).collect())
     }
 
-    /// Every parameter and seed, by name, for the report.
+    /// Every parameter and seed, by name, for the report: AEGIS's as its params serialise, then the
+    /// rest of the plan's.
     pub fn parameters(&self, device: &str, feature_tensor: &str) -> BTreeMap<String, Value> {
-        let a = &self.aegis;
+        let aegis = match json!(self.aegis) {
+            Value::Object(fields) => fields.into_iter().collect(),
+            _ => Vec::new(),
+        };
+        let detectors = self.detectors.as_ref().map(|d| d.iter().map(|d| d.name()).collect::<Vec<_>>());
+        let memory_limit = self.given.memory_limit.unwrap_or(super::memory::DEFAULT_MEMORY_LIMIT);
         [
             ("method", json!(self.method.name())),
-            ("translation", json!(a.translation)),
-            ("reducer", json!(format!("{:?}", a.reducer).to_lowercase())),
-            ("pca_dims", json!(a.pca_dims)),
-            ("perplexity", json!(a.perplexity)),
-            ("clusterer", json!(format!("{:?}", a.clusterer).to_lowercase())),
-            ("bandwidth", json!(a.bandwidth)),
-            ("min_cluster_fraction", json!(a.min_cluster_fraction)),
-            ("min_cluster_size", json!(a.min_cluster_size)),
-            ("max_clusters", json!(a.max_clusters)),
-            ("decision", json!(a.decision)),
-            ("shortcut_threshold", json!(a.shortcut_threshold)),
             ("runs", json!(self.runs)),
-            ("seed", json!(a.seed)),
-            ("batch_size", json!(a.batch_size)),
             ("precondition", json!(self.precondition)),
             ("neural_cleanse", json!(self.neural_cleanse)),
             ("reach", json!(self.reach)),
             ("universal", json!(self.universal)),
-            ("detectors", json!(self.detectors.as_ref().map(|d| d.iter().map(|d| d.name()).collect::<Vec<_>>()))),
+            ("detectors", json!(detectors)),
             ("calibration", json!(self.calibration.as_ref().map(|c| c.origin.clone()))),
-            ("embed", json!(a.embed)),
             ("classes", json!(self.classes)),
             ("effort", json!(self.effort)),
             ("time_budget", json!(self.time_budget)),
             ("device", json!(device)),
             ("threads", json!(self.given.runtime.settings().threads)),
-            ("memory_limit", json!(self.given.memory_limit.unwrap_or(super::memory::DEFAULT_MEMORY_LIMIT))),
+            ("memory_limit", json!(memory_limit)),
             ("preset", json!(self.preset)),
             ("feature_tensor", json!(feature_tensor)),
         ]
@@ -364,6 +356,7 @@ impl AuditPlan {
         .chain(self.input_normalisation.as_ref().map(|n| ("input_normalisation", json!(n))))
         .chain((self.given.resize != crate::data::Resize::None).then(|| ("resize", json!(self.given.resize))))
         .map(|(k, v)| (k.to_string(), v))
+        .chain(aegis)
         .collect()
     }
 }
@@ -385,18 +378,30 @@ mod tests {
     }
 
     #[test]
-    fn each_bound_names_the_flag_that_broke_it() {
+    fn each_error_names_the_flag_that_broke_it() {
         let translation = TranslationFlags { seeds_per_class: Some(1_000_000_000_000), ..TranslationFlags::default() };
-        let o = Options { translation, ..Options::default() };
-        let err = plan(&o).check().unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "translation.seeds_per_class = 1000000000000 (--seeds-per-class): must be at most 100000 (the documented \
-             bound)"
-        );
-        let o =
-            Options { runtime: RuntimeFlags { threads: Some(5000), ..RuntimeFlags::default() }, ..Options::default() };
-        assert!(plan(&o).check().unwrap_err().to_string().contains("(--threads): must be at most 1024"));
+        let precondition = PreconditionFlags { steps: Some(0), ..PreconditionFlags::default() };
+        let threads = RuntimeFlags { threads: Some(5000), ..RuntimeFlags::default() };
+        for (o, want) in [
+            (
+                Options { translation, ..Options::default() },
+                "translation.seeds_per_class = 1000000000000 (--seeds-per-class): must be at most 100000 (the \
+                 documented bound)",
+            ),
+            (
+                // A detector's rule names the preset and the flags given for that detector.
+                Options { precondition, ..Options::default() },
+                "precondition.steps = 0: must be >= 1 (preset 'mnist' of built-in config/presets.yaml with \
+                 --precondition-steps)",
+            ),
+            (
+                Options { runtime: threads, ..Options::default() },
+                "threads = 5000 (--threads): must be at most 1024 (the documented bound)",
+            ),
+        ] {
+            let err = plan(&o).check().unwrap_err().to_string();
+            assert!(err.ends_with(want), "{err}");
+        }
     }
 
     #[test]
@@ -431,18 +436,6 @@ mod tests {
             let err = plan(&o).check().unwrap_err().to_string();
             assert!(err.contains(want), "{o:?}: {err}");
         }
-    }
-
-    #[test]
-    fn detector_rules_name_the_preset_and_the_flags_given() {
-        let precondition = PreconditionFlags { steps: Some(0), ..PreconditionFlags::default() };
-        let o = Options { precondition, ..Options::default() };
-        let err = plan(&o).check().unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "precondition.steps = 0: must be >= 1 (preset 'mnist' of built-in config/presets.yaml with \
-             --precondition-steps)"
-        );
     }
 
     #[test]

@@ -18,13 +18,11 @@ pub use mean_shift::{MeanShift, MeanShiftFit, MeanShiftParams};
 
 use ndarray::Array2;
 
-use crate::fit_input::FitError;
-
-/// The `cluster` module's result type.
-pub type Result<T, E = FitError> = std::result::Result<T, E>;
+pub use crate::fit_input::Result;
 
 /// Which clustering runs on the embedding (`--clusterer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Clusterer {
     /// Mean shift, flat kernel (AEGIS).
     #[default]

@@ -12,13 +12,12 @@ pub use tsne::{Tsne, TsneEmbedding, TsneParams};
 
 use ndarray::Array2;
 
-use crate::fit_input::{check_matrix, FitError};
-
-/// The crate's `embed` result type.
-pub type Result<T, E = FitError> = std::result::Result<T, E>;
+use crate::fit_input::check_matrix;
+pub use crate::fit_input::Result;
 
 /// Which reduction runs before clustering (`--reducer`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Reducer {
     /// PCA to 150 dimensions (fewer when the data has fewer), then Barnes-Hut t-SNE to 2-D (AEGIS).
     #[default]

@@ -99,8 +99,8 @@ pub enum DecisionRule {
     Shortcut,
 }
 
-/// AEGIS parameters beyond the translation.
-#[derive(Debug, Clone, PartialEq)]
+/// AEGIS parameters beyond the translation (serialised as the report's parameters name them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AegisParams {
     /// How images are translated toward each class.
     pub translation: TranslationParams,
