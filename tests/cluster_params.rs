@@ -52,14 +52,8 @@ fn tsne_rules() {
 fn non_finite_and_empty_inputs_are_errors() {
     let mut x = small();
     x[[4, 1]] = f64::NAN;
-    assert!(matches!(
-        Pca::params(2).fit(&x).unwrap_err(),
-        FitError::NonFinite { row: 4, col: 1 }
-    ));
-    assert!(matches!(
-        MeanShift::params().fit(&x).unwrap_err(),
-        FitError::NonFinite { row: 4, col: 1 }
-    ));
+    assert!(matches!(Pca::params(2).fit(&x).unwrap_err(), FitError::NonFinite { row: 4, col: 1 }));
+    assert!(matches!(MeanShift::params().fit(&x).unwrap_err(), FitError::NonFinite { row: 4, col: 1 }));
     let empty = Array2::<f64>::zeros((0, 2));
     assert!(matches!(Hdbscan::params(5).fit(&empty).unwrap_err(), FitError::Empty { .. }));
     assert!(matches!(Tsne::params().fit(&empty).unwrap_err(), FitError::Empty { .. }));
@@ -75,10 +69,7 @@ fn cluster_rules() {
     assert_eq!(name(MeanShift::params().bandwidth(Some(0.0)).fit(&x).unwrap_err()), "bandwidth");
     assert_eq!(name(Hdbscan::params(1).fit(&x).unwrap_err()), "min_cluster_size");
     assert_eq!(name(Hdbscan::params(5).min_samples(Some(0)).fit(&x).unwrap_err()), "min_samples");
-    assert!(matches!(
-        Hdbscan::params(20).fit(&x).unwrap_err(),
-        FitError::TooFewSamples { needed: 20, got: 12, .. }
-    ));
+    assert!(matches!(Hdbscan::params(20).fit(&x).unwrap_err(), FitError::TooFewSamples { needed: 20, got: 12, .. }));
     assert_eq!(name(AffinityPropagation::params().damping(1.0).fit(&x).unwrap_err()), "damping");
     assert_eq!(name(estimate_bandwidth(&x, 1.5, None, 0).unwrap_err()), "quantile");
     assert_eq!(name(estimate_bandwidth(&x, 0.3, Some(0), 0).unwrap_err()), "n_samples");

@@ -84,13 +84,12 @@ struct RunDocument<'a> {
     models: Vec<ModelEntry<'a>>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Serialize)]
 struct ModelEntry<'a> {
     model: String,
     exit_code: u8,
-    #[serde(skip_serializing_if = "Option::is_none")]
     report: Option<&'a AuditReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
 

@@ -243,19 +243,19 @@ pub struct Options {
     /// A presets YAML file replacing the built-in config/presets.yaml.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    #[allow(missing_docs)]
+    /// The settings every detector shares.
     #[command(flatten)]
     pub general: GeneralFlags,
-    #[allow(missing_docs)]
+    /// AEGIS's translation.
     #[command(flatten)]
     pub translation: TranslationFlags,
-    #[allow(missing_docs)]
+    /// AEGIS's embedding.
     #[command(flatten)]
     pub embedding: EmbeddingFlags,
-    #[allow(missing_docs)]
+    /// AEGIS's clustering.
     #[command(flatten)]
     pub clustering: ClusteringFlags,
-    #[allow(missing_docs)]
+    /// AEGIS's decision rule.
     #[command(flatten)]
     pub decision: DecisionFlags,
     /// Limit on ONNX Runtime's working memory (default 4GiB; e.g. 2GiB, 1500MB): from the model's
@@ -279,16 +279,16 @@ pub struct Options {
     /// finish within it; the report says what was dismissed. Fused decision only; not with --effort full
     #[arg(long, value_name = "SECONDS")]
     pub time_budget: Option<f64>,
-    #[allow(missing_docs)]
+    /// The robustness check.
     #[command(flatten)]
     pub precondition: PreconditionFlags,
-    #[allow(missing_docs)]
+    /// Neural Cleanse.
     #[command(flatten)]
     pub neural_cleanse: NeuralCleanseFlags,
-    #[allow(missing_docs)]
+    /// Targeted reachability.
     #[command(flatten)]
     pub reach: ReachFlags,
-    #[allow(missing_docs)]
+    /// Universal reach.
     #[command(flatten)]
     pub universal: UniversalFlags,
     /// Write the SARIF 2.1.0 report here (checked before the audit, written with the others at the end).
@@ -304,7 +304,7 @@ pub struct Options {
     /// Show progress bars on stderr (the command line's `--quiet` turns them off).
     #[arg(skip)]
     pub progress: bool,
-    #[allow(missing_docs)]
+    /// The feature layer.
     #[command(flatten)]
     pub feature: FeatureFlags,
     /// Per-channel mean of the model's input normalisation, comma-separated, in pixel units of [0, 1]
@@ -317,7 +317,7 @@ pub struct Options {
     /// 0.229,0.224,0.225; see --input-mean). Needs --input-mean
     #[arg(long, value_name = "LIST", value_parser = parse_values, requires = "input_mean")]
     pub input_std: Option<::std::vec::Vec<f32>>,
-    #[allow(missing_docs)]
+    /// Where ONNX Runtime comes from and where it runs.
     #[command(flatten)]
     pub runtime: RuntimeFlags,
     /// The command line (or the caller's description of the call), for the report.

@@ -599,6 +599,7 @@ pub struct DecideOptions {
 }
 
 /// The fused decision for one model of a report.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoredDecision {
     /// The report file.
@@ -606,22 +607,18 @@ pub struct StoredDecision {
     /// The model path as the report names it.
     pub model: String,
     /// The model's SHA-256.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// The model's exit code under the decision (2 for a model whose audit failed).
     pub exit_code: u8,
     /// The verdict (absent for a model whose audit failed).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<Verdict>,
     /// The error of a model whose audit failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Flagged classes.
     pub flagged: Vec<usize>,
     /// The fused decision's numbers: the detectors that entered the score, every class's fused score,
     /// p-values, flag and per-detector contributions, the model p-value and the threshold (absent for a
     /// model whose audit failed).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fused: Option<FusedDecision>,
     /// Warnings, as the audit gives them (a calibration measured with other presets than the model's).
     #[serde(skip_serializing_if = "Vec::is_empty")]

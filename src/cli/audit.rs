@@ -12,8 +12,8 @@ use aegis_audit::audit::{self, Options};
 #[derive(Debug, Clone, Args)]
 #[command(after_help = audit_help())]
 pub struct AuditArgs {
+    /// The audit's options.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub options: Options,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]

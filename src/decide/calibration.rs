@@ -44,6 +44,7 @@ pub struct DetectorWeight {
 }
 
 /// One class of a known-clean calibration model: the anomaly index each detector gave it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NullClass {
@@ -54,11 +55,11 @@ pub struct NullClass {
     /// Anomaly index per detector name (signed: larger is more suspicious).
     pub indices: BTreeMap<String, f64>,
     /// The model's adversarial accuracy in the robustness check (absent when it was not measured).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adversarial_accuracy: Option<f64>,
 }
 
 /// The calibration file as stored (JSON).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalibrationFile {
@@ -77,7 +78,6 @@ pub struct CalibrationFile {
     /// How far each detector's index can be trusted depends on the model's robustness (AEGIS's
     /// translations are meaningful on robust models, noisy on standard ones); p-values against clean
     /// models of similar robustness carry that into the fused score, with no threshold on robustness.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robustness_neighbours: Option<usize>,
     /// The presets (data and input shape) of the calibration models' audits. The thresholds hold for
     /// models audited with one of them; a model audited with another preset is judged against null

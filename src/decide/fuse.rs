@@ -53,6 +53,7 @@ pub struct ClassScore {
 }
 
 /// The fused decision for one model.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FusedDecision {
     /// The detectors that entered the score.
@@ -80,7 +81,6 @@ pub struct FusedDecision {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shortlist_null: bool,
     /// When the calibration matches robustness: the calibration models the model was judged against.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub neighbourhood: Option<Neighbourhood>,
 }
 

@@ -265,6 +265,7 @@ fn first_index_version() -> u32 {
 }
 
 /// The fused decision's model-level numbers and where its calibration came from.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FusedInfo {
     /// Where the calibration was read from (`built-in` or a path).
@@ -289,7 +290,6 @@ pub struct FusedInfo {
     /// The classes the decision chose among: every audited class, also those an adaptive audit's screen
     /// dismissed (absent in reports written before it was recorded: the classes listed). The
     /// model-level p-value counts them all, unless `shortlist_null` is set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes_tested: Option<usize>,
     /// Whether this adaptive audit's shortlist was judged against the shortlists of clean models'
     /// adaptive audits (a calibration that has them): the model-level p-value then counts the classes
@@ -297,7 +297,6 @@ pub struct FusedInfo {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shortlist_null: bool,
     /// When the calibration matches robustness: the calibration models this model was judged against.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub robustness_match: Option<RobustnessMatch>,
 }
 
@@ -387,12 +386,12 @@ pub struct EvidenceFile {
 }
 
 /// The result for one class.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassResult {
     /// Class index (model output).
     pub class: i64,
     /// Class name when known (untrusted: from the data or the model).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Whether a backdoor is suspected for this class (it is a likely target label).
     pub flagged: bool,
@@ -494,6 +493,7 @@ pub enum Level {
 }
 
 /// A message about the run itself (not a finding).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Severity.
@@ -501,7 +501,6 @@ pub struct Notification {
     /// The message.
     pub message: String,
     /// The class concerned, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class: Option<i64>,
 }
 
@@ -588,6 +587,7 @@ impl Timings {
 }
 
 /// The memory an audit was allowed and took.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryInfo {
@@ -603,12 +603,12 @@ pub struct MemoryInfo {
     pub images_per_evaluation: usize,
     /// Peak resident memory of the process by the end of this model's audit, bytes (absent where
     /// the system does not say; with several models, it includes those audited before).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_resident_bytes: Option<u64>,
 }
 
 /// How an audit spread its effort across classes ([`crate::audit::EffortParams`]), and what each class
 /// cost.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EffortInfo {
@@ -618,7 +618,6 @@ pub struct EffortInfo {
     /// Classes audited.
     pub classes: usize,
     /// The adaptive audit's screen and shortlist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub screen: Option<ScreenInfo>,
     /// Per audited class, what the audit spent on it: the images evaluated (forward and backward) with
     /// the class as their label (the target of an attack toward it, or for the clean predictions the
@@ -665,6 +664,7 @@ pub struct ClassCost {
 }
 
 /// Everything an audit found, for every writer.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
     /// The tool.
@@ -680,7 +680,6 @@ pub struct AuditReport {
     /// Every parameter and seed, by name (e.g. `seed`, `pgd.epsilon`, `tsne.perplexity`).
     pub parameters: BTreeMap<String, serde_json::Value>,
     /// The robustness precondition, when checked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precondition: Option<Precondition>,
     /// Per-class results, in class order.
     pub classes: Vec<ClassResult>,
@@ -689,7 +688,6 @@ pub struct AuditReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub detectors: Vec<DetectorReport>,
     /// The fused decision's numbers (`--method auto`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fused: Option<FusedInfo>,
     /// The outcome.
     pub verdict: Verdict,
@@ -700,14 +698,11 @@ pub struct AuditReport {
     #[serde(default)]
     pub timings: Timings,
     /// The memory budget and the peak resident memory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemoryInfo>,
     /// Evidence files, when `--evidence` was given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceInfo>,
     /// How the effort was spread across classes, and what each class cost (absent in reports written
     /// before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<EffortInfo>,
     /// Messages about the run.
     #[serde(default)]
