@@ -100,21 +100,19 @@ pub(crate) struct DetectContext<'a> {
 }
 
 impl<'a> DetectContext<'a> {
-    /// The test split a detector draws `asked` images from (its parameter `name`), noting in the audit's
-    /// notifications when the split holds fewer.
-    pub fn test_split(&mut self, name: &str, asked: usize) -> &'a ImageSet {
+    /// The held-out (test) images a detector draws from, and the classes it measures: the shortlist, or
+    /// every class of the model. `draw`: the detector's parameter that says how many images it draws,
+    /// and that count, noted in the audit's notifications when the split holds fewer.
+    pub fn held_out_sources(&mut self, draw: Option<(&str, usize)>) -> (&'a ImageSet, Vec<usize>) {
         let test = &self.data.test;
-        self.notifications.extend(capped(name, asked, test.n, "test"));
-        test
-    }
-
-    /// The classes a detector whose indices compare every class measures: the shortlist, or every class
-    /// of the model.
-    pub fn classes(&self) -> Vec<usize> {
-        match self.measured {
+        if let Some((name, asked)) = draw {
+            self.notifications.extend(capped(name, asked, test.n, "test"));
+        }
+        let classes = match self.measured {
             Some(m) => m.to_vec(),
             None => (0..self.model.num_classes()).collect(),
-        }
+        };
+        (test, classes)
     }
 }
 

@@ -17,8 +17,7 @@ pub(super) struct NeuralCleanse;
 impl ClassDetector for NeuralCleanse {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.neural_cleanse;
-        let test = ctx.test_split("neural_cleanse.images", params.images);
-        let classes = ctx.classes();
+        let (test, classes) = ctx.held_out_sources(Some(("neural_cleanse.images", params.images)));
         let pb = bar(classes.len() * params.epochs, "Neural Cleanse (epochs)".into(), ctx.progress);
         let mut done = vec![0usize; ctx.model.num_classes()];
         let r = run_neural_cleanse_on(ctx.model, &test.pixels, &test.labels, &classes, params, |class, e| {

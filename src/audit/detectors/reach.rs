@@ -19,8 +19,7 @@ pub(super) struct Reach;
 impl ClassDetector for Reach {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.reach;
-        let test = &ctx.data.test;
-        let classes = ctx.classes();
+        let (test, classes) = ctx.held_out_sources(None);
         let pb = bar(0, "reach".into(), ctx.progress);
         let predictions = test_predictions(ctx.model, test, params.batch_size, ctx.held_out)?;
         let held_out = HeldOut { predictions: Some(predictions), classes: Some(&classes) };

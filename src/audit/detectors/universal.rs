@@ -23,8 +23,7 @@ pub(super) struct UniversalReach;
 impl ClassDetector for UniversalReach {
     fn run(&self, ctx: &mut DetectContext<'_>) -> Result<(DetectorOutcome, Box<dyn Measurements>)> {
         let params = &ctx.plan.universal;
-        let test = ctx.test_split("universal.images", params.images);
-        let classes = ctx.classes();
+        let (test, classes) = ctx.held_out_sources(Some(("universal.images", params.images)));
         let pb = bar(classes.len(), "universal reach (classes)".into(), ctx.progress);
         let predictions = test_predictions(ctx.model, test, params.batch_size, ctx.held_out)?;
         let mut done = 0;
