@@ -127,6 +127,9 @@ pub struct Analysis {
     /// Why the model is not differentiable although every op on the path has a rule (an opset the
     /// gradient graph cannot import), if so.
     pub gradient_blocker: Option<String>,
+    /// Whether the logits are a linear model of the image: no convolution and no hidden layer on the
+    /// path (the fused decision is not validated on such models: docs/limits.md).
+    pub linear: bool,
 }
 
 /// Ops that may sit between the classifier layer and the logits, or between hidden head layers
@@ -254,6 +257,7 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
         )));
     }
     let feature = find_feature(&g, choice, &image_input.name, &logits, &path)?;
+    let linear = !convolutional(&g, &path) && last_hidden_feature(&g, &path, &logits.head_data_input, "").is_none();
     // Every node whose shape can be inferred statically is checked before anything runs.
     crate::onnx::infer::static_shapes(g.proto, model.opset, &image_input.name, Some(&logits.name))?;
 
@@ -295,6 +299,7 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
         path_ops,
         unsupported_ops,
         gradient_blocker,
+        linear,
     })
 }
 
@@ -587,9 +592,16 @@ fn find_feature(
             (n.clone(), "named", "named with --feature-tensor".to_string())
         }
         FeatureChoice::LastConv => {
-            let convolutional = path.order.iter().any(|&i| path.on_path[i] && CONV_OPS.contains(&g.node(i).op()));
-            match (convolutional, last_hidden_feature(g, path, &logits.head_data_input, &head)) {
+            match (convolutional(g, path), last_hidden_feature(g, path, &logits.head_data_input, &head)) {
                 (false, Some((t, why))) => (t, "last-hidden", why),
+                (false, None) => {
+                    let t = past_dropout(g, &logits.head_data_input);
+                    let why = format!(
+                        "the network has no convolution and no hidden layer (a linear model of the image): the \
+                         input of its classifier layer {head}"
+                    );
+                    (t, "classifier-input", why)
+                }
                 _ => {
                     let (t, why) = if logits.info.head_op == "Conv" {
                         conv_head_feature(g, &logits.head_data_input, &head)
@@ -603,7 +615,7 @@ fn find_feature(
     };
     if name == image && *choice != FeatureChoice::Named(name.clone()) {
         return Err(OnnxError::Feature(format!(
-            "the classifier head reads the image input '{image}' directly (no convolutional block); use --feature-tensor NAME"
+            "the classifier head reads the image input '{image}' directly (no layer to take features from); use --feature-tensor NAME"
         )));
     }
     let producer_op = g.producer(&name).map(|p| g.node(p).op().to_string());
@@ -615,6 +627,11 @@ fn find_feature(
 /// the last hidden layer ([`last_hidden_feature`]).
 const CONV_OPS: &[&str] = &["Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"];
 
+/// Whether a convolution lies on the image→logits path.
+fn convolutional(g: &Graph<'_>, path: &DiffPath<'_>) -> bool {
+    path.order.iter().any(|&i| path.on_path[i] && CONV_OPS.contains(&g.node(i).op()))
+}
+
 /// Ops with learned weights that make a hidden layer.
 const LAYER_OPS: &[&str] = &["Gemm", "MatMul", "MatMulInteger", "QLinearMatMul", "Einsum"];
 
@@ -622,13 +639,7 @@ const LAYER_OPS: &[&str] = &["Gemm", "MatMul", "MatMulInteger", "QLinearMatMul",
 /// the classifier layer past Dropout and Identity, when a layer with learned weights lies on the path
 /// before it. `None` for a classifier with no hidden layer (a linear model of the image).
 fn last_hidden_feature(g: &Graph<'_>, path: &DiffPath<'_>, head_input: &str, head: &str) -> Option<(String, String)> {
-    let mut t = head_input.to_string();
-    while let Some(p) = g.producer(&t) {
-        if !matches!(g.node(p).op(), "Dropout" | "Identity") {
-            break;
-        }
-        t = g.node(p).input.first()?.clone();
-    }
+    let t = past_dropout(g, head_input);
     // Whether a learned layer on the path feeds `t`: walk its ancestors.
     let mut stack = vec![t.clone()];
     let mut seen = std::collections::HashSet::new();
@@ -654,6 +665,18 @@ fn last_hidden_feature(g: &Graph<'_>, path: &DiffPath<'_>, head_input: &str, hea
             ),
         )
     })
+}
+
+/// `t`, or the tensor before the Dropout and Identity nodes that produce it.
+fn past_dropout(g: &Graph<'_>, t: &str) -> String {
+    let mut t = t.to_string();
+    while let Some(p) = g.producer(&t) {
+        match (g.node(p).op(), g.node(p).input.first()) {
+            ("Dropout" | "Identity", Some(input)) => t = input.clone(),
+            _ => break,
+        }
+    }
+    t
 }
 
 /// For a convolutional classifier (SqueezeNet): the input of the classifier convolution, past

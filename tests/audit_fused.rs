@@ -6,6 +6,7 @@
 //! exit 2 with one line and write nothing.
 
 mod cli_support;
+mod onnx_common;
 
 use std::path::Path;
 
@@ -498,4 +499,37 @@ fn calibration_matched_on_robustness() {
         assert_refused(&o, &needles);
         assert!(!Path::new(&out).exists());
     }
+}
+
+/// A linear model of the image (Flatten, Gemm: no convolution, no hidden layer) is audited, not refused:
+/// its feature tensor is the classifier's input, and the fused decision says it does not apply (exit
+/// 3, reports written with the reason), since backdoored linear models passed it as clean.
+#[test]
+fn the_fused_decision_does_not_apply_to_a_linear_model() {
+    use onnx_common::{attr_i, model, node, tempdir, tensor_f32, value_info, write_model, D};
+    let graph = aegis_audit::onnx::proto::GraphProto {
+        node: vec![
+            node("Flatten", "flat", &["x"], &["f"], vec![]),
+            node("Gemm", "fc", &["f", "w", "b"], &["logits"], vec![attr_i("transB", 1)]),
+        ],
+        initializer: vec![tensor_f32("w", &[10, 784]), tensor_f32("b", &[10])],
+        input: vec![value_info("x", &[D::S("N"), D::N(1), D::N(28), D::N(28)])],
+        output: vec![value_info("logits", &[D::S("N"), D::N(10)])],
+        ..Default::default()
+    };
+    let dir = tempdir();
+    let path = write_model(dir.path(), "linear.onnx", &model(graph));
+    let (json, sarif) = (dir.path().join("r.json"), dir.path().join("r.sarif"));
+    let out = aegis(
+        &[&[path.to_str().unwrap(), "--json", json.to_str().unwrap(), "--sarif", sarif.to_str().unwrap()], REDUCED]
+            .concat(),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let report = read_json(&json);
+    assert_eq!(report["verdict"], "not-applicable");
+    let reason = report["method"]["reason"].as_str().unwrap();
+    assert!(reason.contains("linear in the image") && reason.contains("does not apply"), "{reason}");
+    assert_eq!(report["parameters"]["feature_tensor"], "f");
+    assert!(report.get("detectors").is_none(), "no detector runs: {}", report["detectors"]);
+    assert_schema_valid(&read_json(&sarif));
 }

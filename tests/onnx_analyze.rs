@@ -201,7 +201,7 @@ fn single_class_head_is_not_a_classifier() {
 }
 
 #[test]
-fn mlp_has_no_conv_block() {
+fn a_linear_model_gives_its_classifier_input() {
     let graph = GraphProto {
         node: vec![
             node("Flatten", "flat", &["x"], &["f"], vec![]),
@@ -212,10 +212,16 @@ fn mlp_has_no_conv_block() {
         output: vec![value_info("y", &[D::S("N"), D::N(3)])],
         ..Default::default()
     };
-    let e = run(&model(graph.clone()), FeatureChoice::LastConv).unwrap_err().to_string();
-    assert!(e.contains("no convolutional block"), "{e}");
-    let a = run(&model(graph), FeatureChoice::Penultimate).unwrap();
+    let a = run(&model(graph.clone()), FeatureChoice::LastConv).unwrap();
+    assert_eq!((a.feature.name.as_str(), a.feature.choice.as_str()), ("f", "classifier-input"));
+    let a = run(&model(graph.clone()), FeatureChoice::Penultimate).unwrap();
     assert_eq!(a.feature.name, "f");
+    // A linear model of flat vectors is not an image classifier: refused with the reason.
+    let mut direct = graph;
+    direct.node = vec![node("Gemm", "fc", &["x", "w"], &["y"], vec![attr_i("transB", 1)])];
+    direct.input = vec![value_info("x", &[D::S("N"), D::N(64)])];
+    let e = run(&model(direct), FeatureChoice::LastConv).unwrap_err().to_string();
+    assert!(e.contains("input 'x' has rank 2") && e.contains("[N, C, H, W]"), "{e}");
 }
 
 #[test]

@@ -300,9 +300,10 @@ fn a_network_without_convolutions_takes_its_last_hidden_layer() {
     let out = inspect(&path, &["--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"a2\""));
-    // No hidden layer: the input of the pooling chain, as for any model.
+    // No hidden layer (a linear model of the image): the classifier layer's input.
     let a = run(&mlp(false)).unwrap();
-    assert_eq!((a.feature.name.as_str(), a.feature.choice.as_str()), ("n", "last-conv"));
+    assert_eq!((a.feature.name.as_str(), a.feature.choice.as_str()), ("f", "classifier-input"));
+    assert!(a.feature.reason.contains("no hidden layer"), "{}", a.feature.reason);
     // The Concat network of the refusal test above, without its convolution, is an MLP too: its last
     // hidden layer is the Relu after the Concat.
     let m = concat_network(false);

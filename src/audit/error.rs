@@ -108,7 +108,7 @@ pub enum Error {
     Attack(#[from] crate::attack::AttackError),
     /// Dimensionality reduction or clustering failed.
     #[error(transparent)]
-    Fit(#[from] crate::fit_input::FitError),
+    Fit(#[from] crate::embed::FitError),
     /// Reading a dataset or feature file failed.
     #[error(transparent)]
     Data(#[from] crate::data::DataError),

@@ -171,7 +171,7 @@ pub fn parse_classes(text: &str) -> Result<Vec<usize>, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FeatureLayer {
     /// Output of the last convolutional block, before pooling/Flatten (a network without convolutions:
-    /// its last hidden layer).
+    /// its last hidden layer; a linear model of the image: its classifier layer's input).
     #[default]
     LastConv,
     /// Input of the final Gemm/MatMul.

@@ -55,6 +55,10 @@ pub fn decide(
             }
             Ok(Decision { verdict: Verdict::of(applicable, !flagged.is_empty()), flagged, fused: None })
         }
+        // The fused decision does not apply (a linear model of the image): no detector ran.
+        Rule::Fused(_) if !applicable => {
+            Ok(Decision { verdict: Verdict::of(false, false), flagged: Vec::new(), fused: None })
+        }
         Rule::Fused(calibration) => {
             let indices: Vec<DetectorIndices> = runs.iter().map(|r| indices_of(r, audited)).collect();
             fused(calibration, &indices, audited, tested, robustness)
@@ -63,8 +67,8 @@ pub fn decide(
 }
 
 /// The fused decision over per-detector indices (one per class of `classes`, in that order, chosen
-/// among `tested` classes). The fused method always applies: the verdict is suspected when a class is
-/// flagged, clean otherwise.
+/// among `tested` classes), where it applies: the verdict is suspected when a class is flagged, clean
+/// otherwise.
 pub fn fused(
     calibration: &Calibration,
     indices: &[DetectorIndices],

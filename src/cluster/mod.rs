@@ -18,7 +18,7 @@ pub use mean_shift::{MeanShift, MeanShiftFit, MeanShiftParams};
 
 use ndarray::Array2;
 
-pub use crate::fit_input::Result;
+pub use crate::fit_input::{FitError, Result};
 
 /// Which clustering runs on the embedding (`--clusterer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]

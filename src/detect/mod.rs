@@ -36,5 +36,5 @@ pub enum DetectError {
     Attack(#[from] crate::attack::AttackError),
     /// Embedding or clustering failed.
     #[error(transparent)]
-    Fit(#[from] crate::fit_input::FitError),
+    Fit(#[from] crate::embed::FitError),
 }

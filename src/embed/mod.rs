@@ -13,7 +13,7 @@ pub use tsne::{Tsne, TsneEmbedding, TsneParams};
 use ndarray::Array2;
 
 use crate::fit_input::check_matrix;
-pub use crate::fit_input::Result;
+pub use crate::fit_input::{FitError, Result};
 
 /// Which reduction runs before clustering (`--reducer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]

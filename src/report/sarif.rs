@@ -176,12 +176,13 @@ fn rules() -> Value {
             "id": RULE_NOT_APPLICABLE,
             "name": "method-not-applicable",
             "shortDescription": { "text": "Backdoor scan method does not apply to this model" },
-            "fullDescription": { "text": "The method's precondition failed (AEGIS needs an adversarially \
-                robust model: untargeted L2 PGD must leave at least the threshold accuracy), so nothing was \
-                concluded about backdoors." },
-            "help": { "text": "The model was not verified. Run a method that applies to non-robust models \
-                (the default fused decision, --method auto, or --method neural-cleanse or universal), or \
-                adversarially train the model before auditing." },
+            "fullDescription": { "text": "The method does not apply to this model, so nothing was concluded \
+                about backdoors: an explicit AEGIS or reach needs an adversarially robust model (untargeted L2 \
+                PGD must leave at least the threshold accuracy), and the fused decision is not validated on a \
+                linear model of the image (no convolution, no hidden layer). The result's message says which." },
+            "help": { "text": "The model was not verified. For a model that is not robust, run the default \
+                fused decision (--method auto) or --method neural-cleanse or universal, or adversarially train \
+                the model before auditing; a linear model cannot be cleared by the fused decision." },
             "defaultConfiguration": { "level": "warning" },
             "properties": {
                 "security-severity": "5.0",
@@ -285,14 +286,19 @@ fn class_result(report: &AuditReport, opts: &SarifOptions, model_uri: &str, clas
 
 /// The result saying the method does not apply.
 fn not_applicable_result(report: &AuditReport, model_uri: &str) -> Value {
-    let text = match &report.precondition {
-        Some(p) => format!(
-            "{} does not apply: robustness precondition failed ({}). No backdoor verdict was reached.",
-            report.method.method.name(),
-            p.describe()
-        ),
-        None => format!("{} does not apply to this model: {}", report.method.method.name(), report.method.reason),
+    // The method's reason says why (a failed robustness check, or a linear model); a failed check's
+    // numbers follow.
+    let check = match &report.precondition {
+        Some(p) if !p.passed && report.method.method.requires_robust_model() => {
+            format!(" (robustness check failed: {})", p.describe())
+        }
+        _ => String::new(),
     };
+    let text = format!(
+        "{} does not apply to this model: {}{check}. No backdoor verdict was reached.",
+        report.method.method.name(),
+        report.method.reason
+    );
     json!({
         "ruleId": RULE_NOT_APPLICABLE,
         "ruleIndex": rule_index(RULE_NOT_APPLICABLE),
