@@ -72,7 +72,8 @@ pub struct Logits {
 pub struct Feature {
     /// Tensor name.
     pub name: String,
-    /// How it was chosen: `last-conv`, `penultimate` or `named`.
+    /// How it was chosen: `last-conv`, `last-hidden` (no convolution), `classifier-input` (no hidden layer
+    /// either), `penultimate` or `named`.
     pub choice: String,
     /// Op of the node producing it (`None` for a graph input).
     pub producer_op: Option<String>,
