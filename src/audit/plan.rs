@@ -309,11 +309,20 @@ impl AuditPlan {
     /// The checks on a split of the data read for a model with `k` classes: every label is a class of the
     /// model.
     pub fn check_data(&self, path: &Path, split: &'static str, set: &ImageSet, k: usize) -> Result<(), AuditError> {
-        if let Some(bad) = set.labels.iter().find(|&&l| l < 0 || l as usize >= k) {
+        if let Some(&bad) = set.labels.iter().find(|&&l| l < 0 || l as usize >= k) {
+            // Where the format names its classes (ImageFolder's folders, CIFAR-10's meta), the class too.
+            let named = usize::try_from(bad).ok().and_then(|i| set.class_names.get(i));
+            let (name, data) = match named {
+                Some(n) => (
+                    format!(" (class '{}')", crate::escape::escape(n)),
+                    format!("; the data has {} classes", set.class_names.len()),
+                ),
+                None => (String::new(), String::new()),
+            };
             return Err(AuditError::Data {
                 path: path.to_path_buf(),
                 split,
-                problem: format!("label {bad} out of range (the model has {k} classes)"),
+                problem: format!("label {bad}{name} out of range (the model has {k} classes{data})"),
             });
         }
         Ok(())
@@ -402,6 +411,38 @@ mod tests {
             let err = plan(&o).check().unwrap_err().to_string();
             assert!(err.ends_with(want), "{err}");
         }
+    }
+
+    #[test]
+    fn a_label_out_of_range_names_its_class_where_the_data_names_classes() {
+        let mut set = crate::data::ImageSet {
+            n: 2,
+            c: 1,
+            h: 1,
+            w: 1,
+            available: 2,
+            pixels: vec![0.0, 1.0],
+            labels: vec![1, 10],
+            class_names: Vec::new(),
+            source: "test".into(),
+            format: crate::data::DatasetFormat::ImageFolder,
+        };
+        let p = plan(&Options::default());
+        let err = |set: &crate::data::ImageSet| {
+            p.check_data(std::path::Path::new("d"), "train", set, 10).unwrap_err().to_string()
+        };
+        assert!(err(&set).ends_with("label 10 out of range (the model has 10 classes)"), "{}", err(&set));
+        set.class_names = (0..11).map(|i| format!("c{i}")).collect();
+        set.class_names[10] = "extra\u{202e}".into();
+        let e = err(&set);
+        assert!(
+            e.ends_with(
+                "label 10 (class 'extra\\u{202e}') out of range (the model has 10 classes; the data has 11 classes)"
+            ),
+            "{e}"
+        );
+        set.labels = vec![1, 2];
+        p.check_data(std::path::Path::new("d"), "train", &set, 10).unwrap();
     }
 
     #[test]
