@@ -189,6 +189,7 @@ fn no_command_writes_an_output_over_its_own_inputs() {
         std::fs::copy(&f, data.join(f.file_name().unwrap())).unwrap();
     }
     let labels = data.join("t10k-labels-idx1-ubyte.gz");
+    let images = data.join("t10k-images-idx3-ubyte.gz");
     let stored = dir.path().join("r.json");
     std::fs::write(&stored, serde_json::to_vec(&report(10, &["reach"], "ab12", "clean", "mnist")).unwrap()).unwrap();
     let link = dir.path().join("link.sarif");
@@ -199,6 +200,11 @@ fn no_command_writes_an_output_over_its_own_inputs() {
         (vec![s(&model), "--data", s(&data), "--quiet", "--json", s(&model)], "--json"),
         (vec![s(&model), "--data", s(&data), "--quiet", "--sarif", s(&link)], "--sarif"),
         (vec![s(&model), "--data", s(&data), "--quiet", "--json", s(&labels)], "is a file inside the --data path"),
+        // One images file as --data: its labels file beside it is read too.
+        (
+            vec![s(&model), "--data", s(&images), "--quiet", "--sarif", s(&labels)],
+            "is a file read beside the --data file",
+        ),
         (vec!["decide", s(&stored), "--json", s(&stored)], "is a report read"),
         (vec!["calibrate", s(&stored), "-o", s(&stored)], "is a report read"),
         (vec!["export-grad", s(&model), "-o", s(&model)], "is the model read"),

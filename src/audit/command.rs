@@ -341,6 +341,8 @@ pub fn run(options: &Options) -> Result<AuditRun> {
     let mut inputs: Vec<(&str, &Path)> =
         options.models.iter().map(|m| ("a model being audited", m.as_path())).collect();
     inputs.push(("the --data path", options.data.as_path()));
+    let companions = crate::data::companion_files(&options.data);
+    inputs.extend(companions.iter().map(|c| ("a file read beside the --data file", c.as_path())));
     if let Some(c) = &options.calibration {
         inputs.push(("the --calibration file", c.as_path()));
     }

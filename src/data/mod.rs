@@ -423,6 +423,18 @@ pub fn is_dataset_file_name(path: &Path) -> bool {
     name.contains("-ubyte") || name.ends_with(".bin") || name == "batches.meta.txt" || image
 }
 
+/// The files a reader opens beside a single `--data` file: an IDX images file's labels file, a CIFAR-10
+/// batch's `batches.meta.txt` (those present; none for a folder, whose files
+/// [`is_dataset_file_name`] names). No output may be written over them.
+pub fn companion_files(data: &Path) -> Vec<PathBuf> {
+    if !data.is_file() {
+        return Vec::new();
+    }
+    let labels = idx::labels_path_for(data).ok().filter(|l| l != data);
+    let meta = file_name(data).ends_with(".bin").then(|| data.with_file_name("batches.meta.txt"));
+    labels.into_iter().chain(meta).filter(|p| p.exists()).collect()
+}
+
 /// Checks that a dataset path exists and is a folder or a regular file (links followed); true for a file.
 pub fn check_dataset_path(path: &Path) -> Result<bool, DataError> {
     let meta = std::fs::metadata(path)
