@@ -530,6 +530,7 @@ fn the_fused_decision_does_not_apply_to_a_linear_model() {
     let reason = report["method"]["reason"].as_str().unwrap();
     assert!(reason.contains("linear in the image") && reason.contains("does not apply"), "{reason}");
     assert_eq!(report["parameters"]["feature_tensor"], "f");
+    assert_eq!(report["model"]["linear"], true);
     assert!(report.get("detectors").is_none(), "no detector runs: {}", report["detectors"]);
     assert_schema_valid(&read_json(&sarif));
 }

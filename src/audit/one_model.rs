@@ -70,7 +70,7 @@ pub fn audit_model(
     let mut parameters = plan.parameters(&device, &prepared.analysis.feature.name);
     let precondition = precondition_phase(plan, prepared, data, progress, &mut notifications, &mut timings)?;
     let MethodDecision { method, reason, applicable } =
-        choose(plan.method, precondition.as_ref(), prepared.analysis.linear);
+        choose(plan.method, precondition.as_ref(), prepared.info.linear);
     let audited = plan.audited(k);
     let (calibration, detectors) = detector_set(plan, method, &mut notifications)?;
     if method == Method::Fused {

@@ -51,8 +51,12 @@ impl AnalysedModel {
         let started = Instant::now();
         let analysis = analysis::analyze(&model, feature)?;
         let timings = PrepareTimings { load, analysis: started.elapsed().as_secs_f64(), ..PrepareTimings::default() };
-        let info =
-            ModelInfo { path: path.display().to_string(), sha256: model.sha256.clone(), size_bytes: model.size_bytes };
+        let info = ModelInfo {
+            path: path.display().to_string(),
+            sha256: model.sha256.clone(),
+            size_bytes: model.size_bytes,
+            linear: analysis.linear,
+        };
         Ok(AnalysedModel { model, analysis, info, timings })
     }
 

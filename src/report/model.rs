@@ -30,6 +30,10 @@ pub struct ModelInfo {
     pub sha256: String,
     /// Size in bytes.
     pub size_bytes: u64,
+    /// Whether its logits are a linear function of the image (no convolution, no hidden layer): the
+    /// fused decision does not apply to it (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linear: bool,
 }
 
 /// The dataset the audit drew its images from.
@@ -714,7 +718,9 @@ impl AuditReport {
     /// applicable when the method needs a robust model and the precondition failed.
     pub fn derived_verdict(&self) -> Verdict {
         let failed = self.precondition.as_ref().is_some_and(|p| !p.passed);
-        Verdict::of(!(failed && self.method.method.requires_robust_model()), self.classes.iter().any(|c| c.flagged))
+        let unfit = (failed && self.method.method.requires_robust_model())
+            || (self.model.linear && self.method.method == Method::Fused);
+        Verdict::of(!unfit, self.classes.iter().any(|c| c.flagged))
     }
 
     /// The flagged classes.

@@ -75,7 +75,12 @@ pub fn report(verdict: Verdict) -> AuditReport {
             "--seed".into(),
             "42".into(),
         ],
-        model: ModelInfo { path: "models/mnist robust.onnx".into(), sha256: "ab".repeat(32), size_bytes: 45_000_000 },
+        model: ModelInfo {
+            path: "models/mnist robust.onnx".into(),
+            sha256: "ab".repeat(32),
+            size_bytes: 45_000_000,
+            linear: false,
+        },
         dataset: DatasetInfo {
             path: "data/mnist".into(),
             format: "idx".into(),
