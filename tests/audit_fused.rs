@@ -533,4 +533,11 @@ fn the_fused_decision_does_not_apply_to_a_linear_model() {
     assert_eq!(report["model"]["linear"], true);
     assert!(report.get("detectors").is_none(), "no detector runs: {}", report["detectors"]);
     assert_schema_valid(&read_json(&sarif));
+    // Decided again, it stays not applicable; a calibration cannot be made from it.
+    let out = aegis(&["decide", json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("METHOD NOT APPLICABLE (exit 3)\n"));
+    let cal = dir.path().join("cal.json");
+    let out = aegis(&["calibrate", json.to_str().unwrap(), "-o", cal.to_str().unwrap()]);
+    assert_refused(&out, &["holds no detector indices"]);
 }

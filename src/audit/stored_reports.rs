@@ -645,26 +645,24 @@ impl DecideRun {
         for m in &self.models {
             let line = match (&m.verdict, &m.error) {
                 (_, Some(error)) => format!("{}: ERROR (exit 2): its audit failed: {error}", m.model),
-                (Some(v), None) => {
-                    let (p, score, threshold) = m
-                        .fused
-                        .as_ref()
-                        .map_or((f64::NAN, f64::NAN, f64::NAN), |f| (f.model_p_value, f.model_score, f.threshold));
-                    format!(
+                (Some(v), None) => match &m.fused {
+                    // No fused decision (its method did not apply): the verdict alone.
+                    None => format!("{}: {} (exit {})", m.model, v.word(), m.exit_code),
+                    Some(f) => format!(
                         "{}: {} (exit {}), model p-value {}, highest fused score {:.2} vs threshold {:.2}, flagged: {}",
                         m.model,
                         v.word(),
                         m.exit_code,
-                        p_text(p),
-                        score,
-                        threshold,
+                        p_text(f.model_p_value),
+                        f.model_score,
+                        f.threshold,
                         if m.flagged.is_empty() {
                             "none".to_string()
                         } else {
                             m.flagged.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
                         }
-                    )
-                }
+                    ),
+                },
                 (None, None) => format!("{}: exit {}", m.model, m.exit_code),
             };
             out.push_str(&crate::report::table::clean(&line));
@@ -714,6 +712,23 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
             });
             continue;
         }
+        // A report whose method did not apply (no detector ran, as for a linear model) stays so.
+        if let StoredEntry::Report { verdict, detectors, .. } = &m.entry {
+            if verdict == "not-applicable" && detectors.is_empty() {
+                decisions.push(StoredDecision {
+                    file: m.file.display().to_string(),
+                    model: m.model.clone(),
+                    sha256: m.sha256.clone(),
+                    exit_code: EXIT_NOT_APPLICABLE,
+                    verdict: Some(Verdict::NotApplicable),
+                    error: None,
+                    flagged: Vec::new(),
+                    fused: None,
+                    warnings: Vec::new(),
+                });
+                continue;
+            }
+        }
         let (detectors, classes) = m.detectors()?;
         let classes: Vec<usize> = classes.iter().map(|&c| c as usize).collect();
         let indices: Vec<DetectorIndices> = detectors
@@ -740,7 +755,6 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
         });
     }
     let exit_code = most_severe_exit(decisions.iter().map(|d| d.exit_code));
-    debug_assert!(exit_code != EXIT_NOT_APPLICABLE, "the fused decision always applies");
     let run =
         DecideRun { tool: ToolInfo::default(), calibration: calibration.origin.clone(), exit_code, models: decisions };
     if let Some(json) = &options.json {

@@ -22,7 +22,7 @@ Exit codes:
   1  backdoor suspected in at least one class
   2  usage or input error: nothing concluded; with one model no report is written or replaced
   3  the method does not apply to this model (an explicit --method aegis or reach on a model that
-     failed the robustness precondition; the default fused decision always applies)
+     failed the robustness precondition; the default fused decision on a linear model of the image)
 130, 143  interrupted (SIGINT, SIGTERM): temporary files removed, no report written or replaced
 With several models: the most severe of their codes, 2 > 1 > 3 > 0. An error found before any model
 is audited (a flag, an output path, the data path) writes nothing; a model that cannot be audited
