@@ -257,8 +257,9 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
             logits.name, image_input.name
         )));
     }
-    let feature = find_feature(&g, choice, &image_input.name, &logits, &path)?;
-    let linear = !convolutional(&g, &path) && last_hidden_feature(&g, &path, &logits.head_data_input, "").is_none();
+    let body = Body::of(&g, &path, &logits);
+    let linear = matches!(body, Body::Linear);
+    let feature = find_feature(&g, choice, &image_input.name, &logits, &path, body)?;
     // Every node whose shape can be inferred statically is checked before anything runs.
     crate::onnx::infer::static_shapes(g.proto, model.opset, &image_input.name, Some(&logits.name))?;
 
@@ -381,6 +382,13 @@ struct FoundLogits {
     name: String,
     head_data_input: String,
     info: Logits,
+}
+
+impl FoundLogits {
+    /// The classifier layer, for messages: `Gemm 'fc'`.
+    fn head(&self) -> String {
+        format!("{} '{}'", self.info.head_op, self.info.head_node)
+    }
 }
 
 /// The one input of node `i` that is computed (not a constant) and carries data.
@@ -567,8 +575,9 @@ fn find_feature(
     image: &str,
     logits: &FoundLogits,
     path: &DiffPath<'_>,
+    body: Body,
 ) -> Result<Feature, OnnxError> {
-    let head = format!("{} '{}'", logits.info.head_op, logits.info.head_node);
+    let head = logits.head();
     let (name, how, reason) = match choice {
         FeatureChoice::Penultimate => (
             logits.head_data_input.clone(),
@@ -592,27 +601,25 @@ fn find_feature(
             }
             (n.clone(), "named", "named with --feature-tensor".to_string())
         }
-        FeatureChoice::LastConv => {
-            match (convolutional(g, path), last_hidden_feature(g, path, &logits.head_data_input, &head)) {
-                (false, Some((t, why))) => (t, "last-hidden", why),
-                (false, None) => {
-                    let t = past_dropout(g, &logits.head_data_input);
-                    let why = format!(
-                        "the network has no convolution and no hidden layer (a linear model of the image): the \
+        FeatureChoice::LastConv => match body {
+            Body::Hidden(t, why) => (t, "last-hidden", why),
+            Body::Linear => {
+                let t = past_dropout(g, &logits.head_data_input);
+                let why = format!(
+                    "the network has no convolution and no hidden layer (a linear model of the image): the \
                          input of its classifier layer {head}"
-                    );
-                    (t, "classifier-input", why)
-                }
-                _ => {
-                    let (t, why) = if logits.info.head_op == "Conv" {
-                        conv_head_feature(g, &logits.head_data_input, &head)
-                    } else {
-                        last_block_feature(g, &logits.head_data_input, &head)?
-                    };
-                    (t, "last-conv", why)
-                }
+                );
+                (t, "classifier-input", why)
             }
-        }
+            Body::Convolutional => {
+                let (t, why) = if logits.info.head_op == "Conv" {
+                    conv_head_feature(g, &logits.head_data_input, &head)
+                } else {
+                    last_block_feature(g, &logits.head_data_input, &head)?
+                };
+                (t, "last-conv", why)
+            }
+        },
     };
     if name == image && *choice != FeatureChoice::Named(name.clone()) {
         return Err(OnnxError::Feature(format!(
@@ -628,9 +635,27 @@ fn find_feature(
 /// the last hidden layer ([`last_hidden_feature`]).
 const CONV_OPS: &[&str] = &["Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "DeformConv"];
 
-/// Whether a convolution lies on the image→logits path.
-fn convolutional(g: &Graph<'_>, path: &DiffPath<'_>) -> bool {
-    path.order.iter().any(|&i| path.on_path[i] && CONV_OPS.contains(&g.node(i).op()))
+/// What the image→logits path is built of, which decides the default feature layer and whether the
+/// model is linear in the image.
+enum Body {
+    /// A convolution lies on the path.
+    Convolutional,
+    /// No convolution: the last hidden layer and why it was taken ([`last_hidden_feature`]).
+    Hidden(String, String),
+    /// No convolution and no hidden layer: a linear model of the image.
+    Linear,
+}
+
+impl Body {
+    fn of(g: &Graph<'_>, path: &DiffPath<'_>, logits: &FoundLogits) -> Body {
+        if path.order.iter().any(|&i| path.on_path[i] && CONV_OPS.contains(&g.node(i).op())) {
+            return Body::Convolutional;
+        }
+        match last_hidden_feature(g, path, &logits.head_data_input, &logits.head()) {
+            Some((t, why)) => Body::Hidden(t, why),
+            None => Body::Linear,
+        }
+    }
 }
 
 /// Ops with learned weights that make a hidden layer.
