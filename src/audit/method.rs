@@ -58,15 +58,16 @@ pub fn choose(requested: MethodChoice, precondition: Option<&PreconditionResult>
             "--method auto: the fused, calibrated decision over every detector (robustness check skipped)".to_string(),
         ),
     };
-    if linear && method == Method::Fused {
-        let reason = "--method auto, but the model is linear in the image (no convolution, no hidden layer), \
-                      where the fused decision is not validated (backdoored linear models were passed as clean: \
-                      docs/limits.md), so it does not apply"
-            .to_string();
-        return MethodDecision { method, reason, applicable: false };
-    }
+    let reason = if linear && method == Method::Fused {
+        "--method auto, but the model is linear in the image (no convolution, no hidden layer), where the fused \
+         decision is not validated (backdoored linear models were passed as clean: docs/limits.md), so it does \
+         not apply"
+            .to_string()
+    } else {
+        reason
+    };
     let robust = precondition.is_none_or(|p| p.passed);
-    MethodDecision { method, reason, applicable: robust || !method.requires_robust_model() }
+    MethodDecision { method, reason, applicable: method.applies(robust, linear) }
 }
 
 #[cfg(test)]

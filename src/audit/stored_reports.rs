@@ -698,36 +698,28 @@ pub fn decide(options: &DecideOptions) -> Result<DecideRun> {
     let models = read_reports(&options.reports)?;
     let mut decisions = Vec::new();
     for m in &models {
-        if let StoredEntry::Failed(error) = &m.entry {
+        // Nothing to decide for a model whose audit failed, or whose method did not apply (no detector
+        // ran, as for a linear model): it keeps its outcome.
+        let undecided = match &m.entry {
+            StoredEntry::Failed(error) => Some((EXIT_ERROR, None, Some(error.clone()))),
+            StoredEntry::Report { verdict, detectors, .. } if verdict == "not-applicable" && detectors.is_empty() => {
+                Some((EXIT_NOT_APPLICABLE, Some(Verdict::NotApplicable), None))
+            }
+            StoredEntry::Report { .. } => None,
+        };
+        if let Some((exit_code, verdict, error)) = undecided {
             decisions.push(StoredDecision {
                 file: m.file.display().to_string(),
                 model: m.model.clone(),
                 sha256: m.sha256.clone(),
-                exit_code: EXIT_ERROR,
-                verdict: None,
-                error: Some(error.clone()),
+                exit_code,
+                verdict,
+                error,
                 flagged: Vec::new(),
                 fused: None,
                 warnings: Vec::new(),
             });
             continue;
-        }
-        // A report whose method did not apply (no detector ran, as for a linear model) stays so.
-        if let StoredEntry::Report { verdict, detectors, .. } = &m.entry {
-            if verdict == "not-applicable" && detectors.is_empty() {
-                decisions.push(StoredDecision {
-                    file: m.file.display().to_string(),
-                    model: m.model.clone(),
-                    sha256: m.sha256.clone(),
-                    exit_code: EXIT_NOT_APPLICABLE,
-                    verdict: Some(Verdict::NotApplicable),
-                    error: None,
-                    flagged: Vec::new(),
-                    fused: None,
-                    warnings: Vec::new(),
-                });
-                continue;
-            }
         }
         let (detectors, classes) = m.detectors()?;
         let classes: Vec<usize> = classes.iter().map(|&c| c as usize).collect();

@@ -76,6 +76,13 @@ impl Method {
         matches!(self, Method::Aegis | Method::Reach)
     }
 
+    /// Whether the method applies to a model (the one rule behind the verdict "not applicable"): a
+    /// method valid only for robust models needs a `robust` model (its robustness check passed or was
+    /// skipped); the fused decision does not apply to a `linear` model of the image.
+    pub fn applies(self, robust: bool, linear: bool) -> bool {
+        (robust || !self.requires_robust_model()) && !(linear && self == Method::Fused)
+    }
+
     /// Display name.
     pub fn name(self) -> &'static str {
         match self {
@@ -717,10 +724,8 @@ impl AuditReport {
     /// The verdict the report's contents imply under [`Verdict::of`], the rule the audit applies: not
     /// applicable when the method needs a robust model and the precondition failed.
     pub fn derived_verdict(&self) -> Verdict {
-        let failed = self.precondition.as_ref().is_some_and(|p| !p.passed);
-        let unfit = (failed && self.method.method.requires_robust_model())
-            || (self.model.linear && self.method.method == Method::Fused);
-        Verdict::of(!unfit, self.classes.iter().any(|c| c.flagged))
+        let robust = self.precondition.as_ref().is_none_or(|p| p.passed);
+        Verdict::of(self.method.method.applies(robust, self.model.linear), self.classes.iter().any(|c| c.flagged))
     }
 
     /// The flagged classes.
