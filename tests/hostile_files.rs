@@ -1,6 +1,6 @@
 //! Hostile files (issue 30): every output option refuses a device, a FIFO, a socket and a folder before
 //! any work and leaves it as it was; two outputs that are the same file are refused, and so is an output
-//! that is one of the run's inputs (a model, a data file, a report read); every input option
+//! that is one of the run's inputs (a model, its external-data files, a data file, a report read); every input option
 //! refuses a FIFO (without hanging), a link to `/dev/zero` and a folder; headers that promise more data
 //! than the file holds are refused before allocation; SIGINT/SIGTERM leave no staging folder, keep the
 //! previous report and exit 130/143 with one line; `calibrate` and `decide` refuse duplicated models,
@@ -220,6 +220,56 @@ fn no_command_writes_an_output_over_its_own_inputs() {
     assert_eq!(before(&model), model_bytes);
     assert_eq!(before(&labels), label_bytes);
     assert_eq!(before(&stored), stored_bytes);
+}
+
+/// A copy of `model` in `dir` whose initializers' bytes live in one external-data file beside it
+/// (`weights.bin`, offsets in order), as `onnx.save(..., save_as_external_data=True)` writes them.
+fn with_external_data(model: &Path, dir: &Path) -> (PathBuf, PathBuf) {
+    use aegis_audit::onnx::proto::{tensor_proto::DataLocation, StringStringEntryProto};
+    let mut proto = aegis_audit::onnx::decode(&std::fs::read(model).unwrap()).unwrap();
+    let mut weights = Vec::new();
+    for t in &mut proto.graph.as_mut().unwrap().initializer {
+        let Some(raw) = t.raw_data.take() else { continue };
+        let entry = |k: &str, v: String| StringStringEntryProto { key: Some(k.into()), value: Some(v) };
+        t.external_data = vec![
+            entry("location", "weights.bin".into()),
+            entry("offset", weights.len().to_string()),
+            entry("length", raw.len().to_string()),
+        ];
+        t.data_location = Some(DataLocation::External as i32);
+        weights.extend_from_slice(&raw);
+    }
+    assert!(!weights.is_empty(), "the fixture stores its weights as raw data");
+    let (path, data) = (dir.join("external.onnx"), dir.join("weights.bin"));
+    std::fs::write(&path, aegis_audit::onnx::encode(&proto)).unwrap();
+    std::fs::write(&data, weights).unwrap();
+    (path, data)
+}
+
+#[test]
+fn no_output_is_written_over_a_models_external_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, weights) = with_external_data(&root().join(MODEL), dir.path());
+    let weight_bytes = std::fs::read(&weights).unwrap();
+    let other = root().join(MODEL);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![s(&model), "--data", DATA, "--quiet", "--json", s(&weights)], "--json"),
+        (vec![s(&model), "--data", DATA, "--quiet", "--sarif", s(&weights)], "--sarif"),
+        // Several models: the run ends (no report of the other model is written either).
+        (vec![s(&model), s(&other), "--data", DATA, "--quiet", "--json", s(&weights)], "--json"),
+        (vec!["export-grad", s(&model), "-o", s(&weights)], "-o"),
+    ];
+    for (args, flag) in cases {
+        let out = aegis(&args);
+        assert_refused(
+            &out,
+            &[flag, "is an external-data file of", "an output is never written over an input of the run"],
+        );
+        assert_eq!(std::fs::read(&weights).unwrap(), weight_bytes, "{args:?} changed the external data");
+    }
+    // The model itself loads and analyses from its external data.
+    let out = aegis(&["inspect", s(&model)]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]

@@ -361,9 +361,11 @@ pub fn run(options: &Options) -> Result<AuditRun> {
             stage: outputs.evidence_stage(several.then_some(slot.as_str())).expect("staged with --evidence"),
             dir: if several { dir.join(slot) } else { dir.clone() },
         });
-        match audit_one(options, &presets, calibration.as_ref(), &config, model, &mut data, target.as_ref()) {
+        let destination = Destination { outputs: &outputs, evidence: target.as_ref() };
+        match audit_one(options, &presets, calibration.as_ref(), &config, model, &mut data, &destination) {
             Ok(report) => models.push(ModelRun::Audited(Box::new(report))),
-            Err(e) if !several => return Err(e),
+            // An output over a model's external data ends the run: the reports would replace it.
+            Err(e) if !several || matches!(e, crate::Error::Audit(AuditError::Output { .. })) => return Err(e),
             Err(e) => {
                 models.push(ModelRun::Failed { model: model.clone(), error: error_chain(&e) });
                 if let Some(t) = &target {
@@ -373,6 +375,14 @@ pub fn run(options: &Options) -> Result<AuditRun> {
         }
     }
     Ok(AuditRun { models, command_line: options.command_line.clone(), outputs })
+}
+
+/// Where one model's outputs go: the run's checked report paths, and this model's evidence.
+struct Destination<'a> {
+    /// The run's outputs (checked again against the model's external-data files once it is read).
+    outputs: &'a Outputs,
+    /// Where its evidence is staged and will be moved (`None` without `--evidence`).
+    evidence: Option<&'a EvidenceTarget>,
 }
 
 /// The data read so far, by input shape (read once per shape; a failure is kept too).
@@ -419,13 +429,17 @@ fn audit_one(
     config: &SessionConfig,
     path: &Path,
     data: &mut DataCache,
-    evidence_target: Option<&EvidenceTarget>,
+    destination: &Destination,
 ) -> Result<AuditReport> {
     let total = Instant::now();
     let in_model =
         |e: crate::Error| crate::Error::from(AuditError::Model { path: path.to_path_buf(), source: Box::new(e) });
     let feature = options.feature.choice();
     let analysed = AnalysedModel::load(path, &feature, &LoadLimits::default()).map_err(in_model)?;
+    let external: Vec<(&str, &Path)> = (analysed.model.external_files.iter())
+        .map(|f| ("an external-data file of a model being audited", f.as_path()))
+        .collect();
+    destination.outputs.refuse_inputs(&external)?;
     let shape = analysed.image_shape();
     let (preset_name, preset) = presets.select(options.preset.as_deref(), shape)?;
     let mut plan = preset.apply(&preset_name, &presets.origin, options);
@@ -462,8 +476,15 @@ fn audit_one(
         data: data_s,
         ..Timings::default()
     };
-    let mut report =
-        audit_model(&plan, &mut prepared, &data, evidence_target, options.progress, &options.command_line, timings)?;
+    let mut report = audit_model(
+        &plan,
+        &mut prepared,
+        &data,
+        destination.evidence,
+        options.progress,
+        &options.command_line,
+        timings,
+    )?;
     report.timings.total = total.elapsed().as_secs_f64();
     report.memory = Some(MemoryInfo {
         limit_bytes: budget.limit_bytes,

@@ -25,6 +25,8 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     /// The evidence folder.
     pub evidence: Option<PathBuf>,
+    /// The checked report files, with their flags (for checks against inputs found later).
+    targets: Vec<(&'static str, OutputTarget)>,
     // The registration after the folder: the folder is removed before it leaves the registry.
     staging: Option<(TempDir, Registered)>,
 }
@@ -53,7 +55,7 @@ impl Outputs {
         evidence: Option<&Path>,
         inputs: &[(&str, &Path)],
     ) -> Result<Outputs, AuditError> {
-        let mut targets: Vec<(&str, OutputTarget)> = Vec::new();
+        let mut targets: Vec<(&'static str, OutputTarget)> = Vec::new();
         for (flag, path) in [("--sarif", sarif), ("--json", json)] {
             if let Some(p) = path {
                 targets.push((flag, check_file(flag, p, inputs)?));
@@ -73,8 +75,22 @@ impl Outputs {
             sarif: sarif.map(Path::to_path_buf),
             json: json.map(Path::to_path_buf),
             evidence: evidence.map(Path::to_path_buf),
+            targets,
             staging,
         })
+    }
+
+    /// Refuses a report path that is one of `inputs` found only once a model is read (its external-data
+    /// files): checked before anything is written, so the run ends with no report and replaces nothing.
+    pub fn refuse_inputs(&self, inputs: &[(&str, &Path)]) -> Result<(), AuditError> {
+        for (flag, target) in &self.targets {
+            fsio::output::check_not_input(target, inputs, |_| false).map_err(|e| AuditError::Output {
+                flag,
+                path: target.path.clone(),
+                problem: e.problem(),
+            })?;
+        }
+        Ok(())
     }
 
     /// The evidence folder must be a folder or not exist; its staging folder is made in it, or in the

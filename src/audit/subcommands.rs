@@ -53,6 +53,9 @@ pub struct GradExport {
     pub graph: Vec<u8>,
     /// The tensor names used.
     pub spec: GradSpec,
+    /// The external-data files the model's tensors were read from (canonical paths): the graph may
+    /// not be written over them.
+    pub external_files: Vec<PathBuf>,
 }
 
 /// Builds the gradient graph of `options.model`.
@@ -75,7 +78,7 @@ pub fn export_grad(options: &ExportGradOptions) -> Result<GradExport> {
     runtime::init(options.runtime.ort_lib.as_deref())?;
     let config = SessionConfig { device: options.runtime.device, intra_threads: options.runtime.threads };
     let graph = super::gradient_graph(&model.proto, &spec, &config)?;
-    Ok(GradExport { graph: onnx::encode(&graph), spec })
+    Ok(GradExport { graph: onnx::encode(&graph), spec, external_files: model.external_files })
 }
 
 /// What `cluster` needs.

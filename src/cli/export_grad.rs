@@ -49,6 +49,9 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
     tools::check_output("-o", &out, ("the model read", &args.model))?;
     let export = tools::export_grad(&options)
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
+    for file in &export.external_files {
+        tools::check_output("-o", &out, ("an external-data file of the model", file))?;
+    }
     tools::write_output(&out, &export.graph).with_context(|| format!("writing {}", out.display()))?;
     let spec = &export.spec;
     eprintln!(

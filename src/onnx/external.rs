@@ -4,7 +4,7 @@
 //! moved into the tensor's `raw_data`, so code after loading never sees external data.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use crate::onnx::proto::tensor_proto::DataLocation;
 use crate::onnx::proto::TensorProto;
@@ -16,9 +16,10 @@ pub fn is_external(t: &TensorProto) -> bool {
     t.data_location == Some(DataLocation::External as i32)
 }
 
-/// Reads the tensor's external data into `raw_data`. `model_dir` must be the canonicalised
-/// directory of the model file; `expected` is the byte size its shape and type declare.
-pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(), OnnxError> {
+/// Reads the tensor's external data into `raw_data` and returns the canonical path of the file read.
+/// `model_dir` must be the canonicalised directory of the model file; `expected` is the byte size its
+/// shape and type declare.
+pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<PathBuf, OnnxError> {
     let mut location = None;
     let mut offset = None;
     let mut length = None;
@@ -104,5 +105,5 @@ pub fn resolve(t: &mut TensorProto, model_dir: &Path, expected: u64) -> Result<(
     t.raw_data = Some(buf);
     t.external_data.clear();
     t.data_location = Some(DataLocation::Default as i32);
-    Ok(())
+    Ok(canonical)
 }

@@ -23,6 +23,9 @@ pub struct Model {
     pub sha256: String,
     /// Size of those bytes.
     pub size_bytes: u64,
+    /// The canonical paths of the external-data files its tensors were read from (none for a model
+    /// stored in one file). Nothing may be written over them either.
+    pub external_files: Vec<PathBuf>,
 }
 
 impl Model {
@@ -86,6 +89,6 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
         _ => PathBuf::from("."),
     };
     let model_dir = parent.canonicalize().map_err(|source| OnnxError::Io { path: parent.clone(), source })?;
-    let opset = validate::validate(&mut proto, &model_dir, limits)?;
-    Ok(Model { proto, path: path.to_path_buf(), opset, sha256, size_bytes })
+    let validate::Validated { opset, external_files } = validate::validate(&mut proto, &model_dir, limits)?;
+    Ok(Model { proto, path: path.to_path_buf(), opset, sha256, size_bytes, external_files })
 }

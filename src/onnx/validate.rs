@@ -3,7 +3,7 @@
 //! topology (every input defined, no name defined twice, acyclic).
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::onnx::graph::{node_label, Graph};
 use crate::onnx::proto::{GraphProto, ModelProto, NodeProto, TensorProto, TypeProto};
@@ -36,9 +36,18 @@ pub fn standard_opset(model: &ModelProto) -> Option<i64> {
         .max()
 }
 
-/// Validates `model` in place (reading external data from `model_dir`, which must be canonical)
-/// and returns the standard opset version.
-pub fn validate(model: &mut ModelProto, model_dir: &Path, limits: &LoadLimits) -> Result<i64, OnnxError> {
+/// What validation found beside the graph: the standard opset version and the external-data files read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated {
+    /// The version of the standard ONNX opset the model imports.
+    pub opset: i64,
+    /// The canonical paths of the external-data files whose bytes were read, each once, in the order
+    /// first read.
+    pub external_files: Vec<PathBuf>,
+}
+
+/// Validates `model` in place (reading external data from `model_dir`, which must be canonical).
+pub fn validate(model: &mut ModelProto, model_dir: &Path, limits: &LoadLimits) -> Result<Validated, OnnxError> {
     let ir = model.ir_version.unwrap_or(0);
     if !(MIN_IR_VERSION..=MAX_IR_VERSION).contains(&ir) {
         return Err(OnnxError::IrVersion { version: ir, min: MIN_IR_VERSION, max: MAX_IR_VERSION });
@@ -77,18 +86,22 @@ pub fn validate(model: &mut ModelProto, model_dir: &Path, limits: &LoadLimits) -
         }
         Ok(())
     })?;
+    let mut external_files: Vec<PathBuf> = Vec::new();
     visit_tensors(graph, &mut |t| {
         if external::is_external(t) {
             let expected = declared_bytes(t, limits)?.ok_or_else(|| OnnxError::Tensor {
                 tensor: tensor_name(t).to_string(),
                 reason: "string tensor with external data".into(),
             })?;
-            external::resolve(t, model_dir, expected)?;
+            let file = external::resolve(t, model_dir, expected)?;
+            if !external_files.contains(&file) {
+                external_files.push(file);
+            }
         }
         check_data(t, limits)
     })?;
     check_topology(graph)?;
-    Ok(opset)
+    Ok(Validated { opset, external_files })
 }
 
 /// Node domains, node count and declared shapes of `g` and all its subgraphs.
