@@ -48,7 +48,7 @@ impl PcaParams {
 
     /// Checks the parameters.
     pub fn check(&self) -> Result<()> {
-        Ok(require(self.n_components > 0, "n_components", 0.0, "must be at least 1")?)
+        require(self.n_components > 0, "n_components", 0.0, "must be at least 1")
     }
 
     /// Fits the model to `x` (rows are samples).
