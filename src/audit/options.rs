@@ -298,7 +298,7 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// Write evidence (PNG plots, image grids, index.html) into this folder (one sub-folder per model
-    /// when several are audited).
+    /// when several are audited); evidence an earlier run wrote there and this one does not is removed.
     #[arg(long, value_name = "DIR")]
     pub evidence: Option<PathBuf>,
     /// Show progress bars on stderr (the command line's `--quiet` turns them off).

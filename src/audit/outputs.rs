@@ -138,18 +138,35 @@ impl Outputs {
     /// Writes every report and moves the evidence into place, all or nothing as far as the file system
     /// allows: `files` (path → bytes) are staged as temporary files first; a failure there leaves no
     /// report and replaces none.
+    ///
+    /// The evidence folder keeps a list of the files its last run wrote ([`EVIDENCE_LIST`]); a run into
+    /// the same folder removes the files of that list it did not write again, so the folder never
+    /// shows a class's evidence from an earlier audit beside this one's. Nothing else in the folder is
+    /// touched.
     pub fn commit(self, files: BTreeMap<PathBuf, Vec<u8>>) -> Result<(), AuditError> {
         let mut staged = Vec::with_capacity(files.len());
         for (path, bytes) in &files {
             staged.push(report::StagedFile::stage(path, bytes).map_err(|e| output_error(&self, path, e))?);
         }
+        let evidence = match (&self.staging, &self.evidence) {
+            (Some((staging, _)), Some(dir)) => {
+                let bad = |problem: String| AuditError::Output { flag: "--evidence", path: dir.clone(), problem };
+                let written = files_under(staging.path(), Path::new("")).map_err(bad)?;
+                let list: String = written.iter().map(|p| format!("{}\n", p.display())).collect();
+                std::fs::write(staging.path().join(EVIDENCE_LIST), list)
+                    .map_err(|e| bad(format!("cannot write its file list: {}", io_text(&e))))?;
+                Some((staging.path(), dir, written, previous_evidence(dir)))
+            }
+            _ => None,
+        };
         fsio::cleanup::commit_section(|| {
-            if let (Some((staging, _)), Some(dir)) = (&self.staging, &self.evidence) {
-                move_tree(staging.path(), dir).map_err(|problem| AuditError::Output {
+            if let Some((staging, dir, written, previous)) = &evidence {
+                move_tree(staging, dir).map_err(|problem| AuditError::Output {
                     flag: "--evidence",
-                    path: dir.clone(),
+                    path: dir.to_path_buf(),
                     problem,
                 })?;
+                remove_stale(dir, previous, written);
             }
             for file in staged {
                 let path = file.path().to_path_buf();
@@ -167,6 +184,62 @@ fn output_error(outputs: &Outputs, path: &Path, e: ReportError) -> AuditError {
         other => other.to_string(),
     };
     AuditError::Output { flag, path: path.to_path_buf(), problem }
+}
+
+/// The file in an evidence folder that lists, one relative path per line, the files the last run wrote.
+pub const EVIDENCE_LIST: &str = ".aegis-evidence-files";
+
+/// The largest file list read back (a folder's list is a few kilobytes).
+const MAX_EVIDENCE_LIST_BYTES: u64 = 1 << 20;
+
+/// The files under `dir` (relative to it, prefixed by `prefix`), sorted.
+fn files_under(dir: &Path, prefix: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {}", dir.display(), io_text(&e)))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_text(&e))?;
+        let rel = prefix.join(entry.file_name());
+        if entry.file_type().map_err(|e| io_text(&e))?.is_dir() {
+            out.extend(files_under(&entry.path(), &rel)?);
+        } else {
+            out.push(rel);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files an earlier run wrote into `dir`, from its list: only plain relative paths (no `..`, no
+/// root) to evidence files (`.png`, `.html`), so that a list someone else wrote cannot name anything
+/// else. No list, or one that is not a regular file of sensible size: none.
+fn previous_evidence(dir: &Path) -> Vec<PathBuf> {
+    let path = dir.join(EVIDENCE_LIST);
+    let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= MAX_EVIDENCE_LIST_BYTES);
+    let text = if regular { std::fs::read_to_string(&path).unwrap_or_default() } else { String::new() };
+    text.lines()
+        .map(PathBuf::from)
+        .filter(|p| {
+            p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+                && p.extension().is_some_and(|e| e == "png" || e == "html")
+        })
+        .collect()
+}
+
+/// Removes the files of `previous` that `written` does not hold again (regular files only, never through
+/// a link), and the sub-folders that leaves empty. A file that cannot be removed is left.
+fn remove_stale(dir: &Path, previous: &[PathBuf], written: &[PathBuf]) {
+    for rel in previous.iter().filter(|p| !written.contains(p)) {
+        let path = dir.join(rel);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) && std::fs::remove_file(&path).is_ok() {
+            let mut parent = path.parent();
+            while let Some(p) = parent.filter(|p| *p != dir && p.starts_with(dir)) {
+                if std::fs::remove_dir(p).is_err() {
+                    break;
+                }
+                parent = p.parent();
+            }
+        }
+    }
 }
 
 /// Moves every file under `from` into the same place under `to` (made if missing), replacing files of the
@@ -240,6 +313,45 @@ mod tests {
         assert_eq!(std::fs::read(ev.join("index.html")).unwrap(), b"<html>");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left.len(), 2, "no staging folder or temporary file is left: {left:?}");
+    }
+
+    #[test]
+    fn a_second_run_into_an_evidence_folder_removes_what_the_first_wrote_and_it_did_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = dir.path().join("evidence");
+        let run = |files: &[&str]| {
+            let out = Outputs::check(None, None, Some(&ev), &[]).unwrap();
+            let stage = out.evidence_stage(None).unwrap();
+            for f in files {
+                let p = stage.join(f);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, f.as_bytes()).unwrap();
+            }
+            out.commit(BTreeMap::new()).unwrap();
+        };
+        run(&["index.html", "class-3-reach.png", "m1/class-7-nc-mask.png"]);
+        // The user's own files in the folder, and one outside it, are never removed.
+        std::fs::write(ev.join("notes.png"), b"mine").unwrap();
+        std::fs::write(dir.path().join("outside.png"), b"mine").unwrap();
+        run(&["index.html", "class-5-reach.png"]);
+        let mut left: Vec<String> = super::files_under(&ev, std::path::Path::new(""))
+            .unwrap()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        left.sort();
+        assert_eq!(left, [super::EVIDENCE_LIST, "class-5-reach.png", "index.html", "notes.png"]);
+        assert_eq!(std::fs::read(ev.join("index.html")).unwrap(), b"index.html");
+        // A list naming paths outside the folder, a link, or other kinds of file removes none of them.
+        std::os::unix::fs::symlink(dir.path().join("outside.png"), ev.join("link.png")).unwrap();
+        std::fs::write(ev.join("data.bin"), b"mine").unwrap();
+        let list = "../outside.png\n/tmp/x.png\nlink.png\ndata.bin\nnotes.png\nclass-5-reach.png\n";
+        std::fs::write(ev.join(super::EVIDENCE_LIST), list).unwrap();
+        run(&["index.html"]);
+        assert!(dir.path().join("outside.png").exists() && ev.join("data.bin").exists());
+        assert!(std::fs::symlink_metadata(ev.join("link.png")).is_ok());
+        assert!(!ev.join("notes.png").exists(), "listed, so written by an earlier run");
+        assert!(!ev.join("class-5-reach.png").exists());
     }
 
     #[test]
