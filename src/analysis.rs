@@ -1,4 +1,5 @@
-//! The analysis of a loaded model: finds the image input (NCHW, fixed C/H/W), the logits tensor
+//! The analysis of a loaded model: finds the image input (NCHW, fixed C/H/W; [`fix_open_image_dims`]
+//! fixes open ones to the data's size first), the logits tensor
 //! and class count (from the final Gemm/MatMul's weights), the feature tensor
 //! ([`FeatureChoice`](crate::analysis::FeatureChoice)), the op histogram and the ops on the
 //! input→logits path that the gradient builder cannot differentiate. A layer above [`crate::onnx`]
@@ -303,6 +304,66 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
         gradient_blocker,
         linear,
     })
+}
+
+/// The image size a model whose input leaves channels, height or width open is audited at (the data's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenDimsFill {
+    /// Channels, where the data fixes them.
+    pub channels: Option<i64>,
+    /// Height in pixels.
+    pub height: i64,
+    /// Width in pixels.
+    pub width: i64,
+}
+
+/// Fixes the dims the image input leaves open (a name such as `H`, or no value) to `fill`'s (asked only
+/// when a dim is open), in the
+/// model's declared input shape, so that the analysis, the shapes and the gradient graph see a
+/// model of that size; dims the model fixes stay as they are (a mismatch with the data is then
+/// reported as before). Acts only on a graph with one runtime input of rank 4 (NCHW, or NHWC where the
+/// model transposes it); returns what it fixed (e.g. `H = 28, W = 28`), `None` when nothing was open
+/// (or channels were open and `fill` does not know them).
+pub fn fix_open_image_dims(model: &mut Model, fill: impl FnOnce() -> Option<OpenDimsFill>) -> Option<String> {
+    let (index, nhwc) = {
+        let g = Graph::new(model.graph());
+        let [one] = g.runtime_inputs()[..] else { return None };
+        let name = one.name.clone().unwrap_or_default();
+        let index = model.graph().input.iter().position(|vi| vi.name.as_deref() == Some(name.as_str()))?;
+        (index, image_layout(&g, &name) == Layout::Nhwc)
+    };
+    use crate::onnx::proto::tensor_shape_proto::dimension::Value;
+    use crate::onnx::proto::type_proto::Value as TypeValue;
+    let graph = model.proto.graph.as_mut()?;
+    let Some(TypeValue::TensorType(t)) = graph.input[index].r#type.as_mut().and_then(|t| t.value.as_mut()) else {
+        return None;
+    };
+    let dims = &mut t.shape.as_mut()?.dim;
+    if dims.len() != 4 {
+        return None;
+    }
+    let open =
+        |d: &crate::onnx::proto::tensor_shape_proto::Dimension| !matches!(d.value, Some(Value::DimValue(v)) if v > 0);
+    if !dims[1..].iter().any(open) {
+        return None;
+    }
+    let fill = fill()?;
+    let order: [(usize, &str, Option<i64>); 3] = if nhwc {
+        [(1, "H", Some(fill.height)), (2, "W", Some(fill.width)), (3, "C", fill.channels)]
+    } else {
+        [(1, "C", fill.channels), (2, "H", Some(fill.height)), (3, "W", Some(fill.width))]
+    };
+    if order.iter().any(|&(i, _, value)| open(&dims[i]) && value.is_none()) {
+        return None;
+    }
+    let mut fixed = Vec::new();
+    for (i, label, value) in order {
+        if let (true, Some(v)) = (open(&dims[i]), value) {
+            dims[i].value = Some(Value::DimValue(v));
+            fixed.push(format!("{label} = {v}"));
+        }
+    }
+    (!fixed.is_empty()).then(|| fixed.join(", "))
 }
 
 fn find_image_input(g: &Graph<'_>) -> Result<ImageInput, OnnxError> {

@@ -541,3 +541,38 @@ fn the_fused_decision_does_not_apply_to_a_linear_model() {
     let out = aegis(&["calibrate", json.to_str().unwrap(), "-o", cal.to_str().unwrap()]);
     assert_refused(&out, &["holds no detector indices"]);
 }
+
+#[test]
+fn a_model_that_leaves_its_input_size_open_is_audited_at_the_datas_size() {
+    use aegis_audit::onnx::proto::{tensor_shape_proto::dimension::Value as Dim, type_proto::Value as TypeValue};
+    let fixed = Path::new("fixtures/zoo/robust_clean_s0.onnx");
+    let mut proto = aegis_audit::onnx::decode(&std::fs::read(fixed).unwrap()).unwrap();
+    let input = &mut proto.graph.as_mut().unwrap().input[0];
+    let Some(TypeValue::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) else { panic!() };
+    let dims = &mut t.shape.as_mut().unwrap().dim;
+    dims[2].value = Some(Dim::DimParam("H".into()));
+    dims[3].value = Some(Dim::DimParam("W".into()));
+    let dir = onnx_common::tempdir();
+    let open_model = dir.path().join("open.onnx");
+    std::fs::write(&open_model, aegis_audit::onnx::encode(&proto)).unwrap();
+    let (a, b) = (dir.path().join("open.json"), dir.path().join("fixed.json"));
+    for (model, json) in [(open_model.as_path(), &a), (fixed, &b)] {
+        let out = aegis(&[&[model.to_str().unwrap(), "--json", json.to_str().unwrap()], REDUCED].concat());
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    }
+    let (open, fixed) = (read_json(&a), read_json(&b));
+    assert_eq!(open["model"]["open_dims_fixed"], "H = 28, W = 28");
+    assert!(fixed["model"].get("open_dims_fixed").is_none());
+    let note = open["notifications"][0]["message"].as_str().unwrap();
+    assert!(note.contains("leaves its size open") && note.contains("H = 28, W = 28"), "{note}");
+    // The same model at the same size: the same numbers.
+    for key in ["classes", "fused", "verdict", "dataset"] {
+        assert_eq!(open[key], fixed[key], "{key}");
+    }
+    for (x, y) in open["detectors"].as_array().unwrap().iter().zip(fixed["detectors"].as_array().unwrap()) {
+        assert_eq!(x["classes"], y["classes"]);
+    }
+    // Without data whose size can be read, the open dims are refused as before, naming them.
+    let out = aegis(&[open_model.to_str().unwrap(), "--data", dir.path().to_str().unwrap(), "--quiet"]);
+    assert_refused(&out, &["dynamic dims that cannot be resolved", "[N, 1, H, W]"]);
+}

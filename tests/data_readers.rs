@@ -447,3 +447,37 @@ fn a_resized_image_is_bounded_by_its_header() {
         .to_string();
     assert!(msg.contains("bomb.png") && msg.contains("cannot decode image"), "{msg}");
 }
+
+#[test]
+fn native_size_is_read_from_headers_without_loading() {
+    use aegis_audit::data::{native_size, NativeSize};
+    let limits = DataLimits::default();
+    let dir = tempfile::tempdir().unwrap();
+    // IDX: the train images file's header (a folder, or the file itself), one channel.
+    let idx = dir.path().join("idx");
+    std::fs::create_dir(&idx).unwrap();
+    write_idx(&idx, "train", 5, true);
+    let want = NativeSize { channels: Some(1), height: 4, width: 3 };
+    assert_eq!(native_size(&idx, &limits).unwrap(), want);
+    assert_eq!(native_size(&idx.join("train-images-idx3-ubyte.gz"), &limits).unwrap(), want);
+    // CIFAR-10: 3×32×32 by the format.
+    let cifar = dir.path().join("cifar");
+    std::fs::create_dir(&cifar).unwrap();
+    std::fs::write(cifar.join("data_batch_1.bin"), cifar_batch(2)).unwrap();
+    let want = NativeSize { channels: Some(3), height: 32, width: 32 };
+    assert_eq!(native_size(&cifar, &limits).unwrap(), want);
+    // ImageFolder: the first training image's header (4 wide, 5 high); channels are the model's.
+    let folder = dir.path().join("folder");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(folder.join("train").join(class)).unwrap();
+        std::fs::create_dir_all(folder.join("test").join(class)).unwrap();
+        write_image(&folder.join("train").join(class).join("0.png"), [1, 2, 3], false);
+    }
+    assert_eq!(native_size(&folder, &limits).unwrap(), NativeSize { channels: None, height: 5, width: 4 });
+    // Nothing readable: an error, not a guess.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    assert!(native_size(&empty, &limits).is_err());
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), [0u8, 0, 8, 1, 0, 0, 0, 1]).unwrap();
+    assert!(native_size(&dir.path().join("train-images-idx3-ubyte"), &limits).is_err());
+}

@@ -332,3 +332,37 @@ fn an_opset_the_gradient_graph_cannot_import_is_not_differentiable() {
     assert!(a.differentiability().starts_with("no: the model imports ONNX opset 10"), "{}", a.differentiability());
     assert!(run(&plain_cnn(), FeatureChoice::LastConv).unwrap().gradient_blocker.is_none());
 }
+
+#[test]
+fn open_image_dims_are_fixed_to_the_fill_and_only_those() {
+    use aegis_audit::analysis::{fix_open_image_dims, OpenDimsFill};
+    let with_input = |dims: &[D]| {
+        let mut m = plain_cnn();
+        m.graph.as_mut().unwrap().input[0] = value_info("x", dims);
+        load(&m)
+    };
+    let fill = OpenDimsFill { channels: Some(1), height: 8, width: 8 };
+    // H and W named: fixed to the fill; the analysis then sees an 8×8 model.
+    let mut m = with_input(&[D::S("N"), D::N(1), D::S("H"), D::S("W")]);
+    assert!(analyze(&m, &FeatureChoice::LastConv).is_err(), "open dims are refused as they are");
+    assert_eq!(fix_open_image_dims(&mut m, || Some(fill)).as_deref(), Some("H = 8, W = 8"));
+    let a = analyze(&m, &FeatureChoice::LastConv).unwrap();
+    assert_eq!((a.image_input.channels, a.image_input.height, a.image_input.width), (1, 8, 8));
+    // Channels open too: fixed where the fill knows them, left (and refused later) where it does not.
+    let mut m = with_input(&[D::S("N"), D::S("C"), D::S("H"), D::N(8)]);
+    assert_eq!(fix_open_image_dims(&mut m, || Some(fill)).as_deref(), Some("C = 1, H = 8"));
+    let mut m = with_input(&[D::S("N"), D::S("C"), D::N(8), D::N(8)]);
+    let unknown = OpenDimsFill { channels: None, ..fill };
+    assert_eq!(fix_open_image_dims(&mut m, || Some(unknown)), None);
+    assert!(analyze(&m, &FeatureChoice::LastConv).is_err());
+    // A fixed dim is never changed (a mismatch with the data is reported as before), and with nothing
+    // open the fill is not even asked for (no data read).
+    let mut m = with_input(&[D::S("N"), D::N(1), D::N(8), D::N(8)]);
+    assert_eq!(fix_open_image_dims(&mut m, || panic!("asked for a fill with nothing open")), None);
+    let mut m = with_input(&[D::S("N"), D::N(1), D::N(8), D::S("W")]);
+    let other = OpenDimsFill { channels: Some(3), height: 28, width: 8 };
+    assert_eq!(fix_open_image_dims(&mut m, || Some(other)).as_deref(), Some("W = 8"));
+    // No data to read the size from: nothing fixed.
+    let mut m = with_input(&[D::S("N"), D::N(1), D::S("H"), D::S("W")]);
+    assert_eq!(fix_open_image_dims(&mut m, || None), None);
+}

@@ -24,6 +24,7 @@ use super::options::{MethodChoice, Options};
 use super::outputs::Outputs;
 use super::prepare::AnalysedModel;
 use super::preset::PresetFile;
+use crate::analysis::OpenDimsFill;
 use crate::data::{load_dataset_with_limits, DataLimits, ImageShape, Split};
 use crate::decide::Calibration;
 use crate::onnx::LoadLimits;
@@ -435,7 +436,13 @@ fn audit_one(
     let in_model =
         |e: crate::Error| crate::Error::from(AuditError::Model { path: path.to_path_buf(), source: Box::new(e) });
     let feature = options.feature.choice();
-    let analysed = AnalysedModel::load(path, &feature, &LoadLimits::default()).map_err(in_model)?;
+    // A model that leaves its input size open is audited at the data's size (read only then).
+    let fill = || {
+        let size = crate::data::native_size(&options.data, &data.limits).ok()?;
+        let channels = size.channels.map(|c| c as i64);
+        Some(OpenDimsFill { channels, height: size.height as i64, width: size.width as i64 })
+    };
+    let analysed = AnalysedModel::load_filling(path, &feature, &LoadLimits::default(), fill).map_err(in_model)?;
     let external: Vec<(&str, &Path)> = (analysed.model.external_files.iter())
         .map(|f| ("an external-data file of a model being audited", f.as_path()))
         .collect();

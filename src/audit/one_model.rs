@@ -66,6 +66,14 @@ pub fn audit_model(
         Clock { before: timings.load + timings.analysis + timings.graph_build + timings.session + timings.data, start };
     let k = prepared.model.num_classes();
     let mut notifications = sampling_notes(data);
+    notifications.extend(prepared.info.open_dims_fixed.as_ref().map(|fixed| Notification {
+        level: Level::Note,
+        message: format!(
+            "the model's image input leaves its size open: audited at the data's image size ({fixed}); a model \
+             meant for another size is audited only at this one"
+        ),
+        class: None,
+    }));
     let device = format!("{:?}", prepared.model.device()).to_lowercase();
     let mut parameters = plan.parameters(&device, &prepared.analysis.feature.name);
     let precondition = precondition_phase(plan, prepared, data, progress, &mut notifications, &mut timings)?;

@@ -45,8 +45,22 @@ pub struct AnalysedModel {
 impl AnalysedModel {
     /// Loads `path` within `limits` and analyses it.
     pub fn load(path: &Path, feature: &FeatureChoice, limits: &LoadLimits) -> Result<AnalysedModel> {
+        Self::load_filling(path, feature, limits, || None)
+    }
+
+    /// [`AnalysedModel::load`] for a model whose image input may leave channels, height or width open:
+    /// `fill` (asked only then) gives the size to audit it at (the data's), and the analysis sees the
+    /// model with those dims fixed ([`analysis::fix_open_image_dims`]; [`ModelInfo::open_dims_fixed`]
+    /// says which).
+    pub fn load_filling(
+        path: &Path,
+        feature: &FeatureChoice,
+        limits: &LoadLimits,
+        fill: impl FnOnce() -> Option<analysis::OpenDimsFill>,
+    ) -> Result<AnalysedModel> {
         let started = Instant::now();
-        let model = onnx::load_model(path, limits)?;
+        let mut model = onnx::load_model(path, limits)?;
+        let open_dims_fixed = analysis::fix_open_image_dims(&mut model, fill);
         let load = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let analysis = analysis::analyze(&model, feature)?;
@@ -56,6 +70,7 @@ impl AnalysedModel {
             sha256: model.sha256.clone(),
             size_bytes: model.size_bytes,
             linear: analysis.linear,
+            open_dims_fixed,
         };
         Ok(AnalysedModel { model, analysis, info, timings })
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{checked_values, file_name, DataError, DataLimits, DatasetFormat, ImageSet, ImageShape, Split};
 
 /// Shape of one CIFAR-10 image.
-const SHAPE: ImageShape = ImageShape { c: 3, h: 32, w: 32 };
+pub(super) const SHAPE: ImageShape = ImageShape { c: 3, h: 32, w: 32 };
 /// Bytes per record: the label byte and the pixels.
 const RECORD: usize = 1 + 3 * 32 * 32;
 /// Number of CIFAR-10 classes (labels must be below it).

@@ -158,6 +158,20 @@ fn reader<'a>(
     Ok(r)
 }
 
+/// Height and width of the first image of the split's first class (from its header), for a model that
+/// leaves its input size open.
+pub(super) fn first_image_size(root: &Path, split: Split, limits: &DataLimits) -> Result<(usize, usize), DataError> {
+    let dir = split_root(root, split)?;
+    let first = sub_dirs(&dir)?.into_iter().next().map(|class| image_files(&class)).transpose()?;
+    let file = first.and_then(|files| files.into_iter().next()).ok_or_else(|| DataError::UnknownLayout {
+        path: dir.clone(),
+        problem: "no class folder with an image".into(),
+    })?;
+    let bytes = crate::fsio::read_input(&file, limits.max_image_file_bytes, "an image file")?;
+    let (w, h) = reader(&bytes, &file, None)?.into_dimensions().map_err(|e| header_error(&file, e))?;
+    Ok((h as usize, w as usize))
+}
+
 /// Decodes one image into CHW `f32` values in `[0, 1]` of shape `expected`. The file's size and the
 /// dimensions in its header are checked before decoding.
 pub(crate) fn read_image(file: &Path, expected: ImageShape, limits: &DataLimits) -> Result<Vec<f32>, DataError> {

@@ -120,6 +120,19 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
+/// Height and width of the images of an IDX images file, from its header alone (unsigned bytes, rank 3).
+pub(super) fn image_size(path: &Path) -> Result<(usize, usize), DataError> {
+    let Opened { reader: mut r, .. } = open(path)?;
+    let mut header = [0u8; 16];
+    let got = read_up_to(&mut r, &mut header)
+        .map_err(|e| DataError::malformed(path, format!("cannot decompress or read: {e}")))?;
+    if got < 16 || header[..4] != [0, 0, 0x08, 3] {
+        return Err(DataError::malformed(path, "not an IDX images file (magic 00 00 08 03 and three sizes)"));
+    }
+    let dim = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]) as usize;
+    Ok((dim(8), dim(12)))
+}
+
 /// Reads an IDX file of `u8` elements whose rank is `rank`, keeping the items (slices along the first
 /// dimension) `keep` lists (sorted; `None`: all). The header is checked first: its item count against
 /// `limits.max_images`, and the data size it promises against the file's size (raw) or the gzip

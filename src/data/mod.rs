@@ -411,6 +411,45 @@ pub fn load_dataset_with_limits(
     folder::load(path, split, expected, limits)
 }
 
+/// The size of the images a dataset holds, read without loading it (for a model whose input leaves its
+/// size open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeSize {
+    /// Channels, where the format fixes them (IDX 1, CIFAR-10 3; an ImageFolder gives the model's).
+    pub channels: Option<usize>,
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+}
+
+/// The size of the training images at `path`: an IDX images file's header, CIFAR-10's 3×32×32, or an
+/// ImageFolder's first training image (its header). An error where the data cannot be read that far.
+pub fn native_size(path: &Path, limits: &DataLimits) -> Result<NativeSize, DataError> {
+    let idx =
+        |images: &Path| idx::image_size(images).map(|(height, width)| NativeSize { channels: Some(1), height, width });
+    let cifar = NativeSize { channels: Some(cifar::SHAPE.c), height: cifar::SHAPE.h, width: cifar::SHAPE.w };
+    if check_dataset_path(path)? {
+        let name = file_name(path);
+        return match () {
+            _ if name.contains("idx3-ubyte") => idx(path),
+            _ if name.ends_with(".bin") => Ok(cifar),
+            _ => Err(DataError::UnknownLayout {
+                path: path.to_path_buf(),
+                problem: "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)".into(),
+            }),
+        };
+    }
+    if let Some((images, _)) = idx::find_in_dir(path, Split::Train) {
+        return idx(&images);
+    }
+    if cifar::find_in_dir(path, Split::Train)?.is_some() {
+        return Ok(cifar);
+    }
+    let (height, width) = folder::first_image_size(path, Split::Train, limits)?;
+    Ok(NativeSize { channels: None, height, width })
+}
+
 /// Whether a file of this name may be read as data by some reader: IDX files (`*-ubyte`, `*-ubyte.gz`),
 /// CIFAR-10 batches and their `batches.meta.txt`, and the images of an ImageFolder (PNG, JPEG). An
 /// output inside a `--data` folder is refused only over such a file, so that a report kept beside the

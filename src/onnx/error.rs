@@ -179,7 +179,7 @@ pub enum OnnxError {
     #[error("no image input: {}", escape(.0))]
     NoImageInput(String),
     /// The image input's channel, height or width is not a fixed positive number.
-    #[error("dynamic dims that cannot be resolved: image input '{}' has shape {}; channels, height and width must be fixed positive numbers", escape(.input), escape(.shape))]
+    #[error("dynamic dims that cannot be resolved: image input '{}' has shape {}; channels, height and width must be fixed positive numbers (an audit fixes open ones to its --data images' size)", escape(.input), escape(.shape))]
     DynamicDims {
         /// The input.
         input: String,

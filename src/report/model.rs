@@ -34,6 +34,10 @@ pub struct ModelInfo {
     /// fused decision does not apply to it (absent: false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub linear: bool,
+    /// The image input's dims the model leaves open, as they were fixed for the audit from the data's
+    /// image size (e.g. `H = 28, W = 28`; absent: the model fixes them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_dims_fixed: Option<String>,
 }
 
 /// The dataset the audit drew its images from.

@@ -80,6 +80,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
             sha256: "ab".repeat(32),
             size_bytes: 45_000_000,
             linear: false,
+            open_dims_fixed: None,
         },
         dataset: DatasetInfo {
             path: "data/mnist".into(),
