@@ -295,9 +295,16 @@ impl AuditPlan {
         Ok(())
     }
 
-    /// The checks that need the model's class count `k`: every listed class exists, and the shortcut
-    /// decision has at least three classes to compare.
+    /// The checks that need the model's class count `k`: a model of fewer than three classes is refused
+    /// (every detector compares each class with the others: of two classes, neither can stand out), every
+    /// listed class exists, and the shortcut decision has at least three classes to compare.
     pub fn check_classes(&self, k: usize) -> Result<(), AuditError> {
+        if self.classes.is_none() && k < SHORTCUT_MIN_CLASSES {
+            return Err(AuditError::Usage(format!(
+                "the model has {k} classes: every detector compares each class with the others and needs at \
+                 least {SHORTCUT_MIN_CLASSES}, so a binary classifier cannot be audited (docs/limits.md)"
+            )));
+        }
         if let Some(bad) = self.classes.iter().flatten().find(|&&c| c >= k) {
             return Err(AuditError::Usage(format!(
                 "--classes: class {bad} does not exist (the model has {k} classes)"
@@ -494,7 +501,8 @@ mod tests {
         let p = plan(&classes(vec![1, 2]));
         assert!(p.check_classes(10).unwrap_err().to_string().contains("needs at least 3 (got 2)"));
         let p = plan(&Options::default());
-        assert!(p.check_classes(2).unwrap_err().to_string().contains("needs at least 3 (got 2)"));
+        let err = p.check_classes(2).unwrap_err().to_string();
+        assert!(err.starts_with("the model has 2 classes") && err.contains("binary classifier"), "{err}");
         p.check_classes(10).unwrap();
     }
 }
