@@ -480,4 +480,7 @@ fn native_size_is_read_from_headers_without_loading() {
     assert!(native_size(&empty, &limits).is_err());
     std::fs::write(dir.path().join("train-images-idx3-ubyte"), [0u8, 0, 8, 1, 0, 0, 0, 1]).unwrap();
     assert!(native_size(&dir.path().join("train-images-idx3-ubyte"), &limits).is_err());
+    let empty_images = idx_bytes(&[0, 0, 0], &[]);
+    std::fs::write(dir.path().join("train-images-idx3-ubyte"), empty_images).unwrap();
+    assert!(native_size(&dir.path().join("train-images-idx3-ubyte"), &limits).is_err(), "0×0 is no size");
 }

@@ -130,7 +130,10 @@ pub(super) fn image_size(path: &Path) -> Result<(usize, usize), DataError> {
         return Err(DataError::malformed(path, "not an IDX images file (magic 00 00 08 03 and three sizes)"));
     }
     let dim = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]) as usize;
-    Ok((dim(8), dim(12)))
+    match (dim(8), dim(12)) {
+        (0, _) | (_, 0) => Err(DataError::malformed(path, "images of height or width 0 in the header")),
+        size => Ok(size),
+    }
 }
 
 /// Reads an IDX file of `u8` elements whose rank is `rank`, keeping the items (slices along the first
