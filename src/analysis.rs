@@ -101,6 +101,10 @@ pub struct ModelSummary {
     pub initializers: usize,
     /// Their bytes (all inline after loading).
     pub initializer_bytes: u64,
+    /// The half-precision type the model was stored in, widened to float32 on loading (absent: a
+    /// float32 model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub widened_from: Option<String>,
 }
 
 /// What aegis-audit sees in a classifier.
@@ -292,6 +296,7 @@ pub fn analyze(model: &Model, choice: &FeatureChoice) -> Result<Analysis, OnnxEr
                 .iter()
                 .map(|t| t.raw_data.as_ref().map_or(0, |r| r.len() as u64))
                 .sum(),
+            widened_from: model.widened.as_ref().map(|w| w.from.clone()),
         },
         image_input,
         logits: logits.info,

@@ -576,3 +576,42 @@ fn a_model_that_leaves_its_input_size_open_is_audited_at_the_datas_size() {
     let out = aegis(&[open_model.to_str().unwrap(), "--data", dir.path().to_str().unwrap(), "--quiet"]);
     assert_refused(&out, &["dynamic dims that cannot be resolved", "[N, 1, H, W]"]);
 }
+
+#[test]
+fn a_float16_model_is_audited_in_float32_and_the_report_says_so() {
+    use aegis_audit::onnx::proto::{tensor_proto::DataType, type_proto::Value as TypeValue};
+    let mut proto = aegis_audit::onnx::decode(&std::fs::read("fixtures/zoo/robust_clean_s0.onnx").unwrap()).unwrap();
+    let g = proto.graph.as_mut().unwrap();
+    for t in &mut g.initializer {
+        if t.data_type != Some(DataType::Float as i32) {
+            continue;
+        }
+        let values = aegis_audit::onnx::tensor::tensor_f32(t).unwrap();
+        // float32 → float16 by truncating the mantissa (the weights are normal numbers or zero).
+        let half = |v: f32| -> [u8; 2] {
+            let b = v.to_bits();
+            let exp = ((b >> 23) & 0xff) as i32 - 112;
+            let bits = if exp <= 0 { 0 } else { ((exp as u32) << 10) | ((b >> 13) & 0x3ff) };
+            ((((b >> 16) & 0x8000) | bits) as u16).to_le_bytes()
+        };
+        t.raw_data = Some(values.iter().flat_map(|&v| half(v)).collect());
+        t.float_data.clear();
+        t.data_type = Some(DataType::Float16 as i32);
+    }
+    for vi in g.input.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
+        if let Some(TypeValue::TensorType(t)) = vi.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+            t.elem_type = Some(DataType::Float16 as i32);
+        }
+    }
+    let dir = onnx_common::tempdir();
+    let (model, json) = (dir.path().join("half.onnx"), dir.path().join("r.json"));
+    std::fs::write(&model, aegis_audit::onnx::encode(&proto)).unwrap();
+    let out = aegis(&[&[model.to_str().unwrap(), "--json", json.to_str().unwrap()], REDUCED].concat());
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
+    let report = read_json(&json);
+    assert_eq!(report["model"]["widened_from"], "float16");
+    let notes: Vec<&str> =
+        report["notifications"].as_array().unwrap().iter().filter_map(|n| n["message"].as_str()).collect();
+    assert!(notes.iter().any(|n| n.contains("stored in float16: audited in float32")), "{notes:?}");
+    assert_eq!(report["detectors"].as_array().unwrap().len(), DETECTORS.len(), "every detector ran");
+}

@@ -366,3 +366,61 @@ fn open_image_dims_are_fixed_to_the_fill_and_only_those() {
     let mut m = with_input(&[D::S("N"), D::N(1), D::S("H"), D::S("W")]);
     assert_eq!(fix_open_image_dims(&mut m, || None), None);
 }
+
+/// The float16 bits nearest below `v` in magnitude (truncated mantissa; normal range and zero only:
+/// enough to store test weights in half precision).
+fn f16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    if v == 0.0 || exp <= 0 {
+        return sign;
+    }
+    sign | ((exp as u16) << 10) | ((b >> 13) & 0x3ff) as u16
+}
+
+#[test]
+fn a_float16_model_is_read_as_float32_value_for_value() {
+    use aegis_audit::onnx::proto::tensor_proto::DataType;
+    use aegis_audit::onnx::proto::type_proto::Value as TypeValue;
+    use aegis_audit::onnx::tensor::tensor_f32;
+    use aegis_audit::onnx::widen::f16_to_f32;
+    let mut m = plain_cnn();
+    let g = m.graph.as_mut().unwrap();
+    let mut expected = Vec::new();
+    for (i, t) in g.initializer.iter_mut().enumerate() {
+        let bits: Vec<u16> = aegis_audit::onnx::tensor::tensor_f32(t).unwrap().iter().map(|&v| f16_bits(v)).collect();
+        expected.push(bits.iter().map(|&b| f16_to_f32(b)).collect::<Vec<f32>>());
+        t.float_data.clear();
+        t.raw_data = None;
+        t.data_type = Some(DataType::Float16 as i32);
+        // Both encodings ONNX allows: little-endian raw bytes, and one value per int32_data entry.
+        if i % 2 == 0 {
+            t.raw_data = Some(bits.iter().flat_map(|b| b.to_le_bytes()).collect());
+        } else {
+            t.int32_data = bits.iter().map(|&b| i32::from(b)).collect();
+        }
+    }
+    for vi in g.input.iter_mut().chain(g.output.iter_mut()) {
+        if let Some(TypeValue::TensorType(t)) = vi.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+            t.elem_type = Some(DataType::Float16 as i32);
+        }
+    }
+    // A mixed-precision Cast to float16 inside the model casts to float32 once widened.
+    g.node.insert(1, node("Cast", "to_half", &["c1"], &["c1h"], vec![attr_i("to", DataType::Float16 as i64)]));
+    g.node[2].input[0] = "c1h".into();
+    let loaded = load(&m);
+    let widened = loaded.widened.as_ref().expect("widened");
+    assert_eq!((widened.from.as_str(), widened.tensors), ("float16", 4));
+    let g = loaded.graph();
+    for (t, want) in g.initializer.iter().zip(&expected) {
+        assert_eq!(t.data_type, Some(DataType::Float as i32));
+        assert_eq!(&tensor_f32(t).unwrap(), want, "{}", t.name.as_deref().unwrap_or(""));
+    }
+    assert_eq!(g.node[1].get_attr::<i64>("to").unwrap(), DataType::Float as i64);
+    let a = analyze(&loaded, &FeatureChoice::LastConv).unwrap();
+    assert_eq!(a.image_input.dtype, "float32");
+    assert_eq!(a.model.widened_from.as_deref(), Some("float16"));
+    // A float32 model is left as it is.
+    assert!(load(&plain_cnn()).widened.is_none());
+}

@@ -66,6 +66,14 @@ pub fn audit_model(
         Clock { before: timings.load + timings.analysis + timings.graph_build + timings.session + timings.data, start };
     let k = prepared.model.num_classes();
     let mut notifications = sampling_notes(data);
+    notifications.extend(prepared.info.widened_from.as_ref().map(|from| Notification {
+        level: Level::Note,
+        message: format!(
+            "the model is stored in {from}: audited in float32 (its weights widened exactly), the same function \
+             up to its {from} roundings"
+        ),
+        class: None,
+    }));
     notifications.extend(prepared.info.open_dims_fixed.as_ref().map(|fixed| Notification {
         level: Level::Note,
         message: format!(

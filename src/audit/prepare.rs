@@ -71,6 +71,7 @@ impl AnalysedModel {
             size_bytes: model.size_bytes,
             linear: analysis.linear,
             open_dims_fixed,
+            widened_from: model.widened.as_ref().map(|w| w.from.clone()),
         };
         Ok(AnalysedModel { model, analysis, info, timings })
     }

@@ -53,7 +53,7 @@ fn report(a: &Analysis) -> String {
             a.model.ir_version,
             a.model.opset,
             if a.model.producer.is_empty() { String::new() } else { format!(", producer {}", a.model.producer) }
-        ),
+        ) + &a.model.widened_from.as_ref().map_or(String::new(), |w| format!("; stored in {w}, read as float32")),
     );
     line(
         "size",

@@ -8,9 +8,10 @@ use prost::Message;
 
 use crate::fsio::{self, FileError};
 use crate::onnx::proto::ModelProto;
-use crate::onnx::{validate, LoadLimits, OnnxError};
+use crate::onnx::{validate, widen, LoadLimits, OnnxError};
 
-/// A loaded, validated model: all tensor data inline, standard ONNX ops only, acyclic.
+/// A loaded, validated model: all tensor data inline, float32 where it was stored in half precision,
+/// standard ONNX ops only, acyclic.
 #[derive(Debug, Clone)]
 pub struct Model {
     /// The decoded model (external data already moved into `raw_data`, `training_info` dropped).
@@ -26,6 +27,9 @@ pub struct Model {
     /// The canonical paths of the external-data files its tensors were read from (none for a model
     /// stored in one file). Nothing may be written over them either.
     pub external_files: Vec<PathBuf>,
+    /// Set when the model was stored in half precision and widened to float32 on loading
+    /// ([`widen::widen_half_precision`]).
+    pub widened: Option<widen::Widened>,
 }
 
 impl Model {
@@ -90,5 +94,6 @@ pub fn load_model(path: &Path, limits: &LoadLimits) -> Result<Model, OnnxError> 
     };
     let model_dir = parent.canonicalize().map_err(|source| OnnxError::Io { path: parent.clone(), source })?;
     let validate::Validated { opset, external_files } = validate::validate(&mut proto, &model_dir, limits)?;
-    Ok(Model { proto, path: path.to_path_buf(), opset, sha256, size_bytes, external_files })
+    let widened = widen::widen_half_precision(&mut proto, limits)?;
+    Ok(Model { proto, path: path.to_path_buf(), opset, sha256, size_bytes, external_files, widened })
 }

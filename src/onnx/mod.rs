@@ -19,6 +19,7 @@ pub mod proto;
 pub mod shape;
 pub mod tensor;
 pub mod validate;
+pub mod widen;
 
 pub use crate::escape::{escape, Escaped};
 pub use error::OnnxError;

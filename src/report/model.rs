@@ -38,6 +38,10 @@ pub struct ModelInfo {
     /// image size (e.g. `H = 28, W = 28`; absent: the model fixes them all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_dims_fixed: Option<String>,
+    /// The half-precision type the model was stored in (`float16`, `bfloat16`), widened to float32 for
+    /// the audit (absent: a float32 model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widened_from: Option<String>,
 }
 
 /// The dataset the audit drew its images from.

@@ -81,6 +81,7 @@ pub fn report(verdict: Verdict) -> AuditReport {
             size_bytes: 45_000_000,
             linear: false,
             open_dims_fixed: None,
+            widened_from: None,
         },
         dataset: DatasetInfo {
             path: "data/mnist".into(),
