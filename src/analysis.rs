@@ -1,6 +1,6 @@
-//! The analysis of a loaded model: finds the image input (NCHW, fixed C/H/W; [`fix_open_image_dims`]
-//! fixes open ones to the data's size first), the logits tensor
-//! and class count (from the final Gemm/MatMul's weights), the feature tensor
+//! The analysis of a loaded model: finds the image input (NCHW, fixed C/H/W;
+//! [`fix_open_image_dims`](crate::analysis::fix_open_image_dims) fixes open ones to the data's size
+//! first), the logits tensor and class count (from the final Gemm/MatMul's weights), the feature tensor
 //! ([`FeatureChoice`](crate::analysis::FeatureChoice)), the op histogram and the ops on the
 //! input→logits path that the gradient builder cannot differentiate. A layer above [`crate::onnx`]
 //! (the graph, shapes, layout) and [`crate::grad`] (the one definition of the differentiable path,

@@ -139,7 +139,7 @@ impl Outputs {
     /// allows: `files` (path → bytes) are staged as temporary files first; a failure there leaves no
     /// report and replaces none.
     ///
-    /// The evidence folder keeps a list of the files its last run wrote ([`EVIDENCE_LIST`]); a run into
+    /// The evidence folder keeps a list of the files its last run wrote (`.aegis-evidence-files`); a run into
     /// the same folder removes the files of that list it did not write again, so the folder never
     /// shows a class's evidence from an earlier audit beside this one's. Nothing else in the folder is
     /// touched.
