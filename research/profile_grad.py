@@ -10,6 +10,10 @@ compares every output (logits, features, loss, gradient) of the two graphs bit f
 
     .venv/bin/python research/profile_grad.py bench/models/cal-00.onnx bench/models/cal-03.onnx --conv-flip
     .venv/bin/python research/profile_grad.py MODEL.onnx --runs 60 --baseline-exe OLD/release/aegis-audit
+    .venv/bin/python research/profile_grad.py MODEL.onnx --per-node 40 [--flipped]
+
+`--per-node N` lists the N slowest nodes with their input shapes; `--flipped` profiles the graph with every
+flippable ConvTranspose rewritten.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ def inputs(graph: onnx.ModelProto, batch: int) -> dict[str, np.ndarray]:
     return {"x": x, "y": rng.randint(0, 2, batch).astype(np.int64)}
 
 
-def profile(graph: onnx.ModelProto, feed: dict, runs: int, tmp: str) -> tuple[float, list[tuple[str, float]]]:
+def profile(
+    graph: onnx.ModelProto, feed: dict, runs: int, tmp: str, per_node: int = 0
+) -> tuple[float, list[tuple[str, float]]]:
+    """Kernel time per run (ms) and each op type's share; with `per_node`, also prints the slowest nodes."""
     s = session(graph.SerializeToString(), os.path.join(tmp, "p"))
     for _ in range(runs):
         s.run(["grad"], feed)
@@ -58,10 +65,17 @@ def profile(graph: onnx.ModelProto, feed: dict, runs: int, tmp: str) -> tuple[fl
         events = json.load(f)
     os.remove(path)
     per_op: collections.Counter = collections.Counter()
+    nodes: collections.Counter = collections.Counter()
+    shapes: dict[str, str] = {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             per_op[e["args"].get("op_name")] += e["dur"]
+            nodes[e["name"]] += e["dur"]
+            inputs = [next(iter(d.values())) for d in e["args"].get("input_type_shape", [])]
+            shapes[e["name"]] = f"{e['args'].get('op_name')} {inputs}"
     total = sum(per_op.values())
+    for name, d in nodes.most_common(per_node):
+        print(f"  {d / runs / 1000:6.2f} ms {100 * d / total:5.1f}%  {shapes[name]}")
     return total / runs / 1000, [(op, d / total) for op, d in per_op.most_common()]
 
 
@@ -142,6 +156,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50, help="images per run (one step worker's share)")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--conv-flip", action="store_true", help="also time ConvTranspose rewritten as Conv")
+    ap.add_argument("--per-node", type=int, default=0, metavar="N", help="also list the N slowest nodes")
+    ap.add_argument("--flipped", action="store_true", help="profile with every flippable ConvTranspose as Conv")
     ap.add_argument("--aegis-audit", type=Path, default=ROOT / "target/release/aegis-audit")
     ap.add_argument("--baseline-exe", type=Path, help="another build of aegis-audit to time against")
     a = ap.parse_args()
@@ -149,7 +165,8 @@ def main() -> None:
         for model in a.models:
             graph = export_grad(a.aegis_audit, model, Path(tmp) / f"{model.stem}.grad.onnx")
             feed = inputs(graph, a.batch)
-            ms, shares = profile(graph, feed, a.runs, tmp)
+            profiled = flip(graph, set(flippable(graph))) if a.flipped else graph
+            ms, shares = profile(profiled, feed, a.runs, tmp, a.per_node)
             print(f"{model}: {ms:.2f} ms of kernel time per run of {a.batch} images")
             for op, share in shares[:10]:
                 print(f"  {op:20s} {100 * share:5.1f}%")
