@@ -77,15 +77,7 @@ pub fn validate(model: &mut ModelProto, model_dir: &Path, limits: &LoadLimits) -
 
     let mut nodes = 0usize;
     check_graph_tree(graph, limits, &mut nodes)?;
-    let mut total = 0u64;
-    visit_tensors(graph, &mut |t| {
-        let bytes = declared_bytes(t, limits)?.unwrap_or(0);
-        total = total.saturating_add(bytes);
-        if total > limits.max_total_initializer_bytes {
-            return Err(OnnxError::TotalTooLarge { total, limit: limits.max_total_initializer_bytes });
-        }
-        Ok(())
-    })?;
+    check_total_bytes(graph, limits)?;
     let mut external_files: Vec<PathBuf> = Vec::new();
     visit_tensors(graph, &mut |t| {
         if external::is_external(t) {
@@ -157,7 +149,23 @@ fn check_declared_shape(name: &str, ty: Option<&TypeProto>, limits: &LoadLimits)
 
 /// Calls `f` on every tensor stored in `g` and its subgraphs: initializers, sparse initializers,
 /// and tensor-valued attributes (e.g. of Constant nodes).
-fn visit_tensors(
+/// The bytes every tensor of `g` declares (initializers, attribute values, subgraphs), in total within
+/// `limits.max_total_initializer_bytes`.
+pub(crate) fn check_total_bytes(g: &mut GraphProto, limits: &LoadLimits) -> Result<(), OnnxError> {
+    let mut total = 0u64;
+    visit_tensors(g, &mut |t| {
+        let bytes = declared_bytes(t, limits)?.unwrap_or(0);
+        total = total.saturating_add(bytes);
+        if total > limits.max_total_initializer_bytes {
+            return Err(OnnxError::TotalTooLarge { total, limit: limits.max_total_initializer_bytes });
+        }
+        Ok(())
+    })
+}
+
+/// Calls `f` on every tensor of `g`: initializers, sparse initializers' values and indices, attribute
+/// values, and those of every subgraph.
+pub(crate) fn visit_tensors(
     g: &mut GraphProto,
     f: &mut dyn FnMut(&mut TensorProto) -> Result<(), OnnxError>,
 ) -> Result<(), OnnxError> {

@@ -1,15 +1,16 @@
 //! Widening a half-precision model (float16 or bfloat16) to float32, so that it is analysed, run and
 //! differentiated as the float32 models are: every half-precision tensor (initializers, Constant and
-//! ConstantOfShape values, in subgraphs too) is converted value for value (exactly: every float16 and
-//! bfloat16 value is a float32 value), every declared half-precision type becomes float32, and a Cast
-//! (or any `to`/`dtype` attribute) to half precision casts to float32 instead. The model then computes in
-//! float32 throughout: the same function up to its half-precision roundings.
+//! ConstantOfShape values, sparse tensors' values, in subgraphs too: validation's tensor walk) is
+//! converted value for value (exactly: every float16 and bfloat16 value is a float32 value), every
+//! declared half-precision type becomes float32, and a Cast (or any `to`/`dtype` attribute) to half
+//! precision casts to float32 instead. The model then computes in float32 throughout: the same
+//! function up to its half-precision roundings.
 
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::type_proto::Value as TypeValue;
 use crate::onnx::proto::{GraphProto, ModelProto, TensorProto, TypeProto};
-use crate::onnx::tensor::{declared_bytes, tensor_name};
-use crate::onnx::{LoadLimits, OnnxError};
+use crate::onnx::tensor::tensor_name;
+use crate::onnx::{validate, LoadLimits, OnnxError};
 
 /// What widening changed: the element type it widened from and how many tensors it converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,25 +50,23 @@ fn is_half(data_type: i32) -> bool {
 }
 
 /// Widens `model` in place (see the module doc); `None` when it holds no half-precision type. The
-/// float32 tensors it makes count against `limits.max_total_initializer_bytes` with the model's others.
+/// float32 tensors it makes count against `limits.max_total_initializer_bytes` as validation counts them.
 pub fn widen_half_precision(model: &mut ModelProto, limits: &LoadLimits) -> Result<Option<Widened>, OnnxError> {
     let mut seen = (false, false);
     let mut tensors = 0usize;
     let Some(graph) = model.graph.as_mut() else { return Ok(None) };
-    widen_graph(graph, &mut seen, &mut tensors)?;
+    validate::visit_tensors(graph, &mut |t| {
+        tensors += usize::from(widen_tensor(t, &mut seen)?);
+        Ok(())
+    })?;
+    widen_types(graph, &mut seen);
     let from = match seen {
         (false, false) => return Ok(None),
         (true, false) => "float16",
         (false, true) => "bfloat16",
         (true, true) => "float16 and bfloat16",
     };
-    let mut total = 0u64;
-    for t in &graph.initializer {
-        total = total.saturating_add(declared_bytes(t, limits)?.unwrap_or(0));
-    }
-    if total > limits.max_total_initializer_bytes {
-        return Err(OnnxError::TotalTooLarge { total, limit: limits.max_total_initializer_bytes });
-    }
+    validate::check_total_bytes(graph, limits)?;
     Ok(Some(Widened { from: from.to_string(), tensors }))
 }
 
@@ -79,38 +78,27 @@ fn note(data_type: i32, seen: &mut (bool, bool)) {
     }
 }
 
-fn widen_graph(g: &mut GraphProto, seen: &mut (bool, bool), tensors: &mut usize) -> Result<(), OnnxError> {
-    for t in &mut g.initializer {
-        if widen_tensor(t, seen)? {
-            *tensors += 1;
-        }
-    }
+/// The declared types of `g` and its subgraphs (inputs, outputs, value infos, type attributes) and the
+/// `to`/`dtype` attributes naming half precision, made float32.
+fn widen_types(g: &mut GraphProto, seen: &mut (bool, bool)) {
     for vi in g.input.iter_mut().chain(g.output.iter_mut()).chain(g.value_info.iter_mut()) {
         if let Some(t) = vi.r#type.as_mut() {
             widen_type(t, seen);
         }
     }
-    for node in &mut g.node {
-        for a in &mut node.attribute {
-            for t in a.t.iter_mut().chain(a.tensors.iter_mut()) {
-                if widen_tensor(t, seen)? {
-                    *tensors += 1;
-                }
-            }
-            let name = a.name.as_deref().unwrap_or("");
-            if matches!(name, "to" | "dtype") && a.i.is_some_and(|v| is_half(v as i32)) {
-                note(a.i.unwrap_or_default() as i32, seen);
-                a.i = Some(DataType::Float as i64);
-            }
-            for tp in a.tp.iter_mut().chain(a.type_protos.iter_mut()) {
-                widen_type(tp, seen);
-            }
-            for sub in a.g.iter_mut().chain(a.graphs.iter_mut()) {
-                widen_graph(sub, seen, tensors)?;
-            }
+    for a in g.node.iter_mut().flat_map(|n| n.attribute.iter_mut()) {
+        let name = a.name.as_deref().unwrap_or("");
+        if matches!(name, "to" | "dtype") && a.i.is_some_and(|v| is_half(v as i32)) {
+            note(a.i.unwrap_or_default() as i32, seen);
+            a.i = Some(DataType::Float as i64);
+        }
+        for tp in a.tp.iter_mut().chain(a.type_protos.iter_mut()) {
+            widen_type(tp, seen);
+        }
+        for sub in a.g.iter_mut().chain(a.graphs.iter_mut()) {
+            widen_types(sub, seen);
         }
     }
-    Ok(())
 }
 
 fn widen_type(t: &mut TypeProto, seen: &mut (bool, bool)) {
