@@ -389,13 +389,40 @@ pub fn load_dataset_with_limits(
     expected: ImageShape,
     limits: &DataLimits,
 ) -> Result<ImageSet, DataError> {
+    match locate(path, split)? {
+        Source::Idx { images, labels } => {
+            let labels = match labels {
+                Some(l) => l,
+                None => idx::labels_path_for(&images)?,
+            };
+            idx::load_files(&images, &labels, expected, limits)
+        }
+        Source::Cifar(files) => cifar::load_files(&files, path, expected, limits),
+        Source::Folder => folder::load(path, split, expected, limits),
+    }
+}
+
+/// Which reader serves a `--data` path, and the files it reads.
+enum Source {
+    /// IDX files: the images file, and the labels file where the folder names it (`None` for a single
+    /// images file, whose labels file is derived from its name when read).
+    Idx { images: PathBuf, labels: Option<PathBuf> },
+    /// CIFAR-10 binary batches.
+    Cifar(Vec<PathBuf>),
+    /// An ImageFolder.
+    Folder,
+}
+
+/// The reader for `path` and `split`: a single IDX images file or CIFAR-10 batch, or a folder holding IDX
+/// files, CIFAR-10 batches, or class folders (an ImageFolder), looked for in that order.
+fn locate(path: &Path, split: Split) -> Result<Source, DataError> {
     if check_dataset_path(path)? {
         let name = file_name(path);
         if name.contains("idx3-ubyte") {
-            return idx::load_files(path, &idx::labels_path_for(path)?, expected, limits);
+            return Ok(Source::Idx { images: path.to_path_buf(), labels: None });
         }
         if name.ends_with(".bin") {
-            return cifar::load_files(&[path.to_path_buf()], path, expected, limits);
+            return Ok(Source::Cifar(vec![path.to_path_buf()]));
         }
         return Err(DataError::UnknownLayout {
             path: path.to_path_buf(),
@@ -403,12 +430,12 @@ pub fn load_dataset_with_limits(
         });
     }
     if let Some((images, labels)) = idx::find_in_dir(path, split) {
-        return idx::load_files(&images, &labels, expected, limits);
+        return Ok(Source::Idx { images, labels: Some(labels) });
     }
     if let Some(files) = cifar::find_in_dir(path, split)? {
-        return cifar::load_files(&files, path, expected, limits);
+        return Ok(Source::Cifar(files));
     }
-    folder::load(path, split, expected, limits)
+    Ok(Source::Folder)
 }
 
 /// The size of the images a dataset holds, read without loading it (for a model whose input leaves its
@@ -426,28 +453,18 @@ pub struct NativeSize {
 /// The size of the training images at `path`: an IDX images file's header, CIFAR-10's 3×32×32, or an
 /// ImageFolder's first training image (its header). An error where the data cannot be read that far.
 pub fn native_size(path: &Path, limits: &DataLimits) -> Result<NativeSize, DataError> {
-    let idx =
-        |images: &Path| idx::image_size(images).map(|(height, width)| NativeSize { channels: Some(1), height, width });
-    let cifar = NativeSize { channels: Some(cifar::SHAPE.c), height: cifar::SHAPE.h, width: cifar::SHAPE.w };
-    if check_dataset_path(path)? {
-        let name = file_name(path);
-        return match () {
-            _ if name.contains("idx3-ubyte") => idx(path),
-            _ if name.ends_with(".bin") => Ok(cifar),
-            _ => Err(DataError::UnknownLayout {
-                path: path.to_path_buf(),
-                problem: "not an IDX images file (*-images-idx3-ubyte[.gz]) nor a CIFAR-10 batch (*.bin)".into(),
-            }),
-        };
+    match locate(path, Split::Train)? {
+        Source::Idx { images, .. } => {
+            idx::image_size(&images).map(|(height, width)| NativeSize { channels: Some(1), height, width })
+        }
+        Source::Cifar(_) => {
+            Ok(NativeSize { channels: Some(cifar::SHAPE.c), height: cifar::SHAPE.h, width: cifar::SHAPE.w })
+        }
+        Source::Folder => {
+            let (height, width) = folder::first_image_size(path, Split::Train, limits)?;
+            Ok(NativeSize { channels: None, height, width })
+        }
     }
-    if let Some((images, _)) = idx::find_in_dir(path, Split::Train) {
-        return idx(&images);
-    }
-    if cifar::find_in_dir(path, Split::Train)?.is_some() {
-        return Ok(cifar);
-    }
-    let (height, width) = folder::first_image_size(path, Split::Train, limits)?;
-    Ok(NativeSize { channels: None, height, width })
 }
 
 /// Whether a file of this name may be read as data by some reader: IDX files (`*-ubyte`, `*-ubyte.gz`),
