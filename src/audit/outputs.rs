@@ -151,17 +151,18 @@ impl Outputs {
         let evidence = match (&self.staging, &self.evidence) {
             (Some((staging, _)), Some(dir)) => {
                 let bad = |problem: String| AuditError::Output { flag: "--evidence", path: dir.clone(), problem };
-                let written = files_under(staging.path(), Path::new("")).map_err(bad)?;
+                let mut written = files_under(staging.path(), Path::new("")).map_err(bad)?;
                 let list: String = written.iter().map(|p| format!("{}\n", p.display())).collect();
                 std::fs::write(staging.path().join(EVIDENCE_LIST), list)
                     .map_err(|e| bad(format!("cannot write its file list: {}", io_text(&e))))?;
+                written.push(PathBuf::from(EVIDENCE_LIST));
                 Some((staging.path(), dir, written, previous_evidence(dir)))
             }
             _ => None,
         };
         fsio::cleanup::commit_section(|| {
             if let Some((staging, dir, written, previous)) = &evidence {
-                move_tree(staging, dir).map_err(|problem| AuditError::Output {
+                move_files(staging, dir, written).map_err(|problem| AuditError::Output {
                     flag: "--evidence",
                     path: dir.to_path_buf(),
                     problem,
@@ -214,8 +215,12 @@ fn files_under(dir: &Path, prefix: &Path) -> Result<Vec<PathBuf>, String> {
 /// else. No list, or one that is not a regular file of sensible size: none.
 fn previous_evidence(dir: &Path) -> Vec<PathBuf> {
     let path = dir.join(EVIDENCE_LIST);
-    let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() <= MAX_EVIDENCE_LIST_BYTES);
-    let text = if regular { std::fs::read_to_string(&path).unwrap_or_default() } else { String::new() };
+    // Not a link; then opened once, without blocking on a FIFO, as a regular file of bounded size.
+    let text = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => fsio::read_text(&path, MAX_EVIDENCE_LIST_BYTES, "an evidence file list"),
+        _ => Ok(String::new()),
+    };
+    let text = text.unwrap_or_default();
     text.lines()
         .map(PathBuf::from)
         .filter(|p| {
@@ -242,17 +247,16 @@ fn remove_stale(dir: &Path, previous: &[PathBuf], written: &[PathBuf]) {
     }
 }
 
-/// Moves every file under `from` into the same place under `to` (made if missing), replacing files of the
-/// same name; a rename, or a copy where the two are on different file systems.
-fn move_tree(from: &Path, to: &Path) -> Result<(), String> {
+/// Moves `files` (paths relative to `from`) into the same place under `to` (folders made where missing),
+/// replacing files of the same name; a rename, or a copy where the two are on different file systems.
+fn move_files(from: &Path, to: &Path, files: &[PathBuf]) -> Result<(), String> {
     std::fs::create_dir_all(to).map_err(|e| format!("cannot create it: {}", io_text(&e)))?;
-    let entries = std::fs::read_dir(from).map_err(|e| format!("{}: {}", from.display(), io_text(&e)))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| io_text(&e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if src.is_dir() {
-            move_tree(&src, &dst)?;
-        } else if std::fs::rename(&src, &dst).is_err() {
+    for rel in files {
+        let (src, dst) = (from.join(rel), to.join(rel));
+        if let Some(folder) = dst.parent() {
+            std::fs::create_dir_all(folder).map_err(|e| format!("{}: {}", folder.display(), io_text(&e)))?;
+        }
+        if std::fs::rename(&src, &dst).is_err() {
             std::fs::copy(&src, &dst).map_err(|e| format!("{}: {}", dst.display(), io_text(&e)))?;
         }
     }
