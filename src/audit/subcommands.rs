@@ -127,11 +127,11 @@ pub fn write_embedding(path: &Path, outcome: &ClusterOutcome) -> Result<()> {
     write_output(path, &npy_bytes(&outcome.reduced.points))
 }
 
-/// Checks an output file path before any work (`fsio::check_output`: a new path or a regular file in a
-/// writable folder, never a device, FIFO, socket or folder, and never the command's `input`, named by
-/// `what`); `flag` names it in the error.
-pub fn check_output(flag: &'static str, path: &Path, input: (&str, &Path)) -> Result<()> {
-    Ok(super::stored_reports::check_output(path, flag, &[input])?)
+/// Checks an output file path (`fsio::check_output`: a new path or a regular file in a writable folder,
+/// never a device, FIFO, socket or folder, and none of the command's `inputs`, each named by its `what`);
+/// `flag` names it in the error.
+pub fn check_output(flag: &'static str, path: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    Ok(super::stored_reports::check_output(path, flag, inputs)?)
 }
 
 /// Writes one output file of a command: staged beside it, renamed into place (an interruption leaves

@@ -71,7 +71,7 @@ pub fn run(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         min_cluster_size: args.min_cluster_size,
     };
     if let Some(out) = &args.embedding {
-        tools::check_output("--embedding", out, ("the feature file read", &args.features))?;
+        tools::check_output("--embedding", out, &[("the feature file read", &args.features)])?;
     }
     let c = tools::cluster_features(&options).with_context(|| {
         format!("clustering {} ({:?}, {:?})", args.features.display(), args.reducer, args.clusterer)

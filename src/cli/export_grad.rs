@@ -46,11 +46,14 @@ pub fn run(args: ExportGradArgs) -> anyhow::Result<ExitCode> {
         runtime: args.runtime.settings(),
     };
     let out = args.output.clone().unwrap_or_else(|| default_output(&args.model));
-    tools::check_output("-o", &out, ("the model read", &args.model))?;
+    tools::check_output("-o", &out, &[("the model read", &args.model)])?;
     let export = tools::export_grad(&options)
         .with_context(|| format!("building the gradient graph of {}", args.model.display()))?;
-    for file in &export.external_files {
-        tools::check_output("-o", &out, ("an external-data file of the model", file))?;
+    // Its external-data files are known once it is read; checked before anything is written.
+    let external: Vec<(&str, &Path)> =
+        export.external_files.iter().map(|f| ("an external-data file of the model", f.as_path())).collect();
+    if !external.is_empty() {
+        tools::check_output("-o", &out, &external)?;
     }
     tools::write_output(&out, &export.graph).with_context(|| format!("writing {}", out.display()))?;
     let spec = &export.spec;
