@@ -25,8 +25,8 @@ use crate::detect::universal::run_universal;
 use crate::detect::DetectError;
 use crate::report::{
     AuditReport, ClassCost, ClassDetails, ClassResult, DatasetInfo, DetectorClass, DetectorReport, EffortInfo,
-    FusedContribution, FusedInfo, Level, Method, MethodInfo, Notification, Precondition, RobustnessMatch, ScreenInfo,
-    Timings, ToolInfo,
+    FusedContribution, FusedInfo, Level, Method, MethodInfo, ModelInfo, Notification, Precondition, RobustnessMatch,
+    ScreenInfo, Timings, ToolInfo,
 };
 use crate::Result;
 
@@ -66,22 +66,7 @@ pub fn audit_model(
         Clock { before: timings.load + timings.analysis + timings.graph_build + timings.session + timings.data, start };
     let k = prepared.model.num_classes();
     let mut notifications = sampling_notes(data);
-    notifications.extend(prepared.info.widened_from.as_ref().map(|from| Notification {
-        level: Level::Note,
-        message: format!(
-            "the model is stored in {from}: audited in float32 (its weights widened exactly), the same function \
-             up to its {from} roundings"
-        ),
-        class: None,
-    }));
-    notifications.extend(prepared.info.open_dims_fixed.as_ref().map(|fixed| Notification {
-        level: Level::Note,
-        message: format!(
-            "the model's image input leaves its size open: audited at the data's image size ({fixed}); a model \
-             meant for another size is audited only at this one"
-        ),
-        class: None,
-    }));
+    notifications.extend(model_notes(&prepared.info));
     let device = format!("{:?}", prepared.model.device()).to_lowercase();
     let mut parameters = plan.parameters(&device, &prepared.analysis.feature.name);
     let precondition = precondition_phase(plan, prepared, data, progress, &mut notifications, &mut timings)?;
@@ -184,6 +169,24 @@ fn sampling_notes(data: &AuditData) -> Vec<Notification> {
             class: None,
         })
         .collect()
+}
+
+/// The notes on how the model was read: stored in half precision and widened, or its open input size
+/// fixed to the data's.
+fn model_notes(info: &ModelInfo) -> Vec<Notification> {
+    let widened = info.widened_from.as_ref().map(|from| {
+        format!(
+            "the model is stored in {from}: audited in float32 (its weights widened exactly), the same function \
+             up to its {from} roundings"
+        )
+    });
+    let fixed = info.open_dims_fixed.as_ref().map(|fixed| {
+        format!(
+            "the model's image input leaves its size open: audited at the data's image size ({fixed}); a model \
+             meant for another size is audited only at this one"
+        )
+    });
+    widened.into_iter().chain(fixed).map(|message| Notification { level: Level::Note, message, class: None }).collect()
 }
 
 /// The robustness check where the method needs one (timed into `timings`), or the warning that it was

@@ -24,6 +24,10 @@ use crate::detect::reach::ReachParams;
 use crate::detect::universal::UniversalParams;
 use crate::detect::DetectError;
 
+/// The fewest classes a model may have: every detector scores a class by how far it stands out from
+/// the model's other classes, and of two neither can.
+pub const MIN_MODEL_CLASSES: usize = 3;
+
 /// Everything an audit runs with besides the model and the data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditPlan {
@@ -299,10 +303,10 @@ impl AuditPlan {
     /// (every detector compares each class with the others: of two classes, neither can stand out), every
     /// listed class exists, and the shortcut decision has at least three classes to compare.
     pub fn check_classes(&self, k: usize) -> Result<(), AuditError> {
-        if self.classes.is_none() && k < SHORTCUT_MIN_CLASSES {
+        if self.classes.is_none() && k < MIN_MODEL_CLASSES {
             return Err(AuditError::Usage(format!(
                 "the model has {k} classes: every detector compares each class with the others and needs at \
-                 least {SHORTCUT_MIN_CLASSES}, so a binary classifier cannot be audited (docs/limits.md)"
+                 least {MIN_MODEL_CLASSES}, so a binary classifier cannot be audited (docs/limits.md)"
             )));
         }
         if let Some(bad) = self.classes.iter().flatten().find(|&&c| c >= k) {
